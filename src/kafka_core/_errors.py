@@ -1,0 +1,144 @@
+"""Exceptions for the C core's error codes (csrc/kc_common.h).
+
+One place maps a ``kc_err`` code to an exception class, in the manner of
+uvloop's errors.pyx.  Record-format errors are ``ValueError`` subclasses
+(bad input); storage errors are ``OSError`` subclasses.  Each carries
+``code`` (the kc_err value) and ``kafka_error`` (the Kafka error-code name
+a broker answers with).
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+
+
+class KcError(Exception):
+    """Base of every error raised by the C core."""
+
+    code: int = 0
+    kafka_error: str = "UNKNOWN_SERVER_ERROR"
+
+
+class CorruptRecordError(KcError, ValueError):
+    """A record batch failed validation."""
+
+    kafka_error = "CORRUPT_MESSAGE"
+
+
+class TruncatedBatchError(CorruptRecordError):
+    code = -1
+
+
+class CrcMismatchError(CorruptRecordError):
+    code = -2
+
+
+class InvalidMagicError(CorruptRecordError):
+    code = -3
+
+
+class LegacyFormatError(CorruptRecordError):
+    code = -4
+    kafka_error = "UNSUPPORTED_VERSION"
+
+
+class InvalidBatchLengthError(CorruptRecordError):
+    code = -5
+
+
+class InvalidRecordCountError(CorruptRecordError):
+    code = -6
+    kafka_error = "INVALID_RECORD"
+
+
+class InvalidRecordError(CorruptRecordError):
+    code = -7
+    kafka_error = "INVALID_RECORD"
+
+
+class VarintUnderflowError(InvalidRecordError):
+    code = -8
+
+
+class VarintOverflowError(InvalidRecordError):
+    code = -9
+
+
+class ControlBatchError(CorruptRecordError):
+    code = -10
+    kafka_error = "INVALID_RECORD"
+
+
+class InvalidTimestampError(CorruptRecordError):
+    code = -11
+    kafka_error = "INVALID_TIMESTAMP"
+
+
+class LogIOError(KcError, OSError):
+    code = -20
+    kafka_error = "KAFKA_STORAGE_ERROR"
+
+
+class InvalidArgumentError(KcError, ValueError):
+    code = -22
+    kafka_error = "INVALID_REQUEST"
+
+
+class OffsetOutOfRangeError(KcError, IndexError):
+    code = -23
+    kafka_error = "OFFSET_OUT_OF_RANGE"
+
+
+class UnsupportedError(KcError, NotImplementedError):
+    code = -25
+    kafka_error = "UNSUPPORTED_VERSION"
+
+
+class ClosedError(KcError, ConnectionError):
+    code = -26
+    kafka_error = "NETWORK_EXCEPTION"
+
+
+class TooLargeError(KcError, ValueError):
+    code = -27
+    kafka_error = "MESSAGE_TOO_LARGE"
+
+
+class CorruptIndexError(KcError):
+    code = -28
+    kafka_error = "CORRUPT_MESSAGE"
+
+
+class NotFoundError(KcError, LookupError):
+    code = -29
+
+
+_BY_CODE: dict[int, type[KcError]] = {
+    cls.code: cls
+    for cls in (
+        TruncatedBatchError, CrcMismatchError, InvalidMagicError, LegacyFormatError,
+        InvalidBatchLengthError, InvalidRecordCountError, InvalidRecordError,
+        VarintUnderflowError, VarintOverflowError, ControlBatchError, InvalidTimestampError,
+        LogIOError, InvalidArgumentError, OffsetOutOfRangeError, UnsupportedError,
+        ClosedError, TooLargeError, CorruptIndexError, NotFoundError,
+    )
+}
+
+
+def error_for(code: int, text: str, detail: str = "", err: int = 0) -> KcError:
+    """Build the exception for a kc_err ``code``.
+
+    ``text`` is kc_strerror(code); ``detail`` says where (field, offset,
+    bytes wanted vs remaining); ``err`` is errno for KC_ERR_IO.
+    """
+    msg = f"{text}: {detail}" if detail else text
+    if code == -21:
+        return MemoryError(msg)  # type: ignore[return-value]
+    cls = _BY_CODE.get(code, KcError)
+    if cls is LogIOError:
+        e = LogIOError(err or _errno.EIO, f"{msg}: {os.strerror(err)}" if err else msg)
+    else:
+        e = cls(msg)
+    e.code = code
+    return e
