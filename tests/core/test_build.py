@@ -1,0 +1,18 @@
+"""The compiled core is what runs: no silent pure-Python fallback (aiokafka #514)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import kafka_core
+
+
+def test_every_extension_is_built():
+    info = kafka_core.check_build()
+    assert set(info) == {"crc32c", "transfer"}
+
+
+def test_hardware_crc_is_used_when_the_cpu_has_it():
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    expected = "sse4.2" if " sse4_2" in flags else "portable"
+    assert kafka_core.crc32c_impl() == expected
