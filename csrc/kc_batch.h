@@ -96,6 +96,14 @@ typedef struct kc_batch_summary {
     int64_t first_timestamp;
 } kc_batch_summary_t;
 
+/* Summarize n scanned batches (infos from kc_batch_scan) the way Kafka's
+ * LogValidator does without per-record work: max_timestamp is the largest
+ * batch maxTimestamp (-1 when none is larger than -1), and
+ * offset_delta_of_max_ts the last offset delta (from the buffer's first
+ * offset) of the first batch holding it, -1 when there is none.
+ * first_timestamp is the first batch's baseTimestamp (-1 when n == 0). */
+void kc_batch_summarize(const kc_batch_info_t *infos, size_t n, kc_batch_summary_t *out);
+
 /* Assign offsets in place to every batch of an already validated buffer:
  * baseOffset = next offset (starting at base_offset), partitionLeaderEpoch
  * = leader_epoch.  Neither is CRC-covered, so the CRC is left alone.
