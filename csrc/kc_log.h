@@ -83,7 +83,14 @@ typedef struct kc_append_info {
 /* Validate buf (every batch: lengths, magic, CRC32C unless SKIP_CRC, count),
  * assign offsets in place, stamp LogAppendTime when log_append_time >= 0,
  * roll the active segment if needed, and write the whole buffer with one
- * write().  Nothing is written when validation fails. */
+ * write().  Nothing is written when validation fails.
+ * Details: an empty buf is KC_ERR_ARG and a batch of 0 records
+ * KC_ERR_BAD_COUNT; without ASSIGN_OFFSETS log_append_time is ignored and
+ * offsets going back are KC_ERR_OFFSET_OUT_OF_RANGE.  offset_of_max_timestamp
+ * is the last offset of the batch holding max_timestamp (Kafka's shallow
+ * offset, as in the time index).  Time-based roll follows Kafka: the
+ * append's largest timestamp minus the segment's first batch's timestamp,
+ * or now_ms minus the creation time when the segment has no timestamps. */
 int kc_log_append(kc_log_t *l, uint8_t *buf, size_t len, uint32_t flags, int32_t leader_epoch,
                   int64_t log_append_time, int64_t now_ms, kc_append_info_t *info);
 
@@ -104,7 +111,9 @@ typedef struct kc_slice {
  * least one whole batch even if it alone is larger.  max_offset: exclusive
  * bound (high watermark / last stable offset), -1 = log end.
  * offset < start offset or > end offset: KC_ERR_OFFSET_OUT_OF_RANGE.
- * offset == end (or >= max_offset): KC_OK with length 0 and no reference held. */
+ * offset == end (or >= max_offset): KC_OK with length 0 and no reference held.
+ * A batch reaching max_offset is not readable (its last offset must be
+ * below it), so a batch straddling max_offset also gives length 0. */
 int kc_log_read(kc_log_t *l, int64_t offset, int64_t max_bytes, int64_t max_offset, kc_slice_t *out);
 void kc_slice_release(kc_slice_t *s);
 

@@ -1,0 +1,99 @@
+# Declarations of csrc/kc_log.h (the partition log).
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
+
+
+cdef extern from "kc_log.h" nogil:
+    ctypedef struct kc_log_config_t:
+        int64_t segment_bytes
+        int64_t roll_ms
+        int32_t index_interval_bytes
+        int32_t max_index_bytes
+        int64_t flush_interval_messages
+        int32_t max_batch_size
+
+    void kc_log_config_default(kc_log_config_t *cfg)
+
+    ctypedef struct kc_log_t:
+        pass
+
+    ctypedef struct kc_recovery_info_t:
+        int clean
+        int64_t segments_scanned
+        int64_t batches_scanned
+        int64_t bytes_truncated
+        int64_t segments_deleted
+        int first_error
+
+    int kc_log_open(const char *dir, const kc_log_config_t *cfg, int64_t now_ms, kc_log_t **out)
+    void kc_log_recovery_info(const kc_log_t *l, kc_recovery_info_t *out)
+    int kc_log_close(kc_log_t *l, int clean)
+    int kc_log_delete(kc_log_t *l)
+
+    ctypedef struct kc_append_info_t:
+        int64_t first_offset
+        int64_t last_offset
+        int64_t max_timestamp
+        int64_t offset_of_max_timestamp
+        int64_t log_append_time
+        int64_t batches
+        int64_t records
+        int64_t segment_base
+        int64_t position
+        int flush_due
+
+    enum:
+        KC_APPEND_ASSIGN_OFFSETS
+        KC_APPEND_SKIP_CRC
+
+    int kc_log_append(kc_log_t *l, uint8_t *buf, size_t len, uint32_t flags, int32_t leader_epoch,
+                      int64_t log_append_time, int64_t now_ms, kc_append_info_t *info)
+
+    ctypedef struct kc_slice_t:
+        int fd
+        int64_t position
+        int64_t length
+        int64_t segment_base
+        int64_t first_offset
+        int64_t last_offset
+        void *ref
+
+    int kc_log_read(kc_log_t *l, int64_t offset, int64_t max_bytes, int64_t max_offset, kc_slice_t *out)
+    void kc_slice_release(kc_slice_t *s)
+
+    ctypedef struct kc_position_t:
+        int64_t segment_base
+        int64_t position
+        int64_t batch_base_offset
+        int64_t batch_last_offset
+        int64_t batch_max_timestamp
+        int32_t batch_size
+
+    int kc_log_lookup(kc_log_t *l, int64_t offset, kc_position_t *out)
+    int kc_log_lookup_time(kc_log_t *l, int64_t ts, int64_t *offset, int64_t *found_ts, int *exact)
+    int kc_log_max_timestamp(kc_log_t *l, int64_t *ts, int64_t *offset)
+
+    int kc_log_flush(kc_log_t *l)
+    int kc_log_checkpoint(kc_log_t *l)
+    int kc_log_roll(kc_log_t *l, int64_t now_ms)
+    int kc_log_truncate_to(kc_log_t *l, int64_t offset)
+    int kc_log_retention(kc_log_t *l, int64_t now_ms, int64_t retention_ms, int64_t retention_bytes,
+                         int64_t *deleted)
+    int kc_log_delete_records(kc_log_t *l, int64_t new_start_offset)
+
+    int64_t kc_log_start_offset(kc_log_t *l)
+    int64_t kc_log_end_offset(kc_log_t *l)
+    int64_t kc_log_size_bytes(kc_log_t *l)
+    int64_t kc_log_segment_count(kc_log_t *l)
+    int64_t kc_log_recovery_point(kc_log_t *l)
+    int64_t kc_log_unflushed_messages(kc_log_t *l)
+
+    ctypedef struct kc_segment_info_t:
+        int64_t base_offset
+        int64_t size_bytes
+        int64_t next_offset
+        int64_t max_timestamp
+        int64_t created_ms
+        int64_t index_entries
+        int64_t timeindex_entries
+
+    int kc_log_segments(kc_log_t *l, kc_segment_info_t *out, size_t cap, size_t *n)
