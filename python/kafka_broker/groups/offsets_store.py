@@ -1,0 +1,308 @@
+"""Committed offsets and group metadata, durable in ``__consumer_offsets``.
+
+Layout: ``offsets.topic.num.partitions`` (default 50) partitions, one
+``kafka_core.Log`` each under ``<log dir>/__consumer_offsets-N``; a group
+lives in partition ``records.partition_for(group_id, n)`` like in Kafka.
+Records use Kafka's key/value formats (``records.py``), so the topic reads
+the same as a Kafka broker's.
+
+Durability: ``commit`` returns only after the backend's ``append`` returned;
+the server's ``append`` callable awaits its group-commit fsync when the
+flush policy asks for one, so an OffsetCommit answered with NONE survives a
+kill -9.  The in-memory view is updated after the append, never before, so a
+reader never sees an offset that may not be on disk.
+
+Start-up: ``load()`` scans every partition from its start, last value per key
+wins, a null value (tombstone) deletes the key.  Scanning reads whole batches
+and decodes records in C (``kafka_core._batch``) when it is built, else with
+the pure-Python reference decoder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import Any, Protocol
+
+from . import records as R
+from .records import GroupRecord, OffsetValue
+
+log = logging.getLogger("kafka_broker.groups.offsets")
+
+TOPIC = "__consumer_offsets"
+_READ_CHUNK = 1 << 20
+
+
+class OffsetsBackend(Protocol):
+    num_partitions: int
+
+    async def append(self, partition: int, batch: bytearray) -> None: ...
+
+    def read(self, partition: int) -> Iterator[bytes]:
+        """Raw log bytes of partition ``partition`` from its start, in chunks of whole batches."""
+        ...
+
+
+# -- record batches ------------------------------------------------------------
+
+def build_batch(items: list[tuple[bytes, bytes | None]], now_ms: int) -> bytearray:
+    """One uncompressed v2 batch holding ``items`` (key, value); offsets are assigned by the log."""
+    try:
+        from kafka_core._batch import BatchBuilder  # type: ignore[import-not-found]
+    except ImportError:
+        from kafka_protocol._pyrecords import make_batch
+        return bytearray(make_batch([(now_ms, k, v, []) for k, v in items], base_timestamp=now_ms))
+    capacity = 61 + sum(len(k) + (len(v) if v is not None else 0) + 48 for k, v in items)
+    b = BatchBuilder(capacity, base_timestamp=now_ms)
+    for k, v in items:
+        if not b.append(now_ms, k, v):
+            raise RuntimeError("offsets batch builder ran out of room")
+    return bytearray(b.finish())
+
+
+def decode_records(buf: bytes) -> Iterator[tuple[bytes | None, bytes | None]]:
+    """(key, value) of every record of the whole batches in ``buf``."""
+    try:
+        from kafka_core._batch import iter_records, scan_batches  # type: ignore[import-not-found]
+    except ImportError:
+        from kafka_protocol._pyrecords import decode_batches
+        for b in decode_batches(buf):
+            if b.attributes & 0x20:     # control batch
+                continue
+            for r in b.records:
+                yield r.key, r.value
+        return
+    mv = memoryview(buf)
+    infos, _ = scan_batches(mv, allow_partial=True)
+    for info in infos:
+        if info.is_control:
+            continue
+        if info.codec != 0:
+            log.warning("%s: skipping a compressed batch at offset %d", TOPIC, info.base_offset)
+            continue
+        for rec in iter_records(mv[info.position:info.position + info.size]):
+            yield rec.key, rec.value
+
+
+# -- backends --------------------------------------------------------------------
+
+class LogBackend:
+    """``__consumer_offsets-N`` as ``kafka_core.Log`` objects.
+
+    ``logs`` maps a partition to an open Log when the server's storage owns
+    them; otherwise they are opened under ``log_dir`` on first use.  ``append``
+    (async, ``(partition, batch)``) replaces the default append, so the
+    server's group-commit flush applies; the default appends and, with
+    ``fsync=True``, flushes in a worker thread before returning.
+    """
+
+    def __init__(self, log_dir: str | None, num_partitions: int = 50, *,
+                 logs: Callable[[int], Any] | None = None,
+                 append: Callable[[int, bytearray], Awaitable[Any]] | None = None,
+                 fsync: bool = True, log_options: dict[str, Any] | None = None) -> None:
+        self.log_dir = log_dir
+        self.num_partitions = num_partitions
+        self._get_log = logs
+        self._append = append
+        self._fsync = fsync
+        self._opts = log_options or {}
+        self._logs: dict[int, Any] = {}
+
+    def path(self, partition: int) -> str:
+        if self.log_dir is None:
+            raise ValueError("LogBackend needs log_dir or logs")
+        return os.path.join(self.log_dir, f"{TOPIC}-{partition}")
+
+    def log(self, partition: int, create: bool = True) -> Any:
+        if self._get_log is not None:
+            return self._get_log(partition)
+        lg = self._logs.get(partition)
+        if lg is None:
+            path = self.path(partition)
+            if not create and not os.path.isdir(path):
+                return None
+            from kafka_core import Log
+            os.makedirs(path, exist_ok=True)
+            lg = self._logs[partition] = Log(path, **self._opts)
+        return lg
+
+    async def append(self, partition: int, batch: bytearray) -> None:
+        if self._append is not None:
+            await self._append(partition, batch)
+            return
+        lg = self.log(partition)
+        lg.append(batch)
+        if self._fsync:
+            await asyncio.get_running_loop().run_in_executor(None, lg.flush)
+
+    def read(self, partition: int) -> Iterator[bytes]:
+        lg = self.log(partition, create=False)
+        if lg is None:
+            return
+        offset = lg.start_offset
+        while offset < lg.end_offset:
+            sl = lg.read(offset, _READ_CHUNK)
+            try:
+                if len(sl) == 0:
+                    return
+                data = os.pread(sl.fd, sl.length, sl.position)
+                last = sl.last_offset
+            finally:
+                sl.release()
+            yield data
+            offset = last + 1
+
+    def close(self) -> None:
+        for lg in self._logs.values():
+            lg.close()
+        self._logs.clear()
+
+
+class MemoryBackend:
+    """Batches kept in lists: for tests, and to model a crash (drop what was not "flushed")."""
+
+    def __init__(self, num_partitions: int = 50) -> None:
+        self.num_partitions = num_partitions
+        self.batches: dict[int, list[bytes]] = {}
+        self.fail: BaseException | None = None
+        self.appends = 0
+
+    async def append(self, partition: int, batch: bytearray) -> None:
+        await asyncio.sleep(0)
+        if self.fail is not None:
+            raise self.fail
+        self.batches.setdefault(partition, []).append(bytes(batch))
+        self.appends += 1
+
+    def read(self, partition: int) -> Iterator[bytes]:
+        yield from self.batches.get(partition, [])
+
+
+# -- the store ---------------------------------------------------------------------
+
+class OffsetsStore:
+    """In-memory view of ``__consumer_offsets``, written through ``backend``."""
+
+    def __init__(self, backend: OffsetsBackend, *, wall_clock: Callable[[], float] = time.time) -> None:
+        self.backend = backend
+        self.num_partitions = backend.num_partitions
+        self._wall = wall_clock
+        self.offsets: dict[str, dict[tuple[str, int], OffsetValue]] = {}
+        self.groups: dict[str, GroupRecord] = {}
+        self.loaded = False
+        self._inflight: dict[tuple[str, str, int], int] = {}
+
+    def now_ms(self) -> int:
+        return int(self._wall() * 1000)
+
+    def partition_for(self, group_id: str) -> int:
+        return R.partition_for(group_id, self.num_partitions)
+
+    # -- loading -------------------------------------------------------------
+    def load_sync(self) -> None:
+        offsets: dict[str, dict[tuple[str, int], OffsetValue]] = {}
+        groups: dict[str, GroupRecord] = {}
+        bad = 0
+        for p in range(self.num_partitions):
+            for chunk in self.backend.read(p):
+                for key, value in decode_records(chunk):
+                    if key is None:
+                        continue
+                    try:
+                        self._apply(offsets, groups, bytes(key), None if value is None else bytes(value))
+                    except R.RecordFormatError as e:
+                        bad += 1
+                        log.warning("%s-%d: skipping a record: %s", TOPIC, p, e)
+        if bad:
+            log.warning("%s: %d undecodable records skipped", TOPIC, bad)
+        self.offsets, self.groups, self.loaded = offsets, groups, True
+
+    async def load(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.load_sync)
+
+    @staticmethod
+    def _apply(offsets: dict[str, dict[tuple[str, int], OffsetValue]], groups: dict[str, GroupRecord],
+               key: bytes, value: bytes | None) -> None:
+        kind, group, topic, partition = R.decode_key(key)
+        if kind == "offset":
+            assert topic is not None
+            if value is None:
+                g = offsets.get(group)
+                if g is not None:
+                    g.pop((topic, partition), None)
+                    if not g:
+                        del offsets[group]
+            else:
+                offsets.setdefault(group, {})[(topic, partition)] = R.decode_offset_value(value)
+        elif kind == "group":
+            if value is None:
+                groups.pop(group, None)
+            else:
+                groups[group] = R.decode_group_value(value)
+
+    # -- writing -------------------------------------------------------------
+    async def _write(self, group_id: str, items: list[tuple[bytes, bytes | None]]) -> None:
+        if not items:
+            return
+        batch = build_batch(items, self.now_ms())
+        await self.backend.append(self.partition_for(group_id), batch)
+
+    async def commit(self, group_id: str, entries: Iterable[tuple[str, int, OffsetValue]]) -> None:
+        """Append the commits as one batch; the view changes once the append returned."""
+        entries = list(entries)
+        keys = [(group_id, t, p) for t, p, _ in entries]
+        for k in keys:
+            self._inflight[k] = self._inflight.get(k, 0) + 1
+        try:
+            await self._write(group_id, [(R.offset_key(group_id, t, p), R.offset_value(v)) for t, p, v in entries])
+        finally:
+            for k in keys:
+                n = self._inflight[k] - 1
+                if n:
+                    self._inflight[k] = n
+                else:
+                    del self._inflight[k]
+        g = self.offsets.setdefault(group_id, {})
+        for t, p, v in entries:
+            g[(t, p)] = v
+
+    def pending(self, group_id: str, topic: str, partition: int) -> bool:
+        """A commit of this partition is being written (OffsetFetch require_stable answers UNSTABLE)."""
+        return (group_id, topic, partition) in self._inflight
+
+    async def delete_offsets(self, group_id: str, keys: Iterable[tuple[str, int]]) -> None:
+        keys = list(keys)
+        await self._write(group_id, [(R.offset_key(group_id, t, p), None) for t, p in keys])
+        g = self.offsets.get(group_id)
+        if g is not None:
+            for k in keys:
+                g.pop(k, None)
+            if not g:
+                del self.offsets[group_id]
+
+    async def store_group(self, group_id: str, record: GroupRecord) -> None:
+        await self._write(group_id, [(R.group_key(group_id), R.group_value(record))])
+        self.groups[group_id] = record
+
+    async def delete_group(self, group_id: str) -> None:
+        """Tombstones for the group's metadata and every offset it committed."""
+        items: list[tuple[bytes, bytes | None]] = [(R.offset_key(group_id, t, p), None)
+                                                   for t, p in self.offsets.get(group_id, {})]
+        items.append((R.group_key(group_id), None))
+        await self._write(group_id, items)
+        self.offsets.pop(group_id, None)
+        self.groups.pop(group_id, None)
+
+    # -- reading -------------------------------------------------------------
+    def get(self, group_id: str, topic: str, partition: int) -> OffsetValue | None:
+        g = self.offsets.get(group_id)
+        return None if g is None else g.get((topic, partition))
+
+    def committed(self, group_id: str) -> dict[tuple[str, int], OffsetValue]:
+        return dict(self.offsets.get(group_id, {}))
+
+    def group_ids(self) -> set[str]:
+        return set(self.offsets) | set(self.groups)
