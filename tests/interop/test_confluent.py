@@ -105,8 +105,7 @@ def test_large_message_and_too_large(broker, topic_name):
     create_topic(broker.bootstrap, topic_name, 1, {"max.message.bytes": "200000"})
     big = bytes(range(256)) * 600  # 153,600 bytes: fits
     produce_all(broker.bootstrap, topic_name, [(b"k", big, [])])
-    got = consume_n(broker.bootstrap, topic_name, 1, **{"fetch.max.bytes": 100000,
-                                                         "max.partition.fetch.bytes": 1000})
+    got = consume_n(broker.bootstrap, topic_name, 1, **{"max.partition.fetch.bytes": 1000})
     assert got[0].value() == big  # one whole batch even above the fetch limits
     p = Producer({"bootstrap.servers": broker.bootstrap})
     errs = []
