@@ -1,0 +1,255 @@
+"""Client benchmarks (not asserted): kafka_client vs confluent-kafka vs aiokafka vs
+kafka-python against the same broker.
+
+The broker is Apache Kafka from Maven by default (KC_BENCH_BROKER=kafka-core for
+kafka-core's own); one is started for the module.  Each round moves a fixed
+number of messages, so the reported time per round converts to messages/s.
+
+  producer throughput: N messages of 200 B and 1 KiB, acks=1, batching on
+  produce latency:     one message at a time (acks=1, linger.ms=0), at a fixed
+                       rate; p50/p99 are stored in extra_info
+  consumer throughput: read N pre-produced 200 B messages from offset 0
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+N = int(os.environ.get("KC_BENCH_CLIENT_N", "20000"))
+LAT_N = int(os.environ.get("KC_BENCH_LATENCY_N", "500"))
+LAT_RATE = 500  # messages per second for the latency run
+CLIENTS = ["kafka_client", "confluent", "aiokafka", "kafka-python"]
+
+
+@pytest.fixture(scope="module")
+def broker():  # type: ignore[no-untyped-def]
+    if os.environ.get("KC_BENCH_BROKER") == "kafka-core":
+        from tests.support.broker import KafkaCoreBroker
+
+        b = KafkaCoreBroker(settings={"num.partitions": "1"})
+    else:
+        from tests.support.apache_kafka import ApacheKafka
+
+        b = ApacheKafka(heap="1g")
+    b.start()
+    yield b.bootstrap
+    b.cleanup()
+
+
+def _topic(bootstrap: str) -> str:
+    from kafka_client import AdminClient, NewTopic
+
+    name = f"bench-{uuid.uuid4().hex[:8]}"
+    with AdminClient(bootstrap) as a:
+        a.create_topics([NewTopic(name, 1, 1)], raise_on_error=True)
+    return name
+
+
+def _produce(client: str, bootstrap: str, topic: str, n: int, size: int) -> None:
+    value = b"x" * size
+    if client == "kafka_client":
+        from kafka_client import Producer
+
+        with Producer(bootstrap, acks=1, linger_ms=5, batch_size=65536) as p:
+            send = p.send
+            for _ in range(n):
+                send(topic, value)
+            p.flush()
+    elif client == "confluent":
+        import confluent_kafka as ck
+
+        p = ck.Producer({"bootstrap.servers": bootstrap, "acks": 1, "linger.ms": 5})
+        for _ in range(n):
+            while True:
+                try:
+                    p.produce(topic, value)
+                    break
+                except BufferError:
+                    p.poll(0.01)
+            p.poll(0)
+        p.flush(60)
+    elif client == "aiokafka":
+        import aiokafka
+
+        async def go() -> None:
+            p = aiokafka.AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=5, max_batch_size=65536)
+            await p.start()
+            futs = [await p.send(topic, value) for _ in range(n)]
+            await asyncio.gather(*futs)
+            await p.stop()
+
+        asyncio.run(go())
+    else:
+        import kafka
+
+        p = kafka.KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=5, batch_size=65536)
+        for _ in range(n):
+            p.send(topic, value)
+        p.flush()
+        p.close()
+
+
+@pytest.mark.parametrize("size", [200, 1024])
+@pytest.mark.parametrize("client", CLIENTS)
+def test_producer_throughput(benchmark, broker: str, client: str, size: int) -> None:  # type: ignore[no-untyped-def]
+    topic = _topic(broker)
+    benchmark.extra_info.update(messages=N, size=size)
+    benchmark.pedantic(_produce, args=(client, broker, topic, N, size), rounds=3, iterations=1)
+
+
+def _latency(client: str, bootstrap: str, topic: str) -> list[float]:
+    lat: list[float] = []
+    value = b"x" * 200
+    gap = 1 / LAT_RATE
+    if client == "kafka_client":
+        from kafka_client import AIOProducer
+
+        async def go() -> None:
+            async with AIOProducer(bootstrap, acks=1, linger_ms=0) as p:
+                await p.send(topic, value)
+                nxt = time.perf_counter()
+                for _ in range(LAT_N):
+                    t0 = time.perf_counter()
+                    await p.send(topic, value)
+                    lat.append(time.perf_counter() - t0)
+                    nxt += gap
+                    await asyncio.sleep(max(0.0, nxt - time.perf_counter()))
+
+        asyncio.run(go())
+    elif client == "confluent":
+        import confluent_kafka as ck
+
+        p = ck.Producer({"bootstrap.servers": bootstrap, "acks": 1, "linger.ms": 0})
+        p.produce(topic, value)
+        p.flush()
+        nxt = time.perf_counter()
+        for _ in range(LAT_N):
+            t0 = time.perf_counter()
+            p.produce(topic, value)
+            p.flush()
+            lat.append(time.perf_counter() - t0)
+            nxt += gap
+            time.sleep(max(0.0, nxt - time.perf_counter()))
+    elif client == "aiokafka":
+        import aiokafka
+
+        async def go2() -> None:
+            p = aiokafka.AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
+            await p.start()
+            await p.send_and_wait(topic, value)
+            nxt = time.perf_counter()
+            for _ in range(LAT_N):
+                t0 = time.perf_counter()
+                await p.send_and_wait(topic, value)
+                lat.append(time.perf_counter() - t0)
+                nxt += gap
+                await asyncio.sleep(max(0.0, nxt - time.perf_counter()))
+            await p.stop()
+
+        asyncio.run(go2())
+    else:
+        import kafka
+
+        p = kafka.KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
+        p.send(topic, value).get(30)
+        nxt = time.perf_counter()
+        for _ in range(LAT_N):
+            t0 = time.perf_counter()
+            p.send(topic, value).get(30)
+            lat.append(time.perf_counter() - t0)
+            nxt += gap
+            time.sleep(max(0.0, nxt - time.perf_counter()))
+        p.close()
+    return lat
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_produce_latency(benchmark, broker: str, client: str) -> None:  # type: ignore[no-untyped-def]
+    topic = _topic(broker)
+    result: list[float] = []
+
+    def run() -> None:
+        result[:] = _latency(client, broker, topic)
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    s = sorted(result)
+    benchmark.extra_info.update(messages=LAT_N, rate=LAT_RATE, p50_ms=s[len(s) // 2] * 1000,
+                                p99_ms=s[int(len(s) * 0.99)] * 1000)
+
+
+def _consume(client: str, bootstrap: str, topic: str, n: int) -> None:
+    if client == "kafka_client":
+        from kafka_client import AIOConsumer, TopicPartition
+
+        async def go() -> None:
+            async with AIOConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                   max_poll_records=10000) as c:
+                c.assign([TopicPartition(topic, 0)])
+                got = 0
+                while got < n:
+                    for recs in (await c.getmany(timeout_ms=1000)).values():
+                        got += len(recs)
+
+        asyncio.run(go())
+    elif client == "confluent":
+        import confluent_kafka as ck
+
+        c = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex,
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        c.assign([ck.TopicPartition(topic, 0, ck.OFFSET_BEGINNING)])
+        got = 0
+        while got < n:
+            got += len([m for m in c.consume(min(1000, n - got), 1.0) if not m.error()])
+        c.close()
+    elif client == "aiokafka":
+        import aiokafka
+
+        async def go2() -> None:
+            c = aiokafka.AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                          enable_auto_commit=False)
+            await c.start()
+            tp = aiokafka.TopicPartition(topic, 0)
+            c.assign([tp])
+            await c.seek_to_beginning(tp)
+            got = 0
+            while got < n:
+                for recs in (await c.getmany(timeout_ms=1000, max_records=10000)).values():
+                    got += len(recs)
+            await c.stop()
+
+        asyncio.run(go2())
+    else:
+        import kafka
+
+        c = kafka.KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
+        tp = kafka.TopicPartition(topic, 0)
+        c.assign([tp])
+        c.seek_to_beginning(tp)
+        got = 0
+        while got < n:
+            for recs in c.poll(1000, max_records=10000).values():
+                got += len(recs)
+        c.close()
+
+
+@pytest.fixture(scope="module")
+def filled_topic(broker: str) -> str:
+    topic = _topic(broker)
+    _produce("kafka_client", broker, topic, N, 200)
+    return topic
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_consumer_throughput(benchmark, broker: str, filled_topic: str, client: str) -> None:  # type: ignore[no-untyped-def]
+    benchmark.extra_info.update(messages=N, size=200)
+    benchmark.pedantic(_consume, args=(client, broker, filled_topic, N), rounds=3, iterations=1)

@@ -1,0 +1,139 @@
+"""Client exceptions: one class per Kafka error code, plus local failures.
+
+Every exception is a ``KafkaError`` with ``.error_code`` (the wire code, or
+``None`` for failures that happen on this side: timeouts, lost connections,
+bad frames) and ``.retriable`` (whether trying again may succeed, as Apache
+Kafka's ``RetriableException`` hierarchy says).  Broker errors are created
+with ``for_code(code, message)`` and are instances of the class named after
+the code: ``for_code(6)`` is a ``NotLeaderOrFollowerError`` whose ``.name``
+is ``"NOT_LEADER_OR_FOLLOWER"``.
+"""
+
+from __future__ import annotations
+
+from kafka_protocol.errors import ErrorCode
+
+__all__ = [
+    "KafkaError",
+    "BrokerResponseError",
+    "KafkaConnectionError",
+    "KafkaTimeoutError",
+    "BadResponseError",
+    "ClientClosedError",
+    "UnsupportedVersionError",
+    "RecordTooLargeError",
+    "OutOfOrderSequenceError",
+    "IllegalStateError",
+    "ErrorCode",
+    "for_code",
+    "raise_for_code",
+    "error_class",
+]
+
+
+class KafkaError(Exception):
+    """Base of every error this client raises."""
+
+    error_code: int | None = None
+    retriable: bool = False
+    name: str = "CLIENT_ERROR"
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        msg = self.message
+        return f"[{self.name}] {msg}" if msg else f"[{self.name}]"
+
+
+class BrokerResponseError(KafkaError):
+    """A broker answered with a non-zero error code."""
+
+    error_code: int = -1
+    name = "UNKNOWN_SERVER_ERROR"
+
+
+class KafkaConnectionError(KafkaError):
+    """The connection failed or closed before the response came (Java: NetworkException)."""
+
+    retriable = True
+    name = "NETWORK_EXCEPTION"
+
+
+class KafkaTimeoutError(KafkaError):
+    """No answer within the configured time (request.timeout.ms, delivery.timeout.ms, ...)."""
+
+    retriable = True
+    name = "REQUEST_TIMED_OUT"
+
+
+class BadResponseError(KafkaConnectionError):
+    """The broker sent a frame that does not decode, or a correlation id out of order.
+    The connection is closed; the request may be retried on a new one."""
+
+    name = "BAD_RESPONSE"
+
+
+class ClientClosedError(KafkaError):
+    name = "CLIENT_CLOSED"
+
+
+class IllegalStateError(KafkaError):
+    name = "ILLEGAL_STATE"
+
+
+class RecordTooLargeError(KafkaError):
+    """A record larger than max.request.size or buffer.memory (refused locally)."""
+
+    name = "RECORD_TOO_LARGE"
+
+
+_CLASSES: dict[int, type[BrokerResponseError]] = {}
+
+
+def _camel(name: str) -> str:
+    return "".join(p.capitalize() for p in name.lower().split("_"))
+
+
+for _code in ErrorCode:
+    if _code == ErrorCode.NONE:
+        continue
+    _cls_name = _camel(_code.name) + "Error"
+    _cls = type(_cls_name, (BrokerResponseError,), {
+        "error_code": int(_code),
+        "retriable": _code.retriable,
+        "name": _code.name,
+        "__doc__": _code.message or _code.name,
+        "__module__": __name__,
+    })
+    _CLASSES[int(_code)] = _cls
+    globals()[_cls_name] = _cls
+    __all__.append(_cls_name)
+
+UnsupportedVersionError = _CLASSES[int(ErrorCode.UNSUPPORTED_VERSION)]
+OutOfOrderSequenceError = _CLASSES[int(ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER)]
+
+
+def error_class(code: int) -> type[BrokerResponseError]:
+    """The exception class of a wire error code (unknown codes: the base class, code kept)."""
+    cls = _CLASSES.get(code)
+    if cls is None:
+        return type("UnknownCodeError", (BrokerResponseError,), {"error_code": code, "name": f"UNKNOWN_{code}"})
+    return cls
+
+
+def for_code(code: int, message: str | None = None) -> BrokerResponseError:
+    """The exception for a non-zero error code; the message defaults to Kafka's description."""
+    cls = error_class(code)
+    if not message:
+        try:
+            message = ErrorCode(code).message
+        except ValueError:
+            message = f"error code {code}"
+    return cls(message)
+
+
+def raise_for_code(code: int, message: str | None = None) -> None:
+    if code:
+        raise for_code(code, message)

@@ -1,0 +1,811 @@
+"""Producer: one engine, an asyncio API (AIOProducer) and a thread-safe sync API (Producer).
+
+Records go into one open batch per partition, a kafka_core.BatchBuilder (C
+buffer, varint records; header and CRC-32C at finish).  A batch is sent when
+it is full, when linger.ms passed, or on flush; one Produce request per
+broker carries at most one batch per partition, and up to
+max.in.flight.requests.per.connection requests are pipelined per broker.
+
+With linger.ms=0 the AIO producer sends from the caller's task right after
+appending (no hop through a sender task): the drain is a plain function that
+writes to the socket.
+
+Idempotence (default with acks=all, as in the Java client): InitProducerId
+once, then every batch carries (producerId, epoch, baseSequence) with
+per-partition sequences.  Retries keep their sequence (the broker answers a
+duplicate with the original offset), and a retried batch is only re-sent
+once no later batch of its partition is in flight, so retries never reorder.
+OUT_OF_ORDER_SEQUENCE_NUMBER for a batch that is not the next expected one is
+retried (an earlier batch failed first); for the next expected one it is
+fatal for that batch.  UNKNOWN_PRODUCER_ID for the next expected batch means
+the broker lost the producer state: like the Java client we bump the epoch
+(InitProducerId with the current id/epoch, KIP-360), restart sequences at 0
+and resend.  Any batch that fails for good leaves a gap in its partition's
+sequences, so the epoch is bumped then too, and pending batches are
+re-stamped with the new epoch and sequences.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import functools
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+import kafka_protocol as kp
+
+from ._loop import LoopThread
+from .cluster import Cluster
+from .compression import codec_id
+from .conn import ApiKey
+from .errors import (
+    ClientClosedError,
+    IllegalStateError,
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    OutOfOrderSequenceError,
+    RecordTooLargeError,
+    for_code,
+)
+from .partitioner import StickyPartitioner, partition_for_key
+from .records import BatchBuilder, close_batch, record_size_upper_bound, restamp
+
+__all__ = ["AIOProducer", "Producer", "RecordMetadata", "ProducerConfig"]
+
+log = logging.getLogger("kafka_client.producer")
+
+_PRODUCE_RETRY_METADATA = {3, 5, 6, 74, 75}  # refresh metadata before retrying
+_DUPLICATE_SEQUENCE = 46
+_OUT_OF_ORDER = 45
+_UNKNOWN_PRODUCER_ID = 59
+_INVALID_PRODUCER_EPOCH = 47
+
+
+class RecordMetadata(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+
+
+class ProducerConfig:
+    """Settings, named as the Java client's with dots turned into underscores."""
+
+    def __init__(self, bootstrap_servers: str | Iterable[str] = "localhost:9092", *,
+                 client_id: str = "kafka-core-python", acks: int | str = "all",
+                 enable_idempotence: bool | None = None, linger_ms: float = 5, batch_size: int = 16384,
+                 buffer_memory: int = 32 * 1024 * 1024, max_block_ms: int = 60000,
+                 compression_type: str | int | None = None, max_request_size: int = 1048576,
+                 request_timeout_ms: int = 30000, delivery_timeout_ms: int = 120000,
+                 retry_backoff_ms: int = 100, max_in_flight_requests_per_connection: int = 5,
+                 metadata_max_age_ms: int = 300000, connect_timeout_ms: int = 10000,
+                 partitioner: Any = None, allow_auto_create_topics: bool = True) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.client_id = client_id
+        if acks in ("all", -1, "-1"):
+            self.acks = -1
+        elif str(acks) in ("0", "1"):
+            self.acks = int(acks)
+        else:
+            raise ValueError(f"acks must be 0, 1 or 'all', not {acks!r}")
+        if enable_idempotence is None:
+            enable_idempotence = self.acks == -1
+        if enable_idempotence and self.acks != -1:
+            raise ValueError("enable_idempotence requires acks='all'")
+        self.idempotent = enable_idempotence
+        self.linger = max(0.0, linger_ms / 1000)
+        self.batch_size = batch_size
+        self.buffer_memory = buffer_memory
+        self.max_block = max_block_ms / 1000
+        self.codec = codec_id(compression_type)
+        self.max_request_size = max_request_size
+        self.request_timeout_ms = request_timeout_ms
+        self.delivery_timeout = delivery_timeout_ms / 1000
+        self.retry_backoff = retry_backoff_ms / 1000
+        self.max_in_flight = max(1, max_in_flight_requests_per_connection)
+        if self.idempotent and self.max_in_flight > 5:
+            raise ValueError("idempotence needs max_in_flight_requests_per_connection <= 5")
+        self.metadata_max_age_ms = metadata_max_age_ms
+        self.connect_timeout_ms = connect_timeout_ms
+        self.partitioner = partitioner
+        self.allow_auto_create_topics = allow_auto_create_topics
+
+
+class _Batch:
+    __slots__ = ("id", "part", "builder", "data", "count", "capacity", "created", "deadline", "waiters",
+                 "base_seq", "pid", "epoch", "stamped", "attempts", "retry_at", "done", "first_ts")
+
+    def __init__(self, bid: int, part: _Partition, builder: BatchBuilder, capacity: int, now: float,
+                 deadline: float, pid: int, epoch: int, base_seq: int) -> None:
+        self.id = bid
+        self.part = part
+        self.builder = builder
+        self.data: Any = None
+        self.count = 0
+        self.capacity = capacity
+        self.created = now
+        self.deadline = deadline
+        self.waiters: list[tuple[Any, int, int]] = []
+        self.base_seq = base_seq
+        self.pid = pid
+        self.epoch = epoch
+        self.stamped = (pid, epoch, base_seq)
+        self.attempts = 0
+        self.retry_at = 0.0
+        self.done = False
+
+
+class _Partition:
+    __slots__ = ("topic", "partition", "queue", "open", "next_seq", "last_acked", "inflight")
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.queue: collections.deque[_Batch] = collections.deque()
+        self.open: _Batch | None = None
+        self.next_seq = 0
+        self.last_acked = -1
+        self.inflight: list[_Batch] = []
+
+
+class _Engine:
+    """The producer's state machine; runs on one event loop (``loop``)."""
+
+    def __init__(self, cfg: ProducerConfig, loop: asyncio.AbstractEventLoop) -> None:
+        self.cfg = cfg
+        self.loop = loop
+        self.cluster = Cluster(cfg.bootstrap_servers, client_id=cfg.client_id,
+                               request_timeout_ms=cfg.request_timeout_ms,
+                               connect_timeout_ms=cfg.connect_timeout_ms,
+                               metadata_max_age_ms=cfg.metadata_max_age_ms, retry_backoff_ms=int(cfg.retry_backoff * 1000),
+                               allow_auto_create_topics=cfg.allow_auto_create_topics)
+        self.cluster.metadata_listeners.append(self._wake)
+        self.sticky = StickyPartitioner(cfg.batch_size)
+        self.lock = threading.RLock()
+        self.parts: dict[tuple[str, int], _Partition] = {}
+        self.pending: dict[tuple[str, int], _Partition] = {}  # partitions with something to send
+        self.node_inflight: dict[int, int] = collections.defaultdict(int)
+        self.total_inflight = 0
+        self.used = 0
+        self.mem_cond = threading.Condition(self.lock)
+        self.mem_event: asyncio.Event | None = None
+        self.next_id = 0
+        self.producer_id = -1
+        self.producer_epoch = -1
+        self._pid_future: asyncio.Future[None] | None = None
+        self.bump_needed = False
+        self._bumping = False
+        self.closed = False
+        self.force = 0  # > 0 while flushing/closing: open batches are ready now
+        self._wakeup: asyncio.Event | None = None
+        self._wake_scheduled = False
+        self._sender: asyncio.Task[None] | None = None
+        self._connecting: set[int] = set()
+        self.fatal: KafkaError | None = None
+
+    # ---- start / stop (on the loop) ----
+    async def start(self) -> None:
+        self._wakeup = asyncio.Event()
+        self.mem_event = asyncio.Event()
+        await self.cluster.bootstrap_metadata()
+        if self.cfg.idempotent:
+            await self.ensure_pid()
+        self._sender = asyncio.ensure_future(self._run())
+
+    async def ensure_pid(self) -> None:
+        if self.producer_id >= 0 or not self.cfg.idempotent:
+            return
+        if self._pid_future is None or self._pid_future.done() and self._pid_future.exception():
+            self._pid_future = asyncio.ensure_future(self._init_producer_id(bump=False))
+        await asyncio.shield(self._pid_future)
+
+    async def _init_producer_id(self, bump: bool) -> None:
+        deadline = time.monotonic() + self.cfg.max_block
+        while True:
+            try:
+                conn = await self.cluster.any_connection()
+                v = conn.version(ApiKey.INIT_PRODUCER_ID)
+                req = kp.InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=60000)
+                if bump and v >= 3:
+                    req.producer_id = self.producer_id
+                    req.producer_epoch = self.producer_epoch
+                resp = await conn.send(req, version=v)
+                if resp.error_code:
+                    raise for_code(resp.error_code, "InitProducerId")
+            except KafkaError as exc:
+                if not exc.retriable or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(self.cfg.retry_backoff)
+                continue
+            with self.lock:
+                self.producer_id = resp.producer_id
+                self.producer_epoch = resp.producer_epoch
+            return
+
+    async def close(self, timeout: float | None = None) -> None:
+        if self.closed:
+            return
+        try:
+            await asyncio.wait_for(self.flush(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            self.closed = True
+            if self._sender is not None:
+                self._sender.cancel()
+                try:
+                    await self._sender
+                except (asyncio.CancelledError, Exception):
+                    pass
+            err = ClientClosedError("producer closed before the record was delivered")
+            done: list[Any] = []
+            with self.lock:
+                for st in self.parts.values():
+                    batches = list(st.queue) + list(st.inflight) + ([st.open] if st.open else [])
+                    st.queue.clear()
+                    st.open = None
+                    for b in batches:
+                        self._complete(b, -1, -1, err, done)
+            self._resolve(done)
+            await self.cluster.close()
+
+    # ---- appending (caller's thread or task) ----
+    def choose_partition(self, topic: str, key: Any, partition: int | None, value: Any) -> int:
+        meta = self.cluster.topics.get(topic)
+        if meta is None or not meta.partitions:
+            raise IllegalStateError(f"no metadata for topic {topic!r}")
+        n = meta.num_partitions
+        if partition is not None:
+            if not 0 <= partition < n:
+                raise ValueError(f"partition {partition} out of range for {topic!r} ({n} partitions)")
+            return partition
+        if self.cfg.partitioner is not None:
+            return int(self.cfg.partitioner(key, n, meta.available()))
+        if key is not None:
+            if isinstance(key, str):
+                key = key.encode()
+            return partition_for_key(key, n)
+        return self.sticky.partition(topic, n, meta.available())
+
+    def append(self, topic: str, partition: int, key: Any, value: Any, headers: Any, ts: int,
+               waiter: Any) -> tuple[_Batch, int, bool]:
+        """Append one record; returns (batch, index in batch, whether the sender should look now)."""
+        if self.closed:
+            raise ClientClosedError("producer is closed")
+        if self.fatal is not None:
+            raise self.fatal
+        tp = (topic, partition)
+        need = record_size_upper_bound(key, value, headers)
+        if need + 61 > self.cfg.max_request_size:
+            raise RecordTooLargeError(f"record of about {need} bytes exceeds max_request_size "
+                                      f"{self.cfg.max_request_size}")
+        with self.lock:
+            st = self.parts.get(tp)
+            if st is None:
+                st = self.parts[tp] = _Partition(topic, partition)
+            b = st.open
+            kick = self.cfg.linger == 0
+            if b is not None and b.builder.append(ts, key, value, headers):
+                idx = b.count
+                b.count += 1
+            else:
+                if b is not None:
+                    self._close_open(st)
+                    kick = True
+                cap = max(self.cfg.batch_size, need + 61)
+                now = time.monotonic()
+                seq = st.next_seq if self.cfg.idempotent else -1
+                b = _Batch(self.next_id, st, BatchBuilder(cap, base_timestamp=ts, producer_id=self.producer_id,
+                                                          producer_epoch=self.producer_epoch, base_sequence=seq),
+                           cap, now, now + self.cfg.delivery_timeout, self.producer_id, self.producer_epoch, seq)
+                self.next_id += 1
+                self.used += cap
+                if not b.builder.append(ts, key, value, headers):
+                    raise RecordTooLargeError("record does not fit in an empty batch")  # pragma: no cover
+                idx = 0
+                b.count = 1
+                st.open = b
+                self.pending[tp] = st
+                if self.cfg.linger > 0:
+                    kick = True  # the sender must arm the linger timer
+            if waiter is not None:
+                b.waiters.append((waiter, idx, ts))
+        if key is None and self.cfg.partitioner is None:
+            meta = self.cluster.topics.get(topic)
+            if meta is not None:
+                self.sticky.on_append(topic, partition, need, meta.num_partitions, meta.available())
+        return b, idx, kick
+
+    def _close_open(self, st: _Partition) -> None:
+        b = st.open
+        assert b is not None
+        st.open = None
+        if self.cfg.idempotent:
+            st.next_seq = (b.base_seq + b.count) & 0x7FFFFFFF
+        b.data = close_batch(b.builder, self.cfg.codec)
+        st.queue.append(b)
+
+    # ---- memory back-pressure ----
+    def memory_full(self) -> bool:
+        return self.used >= self.cfg.buffer_memory
+
+    def wait_memory_sync(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with self.mem_cond:
+            while self.used >= self.cfg.buffer_memory:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise KafkaTimeoutError(f"buffer_memory full for {timeout:.3g}s (max_block_ms)")
+                self.mem_cond.wait(remaining)
+
+    async def wait_memory(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        assert self.mem_event is not None
+        while self.used >= self.cfg.buffer_memory:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise KafkaTimeoutError(f"buffer_memory full for {timeout:.3g}s (max_block_ms)")
+            self.mem_event.clear()
+            try:
+                await asyncio.wait_for(self.mem_event.wait(), remaining)
+            except TimeoutError:
+                pass
+
+    # ---- sender ----
+    def wake_threadsafe(self) -> None:
+        if not self._wake_scheduled:
+            self._wake_scheduled = True
+            self.loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        self._wake_scheduled = False
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    async def _run(self) -> None:
+        assert self._wakeup is not None
+        while not self.closed:
+            self._wakeup.clear()
+            try:
+                next_at = self.drain()
+            except Exception:  # pragma: no cover - a bug must not kill the sender silently
+                log.exception("producer sender failed")
+                next_at = time.monotonic() + self.cfg.retry_backoff
+            if self.cluster.stale():
+                self.cluster.request_refresh()
+            timeout = None if next_at is None else max(0.0, next_at - time.monotonic())
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    def drain(self) -> float | None:
+        """Send whatever is ready, on this (the loop's) thread; returns when to look again."""
+        now = time.monotonic()
+        next_at: float | None = None
+        expired: list[Any] = []
+        by_node: dict[int, list[_Partition]] = {}
+        with self.lock:
+            if self.bump_needed:
+                self._maybe_bump()
+                return None
+            need_meta = False
+            for tp, st in list(self.pending.items()):
+                if not st.queue and st.open is None:
+                    del self.pending[tp]
+                    continue
+                # Expire batches that waited longer than delivery.timeout.ms (never in-flight ones).
+                while st.queue and st.queue[0].deadline <= now:
+                    b = st.queue.popleft()
+                    self._fail_batch(b, KafkaTimeoutError(
+                        f"{tp[0]}-{tp[1]}: batch expired after {self.cfg.delivery_timeout:.3g}s "
+                        f"(delivery_timeout_ms)"), expired)
+                if st.open is not None and not st.queue:
+                    if st.open.deadline <= now:
+                        self._close_open(st)
+                        continue
+                    ready_at = st.open.created + self.cfg.linger
+                    if self.force or ready_at <= now:
+                        self._close_open(st)
+                    else:
+                        next_at = ready_at if next_at is None else min(next_at, ready_at)
+                        continue
+                if not st.queue:
+                    continue
+                leader = self.cluster.leader_for(st.topic, st.partition)
+                if leader < 0:
+                    need_meta = True
+                    continue
+                by_node.setdefault(leader, []).append(st)
+            if need_meta:
+                self.cluster.request_refresh()
+                t = now + self.cfg.retry_backoff
+                next_at = t if next_at is None else min(next_at, t)
+            for node, parts in by_node.items():
+                t = self._drain_node(node, parts, now)
+                if t is not None:
+                    next_at = t if next_at is None else min(next_at, t)
+        self._resolve(expired)
+        return next_at
+
+    def _drain_node(self, node: int, parts: list[_Partition], now: float) -> float | None:
+        conn = self.cluster.connection_if_ready(node)
+        if conn is None:
+            if node not in self._connecting:
+                self._connecting.add(node)
+                fut = asyncio.ensure_future(self.cluster.connection(node))
+                fut.add_done_callback(functools.partial(self._connected, node))
+            return None
+        next_at: float | None = None
+        while self.node_inflight[node] < self.cfg.max_in_flight:
+            batches: list[_Batch] = []
+            size = 0
+            for st in parts:
+                b = st.queue[0] if st.queue else None
+                if b is None:
+                    continue
+                if b.retry_at > now:
+                    next_at = b.retry_at if next_at is None else min(next_at, b.retry_at)
+                    continue
+                if self.cfg.idempotent and b.attempts and st.inflight:
+                    continue  # a retry goes out only when nothing later of its partition is in flight
+                blen = len(b.data)
+                if batches and size + blen > self.cfg.max_request_size:
+                    continue
+                st.queue.popleft()
+                batches.append(b)
+                size += blen
+            if not batches:
+                break
+            self._send(conn, node, batches)
+        return next_at
+
+    def _connected(self, node: int, fut: asyncio.Future[Any]) -> None:
+        self._connecting.discard(node)
+        if fut.cancelled():
+            return
+        if fut.exception() is not None:
+            self.cluster.request_refresh()
+            self.loop.call_later(self.cfg.retry_backoff, self._wake)
+            return
+        self._wake()
+
+    def _send(self, conn: Any, node: int, batches: list[_Batch]) -> None:
+        topics: dict[str, list[Any]] = {}
+        for b in batches:
+            st = b.part
+            if self.cfg.idempotent and (b.pid, b.epoch, b.base_seq) != b.stamped:
+                b.data = restamp(b.data, b.pid, b.epoch, b.base_seq)
+                b.stamped = (b.pid, b.epoch, b.base_seq)
+            topics.setdefault(st.topic, []).append(
+                kp.ProduceRequest.PartitionProduceData(index=st.partition, records=b.data))
+            st.inflight.append(b)
+        req = kp.ProduceRequest(transactional_id=None, acks=self.cfg.acks, timeout_ms=self.cfg.request_timeout_ms,
+                                topic_data=[kp.ProduceRequest.TopicProduceData(name=t, partition_data=p)
+                                            for t, p in topics.items()])
+        self.node_inflight[node] += 1
+        self.total_inflight += 1
+        fut = conn.send_nowait(req, expect_response=self.cfg.acks != 0,
+                               timeout=self.cfg.request_timeout_ms / 1000 + 5)
+        if fut.done():
+            self._on_response(node, batches, fut)
+        else:
+            fut.add_done_callback(functools.partial(self._on_response, node, batches))
+
+    def _on_response(self, node: int, batches: list[_Batch], fut: asyncio.Future[Any]) -> None:
+        done: list[Any] = []
+        with self.lock:
+            self.node_inflight[node] -= 1
+            self.total_inflight -= 1
+            exc = fut.exception() if not fut.cancelled() else KafkaConnectionError("request cancelled")
+            if exc is not None:
+                err = exc if isinstance(exc, KafkaError) else KafkaConnectionError(str(exc))
+                self.cluster.request_refresh()
+                for b in batches:
+                    self._retry_or_fail(b, err, done)
+            else:
+                resp = fut.result()
+                if resp is None:  # acks=0
+                    for b in batches:
+                        self._complete(b, -1, -1, None, done)
+                else:
+                    results = {}
+                    for t in resp.responses:
+                        for p in t.partition_responses:
+                            results[(t.name, p.index)] = p
+                    for b in batches:
+                        pr = results.get((b.part.topic, b.part.partition))
+                        if pr is None:
+                            self._retry_or_fail(b, KafkaConnectionError("partition missing from the response"), done)
+                        else:
+                            self._on_partition(b, pr, done)
+            if self.bump_needed:
+                self._maybe_bump()
+        self._resolve(done)
+        self.drain()
+        self._wake()
+
+    def _on_partition(self, b: _Batch, pr: Any, done: list[Any]) -> None:
+        code = pr.error_code
+        st = b.part
+        if code == 0 or code == _DUPLICATE_SEQUENCE:
+            if self.cfg.idempotent:
+                st.last_acked = (b.base_seq + b.count - 1) & 0x7FFFFFFF
+            self._complete(b, pr.base_offset if code == 0 else -1, pr.log_append_time_ms, None, done)
+            return
+        err = for_code(code, pr.error_message)
+        if code in _PRODUCE_RETRY_METADATA:
+            self.cluster.request_refresh()
+        if self.cfg.idempotent:
+            expected = (st.last_acked + 1) & 0x7FFFFFFF
+            if code == _OUT_OF_ORDER:
+                behind = 0 < ((expected - b.base_seq) & 0x7FFFFFFF) < (1 << 30)
+                if behind and b.epoch == self.producer_epoch:
+                    # Later batches of this partition were written while this one got a retriable
+                    # error (e.g. NOT_LEADER while a new partition's leader was starting): it can no
+                    # longer be written under this epoch.  It was never written, so bump and resend.
+                    self.bump_needed = True
+                    self._retry_or_fail(b, err, done, force_retriable=True)
+                elif b.base_seq != expected or b.epoch != self.producer_epoch:
+                    self._retry_or_fail(b, err, done, force_retriable=True)  # an earlier batch failed first
+                else:
+                    self._fail_batch(b, OutOfOrderSequenceError(
+                        f"{st.topic}-{st.partition}: broker expected another sequence than {b.base_seq}"), done)
+                return
+            if code == _UNKNOWN_PRODUCER_ID or (code == _INVALID_PRODUCER_EPOCH and b.epoch < self.producer_epoch):
+                if b.base_seq == expected or b.epoch < self.producer_epoch or st.last_acked < 0:
+                    self.bump_needed = True
+                self._retry_or_fail(b, err, done, force_retriable=True)
+                return
+        self._retry_or_fail(b, err, done)
+
+    def _retry_or_fail(self, b: _Batch, err: KafkaError, done: list[Any], force_retriable: bool = False) -> None:
+        st = b.part
+        if b in st.inflight:
+            st.inflight.remove(b)
+        now = time.monotonic()
+        if (err.retriable or force_retriable) and now < b.deadline and not self.closed:
+            b.attempts += 1
+            b.retry_at = now + self.cfg.retry_backoff
+            # Keep the queue in batch order (= sequence order) with the retry in front of newer batches.
+            i = 0
+            while i < len(st.queue) and st.queue[i].id < b.id:
+                i += 1
+            st.queue.insert(i, b)
+            self.pending[(st.topic, st.partition)] = st
+            return
+        self._fail_batch(b, err, done)
+
+    def _fail_batch(self, b: _Batch, err: KafkaError, done: list[Any]) -> None:
+        if self.cfg.idempotent:
+            # The batch's sequences were never written: later batches would be out of order.
+            self.bump_needed = True
+        self._complete(b, -1, -1, err, done)
+
+    def _complete(self, b: _Batch, offset: int, log_append_time: int, err: BaseException | None,
+                  done: list[Any]) -> None:
+        if b.done:
+            return
+        b.done = True
+        st = b.part
+        if b in st.inflight:
+            st.inflight.remove(b)
+        self.used -= b.capacity
+        b.builder = None  # type: ignore[assignment]
+        b.data = None
+        done.append((b, offset, log_append_time, err))
+
+    def _resolve(self, done: list[Any]) -> None:
+        """Complete futures outside the lock (sync futures run callbacks right away)."""
+        if not done:
+            return
+        if self.mem_event is not None:
+            self.mem_event.set()
+        with self.mem_cond:
+            self.mem_cond.notify_all()
+        for b, offset, lat, err in done:
+            topic, partition = b.part.topic, b.part.partition
+            for fut, idx, ts in b.waiters:
+                if fut.done():
+                    continue
+                if err is not None:
+                    fut.set_exception(err)
+                else:
+                    fut.set_result(RecordMetadata(topic, partition, offset + idx if offset >= 0 else -1,
+                                                  lat if lat is not None and lat >= 0 else ts))
+
+    def _maybe_bump(self) -> None:
+        if self._bumping or self.total_inflight:
+            return
+        self._bumping = True
+        fut = asyncio.ensure_future(self._bump())
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    async def _bump(self) -> None:
+        try:
+            await self._init_producer_id(bump=True)
+        except KafkaError as exc:
+            log.error("producer epoch bump failed: %s", exc)
+            with self.lock:
+                self.fatal = exc
+            done: list[Any] = []
+            with self.lock:
+                for st in self.parts.values():
+                    while st.queue:
+                        self._complete(st.queue.popleft(), -1, -1, exc, done)
+            self._resolve(done)
+            return
+        finally:
+            self._bumping = False
+        with self.lock:
+            self.bump_needed = False
+            # New epoch: every partition's sequences restart at 0, pending batches re-stamped in order.
+            for st in self.parts.values():
+                seq = 0
+                st.last_acked = -1
+                for b in list(st.queue) + ([st.open] if st.open else []):
+                    b.pid, b.epoch, b.base_seq = self.producer_id, self.producer_epoch, seq
+                    seq = (seq + b.count) & 0x7FFFFFFF
+                st.next_seq = seq
+                if st.open is not None:
+                    # The open builder still has the old stamp; it is re-stamped when sent.
+                    pass
+        self._wake()
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Send everything appended so far and wait until it is acknowledged (or failed)."""
+        self.force += 1
+        try:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                with self.lock:
+                    busy = self.total_inflight or any(st.queue or st.open or st.inflight
+                                                      for st in self.parts.values())
+                if not busy:
+                    return
+                self._wake()
+                if deadline is not None and time.monotonic() > deadline:
+                    raise KafkaTimeoutError(f"flush did not complete in {timeout:.3g}s")
+                await asyncio.sleep(0.002)
+        finally:
+            self.force -= 1
+
+
+class AIOProducer:
+    """asyncio producer. ``await start()`` (or ``async with``) before sending."""
+
+    def __init__(self, bootstrap_servers: str | Iterable[str] = "localhost:9092", **config: Any) -> None:
+        self.config = ProducerConfig(bootstrap_servers, **config)
+        self._engine: _Engine | None = None
+
+    async def start(self) -> AIOProducer:
+        self._engine = _Engine(self.config, asyncio.get_running_loop())
+        try:
+            await self._engine.start()
+        except BaseException:
+            await self._engine.cluster.close()
+            raise
+        return self
+
+    async def __aenter__(self) -> AIOProducer:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def engine(self) -> _Engine:
+        if self._engine is None:
+            raise IllegalStateError("producer not started: await start() first")
+        return self._engine
+
+    async def partitions_for(self, topic: str) -> list[int]:
+        meta = await self.engine.cluster.wait_for_topic(topic, self.config.max_block)
+        return sorted(meta.partitions)
+
+    async def _prepare(self, topic: str) -> None:
+        e = self.engine
+        if topic not in e.cluster.topics or not e.cluster.topics[topic].partitions:
+            await e.cluster.wait_for_topic(topic, self.config.max_block)
+        if e.used >= self.config.buffer_memory:
+            await e.wait_memory(self.config.max_block)
+
+    def send_nowait(self, topic: str, value: Any = None, key: Any = None, headers: Sequence[Any] | None = None,
+                    partition: int | None = None, timestamp_ms: int | None = None) -> asyncio.Future[RecordMetadata]:
+        """Append without waiting (metadata for ``topic`` must be known, e.g. after a first
+        ``await send``); the returned future resolves on delivery."""
+        e = self.engine
+        fut: asyncio.Future[RecordMetadata] = e.loop.create_future()
+        p = e.choose_partition(topic, key, partition, value)
+        ts = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
+        _, _, kick = e.append(topic, p, key, value, headers or (), ts, fut)
+        if kick:
+            if self.config.linger == 0:
+                e.drain()
+            else:
+                e._wake()
+        return fut
+
+    async def send(self, topic: str, value: Any = None, key: Any = None, headers: Sequence[Any] | None = None,
+                   partition: int | None = None, timestamp_ms: int | None = None) -> RecordMetadata:
+        """Append the record and wait for its delivery; returns its offset."""
+        await self._prepare(topic)
+        return await self.send_nowait(topic, value, key, headers, partition, timestamp_ms)
+
+    async def flush(self, timeout: float | None = None) -> None:
+        await self.engine.flush(timeout)
+
+    async def close(self, timeout: float | None = None) -> None:
+        if self._engine is not None:
+            await self._engine.close(timeout)
+
+
+class Producer:
+    """Thread-safe synchronous producer; the engine's loop runs in a background thread.
+    ``send`` returns a ``concurrent.futures.Future`` of ``RecordMetadata``."""
+
+    def __init__(self, bootstrap_servers: str | Iterable[str] = "localhost:9092", **config: Any) -> None:
+        self.config = ProducerConfig(bootstrap_servers, **config)
+        self._thread = LoopThread("kafka-producer")
+        self._engine: _Engine = self._thread.call(self._create)
+        try:
+            self._thread.run(self._engine.start(), timeout=self.config.max_block + 5)
+        except BaseException:
+            self._thread.run(self._engine.cluster.close())
+            self._thread.stop()
+            raise
+
+    async def _create(self) -> _Engine:
+        return _Engine(self.config, asyncio.get_running_loop())
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def partitions_for(self, topic: str) -> list[int]:
+        meta = self._thread.run(self._engine.cluster.wait_for_topic(topic, self.config.max_block))
+        return sorted(meta.partitions)
+
+    def send(self, topic: str, value: Any = None, key: Any = None, headers: Sequence[Any] | None = None,
+             partition: int | None = None, timestamp_ms: int | None = None,
+             on_delivery: Any = None) -> concurrent.futures.Future[RecordMetadata]:
+        """Append the record; the future resolves on delivery.  ``on_delivery(err, metadata)`` is
+        called on the producer's thread when given.  Blocks up to max_block_ms for metadata of a new
+        topic or while buffer_memory is full."""
+        e = self._engine
+        meta = e.cluster.topics.get(topic)
+        if meta is None or not meta.partitions:
+            self._thread.run(e.cluster.wait_for_topic(topic, self.config.max_block))
+        if e.used >= self.config.buffer_memory:
+            e.wait_memory_sync(self.config.max_block)
+        fut: concurrent.futures.Future[RecordMetadata] = concurrent.futures.Future()
+        if on_delivery is not None:
+            def _cb(f: concurrent.futures.Future[RecordMetadata]) -> None:
+                exc = f.exception()
+                on_delivery(exc, None if exc else f.result())
+            fut.add_done_callback(_cb)
+        p = e.choose_partition(topic, key, partition, value)
+        ts = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
+        _, _, kick = e.append(topic, p, key, value, headers or (), ts, fut)
+        if kick:
+            e.wake_threadsafe()
+        return fut
+
+    def flush(self, timeout: float | None = None) -> None:
+        self._thread.run(self._engine.flush(timeout))
+
+    def close(self, timeout: float | None = None) -> None:
+        if self._thread.stopped:
+            return
+        try:
+            self._thread.run(self._engine.close(timeout))
+        finally:
+            self._thread.stop()

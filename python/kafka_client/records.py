@@ -1,0 +1,80 @@
+"""Record batches on the client side: build (producer) and decode (consumer).
+
+All per-record byte work is in kafka_core (C): ``BatchBuilder`` appends
+records as varints into one C-owned buffer and fills in the header and
+CRC-32C at ``finish``; ``scan_batches`` + ``iter_records`` parse fetched
+data.  Python here works per batch, never per byte.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from kafka_core import BatchBuilder, Record, crc32c, iter_records, scan_batches
+
+from .compression import compress, decompress
+
+__all__ = ["BatchBuilder", "Record", "HEADER_SIZE", "close_batch", "restamp", "decode_records",
+           "record_size_upper_bound"]
+
+HEADER_SIZE = 61
+_RESTAMP = struct.Struct(">qhi")  # producerId 43:8, producerEpoch 51:2, baseSequence 53:4
+
+
+def record_size_upper_bound(key: Any, value: Any, headers: Any) -> int:
+    """Bytes a record can take in a batch, at most (varint overheads rounded up)."""
+    n = 32 + (len(key) if key is not None else 0) + (len(value) if value is not None else 0)
+    if headers:
+        for hk, hv in headers:
+            n += 10 + len(hk) + (len(hv) if hv is not None else 0)
+    return n
+
+
+def close_batch(builder: BatchBuilder, codec: int) -> memoryview:
+    """Finish a batch: compress its records section with ``codec`` unless that makes it larger."""
+    if codec:
+        section = builder.records_view()
+        data = compress(codec, section)
+        if len(data) < len(section):
+            return builder.finish_compressed(codec, data)
+    return builder.finish()
+
+
+def restamp(batch: Any, producer_id: int, producer_epoch: int, base_sequence: int) -> bytearray:
+    """A copy of a finished batch with new producer id/epoch/base sequence and its CRC recomputed
+    (used when an idempotent producer bumps its epoch and re-sequences pending batches)."""
+    buf = bytearray(batch)
+    _RESTAMP.pack_into(buf, 43, producer_id, producer_epoch, base_sequence)
+    struct.pack_into(">I", buf, 17, crc32c(memoryview(buf)[21:]))
+    return buf
+
+
+def decode_records(buf: Any, fetch_offset: int, *, check_crcs: bool = True,
+                   aborted: Any = None) -> tuple[list[Record], int]:
+    """Records at or after ``fetch_offset`` in fetched data (whole batches; a truncated last batch
+    is ignored), and the offset to fetch next.  Control batches are skipped; with ``aborted``
+    (a set of producer ids whose transactions were aborted, read_committed) their data batches
+    are skipped too."""
+    infos, _valid = scan_batches(buf, verify_crc=check_crcs, allow_partial=True)
+    out: list[Record] = []
+    next_offset = fetch_offset
+    mv = memoryview(buf)
+    for info in infos:
+        last = info.last_offset
+        if last < fetch_offset:
+            continue
+        next_offset = last + 1
+        if info.is_control or (aborted and info.is_transactional and info.producer_id in aborted):
+            continue
+        lat = info.max_timestamp if info.timestamp_type == 1 else -1
+        pos = info.position
+        if info.codec:
+            section = decompress(info.codec, mv[pos + HEADER_SIZE:pos + info.size])
+            recs = iter_records(section, info.base_offset, info.base_timestamp, log_append_time=lat)
+        else:
+            recs = iter_records(mv[pos:pos + info.size], log_append_time=lat)
+        if info.base_offset < fetch_offset:
+            recs = [r for r in recs if r.offset >= fetch_offset]
+        out += recs
+    return out, next_offset
