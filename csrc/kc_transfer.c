@@ -258,6 +258,7 @@ static int xfer_copy(int sock, kc_xfer_t *x) {
          * header and the data leave together. */
         while (next < x->nparts && x->parts[next].len == 0) next++;
         int more = 0;
+        size_t after = next; /* first part not in this sendmsg */
         if (next < x->nparts && x->parts[next].fd >= 0) {
             const kc_xfer_part_t *p = &x->parts[next];
             size_t o = next == x->idx ? x->off : 0;
@@ -275,8 +276,10 @@ static int xfer_copy(int sock, kc_xfer_t *x) {
                 iov[n].iov_len = (size_t)r;
                 n++;
                 if ((size_t)r < p->len - o) more = 1;
+                else after = next + 1;
             }
         }
+        for (size_t i = after; !more && i < x->nparts; i++) more = x->parts[i].len > 0;
         size_t expect = 0;
         for (int i = 0; i < n; i++) expect += iov[i].iov_len;
         struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
@@ -344,13 +347,25 @@ static int ring_get(kc_xfer_tls_t *t) {
     return KC_OK;
 }
 
+/* After a failed submit: drop the ring and pipe; the next call makes new
+ * ones (the kernel cancels anything still queued when the ring closes). */
+static void ring_reset(kc_xfer_tls_t *t) {
+    if (t->ring_state != 1) return;
+    io_uring_queue_exit(&t->ring);
+    close(t->pipefd[0]);
+    close(t->pipefd[1]);
+    t->ring_state = 0;
+}
+
 /* Throw away what is left in the pipe: those bytes were never counted as
  * sent, so the next call splices them from the file again. */
 static void pipe_discard(kc_xfer_tls_t *t) {
     char scratch[4096];
     uint8_t *b = t->buf ? t->buf : (uint8_t *)scratch;
     size_t cap = t->buf ? KC_XFER_COPY_BUF : sizeof scratch;
+    int saved = errno; /* keep the cause of the error being returned */
     while (read(t->pipefd[0], b, cap) > 0) {}
+    errno = saved;
 }
 
 enum { OP_SEND, OP_SPLICE_IN, OP_SPLICE_OUT };
@@ -428,22 +443,26 @@ static int xfer_uring(int sock, kc_xfer_t *x) {
         int sr;
         do sr = io_uring_submit_and_wait(&t->ring, (unsigned)nops);
         while (sr == -EINTR);
-        if (sr < 0) { rc = errno_code(-sr); break; }
+        if (sr < 0) { rc = errno_code(-sr); ring_reset(t); break; }
+        /* Operations the kernel did not take count as never run. */
         int res[KC_URING_ENTRIES];
-        for (int got = 0; got < nops;) {
+        for (int i = 0; i < nops; i++) res[i] = -ECANCELED;
+        for (int got = 0; got < sr;) {
             struct io_uring_cqe *cqe;
             int w = io_uring_wait_cqe(&t->ring, &cqe);
             if (w == -EINTR) continue;
-            if (w < 0) { rc = errno_code(-w); goto out; } /* cannot happen with ops in flight */
-            res[cqe->user_data] = cqe->res;
+            if (w < 0) { rc = errno_code(-w); ring_reset(t); goto out; }
+            if (cqe->user_data < (uint64_t)nops) res[cqe->user_data] = cqe->res;
             io_uring_cqe_seen(&t->ring, cqe);
             got++;
         }
+        if (sr < nops) ring_reset(t); /* drops the unsubmitted tail */
         /* Walk the chain in order: progress is what reached the socket. */
         size_t in_pipe = 0;
-        for (int i = 0; i < nops && rc == KC_OK; i++) {
+        int i = 0;
+        for (; i < nops && rc == KC_OK; i++) {
             int r = res[i];
-            if (r == -ECANCELED) break; /* an earlier op cut the chain */
+            if (r == -ECANCELED) break; /* an earlier op cut the chain, or not submitted */
             if (ops[i].kind == OP_SPLICE_IN) {
                 if (r == 0) { errno = EIO; rc = KC_ERR_IO; break; } /* file too short */
                 if (r < 0) { rc = errno_code(-r); break; }
@@ -468,7 +487,13 @@ static int xfer_uring(int sock, kc_xfer_t *x) {
                 else if (in_pipe > 0) rc = KC_ERR_AGAIN;
             }
             if (in_pipe > 0) pipe_discard(t);
+        } else if (i < nops && t->ring_state == 1) {
+            /* The chain was cut: nothing after the cut ran, so the pipe is
+             * empty; make sure, since stale bytes would corrupt the next
+             * stream (one read on the error path only). */
+            pipe_discard(t);
         }
+        if (t->ring_state != 1) { if (rc == KC_OK) rc = KC_ERR_AGAIN; break; }
     }
 out:
     sigpipe_unblock(&g, rc);
@@ -500,7 +525,21 @@ void kc_xfer_init(kc_xfer_t *x, const kc_xfer_part_t *parts, size_t nparts) {
 }
 
 int kc_xfer_auto_mode(void) {
-    /* Decided by benches/test_bench_transfer.py (see the numbers there). */
+    /* sendfile, from benches/test_bench_transfer.py (64 MiB file range to a
+     * loopback TCP socket drained by a reader process; 2-core VM shared
+     * with other builds, kernel 6.18, two runs of 20 rounds):
+     *              MB/s        CPU s/GB sender thread   CPU s/GB process
+     *   copy       2358-2398   0.163-0.166              0.163-0.166
+     *   sendfile   2589-2606   0.146-0.153              0.145-0.152
+     *   io_uring   2755-3287   0.008-0.009              0.198-0.221
+     * io_uring moves bytes fastest, but only because its splices run in
+     * io-wq kernel threads (IORING_OP_SPLICE is always punted there): the
+     * sending thread looks idle while the process burns ~1.4x sendfile's
+     * CPU per GB on a second core.  A broker with many connections is CPU
+     * bound, so AUTO takes the mode with the least CPU per byte.
+     * (IORING_OP_SEND_ZC is not used: its buffer-release notification
+     * comes only when the peer has consumed the data, so waiting for it
+     * would wait for the peer, and loopback copies zero-copy sends anyway.) */
     return KC_XFER_SENDFILE;
 }
 

@@ -50,5 +50,12 @@ int kc_xfer_send(int sock, kc_xfer_t *x, int mode);
 int kc_xfer_uring_available(void);
 int kc_xfer_auto_mode(void);
 const char *kc_xfer_mode_name(int mode);
+/* Additions (backward compatible):
+ * kc_xfer_set_uring_disabled(1) makes kc_xfer_uring_available() return 0
+ * from now on (tests; the environment variable KC_NO_URING=1 read at the
+ * first check does the same).  kc_xfer_thread_cleanup() frees the calling
+ * thread's ring, pipe and copy buffer now rather than at thread exit. */
+void kc_xfer_set_uring_disabled(int disabled);
+void kc_xfer_thread_cleanup(void);
 
 #endif

@@ -1,0 +1,175 @@
+# cython: language_level=3
+"""Send a response made of memory parts and file slices to a socket.
+
+``Transfer(parts)`` holds the parts for as long as it lives: bytes-like
+parts through a held Py_buffer (so the memory cannot move or be freed),
+file parts as (fd, position, length) plus a reference to the object that
+owns the fd (a ``FileSlice``).  ``send`` releases the GIL around
+kc_xfer_send (csrc/kc_transfer.c), which moves the bytes with writev +
+sendfile, io_uring or pread + send; no record byte passes through Python.
+"""
+
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_CheckBuffer, PyObject_GetBuffer
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.errno cimport errno
+from libc.stdint cimport int64_t, uint8_t
+from libc.string cimport memset
+
+from kafka_core.kc_common cimport KC_ERR_AGAIN, KC_ERR_IO, KC_OK, kc_strerror
+from kafka_core.kc_transfer cimport (
+    kc_xfer_auto_mode,
+    kc_xfer_init,
+    kc_xfer_mode_name,
+    kc_xfer_part_t,
+    kc_xfer_send,
+    kc_xfer_set_uring_disabled,
+    kc_xfer_t,
+    kc_xfer_uring_available,
+)
+
+from kafka_core._errors import error_for
+
+XFER_AUTO = 0
+XFER_SENDFILE = 1
+XFER_URING = 2
+XFER_COPY = 3
+
+
+def uring_available():
+    """True when io_uring works here (built with liburing, allowed by the kernel)."""
+    return kc_xfer_uring_available() != 0
+
+
+def auto_mode():
+    """The mode XFER_AUTO uses."""
+    return kc_xfer_auto_mode()
+
+
+def mode_name(int mode):
+    """"sendfile", "io_uring", "copy", "auto" or "unknown"."""
+    return kc_xfer_mode_name(mode).decode()
+
+
+def set_uring_disabled(bint disabled):
+    """Make uring_available() False from now on (tests; KC_NO_URING=1 does it at start)."""
+    kc_xfer_set_uring_disabled(disabled)
+
+
+cdef class Transfer:
+    """One response: a sequence of memory parts and file parts sent in order.
+
+    Each part is a bytes-like object, a tuple ``(fd, position, length)`` or an
+    object with integer attributes ``fd``, ``position``, ``length`` (a
+    ``FileSlice``).  The Transfer keeps every part object alive.
+    """
+
+    cdef kc_xfer_t _x
+    cdef kc_xfer_part_t *_parts
+    cdef Py_buffer *_views
+    cdef Py_ssize_t _nviews
+    cdef list _keep
+    cdef bint _busy
+
+    def __cinit__(self, parts):
+        cdef list items = list(parts)
+        cdef Py_ssize_t n = len(items), i
+        cdef kc_xfer_part_t *p
+        cdef object fd, pos, length
+        self._keep = items
+        self._parts = <kc_xfer_part_t *>PyMem_Malloc((n if n else 1) * sizeof(kc_xfer_part_t))
+        self._views = <Py_buffer *>PyMem_Malloc((n if n else 1) * sizeof(Py_buffer))
+        if self._parts == NULL or self._views == NULL:
+            raise MemoryError()
+        memset(self._parts, 0, (n if n else 1) * sizeof(kc_xfer_part_t))
+        for i in range(n):
+            obj = items[i]
+            p = &self._parts[i]
+            if isinstance(obj, tuple):
+                if len(obj) != 3:
+                    raise TypeError(f"part {i}: a file part tuple is (fd, position, length), got {len(obj)} items")
+                fd, pos, length = obj
+            elif PyObject_CheckBuffer(obj):
+                PyObject_GetBuffer(obj, &self._views[self._nviews], PyBUF_SIMPLE)
+                self._nviews += 1
+                p.data = <const uint8_t *>self._views[self._nviews - 1].buf
+                p.fd = -1
+                p.offset = 0
+                p.len = <size_t>self._views[self._nviews - 1].len
+                continue
+            else:
+                try:
+                    fd, pos, length = obj.fd, obj.position, obj.length
+                except AttributeError:
+                    raise TypeError(
+                        f"part {i}: expected a bytes-like object, a (fd, position, length) tuple or a "
+                        f"FileSlice, got {type(obj).__name__}"
+                    ) from None
+            if fd < 0 or pos < 0 or length < 0:
+                raise ValueError(f"part {i}: fd={fd} position={pos} length={length} must all be >= 0")
+            p.data = NULL
+            p.fd = <int>fd
+            p.offset = <int64_t>pos
+            p.len = <size_t>length
+        kc_xfer_init(&self._x, self._parts, <size_t>n)
+
+    def __dealloc__(self):
+        cdef Py_ssize_t i
+        if self._views != NULL:
+            for i in range(self._nviews):
+                PyBuffer_Release(&self._views[i])
+            PyMem_Free(self._views)
+        PyMem_Free(self._parts)
+
+    def send(self, sock, int mode=XFER_AUTO):
+        """Send as much as the socket takes.
+
+        True when everything is sent; False when the socket is full (wait
+        until it is writable and call again).  ``sock`` is a file descriptor
+        or an object with ``fileno()``.  Raises ClosedError when the peer is
+        gone, LogIOError (an OSError) for I/O errors, EIO when a file is
+        shorter than its part, UnsupportedError for XFER_URING without io_uring.
+        """
+        cdef int fd = sock if isinstance(sock, int) else sock.fileno()
+        cdef int rc, err = 0
+        if self._busy:
+            raise RuntimeError("Transfer.send is already running in another thread")
+        self._busy = True
+        try:
+            with nogil:
+                rc = kc_xfer_send(fd, &self._x, mode)
+                if rc == KC_ERR_IO:
+                    err = errno
+        finally:
+            self._busy = False
+        if rc == KC_OK:
+            return True
+        if rc == KC_ERR_AGAIN:
+            return False
+        detail = (f"mode {kc_xfer_mode_name(mode).decode()}, part {self._x.idx} of {self._x.nparts}, "
+                  f"sent {self._x.sent} of {self._x.total} bytes")
+        raise error_for(rc, kc_strerror(rc).decode(), detail, err)
+
+    @property
+    def sent(self):
+        """Bytes the socket has accepted so far."""
+        return self._x.sent
+
+    @property
+    def total(self):
+        """Bytes of all parts."""
+        return self._x.total
+
+    @property
+    def remaining(self):
+        return self._x.total - self._x.sent
+
+    @property
+    def done(self):
+        """True once every byte is sent."""
+        return self._x.sent == self._x.total
+
+    def __len__(self):
+        return len(self._keep)
+
+    def __repr__(self):
+        return f"<Transfer parts={len(self._keep)} sent={self._x.sent}/{self._x.total}>"
