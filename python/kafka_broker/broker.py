@@ -1,0 +1,267 @@
+"""The broker: configuration, storage, the API table, and dispatch.
+
+Only APIs with a handler are advertised in ApiVersions, with the version
+ranges of Apache Kafka 4.0 (so clients that infer the broker release from
+the ranges, like kafka-python, pick 4.0 and message format v2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from kafka_protocol.errors import ProtocolError
+from kafka_protocol.messages import REQUESTS
+
+from . import admin, fetch, produce
+from .config import BrokerConfig, Listener
+from .errors import E
+from .server import CloseConnection, RequestContext, Server
+from .storage import Storage
+from .wire import API_VERSIONS_KEY
+
+log = logging.getLogger("kafka_broker")
+
+Handler = Callable[["Broker", RequestContext, Any], Any]
+
+# Topic operations bit field for include_topic_authorized_operations (AclOperation codes):
+# READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11
+TOPIC_OPS = sum(1 << b for b in (3, 4, 5, 6, 7, 8, 10, 11))
+# Cluster: CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11,
+# IDEMPOTENT_WRITE 12
+CLUSTER_OPS = sum(1 << b for b in (5, 7, 8, 9, 10, 11, 12))
+SOFTWARE_RE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?")
+
+
+class Encoded:
+    """A response body encoded once (static replies such as ApiVersions)."""
+
+    __slots__ = ("by_version",)
+
+    def __init__(self, by_version: dict[int, bytes]) -> None:
+        self.by_version = by_version
+
+    def encode_parts(self, version: int) -> list[Any]:
+        return [self.by_version[version]]
+
+
+class Broker:
+    def __init__(self, config: BrokerConfig, loop: asyncio.AbstractEventLoop) -> None:
+        self.config = config
+        self.loop = loop
+        self.node_id = config.node_id
+        self.storage = Storage(config, loop)
+        self.fetch_sessions = fetch.FetchSessionCache()
+        self.apis: dict[int, tuple[int, int, Handler]] = {
+            0: (0, 12, produce.handle_produce),
+            1: (4, 17, fetch.handle_fetch),
+            2: (1, 10, fetch.handle_list_offsets),
+            3: (0, 13, handle_metadata),
+            18: (0, 4, handle_api_versions),
+            19: (2, 7, admin.handle_create_topics),
+            20: (1, 6, admin.handle_delete_topics),
+            21: (0, 2, admin.handle_delete_records),
+            22: (0, 5, handle_init_producer_id),
+            23: (2, 4, fetch.handle_offset_for_leader_epoch),
+            32: (1, 4, admin.handle_describe_configs),
+            33: (0, 2, admin.handle_alter_configs),
+            35: (1, 4, admin.handle_describe_log_dirs),
+            37: (0, 3, admin.handle_create_partitions),
+            44: (0, 1, admin.handle_incremental_alter_configs),
+            60: (0, 2, handle_describe_cluster),
+        }
+        self._api_versions_cache: dict[int, bytes] = {}
+        self.server: Server | None = None
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def open(self) -> None:
+        self.storage.open()
+
+    def start_server(self) -> list[tuple[str, int]]:
+        self.server = Server(self.loop, self.config.listeners, self.config["socket.request.max.bytes"],
+                             self.dispatch, self.config["socket.listen.backlog.size"])
+        return self.server.start()
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        self.fetch_sessions.clear()
+        self.storage.close()
+
+    # -- dispatch ----------------------------------------------------------------
+
+    def dispatch(self, ctx: RequestContext, frame: memoryview) -> Any:
+        h = ctx.header
+        entry = self.apis.get(h.api_key)
+        if entry is None:
+            raise CloseConnection(f"unknown or unsupported api key {h.api_key}")
+        lo, hi, handler = entry
+        if not lo <= h.api_version <= hi:
+            if h.api_key == API_VERSIONS_KEY:
+                return self.api_versions_unsupported(), 0
+            raise CloseConnection(f"unsupported version {h.api_version} of api key {h.api_key} "
+                                  f"(supported {lo}-{hi})")
+        cls = REQUESTS[h.api_key]
+        if h.api_version < cls.MIN_VERSION:
+            raise CloseConnection(f"{cls.__name__} v{h.api_version} is no longer supported "
+                                  f"(minimum {cls.MIN_VERSION}, KIP-896)")
+        try:
+            req, _end = cls.decode(frame, h.api_version, h.body_offset)
+        except ProtocolError as e:
+            raise CloseConnection(f"cannot parse {cls.__name__} v{h.api_version}: {e}") from None
+        return handler(self, ctx, req)
+
+    # -- helpers for handlers ------------------------------------------------------
+
+    def advertised(self, listener: Listener) -> Listener:
+        return self.config.advertised[listener.name]
+
+    def api_versions_body(self, version: int) -> Any:
+        from kafka_protocol.messages import ApiVersionsResponse as R
+
+        raw = self._api_versions_cache.get(version)
+        if raw is None:
+            keys = [R.ApiVersion(api_key=k, min_version=lo, max_version=hi)
+                    for k, (lo, hi, _) in sorted(self.apis.items())]
+            raw = R(error_code=0, api_keys=keys, throttle_time_ms=0).encode(version)
+            self._api_versions_cache[version] = raw
+        return raw
+
+    def api_versions_unsupported(self) -> Any:
+        from kafka_protocol.messages import ApiVersionsResponse as R
+
+        lo, hi, _ = self.apis[API_VERSIONS_KEY]
+        return R(error_code=E.UNSUPPORTED_VERSION,
+                 api_keys=[R.ApiVersion(api_key=API_VERSIONS_KEY, min_version=lo, max_version=hi)])
+
+
+# ---------------------------------------------------------------------------
+# ApiVersions, Metadata, DescribeCluster, InitProducerId
+
+
+def handle_api_versions(b: Broker, ctx: RequestContext, req: Any) -> Any:
+    from kafka_protocol.messages import ApiVersionsResponse as R
+
+    v = ctx.api_version
+    if v >= 3:
+        name, ver = req.client_software_name, req.client_software_version
+        if not SOFTWARE_RE.fullmatch(name or "") or not SOFTWARE_RE.fullmatch(ver or ""):
+            return R(error_code=E.INVALID_REQUEST)
+    return Encoded({v: b.api_versions_body(v)})
+
+
+def handle_metadata(b: Broker, ctx: RequestContext, req: Any) -> Any:
+    from kafka_protocol.messages import MetadataResponse as R
+
+    v = ctx.api_version
+    st = b.storage
+    adv = b.advertised(ctx.listener)
+    rack = b.config.get("broker.rack")
+    brokers = [R.MetadataResponseBroker(node_id=b.node_id, host=adv.host, port=adv.port, rack=rack)]
+    include_ops = v >= 8 and req.include_topic_authorized_operations
+    auto_ok = b.config["auto.create.topics.enable"] and (v < 4 or req.allow_auto_topic_creation)
+
+    def topic_entry(t: Any) -> Any:
+        parts = [R.MetadataResponsePartition(error_code=0, partition_index=p.index, leader_id=b.node_id,
+                                             leader_epoch=p.leader_epoch, replica_nodes=[b.node_id],
+                                             isr_nodes=[b.node_id], offline_replicas=[])
+                 for p in t.partitions]
+        return R.MetadataResponseTopic(error_code=0, name=t.name, topic_id=t.id, is_internal=False,
+                                       partitions=parts,
+                                       topic_authorized_operations=TOPIC_OPS if include_ops else -2147483648)
+
+    def build(topics: list[Any]) -> Any:
+        return R(throttle_time_ms=0, brokers=brokers, cluster_id=st.cluster_id, controller_id=b.node_id,
+                 topics=topics,
+                 cluster_authorized_operations=CLUSTER_OPS if (8 <= v <= 10 and
+                                                               req.include_cluster_authorized_operations)
+                 else -2147483648)
+
+    if req.topics is None or (v == 0 and not req.topics):
+        return build([topic_entry(t) for t in st.topics.values() if t.partitions])
+
+    out: list[Any] = []
+    to_create: list[tuple[int, str]] = []
+    for rt in req.topics:
+        name = rt.name
+        if name is None:
+            t = st.topics_by_id.get(rt.topic_id)
+            if t is None:
+                out.append(R.MetadataResponseTopic(error_code=E.UNKNOWN_TOPIC_ID, name=None,
+                                                   topic_id=rt.topic_id))
+            else:
+                out.append(topic_entry(t))
+            continue
+        t = st.topics.get(name)
+        if t is not None:
+            out.append(topic_entry(t))
+            continue
+        from .storage import topic_name_error
+        if topic_name_error(name):
+            out.append(R.MetadataResponseTopic(error_code=E.INVALID_TOPIC_EXCEPTION, name=name))
+        elif auto_ok:
+            to_create.append((len(out), name))
+            out.append(None)
+        else:
+            out.append(R.MetadataResponseTopic(error_code=E.UNKNOWN_TOPIC_OR_PARTITION, name=name))
+    if not to_create:
+        return build(out)
+
+    async def create_then_reply() -> Any:
+        for i, name in to_create:
+            try:
+                t = st.topics.get(name)
+                if t is None or not t.partitions:
+                    t = await st.create_topic(name, b.config["num.partitions"], {})
+                out[i] = topic_entry(t)
+            except FileExistsError:
+                t = st.topics.get(name)
+                out[i] = (topic_entry(t) if t is not None and t.partitions else
+                          R.MetadataResponseTopic(error_code=E.LEADER_NOT_AVAILABLE, name=name))
+            except Exception as e:  # noqa: BLE001
+                log.error("auto-creating topic %s: %s", name, e)
+                out[i] = R.MetadataResponseTopic(error_code=E.LEADER_NOT_AVAILABLE, name=name)
+        return build(out)
+    return create_then_reply()
+
+
+def handle_describe_cluster(b: Broker, ctx: RequestContext, req: Any) -> Any:
+    from kafka_protocol.messages import DescribeClusterResponse as R
+
+    v = ctx.api_version
+    adv = b.advertised(ctx.listener)
+    if v >= 1 and req.endpoint_type != 1:
+        return R(error_code=E.MISMATCHED_ENDPOINT_TYPE,
+                 error_message="The request was sent to an endpoint of type BROKER, but we wanted an "
+                               "endpoint of type CONTROLLER" if req.endpoint_type == 2 else
+                               "Unsupported endpoint type", endpoint_type=1, cluster_id=b.storage.cluster_id)
+    return R(error_code=0, endpoint_type=1, cluster_id=b.storage.cluster_id, controller_id=b.node_id,
+             brokers=[R.DescribeClusterBroker(broker_id=b.node_id, host=adv.host, port=adv.port,
+                                              rack=b.config.get("broker.rack"), is_fenced=False)],
+             cluster_authorized_operations=CLUSTER_OPS if req.include_cluster_authorized_operations
+             else -2147483648)
+
+
+def handle_init_producer_id(b: Broker, ctx: RequestContext, req: Any) -> Any:
+    from kafka_protocol.messages import InitProducerIdResponse as R
+
+    if req.transactional_id is not None:
+        # No transaction coordinator here (clients cannot find one: FindCoordinator is not offered).
+        return R(error_code=E.COORDINATOR_NOT_AVAILABLE, producer_id=-1, producer_epoch=-1)
+
+    if (req.producer_id == -1) != (req.producer_epoch == -1):
+        return R(error_code=E.INVALID_REQUEST, producer_id=-1, producer_epoch=-1)
+
+    async def alloc() -> Any:
+        pid = await b.storage.allocate_producer_id()
+        return R(error_code=0, producer_id=pid, producer_epoch=0)
+    st = b.storage
+    if st.next_producer_id < st.producer_id_block_end:
+        pid = st.next_producer_id
+        st.next_producer_id += 1
+        return R(error_code=0, producer_id=pid, producer_epoch=0)
+    return alloc()

@@ -1,0 +1,586 @@
+"""Broker configuration: Apache Kafka's ``server.properties`` keys, types and defaults.
+
+Sources of a value, lowest precedence first: the default below, the
+properties file (``--config``), ``--set KEY=VALUE`` overrides.  Keys we act
+on are in ``BROKER_CONFIGS``; Kafka keys we accept but ignore (security,
+ZooKeeper/KRaft, replication, quotas...) are logged once at start-up; any
+other key, or a value of the wrong type or out of range, is a
+``ConfigError`` naming the key, so a typo never passes silently.
+
+Per-topic configs (``retention.ms`` ...) are in ``TOPIC_CONFIGS`` with the
+broker key that supplies their default, which is how DescribeConfigs
+reports synonyms and sources (``ConfigSource`` in DescribeConfigsResponse).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger("kafka_broker.config")
+
+LONG_MAX = (1 << 63) - 1
+INT_MAX = (1 << 31) - 1
+
+
+class ConfigError(ValueError):
+    """A configuration key or value the broker cannot start with."""
+
+
+# ConfigType in DescribeConfigsResponse v3+
+CONFIG_TYPE = {"boolean": 1, "string": 2, "int": 3, "short": 4, "long": 5, "double": 6,
+               "list": 7, "class": 8, "password": 9}
+
+# ConfigSource in DescribeConfigsResponse
+SOURCE_UNKNOWN = 0
+SOURCE_TOPIC = 1
+SOURCE_DYNAMIC_BROKER = 2
+SOURCE_DYNAMIC_DEFAULT_BROKER = 3
+SOURCE_STATIC_BROKER = 4
+SOURCE_DEFAULT = 5
+
+
+@dataclass(frozen=True)
+class ConfigDef:
+    name: str
+    type: str                      # boolean, string, int, short, long, double, list, class, password
+    default: Any                   # parsed value; None = no default (null)
+    check: Callable[[Any], str | None] | None = None  # returns an error text or None
+    doc: str = ""
+    dynamic: bool = False          # alterable at run time (read_only = not dynamic)
+    sensitive: bool = False
+
+
+def at_least(n: int) -> Callable[[Any], str | None]:
+    return lambda v: None if v is None or v >= n else f"must be at least {n}"
+
+
+def between(lo: float, hi: float) -> Callable[[Any], str | None]:
+    return lambda v: None if v is None or lo <= v <= hi else f"must be between {lo} and {hi}"
+
+
+def one_of(*choices: str, multi: bool = False) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        items = v if multi else [v]
+        bad = [x for x in items if x not in choices]
+        return f"must be one of {', '.join(choices)}" if bad else None
+    return check
+
+
+def _check_listeners(v: Any) -> str | None:
+    for item in v:
+        if not re.fullmatch(r"[A-Za-z0-9_]+://(\[[0-9a-fA-F:.]+\]|[^:/\[\]]*):\d{1,5}", item):
+            return f"bad listener {item!r}: expected NAME://host:port"
+        port = int(item.rsplit(":", 1)[1])
+        if port > 65535:
+            return f"bad port in {item!r}"
+    return None
+
+
+def _parse(defn: ConfigDef, raw: str) -> Any:
+    """Parse the text form of a value as Kafka's ConfigDef does."""
+    t = defn.type
+    s = raw.strip()
+    if t in ("int", "long", "short"):
+        try:
+            v = int(s)
+        except ValueError:
+            raise ConfigError(f"invalid value {raw!r} for {defn.name}: expected an integer") from None
+        lim = {"int": (-(1 << 31), INT_MAX), "long": (-(1 << 63), LONG_MAX), "short": (-(1 << 15), (1 << 15) - 1)}[t]
+        if not lim[0] <= v <= lim[1]:
+            raise ConfigError(f"invalid value {raw!r} for {defn.name}: out of range for {t}")
+        return v
+    if t == "double":
+        try:
+            return float(s)
+        except ValueError:
+            raise ConfigError(f"invalid value {raw!r} for {defn.name}: expected a number") from None
+    if t == "boolean":
+        if s.lower() == "true":
+            return True
+        if s.lower() == "false":
+            return False
+        raise ConfigError(f"invalid value {raw!r} for {defn.name}: expected true or false")
+    if t == "list":
+        return [x.strip() for x in s.split(",") if x.strip()]
+    return raw.strip() if t != "password" else raw
+
+
+def render(defn: ConfigDef, value: Any) -> str | None:
+    """The text Kafka shows for a value (DescribeConfigs)."""
+    if value is None:
+        return None
+    if defn.type == "boolean":
+        return "true" if value else "false"
+    if defn.type == "list":
+        return ",".join(value)
+    if defn.type == "double":
+        return repr(float(value))
+    return str(value)
+
+
+def parse_value(defn: ConfigDef, raw: str | None) -> Any:
+    if raw is None:
+        return None
+    v = _parse(defn, raw)
+    if defn.check is not None:
+        err = defn.check(v)
+        if err:
+            raise ConfigError(f"invalid value {raw!r} for {defn.name}: {err}")
+    return v
+
+
+def _defs(*items: ConfigDef) -> dict[str, ConfigDef]:
+    return {d.name: d for d in items}
+
+
+C = ConfigDef
+TIMESTAMP_TYPES = ("CreateTime", "LogAppendTime")
+COMPRESSION_TYPES = ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")
+
+# Broker keys the broker acts on (or reports faithfully).
+BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
+    C("listeners", "list", ["PLAINTEXT://127.0.0.1:9092"], _check_listeners, "Listener URIs"),
+    C("advertised.listeners", "list", None, _check_listeners, "Listeners given to clients"),
+    C("listener.security.protocol.map", "list",
+      ["PLAINTEXT:PLAINTEXT", "SSL:SSL", "SASL_PLAINTEXT:SASL_PLAINTEXT", "SASL_SSL:SASL_SSL"]),
+    C("node.id", "int", -1, at_least(-1)),
+    C("broker.id", "int", -1, at_least(-1)),
+    C("broker.rack", "string", None),
+    C("cluster.id", "string", None),
+    C("log.dirs", "list", None),
+    C("log.dir", "list", ["./kafka-data"]),
+    C("num.partitions", "int", 1, at_least(1), dynamic=True),
+    C("default.replication.factor", "int", 1, at_least(1)),
+    C("offsets.topic.replication.factor", "short", 3, at_least(1)),
+    C("offsets.topic.num.partitions", "int", 50, at_least(1)),
+    C("transaction.state.log.replication.factor", "short", 3, at_least(1)),
+    C("transaction.state.log.min.isr", "int", 2, at_least(1)),
+    C("log.segment.bytes", "int", 1 << 30, at_least(14), dynamic=True),
+    C("log.roll.ms", "long", None, at_least(1), dynamic=True),
+    C("log.roll.hours", "int", 168, at_least(1)),
+    C("log.roll.jitter.ms", "long", None, dynamic=True),
+    C("log.roll.jitter.hours", "int", 0, at_least(0)),
+    C("log.retention.ms", "long", None, dynamic=True),
+    C("log.retention.minutes", "int", None),
+    C("log.retention.hours", "int", 168),
+    C("log.retention.bytes", "long", -1, dynamic=True),
+    C("log.retention.check.interval.ms", "long", 300000, at_least(1)),
+    C("log.index.interval.bytes", "int", 4096, at_least(0), dynamic=True),
+    C("log.index.size.max.bytes", "int", 10 << 20, at_least(4), dynamic=True),
+    C("log.flush.interval.messages", "long", LONG_MAX, at_least(1), dynamic=True),
+    C("log.flush.interval.ms", "long", None, dynamic=True),
+    C("log.flush.scheduler.interval.ms", "long", LONG_MAX),
+    C("log.flush.offset.checkpoint.interval.ms", "int", 60000, at_least(0)),
+    C("log.flush.start.offset.checkpoint.interval.ms", "int", 60000, at_least(0)),
+    C("log.cleanup.policy", "list", ["delete"], one_of("delete", "compact", multi=True), dynamic=True),
+    C("log.cleaner.enable", "boolean", True),
+    C("log.cleaner.delete.retention.ms", "long", 86400000, at_least(0), dynamic=True),
+    C("log.cleaner.min.compaction.lag.ms", "long", 0, at_least(0), dynamic=True),
+    C("log.cleaner.max.compaction.lag.ms", "long", LONG_MAX, at_least(1), dynamic=True),
+    C("log.cleaner.min.cleanable.ratio", "double", 0.5, between(0, 1), dynamic=True),
+    C("log.segment.delete.delay.ms", "long", 60000, at_least(0), dynamic=True),
+    C("log.preallocate", "boolean", False, dynamic=True),
+    C("log.message.timestamp.type", "string", "CreateTime", one_of(*TIMESTAMP_TYPES), dynamic=True),
+    C("log.message.timestamp.before.max.ms", "long", LONG_MAX, at_least(0), dynamic=True),
+    C("log.message.timestamp.after.max.ms", "long", 3600000, at_least(0), dynamic=True),
+    C("log.local.retention.ms", "long", -2, at_least(-2), dynamic=True),
+    C("log.local.retention.bytes", "long", -2, at_least(-2), dynamic=True),
+    C("message.max.bytes", "int", 1048588, at_least(0), dynamic=True),
+    C("socket.request.max.bytes", "int", 104857600, at_least(1)),
+    C("socket.send.buffer.bytes", "int", 102400),
+    C("socket.receive.buffer.bytes", "int", 102400),
+    C("socket.listen.backlog.size", "int", 50, at_least(1)),
+    C("connections.max.idle.ms", "long", 600000),
+    C("auto.create.topics.enable", "boolean", True),
+    C("delete.topic.enable", "boolean", True),
+    C("compression.type", "string", "producer", one_of(*COMPRESSION_TYPES), dynamic=True),
+    C("compression.gzip.level", "int", -1, dynamic=True),
+    C("compression.lz4.level", "int", 9, dynamic=True),
+    C("compression.zstd.level", "int", 3, dynamic=True),
+    C("min.insync.replicas", "int", 1, at_least(1), dynamic=True),
+    C("unclean.leader.election.enable", "boolean", False, dynamic=True),
+    C("group.initial.rebalance.delay.ms", "int", 3000, at_least(0)),
+    C("group.min.session.timeout.ms", "int", 6000),
+    C("group.max.session.timeout.ms", "int", 1800000),
+    C("num.network.threads", "int", 3, at_least(1), dynamic=True),
+    C("num.io.threads", "int", 8, at_least(1), dynamic=True),
+    C("num.recovery.threads.per.data.dir", "int", 2, at_least(1), dynamic=True),
+    C("background.threads", "int", 10, at_least(1), dynamic=True),
+    C("queued.max.requests", "int", 500, at_least(1)),
+    C("request.timeout.ms", "int", 30000),
+    C("process.roles", "list", [], one_of("broker", "controller", multi=True)),
+    C("controller.quorum.voters", "list", []),
+    C("controller.quorum.bootstrap.servers", "list", []),
+    C("controller.listener.names", "list", None),
+    C("inter.broker.listener.name", "string", None),
+    C("remote.log.storage.system.enable", "boolean", False),
+    C("producer.id.expiration.ms", "int", 86400000, at_least(1), dynamic=True),
+    C("transactional.id.expiration.ms", "int", 604800000, at_least(1)),
+    C("max.connections", "int", INT_MAX, at_least(0), dynamic=True),
+)
+
+# Kafka keys accepted and ignored (with a warning): exact names and prefixes.
+IGNORED_KEYS = frozenset("""
+zookeeper.connect zookeeper.connection.timeout.ms zookeeper.session.timeout.ms
+num.replica.fetchers replica.lag.time.max.ms replica.fetch.max.bytes replica.fetch.wait.max.ms
+replica.socket.timeout.ms replica.high.watermark.checkpoint.interval.ms auto.leader.rebalance.enable
+leader.imbalance.check.interval.seconds leader.imbalance.per.broker.percentage
+offsets.retention.minutes offsets.commit.timeout.ms offsets.load.buffer.size offsets.topic.segment.bytes
+offsets.topic.compression.codec offsets.retention.check.interval.ms
+transaction.state.log.num.partitions transaction.state.log.segment.bytes transaction.max.timeout.ms
+transaction.abort.timed.out.transaction.cleanup.interval.ms
+log.cleaner.threads log.cleaner.dedupe.buffer.size log.cleaner.io.buffer.size log.cleaner.backoff.ms
+log.cleaner.io.max.bytes.per.second log.cleaner.io.buffer.load.factor
+authorizer.class.name super.users allow.everyone.if.no.acl.found
+metric.reporters metrics.num.samples metrics.sample.window.ms metrics.recording.level
+quota.window.num quota.window.size.seconds
+delegation.token.master.key delegation.token.secret.key
+auto.include.jmx.reporter kafka.metrics.reporters kafka.metrics.polling.interval.secs
+controller.quorum.election.timeout.ms controller.quorum.fetch.timeout.ms
+controller.quorum.election.backoff.max.ms controller.quorum.request.timeout.ms
+controller.quorum.retry.backoff.ms controller.quorum.append.linger.ms
+metadata.log.dir metadata.log.segment.bytes metadata.log.segment.ms metadata.max.retention.bytes
+metadata.max.retention.ms metadata.log.max.record.bytes.between.snapshots
+initial.broker.registration.timeout.ms broker.heartbeat.interval.ms broker.session.timeout.ms
+num.replica.alter.log.dirs.threads socket.connection.setup.timeout.ms
+socket.connection.setup.timeout.max.ms max.connections.per.ip max.connections.per.ip.overrides
+max.incremental.fetch.session.cache.slots fetch.max.bytes fetch.purgatory.purge.interval.requests
+producer.purgatory.purge.interval.requests delete.records.purgatory.purge.interval.requests
+group.coordinator.rebalance.protocols group.max.size group.consumer.heartbeat.interval.ms
+group.consumer.session.timeout.ms share.coordinator.state.topic.replication.factor
+share.coordinator.state.topic.min.isr unstable.api.versions.enable
+""".split())
+IGNORED_PREFIXES = ("ssl.", "sasl.", "listener.name.", "zookeeper.", "controller.", "replica.",
+                    "transaction.", "group.", "offsets.", "quota.", "metric.", "metrics.",
+                    "remote.log.", "security.", "principal.", "connection.failed.authentication",
+                    "password.encoder.", "confluent.", "kafka.metrics.", "log4j.", "share.",
+                    "client.quota.", "config.providers", "sasl_", "early.start.listeners",
+                    "alter.config.policy", "create.topic.policy", "client.telemetry.")
+
+
+# Per-topic configs: name -> (definition, broker key that supplies the default).
+@dataclass(frozen=True)
+class TopicConfigDef:
+    defn: ConfigDef
+    broker_key: str | None         # the server.properties synonym (None: no broker default)
+
+
+def _t(name: str, broker_key: str | None, typ: str | None = None, default: Any = None,
+       check: Callable[[Any], str | None] | None = None) -> TopicConfigDef:
+    base = BROKER_CONFIGS.get(broker_key or "")
+    return TopicConfigDef(ConfigDef(name, typ or (base.type if base else "string"),
+                                    default if base is None else base.default,
+                                    check if check is not None else (base.check if base else None),
+                                    dynamic=True), broker_key)
+
+
+TOPIC_CONFIGS: dict[str, TopicConfigDef] = {
+    t.defn.name: t for t in (
+        _t("cleanup.policy", "log.cleanup.policy"),
+        _t("compression.type", "compression.type"),
+        _t("compression.gzip.level", "compression.gzip.level"),
+        _t("compression.lz4.level", "compression.lz4.level"),
+        _t("compression.zstd.level", "compression.zstd.level"),
+        _t("delete.retention.ms", "log.cleaner.delete.retention.ms"),
+        _t("file.delete.delay.ms", "log.segment.delete.delay.ms"),
+        _t("flush.messages", "log.flush.interval.messages", check=at_least(1)),
+        _t("flush.ms", "log.flush.interval.ms", "long", LONG_MAX, at_least(0)),
+        _t("follower.replication.throttled.replicas", None, "list", []),
+        _t("index.interval.bytes", "log.index.interval.bytes"),
+        _t("leader.replication.throttled.replicas", None, "list", []),
+        _t("local.retention.bytes", "log.local.retention.bytes"),
+        _t("local.retention.ms", "log.local.retention.ms"),
+        _t("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms"),
+        _t("max.message.bytes", "message.max.bytes"),
+        _t("message.timestamp.after.max.ms", "log.message.timestamp.after.max.ms"),
+        _t("message.timestamp.before.max.ms", "log.message.timestamp.before.max.ms"),
+        _t("message.timestamp.type", "log.message.timestamp.type"),
+        _t("min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio"),
+        _t("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms"),
+        _t("min.insync.replicas", "min.insync.replicas"),
+        _t("preallocate", "log.preallocate"),
+        _t("remote.storage.enable", None, "boolean", False),
+        _t("retention.bytes", "log.retention.bytes"),
+        _t("retention.ms", "log.retention.ms", "long", 604800000, at_least(-1)),
+        _t("segment.bytes", "log.segment.bytes"),
+        _t("segment.index.bytes", "log.index.size.max.bytes"),
+        _t("segment.jitter.ms", "log.roll.jitter.ms", "long", 0, at_least(0)),
+        _t("segment.ms", "log.roll.ms", "long", 604800000, at_least(1)),
+        _t("unclean.leader.election.enable", "unclean.leader.election.enable"),
+    )
+}
+
+# Broker keys whose value comes from a family of synonyms (most specific first).
+_MS_FAMILIES = {
+    "log.retention.ms": (("log.retention.ms", 1), ("log.retention.minutes", 60000), ("log.retention.hours", 3600000)),
+    "log.roll.ms": (("log.roll.ms", 1), ("log.roll.hours", 3600000)),
+    "log.roll.jitter.ms": (("log.roll.jitter.ms", 1), ("log.roll.jitter.hours", 3600000)),
+}
+
+
+def is_known_ignored(key: str) -> bool:
+    return key in IGNORED_KEYS or key.startswith(IGNORED_PREFIXES)
+
+
+# ---------------------------------------------------------------------------
+# java.util.Properties syntax
+
+def parse_properties(text: str) -> list[tuple[str, str, int]]:
+    """Parse java .properties text into (key, value, line number) triples.
+
+    Comments start with ``#`` or ``!``; the key ends at the first unescaped
+    ``=``, ``:`` or whitespace; a line ending in an odd number of
+    backslashes continues on the next (leading blanks dropped); ``\\t``,
+    ``\\n``, ``\\uXXXX`` and escaped separators are unescaped.
+    """
+    out: list[tuple[str, str, int]] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        start = i + 1
+        line = lines[i].lstrip(" \t\f")
+        i += 1
+        if not line or line[0] in "#!":
+            continue
+        while _continues(line) and i < len(lines):
+            line = line[:-1] + lines[i].lstrip(" \t\f")
+            i += 1
+        if _continues(line):
+            line = line[:-1]
+        key, value = _split_kv(line)
+        out.append((_unescape(key), _unescape(value), start))
+    return out
+
+
+def _continues(line: str) -> bool:
+    n = len(line) - len(line.rstrip("\\"))
+    return n % 2 == 1
+
+
+def _split_kv(line: str) -> tuple[str, str]:
+    j = 0
+    while j < len(line):
+        ch = line[j]
+        if ch == "\\":
+            j += 2
+            continue
+        if ch in "=: \t\f":
+            break
+        j += 1
+    key = line[:j]
+    rest = line[j:].lstrip(" \t\f")
+    if rest[:1] in ("=", ":"):
+        rest = rest[1:].lstrip(" \t\f")
+    return key, rest
+
+
+_ESC = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
+
+
+def _unescape(s: str) -> str:
+    if "\\" not in s:
+        return s
+    out = []
+    j = 0
+    while j < len(s):
+        ch = s[j]
+        if ch == "\\" and j + 1 < len(s):
+            nxt = s[j + 1]
+            if nxt == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", s[j + 2:j + 6]):
+                out.append(chr(int(s[j + 2:j + 6], 16)))
+                j += 6
+                continue
+            out.append(_ESC.get(nxt, nxt))
+            j += 2
+            continue
+        out.append(ch)
+        j += 1
+    return "".join(out)
+
+
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Listener:
+    name: str
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, uri: str) -> Listener:
+        name, rest = uri.split("://", 1)
+        host, port = rest.rsplit(":", 1)
+        return cls(name, host.strip("[]"), int(port))
+
+
+class BrokerConfig:
+    """Parsed, validated broker configuration.
+
+    ``values`` holds every known broker key (defaults filled in);
+    ``explicit`` the keys the operator set, with their text, for
+    DescribeConfigs sources.
+    """
+
+    def __init__(self, settings: Mapping[str, str] | Iterable[tuple[str, str]] = (), *,
+                 origin: Mapping[str, str] | None = None) -> None:
+        items = list(settings.items()) if isinstance(settings, Mapping) else list(settings)
+        self.explicit: dict[str, str] = {}
+        self.ignored: dict[str, str] = {}
+        self.values: dict[str, Any] = {k: d.default for k, d in BROKER_CONFIGS.items()}
+        origin = origin or {}
+        for key, raw in items:
+            key = key.strip()
+            defn = BROKER_CONFIGS.get(key)
+            if defn is None:
+                if is_known_ignored(key):
+                    self.ignored[key] = raw
+                    continue
+                where = f" ({origin[key]})" if key in origin else ""
+                raise ConfigError(f"unknown configuration key {key!r}{where}")
+            self.values[key] = parse_value(defn, raw)
+            self.explicit[key] = raw
+        self._derive()
+
+    def _derive(self) -> None:
+        v = self.values
+        node = v["node.id"] if v["node.id"] >= 0 else v["broker.id"]
+        if v["node.id"] >= 0 and v["broker.id"] >= 0 and v["node.id"] != v["broker.id"]:
+            raise ConfigError(f"node.id ({v['node.id']}) and broker.id ({v['broker.id']}) differ")
+        self.node_id: int = max(node, 0)
+        dirs = v["log.dirs"] if v["log.dirs"] else v["log.dir"]
+        if not dirs:
+            raise ConfigError("log.dirs must name at least one directory")
+        self.log_dirs: list[str] = list(dirs)
+        if not v["listeners"]:
+            raise ConfigError("listeners must name at least one listener")
+        self.listeners = [Listener.parse(u) for u in v["listeners"]]
+        names = [ln.name for ln in self.listeners]
+        if len(set(names)) != len(names):
+            raise ConfigError("listeners: each listener needs a distinct name")
+        proto_map = dict(x.split(":", 1) for x in v["listener.security.protocol.map"] if ":" in x)
+        for ln in self.listeners:
+            proto = proto_map.get(ln.name, ln.name)
+            if proto != "PLAINTEXT":
+                raise ConfigError(f"listeners: {ln.name} uses {proto}; only PLAINTEXT is supported")
+        adv = [Listener.parse(u) for u in (v["advertised.listeners"] or [])]
+        by_name = {a.name: a for a in adv}
+        unknown = set(by_name) - set(names)
+        if unknown:
+            raise ConfigError(f"advertised.listeners names unknown listener(s) {sorted(unknown)}")
+        self.advertised: dict[str, Listener] = {}
+        for ln in self.listeners:
+            a = by_name.get(ln.name, ln)
+            host = a.host
+            if host in ("0.0.0.0", "::"):
+                raise ConfigError(f"advertised.listeners cannot use the nonroutable meta-address {host} "
+                                  f"(listener {ln.name}); set advertised.listeners to a routable address")
+            if not host:
+                import socket
+                host = socket.getfqdn()
+            self.advertised[ln.name] = Listener(ln.name, host, a.port)
+        for key in ("log.retention.ms", "log.roll.ms", "log.roll.jitter.ms"):
+            self.values[key] = self.resolved_ms(key)
+
+    def resolved_ms(self, key: str) -> int | None:
+        fam = _MS_FAMILIES[key]
+        for name, mult in fam:
+            if name in self.explicit:
+                val = self.values[name]
+                return -1 if val is not None and val < 0 and key == "log.retention.ms" else val * mult
+        name, mult = fam[-1]
+        d = BROKER_CONFIGS[name].default
+        return d * mult if d is not None else None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def log_unused(self) -> None:
+        for key in sorted(self.ignored):
+            log.warning("config %s is a Kafka setting this broker accepts but does not use", key)
+        for key in ("num.network.threads", "num.io.threads", "background.threads",
+                    "num.recovery.threads.per.data.dir"):
+            if key in self.explicit:
+                log.info("config %s=%s accepted; this broker runs one event loop plus flush and "
+                         "retention threads", key, self.explicit[key])
+
+    # -- per-topic configs --------------------------------------------------
+
+    def topic_default(self, name: str) -> Any:
+        t = TOPIC_CONFIGS[name]
+        if t.broker_key is None:
+            return t.defn.default
+        if name == "flush.ms":
+            v = self.values["log.flush.interval.ms"]
+            return v if v is not None else self.values["log.flush.scheduler.interval.ms"]
+        if name == "segment.jitter.ms":
+            return self.values["log.roll.jitter.ms"] or 0
+        return self.values[t.broker_key]
+
+    def topic_defaults(self) -> dict[str, Any]:
+        return {name: self.topic_default(name) for name in TOPIC_CONFIGS}
+
+    def topic_synonyms(self, name: str) -> list[tuple[str, str | None, int]]:
+        """Broker-level synonyms of a topic config, as DescribeConfigs lists them."""
+        t = TOPIC_CONFIGS[name]
+        out: list[tuple[str, str | None, int]] = []
+        if t.broker_key is None:
+            return out
+        fam = _MS_FAMILIES.get(t.broker_key, ((t.broker_key, 1),))
+        if name == "flush.ms":
+            fam = (("log.flush.interval.ms", 1), ("log.flush.scheduler.interval.ms", 1))
+        for key, _mult in fam:
+            if key in self.explicit:
+                out.append((key, render(BROKER_CONFIGS[key], self.values[key]
+                                        if key not in _MS_FAMILIES else self._raw_value(key)),
+                            SOURCE_STATIC_BROKER))
+        for key, _mult in fam:
+            d = BROKER_CONFIGS[key].default
+            if d is not None:
+                out.append((key, render(BROKER_CONFIGS[key], d), SOURCE_DEFAULT))
+                break
+        return out
+
+    def _raw_value(self, key: str) -> Any:
+        return parse_value(BROKER_CONFIGS[key], self.explicit[key])
+
+
+def validate_topic_configs(configs: Mapping[str, str | None]) -> dict[str, Any]:
+    """Parse a topic's config overrides; ConfigError names the bad one."""
+    out: dict[str, Any] = {}
+    for name, raw in configs.items():
+        t = TOPIC_CONFIGS.get(name)
+        if t is None:
+            raise ConfigError(f"Unknown topic config name: {name}")
+        if raw is None:
+            raise ConfigError(f"Null value not supported for topic config {name}")
+        out[name] = parse_value(t.defn, raw)
+    return out
+
+
+def load(config_file: str | None, overrides: Iterable[str] = ()) -> BrokerConfig:
+    """Read ``config_file`` (java .properties) and apply ``KEY=VALUE`` overrides."""
+    settings: dict[str, str] = {}
+    origin: dict[str, str] = {}
+    if config_file:
+        try:
+            with open(config_file, encoding="latin-1") as f:
+                text = f.read()
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {config_file}: {e.strerror}") from None
+        for key, value, line in parse_properties(text):
+            settings[key] = value
+            origin[key] = f"{config_file}:{line}"
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+        key, value = item.split("=", 1)
+        settings[key.strip()] = value
+        origin[key.strip()] = "--set"
+    return BrokerConfig(settings, origin=origin)

@@ -1,0 +1,400 @@
+"""Fetch (with KIP-227 sessions and long polling), ListOffsets, OffsetForLeaderEpoch.
+
+A fetch reads each partition with one ``Log.read`` (an index lookup in C)
+and puts the returned ``FileSlice`` in the response as-is: the connection
+sends it with sendfile, so record bytes never enter Python.  Limits follow
+KIP-74: ``max_bytes`` and ``partition_max_bytes`` bound the response, except
+that the first non-empty partition always returns at least one whole batch.
+
+Long poll: when fewer than ``min_bytes`` are available, the request
+registers a waiter on each of its partitions; an append calls it with the
+bytes it added, and the response is rebuilt once enough arrived or
+``max_wait_ms`` passed.  No timers poll the logs.
+
+Sessions: a full fetch with epoch 0 creates a session holding the fetch
+state of its partitions; incremental fetches (epoch > 0) send only
+changes and get back only partitions with records, an error, or a changed
+high watermark / log start offset (``FetchSession.scala``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+from .errors import E
+from .server import RequestContext
+
+if TYPE_CHECKING:
+    from .broker import Broker
+    from .storage import Partition
+
+log = logging.getLogger("kafka_broker.fetch")
+
+MAX_SESSIONS = 1000
+INT_MAX = (1 << 31) - 1
+
+
+class SessionPartition:
+    __slots__ = ("topic", "topic_id", "partition", "fetch_offset", "max_bytes", "leader_epoch",
+                 "hw", "log_start")
+
+    def __init__(self, topic: str | None, topic_id: Any, partition: int) -> None:
+        self.topic = topic
+        self.topic_id = topic_id
+        self.partition = partition
+        self.fetch_offset = 0
+        self.max_bytes = 0
+        self.leader_epoch = -1
+        self.hw = -1          # last high watermark sent (incremental: resend on change)
+        self.log_start = -1
+
+
+class FetchSession:
+    __slots__ = ("id", "epoch", "parts", "used", "uses_ids")
+
+    def __init__(self, sid: int, uses_ids: bool) -> None:
+        self.id = sid
+        self.epoch = 1                      # next expected epoch
+        self.parts: dict[tuple[Any, int], SessionPartition] = {}
+        self.used = time.monotonic()
+        self.uses_ids = uses_ids
+
+
+class FetchSessionCache:
+    def __init__(self, max_sessions: int = MAX_SESSIONS) -> None:
+        self.max = max_sessions
+        self.sessions: OrderedDict[int, FetchSession] = OrderedDict()
+
+    def create(self, uses_ids: bool) -> FetchSession | None:
+        if self.max <= 0:
+            return None
+        while len(self.sessions) >= self.max:
+            self.sessions.popitem(last=False)      # least recently used
+        while True:
+            sid = random.randint(1, INT_MAX)
+            if sid not in self.sessions:
+                break
+        s = self.sessions[sid] = FetchSession(sid, uses_ids)
+        return s
+
+    def get(self, sid: int) -> FetchSession | None:
+        s = self.sessions.get(sid)
+        if s is not None:
+            self.sessions.move_to_end(sid)
+            s.used = time.monotonic()
+        return s
+
+    def remove(self, sid: int) -> None:
+        self.sessions.pop(sid, None)
+
+    def clear(self) -> None:
+        self.sessions.clear()
+
+
+def _next_epoch(e: int) -> int:
+    return 1 if e >= INT_MAX else e + 1
+
+
+def handle_fetch(b: Broker, ctx: RequestContext, req: Any) -> Any:
+    from kafka_protocol.messages import FetchResponse as R
+
+    v = ctx.api_version
+    use_ids = v >= 13
+    cache = b.fetch_sessions
+    sid, sepoch = (req.session_id, req.session_epoch) if v >= 7 else (0, -1)
+    session: FetchSession | None = None
+    if sepoch in (0, -1):
+        if sid != 0:
+            cache.remove(sid)
+        plist: list[SessionPartition] = []
+        for ft in req.topics:
+            for fp in ft.partitions:
+                sp = SessionPartition(None if use_ids else ft.topic, ft.topic_id if use_ids else None,
+                                      fp.partition)
+                sp.fetch_offset = fp.fetch_offset
+                sp.max_bytes = fp.partition_max_bytes
+                sp.leader_epoch = fp.current_leader_epoch if v >= 9 else -1
+                plist.append(sp)
+        if sepoch == 0:
+            session = cache.create(use_ids)
+            if session is not None:
+                for sp in plist:
+                    session.parts[(sp.topic_id if use_ids else sp.topic, sp.partition)] = sp
+        incremental = False
+    else:
+        session = cache.get(sid)
+        if session is None:
+            return R(error_code=E.FETCH_SESSION_ID_NOT_FOUND, session_id=0)
+        if session.epoch != sepoch:
+            return R(error_code=E.INVALID_FETCH_SESSION_EPOCH, session_id=0)
+        if session.uses_ids != use_ids:
+            return R(error_code=E.FETCH_SESSION_TOPIC_ID_ERROR, session_id=0)
+        session.epoch = _next_epoch(session.epoch)
+        for ft in req.topics:
+            tkey = ft.topic_id if use_ids else ft.topic
+            for fp in ft.partitions:
+                key = (tkey, fp.partition)
+                sp = session.parts.get(key)
+                if sp is None:
+                    sp = session.parts[key] = SessionPartition(None if use_ids else ft.topic,
+                                                                ft.topic_id if use_ids else None, fp.partition)
+                sp.fetch_offset = fp.fetch_offset
+                sp.max_bytes = fp.partition_max_bytes
+                sp.leader_epoch = fp.current_leader_epoch if v >= 9 else -1
+        for fg in req.forgotten_topics_data:
+            tkey = fg.topic_id if use_ids else fg.topic
+            for pi in fg.partitions:
+                session.parts.pop((tkey, pi), None)
+        plist = list(session.parts.values())
+        incremental = True
+
+    read_committed = req.isolation_level == 1
+    max_bytes = req.max_bytes if v >= 3 else INT_MAX
+    resp_sid = session.id if session is not None else 0
+
+    def attempt(final: bool) -> Any | None:
+        """Read every partition; return the response, or None to keep waiting."""
+        reads = [_read_partition(b, sp, use_ids) for sp in plist]
+        total = 0
+        errors = False
+        budget = max_bytes
+        out: list[tuple[SessionPartition, int, int, int, Any]] = []
+        for sp, (err, p) in zip(plist, reads, strict=True):
+            if err:
+                errors = True
+                out.append((sp, err, -1, -1, b""))
+                continue
+            assert p is not None
+            lg = p.log
+            hw = lg.end_offset
+            ls = lg.start_offset
+            off = sp.fetch_offset
+            if off < ls or off > hw:
+                errors = True
+                out.append((sp, E.OFFSET_OUT_OF_RANGE, hw, ls, b""))
+                continue
+            records: Any = b""
+            if off < hw and (budget > 0 or total == 0):
+                limit = min(sp.max_bytes, budget) if total else max(min(sp.max_bytes, budget), 1)
+                try:
+                    sl = lg.read(off, limit, hw)
+                except Exception as e:  # noqa: BLE001 - log gone or I/O error
+                    log.warning("read of %s at %d: %s", p.name, off, e)
+                    errors = True
+                    out.append((sp, E.KAFKA_STORAGE_ERROR, hw, ls, b""))
+                    continue
+                n = len(sl)
+                if n and (total == 0 or n <= limit):
+                    records = sl
+                    total += n
+                    budget -= n
+                else:
+                    sl.release()
+            out.append((sp, 0, hw, ls, records))
+        if not final and not errors and total < req.min_bytes and req.max_wait_ms > 0:
+            for *_, rec in out:
+                if not isinstance(rec, bytes):
+                    rec.release()
+            return None
+        resp = _build(b, out, incremental, use_ids, read_committed, resp_sid)
+        if session is not None:
+            # Partitions that returned records go to the back, so that one busy partition
+            # cannot starve the others of the response budget (FetchSession.scala).
+            parts = session.parts
+            for sp, _err, _hw, _ls, rec in out:
+                if rec:
+                    key = (sp.topic_id if use_ids else sp.topic, sp.partition)
+                    parts[key] = parts.pop(key)
+        return resp
+
+    first = attempt(final=req.max_wait_ms <= 0 or req.min_bytes <= 0)
+    if first is not None:
+        return first
+    return _long_poll(b, plist, use_ids, req.max_wait_ms, req.min_bytes, attempt)
+
+
+def _read_partition(b: Broker, sp: SessionPartition, use_ids: bool) -> tuple[int, Partition | None]:
+    st = b.storage
+    if use_ids:
+        t = st.topics_by_id.get(sp.topic_id)
+        if t is None:
+            return E.UNKNOWN_TOPIC_ID, None
+    else:
+        t = st.topics.get(sp.topic)  # type: ignore[arg-type]
+        if t is None:
+            return E.UNKNOWN_TOPIC_OR_PARTITION, None
+    if sp.partition < 0 or sp.partition >= len(t.partitions):
+        return E.UNKNOWN_TOPIC_OR_PARTITION, None
+    p = t.partitions[sp.partition]
+    if p.closed:
+        return E.UNKNOWN_TOPIC_OR_PARTITION, None
+    if sp.leader_epoch >= 0 and sp.leader_epoch != p.leader_epoch:
+        return (E.FENCED_LEADER_EPOCH if sp.leader_epoch < p.leader_epoch else E.UNKNOWN_LEADER_EPOCH), None
+    return 0, p
+
+
+def _build(b: Broker, out: list[tuple[SessionPartition, int, int, int, Any]], incremental: bool,
+           use_ids: bool, read_committed: bool, sid: int) -> Any:
+    from kafka_protocol.messages import FetchResponse as R
+
+    PD = R.PartitionData
+    topics: list[Any] = []
+    cur_key: Any = None
+    cur: list[Any] | None = None
+    aborted = [] if read_committed else None
+    for sp, err, hw, ls, records in out:
+        if incremental and not err and not records and hw == sp.hw and ls == sp.log_start:
+            continue
+        sp.hw, sp.log_start = hw, ls
+        key = sp.topic_id if use_ids else sp.topic
+        if cur is None or key != cur_key:
+            cur = []
+            cur_key = key
+            if use_ids:
+                topics.append(R.FetchableTopicResponse(topic_id=sp.topic_id, partitions=cur))
+            else:
+                topics.append(R.FetchableTopicResponse(topic=sp.topic, partitions=cur))
+        cur.append(PD(partition_index=sp.partition, error_code=err, high_watermark=hw, last_stable_offset=hw,
+                      log_start_offset=ls, aborted_transactions=aborted, preferred_read_replica=-1,
+                      records=records))
+    return R(throttle_time_ms=0, error_code=0, session_id=sid, responses=topics)
+
+
+async def _long_poll(b: Broker, plist: list[SessionPartition], use_ids: bool, max_wait_ms: int,
+                     min_bytes: int, attempt: Any) -> Any:
+    loop = b.loop
+    deadline = loop.time() + max_wait_ms / 1000
+    parts = []
+    for sp in plist:
+        err, p = _read_partition(b, sp, use_ids)
+        if p is not None:
+            parts.append(p)
+    while True:
+        fut: asyncio.Future[None] = loop.create_future()
+        got = [0]
+
+        def on_data(p: Partition, n: int, fut: asyncio.Future[None] = fut, got: list[int] = got) -> None:
+            got[0] += n
+            if fut.done():
+                return
+            if n == 0 or got[0] >= min_bytes:
+                fut.set_result(None)
+            else:
+                p.waiters.append(on_data)
+
+        for p in parts:
+            p.waiters.append(on_data)
+        remaining = deadline - loop.time()
+        timer = loop.call_later(max(remaining, 0), lambda f=fut: f.done() or f.set_result(None))
+        try:
+            await fut
+        finally:
+            timer.cancel()
+            for p in parts:
+                try:
+                    p.waiters.remove(on_data)
+                except ValueError:
+                    pass
+        final = loop.time() >= deadline
+        resp = attempt(final)
+        if resp is not None:
+            return resp
+
+
+# ---------------------------------------------------------------------------
+
+EARLIEST, LATEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -2, -1, -3, -4, -5
+
+
+def handle_list_offsets(b: Broker, ctx: RequestContext, req: Any) -> Any:
+    from kafka_protocol.messages import ListOffsetsResponse as R
+
+    st = b.storage
+    v = ctx.api_version
+    PR = R.ListOffsetsPartitionResponse
+    topics = []
+    seen: set[tuple[str, int]] = set()
+    dups: set[tuple[str, int]] = set()
+    for t in req.topics:
+        for rp in t.partitions:
+            key = (t.name, rp.partition_index)
+            if key in seen:
+                dups.add(key)
+            seen.add(key)
+    for t in req.topics:
+        topic = st.topics.get(t.name)
+        presp = []
+        for rp in t.partitions:
+            idx = rp.partition_index
+            if (t.name, idx) in dups:
+                presp.append(PR(partition_index=idx, error_code=E.INVALID_REQUEST))
+                continue
+            if topic is None or idx < 0 or idx >= len(topic.partitions) or topic.partitions[idx].closed:
+                presp.append(PR(partition_index=idx, error_code=E.UNKNOWN_TOPIC_OR_PARTITION))
+                continue
+            p = topic.partitions[idx]
+            cle = rp.current_leader_epoch if v >= 4 else -1
+            if cle >= 0 and cle != p.leader_epoch:
+                presp.append(PR(partition_index=idx, error_code=E.FENCED_LEADER_EPOCH if cle < p.leader_epoch
+                                else E.UNKNOWN_LEADER_EPOCH))
+                continue
+            lg = p.log
+            ts = rp.timestamp
+            epoch = p.leader_epoch
+            if ts == EARLIEST or ts == EARLIEST_LOCAL:
+                off, rts = lg.start_offset, -1
+            elif ts == LATEST:
+                off, rts = lg.end_offset, -1
+            elif ts == MAX_TIMESTAMP:
+                rts, off = lg.max_timestamp()
+                if off < 0:
+                    epoch = -1
+            elif ts == LATEST_TIERED:
+                off, rts, epoch = -1, -1, -1
+            elif ts < 0:
+                presp.append(PR(partition_index=idx, error_code=E.INVALID_REQUEST))
+                continue
+            else:
+                found = lg.lookup_time(ts)
+                if found is None:
+                    off, rts, epoch = -1, -1, -1
+                else:
+                    off, rts, _exact = found
+            presp.append(PR(partition_index=idx, error_code=0, timestamp=rts, offset=off,
+                            leader_epoch=epoch if v >= 4 else -1))
+        topics.append(R.ListOffsetsTopicResponse(name=t.name, partitions=presp))
+    return R(throttle_time_ms=0, topics=topics)
+
+
+def handle_offset_for_leader_epoch(b: Broker, ctx: RequestContext, req: Any) -> Any:
+    from kafka_protocol.messages import OffsetForLeaderEpochResponse as R
+
+    st = b.storage
+    out = []
+    for t in req.topics:
+        topic = st.topics.get(t.topic)
+        parts = []
+        for rp in t.partitions:
+            idx = rp.partition
+            if topic is None or idx < 0 or idx >= len(topic.partitions) or topic.partitions[idx].closed:
+                parts.append(R.EpochEndOffset(error_code=E.UNKNOWN_TOPIC_OR_PARTITION, partition=idx))
+                continue
+            p = topic.partitions[idx]
+            cle = rp.current_leader_epoch
+            if cle >= 0 and cle != p.leader_epoch:
+                parts.append(R.EpochEndOffset(error_code=E.FENCED_LEADER_EPOCH if cle < p.leader_epoch
+                                              else E.UNKNOWN_LEADER_EPOCH, partition=idx))
+                continue
+            if 0 <= rp.leader_epoch <= p.leader_epoch:
+                parts.append(R.EpochEndOffset(error_code=0, partition=idx, leader_epoch=p.leader_epoch,
+                                              end_offset=p.log.end_offset))
+            else:
+                parts.append(R.EpochEndOffset(error_code=0, partition=idx, leader_epoch=-1, end_offset=-1))
+        out.append(R.OffsetForLeaderTopicResult(topic=t.topic, partitions=parts))
+    return R(throttle_time_ms=0, topics=out)
+

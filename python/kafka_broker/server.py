@@ -1,0 +1,390 @@
+"""Listening sockets and per-connection request/response handling.
+
+Each connection owns its non-blocking socket directly (``loop.add_reader`` /
+``add_writer``, which uvloop supports) rather than an asyncio transport:
+responses holding file slices go out through ``kafka_core.Transfer``
+(writev + sendfile on the socket fd), which a transport could not share.
+
+Receiving: bytes land in a fresh ``bytearray`` chunk that is never resized
+or reused once a frame in it has been handed out, so a request's
+``records`` stay memoryview slices of the chunk (no copy) and the core can
+assign offsets in place.  A frame that does not fit in the current chunk
+moves (its already-received prefix only) to a new chunk sized for it.
+
+Ordering: every request gets a slot in a FIFO at dispatch; handlers run
+their state-changing part synchronously at dispatch (so appends happen in
+request order), may finish later (long-poll fetch, acks=all), and a
+response leaves only when all earlier ones have.  With too many requests
+in flight the connection stops reading until the queue drains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import socket
+import struct
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .config import Listener
+from .wire import HeaderError, RequestHeader, decode_header, response_parts
+
+log = logging.getLogger("kafka_broker.server")
+
+CHUNK = 64 * 1024
+MAX_INFLIGHT = 128          # queued requests per connection before it stops reading
+_BUFFER_TYPES = (bytes, bytearray, memoryview)
+
+try:
+    from kafka_core import Transfer as _Transfer  # noqa: F401
+    HAVE_TRANSFER = True
+except ImportError:  # pragma: no cover - core not built
+    HAVE_TRANSFER = False
+
+
+class CloseConnection(Exception):
+    """Raised by a handler: log the reason and drop the connection (Kafka does the same)."""
+
+
+class Slot:
+    __slots__ = ("header", "parts", "ready", "task")
+
+    def __init__(self, header: RequestHeader) -> None:
+        self.header = header
+        self.parts: list[Any] | None = None
+        self.ready = False
+        self.task: asyncio.Task[Any] | None = None
+
+
+class RequestContext:
+    """What a handler knows about the request besides its body."""
+
+    __slots__ = ("conn", "header", "listener")
+
+    def __init__(self, conn: Connection, header: RequestHeader) -> None:
+        self.conn = conn
+        self.header = header
+        self.listener = conn.listener
+
+    @property
+    def api_version(self) -> int:
+        return self.header.api_version
+
+    @property
+    def client_id(self) -> str | None:
+        return self.header.client_id
+
+
+Dispatch = Callable[[RequestContext, memoryview], "Any | Awaitable[Any] | None"]
+
+
+class Connection:
+    def __init__(self, server: Server, sock: socket.socket, peer: Any, listener: Listener) -> None:
+        self.server = server
+        self.loop = server.loop
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.listener = listener
+        self.max_request = server.max_request
+        self.buf: bytearray | None = None
+        self.start = 0          # first unconsumed byte in buf
+        self.end = 0            # bytes received into buf
+        self.queue: deque[Slot] = deque()
+        self.out: Any = None    # current Transfer or memoryview being sent
+        self.writing = False
+        self.reading = False
+        self.closed = False
+        self._resume_read()
+
+    # -- reading -------------------------------------------------------------
+
+    def _resume_read(self) -> None:
+        if not self.reading and not self.closed:
+            self.loop.add_reader(self.fd, self._on_readable)
+            self.reading = True
+
+    def _pause_read(self) -> None:
+        if self.reading:
+            self.loop.remove_reader(self.fd)
+            self.reading = False
+
+    def _on_readable(self) -> None:
+        buf = self.buf
+        if buf is None or self.end == len(buf):
+            self._new_chunk(CHUNK)
+            buf = self.buf
+            assert buf is not None
+        try:
+            n = self.sock.recv_into(memoryview(buf)[self.end:])
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as e:
+            self.close(f"receive failed: {e.strerror}")
+            return
+        if n == 0:
+            self.close(None)
+            return
+        self.end += n
+        self._parse()
+
+    def _new_chunk(self, size: int) -> None:
+        """Move the unconsumed bytes to a fresh chunk of at least ``size`` bytes."""
+        left = self.end - self.start
+        nb = bytearray(max(size, CHUNK))
+        if left:
+            assert self.buf is not None
+            nb[:left] = memoryview(self.buf)[self.start:self.end]
+        self.buf = nb
+        self.start = 0
+        self.end = left
+
+    def _parse(self) -> None:
+        buf = self.buf
+        assert buf is not None
+        mv = memoryview(buf)
+        pos, end = self.start, self.end
+        while end - pos >= 4:
+            size = int.from_bytes(buf[pos:pos + 4], "big", signed=True)
+            if size < 0 or size > self.max_request:
+                log.warning("closing connection from %s: request size %d is %s", self.peer, size,
+                            "negative" if size < 0 else f"above socket.request.max.bytes ({self.max_request})")
+                self.close(None)
+                return
+            if end - pos - 4 < size:
+                break
+            frame = mv[pos + 4:pos + 4 + size]
+            pos += 4 + size
+            self.start = pos
+            self._dispatch(frame)
+            if self.closed:
+                return
+        self.start = pos
+        if pos == end:
+            # Everything consumed: the next recv gets a fresh chunk unless this one
+            # still has room (frames handed out only cover bytes before pos).
+            if len(buf) - end < 4096:
+                self.buf = None
+                self.start = self.end = 0
+        elif end - pos >= 4:
+            need = 4 + int.from_bytes(buf[pos:pos + 4], "big", signed=True)
+            if pos + need > len(buf):
+                self._new_chunk(need)
+        elif len(buf) - pos < 4 + 1024:
+            self._new_chunk(CHUNK)
+
+    # -- dispatch ------------------------------------------------------------
+
+    def _dispatch(self, frame: memoryview) -> None:
+        try:
+            header = decode_header(frame)
+        except HeaderError as e:
+            log.warning("closing connection from %s: %s", self.peer, e)
+            self.close(None)
+            return
+        except struct.error as e:
+            log.warning("closing connection from %s: bad request header (%s)", self.peer, e)
+            self.close(None)
+            return
+        ctx = RequestContext(self, header)
+        try:
+            result = self.server.dispatch(ctx, frame)
+        except CloseConnection as e:
+            log.warning("closing connection from %s (client %s): %s", self.peer, header.client_id, e)
+            self.close(None)
+            return
+        except Exception:
+            log.exception("closing connection from %s: error handling api key %d v%d", self.peer,
+                          header.api_key, header.api_version)
+            self.close(None)
+            return
+        if result is None:   # no response (acks=0 produce)
+            return
+        slot = Slot(header)
+        self.queue.append(slot)
+        if isinstance(result, Awaitable):
+            task = asyncio.ensure_future(result)
+            slot.task = task
+            task.add_done_callback(lambda t, s=slot: self._finished(s, t))
+        elif not self._set_response(slot, result):
+            return
+        if len(self.queue) >= MAX_INFLIGHT:
+            self._pause_read()
+        if self.queue[0].ready:
+            self._pump()
+
+    def _finished(self, slot: Slot, task: asyncio.Task[Any]) -> None:
+        if self.closed:
+            return
+        if task.cancelled():
+            self.close(None)
+            return
+        exc = task.exception()
+        if exc is not None:
+            if isinstance(exc, CloseConnection):
+                log.warning("closing connection from %s: %s", self.peer, exc)
+            else:
+                log.error("closing connection from %s: error handling api key %d v%d",
+                          self.peer, slot.header.api_key, slot.header.api_version, exc_info=exc)
+            self.close(None)
+            return
+        if self._set_response(slot, task.result()):
+            self._pump()
+
+    def _set_response(self, slot: Slot, body: Any) -> bool:
+        h = slot.header
+        if isinstance(body, tuple):      # (body, version) for replies in another version
+            body, version = body
+        else:
+            version = h.api_version
+        try:
+            slot.parts = response_parts(h.api_key, version, h.correlation_id, body)
+        except Exception:
+            log.exception("closing connection from %s: cannot encode the response to api key %d v%d",
+                          self.peer, h.api_key, version)
+            self.close(None)
+            return False
+        slot.ready = True
+        return True
+
+    # -- writing -------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Send ready responses in request order until the socket is full."""
+        while True:
+            if self.out is None:
+                if not self.queue or not self.queue[0].ready:
+                    break
+                slot = self.queue.popleft()
+                parts = slot.parts
+                assert parts is not None
+                if all(isinstance(p, _BUFFER_TYPES) for p in parts):
+                    self.out = memoryview(parts[0] if len(parts) == 1 else b"".join(parts))
+                elif HAVE_TRANSFER:
+                    self.out = _Transfer(parts)
+                else:  # pragma: no cover - core not built: copy file slices
+                    self.out = memoryview(b"".join(
+                        p if isinstance(p, _BUFFER_TYPES) else os.pread(p.fd, len(p), p.position)
+                        for p in parts))
+            try:
+                if isinstance(self.out, memoryview):
+                    n = self.sock.send(self.out)
+                    if n < len(self.out):
+                        self.out = self.out[n:]
+                        self._want_write()
+                        return
+                    self.out = None
+                else:
+                    if not self.out.send(self.fd):
+                        self._want_write()
+                        return
+                    self.out = None
+            except (BlockingIOError, InterruptedError):
+                self._want_write()
+                return
+            except OSError as e:
+                if e.errno not in (errno.EPIPE, errno.ECONNRESET) and not isinstance(e, ConnectionError):
+                    log.info("send to %s failed: %s", self.peer, e)
+                self.close(None)
+                return
+            except Exception as e:  # noqa: BLE001 - a core error while sending: drop this connection only
+                log.error("send to %s failed: %s", self.peer, e)
+                self.close(None)
+                return
+        if self.writing:
+            self.loop.remove_writer(self.fd)
+            self.writing = False
+        if not self.reading and len(self.queue) < MAX_INFLIGHT // 2:
+            self._resume_read()
+
+    def _want_write(self) -> None:
+        if not self.writing:
+            self.loop.add_writer(self.fd, self._pump)
+            self.writing = True
+
+    # -- closing -------------------------------------------------------------
+
+    def close(self, reason: str | None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if reason:
+            log.info("connection from %s closed: %s", self.peer, reason)
+        if self.reading:
+            self.loop.remove_reader(self.fd)
+            self.reading = False
+        if self.writing:
+            self.loop.remove_writer(self.fd)
+            self.writing = False
+        for slot in self.queue:
+            if slot.task is not None and not slot.task.done():
+                slot.task.cancel()
+        self.queue.clear()
+        self.out = None
+        self.buf = None
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        self.server.connections.discard(self)
+
+
+class Server:
+    """Accepts connections on the listeners and hands frames to ``dispatch``."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, listeners: list[Listener], max_request: int,
+                 dispatch: Callable[[RequestContext, memoryview], Any], backlog: int = 128) -> None:
+        self.loop = loop
+        self.listeners = listeners
+        self.max_request = max_request
+        self.dispatch = dispatch
+        self.backlog = backlog
+        self.sockets: list[tuple[socket.socket, Listener]] = []
+        self.connections: set[Connection] = set()
+
+    def start(self) -> list[tuple[str, int]]:
+        bound = []
+        for ln in self.listeners:
+            infos = socket.getaddrinfo(ln.host or None, ln.port, type=socket.SOCK_STREAM,
+                                       flags=socket.AI_PASSIVE)
+            family, _, _, _, addr = infos[0]
+            s = socket.socket(family, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(addr)
+            s.listen(max(self.backlog, 128))
+            s.setblocking(False)
+            self.loop.add_reader(s.fileno(), self._accept, s, ln)
+            self.sockets.append((s, ln))
+            bound.append(s.getsockname()[:2])
+        return bound
+
+    def _accept(self, lsock: socket.socket, ln: Listener) -> None:
+        for _ in range(64):
+            try:
+                sock, peer = lsock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                log.warning("accept failed: %s", e)
+                return
+            sock.setblocking(False)
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+            self.connections.add(Connection(self, sock, peer, ln))
+
+    def close(self) -> None:
+        for s, _ in self.sockets:
+            try:
+                self.loop.remove_reader(s.fileno())
+            except (ValueError, OSError):
+                pass
+            s.close()
+        self.sockets.clear()
+        for c in list(self.connections):
+            c.close(None)

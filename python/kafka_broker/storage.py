@@ -1,0 +1,714 @@
+"""Topics, partitions and their logs on disk; flush and retention threads.
+
+Layout (Kafka's, so operators recognise it): ``<log.dir>/<topic>-<partition>/``
+holds one ``kafka_core.Log``; ``<first log.dir>/kc-metadata.json`` holds the
+cluster id, topics (id, partition count, config overrides) and the producer
+id block, rewritten atomically (temp file, fsync, rename, fsync dir) on every
+change; each log dir gets Kafka's ``meta.properties``.  Producer state of a
+partition is snapshotted to ``kc-producer-state.json`` in its directory at
+clean shutdown and every checkpoint interval, and rebuilt on start by
+scanning batch headers written after the snapshot.
+
+Threads: the event loop owns every structure here.  Blocking work runs in
+two places: the flush thread (fsync, group commit for appends waiting on
+durability) and the storage worker (one thread: metadata writes, log
+creation and deletion, retention, checkpoints).  A partition's ``lock``
+is taken by those threads around anything that could race with closing
+its log; the loop never takes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .config import TOPIC_CONFIGS, BrokerConfig, validate_topic_configs
+from .errors import E
+
+log = logging.getLogger("kafka_broker.storage")
+
+META_FILE = "kc-metadata.json"
+PRODUCER_SNAPSHOT = "kc-producer-state.json"
+TOPIC_NAME_RE = re.compile(r"[a-zA-Z0-9._-]+")
+MAX_TOPIC_NAME = 249
+PRODUCER_ID_BLOCK = 1000
+PRODUCER_WINDOW = 5        # batches remembered per producer (ProducerStateEntry.NUM_BATCHES_TO_RETAIN)
+SEQ_MOD = 1 << 31
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def new_topic_id() -> uuid.UUID:
+    """A random non-zero id whose base64 form does not start with '-' (Uuid.randomUuid)."""
+    while True:
+        u = uuid.uuid4()
+        if u.int > 1 and not base64.urlsafe_b64encode(u.bytes).startswith(b"-"):
+            return u
+
+
+def new_cluster_id() -> str:
+    return base64.urlsafe_b64encode(new_topic_id().bytes).rstrip(b"=").decode()
+
+
+def topic_name_error(name: str | None) -> str | None:
+    if not name:
+        return "Topic name is illegal, it can't be empty"
+    if name in (".", ".."):
+        return "Topic name cannot be \".\" or \"..\""
+    if len(name) > MAX_TOPIC_NAME:
+        return f"Topic name is illegal, it can't be longer than {MAX_TOPIC_NAME} characters, topic name: {name}"
+    if not TOPIC_NAME_RE.fullmatch(name):
+        return (f"Topic name \"{name}\" is illegal, it contains a character other than ASCII "
+                "alphanumerics, '.', '_' and '-'")
+    return None
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class DuplicateBatch(Exception):
+    def __init__(self, first_offset: int, last_offset: int, timestamp: int) -> None:
+        self.first_offset = first_offset
+        self.last_offset = last_offset
+        self.timestamp = timestamp
+
+
+class ProducerEntry:
+    """Last batches of one producer on one partition (ProducerStateEntry.java)."""
+
+    __slots__ = ("epoch", "batches")
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+        # (first_seq, last_seq, first_offset, last_offset, timestamp), oldest first
+        self.batches: deque[tuple[int, int, int, int, int]] = deque(maxlen=PRODUCER_WINDOW)
+
+
+class ProducerState:
+    """Idempotent-producer bookkeeping for one partition."""
+
+    __slots__ = ("entries", "changes")
+
+    def __init__(self) -> None:
+        self.entries: dict[int, ProducerEntry] = {}
+        self.changes = 0          # bumped on every update: snapshots are skipped when unchanged
+
+    def check(self, pid: int, epoch: int, first_seq: int, last_seq: int) -> E:
+        """Before an append: NONE, or the error; raises DuplicateBatch for a retry."""
+        e = self.entries.get(pid)
+        if e is None:
+            return E.NONE if first_seq == 0 else E.UNKNOWN_PRODUCER_ID
+        if epoch < e.epoch:
+            return E.INVALID_PRODUCER_EPOCH
+        if epoch > e.epoch:
+            return E.NONE if first_seq == 0 else E.OUT_OF_ORDER_SEQUENCE_NUMBER
+        for b in e.batches:
+            if b[0] == first_seq and b[1] == last_seq:
+                raise DuplicateBatch(b[2], b[3], b[4])
+        if not e.batches:
+            return E.NONE
+        last = e.batches[-1][1]
+        if first_seq == (last + 1) % SEQ_MOD:
+            return E.NONE
+        return E.OUT_OF_ORDER_SEQUENCE_NUMBER
+
+    def update(self, pid: int, epoch: int, first_seq: int, last_seq: int,
+               first_offset: int, last_offset: int, timestamp: int) -> None:
+        e = self.entries.get(pid)
+        if e is None or e.epoch != epoch:
+            e = self.entries[pid] = ProducerEntry(epoch)
+        e.batches.append((first_seq, last_seq, first_offset, last_offset, timestamp))
+        self.changes += 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {str(pid): [e.epoch, [list(b) for b in e.batches]] for pid, e in self.entries.items()}
+
+    def load_json(self, data: dict[str, Any]) -> None:
+        for pid, (epoch, batches) in data.items():
+            e = ProducerEntry(int(epoch))
+            for b in batches:
+                e.batches.append(tuple(int(x) for x in b))  # type: ignore[arg-type]
+            self.entries[int(pid)] = e
+
+
+class Partition:
+    __slots__ = ("topic", "index", "path", "log", "lock", "closed", "waiters", "producers",
+                 "leader_epoch", "last_flush_ms", "segment_base", "snapshot_changes", "checkpoint_rp")
+
+    def __init__(self, topic: Topic, index: int, path: str, log_: Any) -> None:
+        self.topic = topic
+        self.index = index
+        self.path = path
+        self.log = log_
+        self.lock = threading.Lock()
+        self.closed = False
+        self.waiters: list[Callable[[Partition, int], None]] = []
+        self.producers = ProducerState()
+        self.leader_epoch = 0
+        self.last_flush_ms = now_ms()
+        self.segment_base = -1
+        self.snapshot_changes = 0     # producers.changes at the last snapshot written
+        self.checkpoint_rp = -1       # recovery point at the last checkpoint written
+
+    @property
+    def name(self) -> str:
+        return f"{self.topic.name}-{self.index}"
+
+    def notify(self, nbytes: int) -> None:
+        """Wake long-poll fetches waiting on this partition (loop thread)."""
+        if self.waiters:
+            waiters, self.waiters = self.waiters, []
+            for w in waiters:
+                w(self, nbytes)
+
+    def __repr__(self) -> str:
+        return f"<Partition {self.name}>"
+
+
+class Topic:
+    __slots__ = ("name", "id", "partitions", "overrides", "effective", "deleted")
+
+    def __init__(self, name: str, topic_id: uuid.UUID, overrides: dict[str, str]) -> None:
+        self.name = name
+        self.id = topic_id
+        self.partitions: list[Partition] = []
+        self.overrides = dict(overrides)       # text values as set by the user
+        self.effective: dict[str, Any] = {}
+        self.deleted = False
+
+
+class Flusher(threading.Thread):
+    """fsync thread with group commit.
+
+    Appends that need durability register (partition, future) pairs; each
+    round takes everything registered so far, fsyncs each dirty log once,
+    and completes the round's futures on the loop.  It also flushes logs
+    whose oldest unflushed data is older than their ``flush.ms``.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, storage: Storage) -> None:
+        super().__init__(name="kc-flush", daemon=True)
+        self.loop = loop
+        self.storage = storage
+        self.cond = threading.Condition()
+        self.pending: dict[Partition, list[asyncio.Future[None]]] = {}
+        self.stopping = False
+
+    def request(self, p: Partition, fut: asyncio.Future[None] | None) -> None:
+        with self.cond:
+            lst = self.pending.get(p)
+            if lst is None:
+                lst = self.pending[p] = []
+                self.cond.notify()
+            if fut is not None:
+                lst.append(fut)
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopping = True
+            self.cond.notify()
+        self.join()
+
+    def run(self) -> None:
+        while True:
+            with self.cond:
+                if not self.pending and not self.stopping:
+                    self.cond.wait(self.storage.flush_poll_s())
+                batch, self.pending = self.pending, {}
+                stopping = self.stopping
+            if not batch:
+                if stopping:
+                    return
+                batch = {p: [] for p in self.storage.partitions_due_for_time_flush()}
+            done: list[tuple[list[asyncio.Future[None]], BaseException | None]] = []
+            for p, futs in batch.items():
+                err: BaseException | None = None
+                with p.lock:
+                    if p.closed:
+                        err = None if not futs else OSError("partition deleted")
+                    else:
+                        try:
+                            p.log.flush()
+                            p.last_flush_ms = now_ms()
+                        except Exception as e:  # noqa: BLE001 - reported to the waiting requests
+                            log.error("flush of %s failed: %s", p.name, e)
+                            err = e
+                if futs:
+                    done.append((futs, err))
+            if done:
+                try:
+                    self.loop.call_soon_threadsafe(_complete_futures, done)
+                except RuntimeError:  # loop closed during shutdown
+                    return
+
+
+def _complete_futures(done: list[tuple[list[asyncio.Future[None]], BaseException | None]]) -> None:
+    for futs, err in done:
+        for f in futs:
+            if not f.done():
+                if err is None:
+                    f.set_result(None)
+                else:
+                    f.set_exception(err)
+
+
+class Storage:
+    """All topics of this broker and the threads that keep their logs."""
+
+    def __init__(self, config: BrokerConfig, loop: asyncio.AbstractEventLoop) -> None:
+        import kafka_core
+
+        self.kc = kafka_core
+        self.config = config
+        self.loop = loop
+        self.dirs = [os.path.abspath(d) for d in config.log_dirs]
+        self.topics: dict[str, Topic] = {}
+        self.topics_by_id: dict[uuid.UUID, Topic] = {}
+        self.deleting: dict[str, asyncio.Future[None]] = {}
+        self.cluster_id = ""
+        self.next_producer_id = 0
+        self.producer_id_block_end = 0
+        self.worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kc-storage")
+        self.flusher = Flusher(loop, self)
+        self._timers: list[asyncio.TimerHandle] = []
+        self._meta_lock = threading.Lock()
+        self._flush_ms_active = False
+
+    # -- start-up and shutdown ---------------------------------------------
+
+    def open(self) -> None:
+        """Load metadata and open (recovering) every partition log.  Blocking: call before serving."""
+        for d in self.dirs:
+            os.makedirs(d, exist_ok=True)
+        meta = self._read_meta()
+        self.cluster_id = meta.get("cluster_id") or self.config.get("cluster.id") or new_cluster_id()
+        self.producer_id_block_end = int(meta.get("producer_id_block_end", 0))
+        self.next_producer_id = self.producer_id_block_end
+        for d in self.dirs:
+            self._write_meta_properties(d)
+        t0 = time.monotonic()
+        jobs: list[tuple[Topic, int]] = []
+        for name, t in sorted(meta.get("topics", {}).items()):
+            topic = Topic(name, uuid.UUID(t["id"]), t.get("configs", {}))
+            self._compute_effective(topic)
+            jobs.extend((topic, i) for i in range(int(t["partitions"])))
+            self.topics[name] = topic
+            self.topics_by_id[topic.id] = topic
+
+        def open_one(job: tuple[Topic, int]) -> tuple[Partition, int]:
+            p = self._open_partition(job[0], job[1], create=True)
+            return p, self._load_producers(p)
+        # Recovery (and the producer-state scan) releases the GIL: open logs in parallel,
+        # num.recovery.threads.per.data.dir threads per log dir, as Kafka does.
+        nthreads = max(1, self.config["num.recovery.threads.per.data.dir"] * len(self.dirs))
+        with concurrent.futures.ThreadPoolExecutor(nthreads, thread_name_prefix="kc-recovery") as pool:
+            opened = list(pool.map(open_one, jobs))
+        max_pid = -1
+        for p, pid in opened:
+            p.topic.partitions.append(p)
+            max_pid = max(max_pid, pid)
+        if max_pid >= self.next_producer_id:
+            self.next_producer_id = self.producer_id_block_end = max_pid + 1
+        self._warn_strays()
+        nparts = sum(len(t.partitions) for t in self.topics.values())
+        log.info("storage: %d topic(s), %d partition(s) in %s loaded in %.2fs", len(self.topics), nparts,
+                 ", ".join(self.dirs), time.monotonic() - t0)
+        self._persist_sync()
+        self.flusher.start()
+        self._schedule(self.config["log.retention.check.interval.ms"] / 1000, self._retention_tick)
+        interval = self.config["log.flush.offset.checkpoint.interval.ms"]
+        if interval > 0:
+            self._schedule(interval / 1000, self._checkpoint_tick)
+        self._update_flush_ms_active()
+
+    def close(self) -> None:
+        """Clean shutdown: drain the flush thread, snapshot producer state, close logs clean."""
+        for t in self._timers:
+            t.cancel()
+        self._timers.clear()
+        self.flusher.stop()
+        self.worker.shutdown(wait=True)
+        for topic in self.topics.values():
+            for p in topic.partitions:
+                with p.lock:
+                    if p.closed:
+                        continue
+                    try:
+                        self._write_producer_snapshot(p.path, p.log.end_offset, p.producers.to_json())
+                    except OSError as e:
+                        log.warning("producer snapshot of %s: %s", p.name, e)
+                    try:
+                        p.log.close(clean=True)
+                    except Exception as e:  # noqa: BLE001
+                        log.error("closing %s: %s", p.name, e)
+                    p.closed = True
+        self._persist_sync()
+        log.info("storage closed cleanly")
+
+    def _schedule(self, delay: float, fn: Callable[[], None]) -> None:
+        def fire() -> None:
+            self._timers.remove(h)
+            fn()
+            self._schedule(delay, fn)
+        h = self.loop.call_later(delay, fire)
+        self._timers.append(h)
+
+    def _warn_strays(self) -> None:
+        known = {f"{t.name}-{p.index}" for t in self.topics.values() for p in t.partitions}
+        for d in self.dirs:
+            for entry in os.listdir(d):
+                full = os.path.join(d, entry)
+                if re.fullmatch(r".+-\d+\.[0-9a-f]{32}-delete", entry):
+                    shutil.rmtree(full, ignore_errors=True)   # a deletion a crash interrupted
+                elif os.path.isdir(full) and re.fullmatch(r".+-\d+", entry) and entry not in known:
+                    log.warning("log dir %s belongs to no known topic; left alone", full)
+
+    # -- metadata file -----------------------------------------------------
+
+    def _meta_path(self) -> str:
+        return os.path.join(self.dirs[0], META_FILE)
+
+    def _read_meta(self) -> dict[str, Any]:
+        try:
+            with open(self._meta_path(), encoding="utf-8") as f:
+                data: dict[str, Any] = json.load(f)
+                return data
+        except FileNotFoundError:
+            return {}
+
+    def _meta_snapshot(self) -> bytes:
+        data = {
+            "version": 1,
+            "cluster_id": self.cluster_id,
+            "node_id": self.config.node_id,
+            "producer_id_block_end": self.producer_id_block_end,
+            "topics": {name: {"id": str(t.id), "partitions": len(t.partitions), "configs": t.overrides}
+                       for name, t in sorted(self.topics.items())},
+        }
+        return json.dumps(data, indent=1, sort_keys=True).encode()
+
+    def _persist_sync(self) -> None:
+        data = self._meta_snapshot()
+        with self._meta_lock:
+            atomic_write(self._meta_path(), data)
+
+    async def persist(self) -> None:
+        """Write the metadata file (snapshot taken now, written by the storage worker)."""
+        data = self._meta_snapshot()
+
+        def write() -> None:
+            with self._meta_lock:
+                atomic_write(self._meta_path(), data)
+        await self.loop.run_in_executor(self.worker, write)
+
+    def _write_meta_properties(self, d: str) -> None:
+        path = os.path.join(d, "meta.properties")
+        if os.path.exists(path):
+            return
+        text = (f"#\n#{time.ctime()}\nnode.id={self.config.node_id}\nversion=1\n"
+                f"cluster.id={self.cluster_id}\ndirectory.id={new_cluster_id()}\n")
+        atomic_write(path, text.encode())
+
+    # -- topic configs -----------------------------------------------------
+
+    def _compute_effective(self, topic: Topic) -> None:
+        eff = self.config.topic_defaults()
+        eff.update(validate_topic_configs(topic.overrides))
+        topic.effective = eff
+
+    def flush_poll_s(self) -> float | None:
+        return 0.1 if self._flush_ms_active else None
+
+    def _update_flush_ms_active(self) -> None:
+        from .config import LONG_MAX
+        self._flush_ms_active = any(t.effective["flush.ms"] < LONG_MAX for t in self.topics.values())
+
+    def partitions_due_for_time_flush(self) -> list[Partition]:
+        """Called from the flush thread: partitions whose unflushed data is older than flush.ms."""
+        if not self._flush_ms_active:
+            return []
+        now = now_ms()
+        due = []
+        for t in list(self.topics.values()):
+            fms = t.effective["flush.ms"]
+            for p in list(t.partitions):
+                if not p.closed and now - p.last_flush_ms >= fms and p.log.unflushed_messages > 0:
+                    due.append(p)
+        return due
+
+    # -- partitions --------------------------------------------------------
+
+    def _log_kwargs(self, topic: Topic) -> dict[str, Any]:
+        eff = topic.effective
+        return dict(segment_bytes=eff["segment.bytes"], roll_ms=eff["segment.ms"],
+                    index_interval_bytes=eff["index.interval.bytes"], max_index_bytes=eff["segment.index.bytes"],
+                    flush_interval_messages=eff["flush.messages"], max_batch_size=0)
+
+    def _partition_dir(self, name: str, index: int) -> str:
+        leaf = f"{name}-{index}"
+        for d in self.dirs:
+            if os.path.isdir(os.path.join(d, leaf)):
+                return os.path.join(d, leaf)
+        # new: the log dir holding the fewest partitions
+        counts = [(sum(1 for e in os.listdir(d) if os.path.isdir(os.path.join(d, e))), i)
+                  for i, d in enumerate(self.dirs)]
+        return os.path.join(self.dirs[min(counts)[1]], leaf)
+
+    def _open_partition(self, topic: Topic, index: int, create: bool) -> Partition:
+        path = self._partition_dir(topic.name, index)
+        lg = self.kc.Log(path, **self._log_kwargs(topic))
+        rec = lg.recovery
+        if rec and not rec.get("clean", 1) and (rec.get("segments_scanned") or rec.get("bytes_truncated")):
+            log.info("recovered %s: %s", path, rec)
+        p = Partition(topic, index, path, lg)
+        p.segment_base = -1
+        return p
+
+    def _load_producers(self, p: Partition) -> int:
+        """Rebuild producer state: snapshot, then batch headers after it.  Returns the largest pid seen."""
+        lg = p.log
+        start, end = lg.start_offset, lg.end_offset
+        from_offset = start
+        try:
+            with open(os.path.join(p.path, PRODUCER_SNAPSHOT), encoding="utf-8") as f:
+                snap = json.load(f)
+            off = int(snap["offset"])
+            if start <= off <= end:
+                p.producers.load_json(snap["producers"])
+                from_offset = off
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        max_pid = max(p.producers.entries, default=-1)
+        off = from_offset
+        while off < end:
+            sl = lg.read(off, 8 << 20)
+            n = len(sl)
+            if n == 0:
+                break
+            try:
+                data = os.pread(sl.fd, n, sl.position)
+            finally:
+                sl.release()
+            infos, _valid = self.kc.scan_batches(data, verify_crc=False, allow_partial=True)
+            if not infos:
+                break
+            for b in infos:
+                if b.last_offset < off or b.producer_id < 0:
+                    continue
+                last_seq = (b.base_sequence + b.last_offset_delta) % SEQ_MOD
+                p.producers.update(b.producer_id, b.producer_epoch, b.base_sequence, last_seq,
+                                   b.base_offset, b.last_offset, b.max_timestamp)
+                max_pid = max(max_pid, b.producer_id)
+            off = infos[-1].last_offset + 1
+        return max_pid
+
+    @staticmethod
+    def _write_producer_snapshot(path: str, offset: int, producers: dict[str, Any]) -> None:
+        atomic_write(os.path.join(path, PRODUCER_SNAPSHOT),
+                     json.dumps({"offset": offset, "producers": producers}).encode())
+
+    def get(self, name: str) -> Topic | None:
+        return self.topics.get(name)
+
+    def partition(self, name: str, index: int) -> Partition | None:
+        t = self.topics.get(name)
+        if t is None or index < 0 or index >= len(t.partitions):
+            return None
+        return t.partitions[index]
+
+    # -- admin operations (async: disk work on the storage worker) ----------
+
+    async def create_topic(self, name: str, num_partitions: int, overrides: dict[str, str]) -> Topic:
+        pending = self.deleting.get(name)
+        if pending is not None:
+            await asyncio.shield(pending)
+        if name in self.topics:
+            raise FileExistsError(name)
+        topic = Topic(name, new_topic_id(), overrides)
+        self._compute_effective(topic)
+        # Reserve the name before awaiting so a concurrent create sees it.
+        self.topics[name] = topic
+        self.topics_by_id[topic.id] = topic
+        try:
+            parts = await self.loop.run_in_executor(
+                self.worker, lambda: [self._open_partition(topic, i, True) for i in range(num_partitions)])
+        except BaseException:
+            self.topics.pop(name, None)
+            self.topics_by_id.pop(topic.id, None)
+            raise
+        topic.partitions.extend(parts)
+        await self.persist()
+        self._update_flush_ms_active()
+        log.info("created topic %s (%d partitions, id %s)", name, num_partitions, topic.id)
+        return topic
+
+    async def add_partitions(self, topic: Topic, count: int) -> None:
+        first = len(topic.partitions)
+        parts = await self.loop.run_in_executor(
+            self.worker, lambda: [self._open_partition(topic, i, True) for i in range(first, count)])
+        if topic.deleted:
+            return
+        topic.partitions.extend(parts)
+        await self.persist()
+        log.info("topic %s now has %d partitions", topic.name, count)
+
+    async def delete_topic(self, topic: Topic) -> None:
+        """Unpublish now; then, on the storage worker: close the logs, rename their directories
+        to ``<topic>-<partition>.<id>-delete`` (as Kafka does), persist the metadata, remove them.
+        A crash midway leaves only ``-delete`` directories, removed at the next start."""
+        self.topics.pop(topic.name, None)
+        self.topics_by_id.pop(topic.id, None)
+        topic.deleted = True
+        for p in topic.partitions:
+            p.closed = True   # loop-side readers check this; the worker closes under p.lock
+            p.notify(0)
+        fut: asyncio.Future[None] = self.loop.create_future()
+        self.deleting[topic.name] = fut
+        parts = list(topic.partitions)
+        meta = self._meta_snapshot()
+
+        def remove() -> None:
+            trash = []
+            for p in parts:
+                with p.lock:
+                    try:
+                        p.log.close(clean=False)
+                    except Exception as e:  # noqa: BLE001
+                        log.error("closing %s: %s", p.path, e)
+                    dst = f"{p.path}.{uuid.uuid4().hex}-delete"
+                    try:
+                        os.rename(p.path, dst)
+                        trash.append(dst)
+                    except FileNotFoundError:
+                        pass
+            with self._meta_lock:
+                atomic_write(self._meta_path(), meta)
+            for d in trash:
+                shutil.rmtree(d, ignore_errors=True)
+        try:
+            await self.loop.run_in_executor(self.worker, remove)
+        finally:
+            del self.deleting[topic.name]
+            fut.set_result(None)
+        log.info("deleted topic %s", topic.name)
+
+    async def alter_topic_configs(self, topic: Topic, overrides: dict[str, str]) -> None:
+        topic.overrides = dict(overrides)
+        self._compute_effective(topic)
+        for p in topic.partitions:
+            configure = getattr(p.log, "configure", None)
+            if configure is not None:
+                try:
+                    configure(**self._log_kwargs(topic))
+                except Exception as e:  # noqa: BLE001
+                    log.warning("reconfiguring %s: %s", p.name, e)
+        self._update_flush_ms_active()
+        await self.persist()
+
+    async def delete_records(self, p: Partition, offset: int) -> int:
+        def run() -> int:
+            with p.lock:
+                if p.closed:
+                    raise KeyError(p.name)
+                p.log.delete_records(offset)
+                return int(p.log.start_offset)
+        return await self.loop.run_in_executor(self.worker, run)
+
+    async def allocate_producer_id(self) -> int:
+        if self.next_producer_id >= self.producer_id_block_end:
+            self.producer_id_block_end = self.next_producer_id + PRODUCER_ID_BLOCK
+            await self.persist()
+        pid = self.next_producer_id
+        self.next_producer_id += 1
+        return pid
+
+    # -- background ticks ----------------------------------------------------
+
+    def _all_partitions(self) -> list[tuple[Partition, dict[str, Any]]]:
+        return [(p, t.effective) for t in self.topics.values() for p in t.partitions]
+
+    def _retention_tick(self) -> None:
+        items = [(p, eff["retention.ms"], eff["retention.bytes"], eff["cleanup.policy"])
+                 for p, eff in self._all_partitions()]
+
+        def run() -> None:
+            now = now_ms()
+            for p, rms, rbytes, policy in items:
+                if "delete" not in policy:
+                    continue
+                with p.lock:
+                    if p.closed:
+                        continue
+                    try:
+                        n = p.log.retention(now, rms, rbytes)
+                    except Exception as e:  # noqa: BLE001
+                        log.error("retention on %s: %s", p.name, e)
+                        continue
+                if n:
+                    log.info("retention deleted %d segment(s) of %s", n, p.name)
+        self.worker.submit(run)
+
+    def _checkpoint_tick(self) -> None:
+        items = []
+        for p, _ in self._all_partitions():
+            if p.closed:
+                continue
+            prod = None
+            if p.producers.changes != p.snapshot_changes:
+                prod = p.producers.to_json()
+                p.snapshot_changes = p.producers.changes
+            items.append((p, p.log.end_offset, prod))
+
+        def run() -> None:
+            for p, end, prod in items:
+                with p.lock:
+                    if p.closed:
+                        continue
+                    try:
+                        rp = p.log.recovery_point
+                        if rp != p.checkpoint_rp:
+                            p.log.checkpoint()
+                            p.checkpoint_rp = rp
+                        if prod is not None:
+                            self._write_producer_snapshot(p.path, end, prod)
+                    except Exception as e:  # noqa: BLE001
+                        log.warning("checkpoint of %s: %s", p.name, e)
+        self.worker.submit(run)
+
+    # -- helpers for handlers ------------------------------------------------
+
+    def validate_new_configs(self, configs: Iterable[tuple[str, str | None]]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for k, v in configs:
+            if k not in TOPIC_CONFIGS:
+                raise ValueError(f"Unknown topic config name: {k}")
+            if v is None:
+                raise ValueError(f"Null value not supported for topic configs: {k}")
+            out[k] = v
+        validate_topic_configs(out)
+        return out
