@@ -37,6 +37,8 @@ rng = random.Random(rnd)
 log = Log(path, segment_bytes=32 * 1024, index_interval_bytes=1024, max_index_bytes=4096,
           flush_interval_messages=1)
 out = sys.stdout
+out.write("ready\n")
+out.flush()
 i = 0
 while True:
     n = rng.randint(1, 5)
@@ -79,7 +81,10 @@ def test_sigkill_keeps_every_acknowledged_batch(tmp_path: Path) -> None:
     while rounds < 30 and time.monotonic() < deadline:
         child = subprocess.Popen([sys.executable, "-c", CHILD, str(path), str(rounds)], stdout=subprocess.PIPE,
                                  env=env)
-        time.sleep(rng.uniform(0.15, 0.6))
+        # start the clock once the child is importing nothing any more: a slow
+        # start (busy machine) must not turn into rounds with nothing appended
+        assert child.stdout is not None and child.stdout.readline() == b"ready\n"
+        time.sleep(rng.uniform(0.05, 0.4))
         child.send_signal(signal.SIGKILL)
         out, _ = child.communicate(timeout=30)
         assert child.returncode == -signal.SIGKILL
