@@ -25,7 +25,8 @@ BASE = ["kc_common.c", "kc_crc32c.c"]
 CORE_SOURCES = {
     "_crc32c": BASE,
     "_batch": BASE + ["kc_batch.c"],
-    "_log": BASE + ["kc_batch.c", "kc_index.c", "kc_log.c"],
+    "_accum": BASE + ["kc_batch.c"],
+    "_log": BASE + ["kc_batch.c", "kc_index.c", "kc_segment.c", "kc_log.c", "kc_log_open.c", "kc_compact.c"],
     "_transfer": BASE + ["kc_transfer.c"],
 }
 

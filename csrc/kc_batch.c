@@ -25,7 +25,8 @@
 
 /* ---- header ---- */
 
-int kc_batch_parse(const uint8_t *buf, size_t len, size_t max_batch_size, kc_batch_info_t *out) {
+static int batch_parse(const uint8_t *buf, size_t len, size_t max_batch_size, uint32_t flags,
+                       kc_batch_info_t *out) {
     kc_batch_info_t bi;
     /* baseOffset, batchLength, partitionLeaderEpoch, magic: enough to tell the
      * format (legacy message sets have a different layout after byte 16). */
@@ -50,9 +51,17 @@ int kc_batch_parse(const uint8_t *buf, size_t len, size_t max_batch_size, kc_bat
     bi.base_sequence = (int32_t)kc_be32(buf + 53);
     bi.record_count = (int32_t)kc_be32(buf + 57);
     bi.position = 0;
-    /* count == lastOffsetDelta + 1, computed in 64 bits: INT32_MAX + 1 must not wrap. */
-    if (bi.record_count < 0 || (int64_t)bi.record_count != (int64_t)bi.last_offset_delta + 1)
+    /* count == lastOffsetDelta + 1, computed in 64 bits: INT32_MAX + 1 must not wrap.
+     * A compacted batch keeps its lastOffsetDelta (so its offsets stay
+     * owned) but may hold fewer records, even none (Kafka's filterTo). */
+    if (bi.record_count < 0)
         return KC_ERR_BAD_COUNT;
+    if (flags & KC_SCAN_ALLOW_COMPACTED) {
+        if (bi.last_offset_delta < 0 || (int64_t)bi.record_count > (int64_t)bi.last_offset_delta + 1)
+            return KC_ERR_BAD_COUNT;
+    } else if ((int64_t)bi.record_count != (int64_t)bi.last_offset_delta + 1) {
+        return KC_ERR_BAD_COUNT;
+    }
     /* Uncompressed: every record takes at least MIN_RECORD_SIZE bytes, so a
      * larger count is a lie that would make a reader loop or allocate. */
     if ((bi.attributes & KC_ATTR_CODEC_MASK) == KC_CODEC_NONE &&
@@ -62,14 +71,24 @@ int kc_batch_parse(const uint8_t *buf, size_t len, size_t max_batch_size, kc_bat
     return KC_OK;
 }
 
-int kc_batch_validate(const uint8_t *buf, size_t len, size_t max_batch_size, kc_batch_info_t *out) {
+int kc_batch_parse(const uint8_t *buf, size_t len, size_t max_batch_size, kc_batch_info_t *out) {
+    return batch_parse(buf, len, max_batch_size, 0, out);
+}
+
+int kc_batch_check(const uint8_t *buf, size_t len, size_t max_batch_size, uint32_t flags,
+                   kc_batch_info_t *out) {
     kc_batch_info_t bi;
-    int rc = kc_batch_parse(buf, len, max_batch_size, &bi);
+    int rc = batch_parse(buf, len, max_batch_size, flags, &bi);
     if (rc != KC_OK) return rc;
-    if (kc_crc32c(0, buf + KC_BATCH_CRC_START, bi.size - KC_BATCH_CRC_START) != bi.crc)
+    if ((flags & KC_SCAN_VERIFY_CRC) &&
+        kc_crc32c(0, buf + KC_BATCH_CRC_START, bi.size - KC_BATCH_CRC_START) != bi.crc)
         return KC_ERR_CORRUPT_CRC;
     if (out) *out = bi;
     return KC_OK;
+}
+
+int kc_batch_validate(const uint8_t *buf, size_t len, size_t max_batch_size, kc_batch_info_t *out) {
+    return kc_batch_check(buf, len, max_batch_size, KC_SCAN_VERIFY_CRC, out);
 }
 
 int kc_batch_scan(const uint8_t *buf, size_t len, uint32_t flags, size_t max_batch_size,
@@ -79,8 +98,7 @@ int kc_batch_scan(const uint8_t *buf, size_t len, uint32_t flags, size_t max_bat
     if (buf == NULL && len) return KC_ERR_ARG;
     while (pos < len) {
         kc_batch_info_t bi;
-        rc = (flags & KC_SCAN_VERIFY_CRC) ? kc_batch_validate(buf + pos, len - pos, max_batch_size, &bi)
-                                          : kc_batch_parse(buf + pos, len - pos, max_batch_size, &bi);
+        rc = kc_batch_check(buf + pos, len - pos, max_batch_size, flags, &bi);
         if (rc == KC_ERR_TRUNCATED && (flags & KC_SCAN_ALLOW_PARTIAL)) {
             rc = KC_OK;   /* a fetch response may end mid-batch: stop at the last whole one */
             break;

@@ -65,6 +65,9 @@ typedef struct kc_batch_info {
 #define KC_SCAN_ALLOW_PARTIAL 0x2    /* a truncated last batch ends the scan without error
                                         (fetch responses may end mid-batch) */
 #define KC_SCAN_REJECT_CONTROL 0x4   /* control batches are KC_ERR_CONTROL_BATCH (produce path) */
+#define KC_SCAN_ALLOW_COMPACTED 0x8  /* accept compacted batches: 0 <= recordCount <=
+                                        lastOffsetDelta + 1 (log reads and recovery;
+                                        never the produce path, which wants equality) */
 
 /* Parse and sanity-check one batch header at buf[0..len): length fields,
  * magic, count vs lastOffsetDelta.  Does not check the CRC.
@@ -75,6 +78,11 @@ int kc_batch_parse(const uint8_t *buf, size_t len, size_t max_batch_size, kc_bat
 
 /* Full check of one batch: kc_batch_parse + CRC32C. */
 int kc_batch_validate(const uint8_t *buf, size_t len, size_t max_batch_size, kc_batch_info_t *out);
+
+/* kc_batch_parse with scan flags: KC_SCAN_VERIFY_CRC adds the CRC check,
+ * KC_SCAN_ALLOW_COMPACTED relaxes the count rule (other flags ignored). */
+int kc_batch_check(const uint8_t *buf, size_t len, size_t max_batch_size, uint32_t flags,
+                   kc_batch_info_t *out);
 
 /* Scan consecutive batches in buf[0..len).
  * Fills up to cap infos (infos may be NULL when cap == 0: count only).

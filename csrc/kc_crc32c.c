@@ -13,7 +13,19 @@
  *    per block length (the zlib crc32_combine idea, tabulated), so a combine
  *    costs four loads.
  *
- * The hardware code is compiled with __attribute__((target("sse4.2"))) so the
+ *  - folding (inputs of 256 bytes and more, when the CPU has AVX-512 and
+ *    VPCLMULQDQ): the CRC is the remainder of the message polynomial, so
+ *    16-byte lanes can be carried forward ("folded") over any distance D
+ *    with two carry-less multiplies by x^(8D+32) and x^(8D-32) mod P
+ *    (Intel's "Fast CRC computation using PCLMULQDQ", reflected form).
+ *    Four 64-byte registers (16 lanes) fold 256 bytes per step, are folded
+ *    into one 16-byte lane at the end, and the crc32 instruction reduces
+ *    that lane (and the last < 16 bytes) to the 32-bit CRC.  About twice
+ *    the 3-stream crc32 speed; the constants are computed at load time.
+ *    KC_CRC32C_DISABLE_AVX512=1 in the environment turns it off (tests run
+ *    the 3-stream path that way too).
+ *
+ * The hardware code is compiled with __attribute__((target(...))) so the
  * rest of the build needs no -msse4.2 and still runs on CPUs without it;
  * __builtin_cpu_supports decides at run time.  Tables are built once by a
  * constructor at load time (a few microseconds), which makes every later
@@ -21,11 +33,16 @@
  */
 #include "kc_crc32c.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define KC_CRC_X86 1
 #include <nmmintrin.h>
+#if (defined(__clang__) && __clang_major__ >= 8) || (!defined(__clang__) && __GNUC__ >= 10)
+#define KC_CRC_FOLD 1 /* the compiler knows VPCLMULQDQ and AVX-512 intrinsics */
+#include <immintrin.h>
+#endif
 #endif
 
 #define POLY 0x82F63B78u
@@ -41,6 +58,8 @@ static uint32_t crc_table[8][256];           /* slicing-by-8 */
 static uint32_t crc_long[4][256];            /* shift by LONG_BLOCK zero bytes */
 static uint32_t crc_short[4][256];           /* shift by SHORT_BLOCK zero bytes */
 static int hw_available;                     /* CPU has SSE4.2 */
+static int fold_available;                   /* ... and AVX-512F/VL + VPCLMULQDQ */
+#define FOLD_MIN 256                         /* shorter inputs: the crc32 loops */
 static volatile int force_portable;          /* tests/benchmarks only */
 
 /* ---- GF(2) matrices for the zero-byte shift operator ---- */
@@ -95,6 +114,10 @@ static inline uint32_t crc_shift(uint32_t zeros[4][256], uint32_t crc) {
            zeros[2][(crc >> 16) & 0xff] ^ zeros[3][crc >> 24];
 }
 
+#ifdef KC_CRC_FOLD
+static void fold_init(void);
+#endif
+
 __attribute__((constructor)) static void kc_crc32c_init(void) {
     for (uint32_t n = 0; n < 256; n++) {
         uint32_t crc = n;
@@ -113,6 +136,13 @@ __attribute__((constructor)) static void kc_crc32c_init(void) {
 #ifdef KC_CRC_X86
     __builtin_cpu_init();
     hw_available = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+#endif
+#ifdef KC_CRC_FOLD
+    const char *off = getenv("KC_CRC32C_DISABLE_AVX512");
+    fold_available = hw_available && __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("avx512f") &&
+                     __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("vpclmulqdq") &&
+                     !(off && *off && *off != '0');
+    fold_init();
 #endif
 }
 
@@ -196,7 +226,88 @@ static uint32_t crc32c_sse42(uint32_t crc, const uint8_t *p, size_t len) {
 }
 #endif
 
+/* ---- hardware: AVX-512 VPCLMULQDQ folding ---- */
+
+#ifdef KC_CRC_FOLD
+/* Folding constants as {lo, hi} pairs: lo multiplies a lane's first 8
+ * bytes (the higher-degree half in the reflected order), hi its last 8. */
+static uint64_t fold_k[5][2];                /* distances 16, 32, 48, 64, 256 bytes */
+
+/* x^n mod P in the normal bit order, bit-reflected to 32 bits, shifted
+ * left by one (a reflected carry-less product comes out one bit short). */
+static uint64_t xpow_mod_reflected(uint32_t n) {
+    uint64_t r = 1;
+    for (uint32_t i = 0; i < n; i++) {
+        r <<= 1;
+        if (r & (1ull << 32)) r ^= 0x11EDC6F41ull;   /* P = 0x1EDC6F41 + x^32 */
+    }
+    uint32_t rev = 0;
+    for (int i = 0; i < 32; i++)
+        if (r & (1ull << i)) rev |= 1u << (31 - i);
+    return (uint64_t)rev << 1;
+}
+
+static void fold_init(void) {
+    static const uint32_t bytes[5] = {16, 32, 48, 64, 256};
+    for (int i = 0; i < 5; i++) {
+        fold_k[i][0] = xpow_mod_reflected(8 * bytes[i] + 32);
+        fold_k[i][1] = xpow_mod_reflected(8 * bytes[i] - 32);
+    }
+}
+
+#define FOLD_TARGET __attribute__((target("avx512f,avx512vl,vpclmulqdq,pclmul,sse4.2")))
+
+FOLD_TARGET static inline __m128i kpair(int i) {
+    return _mm_set_epi64x((long long)fold_k[i][1], (long long)fold_k[i][0]);
+}
+
+/* x carried forward over the distance of k, xor data (four lanes at once). */
+FOLD_TARGET static inline __m512i fold512(__m512i x, __m512i k, __m512i data) {
+    return _mm512_ternarylogic_epi64(_mm512_clmulepi64_epi128(x, k, 0x00), _mm512_clmulepi64_epi128(x, k, 0x11),
+                                     data, 0x96);
+}
+
+FOLD_TARGET static inline __m128i fold128(__m128i x, __m128i k, __m128i data) {
+    return _mm_ternarylogic_epi64(_mm_clmulepi64_si128(x, k, 0x00), _mm_clmulepi64_si128(x, k, 0x11), data, 0x96);
+}
+
+/* len >= FOLD_MIN. */
+FOLD_TARGET static uint32_t crc32c_fold(uint32_t crc, const uint8_t *p, size_t len) {
+    __m512i x0 = _mm512_loadu_si512(p), x1 = _mm512_loadu_si512(p + 64);
+    __m512i x2 = _mm512_loadu_si512(p + 128), x3 = _mm512_loadu_si512(p + 192);
+    /* the incoming state is xored into the first four bytes (CRC linearity) */
+    x0 = _mm512_xor_si512(x0, _mm512_zextsi128_si512(_mm_cvtsi32_si128((int)(crc ^ 0xFFFFFFFFu))));
+    p += 256;
+    len -= 256;
+    __m512i k = _mm512_broadcast_i32x4(kpair(4));
+    for (; len >= 256; p += 256, len -= 256) {
+        x0 = fold512(x0, k, _mm512_loadu_si512(p));
+        x1 = fold512(x1, k, _mm512_loadu_si512(p + 64));
+        x2 = fold512(x2, k, _mm512_loadu_si512(p + 128));
+        x3 = fold512(x3, k, _mm512_loadu_si512(p + 192));
+    }
+    k = _mm512_broadcast_i32x4(kpair(3));
+    x1 = fold512(x0, k, x1);
+    x2 = fold512(x1, k, x2);
+    x3 = fold512(x2, k, x3);
+    /* the four lanes of x3 into its last one */
+    __m128i a = fold128(_mm512_extracti32x4_epi32(x3, 0), kpair(2), _mm512_extracti32x4_epi32(x3, 3));
+    a = fold128(_mm512_extracti32x4_epi32(x3, 1), kpair(1), a);
+    a = fold128(_mm512_extracti32x4_epi32(x3, 2), kpair(0), a);
+    for (; len >= 16; p += 16, len -= 16)
+        a = fold128(a, kpair(0), _mm_loadu_si128((const __m128i *)p));
+    /* a is congruent to everything so far: its CRC from a zero state is the state */
+    uint64_t c = _mm_crc32_u64(0, (uint64_t)_mm_cvtsi128_si64(a));
+    c = _mm_crc32_u64(c, (uint64_t)_mm_extract_epi64(a, 1));
+    while (len--) c = _mm_crc32_u8((uint32_t)c, *p++);
+    return (uint32_t)c ^ 0xFFFFFFFFu;
+}
+#endif
+
 uint32_t kc_crc32c_hw(uint32_t crc, const void *buf, size_t len) {
+#ifdef KC_CRC_FOLD
+    if (fold_available && len >= FOLD_MIN) return crc32c_fold(crc, buf, len);
+#endif
 #ifdef KC_CRC_X86
     if (hw_available) return crc32c_sse42(crc, buf, len);
 #endif
@@ -206,6 +317,9 @@ uint32_t kc_crc32c_hw(uint32_t crc, const void *buf, size_t len) {
 int kc_crc32c_hw_available(void) { return hw_available; }
 
 uint32_t kc_crc32c(uint32_t crc, const void *buf, size_t len) {
+#ifdef KC_CRC_FOLD
+    if (fold_available && len >= FOLD_MIN && !force_portable) return crc32c_fold(crc, buf, len);
+#endif
 #ifdef KC_CRC_X86
     if (hw_available && !force_portable) return crc32c_sse42(crc, buf, len);
 #endif

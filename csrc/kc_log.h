@@ -7,6 +7,12 @@
  *   <20-digit base offset>.timeindex  12-byte entries {i64 maxTimestampSoFar, i32 offset - base}
  *   .kafka_cleanshutdown               present only after kc_log_close(l, 1)
  *   kc-checkpoint                      "recovery_point log_start_offset\n"
+ *   kc-cleaner-checkpoint              "offset\n": compacted below it (kc_compact.h)
+ *   <base>.{log,index,timeindex}.cleaned / .swap   a compaction swap in progress;
+ *                                      open finishes or discards it
+ * Batches may be compacted (fewer records than lastOffsetDelta + 1, even
+ * none: KC_SCAN_ALLOW_COMPACTED); recovery and reads accept them, produce
+ * appends (KC_APPEND_ASSIGN_OFFSETS) do not.
  * An index entry is added when more than index_interval_bytes were written
  * since the last one (Kafka's LogSegment.append).  Index files are
  * preallocated to max_index_bytes and mmapped while their segment is
@@ -77,7 +83,8 @@ typedef struct kc_append_info {
 
 #define KC_APPEND_ASSIGN_OFFSETS 0x1 /* produce: assign offsets from the log end.
                                         Without it offsets are kept (replica/compactor)
-                                        and must start at or after the log end. */
+                                        and must start at or after the log end, and
+                                        compacted batches are accepted. */
 #define KC_APPEND_SKIP_CRC 0x2       /* caller already verified the CRC */
 
 /* Validate buf (every batch: lengths, magic, CRC32C unless SKIP_CRC, count),

@@ -1,6 +1,8 @@
 /* test_crc32c.c - known vectors, hardware == portable on every length,
  * alignment and chaining split. */
 #include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "../kc_crc32c.h"
 #include "kc_test.h"
@@ -72,10 +74,44 @@ static void test_force_portable(void) {
     CHECK(strcmp(kc_crc32c_impl(), kc_crc32c_hw_available() ? "sse4.2" : "portable") == 0);
 }
 
-int main(void) {
+/* The folding path (>= 256 bytes with AVX-512 VPCLMULQDQ): lengths around
+ * its block sizes, uniform bytes (a wrong constant shows on zeros and on
+ * 0xFF alike), and chaining into and out of it. */
+static void test_fold_edges(void) {
+    static uint8_t data[4200];
+    static const size_t lens[] = {255, 256, 257, 271, 272, 319, 320, 511, 512, 513, 767, 768, 1023, 1024,
+                                  1025, 1279, 1280, 4095, 4096, 4097};
+    for (int fill = 0; fill < 3; fill++) {
+        for (size_t i = 0; i < sizeof data; i++) data[i] = fill == 0 ? 0 : fill == 1 ? 0xFF : (uint8_t)rnd();
+        for (size_t j = 0; j < sizeof lens / sizeof lens[0]; j++)
+            for (size_t off = 0; off < 3; off++) {
+                uint32_t seed = (uint32_t)rnd();
+                uint32_t s = kc_crc32c_sw(seed, data + off, lens[j]);
+                CHECK_EQ_INT(kc_crc32c(seed, data + off, lens[j]), s);
+                CHECK_EQ_INT(kc_crc32c_hw(seed, data + off, lens[j]), s);
+                if (lens[j] > 300) /* split inside the folded part */
+                    CHECK_EQ_INT(kc_crc32c(kc_crc32c(seed, data + off, 300), data + off + 300, lens[j] - 300), s);
+            }
+    }
+}
+
+int main(int argc, char **argv) {
     RUN(test_vectors);
     RUN(test_hw_equals_sw);
     RUN(test_large);
+    RUN(test_fold_edges);
     RUN(test_force_portable);
+    /* run once more with the folding path off, so the 3-stream crc32 code
+     * is tested on CPUs that have AVX-512 too */
+    if (argc > 0 && !getenv("KC_CRC32C_DISABLE_AVX512")) {
+        printf("%d checks, %d failed (AVX-512 folding allowed)\n", kc_test_checks, kc_test_failures);
+        fflush(stdout);
+        if (kc_test_failures)
+            return 1;
+        setenv("KC_CRC32C_DISABLE_AVX512", "1", 1);
+        execv(argv[0], argv);
+        perror("execv");
+        return 1;
+    }
     TEST_MAIN_END();
 }

@@ -219,11 +219,13 @@ cdef kc_batch_info_t *_scan2(const uint8_t *p, size_t n, uint32_t flags, size_t 
 
 
 def scan_batches(buf, *, bint verify_crc=True, bint allow_partial=False, bint reject_control=False,
-                 size_t max_batch_size=0):
+                 size_t max_batch_size=0, bint allow_compacted=False):
     """Scan consecutive batches; returns (list[BatchInfo], valid_len).
 
     Raises the first bad batch's error (with ``.valid_len``, ``.batches``
     and ``.position``) unless allow_partial covers it (a truncated tail).
+    allow_compacted: accept compacted batches (recordCount <= lastOffsetDelta
+    + 1), as a log or a fetch response holds them; never on the produce path.
     """
     cdef Py_buffer view
     cdef kc_batch_info_t stack[8]
@@ -239,6 +241,8 @@ def scan_batches(buf, *, bint verify_crc=True, bint allow_partial=False, bint re
         flags |= KC_SCAN_ALLOW_PARTIAL
     if reject_control:
         flags |= KC_SCAN_REJECT_CONTROL
+    if allow_compacted:
+        flags |= KC_SCAN_ALLOW_COMPACTED
     PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
     try:
         p = <const uint8_t *>view.buf
@@ -429,7 +433,8 @@ def iter_records(batch, base_offset=None, base_timestamp=None, *, int64_t log_ap
             if base_offset is None or base_timestamp is None:
                 raise TypeError("iter_records: a records section needs both base_offset and base_timestamp")
             return _decode_records(p, n, base_offset, base_timestamp, log_append_time, 0)
-        rc = kc_batch_validate(p, n, 0, &bi) if verify_crc else kc_batch_parse(p, n, 0, &bi)
+        # a batch read from a log may be compacted (fewer records than offsets)
+        rc = kc_batch_check(p, n, 0, KC_SCAN_ALLOW_COMPACTED | (KC_SCAN_VERIFY_CRC if verify_crc else 0), &bi)
         if rc != KC_OK:
             e = _err(rc, _batch_detail(p, n, 0, 0, rc, 0))
             e.valid_len = 0

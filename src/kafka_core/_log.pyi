@@ -1,6 +1,6 @@
 from os import PathLike
 from types import TracebackType
-from typing import Self, TypeAlias
+from typing import Any, Self, TypeAlias
 
 Buffer: TypeAlias = bytes | bytearray | memoryview
 
@@ -121,6 +121,20 @@ class Log:
     def truncate_to(self, offset: int) -> None: ...
     def retention(self, now_ms: int | None, retention_ms: int = -1, retention_bytes: int = -1) -> int: ...
     def delete_records(self, offset: int) -> None: ...
+    def compact(
+        self,
+        now_ms: int | None = None,
+        *,
+        delete_retention_ms: int = 86400000,
+        min_compaction_lag_ms: int = 0,
+        max_map_bytes: int = ...,
+        codec: Any = "auto",
+        _crash_after: int = 0,
+    ) -> dict[str, int | bool]: ...
+    def cleanable_bytes(self, now_ms: int | None = None, min_compaction_lag_ms: int = 0) -> tuple[int, int]: ...
+    def dirty_ratio(self, now_ms: int | None = None, min_compaction_lag_ms: int = 0) -> float: ...
+    @property
+    def cleaner_checkpoint(self) -> int: ...
     @property
     def start_offset(self) -> int: ...
     @property

@@ -14,6 +14,8 @@ import os
 import time
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.memoryview cimport PyMemoryView_FromMemory
+from libc.string cimport memcpy
 from libc.errno cimport errno
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
 from libc.stdlib cimport free, malloc
@@ -24,6 +26,56 @@ from kafka_core.kc_log cimport *
 from kafka_core._errors import error_for
 
 cdef int64_t _INT64_MAX = 0x7FFFFFFFFFFFFFFF
+cdef int _PyBUF_READ = 0x100
+
+
+cdef int _codec_call(void *ctx, int codec, const uint8_t *inp, size_t in_len, uint8_t **out,
+                     size_t *out_len, bint decompress) noexcept nogil:
+    """Run the Python codec hook on one compressed batch (GIL taken only here).
+    The input is lent as a memoryview over the cleaner's mapping and released
+    before returning; the result is copied into malloc'd memory the C cleaner frees."""
+    cdef Py_buffer view
+    cdef int rc = -25
+    with gil:
+        hooks = <object>ctx
+        mv = PyMemoryView_FromMemory(<char *>inp, <Py_ssize_t>in_len, _PyBUF_READ)
+        try:
+            res = (hooks.decompress if decompress else hooks.compress)(codec, mv)
+            PyObject_GetBuffer(res, &view, PyBUF_SIMPLE)
+            try:
+                out[0] = <uint8_t *>malloc(view.len if view.len > 0 else 1)
+                if out[0] != NULL:
+                    memcpy(out[0], view.buf, view.len)
+                    out_len[0] = view.len
+                    rc = 0
+                else:
+                    rc = -21
+            finally:
+                PyBuffer_Release(&view)
+        except Exception:
+            rc = -25  # the cleaner keeps the batch whole
+        finally:
+            mv.release()
+    return rc
+
+
+cdef int _decompress_hook(void *ctx, int codec, const uint8_t *inp, size_t in_len, uint8_t **out,
+                          size_t *out_len) noexcept nogil:
+    return _codec_call(ctx, codec, inp, in_len, out, out_len, True)
+
+
+cdef int _compress_hook(void *ctx, int codec, const uint8_t *inp, size_t in_len, uint8_t **out,
+                        size_t *out_len) noexcept nogil:
+    return _codec_call(ctx, codec, inp, in_len, out, out_len, False)
+
+
+def _default_codec():
+    """kafka_client.compression (cramjam) when importable, else None."""
+    try:
+        from kafka_client import compression
+    except ImportError:
+        return None
+    return compression
 
 
 cdef object _err(int code, str detail, int err=0):
@@ -125,6 +177,7 @@ cdef class Log:
 
     cdef kc_log_t *_l
     cdef readonly str path
+    cdef int _compacting
 
     def __cinit__(self, path, *, long long segment_bytes=1 << 30, long long roll_ms=168 * 3600 * 1000,
                   int index_interval_bytes=4096, int max_index_bytes=10 << 20,
@@ -169,6 +222,10 @@ cdef class Log:
         if self._l != NULL:
             self.close(True)
 
+    cdef _check_idle(self, str what):
+        if self._compacting:
+            raise _err(-22, f"{what} of {self.path!r} while compact() runs in another thread")
+
     @property
     def closed(self) -> bool:
         return self._l == NULL
@@ -179,6 +236,7 @@ cdef class Log:
         cdef int rc, e = 0
         if l == NULL:
             return
+        self._check_idle("close")
         self._l = NULL
         with nogil:
             rc = kc_log_close(l, clean)
@@ -191,6 +249,7 @@ cdef class Log:
         """Close and remove the log's files and directory."""
         cdef kc_log_t *l = self._log()
         cdef int rc, e = 0
+        self._check_idle("delete")
         self._l = NULL
         with nogil:
             rc = kc_log_delete(l)
@@ -368,6 +427,73 @@ cdef class Log:
         if rc != 0:
             raise _err(rc, f"delete_records({offset}) on {self.path!r} (log start "
                        f"{kc_log_start_offset(l)}, end {kc_log_end_offset(l)})", e)
+
+    def compact(self, now_ms=None, *, long long delete_retention_ms=86400000,
+                long long min_compaction_lag_ms=0, long long max_map_bytes=32 << 20, codec="auto",
+                int _crash_after=0) -> dict:
+        """One log-cleaner pass (cleanup.policy=compact; csrc/kc_compact.h).
+
+        Keeps the latest record of every key up to the first uncleanable
+        offset (never the active segment, nor segments newer than
+        min_compaction_lag_ms), drops tombstones whose segment is older than
+        delete_retention_ms, keeps offsets, swaps the cleaned segments in
+        crash-safely.  The GIL is released for the pass; appends and reads may
+        go on from other threads.  codec: an object with compress(codec, data)
+        and decompress(codec, data) used for compressed batches ("auto":
+        kafka_client.compression when importable; None: compressed batches are
+        kept whole and tombstones stay while any exists).  Returns the pass's
+        statistics (dirty_start/end_offset are the cleaner checkpoint before
+        and after)."""
+        cdef kc_log_t *l = self._log()
+        cdef kc_compact_config_t cfg
+        cdef kc_compact_stats_t st
+        cdef int rc, e = 0
+        if codec == "auto":
+            codec = _default_codec()
+        kc_compact_config_default(&cfg, _now(now_ms))
+        cfg.delete_retention_ms = delete_retention_ms
+        cfg.min_compaction_lag_ms = min_compaction_lag_ms
+        cfg.max_map_bytes = max_map_bytes
+        cfg.crash_after = _crash_after
+        if codec is not None:
+            cfg.decompress = _decompress_hook
+            cfg.compress = _compress_hook
+            cfg.codec_ctx = <void *>codec  # kept alive by this frame for the whole pass
+        self._compacting += 1
+        try:
+            with nogil:
+                rc = kc_log_compact(l, &cfg, &st)
+                if rc != 0:
+                    e = errno
+        finally:
+            self._compacting -= 1
+        if rc != 0:
+            raise _err(rc, f"compaction of {self.path!r} (max_map_bytes={max_map_bytes})", e)
+        return {"dirty_start": st.dirty_start, "end_offset": st.end_offset, "map_entries": st.map_entries,
+                "segments_before": st.segments_before, "segments_after": st.segments_after,
+                "bytes_before": st.bytes_before, "bytes_after": st.bytes_after,
+                "records_read": st.records_read, "records_removed": st.records_removed,
+                "tombstones_removed": st.tombstones_removed, "batches_removed": st.batches_removed,
+                "compressed_kept_whole": st.compressed_kept_whole, "aborted": bool(st.aborted)}
+
+    def cleanable_bytes(self, now_ms=None, long long min_compaction_lag_ms=0) -> tuple:
+        """(clean bytes below the cleaner checkpoint, dirty cleanable bytes)."""
+        cdef kc_log_t *l = self._log()
+        cdef int64_t clean = 0, dirty = 0, now = _now(now_ms)
+        with nogil:
+            kc_log_cleanable_bytes(l, now, min_compaction_lag_ms, &clean, &dirty)
+        return (clean, dirty)
+
+    def dirty_ratio(self, now_ms=None, long long min_compaction_lag_ms=0) -> float:
+        """dirty / (clean + dirty): the broker cleans when it exceeds
+        min.cleanable.dirty.ratio (0.5).  0.0 for an empty log."""
+        clean, dirty = self.cleanable_bytes(now_ms, min_compaction_lag_ms)
+        return dirty / (clean + dirty) if clean + dirty else 0.0
+
+    @property
+    def cleaner_checkpoint(self) -> int:
+        """Offsets below it have been compacted (persisted in kc-cleaner-checkpoint)."""
+        return kc_log_cleaner_checkpoint(self._log())
 
     @property
     def start_offset(self) -> int:

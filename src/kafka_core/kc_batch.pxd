@@ -24,6 +24,7 @@ cdef extern from "kc_batch.h" nogil:
         KC_SCAN_VERIFY_CRC
         KC_SCAN_ALLOW_PARTIAL
         KC_SCAN_REJECT_CONTROL
+        KC_SCAN_ALLOW_COMPACTED
 
     ctypedef struct kc_batch_info_t:
         int64_t base_offset
@@ -52,6 +53,8 @@ cdef extern from "kc_batch.h" nogil:
 
     int kc_batch_parse(const uint8_t *buf, size_t len, size_t max_batch_size, kc_batch_info_t *out)
     int kc_batch_validate(const uint8_t *buf, size_t len, size_t max_batch_size, kc_batch_info_t *out)
+    int kc_batch_check(const uint8_t *buf, size_t len, size_t max_batch_size, uint32_t flags,
+                       kc_batch_info_t *out)
     int kc_batch_scan(const uint8_t *buf, size_t len, uint32_t flags, size_t max_batch_size,
                       kc_batch_info_t *infos, size_t cap, size_t *n_out, size_t *valid_len)
     void kc_batch_summarize(const kc_batch_info_t *infos, size_t n, kc_batch_summary_t *out)

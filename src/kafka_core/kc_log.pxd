@@ -97,3 +97,40 @@ cdef extern from "kc_log.h" nogil:
         int64_t timeindex_entries
 
     int kc_log_segments(kc_log_t *l, kc_segment_info_t *out, size_t cap, size_t *n)
+
+
+cdef extern from "kc_compact.h" nogil:
+    ctypedef int (*kc_codec_fn)(void *ctx, int codec, const uint8_t *inp, size_t in_len, uint8_t **out,
+                                size_t *out_len) noexcept
+
+    ctypedef struct kc_compact_config_t:
+        int64_t now_ms
+        int64_t delete_retention_ms
+        int64_t min_compaction_lag_ms
+        int64_t max_map_bytes
+        kc_codec_fn decompress
+        kc_codec_fn compress
+        void *codec_ctx
+        int crash_after
+
+    void kc_compact_config_default(kc_compact_config_t *cfg, int64_t now_ms)
+
+    ctypedef struct kc_compact_stats_t:
+        int64_t dirty_start
+        int64_t end_offset
+        int64_t map_entries
+        int64_t segments_before
+        int64_t segments_after
+        int64_t bytes_before
+        int64_t bytes_after
+        int64_t records_read
+        int64_t records_removed
+        int64_t tombstones_removed
+        int64_t batches_removed
+        int64_t compressed_kept_whole
+        int aborted
+
+    int kc_log_compact(kc_log_t *l, const kc_compact_config_t *cfg, kc_compact_stats_t *stats)
+    int kc_log_cleanable_bytes(kc_log_t *l, int64_t now_ms, int64_t min_compaction_lag_ms,
+                               int64_t *clean_bytes, int64_t *dirty_bytes)
+    int64_t kc_log_cleaner_checkpoint(kc_log_t *l)

@@ -1,0 +1,384 @@
+/* kc_segment.c - one segment of a partition log: its files, the mapping
+ * of its .log, batch headers, index upkeep (Kafka's LogSegment.append),
+ * the walk that rebuilds indexes, and the recovery scan of one segment.
+ */
+#include "kc_segment.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kc_batch.h"
+#include "kc_common.h"
+
+/* ---------------------------------------------------------------- files */
+
+char *kc_segment_file(const kc_segment_t *s, const char *ext) {
+    size_t n = strlen(s->path) + strlen(ext) + 1;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s%s", s->path, ext);
+    return p;
+}
+
+int kc_fsync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return KC_ERR_IO;
+    int rc = fsync(fd) == 0 ? KC_OK : KC_ERR_IO;
+    close(fd);
+    return rc;
+}
+/* ------------------------------------------------------------- segments */
+
+void kc_segment_unref(kc_segment_t *s) {
+    if (atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    kc_index_close(&s->oidx);
+    kc_index_close(&s->tidx);
+    if (s->map)
+        munmap(s->map, s->map_len);
+    if (s->fd >= 0)
+        close(s->fd);
+    free(s->path);
+    free(s);
+}
+
+kc_segment_t *kc_segment_alloc(const char *dir, int64_t base) {
+    kc_segment_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    size_t n = strlen(dir) + 24;
+    s->path = malloc(n);
+    if (!s->path) {
+        free(s);
+        return NULL;
+    }
+    snprintf(s->path, n, "%s/%020lld", dir, (long long)base);
+    s->base_offset = base;
+    s->next_offset = base;
+    s->fd = -1;
+    s->oidx.fd = s->tidx.fd = -1;
+    s->max_timestamp = s->offset_of_max_ts = s->first_batch_ts = -1;
+    atomic_init(&s->refs, 1);
+    return s;
+}
+
+/* Open (fresh: create/truncate) the two index files of s. */
+int kc_segment_open_indexes(const kc_log_config_t *cfg, kc_segment_t *s, int64_t bytes, int fresh) {
+    char *op = kc_segment_file(s, ".index"), *tp = kc_segment_file(s, ".timeindex");
+    int rc = KC_ERR_NOMEM;
+    if (op && tp) {
+        kc_index_close(&s->oidx);
+        kc_index_close(&s->tidx);
+        rc = kc_index_open(&s->oidx, op, KC_INDEX_OFFSET_ENTRY, s->base_offset, bytes, fresh);
+        if (rc == KC_OK)
+            rc = kc_index_open(&s->tidx, tp, KC_INDEX_TIME_ENTRY, s->base_offset, bytes, fresh);
+    }
+    (void)cfg;
+    free(op);
+    free(tp);
+    return rc;
+}
+
+/* A new, empty segment (files created or emptied). */
+int kc_segment_create(const kc_log_config_t *cfg, const char *dir, int64_t base, int64_t now_ms, kc_segment_t **out) {
+    kc_segment_t *s = kc_segment_alloc(dir, base);
+    if (!s)
+        return KC_ERR_NOMEM;
+    char *lp = kc_segment_file(s, ".log");
+    int rc = KC_ERR_NOMEM;
+    if (lp) {
+        s->fd = open(lp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        rc = s->fd < 0 ? KC_ERR_IO : kc_segment_open_indexes(cfg, s, cfg->max_index_bytes, 1);
+    }
+    free(lp);
+    if (rc != KC_OK) {
+        int e = errno;
+        kc_segment_unref(s);
+        errno = e;
+        return rc;
+    }
+    s->created_ms = now_ms;
+    *out = s;
+    return KC_OK;
+}
+
+void kc_segment_unlink(kc_segment_t *s) {
+    const char *exts[] = {".log", ".index", ".timeindex"};
+    for (size_t i = 0; i < 3; i++) {
+        char *p = kc_segment_file(s, exts[i]);
+        if (p)
+            unlink(p);
+        free(p);
+    }
+}
+
+/* Make the read-only mapping cover [0, need).  Mapping past the end of the
+ * file is allowed as long as those pages are never touched, so the active
+ * segment's map grows geometrically instead of on every append. */
+int kc_segment_map(const kc_log_config_t *cfg, kc_segment_t *s, int64_t need) {
+    if ((size_t)need <= s->map_len)
+        return KC_OK;
+    size_t page = 4096, len = (size_t)need;
+    size_t grow = s->map_len * 2 > (1u << 20) ? s->map_len * 2 : (1u << 20);
+    size_t cap = (size_t)(cfg->segment_bytes > need ? cfg->segment_bytes : need);
+    if (grow > cap)
+        grow = cap;
+    if (grow > len)
+        len = grow;
+    len = (len + page - 1) & ~(page - 1);
+    void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, s->fd, 0);
+    if (p == MAP_FAILED)
+        return KC_ERR_IO;
+    if (s->map)
+        munmap(s->map, s->map_len);
+    s->map = p;
+    s->map_len = len;
+    return KC_OK;
+}
+
+void kc_hdr_decode(const uint8_t *p, kc_hdr_t *h) {
+    h->base = (int64_t)kc_be64(p);
+    h->size = (int64_t)(int32_t)kc_be32(p + 8) + KC_BATCH_LOG_OVERHEAD;
+    h->attributes = (int16_t)kc_be16(p + 21);
+    h->last = h->base + (int32_t)kc_be32(p + 23);
+    h->first_ts = (int64_t)kc_be64(p + 27);
+    h->max_ts = (int64_t)kc_be64(p + 35);
+}
+
+/* Header of the batch at pos of a segment whose bytes up to limit were
+ * validated when written; the bounds checks guard against a stale index. */
+int kc_segment_hdr(const kc_segment_t *s, int64_t pos, int64_t limit, kc_hdr_t *h) {
+    if (pos < 0 || limit - pos < KC_BATCH_HEADER_SIZE)
+        return KC_ERR_CORRUPT_INDEX;
+    kc_hdr_decode(s->map + pos, h);
+    if (h->size < KC_BATCH_HEADER_SIZE || h->size > limit - pos)
+        return KC_ERR_CORRUPT_INDEX;
+    return KC_OK;
+}
+
+/* Account one batch at pos as LogSegment.append does: track the largest
+ * timestamp, and add index entries when more than index_interval_bytes
+ * were written since the last entry. */
+void kc_segment_account(const kc_log_config_t *cfg, kc_segment_t *s, const kc_hdr_t *h, int64_t pos, int index) {
+    if (pos == 0)
+        s->first_batch_ts = h->max_ts;
+    if (h->max_ts > s->max_timestamp) {
+        s->max_timestamp = h->max_ts;
+        s->offset_of_max_ts = h->last;
+    }
+    if (index && s->bytes_since_index > cfg->index_interval_bytes) {
+        /* full index or an offset beyond i32: skip the entry (the index is
+         * sparse; the next append rolls the segment) */
+        if (kc_index_append_offset(&s->oidx, h->last, pos) == KC_OK && s->max_timestamp >= 0)
+            kc_index_append_time(&s->tidx, s->max_timestamp, s->offset_of_max_ts);
+        s->bytes_since_index = 0;
+    }
+    s->bytes_since_index += h->size;
+    s->next_offset = h->last + 1;
+}
+
+/* Walk the file bytes [from, size) of s.  validate: full check of every
+ * batch (kc_batch_validate: lengths, magic, CRC) and offsets increasing
+ * from *prev_next; otherwise header sanity only.  index: rebuild index
+ * entries.  Stops at the first bad batch: *valid_end is where it starts. */
+int kc_segment_walk(const kc_log_config_t *cfg, kc_segment_t *s, int64_t from, int64_t size, int validate, int index,
+                    int64_t *prev_next, int64_t *valid_end, int64_t *batches) {
+    int rc = size > 0 ? kc_segment_map(cfg, s, size) : KC_OK;
+    int64_t pos = from;
+    while (rc == KC_OK && pos < size) {
+        kc_batch_info_t bi;
+        /* the log holds compacted batches (fewer records than offsets) */
+        rc = kc_batch_check(s->map + pos, (size_t)(size - pos), 0,
+                            KC_SCAN_ALLOW_COMPACTED | (validate ? KC_SCAN_VERIFY_CRC : 0), &bi);
+        if (rc != KC_OK)
+            break;
+        kc_hdr_t h;
+        kc_hdr_decode(s->map + pos, &h);
+        if (h.base < s->base_offset || h.base < *prev_next || h.last < h.base ||
+            h.last - s->base_offset > INT32_MAX) {
+            rc = KC_ERR_BAD_COUNT; /* offsets must increase and belong to this segment */
+            break;
+        }
+        kc_segment_account(cfg, s, &h, pos, index);
+        *prev_next = h.last + 1;
+        pos += h.size;
+        (*batches)++;
+    }
+    *valid_end = pos;
+    return rc;
+}
+
+/* Load a segment that needs no recovery: trust its bytes, check its
+ * indexes (rebuilding them when they fail), and walk the tail after the
+ * last index entry to find its next offset and largest timestamp. */
+int kc_segment_load(const kc_log_config_t *cfg, kc_segment_t *s, int active, int64_t *prev_next) {
+    int64_t b = 0, end = 0;
+    char *op = kc_segment_file(s, ".index"), *tp = kc_segment_file(s, ".timeindex");
+    int missing = !op || !tp || access(op, F_OK) != 0 || access(tp, F_OK) != 0;
+    free(op);
+    free(tp);
+    int rc = kc_segment_open_indexes(cfg, s, active ? cfg->max_index_bytes : 0, 0);
+    if (rc != KC_OK)
+        return rc;
+    if (s->size == 0)
+        return KC_OK;
+    int ok = !missing && kc_index_check_offset(&s->oidx, s->size, INT64_MAX) == KC_OK &&
+             kc_index_check_time(&s->tidx, INT64_MAX) == KC_OK;
+    int64_t from = 0, eoff = s->base_offset;
+    if (ok && s->oidx.entries > 0) {
+        kc_index_offset_entry(&s->oidx, s->oidx.entries - 1, &eoff, &from);
+        kc_hdr_t h;
+        ok = kc_segment_map(cfg, s, s->size) == KC_OK && kc_segment_hdr(s, from, s->size, &h) == KC_OK && h.last == eoff;
+    }
+    if (ok) {
+        kc_hdr_t h0;
+        if (kc_segment_map(cfg, s, s->size) != KC_OK || kc_segment_hdr(s, 0, s->size, &h0) != KC_OK)
+            return KC_ERR_CORRUPT_INDEX;
+        if (s->tidx.entries > 0)
+            kc_index_time_entry(&s->tidx, s->tidx.entries - 1, &s->max_timestamp, &s->offset_of_max_ts);
+        /* the batch at an index entry starts at or before the entry's offset */
+        int64_t pn = from > 0 ? s->base_offset : *prev_next;
+        rc = kc_segment_walk(cfg, s, from, s->size, 0, 0, &pn, &end, &b);
+        s->first_batch_ts = h0.max_ts;
+        if (rc == KC_OK && kc_index_check_time(&s->tidx, s->next_offset) == KC_OK) {
+            *prev_next = s->next_offset;
+            return KC_OK;
+        }
+    }
+    /* rebuild both indexes from the log (headers only) */
+    s->max_timestamp = s->offset_of_max_ts = -1;
+    s->bytes_since_index = 0;
+    s->next_offset = s->base_offset;
+    rc = kc_segment_open_indexes(cfg, s, cfg->max_index_bytes, 1);
+    if (rc == KC_OK)
+        rc = kc_segment_walk(cfg, s, 0, s->size, 0, 1, prev_next, &end, &b);
+    if (rc == KC_OK && !active) {
+        kc_index_resize(&s->oidx, 0);
+        kc_index_resize(&s->tidx, 0);
+    }
+    return rc;
+}
+
+/* The segment is no longer active: final time-index entry, trim indexes. */
+void kc_segment_deactivate(kc_segment_t *s) {
+    if (s->max_timestamp >= 0)
+        kc_index_append_time(&s->tidx, s->max_timestamp, s->offset_of_max_ts);
+    kc_index_resize(&s->oidx, 0);
+    kc_index_resize(&s->tidx, 0);
+}
+
+/* Cut s at pos (a batch boundary) and recompute what depends on its tail. */
+int kc_segment_truncate(const kc_log_config_t *cfg, kc_segment_t *s, int64_t pos) {
+    if (ftruncate(s->fd, pos) != 0)
+        return KC_ERR_IO;
+    s->size = pos;
+    if (s->flushed_size > pos)
+        s->flushed_size = pos;
+    kc_index_truncate_position(&s->oidx, pos);
+    int64_t from = 0, eoff = s->base_offset, pn = s->base_offset, end, b = 0;
+    if (s->oidx.entries > 0)
+        kc_index_offset_entry(&s->oidx, s->oidx.entries - 1, &eoff, &from);
+    /* the time index may name offsets at or after the cut */
+    s->next_offset = s->base_offset;
+    s->max_timestamp = s->offset_of_max_ts = -1;
+    s->bytes_since_index = 0;
+    (void)eoff; /* the batch at from starts at or before eoff: pn stays at the base */
+    int rc = kc_segment_walk(cfg, s, from, pos, 0, 0, &pn, &end, &b);
+    if (rc != KC_OK)
+        return rc;
+    kc_index_truncate_time(&s->tidx, s->next_offset);
+    if (s->tidx.entries > 0) {
+        int64_t t, o;
+        kc_index_time_entry(&s->tidx, s->tidx.entries - 1, &t, &o);
+        if (t > s->max_timestamp) {
+            s->max_timestamp = t;
+            s->offset_of_max_ts = o;
+        }
+    }
+    if (pos == 0)
+        s->first_batch_ts = -1;
+    return kc_index_resize(&s->oidx, cfg->max_index_bytes) == KC_OK
+               ? kc_index_resize(&s->tidx, cfg->max_index_bytes)
+               : KC_ERR_IO;
+}
+
+/* The batch holding offset inside s (first batch whose last offset >=
+ * offset): offset index, then a walk of at most index_interval_bytes. */
+int kc_segment_find(const kc_log_config_t *cfg, kc_segment_t *s, int64_t offset, int64_t *pos, kc_hdr_t *h) {
+    if (offset >= s->next_offset || s->size == 0)
+        return KC_ERR_NOT_FOUND;
+    int rc = kc_segment_map(cfg, s, s->size);
+    if (rc != KC_OK)
+        return rc;
+    int64_t eo, p;
+    kc_index_lookup_offset(&s->oidx, offset, &eo, &p);
+    while (p < s->size) {
+        if ((rc = kc_segment_hdr(s, p, s->size, h)) != KC_OK)
+            return rc;
+        if (h->last >= offset) {
+            *pos = p;
+            return KC_OK;
+        }
+        p += h->size;
+    }
+    return KC_ERR_NOT_FOUND;
+}
+
+/* Last offset of the batch that ends at end (> 0) in s. */
+int kc_segment_last_before(const kc_log_config_t *cfg, kc_segment_t *s, int64_t start, int64_t end, int64_t *last) {
+    int64_t eo, p;
+    kc_index_lookup_position(&s->oidx, end - 1, &eo, &p);
+    if (p < start)
+        p = start;
+    kc_hdr_t h = {.last = s->base_offset - 1};
+    while (p < end) {
+        int rc = kc_segment_hdr(s, p, end, &h);
+        if (rc != KC_OK)
+            return rc;
+        p += h.size;
+    }
+    (void)cfg;
+    *last = h.last;
+    return KC_OK;
+}
+
+/* Re-read segment s (CRC and offsets), rebuilding its indexes; cut it at
+ * the first bad byte.  Returns 1 when it was cut (later segments must go). */
+int kc_segment_recover(const kc_log_config_t *cfg, kc_segment_t *s, int64_t *prev_next, kc_recovery_info_t *rec,
+                       int *err) {
+    int64_t end = 0;
+    *err = kc_segment_open_indexes(cfg, s, cfg->max_index_bytes, 1);
+    if (*err != KC_OK)
+        return -1;
+    rec->segments_scanned++;
+    int rc = kc_segment_walk(cfg, s, 0, s->size, 1, 1, prev_next, &end, &rec->batches_scanned);
+    if (rc == KC_ERR_IO || rc == KC_ERR_NOMEM) {
+        *err = rc;
+        return -1;
+    }
+    int cut = rc != KC_OK;
+    if (cut) {
+        if (rec->first_error == KC_OK)
+            rec->first_error = rc;
+        rec->bytes_truncated += s->size - end;
+        if (ftruncate(s->fd, end) != 0) {
+            *err = KC_ERR_IO;
+            return -1;
+        }
+        s->size = end;
+    }
+    /* recovered bytes are made durable now so the recovery point can move */
+    if (fdatasync(s->fd) != 0) {
+        *err = KC_ERR_IO;
+        return -1;
+    }
+    *err = KC_OK;
+    return cut;
+}

@@ -1,0 +1,358 @@
+/* test_compact.c - the log cleaner, under ASan+UBSan: dedupe against a
+ * model, tombstones and the delete horizon, compacted batches in reads and
+ * recovery, crash in the middle of a swap, appends during a pass. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kc_batch.h"
+#include "kc_common.h"
+#include "kc_compact.h"
+#include "kc_log.h"
+#include "kc_test.h"
+
+static char g_dir[256];
+
+static void rm_rf(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    char p[512];
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' && (e->d_name[1] == 0 || (e->d_name[1] == '.' && e->d_name[2] == 0)))
+            continue;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        unlink(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+static const char *fresh_dir(const char *name) {
+    snprintf(g_dir, sizeof g_dir, "/tmp/kc_test_compact_%d_%s", (int)getpid(), name);
+    rm_rf(g_dir);
+    return g_dir;
+}
+
+static kc_log_config_t small_cfg(void) {
+    kc_log_config_t c;
+    kc_log_config_default(&c);
+    c.segment_bytes = 2048;
+    c.index_interval_bytes = 128;
+    c.max_index_bytes = 4096;
+    return c;
+}
+
+#define MAXREC 4096
+#define NKEYS 16
+
+/* The model: every record appended, by offset. */
+typedef struct model {
+    int key[MAXREC];     /* -1: no key */
+    int val[MAXREC];     /* -1: tombstone (null value) */
+    int64_t n;
+} model_t;
+
+/* One batch of nrec records: key (off*7 % NKEYS) and value off, every
+ * 5th a tombstone, every 11th keyless.  ts = record timestamp. */
+static void append_batch(kc_log_t *l, model_t *m, int nrec, int64_t ts) {
+    uint8_t buf[4096];
+    kc_builder_t b;
+    CHECK_EQ_INT(kc_builder_init(&b, buf, sizeof buf, ts, 0, -1, -1, -1), KC_OK);
+    int64_t off0 = kc_log_end_offset(l);
+    for (int i = 0; i < nrec; i++) {
+        int64_t off = off0 + i;
+        int key = off % 11 == 10 ? -1 : (int)(off * 7 % NKEYS), val = off % 5 == 4 ? -1 : (int)off;
+        char k[16], v[32];
+        int kl = snprintf(k, sizeof k, "key%d", key), vl = snprintf(v, sizeof v, "value-%d", val);
+        CHECK_EQ_INT(kc_builder_append(&b, ts, key < 0 ? NULL : (uint8_t *)k, key < 0 ? -1 : kl,
+                                       val < 0 ? NULL : (uint8_t *)v, val < 0 ? -1 : vl, NULL, 0),
+                     KC_OK);
+        m->key[off] = key;
+        m->val[off] = val;
+    }
+    size_t sz = kc_builder_finish(&b);
+    kc_append_info_t ai;
+    CHECK_EQ_INT(kc_log_append(l, buf, sz, KC_APPEND_ASSIGN_OFFSETS, 0, -1, ts, &ai), KC_OK);
+    CHECK_EQ_INT(ai.first_offset, off0);
+    m->n = ai.last_offset + 1;
+}
+
+/* Read the whole log back: present[off] = 1 for every record there, with
+ * its key and value checked against the model. */
+static void read_all(kc_log_t *l, const model_t *m, char *present) {
+    memset(present, 0, MAXREC);
+    int64_t off = kc_log_start_offset(l), prev = -1;
+    while (off < kc_log_end_offset(l)) {
+        kc_slice_t s;
+        CHECK_EQ_INT(kc_log_read(l, off, 1 << 20, -1, &s), KC_OK);
+        if (s.length == 0)
+            break;
+        uint8_t *buf = malloc((size_t)s.length);
+        CHECK_EQ_INT(pread(s.fd, buf, (size_t)s.length, s.position), s.length);
+        size_t nb = 0, valid = 0;
+        CHECK_EQ_INT(kc_batch_scan(buf, (size_t)s.length, KC_SCAN_VERIFY_CRC | KC_SCAN_ALLOW_COMPACTED, 0, NULL, 0,
+                                   &nb, &valid), KC_OK);
+        for (size_t p = 0; p < (size_t)s.length;) {
+            kc_batch_info_t bi;
+            CHECK_EQ_INT(kc_batch_check(buf + p, (size_t)s.length - p, 0, KC_SCAN_ALLOW_COMPACTED, &bi), KC_OK);
+            size_t rp = KC_BATCH_HEADER_SIZE;
+            kc_record_t r;
+            int32_t count = 0;
+            while (rp < bi.size && kc_record_next(buf + p, bi.size, &rp, &r) == KC_OK) {
+                int64_t o = bi.base_offset + r.offset_delta;
+                CHECK(o > prev && o < m->n);
+                prev = o;
+                present[o] = 1;
+                char k[16], v[32];
+                int kl = snprintf(k, sizeof k, "key%d", m->key[o]), vl = snprintf(v, sizeof v, "value-%d", m->val[o]);
+                CHECK(m->key[o] < 0 ? r.key == NULL : (r.key_len == kl && memcmp(r.key, k, (size_t)kl) == 0));
+                CHECK(m->val[o] < 0 ? r.value == NULL : (r.value_len == vl && memcmp(r.value, v, (size_t)vl) == 0));
+                count++;
+            }
+            CHECK_EQ_INT(count, bi.record_count);
+            p += bi.size;
+            off = bi.base_offset + bi.last_offset_delta + 1;
+        }
+        free(buf);
+        kc_slice_release(&s);
+    }
+}
+
+/* After cleaning [0, end) with the tombstone rule tomb_gone: every record
+ * at or after end is there; below end, exactly the latest of each key
+ * (minus expired tombstones) and every keyless record. */
+static void check_model(kc_log_t *l, const model_t *m, int64_t end, int tomb_gone) {
+    char present[MAXREC];
+    read_all(l, m, present);
+    int64_t latest[NKEYS];
+    for (int k = 0; k < NKEYS; k++)
+        latest[k] = -1;
+    for (int64_t o = 0; o < end; o++)
+        if (m->key[o] >= 0)
+            latest[m->key[o]] = o;
+    for (int64_t o = 0; o < m->n; o++) {
+        int want = o >= end || m->key[o] < 0 || (latest[m->key[o]] == o && !(tomb_gone && m->val[o] < 0));
+        if (present[o] != want)
+            fprintf(stderr, "offset %lld: present %d want %d (key %d val %d end %lld)\n", (long long)o, present[o],
+                    want, m->key[o], m->val[o], (long long)end);
+        CHECK_EQ_INT(present[o], want);
+    }
+}
+
+static void test_dedupe_and_tombstones(void) {
+    kc_log_config_t cfg = small_cfg();
+    kc_log_t *l;
+    static model_t m;
+    memset(&m, 0, sizeof m);
+    CHECK_EQ_INT(kc_log_open(fresh_dir("dedupe"), &cfg, 1000, &l), KC_OK);
+    for (int i = 0; i < 120; i++)
+        append_batch(l, &m, 1 + i % 4, 1000 + i);
+    int64_t segs_before = kc_log_segment_count(l);
+    CHECK(segs_before > 4);
+    int64_t clean, dirty;
+    CHECK_EQ_INT(kc_log_cleanable_bytes(l, 2000, 0, &clean, &dirty), KC_OK);
+    CHECK_EQ_INT(clean, 0);
+    CHECK(dirty > 0);
+    /* a lag longer than the log's age leaves nothing cleanable */
+    CHECK_EQ_INT(kc_log_cleanable_bytes(l, 2000, 100000, &clean, &dirty), KC_OK);
+    CHECK_EQ_INT(dirty, 0);
+
+    /* pass 1: tombstones are young (horizon before every timestamp) */
+    kc_compact_config_t cc;
+    kc_compact_config_default(&cc, 2000);
+    cc.delete_retention_ms = 1000000;
+    kc_compact_stats_t st;
+    CHECK_EQ_INT(kc_log_compact(l, &cc, &st), KC_OK);
+    int64_t end = st.end_offset;
+    CHECK(end > 0 && end < m.n);
+    CHECK_EQ_INT(end, kc_log_cleaner_checkpoint(l));
+    CHECK(st.records_removed > 0);
+    CHECK_EQ_INT(st.tombstones_removed, 0);
+    CHECK(st.segments_after <= st.segments_before);
+    CHECK_EQ_INT(kc_log_end_offset(l), m.n);
+    check_model(l, &m, end, 0);
+    CHECK_EQ_INT(kc_log_cleanable_bytes(l, 2000, 0, &clean, &dirty), KC_OK);
+    CHECK(clean > 0);
+    CHECK_EQ_INT(dirty, 0);
+
+    /* more data, then pass 2 with an expired horizon: tombstones go */
+    for (int i = 0; i < 30; i++)
+        append_batch(l, &m, 3, 1100 + i);
+    kc_log_roll(l, 5000);
+    cc.now_ms = 5000;
+    cc.delete_retention_ms = 10;
+    CHECK_EQ_INT(kc_log_compact(l, &cc, &st), KC_OK);
+    CHECK(st.tombstones_removed > 0);
+    CHECK_EQ_INT(st.end_offset, m.n);
+    CHECK(st.segments_after < st.segments_before); /* small cleaned segments merge */
+    CHECK(kc_log_segment_count(l) < segs_before);
+    check_model(l, &m, m.n, 1);
+
+    /* lookups hold: every offset maps to the batch holding it or the next */
+    for (int64_t o = 0; o < m.n; o++) {
+        kc_position_t pos;
+        int rc = kc_log_lookup(l, o, &pos);
+        CHECK(rc == KC_OK || rc == KC_ERR_NOT_FOUND);
+        if (rc == KC_OK)
+            CHECK(pos.batch_last_offset >= o);
+    }
+    /* reopen (clean and unclean): compacted batches are valid on disk */
+    CHECK_EQ_INT(kc_log_close(l, 1), KC_OK);
+    CHECK_EQ_INT(kc_log_open(g_dir, &cfg, 6000, &l), KC_OK);
+    CHECK_EQ_INT(kc_log_cleaner_checkpoint(l), m.n);
+    check_model(l, &m, m.n, 1);
+    CHECK_EQ_INT(kc_log_close(l, 0), KC_OK);
+    unlink(strcat(strcpy((char[300]){0}, g_dir), "/kc-checkpoint")); /* recover everything */
+    CHECK_EQ_INT(kc_log_open(g_dir, &cfg, 6000, &l), KC_OK);
+    kc_recovery_info_t ri;
+    kc_log_recovery_info(l, &ri);
+    CHECK_EQ_INT(ri.bytes_truncated, 0);
+    CHECK_EQ_INT(ri.first_error, KC_OK);
+    CHECK_EQ_INT(kc_log_end_offset(l), m.n);
+    check_model(l, &m, m.n, 1);
+    /* produce keeps the strict count rule */
+    uint8_t buf[256];
+    kc_builder_t b;
+    kc_builder_init(&b, buf, sizeof buf, 1, 0, -1, -1, -1);
+    kc_builder_append(&b, 1, (const uint8_t *)"k", 1, (const uint8_t *)"v", 1, NULL, 0);
+    size_t sz = kc_builder_finish(&b);
+    kc_put_be32(buf + 23, 3); /* lastOffsetDelta 3 for 1 record: a compacted shape */
+    kc_batch_update_crc(buf, sz);
+    kc_append_info_t ai;
+    CHECK_EQ_INT(kc_log_append(l, buf, sz, KC_APPEND_ASSIGN_OFFSETS, 0, -1, 1, &ai), KC_ERR_BAD_COUNT);
+    CHECK_EQ_INT(kc_batch_check(buf, sz, 0, KC_SCAN_ALLOW_COMPACTED | KC_SCAN_VERIFY_CRC, NULL), KC_OK);
+    CHECK_EQ_INT(kc_log_delete(l), KC_OK);
+}
+
+/* A crash at each step of the first swap: reopening gives a valid log
+ * holding either the old or the cleaned data, never a mix that loses the
+ * latest value of a key. */
+static void test_crash_mid_swap(void) {
+    for (int step = 1; step <= 3; step++) {
+        kc_log_config_t cfg = small_cfg();
+        kc_log_t *l;
+        static model_t m;
+        memset(&m, 0, sizeof m);
+        CHECK_EQ_INT(kc_log_open(fresh_dir("crash"), &cfg, 1000, &l), KC_OK);
+        for (int i = 0; i < 40; i++)
+            append_batch(l, &m, 2, 1000 + i);
+        CHECK_EQ_INT(kc_log_flush(l), KC_OK);
+        kc_compact_config_t cc;
+        kc_compact_config_default(&cc, 2000);
+        cc.delete_retention_ms = 1000000;
+        cc.crash_after = step;
+        kc_compact_stats_t st;
+        CHECK_EQ_INT(kc_log_compact(l, &cc, &st), KC_ERR_AGAIN);
+        CHECK_EQ_INT(kc_log_close(l, 0), KC_OK);
+        CHECK_EQ_INT(kc_log_open(g_dir, &cfg, 3000, &l), KC_OK);
+        CHECK_EQ_INT(kc_log_end_offset(l), m.n);
+        CHECK_EQ_INT(kc_log_cleaner_checkpoint(l), 0);
+        char present[MAXREC];
+        read_all(l, &m, present);
+        /* the latest record of every key and every keyless one survive */
+        for (int64_t o = 0; o < m.n; o++) {
+            int latest = 1;
+            for (int64_t q = o + 1; q < m.n && m.key[o] >= 0; q++)
+                if (m.key[q] == m.key[o])
+                    latest = 0;
+            if (latest || m.key[o] < 0)
+                CHECK(present[o]);
+        }
+        /* no .swap or .cleaned file is left */
+        DIR *d = opendir(g_dir);
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL)
+            CHECK(!strstr(e->d_name, ".swap") && !strstr(e->d_name, ".cleaned"));
+        closedir(d);
+        /* and a full pass then works */
+        cc.crash_after = 0;
+        CHECK_EQ_INT(kc_log_compact(l, &cc, &st), KC_OK);
+        check_model(l, &m, st.end_offset, 0);
+        CHECK_EQ_INT(kc_log_delete(l), KC_OK);
+    }
+}
+
+typedef struct appender {
+    kc_log_t *l;
+    model_t *m;
+    int n;
+} appender_t;
+
+static void *append_thread(void *arg) {
+    appender_t *a = arg;
+    for (int i = 0; i < a->n; i++)
+        append_batch(a->l, a->m, 2, 3000 + i);
+    return NULL;
+}
+
+static void test_appends_during_compaction(void) {
+    kc_log_config_t cfg = small_cfg();
+    kc_log_t *l;
+    static model_t m;
+    memset(&m, 0, sizeof m);
+    CHECK_EQ_INT(kc_log_open(fresh_dir("concurrent"), &cfg, 1000, &l), KC_OK);
+    for (int i = 0; i < 50; i++)
+        append_batch(l, &m, 3, 1000 + i);
+    kc_log_roll(l, 2000);
+    int64_t before = m.n;
+    appender_t a = {l, &m, 200};
+    pthread_t t;
+    pthread_create(&t, NULL, append_thread, &a);
+    kc_compact_config_t cc;
+    kc_compact_config_default(&cc, 2000);
+    cc.delete_retention_ms = 1000000;
+    kc_compact_stats_t st;
+    int64_t end = 0;
+    for (int i = 0; i < 5; i++) {
+        CHECK_EQ_INT(kc_log_compact(l, &cc, &st), KC_OK);
+        end = st.end_offset > end ? st.end_offset : end;
+    }
+    pthread_join(t, NULL);
+    CHECK(end >= before);
+    CHECK_EQ_INT(kc_log_end_offset(l), m.n);
+    check_model(l, &m, kc_log_cleaner_checkpoint(l), 0);
+    CHECK_EQ_INT(kc_log_delete(l), KC_OK);
+}
+
+static void test_small_map_and_truncate(void) {
+    kc_log_config_t cfg = small_cfg();
+    kc_log_t *l;
+    static model_t m;
+    memset(&m, 0, sizeof m);
+    CHECK_EQ_INT(kc_log_open(fresh_dir("smallmap"), &cfg, 1000, &l), KC_OK);
+    for (int i = 0; i < 150; i++)
+        append_batch(l, &m, 4, 1000 + i);
+    kc_compact_config_t cc;
+    kc_compact_config_default(&cc, 2000);
+    cc.delete_retention_ms = 1000000;
+    cc.max_map_bytes = 100; /* fewer than 16 entries */
+    kc_compact_stats_t st;
+    CHECK_EQ_INT(kc_log_compact(l, &cc, &st), KC_ERR_TOO_LARGE);
+    cc.max_map_bytes = 24 * 128; /* 96 entries: more than a segment's records, and the 16 keys */
+    int passes = 0;
+    do {
+        CHECK_EQ_INT(kc_log_compact(l, &cc, &st), KC_OK);
+        passes++;
+    } while (st.end_offset > st.dirty_start && passes < 50);
+    CHECK_EQ_INT(passes, 2); /* the map holds distinct keys: one pass, then nothing dirty */
+    CHECK_EQ_INT(st.end_offset, kc_log_cleaner_checkpoint(l));
+    check_model(l, &m, kc_log_cleaner_checkpoint(l), 0);
+    /* truncating below the checkpoint lowers it */
+    int64_t cp = kc_log_cleaner_checkpoint(l);
+    CHECK_EQ_INT(kc_log_truncate_to(l, cp / 2), KC_OK);
+    CHECK(kc_log_cleaner_checkpoint(l) <= cp / 2);
+    CHECK_EQ_INT(kc_log_delete(l), KC_OK);
+}
+
+int main(void) {
+    RUN(test_dedupe_and_tombstones);
+    RUN(test_crash_mid_swap);
+    RUN(test_appends_during_compaction);
+    RUN(test_small_map_and_truncate);
+    TEST_MAIN_END();
+}
