@@ -60,6 +60,11 @@ typedef struct kc_recovery_info {
 /* Open (creating the directory when missing) and recover if needed. */
 int kc_log_open(const char *dir, const kc_log_config_t *cfg, int64_t now_ms, kc_log_t **out);
 void kc_log_recovery_info(const kc_log_t *l, kc_recovery_info_t *out);
+/* Change the settings of an open log (a topic's segment.bytes, segment.ms,
+ * index.interval.bytes, flush.messages, max batch size altered live).  They
+ * apply from the next append; max_index_bytes only to segments created
+ * afterwards.  The active segment is not rolled by this call. */
+int kc_log_configure(kc_log_t *l, const kc_log_config_t *cfg);
 
 /* clean = 1: flush everything, write the checkpoint, trim indexes, write
  * the clean-shutdown marker.  clean = 0: just release (as a crash would,

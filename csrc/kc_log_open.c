@@ -199,6 +199,37 @@ static int open_segments(kc_log_t *l, int clean, int64_t rp, int64_t lso, int64_
     return KC_OK;
 }
 
+/* cfg (NULL = defaults) with out-of-range values replaced by usable ones. */
+static void normalize_config(const kc_log_config_t *cfg, kc_log_config_t *out) {
+    if (cfg)
+        *out = *cfg;
+    else
+        kc_log_config_default(out);
+    if (out->segment_bytes <= 0)
+        out->segment_bytes = 1LL << 30;
+    if (out->index_interval_bytes < 0)
+        out->index_interval_bytes = 0;
+    if (out->max_index_bytes < 2 * KC_INDEX_TIME_ENTRY)
+        out->max_index_bytes = 2 * KC_INDEX_TIME_ENTRY; /* at least one entry of each */
+    if (out->flush_interval_messages <= 0)
+        out->flush_interval_messages = INT64_MAX;
+}
+
+int kc_log_configure(kc_log_t *l, const kc_log_config_t *cfg) {
+    if (!l || !cfg)
+        return KC_ERR_ARG;
+    kc_log_config_t next;
+    normalize_config(cfg, &next);
+    /* append_mu: no append is deciding a roll or an index entry with half
+     * the old settings; mu: readers of cfg under the list lock. */
+    pthread_mutex_lock(&l->append_mu);
+    pthread_mutex_lock(&l->mu);
+    l->cfg = next;
+    pthread_mutex_unlock(&l->mu);
+    pthread_mutex_unlock(&l->append_mu);
+    return KC_OK;
+}
+
 int kc_log_open(const char *dir, const kc_log_config_t *cfg, int64_t now_ms, kc_log_t **out) {
     if (!dir || !out)
         return KC_ERR_ARG;
@@ -211,18 +242,7 @@ int kc_log_open(const char *dir, const kc_log_config_t *cfg, int64_t now_ms, kc_
         free(l);
         return KC_ERR_NOMEM;
     }
-    if (cfg)
-        l->cfg = *cfg;
-    else
-        kc_log_config_default(&l->cfg);
-    if (l->cfg.segment_bytes <= 0)
-        l->cfg.segment_bytes = 1LL << 30;
-    if (l->cfg.index_interval_bytes < 0)
-        l->cfg.index_interval_bytes = 0;
-    if (l->cfg.max_index_bytes < 2 * KC_INDEX_TIME_ENTRY)
-        l->cfg.max_index_bytes = 2 * KC_INDEX_TIME_ENTRY; /* at least one entry of each */
-    if (l->cfg.flush_interval_messages <= 0)
-        l->cfg.flush_interval_messages = INT64_MAX;
+    normalize_config(cfg, &l->cfg);
     pthread_mutex_init(&l->mu, NULL);
     pthread_mutex_init(&l->append_mu, NULL);
     pthread_mutex_init(&l->flush_mu, NULL);

@@ -172,6 +172,18 @@ cdef class FileSlice:
                 f"last_offset={self.last_offset})")
 
 
+cdef void _fill_config(kc_log_config_t *cfg, long long segment_bytes, long long roll_ms,
+                       int index_interval_bytes, int max_index_bytes, object flush_interval_messages,
+                       int max_batch_size) except *:
+    kc_log_config_default(cfg)
+    cfg.segment_bytes = segment_bytes
+    cfg.roll_ms = roll_ms
+    cfg.index_interval_bytes = index_interval_bytes
+    cfg.max_index_bytes = max_index_bytes
+    cfg.flush_interval_messages = _INT64_MAX if flush_interval_messages is None else flush_interval_messages
+    cfg.max_batch_size = max_batch_size
+
+
 cdef class Log:
     """A partition log directory (see docs/DESIGN.md, ``_log``)."""
 
@@ -187,13 +199,8 @@ cdef class Log:
         cdef int64_t now = _now(now_ms)
         self._l = NULL
         self.path = os.fspath(path)
-        kc_log_config_default(&cfg)
-        cfg.segment_bytes = segment_bytes
-        cfg.roll_ms = roll_ms
-        cfg.index_interval_bytes = index_interval_bytes
-        cfg.max_index_bytes = max_index_bytes
-        cfg.flush_interval_messages = _INT64_MAX if flush_interval_messages is None else flush_interval_messages
-        cfg.max_batch_size = max_batch_size
+        _fill_config(&cfg, segment_bytes, roll_ms, index_interval_bytes, max_index_bytes,
+                     flush_interval_messages, max_batch_size)
         cdef bytes bpath = os.fsencode(self.path)
         cdef const char *cpath = bpath
         with nogil:
@@ -360,6 +367,24 @@ cdef class Log:
         cdef int64_t ts, off
         kc_log_max_timestamp(self._log(), &ts, &off)
         return (ts, off)
+
+    def configure(self, *, long long segment_bytes=1 << 30, long long roll_ms=168 * 3600 * 1000,
+                  int index_interval_bytes=4096, int max_index_bytes=10 << 20,
+                  flush_interval_messages=None, int max_batch_size=0):
+        """Change the settings of the open log (same keywords as the constructor).
+
+        They apply from the next append; max_index_bytes only to segments
+        created afterwards.  A topic's segment.bytes / segment.ms /
+        index.interval.bytes / flush.messages altered live land here."""
+        cdef kc_log_t *l = self._log()
+        cdef kc_log_config_t cfg
+        cdef int rc
+        _fill_config(&cfg, segment_bytes, roll_ms, index_interval_bytes, max_index_bytes,
+                     flush_interval_messages, max_batch_size)
+        with nogil:
+            rc = kc_log_configure(l, &cfg)
+        if rc != 0:
+            raise _err(rc, f"configuring {self.path!r}")
 
     def flush(self):
         cdef kc_log_t *l = self._log()

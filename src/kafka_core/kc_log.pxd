@@ -26,6 +26,7 @@ cdef extern from "kc_log.h" nogil:
 
     int kc_log_open(const char *dir, const kc_log_config_t *cfg, int64_t now_ms, kc_log_t **out)
     void kc_log_recovery_info(const kc_log_t *l, kc_recovery_info_t *out)
+    int kc_log_configure(kc_log_t *l, const kc_log_config_t *cfg)
     int kc_log_close(kc_log_t *l, int clean)
     int kc_log_delete(kc_log_t *l)
 

@@ -425,3 +425,21 @@ def test_closed_log_raises_and_delete(path: Path) -> None:
     log = Log(path, **SMALL)
     log.delete()
     assert not path.exists()
+
+
+def test_configure_changes_roll_and_flush_policy_live(path: Path) -> None:
+    with Log(path, segment_bytes=1 << 20) as log:
+        for _ in range(20):
+            log.append(batch(5, value=b"x" * 200))
+        assert log.segment_count == 1
+        assert not log.append(batch()).flush_due
+        log.configure(segment_bytes=4096, flush_interval_messages=1)
+        for _ in range(20):
+            info = log.append(batch(5, value=b"x" * 200))
+            assert info.flush_due
+        assert log.segment_count > 3
+        assert all(s.size_bytes <= 4096 for s in log.segments()[1:-1])
+        end = log.end_offset
+    with Log(path) as log:  # everything still there, in order
+        assert log.end_offset == end
+        assert sum(b.last_offset_delta + 1 for b in all_batches(log)) == end
