@@ -4,6 +4,18 @@
  *   kc_loadgen produce -b HOST:PORT -t TOPIC -n COUNT -s SIZE [-p PARTITION]
  *              [-X key=value ...] [--rate MSGS_PER_SEC] [--sync]
  *   kc_loadgen consume -b HOST:PORT -t TOPIC -n COUNT [-p PARTITION] [-X key=value ...]
+ *   kc_loadgen e2e -b HOST:PORT -t TOPIC -n COUNT -s SIZE --rate MSGS_PER_SEC [-X key=value ...]
+ *
+ * produce --duration SECONDS stops after that long even if COUNT is not reached
+ * (records then tells how many were sent); --max-outstanding N keeps at most N
+ * messages produced but not yet acknowledged, so that a timed run does not
+ * leave a long local queue to flush (and a window of one request in flight
+ * with N = 2 x batch is a true stop-and-wait producer).  e2e produces COUNT messages at the
+ * fixed rate with the send time in the first 8 payload bytes and consumes them
+ * in the same process (one thread, both clients polled in turn), so the
+ * latencies are produce->consume, measured on one monotonic clock; -X settings
+ * go to both clients.  One second of warm-up messages at the same rate goes
+ * first and is not counted (topic metadata, connections, broker JIT/caches).
  *
  * Prints one JSON object on the last line: records, seconds, records_per_sec,
  * mb_per_sec and, for produce, delivery latency avg/p50/p95/p99/p999 (ms).
@@ -55,10 +67,95 @@ static double pct(int64_t *v, int64_t n, double p) {
     return (double)v[i] / 1000.0;
 }
 
+/* e2e: see the header comment.  The consumer is assigned at the partition's
+ * current end (queried, not OFFSET_END, so nothing produced after the query
+ * can be skipped) before the first send. */
+static int run_e2e(rd_kafka_conf_t *conf, const char *topic, int32_t partition, int64_t count, int64_t size,
+                   int64_t rate) {
+    char errstr[512];
+    if (rate <= 0) die("e2e needs --rate", NULL);
+    if (size < 8) size = 8;
+    rd_kafka_conf_t *cconf = rd_kafka_conf_dup(conf);
+    rd_kafka_conf_set(conf, "linger.ms", "0", errstr, sizeof errstr);
+    rd_kafka_conf_set(cconf, "group.id", "kc-loadgen-e2e", errstr, sizeof errstr);
+    rd_kafka_conf_set(cconf, "enable.auto.commit", "false", errstr, sizeof errstr);
+    rd_kafka_conf_set(cconf, "fetch.wait.max.ms", "100", errstr, sizeof errstr);
+    rd_kafka_conf_set(cconf, "fetch.error.backoff.ms", "10", errstr, sizeof errstr);
+    rd_kafka_t *prk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    if (!prk) die(errstr, NULL);
+    rd_kafka_t *crk = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, errstr, sizeof errstr);
+    if (!crk) die(errstr, NULL);
+    int64_t lo = 0, hi = 0;
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int tries = 0; tries < 50; tries++) {
+        err = rd_kafka_query_watermark_offsets(crk, topic, partition, &lo, &hi, 5000);
+        if (!err) break;
+        struct timespec ts = {0, 200000000};
+        nanosleep(&ts, NULL);
+    }
+    if (err) die("watermark query failed", rd_kafka_err2str(err));
+    rd_kafka_topic_partition_list_t *tps = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(tps, topic, partition)->offset = hi;
+    if (rd_kafka_assign(crk, tps)) die("assign failed", NULL);
+    /* Let the consumer connect and start fetching before the clock starts. */
+    int64_t ready = now_us() + 1000000;
+    while (now_us() < ready) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(crk, 10);
+        if (m) rd_kafka_message_destroy(m);
+    }
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(prk, topic, NULL);
+    lat_us = calloc((size_t)count, sizeof *lat_us);
+    char *payload = calloc(1, (size_t)size);
+    int64_t warm = rate, total = count + warm, seen = 0;
+    int64_t sent = 0, got = 0, t0 = now_us();
+    int64_t deadline = t0 + total * 1000000 / rate + 60000000;
+    while (got < count && now_us() < deadline) {
+        int64_t now = now_us();
+        if (sent < total && now >= t0 + sent * 1000000 / rate) {
+            memcpy(payload, &now, sizeof now);
+            if (rd_kafka_produce(rkt, partition, RD_KAFKA_MSG_F_COPY, payload, (size_t)size, NULL, 0, NULL) == 0)
+                sent++;
+            rd_kafka_poll(prk, 0);
+            continue;
+        }
+        rd_kafka_poll(prk, 0);
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(crk, sent < total ? 1 : 100);
+        if (!m) continue;
+        if (!m->err && m->len >= sizeof(int64_t)) {
+            int64_t at;
+            memcpy(&at, m->payload, sizeof at);
+            if (seen++ >= warm) lat_us[got++] = now_us() - at;
+        } else if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            fprintf(stderr, "consume error: %s\n", rd_kafka_message_errstr(m));
+        }
+        rd_kafka_message_destroy(m);
+    }
+    double secs = (double)(now_us() - t0) / 1e6 - 1.0;
+    qsort(lat_us, (size_t)got, sizeof *lat_us, cmp64);
+    double sum = 0;
+    for (int64_t i = 0; i < got; i++) sum += (double)lat_us[i];
+    printf("{\"mode\": \"e2e\", \"records\": %lld, \"sent\": %lld, \"record_size\": %lld, \"rate\": %lld, "
+           "\"seconds\": %.3f, \"records_per_sec\": %.1f, \"mb_per_sec\": %.3f, \"avg_latency_ms\": %.3f, "
+           "\"p50_ms\": %.3f, \"p95_ms\": %.3f, \"p99_ms\": %.3f, \"p999_ms\": %.3f, \"max_ms\": %.3f}\n",
+           (long long)got, (long long)(sent - warm), (long long)size, (long long)rate, secs, (double)got / secs,
+           (double)got * (double)size / secs / 1048576.0, got ? sum / (double)got / 1000.0 : 0,
+           pct(lat_us, got, 0.5), pct(lat_us, got, 0.95), pct(lat_us, got, 0.99), pct(lat_us, got, 0.999),
+           pct(lat_us, got, 1.0));
+    rd_kafka_topic_partition_list_destroy(tps);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_flush(prk, 10000);
+    rd_kafka_consumer_close(crk);
+    rd_kafka_destroy(crk);
+    rd_kafka_destroy(prk);
+    return got < count ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) die("usage: kc_loadgen produce|consume -b BROKERS -t TOPIC -n COUNT [-s SIZE] ...", NULL);
     const char *mode = argv[1], *brokers = "127.0.0.1:9092", *topic = NULL;
     int64_t count = 100000, size = 200, rate = 0;
+    double duration = 0;
+    int64_t max_out = 0;
     int32_t partition = 0;
     int sync = 0;
     char errstr[512];
@@ -74,6 +171,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "-s")) size = atoll(v);
         else if (!strcmp(a, "-p")) partition = atoi(v);
         else if (!strcmp(a, "--rate")) rate = atoll(v);
+        else if (!strcmp(a, "--duration")) duration = atof(v);
+        else if (!strcmp(a, "--max-outstanding")) max_out = atoll(v);
         else if (!strcmp(a, "-X")) {
             char *kv = strdup(v), *eq = strchr(kv, '=');
             if (!eq) die("-X wants key=value", v);
@@ -85,6 +184,7 @@ int main(int argc, char **argv) {
     if (!topic) die("-t TOPIC is required", NULL);
     if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
         die(errstr, NULL);
+    if (!strcmp(mode, "e2e")) return run_e2e(conf, topic, partition, count, size, rate);
     int64_t t0, t1, bytes = 0;
     if (!strcmp(mode, "produce")) {
         rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
@@ -96,7 +196,9 @@ int main(int argc, char **argv) {
         char *payload = malloc((size_t)size);
         for (int64_t i = 0; i < size; i++) payload[i] = (char)('a' + i % 26);
         t0 = now_us();
+        int64_t stop_at = duration > 0 ? t0 + (int64_t)(duration * 1e6) : INT64_MAX;
         for (int64_t i = 0; i < count; i++) {
+            if (now_us() >= stop_at) break;
             if (rate > 0) {
                 int64_t due = t0 + i * 1000000 / rate;
                 while (now_us() < due) rd_kafka_poll(rk, 0);
@@ -110,6 +212,8 @@ int main(int argc, char **argv) {
             }
             if (sync) {
                 while (delivered + failed <= i) rd_kafka_poll(rk, 1);
+            } else if (max_out > 0) {
+                while (i + 1 - delivered - failed >= max_out) rd_kafka_poll(rk, 1);
             } else if ((i & 1023) == 0) {
                 rd_kafka_poll(rk, 0);
             }
@@ -165,6 +269,6 @@ int main(int argc, char **argv) {
         rd_kafka_destroy(rk);
         return got < count ? 1 : 0;
     }
-    die("mode must be produce or consume", mode);
+    die("mode must be produce, consume or e2e", mode);
     return 2;
 }

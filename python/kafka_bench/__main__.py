@@ -1,0 +1,3 @@
+from kafka_bench.runner import main
+
+raise SystemExit(main())

@@ -1,0 +1,339 @@
+"""report.md, results.json and PNG plots from the runner's results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .systems import ROOT
+
+REF = "kafka-core"
+PEERS_ORDER = ["kafka-core", "apache-kafka", "rabbitmq", "activemq"]
+
+# (label, path into a system's results, higher_is_better, target ratio to Apache Kafka)
+TARGETS = [
+    ("producer throughput, batch 50", ("produce_b50", "records_per_sec"), True, 1.0),
+    ("producer throughput, batch 1", ("produce_b1", "records_per_sec"), True, 1.0),
+    ("consumer throughput", ("consume", "records_per_sec"), True, 1.0),
+    ("p99 end-to-end latency", ("e2e", "p99_ms"), False, 1.0),
+    ("broker peak RSS", ("peak_rss_mb",), False, 0.25),
+]
+
+
+def get(d: dict, path: tuple[str, ...]) -> float | None:
+    for p in path:
+        if not isinstance(d, dict) or p not in d:
+            return None
+        d = d[p]
+    return d if isinstance(d, (int, float)) else None
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def fmt(v: float | None, digits: int = 0) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v:,.{digits}f}"
+
+
+def fr(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.2f}x"
+
+
+def bottleneck(r: dict) -> str:
+    b, c = r.get("broker_cpu_pct"), r.get("client_cpu_pct")
+    if b is None or c is None:
+        return "n/a"
+    side = "broker" if b >= c else "client"
+    if b + c >= 170:
+        return f"{side} (both cores busy)"
+    if max(b, c) < 75:
+        return "round trips (neither side CPU-bound)"
+    return f"{side} CPU"
+
+
+def derive(results: dict) -> None:
+    """Per-system figures that combine several steps (peak RSS over the run)."""
+    for r in results["systems"].values():
+        peaks = [v.get("broker_peak_rss_mb") for v in r.values() if isinstance(v, dict)]
+        peaks += [x.get("broker_peak_rss_mb") for k in ("sizes", "stored") for x in r.get(k, [])]
+        peaks = [p for p in peaks if p]
+        if peaks:
+            r["peak_rss_mb"] = max(peaks)
+
+
+def systems_in(results: dict) -> list[str]:
+    return [s for s in PEERS_ORDER if s in results["systems"] and "failed" not in results["systems"][s]]
+
+
+def throughput_table(results: dict, names: list[str], key: str, title: str) -> list[str]:
+    ref = results["systems"].get(REF, {}).get(key, {})
+    lines = [f"### {title}", "",
+             "| system | client | msg/s | MB/s | broker CPU % of a core | client CPU % | bottleneck | "
+             "kafka-core / system |", "|---|---|---:|---:|---:|---:|---|---:|"]
+    for n in names:
+        r = results["systems"][n].get(key)
+        if not r:
+            continue
+        lines.append(f"| {n} | {r.get('client', '')} | {fmt(r.get('records_per_sec'))} | "
+                     f"{fmt(r.get('mb_per_sec'), 1)} | {fmt(r.get('broker_cpu_pct'))} | "
+                     f"{fmt(r.get('client_cpu_pct'))} | {bottleneck(r)} | "
+                     f"{fr(ratio(ref.get('records_per_sec'), r.get('records_per_sec')))} |")
+    return lines + [""]
+
+
+def microbench_lines() -> list[str]:
+    files = sorted((ROOT / "benches" / "results").glob("*.json"))
+    if not files:
+        return ["No core microbenchmark results (run `pytest benches/` to produce them).", ""]
+    latest: dict[str, tuple[str, dict]] = {}
+    for f in files:  # newest file wins for each benchmark name
+        try:
+            data = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        for b in data.get("benchmarks", []):
+            latest[b.get("fullname", b.get("name"))] = (f.name, b)
+    lines = ["From the newest pytest-benchmark JSON files in benches/results/ (`pytest benches/`).", "",
+             "| benchmark | mean | ops/s | GB/s | file |", "|---|---:|---:|---:|---|"]
+    for name, (fname, b) in sorted(latest.items()):
+        st = b.get("stats", {})
+        mean = st.get("mean")
+        gbs = b.get("extra_info", {}).get("gb_per_s") or b.get("extra_info", {}).get("GB/s")
+        mean_s = "n/a" if mean is None else (f"{mean * 1e6:,.2f} µs" if mean < 1e-3 else f"{mean * 1e3:,.2f} ms")
+        lines.append(f"| {b.get('name', name)} | {mean_s} | {fmt(st.get('ops'))} | "
+                     f"{fmt(gbs, 2) if gbs else ''} | {fname} |")
+    return lines + [""]
+
+
+def render(results: dict) -> str:
+    derive(results)
+    names = systems_in(results)
+    S = results["systems"]
+    m = results["machine"]
+    L = ["# kafka-core system benchmark", "",
+         f"- date: {results['date']}; mode: {'--quick' if results['quick'] else 'full'}; "
+         f"total {results.get('seconds', 0):.0f} s",
+         f"- command: `{results['command']}`",
+         f"- machine: {m['cpus']} cores ({m['cpu_model']}), {m['memory_gib']} GiB, Linux {m['kernel']}, "
+         f"Python {m['python']}. The cores are shared with other work on this machine, and every client "
+         "runs on the same 2 cores as the broker, so absolute figures are low and noisy; the ratios "
+         "are the point.", ""]
+    if results.get("errors"):
+        L += ["## Failures", ""] + [f"- **{k}**: {v.splitlines()[0]}" for k, v in results["errors"].items()] + [""]
+    L += ["## Systems", "", "| system | version | client | settings | start s | idle RSS MiB |",
+          "|---|---|---|---|---:|---:|"]
+    for n in PEERS_ORDER:
+        if n not in S:
+            continue
+        r = S[n]
+        sets = "; ".join(f"{k}: {v}" for k, v in (r.get("settings") or {}).items())
+        L.append(f"| {n} | {r.get('version', '')} | {r.get('client', '')} | {sets} | "
+                 f"{fmt(r.get('start_seconds'), 1)} | {fmt(r.get('rss_idle_mb'))} |")
+    L.append("")
+    # Targets
+    if REF in names and "apache-kafka" in names:
+        L += ["## Targets (kafka-core / Apache Kafka, same run)", "",
+              "| target | kafka-core | Apache Kafka | ratio | goal | result |", "|---|---:|---:|---:|---|---|"]
+        for label, path, higher, goal in TARGETS:
+            a, b = get(S[REF], path), get(S["apache-kafka"], path)
+            rt = ratio(a, b)
+            ok = None if rt is None else (rt >= goal if higher else rt <= goal)
+            L.append(f"| {label} | {fmt(a, 2 if not higher else 0)} | {fmt(b, 2 if not higher else 0)} | {fr(rt)} | "
+                     f"{'>=' if higher else '<='} {goal}x | {'n/a' if ok is None else ('pass' if ok else '**miss**')} |")
+        L.append("")
+    L += ["## 1. Producer (paper test: 200-byte messages, acks=1)", "",
+          "Batch B: B messages per request and one request in flight; the producer waits for the broker's "
+          "acknowledgement of each round trip (Kafka: `batch.num.messages=B`, "
+          "`max.in.flight.requests.per.connection=1`, `acks=1`; RabbitMQ: B persistent publishes then "
+          "`waitForConfirms`; ActiveMQ: a synchronous persistent send for B=1, a transaction committed "
+          "every B sends for B=50). Batch 1 runs for a fixed time, batch 50 for a fixed count.", ""]
+    L += throughput_table(results, names, "produce_b1", "Batch 1")
+    L += throughput_table(results, names, "produce_b50", "Batch 50")
+    L += ["## 2. Consumer (paper test: drain the stored batch-50 messages, one consumer)", "",
+          "Kafka: kc_loadgen assigns partition 0 from the beginning (no consumer group); RabbitMQ: "
+          "prefetch 1000, multiple-ack every 100; ActiveMQ: DUPS_OK_ACKNOWLEDGE, prefetch 1000.", ""]
+    L += throughput_table(results, names, "consume", "Consumer")
+    if any("producer_perf" in S[n] or "consumer_perf" in S[n] for n in names):
+        L += ["## Kafka's own perf tools (kafka-tools)", "",
+              "ProducerPerformance with the Java producer's defaults and `acks=1` (pipelined, "
+              "batch.size 16 KiB, linger 5 ms); ConsumerPerformance uses a consumer group.", ""]
+        L += throughput_table(results, [n for n in names if "producer_perf" in S[n]], "producer_perf",
+                              "ProducerPerformance")
+        L += throughput_table(results, [n for n in names if "consumer_perf" in S[n]], "consumer_perf",
+                              "ConsumerPerformance")
+    for n in names:
+        for e in S[n].get("errors", []):
+            L.append(f"- {n}: {e}")
+    # Latency
+    L += ["## 3. End-to-end latency (produce -> consume, 200 B)", ""]
+    ref = S.get(REF, {}).get("e2e", {})
+    L += ["| system | rate msg/s | received | p50 ms | p99 ms | p99.9 ms | max ms | kafka-core p99 / system p99 |",
+          "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for n in names:
+        r = S[n].get("e2e")
+        if r:
+            L.append(f"| {n} | {fmt(results['scale']['e2e_rate'])} | {fmt(r.get('records'))} | "
+                     f"{fmt(r.get('p50_ms'), 2)} | {fmt(r.get('p99_ms'), 2)} | {fmt(r.get('p999_ms'), 2)} | "
+                     f"{fmt(r.get('max_ms'), 2)} | {fr(ratio(ref.get('p99_ms'), r.get('p99_ms')))} |")
+    L += ["", "Kafka: producer `linger.ms=0`, `acks=1`; consumer in the same process (kc_loadgen e2e). "
+          "Peers: the producer does not wait for each confirm (RabbitMQ confirms streamed, ActiveMQ "
+          "async send); the consumer runs in the same JVM.", ""]
+    # Record size
+    L += ["## 4. Throughput vs record size (batch 50, acks=1)", ""]
+    sizes = results["scale"]["sizes"]
+    L += ["| record size | " + " | ".join(f"{n} MB/s (msg/s)" for n in names) + " | " +
+          " | ".join(f"kafka-core / {n}" for n in names if n != REF) + " |",
+          "|---:|" + "---:|" * (len(names) + len([n for n in names if n != REF]))]
+    for size in sizes:
+        row = {n: next((x for x in S[n].get("sizes", []) if x["record_size"] == size), None) for n in names}
+        cells = [f"{fmt(r['mb_per_sec'], 1)} ({fmt(r['records_per_sec'])})" if r else "n/a" for r in row.values()]
+        refr = row.get(REF)
+        rts = [fr(ratio(refr and refr["mb_per_sec"], row[n] and row[n]["mb_per_sec"])) for n in names if n != REF]
+        L.append(f"| {size:,} B | " + " | ".join(cells) + " | " + " | ".join(rts) + " |")
+    L.append("")
+    # Stored data
+    L += ["## 5. Throughput while the stored data grows", "",
+          f"{results['scale']['store_record']:,}-byte records, batch 50, produced in "
+          f"{results['scale']['store_chunks']} chunks into one topic/queue; each row is one chunk.", ""]
+    for n in names:
+        rows = S[n].get("stored", [])
+        if rows:
+            L.append(f"- **{n}**: " + ", ".join(
+                f"{r['stored_gb']:.2f} GB: {r['mb_per_sec']:.0f} MB/s (RSS {r['broker_peak_rss_mb']:.0f} MiB)"
+                for r in rows))
+    L.append("")
+    # Resources
+    L += ["## 6. Broker CPU and memory", "",
+          "| system | CPU s / 1M msgs produce b50 | CPU s / 1M msgs consume | CPU s / 1M msgs batch 1 | "
+          "idle RSS MiB | peak RSS MiB | kafka-core peak RSS / system |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for n in names:
+        r = S[n]
+        L.append(f"| {n} | {fmt(get(r, ('produce_b50', 'broker_cpu_s_per_million')), 2)} | "
+                 f"{fmt(get(r, ('consume', 'broker_cpu_s_per_million')), 2)} | "
+                 f"{fmt(get(r, ('produce_b1', 'broker_cpu_s_per_million')), 2)} | {fmt(r.get('rss_idle_mb'))} | "
+                 f"{fmt(r.get('peak_rss_mb'))} | {fr(ratio(S.get(REF, {}).get('peak_rss_mb'), r.get('peak_rss_mb')))} |")
+    L += ["", "CPU is user+system time of the broker's whole process tree (/proc), RSS is sampled every "
+          "0.25 s; page cache is not counted.", ""]
+    # Profile
+    prof = S.get(REF, {}).get("profile")
+    if prof:
+        L += ["## Where kafka-core's time goes (py-spy)", ""]
+        if prof.get("error"):
+            L += [f"py-spy: {prof['error']}", ""]
+        else:
+            L += [f"py-spy record of the broker over a repeat of the batch-50 producer and consumer tests "
+                  "after the measured steps "
+                  f"({prof['samples']} samples, raw stacks in {prof['file']}).", "",
+                  ("Native frames (`--native`: libc system calls, uvloop, the C core) are included; "
+                   "`epoll_pwait` is the event loop waiting for the client." if prof.get("native") else
+                   "Python frames only: self time in the event loop's `run_broker` frame is native code "
+                   "under it (uvloop, system calls, the C core)."), "",
+                  "| source line (self time) | % |", "|---|---:|"]
+            L += [f"| `{f}` | {p} |" for f, p in prof["top_self"]]
+            L += ["", "| function (self time) | % |", "|---|---:|"]
+            L += [f"| `{f}` | {p} |" for f, p in prof.get("top_self_func", [])]
+            L += ["", "| function (inclusive) | % |", "|---|---:|"]
+            L += [f"| `{f}` | {p} |" for f, p in prof["top_total"]]
+            L.append("")
+    L += ["## Core microbenchmarks", ""] + microbench_lines()
+    L += ["## Plots", ""] + [f"![{p}]({p})" for p in results.get("plots", [])] + [""]
+    return "\n".join(L)
+
+
+def make_plots(results: dict, out: Path) -> list[str]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    S, names, made = results["systems"], systems_in(results), []
+    if not names:
+        return []
+
+    def save(fig, name: str) -> None:
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+        made.append(name)
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    keys = [("produce_b1", "produce batch 1"), ("produce_b50", "produce batch 50"), ("consume", "consume")]
+    w = 0.8 / len(names)
+    for i, n in enumerate(names):
+        vals = [get(S[n], (k, "records_per_sec")) or 0 for k, _ in keys]
+        ax.bar([x + i * w for x in range(len(keys))], vals, w, label=n)
+    ax.set_xticks([x + w * (len(names) - 1) / 2 for x in range(len(keys))], [lbl for _, lbl in keys])
+    ax.set_yscale("log")
+    ax.set_ylabel("messages/s (200 B)")
+    ax.set_title("Paper producer/consumer tests")
+    ax.legend()
+    save(fig, "throughput.png")
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    pk = [("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9")]
+    for i, n in enumerate(names):
+        vals = [get(S[n], ("e2e", k)) or 0 for k, _ in pk]
+        ax.bar([x + i * w for x in range(len(pk))], vals, w, label=n)
+    ax.set_xticks([x + w * (len(names) - 1) / 2 for x in range(len(pk))], [lbl for _, lbl in pk])
+    ax.set_yscale("log")
+    ax.set_ylabel("ms")
+    ax.set_title(f"End-to-end latency at {results['scale']['e2e_rate']} msg/s")
+    ax.legend()
+    save(fig, "latency.png")
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for n in names:
+        rows = S[n].get("sizes", [])
+        if rows:
+            xs = [r["record_size"] for r in rows]
+            a1.plot(xs, [r["mb_per_sec"] for r in rows], marker="o", label=n)
+            a2.plot(xs, [r["records_per_sec"] for r in rows], marker="o", label=n)
+    for a, lbl in ((a1, "MB/s"), (a2, "messages/s")):
+        a.set_xscale("log")
+        a.set_yscale("log")
+        a.set_xlabel("record size (bytes)")
+        a.set_ylabel(lbl)
+        a.legend()
+    a1.set_title("Producer throughput vs record size (batch 50)")
+    save(fig, "record_size.png")
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for n in names:
+        rows = S[n].get("stored", [])
+        if rows:
+            ax.plot([r["stored_gb"] for r in rows], [r["mb_per_sec"] for r in rows], marker="o", label=n)
+    ax.set_xlabel("data stored (GB)")
+    ax.set_ylabel("producer MB/s")
+    ax.set_ylim(bottom=0)
+    ax.set_title("Throughput while the stored data grows")
+    ax.legend()
+    save(fig, "stored_data.png")
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
+    a1.bar(names, [get(S[n], ("produce_b50", "broker_cpu_s_per_million")) or 0 for n in names], 0.4,
+           label="produce b50")
+    a1.bar([i + 0.4 for i in range(len(names))],
+           [get(S[n], ("consume", "broker_cpu_s_per_million")) or 0 for n in names], 0.4, label="consume")
+    a1.set_ylabel("broker CPU s per million messages")
+    a1.legend()
+    a2.bar(names, [S[n].get("peak_rss_mb") or 0 for n in names])
+    a2.set_ylabel("broker peak RSS (MiB)")
+    save(fig, "resources.png")
+    return made
+
+
+def write_all(results: dict, out: Path, plots: bool = True) -> None:
+    derive(results)
+    if plots:
+        try:
+            results["plots"] = make_plots(results, out)
+        except Exception as e:  # a plot must not lose the measured figures
+            results.setdefault("errors", {})["plots"] = f"plots failed: {e}"
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    (out / "report.md").write_text(render(results))
+

@@ -1,0 +1,149 @@
+"""kafka-core bench: the system benchmark runner.
+
+    kafka-core bench [--quick] [--systems kafka-core,apache-kafka,rabbitmq,activemq] [--out DIR]
+    python -m kafka_bench ...        (the same)
+
+Installs what is missing (Debian packages for RabbitMQ/ActiveMQ, Maven jars
+for Apache Kafka and the Java peer clients, the kc_loadgen binary), starts
+each system in turn on loopback, runs the experiments against it, stops it,
+and writes report.md, results.json and PNG plots into DIR (default
+benches/results/<date>/).  Everything the runner started is stopped on every
+exit path (errors, SIGINT, SIGTERM).  Exits non-zero with a clear message
+when a system cannot start or an experiment fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from . import procs
+from .experiments import FULL, QUICK, Runner
+from .systems import ALL, ROOT, StartError, make
+
+_signalled: list[int] = []
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """First signal: unwind (every finally stops what it started).  Second: stop now."""
+    _signalled.append(signum)
+    if len(_signalled) > 1:
+        procs.stop_all()
+        os._exit(130)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def machine() -> dict:
+    cpu = ""
+    try:
+        for ln in Path("/proc/cpuinfo").read_text().splitlines():
+            if ln.startswith("model name"):
+                cpu = ln.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cpus": os.cpu_count(), "cpu_model": cpu, "memory_gib": round(mem, 1), "kernel": platform.release(),
+            "python": platform.python_version(), "host": platform.node()}
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="kafka-core bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small sizes (< 5 min for all four systems)")
+    ap.add_argument("--systems", default=",".join(ALL), help="comma-separated, from: " + ",".join(ALL))
+    ap.add_argument("--out", help="output folder (default benches/results/<date>/, <date>-quick/ with --quick)")
+    ap.add_argument("--no-profile", action="store_true", help="do not py-spy the kafka-core broker")
+    ap.add_argument("--no-plots", action="store_true", help="skip the PNG plots (no matplotlib needed)")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    names = [s.strip() for s in args.systems.split(",") if s.strip()]
+    bad = [n for n in names if n not in ALL]
+    if bad or not names:
+        print(f"kafka-core bench: unknown system(s) {bad}; choose from {','.join(ALL)}", file=sys.stderr)
+        return 2
+    # A quick run gets its own folder so that it never overwrites the day's full run.
+    default = dt.date.today().isoformat() + ("-quick" if args.quick else "")
+    out = Path(args.out or ROOT / "benches" / "results" / default)
+    out.mkdir(parents=True, exist_ok=True)
+    scale = QUICK if args.quick else FULL
+    t_start = time.monotonic()
+
+    def log(msg: str) -> None:
+        print(f"[{time.monotonic() - t_start:6.1f}s] {msg}", flush=True)
+
+    results: dict = {"date": dt.datetime.now().isoformat(timespec="seconds"), "quick": args.quick,
+                     "command": "kafka-core bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+                     "machine": machine(), "scale": {k: v for k, v in vars(scale).items() if k != "extra"},
+                     "systems": {}, "errors": {}}
+    _signalled.clear()
+    old = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    rc = 0
+    try:
+        for name in names:
+            system = make(name)
+            log(f"== {name}: starting")
+            entry: dict = {"client": system.client}
+            results["systems"][name] = entry
+            try:
+                t0 = time.monotonic()
+                system.start()
+                entry["start_seconds"] = round(time.monotonic() - t0, 1)
+                entry["version"] = system.version
+                entry["pid"] = system.pid
+                entry["settings"] = system.settings
+                log(f"== {name} {system.version} up on {system.bootstrap} (pid {system.pid})")
+                entry.update(Runner(system, scale, log, None if args.no_profile else out).run())
+            except StartError as e:
+                msg = f"{name} could not start: {e}"
+                print(f"kafka-core bench: ERROR: {msg}", file=sys.stderr, flush=True)
+                results["errors"][name] = msg
+                entry["failed"] = msg
+                rc = 2
+            except KeyboardInterrupt:
+                raise
+            except Exception as e:
+                if _signalled:  # a signal's KeyboardInterrupt was replaced by a later error
+                    raise KeyboardInterrupt(f"signal {_signalled[0]}") from e
+                msg = f"{name}: experiment failed: {type(e).__name__}: {e}"
+                print(f"kafka-core bench: ERROR: {msg}\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+                tail = system.log_tail()
+                if tail:
+                    print(f"--- {name} log tail ---\n{tail}", file=sys.stderr)
+                results["errors"][name] = msg
+                entry["failed"] = msg
+                rc = rc or 1
+            finally:
+                system.stop()
+                log(f"== {name}: stopped")
+    except KeyboardInterrupt:
+        print("kafka-core bench: interrupted, stopping everything", file=sys.stderr)
+        procs.stop_all()
+        return 130
+    finally:
+        procs.stop_all()
+        for s, h in old.items():
+            signal.signal(s, h)
+    results["seconds"] = round(time.monotonic() - t_start, 1)
+    from .report import write_all
+
+    write_all(results, out, plots=not args.no_plots)
+    log(f"wrote {out / 'report.md'}, {out / 'results.json'}")
+    if results["errors"]:
+        print("kafka-core bench: FAILED: " + "; ".join(results["errors"].values()), file=sys.stderr)
+    return rc
+
+
+def dump(results: dict, path: Path) -> None:
+    path.write_text(json.dumps(results, indent=2, default=str))

@@ -1,0 +1,119 @@
+"""The system benchmark runner (kafka_bench), so that it cannot rot: a real
+--quick run against the kafka-core broker only, plus the failure paths and
+the report's ratio/target logic on synthetic results.  Speed is never
+asserted here (that is what the report is for)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+for _p in (str(ROOT / "python"), str(ROOT / "src")):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+from kafka_bench import report, runner, systems  # noqa: E402
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is not running
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_quick_run_against_kafka_core(tmp_path: Path) -> None:
+    if not Path("/usr/include/librdkafka/rdkafka.h").exists():
+        pytest.skip("librdkafka-dev is missing (./dev test installs it)")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "python"), str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "kafka_bench", "--quick", "--systems", "kafka-core", "--no-profile",
+                        "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=380)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    res = json.loads((out / "results.json").read_text())
+    assert res["errors"] == {}
+    kc = res["systems"]["kafka-core"]
+    for step in ("produce_b1", "produce_b50", "consume", "e2e"):
+        assert kc[step]["records"] > 0, step
+        assert kc[step]["records_per_sec"] > 0, step
+        assert kc[step]["broker_peak_rss_mb"] > 0, step
+    # The consumer drained exactly what the batch-50 producer stored.
+    assert kc["consume"]["records"] == kc["produce_b50"]["records"]
+    assert 0 < kc["e2e"]["p50_ms"] <= kc["e2e"]["p99_ms"] <= kc["e2e"]["p999_ms"]
+    assert [x["record_size"] for x in kc["sizes"]] == res["scale"]["sizes"]
+    assert len(kc["stored"]) == res["scale"]["store_chunks"]
+    assert kc["stored"][-1]["stored_gb"] > kc["stored"][0]["stored_gb"]
+    text = (out / "report.md").read_text()
+    for heading in ("## 1. Producer", "## 2. Consumer", "## 3. End-to-end latency", "## 4. Throughput vs record size",
+                    "## 5. Throughput while the stored data grows", "## 6. Broker CPU and memory"):
+        assert heading in text
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        assert (out / "throughput.png").stat().st_size > 1000
+        assert (out / "record_size.png").stat().st_size > 1000
+    # The broker the runner started is not left running.
+    assert kc["pid"] > 0 and not _alive(kc["pid"])
+
+
+class _Broken(systems.System):
+    name = "kafka-core"
+
+    def start(self) -> None:
+        raise systems.StartError("port already taken (test)")
+
+    def stop(self) -> None:
+        pass
+
+
+def test_a_system_that_cannot_start_fails_loudly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(runner, "make", lambda name: _Broken())
+    rc = runner.main(["--quick", "--systems", "kafka-core", "--out", str(tmp_path), "--no-plots"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "kafka-core could not start" in err and "port already taken" in err
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert "kafka-core" in res["errors"]
+    assert "## Failures" in (tmp_path / "report.md").read_text()
+
+
+def test_unknown_system_is_an_error(tmp_path: Path) -> None:
+    assert runner.main(["--systems", "kafka-core,nope", "--out", str(tmp_path)]) == 2
+
+
+def _fake(rate: float, p99: float, rss: float) -> dict:
+    step = {"records": 1000, "records_per_sec": rate, "mb_per_sec": rate * 200 / 2**20, "broker_cpu_pct": 90.0,
+            "client_cpu_pct": 10.0, "broker_peak_rss_mb": rss, "client": "kc_loadgen"}
+    return {"produce_b1": dict(step), "produce_b50": dict(step), "consume": dict(step),
+            "e2e": dict(step, p50_ms=p99 / 2, p99_ms=p99, p999_ms=p99 * 2, max_ms=p99 * 3),
+            "sizes": [dict(step, record_size=10)], "stored": [dict(step, stored_gb=0.1)], "rss_idle_mb": rss / 2}
+
+
+def test_report_ratios_and_targets(tmp_path: Path) -> None:
+    res = {"date": "2026-01-01T00:00:00", "quick": True, "command": "kafka-core bench --quick", "seconds": 1.0,
+           "machine": runner.machine(), "errors": {},
+           "scale": {"e2e_rate": 1000, "sizes": [10], "store_record": 10240, "store_chunks": 1},
+           "systems": {"kafka-core": _fake(300.0, 2.0, 50.0), "apache-kafka": _fake(100.0, 1.0, 400.0)}}
+    report.write_all(res, tmp_path, plots=False)
+    text = (tmp_path / "report.md").read_text()
+    rows = {ln.split("|")[1].strip(): ln for ln in text.splitlines() if ln.startswith("| ")}
+    assert "3.00x" in rows["producer throughput, batch 50"] and "pass" in rows["producer throughput, batch 50"]
+    assert "2.00x" in rows["p99 end-to-end latency"] and "**miss**" in rows["p99 end-to-end latency"]
+    assert "0.12x" in rows["broker peak RSS"] and "pass" in rows["broker peak RSS"]
+    assert json.loads((tmp_path / "results.json").read_text())["systems"]["kafka-core"]["peak_rss_mb"] == 50.0
