@@ -112,6 +112,16 @@ void kc_xfer_thread_cleanup(void) {
 typedef struct { sigset_t old; int active; } sigpipe_guard_t;
 
 static void sigpipe_block(sigpipe_guard_t *g) {
+    /* Ignored SIGPIPE (every Python process) is discarded by the kernel
+     * when not blocked, so there is nothing to guard: one sigaction query
+     * instead of two mask changes per call, which matters for the many
+     * small responses a broker sends.  (A thread that switches SIGPIPE
+     * back to SIG_DFL while another is inside a send is not covered.) */
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && !(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_IGN) {
+        g->active = 0;
+        return;
+    }
     sigset_t s;
     sigemptyset(&s);
     sigaddset(&s, SIGPIPE);
@@ -525,21 +535,40 @@ void kc_xfer_init(kc_xfer_t *x, const kc_xfer_part_t *parts, size_t nparts) {
 }
 
 int kc_xfer_auto_mode(void) {
-    /* sendfile, from benches/test_bench_transfer.py (64 MiB file range to a
+    /* sendfile.  benches/test_bench_transfer.py (64 MiB file range to a
      * loopback TCP socket drained by a reader process; 2-core VM shared
-     * with other builds, kernel 6.18, two runs of 20 rounds):
-     *              MB/s        CPU s/GB sender thread   CPU s/GB process
-     *   copy       2358-2398   0.163-0.166              0.163-0.166
-     *   sendfile   2589-2606   0.146-0.153              0.145-0.152
-     *   io_uring   2755-3287   0.008-0.009              0.198-0.221
-     * io_uring moves bytes fastest, but only because its splices run in
-     * io-wq kernel threads (IORING_OP_SPLICE is always punted there): the
-     * sending thread looks idle while the process burns ~1.4x sendfile's
-     * CPU per GB on a second core.  A broker with many connections is CPU
-     * bound, so AUTO takes the mode with the least CPU per byte.
-     * (IORING_OP_SEND_ZC is not used: its buffer-release notification
-     * comes only when the peer has consumed the data, so waiting for it
-     * would wait for the peer, and loopback copies zero-copy sends anyway.) */
+     * with other builds, kernel 6.18, 10 rounds; copy = 256 KiB buffer;
+     * CPU s/GB; "both" = sending process + reader process):
+     *                     MB/s  sender thread  sender process  reader  both
+     *   copy     bbr      3127      0.151          0.150        0.108  0.259
+     *   sendfile bbr      2272      0.137          0.136        0.190  0.326
+     *   io_uring bbr      3860      0.007          0.191        0.068  0.259
+     *   copy     cubic    6077      0.092          0.091        0.054  0.146
+     *   sendfile cubic    2642      0.060          0.060        0.163  0.222
+     *   io_uring cubic    2589      0.024          0.095        0.163  0.258
+     * Earlier runs: copy 0.163-0.166, sendfile 0.146-0.153, io_uring
+     * process 0.198-0.221 (sender, bbr).  Run to run the sender figure
+     * swings by 2x, because over loopback the sending thread also runs the
+     * receiver's TCP input in softirq whenever the reader is asleep; bbr
+     * without an fq qdisc adds a pacing hrtimer per packet (~0.08 s/GB)
+     * in every mode.  With those fixed costs, what sendfile saves (two
+     * memory copies) shows as 0.9x copy's sender CPU under bbr and ~0.65x
+     * under cubic; the reader then copies cold page-cache pages instead of
+     * freshly written skbs and pays it back, so on loopback the sum is no
+     * better.  On a NIC the saving stays with the sender.  io_uring moves
+     * bytes fast but its splices always run in io-wq kernel threads, so
+     * the process pays more per GB than sendfile on a second core.  A
+     * broker with many connections is CPU bound, so AUTO takes the mode
+     * with the least sender CPU per byte.
+     * Not used: MSG_ZEROCOPY / IORING_OP_SEND_ZC from an mmapped range.
+     * Nothing waits for the peer there (the pages are read-only page
+     * cache, pinned by the kernel until ACKed), but loopback must copy
+     * zerocopy frags for a local receiver and reported COPIED for ~70% of
+     * sends: measured 0.21-0.29 s/GB sender, the worst mode here; and it
+     * needs an mmap per segment plus error-queue draining per call.
+     * SO_SNDBUF: do not set it; autotuning already reaches tcp_wmem's max
+     * (4 MiB here), sendfile moves 1-16 MB per call before EAGAIN, and a
+     * fixed SO_SNDBUF turns autotuning off. */
     return KC_XFER_SENDFILE;
 }
 

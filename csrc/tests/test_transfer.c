@@ -324,6 +324,29 @@ static void test_closed_before_file(void) {
     }
 }
 
+static volatile sig_atomic_t sigpipe_handled;
+static void on_sigpipe(int sig) { (void)sig; sigpipe_handled++; }
+
+/* The guard takes a shortcut when SIGPIPE is ignored (no mask change) and
+ * the full path for a handler: with either, a closed peer is CLOSED, no
+ * SIGPIPE is left pending or delivered, and the thread's mask is as it
+ * was. */
+static void test_sigpipe_dispositions(void) {
+    struct sigaction ign = {.sa_handler = SIG_IGN}, hnd = {.sa_handler = on_sigpipe}, dfl = {.sa_handler = SIG_DFL};
+    const struct sigaction *disp[2] = {&ign, &hnd};
+    for (int d = 0; d < 2; d++) {
+        sigset_t before, after;
+        pthread_sigmask(SIG_SETMASK, NULL, &before);
+        CHECK_EQ_INT(sigaction(SIGPIPE, disp[d], NULL), 0);
+        sigpipe_handled = 0;
+        test_closed_before_file();
+        CHECK_EQ_INT((int)sigpipe_handled, 0);
+        pthread_sigmask(SIG_SETMASK, NULL, &after);
+        CHECK_EQ_INT(sigismember(&after, SIGPIPE), sigismember(&before, SIGPIPE));
+        CHECK_EQ_INT(sigaction(SIGPIPE, &dfl, NULL), 0);
+    }
+}
+
 /* A part longer than its file: KC_ERR_IO with EIO after the bytes there are. */
 static void test_short_file(void) {
     for (size_t m = 0; m < 4; m++) {
@@ -432,6 +455,7 @@ int main(void) {
     TRUN(test_mode_switch_midway);
     TRUN(test_peer_closes);
     TRUN(test_closed_before_file);
+    TRUN(test_sigpipe_dispositions);
     TRUN(test_short_file);
     TRUN(test_truncated_under_transfer);
     TRUN(test_uring_disabled);

@@ -374,3 +374,29 @@ def test_concurrent_send_refused(data_file: tuple[int, bytes]) -> None:
         th.join(10)
     a.close()
     assert errors and "already running" in str(errors[0])
+
+
+@pytest.mark.parametrize("mode", MODES, ids=MODE_IDS)
+def test_closed_peer_leaves_signal_state_alone(data_file: tuple[int, bytes], mode: int) -> None:
+    """Python ignores SIGPIPE, so the send path skips the mask dance: a
+    closed peer is ClosedError, no SIGPIPE is left pending or blocked; with
+    a Python handler installed instead, the handler never runs."""
+    import signal
+
+    fd, _ = data_file
+    calls: list[int] = []
+    old = signal.getsignal(signal.SIGPIPE)
+    try:
+        for handler in (signal.SIG_IGN, lambda signum, frame: calls.append(signum)):
+            signal.signal(signal.SIGPIPE, handler)
+            a, b = socket.socketpair()
+            b.close()
+            a.setblocking(False)
+            with pytest.raises(E.ClosedError):
+                Transfer([(fd, 0, 5000), b"tail"]).send(a, mode)
+            a.close()
+            assert signal.SIGPIPE not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+            assert signal.SIGPIPE not in signal.sigpending()
+    finally:
+        signal.signal(signal.SIGPIPE, old)
+    assert calls == []
