@@ -1,24 +1,32 @@
 """Client benchmarks (not asserted): kafka_client vs confluent-kafka vs aiokafka vs
-kafka-python against the same broker.
+kafka-python against the same broker, in the same run, reported as ratios.
 
 The broker is Apache Kafka from Maven by default (KC_BENCH_BROKER=kafka-core for
 kafka-core's own); one is started for the module.  Each round moves a fixed
-number of messages, so the reported time per round converts to messages/s.
+number of messages (KC_BENCH_CLIENT_N, default 20000; use 200000 for a real run).
 
-  producer throughput: N messages of 200 B and 1 KiB, acks=1, batching on
-  produce latency:     one message at a time (acks=1, linger.ms=0), at a fixed
-                       rate; p50/p99 are stored in extra_info
-  consumer throughput: read N pre-produced 200 B messages from offset 0
+  producer throughput: N messages of 200 B and 1 KiB, acks=1, linger.ms=5, batches of
+                       up to 1 MB for every client (librdkafka's default batch.size).  kafka_client uses ``Producer.produce`` (no future per
+                       record, as confluent's produce); ``kafka_client-aio`` uses
+                       ``AIOProducer.produce``; aiokafka and kafka-python return futures.
+  produce latency:     one message at a time (acks=1, linger.ms=0) at a fixed rate;
+                       p50/p99/p99.9 in extra_info.
+  consumer throughput: read N pre-produced 200 B messages from offset 0.
+
+At the end the module prints and writes (benches/results/client-ratios-<broker>.json)
+kafka_client's rate divided by each other client's (latency: other p99 / ours).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,14 +34,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 N = int(os.environ.get("KC_BENCH_CLIENT_N", "20000"))
-LAT_N = int(os.environ.get("KC_BENCH_LATENCY_N", "500"))
-LAT_RATE = 500  # messages per second for the latency run
-CLIENTS = ["kafka_client", "confluent", "aiokafka", "kafka-python"]
+BATCH = int(os.environ.get("KC_BENCH_BATCH_SIZE", "1000000"))
+LAT_N = int(os.environ.get("KC_BENCH_LATENCY_N", "1000"))
+LAT_RATE = int(os.environ.get("KC_BENCH_LATENCY_RATE", "500"))  # messages per second for the latency run
+ROUNDS = int(os.environ.get("KC_BENCH_ROUNDS", "3"))
+CLIENTS = ["kafka_client", "kafka_client-aio", "confluent", "aiokafka", "kafka-python"]
+CONSUMERS = ["kafka_client", "kafka_client-sync", "confluent", "aiokafka", "kafka-python"]
+
+# (bench, size) -> client -> messages/s (best round) or latency figures
+RESULTS: dict[str, dict[str, Any]] = {}
 
 
 @pytest.fixture(scope="module")
 def broker():  # type: ignore[no-untyped-def]
-    if os.environ.get("KC_BENCH_BROKER") == "kafka-core":
+    kind = os.environ.get("KC_BENCH_BROKER", "apache")
+    if kind == "kafka-core":
         from tests.support.broker import KafkaCoreBroker
 
         b = KafkaCoreBroker(settings={"num.partitions": "1"})
@@ -44,6 +59,40 @@ def broker():  # type: ignore[no-untyped-def]
     b.start()
     yield b.bootstrap
     b.cleanup()
+    _report(kind)
+
+
+def _report(kind: str) -> None:
+    ratios: dict[str, dict[str, float]] = {}
+    for bench, by_client in RESULTS.items():
+        ours = by_client.get("kafka_client")
+        if ours is None:
+            continue
+        row: dict[str, float] = {}
+        for client, v in by_client.items():
+            if client == "kafka_client":
+                continue
+            if bench.startswith("latency"):
+                # > 1: our p99 is lower (better) than theirs
+                row[client] = v["p99_ms"] / ours["p99_ms"] if ours["p99_ms"] else float("nan")
+            else:
+                row[client] = ours / v if v else float("nan")
+        ratios[bench] = row
+    out = {"broker": kind, "messages": N, "latency_messages": LAT_N, "latency_rate": LAT_RATE,
+           "results": RESULTS, "ratios_kafka_client_over": ratios}
+    path = ROOT / "benches" / "results" / f"client-ratios-{kind}.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(out, indent=1))
+    lines = [f"\nkafka_client vs others on {kind} (N={N}); throughput: ours/theirs, latency: their p99/our p99"]
+    for bench, row in ratios.items():
+        lines.append(f"  {bench:<22} " + "  ".join(f"{c}={r:.2f}x" for c, r in row.items()))
+    for bench, by_client in RESULTS.items():
+        if bench.startswith("latency"):
+            for c, v in by_client.items():
+                lines.append(f"  latency {c:<18} p50={v['p50_ms']:.3f} p99={v['p99_ms']:.3f} p99.9={v['p999_ms']:.3f} ms")
+        else:
+            lines.append(f"  {bench:<22} " + "  ".join(f"{c}={v:,.0f}/s" for c, v in by_client.items()))
+    sys.stderr.write("\n".join(lines) + "\n")
 
 
 def _topic(bootstrap: str) -> str:
@@ -60,15 +109,35 @@ def _produce(client: str, bootstrap: str, topic: str, n: int, size: int) -> None
     if client == "kafka_client":
         from kafka_client import Producer
 
-        with Producer(bootstrap, acks=1, linger_ms=5, batch_size=65536) as p:
-            send = p.send
+        with Producer(bootstrap, acks=1, linger_ms=5, batch_size=BATCH) as p:
+            produce = p.produce
             for _ in range(n):
-                send(topic, value)
+                produce(topic, value)
             p.flush()
+    elif client == "kafka_client-aio":
+        from kafka_client import AIOProducer
+        from kafka_client.errors import BufferFullError
+
+        async def go0() -> None:
+            async with AIOProducer(bootstrap, acks=1, linger_ms=5, batch_size=BATCH) as p:
+                await p.partitions_for(topic)
+                produce = p.produce
+                for i in range(n):
+                    while True:
+                        try:
+                            produce(topic, value)
+                            break
+                        except BufferFullError:
+                            await asyncio.sleep(0.001)
+                    if i & 1023 == 0:
+                        await asyncio.sleep(0)  # let the sender run
+                await p.flush()
+
+        asyncio.run(go0())
     elif client == "confluent":
         import confluent_kafka as ck
 
-        p = ck.Producer({"bootstrap.servers": bootstrap, "acks": 1, "linger.ms": 5})
+        p = ck.Producer({"bootstrap.servers": bootstrap, "acks": 1, "linger.ms": 5, "batch.size": BATCH})
         for _ in range(n):
             while True:
                 try:
@@ -82,7 +151,7 @@ def _produce(client: str, bootstrap: str, topic: str, n: int, size: int) -> None
         import aiokafka
 
         async def go() -> None:
-            p = aiokafka.AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=5, max_batch_size=65536)
+            p = aiokafka.AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=5, max_batch_size=BATCH)
             await p.start()
             futs = [await p.send(topic, value) for _ in range(n)]
             await asyncio.gather(*futs)
@@ -92,11 +161,15 @@ def _produce(client: str, bootstrap: str, topic: str, n: int, size: int) -> None
     else:
         import kafka
 
-        p = kafka.KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=5, batch_size=65536)
+        p = kafka.KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=5, batch_size=BATCH)
         for _ in range(n):
             p.send(topic, value)
         p.flush()
         p.close()
+
+
+def _rate(benchmark: Any, n: int) -> float:
+    return n / benchmark.stats.stats.min
 
 
 @pytest.mark.parametrize("size", [200, 1024])
@@ -104,14 +177,15 @@ def _produce(client: str, bootstrap: str, topic: str, n: int, size: int) -> None
 def test_producer_throughput(benchmark, broker: str, client: str, size: int) -> None:  # type: ignore[no-untyped-def]
     topic = _topic(broker)
     benchmark.extra_info.update(messages=N, size=size)
-    benchmark.pedantic(_produce, args=(client, broker, topic, N, size), rounds=3, iterations=1)
+    benchmark.pedantic(_produce, args=(client, broker, topic, N, size), rounds=ROUNDS, iterations=1)
+    RESULTS.setdefault(f"produce-{size}B", {})[client] = _rate(benchmark, N)
 
 
 def _latency(client: str, bootstrap: str, topic: str) -> list[float]:
     lat: list[float] = []
     value = b"x" * 200
     gap = 1 / LAT_RATE
-    if client == "kafka_client":
+    if client in ("kafka_client", "kafka_client-aio"):
         from kafka_client import AIOProducer
 
         async def go() -> None:
@@ -173,7 +247,7 @@ def _latency(client: str, bootstrap: str, topic: str) -> list[float]:
     return lat
 
 
-@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("client", [c for c in CLIENTS if c != "kafka_client-aio"])
 def test_produce_latency(benchmark, broker: str, client: str) -> None:  # type: ignore[no-untyped-def]
     topic = _topic(broker)
     result: list[float] = []
@@ -183,8 +257,10 @@ def test_produce_latency(benchmark, broker: str, client: str) -> None:  # type: 
 
     benchmark.pedantic(run, rounds=1, iterations=1)
     s = sorted(result)
-    benchmark.extra_info.update(messages=LAT_N, rate=LAT_RATE, p50_ms=s[len(s) // 2] * 1000,
-                                p99_ms=s[int(len(s) * 0.99)] * 1000)
+    figures = {"p50_ms": s[len(s) // 2] * 1000, "p99_ms": s[int(len(s) * 0.99)] * 1000,
+               "p999_ms": s[min(len(s) - 1, int(len(s) * 0.999))] * 1000}
+    benchmark.extra_info.update(messages=LAT_N, rate=LAT_RATE, **figures)
+    RESULTS.setdefault("latency-200B", {})[client] = figures
 
 
 def _consume(client: str, bootstrap: str, topic: str, n: int) -> None:
@@ -201,6 +277,15 @@ def _consume(client: str, bootstrap: str, topic: str, n: int) -> None:
                         got += len(recs)
 
         asyncio.run(go())
+    elif client == "kafka_client-sync":
+        from kafka_client import Consumer, TopicPartition
+
+        with Consumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", max_poll_records=10000) as c:
+            c.assign([TopicPartition(topic, 0)])
+            got = 0
+            while got < n:
+                for recs in c.poll(1.0).values():
+                    got += len(recs)
     elif client == "confluent":
         import confluent_kafka as ck
 
@@ -249,7 +334,8 @@ def filled_topic(broker: str) -> str:
     return topic
 
 
-@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("client", CONSUMERS)
 def test_consumer_throughput(benchmark, broker: str, filled_topic: str, client: str) -> None:  # type: ignore[no-untyped-def]
     benchmark.extra_info.update(messages=N, size=200)
-    benchmark.pedantic(_consume, args=(client, broker, filled_topic, N), rounds=3, iterations=1)
+    benchmark.pedantic(_consume, args=(client, broker, filled_topic, N), rounds=ROUNDS, iterations=1)
+    RESULTS.setdefault("consume-200B", {})[client] = _rate(benchmark, N)

@@ -31,7 +31,17 @@ class LoopThread:
     def _main(self) -> None:
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
-        self.loop.close()
+        try:
+            # As asyncio.run does: cancel what is left and let it unwind, so no coroutine is
+            # dropped unstarted ("coroutine ... was never awaited") or destroyed pending.
+            pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+            for t in pending:
+                t.cancel()
+            if pending:
+                self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        finally:
+            self.loop.close()
 
     def run(self, coro: Awaitable[T], timeout: float | None = None) -> T:
         """Run a coroutine on the loop and wait for its result (never call from the loop's thread)."""

@@ -336,8 +336,14 @@ class Cluster:
 
     async def close(self) -> None:
         self.closed = True
+        pending = [f for f in self._connecting.values() if not f.done()]
         if self._refresh is not None and not self._refresh.done():
             self._refresh.cancel()
+            pending.append(self._refresh)
+        for f in pending:
+            f.cancel()
+        if pending:  # let them unwind (an unstarted task would warn "never awaited")
+            await asyncio.gather(*pending, return_exceptions=True)
         for c in list(self._conns.values()):
             c.close()
         self._conns.clear()

@@ -26,6 +26,7 @@ import kafka_protocol as kp
 
 from ._loop import LoopThread
 from .cluster import Cluster
+from .conn import ApiKey
 from .errors import (
     IllegalStateError,
     KafkaError,
@@ -49,6 +50,7 @@ __all__ = ["AIOConsumer", "Consumer", "ConsumerRecord", "TopicPartition", "Offse
 log = logging.getLogger("kafka_client.consumer")
 
 _METADATA_ERRORS = {3, 5, 6, 9, 74, 75, 100}
+_SESSION_ERRORS = {70, 71}  # FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH
 EARLIEST = -2
 LATEST = -1
 
@@ -84,6 +86,23 @@ class _PState:
         self.retry_at = 0.0
 
 
+class _FetchSession:
+    """This consumer's fetch session with one broker: id and next epoch (0 = none yet), and the
+    fetch offset the broker holds for each partition in it."""
+
+    __slots__ = ("id", "epoch", "parts")
+
+    def __init__(self) -> None:
+        self.id = 0
+        self.epoch = 0
+        self.parts: dict[TopicPartition, int] = {}
+
+    def reset(self) -> None:
+        self.id = 0
+        self.epoch = 0
+        self.parts = {}
+
+
 class AIOConsumer:
     def __init__(self, *topics: str, bootstrap_servers: str | Iterable[str] = "localhost:9092",
                  group_id: str | None = None, client_id: str = "kafka-core-python",
@@ -96,7 +115,7 @@ class AIOConsumer:
                  retry_backoff_ms: int = 100, metadata_max_age_ms: int = 300000,
                  partition_assignment_strategy: Iterable[str] = ("range", "cooperative-sticky"),
                  group_instance_id: str | None = None, allow_auto_create_topics: bool = True,
-                 connect_timeout_ms: int = 10000) -> None:
+                 connect_timeout_ms: int = 10000, fetch_sessions: bool = True) -> None:
         if auto_offset_reset not in ("earliest", "latest", "none"):
             raise ValueError("auto_offset_reset must be 'earliest', 'latest' or 'none'")
         self._initial_topics = topics
@@ -109,6 +128,9 @@ class AIOConsumer:
         self.fetch_min_bytes = fetch_min_bytes
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.fetch_max_bytes = fetch_max_bytes
+        self.fetch_sessions = fetch_sessions
+        self._sessions: dict[int, _FetchSession] = {}
+        self.fetch_session_stats = [0, 0]  # incremental, full fetches (sessions in use only)
         self.max_partition_fetch_bytes = max_partition_fetch_bytes
         self.max_poll_records = max_poll_records
         self.isolation_level = 1 if isolation_level == "read_committed" else 0
@@ -129,6 +151,7 @@ class AIOConsumer:
         self._wake = asyncio.Event()
         self._fetching: set[int] = set()
         self._tasks: list[asyncio.Task[Any]] = []
+        self._fetch_tasks: set[asyncio.Future[None]] = set()
         self._closed = False
         self._last_commit = time.monotonic()
         self._started = False
@@ -169,9 +192,10 @@ class AIOConsumer:
                 await self._group.leave()
         finally:
             self._closed = True
-            for t in self._tasks:
+            tasks = self._tasks + [t for t in self._fetch_tasks if not t.done()]
+            for t in tasks:
                 t.cancel()
-            for t in self._tasks:
+            for t in tasks:
                 try:
                     await t
                 except (asyncio.CancelledError, Exception):
@@ -485,6 +509,8 @@ class AIOConsumer:
         for node, parts in by_node.items():
             self._fetching.add(node)
             t = asyncio.ensure_future(self._fetch(node, parts))
+            self._fetch_tasks.add(t)
+            t.add_done_callback(self._fetch_tasks.discard)
             t.add_done_callback(lambda f, n=node: self._fetch_done(n, f))
 
     def _fetch_done(self, node: int, fut: asyncio.Future[None]) -> None:
@@ -495,30 +521,68 @@ class AIOConsumer:
 
     async def _fetch(self, node: int, parts: list[tuple[TopicPartition, _PState]]) -> None:
         assert self.cluster is not None
-        topics: dict[str, list[Any]] = {}
+        try:
+            conn = await self.cluster.connection(node)
+        except KafkaError:
+            self.cluster.request_refresh()
+            await asyncio.sleep(self.retry_backoff)
+            return
         sent: dict[TopicPartition, tuple[_PState, int, int]] = {}
         for tp, st in parts:
             assert st.fetch_offset is not None
             sent[tp] = (st, st.gen, st.fetch_offset)
+        want = {tp: offset for tp, (_, _, offset) in sent.items()}
+        # Fetch sessions (KIP-227, Fetch v7+): after a full fetch the broker remembers the
+        # partitions; later requests carry only partitions whose fetch offset changed, plus the
+        # ones to forget (paused, full buffer, moved), and answers only partitions with news.
+        sess = self._sessions.get(node)
+        if sess is None:
+            sess = self._sessions[node] = _FetchSession()
+        use_session = self.fetch_sessions and conn.version(ApiKey.FETCH) >= 7
+        incremental = use_session and sess.id > 0
+        if incremental:
+            changed = [tp for tp, off in want.items() if sess.parts.get(tp) != off]
+            forgotten: dict[str, list[int]] = {}
+            for tp in sess.parts:
+                if tp not in want:
+                    forgotten.setdefault(tp.topic, []).append(tp.partition)
+            session_id, epoch = sess.id, sess.epoch
+        else:
+            changed = list(want)
+            forgotten = {}
+            session_id, epoch = 0, (0 if use_session else -1)
+        topics: dict[str, list[Any]] = {}
+        for tp in changed:
             topics.setdefault(tp.topic, []).append(kp.FetchRequest.FetchPartition(
-                partition=tp.partition, current_leader_epoch=-1, fetch_offset=st.fetch_offset,
+                partition=tp.partition, current_leader_epoch=-1, fetch_offset=want[tp],
                 last_fetched_epoch=-1, log_start_offset=-1, partition_max_bytes=self.max_partition_fetch_bytes))
         req = kp.FetchRequest(replica_id=-1, max_wait_ms=self.fetch_max_wait_ms, min_bytes=self.fetch_min_bytes,
                               max_bytes=self.fetch_max_bytes, isolation_level=self.isolation_level,
-                              session_id=0, session_epoch=-1,
+                              session_id=session_id, session_epoch=epoch,
                               topics=[kp.FetchRequest.FetchTopic(topic=t, partitions=ps) for t, ps in topics.items()],
-                              forgotten_topics_data=[], rack_id="")
+                              forgotten_topics_data=[kp.FetchRequest.ForgottenTopic(topic=t, partitions=ps)
+                                                     for t, ps in forgotten.items()],
+                              rack_id="")
         try:
-            conn = await self.cluster.connection(node)
             resp = await conn.send(req, timeout=self.request_timeout_ms / 1000 + self.fetch_max_wait_ms / 1000)
         except KafkaError:
+            sess.reset()
             self.cluster.request_refresh()
             await asyncio.sleep(self.retry_backoff)
             return
         if resp.error_code:
             log.debug("fetch error %s", resp.error_code)
-            await asyncio.sleep(self.retry_backoff)
+            sess.reset()  # FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH, ...: start over
+            if resp.error_code not in _SESSION_ERRORS:
+                await asyncio.sleep(self.retry_backoff)
             return
+        if use_session:
+            if incremental:
+                sess.epoch = sess.epoch + 1 if sess.epoch < 0x7FFFFFFF else 1
+            elif resp.session_id > 0:
+                sess.id, sess.epoch = resp.session_id, 1
+            sess.parts = want if sess.id > 0 else {}
+            self.fetch_session_stats[0 if incremental else 1] += 1
         got = False
         for t in resp.responses:
             for p in t.partitions:
@@ -555,7 +619,7 @@ class AIOConsumer:
             return False
         aborted = None
         if self.isolation_level and p.aborted_transactions:
-            aborted = {a.producer_id for a in p.aborted_transactions}
+            aborted = [(a.producer_id, a.first_offset) for a in p.aborted_transactions]
         try:
             recs, nxt = decode_records(records, offset, check_crcs=self.check_crcs, aborted=aborted)
         except Exception as exc:  # corrupt data: surface it, do not skip silently

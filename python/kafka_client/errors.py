@@ -22,6 +22,7 @@ __all__ = [
     "ClientClosedError",
     "UnsupportedVersionError",
     "RecordTooLargeError",
+    "BufferFullError",
     "OutOfOrderSequenceError",
     "IllegalStateError",
     "ErrorCode",
@@ -87,6 +88,13 @@ class RecordTooLargeError(KafkaError):
     """A record larger than max.request.size or buffer.memory (refused locally)."""
 
     name = "RECORD_TOO_LARGE"
+
+
+class BufferFullError(KafkaTimeoutError):
+    """The producer's buffer_memory is full and the call may not block (asyncio ``produce`` /
+    ``send_nowait``): await ``flush()`` or ``send()``, or retry later."""
+
+    name = "BUFFER_FULL"
 
 
 _CLASSES: dict[int, type[BrokerResponseError]] = {}

@@ -1,14 +1,16 @@
 """Producer: one engine, an asyncio API (AIOProducer) and a thread-safe sync API (Producer).
 
-Records go into one open batch per partition, a kafka_core.BatchBuilder (C
-buffer, varint records; header and CRC-32C at finish).  A batch is sent when
+Records go into one open batch per partition, a kafka_core._accum.Batch (C
+builder over its own buffer, varint records; header, sequence stamp and
+CRC-32C when the sender seals it).  A batch is sent when
 it is full, when linger.ms passed, or on flush; one Produce request per
 broker carries at most one batch per partition, and up to
 max.in.flight.requests.per.connection requests are pipelined per broker.
 
 With linger.ms=0 the AIO producer sends from the caller's task right after
-appending (no hop through a sender task): the drain is a plain function that
-writes to the socket.
+opening a batch (no hop through a sender task): the drain is a plain function
+that writes to the socket.  A batch the broker refuses as MESSAGE_TOO_LARGE is
+split in two (recursively) and resent in its place, keeping its sequences.
 
 Idempotence (default with acks=all, as in the Java client): InitProducerId
 once, then every batch carries (producerId, epoch, baseSequence) with
@@ -23,6 +25,25 @@ the broker lost the producer state: like the Java client we bump the epoch
 and resend.  Any batch that fails for good leaves a gap in its partition's
 sequences, so the epoch is bumped then too, and pending batches are
 re-stamped with the new epoch and sequences.
+
+The per-record path is one C call (``kafka_core._accum.Accumulator``): it
+picks the partition (explicit, murmur2 of the key, or sticky), appends to
+that partition's open batch and returns; Python runs once per batch.  The
+sync ``Producer`` appends from the caller's thread under the accumulator's
+lock (no thread hop per record); its I/O thread only sends closed batches.
+
+Three ways to send, from cheapest to most convenient:
+
+- ``produce(topic, value, key=..., on_delivery=None)``: fire-and-forget, or a
+  callback ``on_delivery(err, metadata)`` per record; returns None.  No
+  future is created.  Delivery reports are settled per batch, one call per
+  batch (callbacks run on the producer's I/O thread for ``Producer``, on the
+  loop for ``AIOProducer``).
+- ``send(..., on_delivery=cb)`` (sync) is the same as ``produce``.
+- ``send(...)`` (sync) returns a ``concurrent.futures.Future``;
+  ``send_nowait`` (asyncio) an ``asyncio.Future``; ``await send(...)``
+  (asyncio) waits for the delivery.  A future costs about a microsecond per
+  record.
 """
 
 from __future__ import annotations
@@ -35,15 +56,31 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures._base import PENDING as _FUTURE_PENDING
+from concurrent.futures._base import RUNNING as _FUTURE_RUNNING
 from typing import Any, NamedTuple
 
 import kafka_protocol as kp
 
+from kafka_core._accum import (
+    SLOW_CLOSED,
+    SLOW_MEMORY,
+    SLOW_NO_PARTITION,
+    SLOW_PARTITIONER,
+    SLOW_RANGE,
+    SLOW_TOO_LARGE,
+    SLOW_TOPIC,
+    Accumulator,
+    Batch,
+    PartState,
+)
+
 from ._loop import LoopThread
 from .cluster import Cluster
-from .compression import codec_id
+from .compression import codec_id, compress
 from .conn import ApiKey
 from .errors import (
+    BufferFullError,
     ClientClosedError,
     IllegalStateError,
     KafkaConnectionError,
@@ -53,10 +90,9 @@ from .errors import (
     RecordTooLargeError,
     for_code,
 )
-from .partitioner import StickyPartitioner, partition_for_key
-from .records import BatchBuilder, close_batch, record_size_upper_bound, restamp
+from .records import HEADER_SIZE, decode_records, record_size_upper_bound, restamp
 
-__all__ = ["AIOProducer", "Producer", "RecordMetadata", "ProducerConfig"]
+__all__ = ["AIOProducer", "Producer", "RecordMetadata", "ProducerConfig", "DeliveryFuture"]
 
 log = logging.getLogger("kafka_client.producer")
 
@@ -65,6 +101,7 @@ _DUPLICATE_SEQUENCE = 46
 _OUT_OF_ORDER = 45
 _UNKNOWN_PRODUCER_ID = 59
 _INVALID_PRODUCER_EPOCH = 47
+_MESSAGE_TOO_LARGE = 10
 
 
 class RecordMetadata(NamedTuple):
@@ -117,43 +154,6 @@ class ProducerConfig:
         self.allow_auto_create_topics = allow_auto_create_topics
 
 
-class _Batch:
-    __slots__ = ("id", "part", "builder", "data", "count", "capacity", "created", "deadline", "waiters",
-                 "base_seq", "pid", "epoch", "stamped", "attempts", "retry_at", "done", "first_ts")
-
-    def __init__(self, bid: int, part: _Partition, builder: BatchBuilder, capacity: int, now: float,
-                 deadline: float, pid: int, epoch: int, base_seq: int) -> None:
-        self.id = bid
-        self.part = part
-        self.builder = builder
-        self.data: Any = None
-        self.count = 0
-        self.capacity = capacity
-        self.created = now
-        self.deadline = deadline
-        self.waiters: list[tuple[Any, int, int]] = []
-        self.base_seq = base_seq
-        self.pid = pid
-        self.epoch = epoch
-        self.stamped = (pid, epoch, base_seq)
-        self.attempts = 0
-        self.retry_at = 0.0
-        self.done = False
-
-
-class _Partition:
-    __slots__ = ("topic", "partition", "queue", "open", "next_seq", "last_acked", "inflight")
-
-    def __init__(self, topic: str, partition: int) -> None:
-        self.topic = topic
-        self.partition = partition
-        self.queue: collections.deque[_Batch] = collections.deque()
-        self.open: _Batch | None = None
-        self.next_seq = 0
-        self.last_acked = -1
-        self.inflight: list[_Batch] = []
-
-
 class _Engine:
     """The producer's state machine; runs on one event loop (``loop``)."""
 
@@ -165,15 +165,18 @@ class _Engine:
                                connect_timeout_ms=cfg.connect_timeout_ms,
                                metadata_max_age_ms=cfg.metadata_max_age_ms, retry_backoff_ms=int(cfg.retry_backoff * 1000),
                                allow_auto_create_topics=cfg.allow_auto_create_topics)
+        self.cluster.metadata_listeners.append(self._sync_topics)
         self.cluster.metadata_listeners.append(self._wake)
-        self.sticky = StickyPartitioner(cfg.batch_size)
-        self.lock = threading.RLock()
-        self.parts: dict[tuple[str, int], _Partition] = {}
-        self.pending: dict[tuple[str, int], _Partition] = {}  # partitions with something to send
+        # The accumulator holds the open batches and is the engine's (reentrant) lock too.
+        self.accum = Accumulator(batch_size=cfg.batch_size, max_request_size=cfg.max_request_size,
+                                 buffer_memory=cfg.buffer_memory, delivery_timeout=cfg.delivery_timeout,
+                                 idempotent=cfg.idempotent, partitioner=cfg.partitioner)
+        self.lock = self.accum
+        self.parts: dict[tuple[str, int], PartState] = self.accum.parts
+        self.pending: dict[tuple[str, int], PartState] = self.accum.pending  # partitions with something to send
         self.node_inflight: dict[int, int] = collections.defaultdict(int)
         self.total_inflight = 0
-        self.used = 0
-        self.mem_cond = threading.Condition(self.lock)
+        self.mem_cond = threading.Condition()  # its own lock: waiters poll ``used`` too
         self.mem_event: asyncio.Event | None = None
         self.next_id = 0
         self.producer_id = -1
@@ -187,13 +190,25 @@ class _Engine:
         self._wake_scheduled = False
         self._sender: asyncio.Task[None] | None = None
         self._connecting: set[int] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
         self.fatal: KafkaError | None = None
+
+    @property
+    def used(self) -> int:
+        return self.accum.used  # type: ignore[no-any-return]
+
+    def _sync_topics(self) -> None:
+        """Metadata changed: give the accumulator every topic's partitions (with a leader)."""
+        for name, meta in list(self.cluster.topics.items()):
+            if meta.partitions:
+                self.accum.set_topic(name, meta.num_partitions, meta.available())
 
     # ---- start / stop (on the loop) ----
     async def start(self) -> None:
         self._wakeup = asyncio.Event()
         self.mem_event = asyncio.Event()
         await self.cluster.bootstrap_metadata()
+        self._sync_topics()
         if self.cfg.idempotent:
             await self.ensure_pid()
         self._sender = asyncio.ensure_future(self._run())
@@ -226,6 +241,8 @@ class _Engine:
             with self.lock:
                 self.producer_id = resp.producer_id
                 self.producer_epoch = resp.producer_epoch
+                self.accum.producer_id = resp.producer_id
+                self.accum.producer_epoch = resp.producer_epoch
             return
 
     async def close(self, timeout: float | None = None) -> None:
@@ -237,12 +254,18 @@ class _Engine:
             pass
         finally:
             self.closed = True
+            self.accum.closed = True
             if self._sender is not None:
                 self._sender.cancel()
                 try:
                     await self._sender
                 except (asyncio.CancelledError, Exception):
                     pass
+            left = [t for t in self._tasks if not t.done()]
+            for t in left:
+                t.cancel()
+            if left:
+                await asyncio.gather(*left, return_exceptions=True)
             err = ClientClosedError("producer closed before the record was delivered")
             done: list[Any] = []
             with self.lock:
@@ -255,81 +278,51 @@ class _Engine:
             self._resolve(done)
             await self.cluster.close()
 
-    # ---- appending (caller's thread or task) ----
-    def choose_partition(self, topic: str, key: Any, partition: int | None, value: Any) -> int:
-        meta = self.cluster.topics.get(topic)
-        if meta is None or not meta.partitions:
-            raise IllegalStateError(f"no metadata for topic {topic!r}")
+    # ---- appending: the fast path is Accumulator.produce; this is the slow one ----
+    def custom_partition(self, topic: str, key: Any, value: Any) -> int:
+        meta = self.cluster.topics[topic]
         n = meta.num_partitions
-        if partition is not None:
-            if not 0 <= partition < n:
-                raise ValueError(f"partition {partition} out of range for {topic!r} ({n} partitions)")
-            return partition
-        if self.cfg.partitioner is not None:
-            return int(self.cfg.partitioner(key, n, meta.available()))
-        if key is not None:
-            if isinstance(key, str):
-                key = key.encode()
-            return partition_for_key(key, n)
-        return self.sticky.partition(topic, n, meta.available())
+        p = int(self.cfg.partitioner(key, n, meta.available()))
+        if not 0 <= p < n:
+            raise ValueError(f"partitioner returned {p} for {topic!r} ({n} partitions)")
+        return p
 
-    def append(self, topic: str, partition: int, key: Any, value: Any, headers: Any, ts: int,
-               waiter: Any) -> tuple[_Batch, int, bool]:
-        """Append one record; returns (batch, index in batch, whether the sender should look now)."""
-        if self.closed:
+    def slow_check(self, reason: int, topic: str, key: Any, value: Any, headers: Any,
+                   partition: int | None) -> int | None:
+        """Handle a slow-path reason the same way for both APIs: raise, or return the
+        partition a custom partitioner chose.  SLOW_TOPIC/SLOW_MEMORY are the caller's."""
+        if reason == SLOW_CLOSED:
+            if self.fatal is not None:
+                raise self.fatal
             raise ClientClosedError("producer is closed")
-        if self.fatal is not None:
-            raise self.fatal
-        tp = (topic, partition)
-        need = record_size_upper_bound(key, value, headers)
-        if need + 61 > self.cfg.max_request_size:
+        if reason == SLOW_TOO_LARGE:
+            need = record_size_upper_bound(key, value, headers or ())
             raise RecordTooLargeError(f"record of about {need} bytes exceeds max_request_size "
                                       f"{self.cfg.max_request_size}")
-        with self.lock:
-            st = self.parts.get(tp)
-            if st is None:
-                st = self.parts[tp] = _Partition(topic, partition)
-            b = st.open
-            kick = self.cfg.linger == 0
-            if b is not None and b.builder.append(ts, key, value, headers):
-                idx = b.count
-                b.count += 1
-            else:
-                if b is not None:
-                    self._close_open(st)
-                    kick = True
-                cap = max(self.cfg.batch_size, need + 61)
-                now = time.monotonic()
-                seq = st.next_seq if self.cfg.idempotent else -1
-                b = _Batch(self.next_id, st, BatchBuilder(cap, base_timestamp=ts, producer_id=self.producer_id,
-                                                          producer_epoch=self.producer_epoch, base_sequence=seq),
-                           cap, now, now + self.cfg.delivery_timeout, self.producer_id, self.producer_epoch, seq)
-                self.next_id += 1
-                self.used += cap
-                if not b.builder.append(ts, key, value, headers):
-                    raise RecordTooLargeError("record does not fit in an empty batch")  # pragma: no cover
-                idx = 0
-                b.count = 1
-                st.open = b
-                self.pending[tp] = st
-                if self.cfg.linger > 0:
-                    kick = True  # the sender must arm the linger timer
-            if waiter is not None:
-                b.waiters.append((waiter, idx, ts))
-        if key is None and self.cfg.partitioner is None:
-            meta = self.cluster.topics.get(topic)
-            if meta is not None:
-                self.sticky.on_append(topic, partition, need, meta.num_partitions, meta.available())
-        return b, idx, kick
+        if reason == SLOW_RANGE:
+            n = self.accum.num_partitions(topic)
+            raise ValueError(f"partition {partition} out of range for {topic!r} ({n} partitions)")
+        if reason == SLOW_NO_PARTITION:
+            raise IllegalStateError(f"no partition of {topic!r} is available")
+        if reason == SLOW_PARTITIONER:
+            return self.custom_partition(topic, key, value)
+        raise IllegalStateError(f"unexpected producer state {reason}")  # pragma: no cover
 
-    def _close_open(self, st: _Partition) -> None:
-        b = st.open
-        assert b is not None
-        st.open = None
-        if self.cfg.idempotent:
-            st.next_seq = (b.base_seq + b.count) & 0x7FFFFFFF
-        b.data = close_batch(b.builder, self.cfg.codec)
-        st.queue.append(b)
+    def _close_open(self, st: PartState) -> None:
+        self.accum.close_open(st)
+
+    def _seal(self, b: Batch) -> None:
+        """Finish a closed batch (header, sequence stamp, CRC), compressing its records with
+        the configured codec unless that makes them larger."""
+        codec = self.cfg.codec
+        data = None
+        if codec:
+            section = b.records_view()
+            packed = compress(codec, section)
+            if len(packed) < len(section):
+                data = b.finish_compressed(codec, packed)
+        b.data = data if data is not None else b.finish()
+        b.stamped = (b.pid, b.epoch, b.base_seq)
 
     # ---- memory back-pressure ----
     def memory_full(self) -> bool:
@@ -342,7 +335,7 @@ class _Engine:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise KafkaTimeoutError(f"buffer_memory full for {timeout:.3g}s (max_block_ms)")
-                self.mem_cond.wait(remaining)
+                self.mem_cond.wait(min(remaining, 0.05))
 
     async def wait_memory(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -390,7 +383,7 @@ class _Engine:
         now = time.monotonic()
         next_at: float | None = None
         expired: list[Any] = []
-        by_node: dict[int, list[_Partition]] = {}
+        by_node: dict[int, list[PartState]] = {}
         with self.lock:
             if self.bump_needed:
                 self._maybe_bump()
@@ -434,17 +427,17 @@ class _Engine:
         self._resolve(expired)
         return next_at
 
-    def _drain_node(self, node: int, parts: list[_Partition], now: float) -> float | None:
+    def _drain_node(self, node: int, parts: list[PartState], now: float) -> float | None:
         conn = self.cluster.connection_if_ready(node)
         if conn is None:
             if node not in self._connecting:
                 self._connecting.add(node)
-                fut = asyncio.ensure_future(self.cluster.connection(node))
+                fut = self._background(self.cluster.connection(node))
                 fut.add_done_callback(functools.partial(self._connected, node))
             return None
         next_at: float | None = None
         while self.node_inflight[node] < self.cfg.max_in_flight:
-            batches: list[_Batch] = []
+            batches: list[Batch] = []
             size = 0
             for st in parts:
                 b = st.queue[0] if st.queue else None
@@ -455,6 +448,8 @@ class _Engine:
                     continue
                 if self.cfg.idempotent and b.attempts and st.inflight:
                     continue  # a retry goes out only when nothing later of its partition is in flight
+                if b.data is None:
+                    self._seal(b)
                 blen = len(b.data)
                 if batches and size + blen > self.cfg.max_request_size:
                     continue
@@ -476,7 +471,7 @@ class _Engine:
             return
         self._wake()
 
-    def _send(self, conn: Any, node: int, batches: list[_Batch]) -> None:
+    def _send(self, conn: Any, node: int, batches: list[Batch]) -> None:
         topics: dict[str, list[Any]] = {}
         for b in batches:
             st = b.part
@@ -498,7 +493,7 @@ class _Engine:
         else:
             fut.add_done_callback(functools.partial(self._on_response, node, batches))
 
-    def _on_response(self, node: int, batches: list[_Batch], fut: asyncio.Future[Any]) -> None:
+    def _on_response(self, node: int, batches: list[Batch], fut: asyncio.Future[Any]) -> None:
         done: list[Any] = []
         with self.lock:
             self.node_inflight[node] -= 1
@@ -528,16 +523,21 @@ class _Engine:
             if self.bump_needed:
                 self._maybe_bump()
         self._resolve(done)
-        self.drain()
-        self._wake()
+        # Send what the freed slot allows right away; the sender task only needs waking when
+        # something must happen later (a retry backoff, a linger timer).
+        if self.drain() is not None or self.bump_needed:
+            self._wake()
 
-    def _on_partition(self, b: _Batch, pr: Any, done: list[Any]) -> None:
+    def _on_partition(self, b: Batch, pr: Any, done: list[Any]) -> None:
         code = pr.error_code
         st = b.part
         if code == 0 or code == _DUPLICATE_SEQUENCE:
             if self.cfg.idempotent:
                 st.last_acked = (b.base_seq + b.count - 1) & 0x7FFFFFFF
             self._complete(b, pr.base_offset if code == 0 else -1, pr.log_append_time_ms, None, done)
+            return
+        if code == _MESSAGE_TOO_LARGE and b.count > 1 and not self.closed:
+            self._split(b)
             return
         err = for_code(code, pr.error_message)
         if code in _PRODUCE_RETRY_METADATA:
@@ -565,7 +565,51 @@ class _Engine:
                 return
         self._retry_or_fail(b, err, done)
 
-    def _retry_or_fail(self, b: _Batch, err: KafkaError, done: list[Any], force_retriable: bool = False) -> None:
+    def _split(self, b: Batch) -> None:
+        """The broker refused the batch as too large (MESSAGE_TOO_LARGE): nothing of it was
+        written, so resend its records as two batches in its place, each half of it (halved
+        again if still refused).  The halves keep the batch's sequence range, so idempotence
+        and ordering hold; each record's waiter moves with it."""
+        st = b.part
+        if b in st.inflight:
+            st.inflight.remove(b)
+        recs, _ = decode_records(b.data, 0, check_crcs=False)
+        k = len(recs) // 2
+        waiters = b.waiters or []
+        halves: list[Batch] = []
+        for lo, hi in ((0, k), (k, len(recs))):
+            part = recs[lo:hi]
+            cap = max(HEADER_SIZE + sum(record_size_upper_bound(r.key, r.value, r.headers) for r in part), 128)
+            nb = Batch(cap, part[0].timestamp)
+            for r in part:
+                if not nb.append(r.timestamp, r.key, r.value, r.headers or None):
+                    raise IllegalStateError("split batch overflow")  # pragma: no cover - cap is an upper bound
+            # Ids order a partition's batches: the halves take b's place, before any later batch.
+            nb.split_step = b.split_step / 2
+            nb.id = b.id if lo == 0 else b.id + nb.split_step
+            nb.part, nb.created, nb.deadline = st, b.created, b.deadline
+            nb.pid, nb.epoch = b.pid, b.epoch
+            nb.base_seq = (b.base_seq + lo) & 0x7FFFFFFF if b.base_seq >= 0 else -1
+            nb.attempts = b.attempts
+            for kind, obj, idx, ts in waiters:
+                if lo <= idx < hi:
+                    nb.add_waiter(kind, obj, idx - lo, ts)
+            self.accum.used += cap
+            halves.append(nb)
+        self.accum.used -= b.capacity
+        b.done = True
+        b.waiters = None
+        b.release()
+        log.info("%s-%d: batch of %d records refused as too large; split in two", st.topic, st.partition,
+                 len(recs))
+        i = 0
+        while i < len(st.queue) and st.queue[i].id < b.id:
+            i += 1
+        st.queue.insert(i, halves[1])
+        st.queue.insert(i, halves[0])
+        self.pending[(st.topic, st.partition)] = st
+
+    def _retry_or_fail(self, b: Batch, err: KafkaError, done: list[Any], force_retriable: bool = False) -> None:
         st = b.part
         if b in st.inflight:
             st.inflight.remove(b)
@@ -582,13 +626,13 @@ class _Engine:
             return
         self._fail_batch(b, err, done)
 
-    def _fail_batch(self, b: _Batch, err: KafkaError, done: list[Any]) -> None:
+    def _fail_batch(self, b: Batch, err: KafkaError, done: list[Any]) -> None:
         if self.cfg.idempotent:
             # The batch's sequences were never written: later batches would be out of order.
             self.bump_needed = True
         self._complete(b, -1, -1, err, done)
 
-    def _complete(self, b: _Batch, offset: int, log_append_time: int, err: BaseException | None,
+    def _complete(self, b: Batch, offset: int, log_append_time: int, err: BaseException | None,
                   done: list[Any]) -> None:
         if b.done:
             return
@@ -596,9 +640,8 @@ class _Engine:
         st = b.part
         if b in st.inflight:
             st.inflight.remove(b)
-        self.used -= b.capacity
-        b.builder = None  # type: ignore[assignment]
-        b.data = None
+        self.accum.used -= b.capacity
+        b.release()
         done.append((b, offset, log_append_time, err))
 
     def _resolve(self, done: list[Any]) -> None:
@@ -610,21 +653,23 @@ class _Engine:
         with self.mem_cond:
             self.mem_cond.notify_all()
         for b, offset, lat, err in done:
-            topic, partition = b.part.topic, b.part.partition
-            for fut, idx, ts in b.waiters:
-                if fut.done():
-                    continue
-                if err is not None:
-                    fut.set_exception(err)
-                else:
-                    fut.set_result(RecordMetadata(topic, partition, offset + idx if offset >= 0 else -1,
-                                                  lat if lat is not None and lat >= 0 else ts))
+            st = b.part
+            n = b.resolve(st.topic, st.partition, offset, lat if lat is not None else -1, err, RecordMetadata)
+            if err is not None and n < b.count:
+                log.warning("%d record(s) for %s-%d not delivered: %s", b.count - n, st.topic, st.partition, err)
+
+    def _background(self, coro: Any) -> asyncio.Future[Any]:
+        """A task the engine does not await; close() cancels and awaits what is left."""
+        t = asyncio.ensure_future(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+        return t
 
     def _maybe_bump(self) -> None:
         if self._bumping or self.total_inflight:
             return
         self._bumping = True
-        fut = asyncio.ensure_future(self._bump())
+        fut = self._background(self._bump())
         fut.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     async def _bump(self) -> None:
@@ -634,6 +679,7 @@ class _Engine:
             log.error("producer epoch bump failed: %s", exc)
             with self.lock:
                 self.fatal = exc
+                self.accum.fatal = exc
             done: list[Any] = []
             with self.lock:
                 for st in self.parts.values():
@@ -649,13 +695,10 @@ class _Engine:
             for st in self.parts.values():
                 seq = 0
                 st.last_acked = -1
-                for b in list(st.queue) + ([st.open] if st.open else []):
+                for b in st.queue:
                     b.pid, b.epoch, b.base_seq = self.producer_id, self.producer_epoch, seq
                     seq = (seq + b.count) & 0x7FFFFFFF
-                st.next_seq = seq
-                if st.open is not None:
-                    # The open builder still has the old stamp; it is re-stamped when sent.
-                    pass
+                st.next_seq = seq  # the open batch takes its sequence when it is closed
         self._wake()
 
     async def flush(self, timeout: float | None = None) -> None:
@@ -678,18 +721,24 @@ class _Engine:
 
 
 class AIOProducer:
-    """asyncio producer. ``await start()`` (or ``async with``) before sending."""
+    """asyncio producer. ``await start()`` (or ``async with``) before sending.
+
+    ``produce(topic, value, ...)`` appends without creating a future (fire-and-forget, or
+    ``on_delivery(err, metadata)`` called on the loop); ``send_nowait`` returns a future;
+    ``await send(...)`` waits for the delivery."""
 
     def __init__(self, bootstrap_servers: str | Iterable[str] = "localhost:9092", **config: Any) -> None:
         self.config = ProducerConfig(bootstrap_servers, **config)
         self._engine: _Engine | None = None
 
     async def start(self) -> AIOProducer:
-        self._engine = _Engine(self.config, asyncio.get_running_loop())
+        e = self._engine = _Engine(self.config, asyncio.get_running_loop())
+        e.accum.wake = e.drain if self.config.linger == 0 else e._wake
+        e.accum.slow = self._slow
         try:
-            await self._engine.start()
+            await e.start()
         except BaseException:
-            await self._engine.cluster.close()
+            await e.cluster.close()
             raise
         return self
 
@@ -707,14 +756,47 @@ class AIOProducer:
 
     async def partitions_for(self, topic: str) -> list[int]:
         meta = await self.engine.cluster.wait_for_topic(topic, self.config.max_block)
+        self.engine._sync_topics()
         return sorted(meta.partitions)
 
     async def _prepare(self, topic: str) -> None:
         e = self.engine
         if topic not in e.cluster.topics or not e.cluster.topics[topic].partitions:
             await e.cluster.wait_for_topic(topic, self.config.max_block)
+            e._sync_topics()
         if e.used >= self.config.buffer_memory:
             await e.wait_memory(self.config.max_block)
+
+    def _slow(self, reason: int, topic: str, value: Any, key: Any, headers: Any, partition: int | None,
+              timestamp_ms: int | None, kind: int, waiter: Any) -> None:
+        e = self.engine
+        if reason == SLOW_TOPIC:
+            if topic in e.cluster.topics and e.cluster.topics[topic].partitions:
+                e._sync_topics()
+            else:
+                e.cluster.tracked.add(topic)
+                e.cluster.request_refresh()
+                raise IllegalStateError(f"no metadata for topic {topic!r} yet: await send() or "
+                                        "partitions_for() first")
+        elif reason == SLOW_MEMORY:
+            raise BufferFullError(f"buffer_memory ({self.config.buffer_memory} bytes) is full: "
+                                  "await flush() or send()")
+        else:
+            p = e.slow_check(reason, topic, key, value, headers, partition)
+            if p is not None:
+                partition = p
+        reason = e.accum.try_append(topic, value, key, headers, partition, timestamp_ms, kind, waiter)
+        if reason:
+            self._slow(reason, topic, value, key, headers, partition, timestamp_ms, kind, waiter)
+
+    def produce(self, topic: str, value: Any = None, key: Any = None, headers: Sequence[Any] | None = None,
+                partition: int | None = None, timestamp_ms: int | None = None,
+                on_delivery: Any = None) -> None:
+        """Append without a future: fire-and-forget, or ``on_delivery(err, metadata)`` called on
+        the loop once the record is settled.  Metadata for ``topic`` must be known (after a
+        first ``await send`` or ``partitions_for``); raises BufferFullError when buffer_memory
+        is full."""
+        self.engine.accum.produce(topic, value, key, headers, partition, timestamp_ms, on_delivery)
 
     def send_nowait(self, topic: str, value: Any = None, key: Any = None, headers: Sequence[Any] | None = None,
                     partition: int | None = None, timestamp_ms: int | None = None) -> asyncio.Future[RecordMetadata]:
@@ -722,14 +804,7 @@ class AIOProducer:
         ``await send``); the returned future resolves on delivery."""
         e = self.engine
         fut: asyncio.Future[RecordMetadata] = e.loop.create_future()
-        p = e.choose_partition(topic, key, partition, value)
-        ts = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
-        _, _, kick = e.append(topic, p, key, value, headers or (), ts, fut)
-        if kick:
-            if self.config.linger == 0:
-                e.drain()
-            else:
-                e._wake()
+        e.accum.produce_future(topic, value, key, headers, partition, timestamp_ms, fut)
         return fut
 
     async def send(self, topic: str, value: Any = None, key: Any = None, headers: Sequence[Any] | None = None,
@@ -746,23 +821,78 @@ class AIOProducer:
             await self._engine.close(timeout)
 
 
+class DeliveryFuture(concurrent.futures.Future):  # type: ignore[type-arg]
+    """The sync producer's per-record future: a ``concurrent.futures.Future`` whose condition
+    is shared by all futures of one producer (a Condition per record costs more than the
+    append itself).  Waits loop until this future is done, so a wake-up meant for another
+    future is harmless."""
+
+    def __init__(self, condition: threading.Condition) -> None:  # noqa: B027 - no super().__init__
+        self._condition = condition
+        self._state = _FUTURE_PENDING
+        self._result = None
+        self._exception = None
+        self._waiters: list[Any] = []
+        self._done_callbacks: list[Any] = []
+
+    def _wait(self, timeout: float | None) -> None:
+        with self._condition:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while self._state in (_FUTURE_PENDING, _FUTURE_RUNNING):
+                if deadline is None:
+                    self._condition.wait()
+                else:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return
+                    self._condition.wait(remaining)
+
+    def result(self, timeout: float | None = None) -> Any:
+        self._wait(timeout)
+        return super().result(0)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._wait(timeout)
+        return super().exception(0)
+
+
 class Producer:
     """Thread-safe synchronous producer; the engine's loop runs in a background thread.
-    ``send`` returns a ``concurrent.futures.Future`` of ``RecordMetadata``."""
+
+    Records are appended from the caller's thread (one C call, under the accumulator's lock);
+    the background thread only sends closed batches and settles deliveries.  ``send`` returns a
+    ``concurrent.futures.Future`` of ``RecordMetadata`` (or None with ``on_delivery``);
+    ``produce`` never creates a future."""
 
     def __init__(self, bootstrap_servers: str | Iterable[str] = "localhost:9092", **config: Any) -> None:
         self.config = ProducerConfig(bootstrap_servers, **config)
         self._thread = LoopThread("kafka-producer")
         self._engine: _Engine = self._thread.call(self._create)
+        accum = self._accum = self._engine.accum
+        self._cond = threading.Condition()
+        accum.wake = self._wake
+        accum.slow = self._slow
         try:
             self._thread.run(self._engine.start(), timeout=self.config.max_block + 5)
         except BaseException:
             self._thread.run(self._engine.cluster.close())
             self._thread.stop()
             raise
+        # The per-record call goes straight to C (no Python frame in between).
+        self.produce = accum.produce  # type: ignore[method-assign]
 
     async def _create(self) -> _Engine:
         return _Engine(self.config, asyncio.get_running_loop())
+
+    def _wake(self) -> None:
+        """A batch was opened or filled: wake the I/O thread.  If it has not even run since the
+        last wake-up, it is starved of the GIL by this (appending) thread, which would keep it
+        for a whole switch interval (5 ms): hand the GIL over for a moment instead."""
+        e = self._engine
+        if e._wake_scheduled:
+            time.sleep(0.00005)
+        else:
+            e.wake_threadsafe()
 
     def __enter__(self) -> Producer:
         return self
@@ -772,31 +902,45 @@ class Producer:
 
     def partitions_for(self, topic: str) -> list[int]:
         meta = self._thread.run(self._engine.cluster.wait_for_topic(topic, self.config.max_block))
+        self._engine._sync_topics()
         return sorted(meta.partitions)
+
+    def _slow(self, reason: int, topic: str, value: Any, key: Any, headers: Any, partition: int | None,
+              timestamp_ms: int | None, kind: int, waiter: Any) -> None:
+        e = self._engine
+        while reason:
+            if reason == SLOW_TOPIC:
+                meta = e.cluster.topics.get(topic)
+                if meta is None or not meta.partitions:
+                    self._thread.run(e.cluster.wait_for_topic(topic, self.config.max_block))
+                e._sync_topics()
+            elif reason == SLOW_MEMORY:
+                e.wait_memory_sync(self.config.max_block)
+            else:
+                p = e.slow_check(reason, topic, key, value, headers, partition)
+                if p is not None:
+                    partition = p
+            reason = e.accum.try_append(topic, value, key, headers, partition, timestamp_ms, kind, waiter)
+
+    def produce(self, topic: str, value: Any = None, key: Any = None, headers: Sequence[Any] | None = None,
+                partition: int | None = None, timestamp_ms: int | None = None,
+                on_delivery: Any = None) -> None:
+        """Append the record without a future: fire-and-forget, or ``on_delivery(err, metadata)``
+        called on the producer's I/O thread once it is settled.  Blocks up to max_block_ms for
+        metadata of a new topic or while buffer_memory is full."""
+        self._accum.produce(topic, value, key, headers, partition, timestamp_ms, on_delivery)
 
     def send(self, topic: str, value: Any = None, key: Any = None, headers: Sequence[Any] | None = None,
              partition: int | None = None, timestamp_ms: int | None = None,
-             on_delivery: Any = None) -> concurrent.futures.Future[RecordMetadata]:
-        """Append the record; the future resolves on delivery.  ``on_delivery(err, metadata)`` is
-        called on the producer's thread when given.  Blocks up to max_block_ms for metadata of a new
-        topic or while buffer_memory is full."""
-        e = self._engine
-        meta = e.cluster.topics.get(topic)
-        if meta is None or not meta.partitions:
-            self._thread.run(e.cluster.wait_for_topic(topic, self.config.max_block))
-        if e.used >= self.config.buffer_memory:
-            e.wait_memory_sync(self.config.max_block)
-        fut: concurrent.futures.Future[RecordMetadata] = concurrent.futures.Future()
+             on_delivery: Any = None) -> concurrent.futures.Future[RecordMetadata] | None:
+        """Append the record; the future resolves on delivery.  With ``on_delivery(err, metadata)``
+        no future is made (None is returned) and the callback runs on the producer's I/O thread.
+        Blocks up to max_block_ms for metadata of a new topic or while buffer_memory is full."""
         if on_delivery is not None:
-            def _cb(f: concurrent.futures.Future[RecordMetadata]) -> None:
-                exc = f.exception()
-                on_delivery(exc, None if exc else f.result())
-            fut.add_done_callback(_cb)
-        p = e.choose_partition(topic, key, partition, value)
-        ts = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
-        _, _, kick = e.append(topic, p, key, value, headers or (), ts, fut)
-        if kick:
-            e.wake_threadsafe()
+            self._accum.produce(topic, value, key, headers, partition, timestamp_ms, on_delivery)
+            return None
+        fut: concurrent.futures.Future[RecordMetadata] = DeliveryFuture(self._cond)
+        self._accum.produce_future(topic, value, key, headers, partition, timestamp_ms, fut)
         return fut
 
     def flush(self, timeout: float | None = None) -> None:

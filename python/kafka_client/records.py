@@ -50,22 +50,54 @@ def restamp(batch: Any, producer_id: int, producer_epoch: int, base_sequence: in
     return buf
 
 
+def _is_abort_marker(mv: memoryview, info: Any) -> bool:
+    """A control batch's record key is (version int16, type int16): type 0 is ABORT, 1 COMMIT."""
+    pos = info.position
+    if info.codec:
+        section = decompress(info.codec, mv[pos + HEADER_SIZE:pos + info.size])
+        recs = iter_records(section, info.base_offset, info.base_timestamp)
+    else:
+        recs = iter_records(mv[pos:pos + info.size])
+    if not recs or recs[0].key is None or len(recs[0].key) < 4:
+        return False
+    return struct.unpack_from(">h", recs[0].key, 2)[0] == 0
+
+
 def decode_records(buf: Any, fetch_offset: int, *, check_crcs: bool = True,
                    aborted: Any = None) -> tuple[list[Record], int]:
     """Records at or after ``fetch_offset`` in fetched data (whole batches; a truncated last batch
-    is ignored), and the offset to fetch next.  Control batches are skipped; with ``aborted``
-    (a set of producer ids whose transactions were aborted, read_committed) their data batches
-    are skipped too."""
+    is ignored), and the offset to fetch next.  Control batches are never returned.
+
+    ``aborted`` (read_committed): the fetch response's aborted transactions, as
+    ``(producer_id, first_offset)`` pairs or objects with those attributes.  As in the Java
+    client, a producer's transactional batches are dropped from the first offset of one of its
+    aborted transactions up to that transaction's ABORT marker; committed transactions of the
+    same producer before or after are kept."""
     infos, _valid = scan_batches(buf, verify_crc=check_crcs, allow_partial=True)
     out: list[Record] = []
     next_offset = fetch_offset
     mv = memoryview(buf)
+    pending: list[tuple[int, int]] = []
+    if aborted is not None:
+        pending = sorted(((a[1], a[0]) if isinstance(a, tuple) else (a.first_offset, a.producer_id)
+                          for a in aborted), reverse=True)  # popped from the end, lowest offset first
+    active: set[int] = set()
     for info in infos:
         last = info.last_offset
+        if aborted is not None and info.producer_id >= 0:
+            while pending and pending[-1][0] <= last:
+                active.add(pending.pop()[1])
+            if info.is_control:
+                if info.producer_id in active and _is_abort_marker(mv, info):
+                    active.discard(info.producer_id)
+            elif info.is_transactional and info.producer_id in active:
+                if last >= fetch_offset:
+                    next_offset = last + 1
+                continue
         if last < fetch_offset:
             continue
         next_offset = last + 1
-        if info.is_control or (aborted and info.is_transactional and info.producer_id in aborted):
+        if info.is_control:
             continue
         lat = info.max_timestamp if info.timestamp_type == 1 else -1
         pos = info.position

@@ -44,6 +44,13 @@ class FaultProxy:
         self._server = self.loop.run_until_complete(asyncio.start_server(self._handle, sock=self._sock))
         self._ready.set()
         self.loop.run_forever()
+        # Unwind the connection handlers still running, so none is destroyed pending.
+        pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+        for t in pending:
+            t.cancel()
+        if pending:
+            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self.loop.close()
 
     async def _handle(self, cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
         self.connections += 1

@@ -207,3 +207,80 @@ def test_group_subscribe_splits_partitions(kafka, bootstrap: str, new_topic, str
         await c1.close()
 
     asyncio.run(go())
+
+
+def test_read_committed_skips_aborted_transactions(kafka, bootstrap: str, new_topic) -> None:  # type: ignore[no-untyped-def]
+    """Transactions written by librdkafka (confluent-kafka): read_committed sees committed ones
+    only, read_uncommitted sees everything; control records are never handed out."""
+    require_api(kafka, 26, "EndTxn")
+    ck = pytest.importorskip("confluent_kafka")
+    topic = new_topic()
+    p = ck.Producer({"bootstrap.servers": bootstrap, "transactional.id": f"tx-{uuid.uuid4().hex[:8]}",
+                     "linger.ms": 0})
+    p.init_transactions(30)
+    for txn, commit in (("a", False), ("b", True), ("c", False), ("d", True)):
+        p.begin_transaction()
+        for i in range(3):
+            p.produce(topic, f"{txn}{i}".encode())
+        p.flush(30)
+        if commit:
+            p.commit_transaction(30)
+        else:
+            p.abort_transaction(30)
+
+    def read(isolation: str, n: int) -> list[bytes]:
+        async def go() -> list[bytes]:
+            async with AIOConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                   isolation_level=isolation) as c:
+                c.assign([TopicPartition(topic, 0)])
+                out: list[bytes] = []
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline:
+                    for recs in (await c.getmany(timeout_ms=300)).values():
+                        out += [r.value for r in recs]
+                    if len(out) >= n and await c.position(TopicPartition(topic, 0)) >= 16:
+                        break
+                return out
+        return asyncio.run(go())
+
+    assert read("read_committed", 6) == [b"b0", b"b1", b"b2", b"d0", b"d1", b"d2"]
+    assert len(read("read_uncommitted", 12)) == 12
+
+
+def test_fetch_sessions_incremental(kafka, bootstrap: str, new_topic) -> None:  # type: ignore[no-untyped-def]
+    """KIP-227: after the first full fetch, fetches are incremental; pausing one partition
+    (forgotten from the session), seeking another and resuming still give exact records."""
+    topic = new_topic(3)
+    _produce(bootstrap, topic, 300, partitions=3)
+
+    async def go() -> tuple[dict[int, list[int]], list[int], AIOConsumer]:
+        c = AIOConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", max_poll_records=7,
+                        max_partition_fetch_bytes=200, fetch_max_wait_ms=50)
+        await c.start()
+        try:
+            tps = [TopicPartition(topic, p) for p in range(3)]
+            c.assign(tps)
+            got: dict[int, list[int]] = {p: [] for p in range(3)}
+            for _ in range(5):
+                for tp, recs in (await c.getmany(timeout_ms=1000)).items():
+                    got[tp.partition] += [r.offset for r in recs]
+            c.pause(tps[0])
+            c.seek(tps[1], 0)  # rewind: the session must carry the new fetch offset
+            got[1] = []
+            for _ in range(10):
+                for tp, recs in (await c.getmany(timeout_ms=300)).items():
+                    got[tp.partition] += [r.offset for r in recs]
+            c.resume(tps[0])
+            deadline = time.monotonic() + 20
+            while sum(len(v) for v in got.values()) < 300 and time.monotonic() < deadline:
+                for tp, recs in (await c.getmany(timeout_ms=300)).items():
+                    got[tp.partition] += [r.offset for r in recs]
+            return got, list(c.fetch_session_stats), c
+        finally:
+            await c.close()
+
+    got, (incremental, full), c = asyncio.run(go())
+    for p in range(3):
+        assert got[p] == list(range(100)), p
+    if kafka.kind == "apache":
+        assert full >= 1 and incremental > full  # Apache Kafka grants sessions: most fetches incremental

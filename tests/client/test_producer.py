@@ -206,3 +206,107 @@ def test_send_from_many_threads(bootstrap: str, new_topic) -> None:  # type: ign
 def test_unknown_broker_times_out() -> None:
     with pytest.raises(KafkaTimeoutError):
         Producer("127.0.0.1:1", request_timeout_ms=500, connect_timeout_ms=200)
+
+
+def test_sync_produce_without_futures(bootstrap: str, new_topic) -> None:  # type: ignore[no-untyped-def]
+    """produce(): fire-and-forget and per-record callbacks, no future made; send(on_delivery=...)
+    returns None; order within the partition is the call order."""
+    topic = new_topic()
+    seen: list = []
+    with Producer(bootstrap, linger_ms=2, batch_size=4096) as p:
+        for i in range(3000):
+            if i % 100 == 0:
+                p.produce(topic, b"v%d" % i, on_delivery=lambda err, md: seen.append((err, md)))
+            else:
+                p.produce(topic, b"v%d" % i)
+        assert p.send(topic, b"last", on_delivery=lambda err, md: seen.append((err, md))) is None
+        p.flush()
+    assert len(seen) == 31 and all(err is None for err, _ in seen)
+    assert [md.offset for _, md in seen] == [*range(0, 3000, 100), 3000]
+    recs = flat(consume(bootstrap, topic, 3001))
+    assert [r.value for r in recs] == [b"v%d" % i for i in range(3000)] + [b"last"]
+
+
+def test_aio_produce_callbacks_and_buffer_full(bootstrap: str, new_topic) -> None:  # type: ignore[no-untyped-def]
+    from kafka_client.errors import BufferFullError, IllegalStateError
+
+    topic = new_topic(2)
+
+    async def go() -> tuple[list, int]:
+        seen: list = []
+        async with AIOProducer(bootstrap, linger_ms=10000, batch_size=1024, buffer_memory=8192) as p:
+            with pytest.raises(IllegalStateError):
+                p.produce(topic + "-unknown-yet", b"x")
+            await p.partitions_for(topic)
+            n = 0
+            with pytest.raises(BufferFullError):
+                for i in range(10000):
+                    p.produce(topic, b"%06d" % i, key=b"k%d" % (i % 7),
+                              on_delivery=lambda err, md, i=i: seen.append((i, err, md)))
+                    n += 1
+            await p.flush()
+            await p.send(topic, b"after", key=b"k0")  # memory is free again
+        return seen, n
+
+    seen, n = asyncio.run(go())
+    assert 0 < n < 10000
+    assert len(seen) == n and all(err is None for _, err, _ in seen)
+    assert sorted(i for i, _, _ in seen) == list(range(n))
+    assert all(md.partition == partition_for_key(b"k%d" % (i % 7), 2) for i, _, md in seen)
+
+
+def test_close_leaves_no_unawaited_coroutines(bootstrap: str, new_topic, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Closing producers and consumers (also right after connecting to a new broker) must not
+    leave coroutines that were never awaited or tasks destroyed while pending."""
+    import subprocess
+    import sys
+
+    topic = new_topic(3)
+    script = f"""
+import asyncio, gc, warnings
+warnings.simplefilter("error")
+from kafka_client import AIOConsumer, AIOProducer, Consumer, Producer, TopicPartition
+p = Producer({bootstrap!r}, linger_ms=0)
+for i in range(50):
+    p.produce({topic!r}, b"x", partition=i % 3)
+p.close()
+async def go():
+    async with AIOProducer({bootstrap!r}) as ap:
+        await ap.partitions_for({topic!r})
+        for i in range(10):
+            ap.send_nowait({topic!r}, b"y", partition=i % 3)
+    c = AIOConsumer(bootstrap_servers={bootstrap!r}, auto_offset_reset="earliest")
+    await c.start()
+    c.assign([TopicPartition({topic!r}, q) for q in range(3)])
+    await c.getmany(timeout_ms=300)
+    await c.close()
+asyncio.run(go())
+c = Consumer(bootstrap_servers={bootstrap!r}, auto_offset_reset="earliest")
+c.assign([TopicPartition({topic!r}, 0)])
+c.poll(0.3)
+c.close()
+gc.collect()
+print("done")
+"""
+    env = {"PYTHONPATH": ":".join(sys.path), "PATH": "/usr/bin:/bin"}
+    r = subprocess.run([sys.executable, "-X", "dev", "-c", script], capture_output=True, text=True, timeout=120,
+                       env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "done" in r.stdout
+    assert "never awaited" not in r.stderr and "destroyed but it is pending" not in r.stderr, r.stderr[-3000:]
+
+
+@pytest.mark.parametrize("idempotent", [True, False])
+def test_batch_refused_as_too_large_is_split(bootstrap: str, new_topic, idempotent: bool) -> None:  # type: ignore[no-untyped-def]
+    """A topic whose max.message.bytes is below the producer's batches: the broker answers
+    MESSAGE_TOO_LARGE and the producer splits the batch until it fits; every record arrives once,
+    in order, and its future gets its own offset."""
+    topic = new_topic(config={"max.message.bytes": "3000"})
+    kw = {} if idempotent else {"acks": 1}
+    with Producer(bootstrap, linger_ms=50, batch_size=64 * 1024, **kw) as p:
+        futs = [p.send(topic, b"%04d" % i + b"x" * 196) for i in range(120)]
+        p.flush()
+        offsets = [f.result(30).offset for f in futs]
+    assert offsets == list(range(120))
+    recs = flat(consume(bootstrap, topic, 120))
+    assert [r.value[:4] for r in recs] == [b"%04d" % i for i in range(120)]

@@ -216,3 +216,90 @@ def test_decode_records_detects_corruption() -> None:
     data[-1] ^= 0xFF
     with pytest.raises(Exception):  # noqa: B017 - kafka_core's CRC error type
         decode_records(data, 0)
+
+
+def test_loop_thread_stop_unwinds_unstarted_tasks() -> None:
+    """A task created just before stop() never ran: stop must cancel and await it rather than
+    drop its coroutine ("coroutine ... was never awaited")."""
+    import asyncio
+    import gc
+    import warnings
+
+    from kafka_client._loop import LoopThread
+
+    ran: list[str] = []
+
+    async def job() -> None:
+        try:
+            await asyncio.sleep(10)
+        finally:
+            ran.append("unwound")
+
+    t = LoopThread("test-loop")
+    t.loop.call_soon_threadsafe(lambda: asyncio.ensure_future(job()))
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        t.stop()
+        assert ran == ["unwound"]  # unwound by stop(), not later by the garbage collector
+        gc.collect()
+    assert not [x for x in w if "never awaited" in str(x.message)]
+
+
+def _txn_log() -> bytearray:
+    """Offsets 0-1: pid 5 (aborted), 2-3: pid 6, 4: ABORT(5), 5: COMMIT(6), 6: pid 5 again,
+    7: COMMIT(5), 8: plain record."""
+    from kafka_core import assign_offsets
+
+    def batch(pid: int, values: list[bytes], control: int | None = None) -> bytes:
+        attrs = 0x10 if pid >= 0 else 0
+        if control is not None:
+            attrs |= 0x20
+        b = BatchBuilder(1024, base_timestamp=1, producer_id=pid, producer_epoch=0 if pid >= 0 else -1,
+                         base_sequence=0 if pid >= 0 else -1, attributes=attrs)
+        if control is not None:
+            b.append(1, b"\x00\x00\x00" + bytes([control]), b"\x00\x00\x00\x00\x00\x00")
+        for v in values:
+            b.append(1, None, v)
+        return bytes(b.finish())
+
+    buf = bytearray(batch(5, [b"a0", b"a1"]) + batch(6, [b"c2", b"c3"]) + batch(5, [], control=0)
+                    + batch(6, [], control=1) + batch(5, [b"c6"]) + batch(5, [], control=1) + batch(-1, [b"p8"]))
+    assign_offsets(buf, 0)
+    return buf
+
+
+def test_decode_records_read_committed_skips_aborted_transactions() -> None:
+    buf = _txn_log()
+    recs, nxt = decode_records(buf, 0)
+    assert [r.value for r in recs] == [b"a0", b"a1", b"c2", b"c3", b"c6", b"p8"] and nxt == 9
+    recs, nxt = decode_records(buf, 0, aborted=[(5, 0)])
+    assert [(r.offset, r.value) for r in recs] == [(2, b"c2"), (3, b"c3"), (6, b"c6"), (8, b"p8")]
+    assert nxt == 9
+    recs, _ = decode_records(buf, 1, aborted=[(5, 0)])  # fetch starts inside the aborted transaction
+    assert [r.value for r in recs] == [b"c2", b"c3", b"c6", b"p8"]
+    recs, _ = decode_records(buf, 3, aborted=[])
+    assert [r.value for r in recs] == [b"c3", b"c6", b"p8"]
+
+
+def test_delivery_future_shares_a_condition() -> None:
+    import concurrent.futures
+    import threading
+    import time
+
+    from kafka_client.producer import DeliveryFuture
+
+    cond = threading.Condition()
+    a, b = DeliveryFuture(cond), DeliveryFuture(cond)
+    threading.Timer(0.05, a.set_result, ("done",)).start()
+    with pytest.raises(concurrent.futures.TimeoutError):
+        b.result(timeout=0.3)  # woken by a's completion, but b is not done
+    assert a.result(timeout=5) == "done"
+    done, pending = concurrent.futures.wait([a, b], timeout=0.1)
+    assert done == {a} and pending == {b}
+    seen: list = []
+    b.add_done_callback(lambda f: seen.append(f.exception()))
+    err = ValueError("x")
+    threading.Timer(0.05, b.set_exception, (err,)).start()
+    t0 = time.monotonic()
+    assert b.exception() is err and seen == [err]
+    assert time.monotonic() - t0 < 5
