@@ -74,10 +74,10 @@ from kafka_core._accum import (
     Batch,
     PartState,
 )
+from kafka_core.compression import codec_id, compress
 
 from ._loop import LoopThread
 from .cluster import Cluster
-from .compression import codec_id, compress
 from .conn import ApiKey
 from .errors import (
     BufferFullError,

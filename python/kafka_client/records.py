@@ -12,8 +12,7 @@ import struct
 from typing import Any
 
 from kafka_core import BatchBuilder, Record, crc32c, iter_records, scan_batches
-
-from .compression import compress, decompress
+from kafka_core.compression import compress, decompress
 
 __all__ = ["BatchBuilder", "Record", "HEADER_SIZE", "close_batch", "restamp", "decode_records",
            "record_size_upper_bound"]

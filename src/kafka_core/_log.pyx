@@ -70,11 +70,8 @@ cdef int _compress_hook(void *ctx, int codec, const uint8_t *inp, size_t in_len,
 
 
 def _default_codec():
-    """kafka_client.compression (cramjam) when importable, else None."""
-    try:
-        from kafka_client import compression
-    except ImportError:
-        return None
+    """kafka_core.compression (cramjam), the codecs the whole project uses."""
+    from kafka_core import compression
     return compression
 
 
@@ -465,7 +462,7 @@ cdef class Log:
         crash-safely.  The GIL is released for the pass; appends and reads may
         go on from other threads.  codec: an object with compress(codec, data)
         and decompress(codec, data) used for compressed batches ("auto":
-        kafka_client.compression when importable; None: compressed batches are
+        kafka_core.compression; None: compressed batches are
         kept whole and tombstones stay while any exists).  Returns the pass's
         statistics (dirty_start/end_offset are the cleaner checkpoint before
         and after)."""

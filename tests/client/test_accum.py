@@ -260,7 +260,7 @@ def test_compressed_finish_and_bad_input() -> None:
     b = Batch(4096, 10)
     for i in range(20):
         assert b.append(10 + i, b"k", b"v" * 50)
-    from kafka_client.compression import compress, decompress
+    from kafka_core.compression import compress, decompress
 
     section = bytes(b.records_view())
     packed = compress(1, section)

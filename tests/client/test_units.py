@@ -9,7 +9,7 @@ import kafka_protocol as kp
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from kafka_client import compression, errors
+from kafka_client import errors
 from kafka_client.assignors import (
     Assignment,
     CooperativeStickyAssignor,
@@ -26,6 +26,7 @@ from kafka_client.partitioner import StickyPartitioner, murmur2, partition_for_k
 from kafka_client.records import BatchBuilder, close_batch, decode_records, restamp
 
 import kafka_core
+from kafka_core import compression
 
 
 # Kafka's UtilsTest.testMurmur2 vectors.

@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 
 from kafka_core import _errors as E
+from kafka_core import compression
 from kafka_core._batch import BatchBuilder, iter_records, scan_batches, validate_batches
 from kafka_core._log import Log
-
-compression = pytest.importorskip("kafka_client.compression")
 
 SMALL = {"segment_bytes": 2048, "index_interval_bytes": 128, "max_index_bytes": 4096}
 KeyVal = tuple[bytes | None, bytes | None]
