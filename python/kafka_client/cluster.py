@@ -103,6 +103,8 @@ class Cluster:
         self._connecting: dict[int, asyncio.Future[BrokerConnection]] = {}
         self._last_fail: dict[int, float] = {}
         self._refresh: asyncio.Future[None] | None = None
+        self._refresh_again = False
+        self._refresh_started = 0.0
         self._coordinators: dict[tuple[int, str], int] = {}
         self._bootstrap_ids: dict[tuple[str, int], int] = {}
         self.closed = False
@@ -213,18 +215,44 @@ class Cluster:
                     await asyncio.shield(self._refresh)  # it did not ask for the new topics
         if self._refresh is None or self._refresh.done():
             self._refresh = asyncio.ensure_future(self._do_refresh(timeout))
+            self._refresh.add_done_callback(self._refresh_done)
         await asyncio.shield(self._refresh)
 
     def request_refresh(self) -> None:
-        """Refresh soon, without waiting (after NOT_LEADER and friends)."""
+        """Refresh soon, without waiting (after NOT_LEADER and friends).  As in the Java client,
+        a request that comes while a refresh is already under way asks for another one after
+        it (the running one may have been answered before the leader moved), and refreshes
+        asked for this way start at most one per retry_backoff_ms."""
         if self._refresh is None or self._refresh.done():
-            self._refresh = asyncio.ensure_future(self._do_refresh(None))
-            self._refresh.add_done_callback(lambda f: f.cancelled() or f.exception())
+            self._refresh = asyncio.ensure_future(self._do_refresh(None, backoff=True))
+            self._refresh.add_done_callback(self._refresh_done)
+        else:
+            self._refresh_again = True
+
+    def _refresh_done(self, fut: asyncio.Future[None]) -> None:
+        if not fut.cancelled():
+            fut.exception()  # retrieved: a failed background refresh is retried on demand
+        if self._refresh_again and not self.closed:
+            self.request_refresh()
+
+    def invalidate_leader(self, topic: str, partition: int) -> None:
+        """The broker said it does not lead ``topic``-``partition`` (NOT_LEADER_OR_FOLLOWER,
+        LEADER_NOT_AVAILABLE, ...): forget the leader, so nothing is sent to the old one until
+        a metadata refresh names the new one."""
+        t = self.topics.get(topic)
+        p = t.partitions.get(partition) if t is not None else None
+        if p is not None:
+            p.leader = -1
 
     def stale(self) -> bool:
         return time.monotonic() - self.last_refresh > self.metadata_max_age
 
-    async def _do_refresh(self, timeout: float | None) -> None:
+    async def _do_refresh(self, timeout: float | None, backoff: bool = False) -> None:
+        if backoff:
+            wait = self._refresh_started + self.retry_backoff - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        self._refresh_started = time.monotonic()
         deadline = time.monotonic() + (timeout if timeout is not None else self.request_timeout_ms / 1000)
         last: Exception | None = None
         while True:
@@ -234,6 +262,7 @@ class Cluster:
                 try:
                     conn = await asyncio.wait_for(self.connection(node), max(0.01, deadline - time.monotonic()))
                     version = conn.version(ApiKey.METADATA)
+                    self._refresh_again = False  # what is asked from now on needs another refresh
                     topics = [kp.MetadataRequest.MetadataRequestTopic(name=t) for t in sorted(self.tracked)]
                     req = kp.MetadataRequest(topics=topics,
                                              allow_auto_topic_creation=self.allow_auto_create_topics)

@@ -49,7 +49,12 @@ __all__ = ["AIOConsumer", "Consumer", "ConsumerRecord", "TopicPartition", "Offse
 
 log = logging.getLogger("kafka_client.consumer")
 
-_METADATA_ERRORS = {3, 5, 6, 9, 74, 75, 100}
+# Fetch errors after which the partition is fetched again once metadata was refreshed, as the
+# Java client's FetchCollector does: unknown topic/partition, leader n/a, not leader, replica
+# n/a, storage error, fenced/unknown leader epoch, offset not available (a new leader whose
+# high watermark is not known yet), unknown topic id.
+_METADATA_ERRORS = {3, 5, 6, 9, 56, 74, 75, 78, 100}
+_UNKNOWN_SERVER_ERROR = -1
 _SESSION_ERRORS = {70, 71}  # FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH
 EARLIEST = -2
 LATEST = -1
@@ -476,26 +481,36 @@ class AIOConsumer:
             try:
                 await self._ensure_group()
                 await self._init_positions()
-                self._send_fetches()
+                next_at = self._send_fetches()
             except KafkaError as exc:
                 log.debug("fetch loop: %s", exc)
                 await asyncio.sleep(self.retry_backoff)
+                next_at = None
             except Exception:  # pragma: no cover
                 log.exception("fetch loop failed")
                 await asyncio.sleep(self.retry_backoff)
+                next_at = None
+            wait = self.retry_backoff * 5
+            if next_at is not None:
+                wait = min(wait, max(0.0, next_at - time.monotonic()))
             try:
-                await asyncio.wait_for(self._wake.wait(), self.retry_backoff * 5)
+                await asyncio.wait_for(self._wake.wait(), wait)
             except TimeoutError:
                 pass
 
-    def _send_fetches(self) -> None:
+    def _send_fetches(self) -> float | None:
+        """Start a fetch per leader for the fetchable partitions; returns when a partition in
+        backoff (after a fetch error) or without a known leader should be looked at again."""
         assert self.cluster is not None
         now = time.monotonic()
+        next_at: float | None = None
         by_node: dict[int, list[tuple[TopicPartition, _PState]]] = {}
         need_meta = False
         for tp, st in self._parts.items():
-            if st.paused or st.fetch_offset is None or st.error is not None or len(st.buffer) > 1 \
-                    or st.retry_at > now:
+            if st.paused or st.fetch_offset is None or st.error is not None or len(st.buffer) > 1:
+                continue
+            if st.retry_at > now:
+                next_at = st.retry_at if next_at is None else min(next_at, st.retry_at)
                 continue
             leader = self.cluster.leader_for(*tp)
             if leader < 0:
@@ -505,13 +520,18 @@ class AIOConsumer:
                 continue
             by_node.setdefault(leader, []).append((tp, st))
         if need_meta:
+            # No leader known (an election, or invalidated after NOT_LEADER): ask again after
+            # retry_backoff_ms until metadata names one.
             self.cluster.request_refresh()
+            t = now + self.retry_backoff
+            next_at = t if next_at is None else min(next_at, t)
         for node, parts in by_node.items():
             self._fetching.add(node)
             t = asyncio.ensure_future(self._fetch(node, parts))
             self._fetch_tasks.add(t)
             t.add_done_callback(self._fetch_tasks.discard)
             t.add_done_callback(lambda f, n=node: self._fetch_done(n, f))
+        return next_at
 
     def _fetch_done(self, node: int, fut: asyncio.Future[None]) -> None:
         self._fetching.discard(node)
@@ -600,8 +620,14 @@ class AIOConsumer:
     def _on_partition_data(self, tp: TopicPartition, st: _PState, p: Any, offset: int) -> bool:
         code = p.error_code
         if code:
-            if code in _METADATA_ERRORS:
-                self.cluster.request_refresh()  # type: ignore[union-attr]
+            if code in _METADATA_ERRORS or code == _UNKNOWN_SERVER_ERROR or for_code(code).retriable:
+                # Fetch the same offset again after retry_backoff_ms: nothing skipped, nothing twice.
+                log.debug("fetch %s at offset %d: error %d, retrying", tp, offset, code)
+                assert self.cluster is not None
+                if code in _METADATA_ERRORS:
+                    self.cluster.invalidate_leader(tp.topic, tp.partition)
+                if code != _UNKNOWN_SERVER_ERROR:
+                    self.cluster.request_refresh()
                 st.retry_at = time.monotonic() + self.retry_backoff
             elif code == 1:  # OFFSET_OUT_OF_RANGE
                 if self.auto_offset_reset == "none":

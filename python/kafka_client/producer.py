@@ -96,7 +96,10 @@ __all__ = ["AIOProducer", "Producer", "RecordMetadata", "ProducerConfig", "Deliv
 
 log = logging.getLogger("kafka_client.producer")
 
-_PRODUCE_RETRY_METADATA = {3, 5, 6, 74, 75}  # refresh metadata before retrying
+# Java's InvalidMetadataException family: the leader is forgotten and metadata refreshed before
+# the retry (unknown topic/partition, leader n/a, not leader, storage error, fenced/unknown
+# leader epoch, unknown topic id).
+_PRODUCE_RETRY_METADATA = {3, 5, 6, 56, 74, 75, 100}
 _DUPLICATE_SEQUENCE = 46
 _OUT_OF_ORDER = 45
 _UNKNOWN_PRODUCER_ID = 59
@@ -541,6 +544,7 @@ class _Engine:
             return
         err = for_code(code, pr.error_message)
         if code in _PRODUCE_RETRY_METADATA:
+            self.cluster.invalidate_leader(st.topic, st.partition)
             self.cluster.request_refresh()
         if self.cfg.idempotent:
             expected = (st.last_acked + 1) & 0x7FFFFFFF
@@ -624,6 +628,14 @@ class _Engine:
             st.queue.insert(i, b)
             self.pending[(st.topic, st.partition)] = st
             return
+        if (err.retriable or force_retriable) and now >= b.deadline and not self.closed:
+            # Retriable, but delivery.timeout.ms is spent: a timeout that names the partition
+            # and says what kept failing (the error itself is the cause).
+            timeout = KafkaTimeoutError(
+                f"{st.topic}-{st.partition}: {b.count} record(s) not delivered in "
+                f"{self.cfg.delivery_timeout:.3g}s (delivery_timeout_ms); last error: {err}")
+            timeout.__cause__ = err
+            err = timeout
         self._fail_batch(b, err, done)
 
     def _fail_batch(self, b: Batch, err: KafkaError, done: list[Any]) -> None:
