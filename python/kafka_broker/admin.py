@@ -25,6 +25,7 @@ from .config import (
     validate_topic_configs,
 )
 from .errors import E, code_for_exception
+from .group_apis import INTERNAL_TOPICS
 from .server import RequestContext
 from .storage import topic_name_error
 
@@ -201,6 +202,10 @@ def handle_delete_topics(b: Broker, ctx: RequestContext, req: Any) -> Any:
                 continue
             r.name = topic.name
         r.topic_id = topic.id
+        if topic.name in INTERNAL_TOPICS:
+            r.error_code, r.error_message = E.INVALID_TOPIC_EXCEPTION, \
+                f"Topic {topic.name} is an internal topic and cannot be deleted."
+            continue
         if not b.config["delete.topic.enable"]:
             r.error_code, r.error_message = E.TOPIC_DELETION_DISABLED, "Topic deletion is disabled."
             continue

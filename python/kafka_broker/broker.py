@@ -19,6 +19,7 @@ from kafka_protocol.messages import REQUESTS
 from . import admin, fetch, produce
 from .config import BrokerConfig, Listener
 from .errors import E
+from .group_apis import INTERNAL_TOPICS, OFFSETS_TOPIC
 from .server import CloseConnection, RequestContext, Server
 from .storage import Storage
 from .wire import API_VERSIONS_KEY
@@ -73,13 +74,28 @@ class Broker:
             44: (0, 1, admin.handle_incremental_alter_configs),
             60: (0, 2, handle_describe_cluster),
         }
+        from . import group_apis
+        self.apis.update(group_apis.handlers())
         self._api_versions_cache: dict[int, bytes] = {}
         self.server: Server | None = None
+        self.groups: group_apis.Groups | None = None
+        self.cleaner: Any = None
 
     # -- lifecycle -------------------------------------------------------------
 
     def open(self) -> None:
         self.storage.open()
+
+    async def start_groups(self) -> None:
+        """Load ``__consumer_offsets`` and start the group coordinator and the log cleaner."""
+        from .cleaner import LogCleaner
+        from .group_apis import Groups
+
+        self.groups = Groups(self)
+        await self.groups.start()
+        if self.config["log.cleaner.enable"] and self.config["log.cleaner.threads"] > 0:
+            self.cleaner = LogCleaner(self.storage, self.config)
+            self.cleaner.start()
 
     def start_server(self) -> list[tuple[str, int]]:
         self.server = Server(self.loop, self.config.listeners, self.config["socket.request.max.bytes"],
@@ -89,6 +105,11 @@ class Broker:
     def close(self) -> None:
         if self.server is not None:
             self.server.close()
+        if self.groups is not None:
+            self.groups.close()
+        if self.cleaner is not None:
+            self.cleaner.stop()
+            self.cleaner = None
         self.fetch_sessions.clear()
         self.storage.close()
 
@@ -170,7 +191,8 @@ def handle_metadata(b: Broker, ctx: RequestContext, req: Any) -> Any:
                                              leader_epoch=p.leader_epoch, replica_nodes=[b.node_id],
                                              isr_nodes=[b.node_id], offline_replicas=[])
                  for p in t.partitions]
-        return R.MetadataResponseTopic(error_code=0, name=t.name, topic_id=t.id, is_internal=False,
+        return R.MetadataResponseTopic(error_code=0, name=t.name, topic_id=t.id,
+                                       is_internal=t.name in INTERNAL_TOPICS,
                                        partitions=parts,
                                        topic_authorized_operations=TOPIC_OPS if include_ops else -2147483648)
 
@@ -215,7 +237,9 @@ def handle_metadata(b: Broker, ctx: RequestContext, req: Any) -> Any:
         for i, name in to_create:
             try:
                 t = st.topics.get(name)
-                if t is None or not t.partitions:
+                if (t is None or not t.partitions) and name == OFFSETS_TOPIC and b.groups is not None:
+                    t = await b.groups.ensure_topic()
+                elif t is None or not t.partitions:
                     t = await st.create_topic(name, b.config["num.partitions"], {})
                 out[i] = topic_entry(t)
             except FileExistsError:
@@ -250,7 +274,7 @@ def handle_init_producer_id(b: Broker, ctx: RequestContext, req: Any) -> Any:
     from kafka_protocol.messages import InitProducerIdResponse as R
 
     if req.transactional_id is not None:
-        # No transaction coordinator here (clients cannot find one: FindCoordinator is not offered).
+        # No transaction coordinator here (FindCoordinator answers COORDINATOR_NOT_AVAILABLE for them).
         return R(error_code=E.COORDINATOR_NOT_AVAILABLE, producer_id=-1, producer_epoch=-1)
 
     if (req.producer_id == -1) != (req.producer_epoch == -1):

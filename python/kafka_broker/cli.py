@@ -13,6 +13,7 @@ import asyncio
 import logging
 import signal
 import sys
+from typing import Any
 
 log = logging.getLogger("kafka_broker")
 
@@ -25,13 +26,45 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--set", "-s", metavar="KEY=VALUE", action="append", default=[],
                    help="override one configuration key (repeatable)")
     b.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    from . import group_cli
+    group_cli.register(sub)
+    if _bench_main() is not None:
+        sub.add_parser("bench", help="benchmarks (kafka_bench; arguments are passed through)", add_help=False)
+    try:
+        from kafka_client import cli as client_cli
+    except ImportError:
+        client_cli = None
+    register = getattr(client_cli, "register", None)
+    if register is not None:
+        register(sub)   # produce, consume, topic ... (kafka_client.cli)
     return parser
 
 
+def _bench_main() -> Any:
+    try:
+        from kafka_bench import runner
+    except ImportError:
+        return None
+    return getattr(runner, "main", None)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "bench":
+        bench = _bench_main()
+        if bench is None:
+            print("kafka-core bench: kafka_bench is not installed", file=sys.stderr)
+            return 2
+        return int(bench(argv[1:]) or 0)
     args = build_parser().parse_args(argv)
     if args.command == "broker":
         return run_broker(args)
+    if args.command == "group":
+        from . import group_cli
+        return group_cli.run(args)
+    func = getattr(args, "func", None)
+    if func is not None:   # subcommands registered by kafka_client.cli
+        return int(func(args) or 0)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
@@ -70,6 +103,12 @@ async def _serve(config: object, loop: asyncio.AbstractEventLoop) -> int:
         broker.open()   # before serving: recovery may take a while, nothing else to do meanwhile
     except Exception as e:
         log.exception("cannot open storage: %s", e)
+        return 1
+    try:
+        await broker.start_groups()
+    except Exception as e:
+        log.exception("cannot start the group coordinator: %s", e)
+        broker.close()
         return 1
     try:
         bound = broker.start_server()

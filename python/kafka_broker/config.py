@@ -206,6 +206,18 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     C("group.initial.rebalance.delay.ms", "int", 3000, at_least(0)),
     C("group.min.session.timeout.ms", "int", 6000),
     C("group.max.session.timeout.ms", "int", 1800000),
+    C("group.max.size", "int", INT_MAX, at_least(1)),
+    C("group.consumer.heartbeat.interval.ms", "int", 5000, at_least(1)),
+    C("group.consumer.session.timeout.ms", "int", 45000, at_least(1)),
+    C("group.consumer.min.session.timeout.ms", "int", 45000, at_least(1)),
+    C("group.consumer.max.session.timeout.ms", "int", 60000, at_least(1)),
+    C("offsets.retention.minutes", "int", 10080, at_least(1)),
+    C("offsets.retention.check.interval.ms", "long", 600000, at_least(1)),
+    C("offsets.topic.segment.bytes", "int", 104857600, at_least(1)),
+    C("offset.metadata.max.bytes", "int", 4096, at_least(0)),
+    C("log.cleaner.threads", "int", 1, at_least(0)),
+    C("log.cleaner.dedupe.buffer.size", "long", 134217728, at_least(1 << 20)),
+    C("log.cleaner.backoff.ms", "long", 15000, at_least(0)),
     C("num.network.threads", "int", 3, at_least(1), dynamic=True),
     C("num.io.threads", "int", 8, at_least(1), dynamic=True),
     C("num.recovery.threads.per.data.dir", "int", 2, at_least(1), dynamic=True),
@@ -229,11 +241,11 @@ zookeeper.connect zookeeper.connection.timeout.ms zookeeper.session.timeout.ms
 num.replica.fetchers replica.lag.time.max.ms replica.fetch.max.bytes replica.fetch.wait.max.ms
 replica.socket.timeout.ms replica.high.watermark.checkpoint.interval.ms auto.leader.rebalance.enable
 leader.imbalance.check.interval.seconds leader.imbalance.per.broker.percentage
-offsets.retention.minutes offsets.commit.timeout.ms offsets.load.buffer.size offsets.topic.segment.bytes
-offsets.topic.compression.codec offsets.retention.check.interval.ms
+offsets.commit.timeout.ms offsets.load.buffer.size
+offsets.topic.compression.codec
 transaction.state.log.num.partitions transaction.state.log.segment.bytes transaction.max.timeout.ms
 transaction.abort.timed.out.transaction.cleanup.interval.ms
-log.cleaner.threads log.cleaner.dedupe.buffer.size log.cleaner.io.buffer.size log.cleaner.backoff.ms
+log.cleaner.io.buffer.size
 log.cleaner.io.max.bytes.per.second log.cleaner.io.buffer.load.factor
 authorizer.class.name super.users allow.everyone.if.no.acl.found
 metric.reporters metrics.num.samples metrics.sample.window.ms metrics.recording.level
@@ -250,8 +262,8 @@ num.replica.alter.log.dirs.threads socket.connection.setup.timeout.ms
 socket.connection.setup.timeout.max.ms max.connections.per.ip max.connections.per.ip.overrides
 max.incremental.fetch.session.cache.slots fetch.max.bytes fetch.purgatory.purge.interval.requests
 producer.purgatory.purge.interval.requests delete.records.purgatory.purge.interval.requests
-group.coordinator.rebalance.protocols group.max.size group.consumer.heartbeat.interval.ms
-group.consumer.session.timeout.ms share.coordinator.state.topic.replication.factor
+group.coordinator.rebalance.protocols
+share.coordinator.state.topic.replication.factor
 share.coordinator.state.topic.min.isr unstable.api.versions.enable
 """.split())
 IGNORED_PREFIXES = ("ssl.", "sasl.", "listener.name.", "zookeeper.", "controller.", "replica.",

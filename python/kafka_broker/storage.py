@@ -157,7 +157,7 @@ class ProducerState:
 
 
 class Partition:
-    __slots__ = ("topic", "index", "path", "log", "lock", "closed", "waiters", "producers",
+    __slots__ = ("topic", "index", "path", "log", "lock", "clean_lock", "closed", "waiters", "producers",
                  "leader_epoch", "last_flush_ms", "segment_base", "snapshot_changes", "checkpoint_rp")
 
     def __init__(self, topic: Topic, index: int, path: str, log_: Any) -> None:
@@ -166,6 +166,10 @@ class Partition:
         self.path = path
         self.log = log_
         self.lock = threading.Lock()
+        # Held by the log cleaner for a whole compaction pass, and by whatever must not run
+        # alongside one (close, delete, retention, delete-records).  The flush thread and the
+        # loop never take it: appends, reads and fsyncs go on while a pass runs.
+        self.clean_lock = threading.Lock()
         self.closed = False
         self.waiters: list[Callable[[Partition, int], None]] = []
         self.producers = ProducerState()
@@ -355,7 +359,7 @@ class Storage:
         self.worker.shutdown(wait=True)
         for topic in self.topics.values():
             for p in topic.partitions:
-                with p.lock:
+                with p.clean_lock, p.lock:
                     if p.closed:
                         continue
                     try:
@@ -595,7 +599,7 @@ class Storage:
         def remove() -> None:
             trash = []
             for p in parts:
-                with p.lock:
+                with p.clean_lock, p.lock:
                     try:
                         p.log.close(clean=False)
                     except Exception as e:  # noqa: BLE001
@@ -632,7 +636,7 @@ class Storage:
 
     async def delete_records(self, p: Partition, offset: int) -> int:
         def run() -> int:
-            with p.lock:
+            with p.clean_lock, p.lock:
                 if p.closed:
                     raise KeyError(p.name)
                 p.log.delete_records(offset)
@@ -661,14 +665,20 @@ class Storage:
             for p, rms, rbytes, policy in items:
                 if "delete" not in policy:
                     continue
-                with p.lock:
-                    if p.closed:
-                        continue
-                    try:
-                        n = p.log.retention(now, rms, rbytes)
-                    except Exception as e:  # noqa: BLE001
-                        log.error("retention on %s: %s", p.name, e)
-                        continue
+                # compact,delete: a partition being compacted gets its retention next tick
+                if not p.clean_lock.acquire(blocking=False):
+                    continue
+                try:
+                    with p.lock:
+                        if p.closed:
+                            continue
+                        try:
+                            n = p.log.retention(now, rms, rbytes)
+                        except Exception as e:  # noqa: BLE001
+                            log.error("retention on %s: %s", p.name, e)
+                            continue
+                finally:
+                    p.clean_lock.release()
                 if n:
                     log.info("retention deleted %d segment(s) of %s", n, p.name)
         self.worker.submit(run)

@@ -101,12 +101,13 @@ class RawClient:
             return False
 
 
-def make_batch(values: list[bytes], *, keys: list[bytes | None] | None = None, ts: int | None = None,
+def make_batch(values: list[bytes | None], *, keys: list[bytes | None] | None = None, ts: int | None = None,
                producer_id: int = -1, producer_epoch: int = -1, base_sequence: int = -1) -> bytearray:
     from kafka_core import BatchBuilder
 
     ts = int(time.time() * 1000) if ts is None else ts
-    b = BatchBuilder(61 + sum(len(v) + 40 for v in values), base_timestamp=ts, producer_id=producer_id,
+    size = 61 + sum(len(v or b"") + 40 for v in values) + sum(len(k or b"") for k in keys or [])
+    b = BatchBuilder(size, base_timestamp=ts, producer_id=producer_id,
                      producer_epoch=producer_epoch, base_sequence=base_sequence)
     for i, v in enumerate(values):
         assert b.append(ts + i, keys[i] if keys else None, v)

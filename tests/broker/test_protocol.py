@@ -34,7 +34,11 @@ def test_api_versions_every_version(client, version):
     keys = {k.api_key: (k.min_version, k.max_version) for k in resp.api_keys}
     assert keys[18] == (0, 4)
     assert keys[0] == (0, 12) and keys[1] == (4, 17) and keys[2] == (1, 10) and keys[3] == (0, 13)
-    assert 10 not in keys   # FindCoordinator: groups are not implemented yet, so not advertised
+    # the group APIs, with Apache Kafka 4.0's ranges (kafka_broker/groups/__init__.py)
+    assert keys[8] == (2, 9) and keys[9] == (1, 9) and keys[10] == (0, 6) and keys[11] == (0, 9)
+    assert keys[12] == (0, 4) and keys[13] == (0, 5) and keys[14] == (0, 5) and keys[15] == (0, 6)
+    assert keys[16] == (0, 5) and keys[42] == (0, 2) and keys[47] == (0, 0)
+    assert keys[68] == (0, 1) and keys[69] == (0, 0)
 
 
 def test_api_versions_unsupported_version_gets_v0_error(client):

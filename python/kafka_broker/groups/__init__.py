@@ -1,5 +1,9 @@
 """Consumer-group coordinator of the kafka-core broker (classic protocol and KIP-848).
 
+The broker wires it in ``kafka_broker/group_apis.py`` (``__consumer_offsets`` as a compacted
+topic of the broker's storage, the handlers and advertised versions below); the log cleaner
+that compacts it is ``kafka_broker/cleaner.py``.
+
 Wiring (the server does this once at start-up)::
 
     from kafka_broker.groups import GroupCoordinator, LogBackend, NodeInfo, OffsetsStore, TopicInfo
