@@ -41,7 +41,11 @@ class KafkaCoreBroker:
 
     def start(self, timeout: float = 30) -> KafkaCoreBroker:
         log = open(self.log_path, "ab")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        # the checkout's packages first, so a source tree works without `pip install -e .`
+        paths = [str(ROOT / "python"), str(ROOT / "src")]
+        if os.environ.get("PYTHONPATH"):
+            paths.append(os.environ["PYTHONPATH"])
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join(paths))
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                                      env=env, start_new_session=True)
         log.close()
