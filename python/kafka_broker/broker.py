@@ -99,7 +99,8 @@ class Broker:
 
     def start_server(self) -> list[tuple[str, int]]:
         self.server = Server(self.loop, self.config.listeners, self.config["socket.request.max.bytes"],
-                             self.dispatch, self.config["socket.listen.backlog.size"])
+                             self.dispatch, self.config["socket.listen.backlog.size"],
+                             idle_ms=self.config["connections.max.idle.ms"])
         return self.server.start()
 
     def close(self) -> None:

@@ -6,6 +6,13 @@ count), assigns offsets in place and writes, with the GIL released.
 Produce v3+ carries exactly one magic-2 batch per partition
 (``ProduceRequest.validateRecords``); anything else is INVALID_RECORD.
 
+Topic ``compression.type`` (Kafka's LogValidator): ``producer`` stores the
+batch as sent; any other value whose codec differs from the batch's gets
+the batch rewritten first by ``recompress_batch``: the records section
+moves as one block (decompressed and/or compressed by cramjam, in C), the
+header keeps every field but the codec bits, batchLength and CRC; offsets
+are then assigned by the normal append.
+
 Durability: when the append leaves ``flush.messages`` or more unflushed
 messages (``log.flush.interval.messages=1`` flushes every append), the
 response waits for the flush thread's next group commit, as Kafka's
@@ -36,6 +43,59 @@ ATTR_LOG_APPEND_TIME = 0x08
 ATTR_TRANSACTIONAL = 0x10
 ATTR_CONTROL = 0x20
 CODEC_ZSTD = 4
+# compression.type -> attributes codec; "producer" (absent) keeps the batch's own
+TARGET_CODEC = {"uncompressed": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
+
+
+class RecompressError(Exception):
+    """The batch's records section cannot be decompressed (CORRUPT_MESSAGE)."""
+
+
+def _compress(codec: int, data: Any, eff: dict[str, Any]) -> Any:
+    """Compress a records section with the topic's compression.<codec>.level."""
+    import cramjam
+
+    from kafka_core.compression import compress
+
+    if codec == 1:
+        level = eff.get("compression.gzip.level", -1)
+        return cramjam.gzip.compress(data, level=None if level == -1 else level)
+    if codec == 3:
+        c = cramjam.lz4.Compressor(level=eff.get("compression.lz4.level", 9), block_linked=False)
+        c.compress(data if isinstance(data, bytes) else bytes(data))   # takes bytes only
+        return c.finish()
+    if codec == 4:
+        return cramjam.zstd.compress(data, level=eff.get("compression.zstd.level", 3))
+    return compress(codec, data)     # snappy: xerial framing, no level
+
+
+def recompress_batch(recs: Any, target: int, eff: dict[str, Any]) -> bytearray:
+    """Rewrite one validated magic-2 batch with codec ``target`` (0 = none).
+
+    Per batch, not per record: one decompress, one compress, one CRC32C (all in C,
+    GIL released by cramjam / over 4 KiB by crc32c); only header fields change.
+    The caller has checked the batch's CRC and lengths (``validate_batches``)."""
+    from kafka_core._crc32c import crc32c
+    from kafka_core.compression import decompress
+
+    mv = memoryview(recs).cast("B")
+    (attrs,) = struct.unpack_from(">h", mv, 21)
+    codec = attrs & ATTR_CODEC
+    body: Any = mv[HEADER:]
+    if codec:
+        try:
+            body = decompress(codec, body)
+        except Exception as e:  # noqa: BLE001 - any codec failure is a corrupt batch
+            raise RecompressError(f"cannot decompress the records of a codec {codec} batch: {e}") from e
+    if target:
+        body = _compress(target, body, eff)
+    out = bytearray(HEADER + len(body))
+    out[:HEADER] = mv[:HEADER]
+    out[HEADER:] = body
+    struct.pack_into(">i", out, 8, len(out) - 12)
+    struct.pack_into(">h", out, 21, (attrs & ~ATTR_CODEC) | target)
+    struct.pack_into(">I", out, 17, crc32c(memoryview(out)[21:]))
+    return out
 
 
 def handle_produce(b: Broker, ctx: RequestContext, req: Any) -> Any:
@@ -141,6 +201,26 @@ def _missing_key(recs: Any, attrs: int) -> bool | None:
     return None
 
 
+def _recompress(recs: Any, target: int, eff: dict[str, Any], idx: int) -> Any:
+    """The batch rewritten for the topic's compression.type, or an error response."""
+    from kafka_protocol.messages import ProduceResponse as R
+
+    from kafka_core._batch import validate_batches
+
+    PR = R.PartitionProduceResponse
+    try:
+        validate_batches(recs, reject_control=True)    # CRC first: never re-sign a corrupt batch
+        out = recompress_batch(recs, target, eff)
+    except Exception as e:  # noqa: BLE001 - every core or codec error maps to a Kafka error code
+        code = E.CORRUPT_MESSAGE if isinstance(e, RecompressError) else code_for_exception(e)
+        return PR(index=idx, error_code=code, base_offset=-1, error_message=str(e))
+    if len(out) > eff["max.message.bytes"]:
+        return PR(index=idx, error_code=E.MESSAGE_TOO_LARGE, base_offset=-1,
+                  error_message=f"The record batch of {len(out)} bytes after recompression exceeds "
+                                f"max.message.bytes ({eff['max.message.bytes']})")
+    return out
+
+
 def _append_one(b: Broker, p: Any, eff: dict[str, Any], recs: Any, v: int, now: int, acks: int,
                 waits: list[tuple[asyncio.Future[None], Any]]) -> Any:
     from kafka_protocol.messages import ProduceResponse as R
@@ -208,6 +288,12 @@ def _append_one(b: Broker, p: Any, eff: dict[str, Any], recs: Any, v: int, now: 
                       log_start_offset=lg.start_offset)
         if err:
             return PR(index=idx, error_code=err, base_offset=-1, log_start_offset=lg.start_offset)
+    target = TARGET_CODEC.get(eff["compression.type"], -1)
+    if target >= 0 and target != attrs & ATTR_CODEC:
+        r = _recompress(recs, target, eff, idx)
+        if not isinstance(r, bytearray):
+            return r
+        recs = r
     try:
         info = lg.append(recs, leader_epoch=p.leader_epoch, log_append_time=log_append_time, now_ms=now)
     except Exception as e:  # noqa: BLE001 - every core error maps to a Kafka error code

@@ -16,6 +16,14 @@ their state-changing part synchronously at dispatch (so appends happen in
 request order), may finish later (long-poll fetch, acks=all), and a
 response leaves only when all earlier ones have.  With too many requests
 in flight the connection stops reading until the queue drains.
+
+Idle connections (``connections.max.idle.ms``, as Kafka's Selector expires
+them): one periodic sweep per server, not a timer per connection or per
+request.  The sweep advances a tick counter every ``idle/4``; socket
+activity (bytes received or sent) stamps the connection with the current
+tick, and a connection whose stamp is more than ``idle`` old, with no
+request still in flight, is closed.  So a connection goes after between
+``idle`` and ``1.25 * idle`` without traffic, never before ``idle``.
 """
 
 from __future__ import annotations
@@ -99,6 +107,7 @@ class Connection:
         self.writing = False
         self.reading = False
         self.closed = False
+        self.last_tick = server.tick   # sweep tick of the last socket activity
         self._resume_read()
 
     # -- reading -------------------------------------------------------------
@@ -129,6 +138,7 @@ class Connection:
         if n == 0:
             self.close(None)
             return
+        self.last_tick = self.server.tick
         self.end += n
         self._parse()
 
@@ -255,6 +265,7 @@ class Connection:
 
     def _pump(self) -> None:
         """Send ready responses in request order until the socket is full."""
+        self.last_tick = self.server.tick
         while True:
             if self.out is None:
                 if not self.queue or not self.queue[0].ready:
@@ -337,8 +348,12 @@ class Server:
     """Accepts connections on the listeners and hands frames to ``dispatch``."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, listeners: list[Listener], max_request: int,
-                 dispatch: Callable[[RequestContext, memoryview], Any], backlog: int = 128) -> None:
+                 dispatch: Callable[[RequestContext, memoryview], Any], backlog: int = 128,
+                 idle_ms: int = 600000) -> None:
         self.loop = loop
+        self.idle_ms = idle_ms      # connections.max.idle.ms; < 0: never close idle connections
+        self.tick = 0
+        self._sweep_handle: asyncio.TimerHandle | None = None
         self.listeners = listeners
         self.max_request = max_request
         self.dispatch = dispatch
@@ -360,7 +375,29 @@ class Server:
             self.loop.add_reader(s.fileno(), self._accept, s, ln)
             self.sockets.append((s, ln))
             bound.append(s.getsockname()[:2])
+        if self.idle_ms >= 0 and self._sweep_handle is None:
+            self._sweep_handle = self.loop.call_later(self._sweep_interval(), self._sweep)
         return bound
+
+    # -- idle connections ------------------------------------------------------
+
+    _SWEEP_TICKS = 4   # sweeps per idle period
+
+    def _sweep_interval(self) -> float:
+        return max(self.idle_ms / self._SWEEP_TICKS, 1) / 1000
+
+    def _sweep(self) -> None:
+        """Close connections idle for longer than connections.max.idle.ms (Kafka's
+        Selector does the same, one connection per poll; we take all at once)."""
+        self.tick += 1
+        limit = self._SWEEP_TICKS if self.idle_ms > 0 else 0
+        expired = [c for c in self.connections
+                   if self.tick - c.last_tick > limit and not c.queue and c.out is None]
+        for c in expired:
+            log.info("closing connection from %s: idle for more than connections.max.idle.ms (%d ms)",
+                     c.peer, self.idle_ms)
+            c.close(None)
+        self._sweep_handle = self.loop.call_later(self._sweep_interval(), self._sweep)
 
     def _accept(self, lsock: socket.socket, ln: Listener) -> None:
         for _ in range(64):
@@ -379,6 +416,9 @@ class Server:
             self.connections.add(Connection(self, sock, peer, ln))
 
     def close(self) -> None:
+        if self._sweep_handle is not None:
+            self._sweep_handle.cancel()
+            self._sweep_handle = None
         for s, _ in self.sockets:
             try:
                 self.loop.remove_reader(s.fileno())
