@@ -311,6 +311,81 @@ int kc_header_next(const uint8_t *buf, size_t len, size_t *pos, kc_header_t *hdr
     return KC_OK;
 }
 
+/* ---- record checks ---- */
+
+int kc_records_check(const uint8_t *records, size_t len, int32_t count, int32_t last_offset_delta,
+                     uint32_t flags, kc_records_check_t *out) {
+    kc_records_check_t st = {0, 0, -1};
+    int rc = KC_OK;
+    if ((records == NULL && len) || count < 0) return KC_ERR_ARG;
+    /* One pass, no allocation: each record is decoded in place and only the
+     * fields Kafka's LogValidator looks at are kept. */
+    while (st.records < count) {
+        kc_record_t r;
+        size_t pos = st.position;
+        if (pos == len) {   /* the section ends before count records */
+            rc = KC_ERR_BAD_COUNT;
+            break;
+        }
+        rc = kc_record_next(records, len, &pos, &r);
+        if (rc != KC_OK) break;
+        /* Deltas strictly increasing from >= 0 and never past lastOffsetDelta:
+         * otherwise offsets assigned from the header would overlap the next
+         * batch's or go backwards (Kafka: "Invalid offset"). */
+        if (r.offset_delta < 0 || r.offset_delta <= st.offset_delta || r.offset_delta > last_offset_delta) {
+            rc = KC_ERR_BAD_RECORD;
+            break;
+        }
+        if ((flags & KC_RECORDS_REQUIRE_KEYS) && r.key == NULL) {
+            rc = KC_ERR_MISSING_KEY;
+            break;
+        }
+        st.offset_delta = r.offset_delta;
+        st.position = pos;
+        st.records++;
+    }
+    /* count records decoded but bytes remain: the header under-declares. */
+    if (rc == KC_OK && st.position != len) rc = KC_ERR_BAD_COUNT;
+    if (out) *out = st;
+    return rc;
+}
+
+int kc_batch_check_records(const uint8_t *buf, size_t len, uint32_t scan_flags, uint32_t flags,
+                           kc_records_check_t *out) {
+    kc_batch_info_t bi;
+    kc_records_check_t st = {0, 0, -1};
+    int rc = kc_batch_check(buf, len, 0, scan_flags, &bi);
+    if (rc == KC_OK && bi.size != len) rc = KC_ERR_ARG;   /* exactly one batch */
+    if (rc == KC_OK && (bi.attributes & KC_ATTR_CODEC_MASK)) rc = KC_ERR_UNSUPPORTED;
+    if (rc == KC_OK) {
+        rc = kc_records_check(buf + KC_BATCH_HEADER_SIZE, len - KC_BATCH_HEADER_SIZE, bi.record_count,
+                              bi.last_offset_delta, flags, &st);
+        st.position += KC_BATCH_HEADER_SIZE;
+    }
+    if (out) *out = st;
+    return rc;
+}
+
+size_t kc_batch_rewrite(uint8_t *out, size_t cap, const uint8_t *batch, int codec,
+                        const uint8_t *records, size_t records_len) {
+    if (out == NULL || batch == NULL || (records == NULL && records_len)) return 0;
+    if (codec < KC_CODEC_NONE || codec > KC_CODEC_ZSTD) return 0;
+    if (cap < KC_BATCH_HEADER_SIZE || records_len > cap - KC_BATCH_HEADER_SIZE) return 0;
+    size_t size = KC_BATCH_HEADER_SIZE + records_len;
+    /* batchLength is an int32 on the wire. */
+    if (size - KC_BATCH_LOG_OVERHEAD > (size_t)INT32_MAX) return 0;
+    /* Records first: they may sit in out already (compressed in place), and
+     * memmove handles any overlap with the caller's buffers. */
+    if (records_len && records != out + KC_BATCH_HEADER_SIZE)
+        memmove(out + KC_BATCH_HEADER_SIZE, records, records_len);
+    if (batch != out) memmove(out, batch, KC_BATCH_HEADER_SIZE);
+    uint16_t attrs = kc_be16(out + 21);
+    kc_put_be16(out + 21, (uint16_t)((attrs & ~KC_ATTR_CODEC_MASK) | (unsigned)codec));
+    kc_put_be32(out + 8, (uint32_t)(size - KC_BATCH_LOG_OVERHEAD));
+    kc_batch_update_crc(out, size);
+    return size;
+}
+
 /* ---- builder ---- */
 
 int kc_builder_init(kc_builder_t *b, uint8_t *buf, size_t cap, int64_t base_timestamp,

@@ -162,6 +162,50 @@ int kc_record_next(const uint8_t *buf, size_t len, size_t *pos, kc_record_t *rec
 /* Decode the next header from rec->headers[*pos..headers_len). */
 int kc_header_next(const uint8_t *buf, size_t len, size_t *pos, kc_header_t *hdr);
 
+/* ---- record checks (produce path, Kafka's LogValidator) ---- */
+#define KC_RECORDS_REQUIRE_KEYS 0x1  /* compacted topic: every record needs a non-null key */
+
+/* Where kc_records_check stopped: on KC_OK, records = count and position =
+ * len; on an error, records is the index of the offending record (count
+ * for a count mismatch) and position its byte offset in the section. */
+typedef struct kc_records_check {
+    int32_t records;
+    size_t position;
+    int32_t offset_delta;   /* offset delta of the last record decoded (-1: none) */
+} kc_records_check_t;
+
+/* Walk an UNCOMPRESSED records section records[0..len) in one pass and
+ * check what Kafka's LogValidator checks per record, without allocating:
+ * exactly `count` records decode and use exactly len bytes, offset deltas
+ * are >= 0, strictly increasing and <= last_offset_delta, and (flag
+ * KC_RECORDS_REQUIRE_KEYS) no key is null.  Stops at the first problem.
+ * Errors: KC_ERR_ARG (NULL with len > 0, count < 0), record decode errors
+ * from kc_record_next (KC_ERR_TRUNCATED, KC_ERR_BAD_RECORD,
+ * KC_ERR_VARINT_*), KC_ERR_BAD_COUNT (the section ends before count
+ * records, or bytes remain after them), KC_ERR_BAD_RECORD also for an
+ * offset delta out of order or range, KC_ERR_MISSING_KEY.  out may be NULL. */
+int kc_records_check(const uint8_t *records, size_t len, int32_t count, int32_t last_offset_delta,
+                     uint32_t flags, kc_records_check_t *out);
+
+/* The same over one whole uncompressed batch at buf[0..len): header as
+ * kc_batch_check(max_batch_size 0, scan_flags), the batch must be the
+ * whole buffer (KC_ERR_ARG otherwise), then kc_records_check with its
+ * recordCount and lastOffsetDelta (out->position counts from the batch
+ * start).  A compressed batch is KC_ERR_UNSUPPORTED: decompress its records
+ * and call kc_records_check. */
+int kc_batch_check_records(const uint8_t *buf, size_t len, uint32_t scan_flags, uint32_t flags,
+                           kc_records_check_t *out);
+
+/* Write into out[0..cap) the batch `batch` (a checked batch, at least
+ * KC_BATCH_HEADER_SIZE bytes) re-encoded around a new records section of
+ * records_len bytes with codec `codec` (0..4): header copied, codec bits
+ * replaced, batchLength set, CRC recomputed.  records may alias
+ * out + KC_BATCH_HEADER_SIZE (already in place) or be separate.  Returns
+ * the size written, or 0 if it does not fit cap / batchLength (int32) /
+ * the codec is out of range. */
+size_t kc_batch_rewrite(uint8_t *out, size_t cap, const uint8_t *batch, int codec,
+                        const uint8_t *records, size_t records_len);
+
 /* ---- batch builder (client side) ----
  * Writes records into a caller-owned buffer; the header is filled at
  * finish.  Records are never compressed here: a compressing producer

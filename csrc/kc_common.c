@@ -15,6 +15,7 @@ const char *kc_strerror(int err) {
     case KC_ERR_VARINT_OVERFLOW: return "varint too long";
     case KC_ERR_CONTROL_BATCH: return "control batch not allowed here";
     case KC_ERR_BAD_TIMESTAMP: return "invalid timestamp";
+    case KC_ERR_MISSING_KEY: return "compacted topic cannot accept a record without key";
     case KC_ERR_IO: return "I/O error";
     case KC_ERR_NOMEM: return "out of memory";
     case KC_ERR_ARG: return "invalid argument";

@@ -25,6 +25,7 @@ enum kc_err {
     KC_ERR_VARINT_OVERFLOW = -9,  /* varint longer than 10 (or 5) bytes */
     KC_ERR_CONTROL_BATCH = -10,   /* control batch where none is allowed */
     KC_ERR_BAD_TIMESTAMP = -11,   /* timestamp rejected (LogAppendTime from a client, ...) */
+    KC_ERR_MISSING_KEY = -12,     /* a record without key on a compacted topic */
     /* storage and transfer */
     KC_ERR_IO = -20,              /* system call failed; errno is set */
     KC_ERR_NOMEM = -21,

@@ -373,6 +373,197 @@ static void test_truncate_and_corrupt(void) {
     }
 }
 
+/* Append one record (attrs 0, tsDelta 0, given offset delta, key of klen
+ * bytes or null when klen < 0, 1-byte value, no headers) at p; returns bytes. */
+static size_t put_rec(uint8_t *p, int32_t delta, int klen) {
+    uint8_t body[64];
+    size_t n = 0;
+    body[n++] = 0;
+    n += kc_varint_put_i64(body + n, 0);
+    n += kc_varint_put_i64(body + n, delta);
+    n += kc_varint_put_i64(body + n, klen < 0 ? -1 : klen);
+    for (int i = 0; i < klen; i++) body[n++] = 'k';
+    n += kc_varint_put_i64(body + n, 1);
+    body[n++] = 'v';
+    n += kc_varint_put_i64(body + n, 0);
+    size_t h = kc_varint_put_i64(p, (int64_t)n);
+    memcpy(p + h, body, n);
+    return h + n;
+}
+
+/* A records section with the given deltas and key lengths. */
+static size_t put_recs(uint8_t *p, const int32_t *deltas, const int *klens, int n) {
+    size_t len = 0;
+    for (int i = 0; i < n; i++) len += put_rec(p + len, deltas[i], klens[i]);
+    return len;
+}
+
+static void test_records_check(void) {
+    uint8_t sec[512];
+    kc_records_check_t st;
+    const int32_t d_ok[] = {0, 1, 2, 3};
+    const int keys[] = {1, 2, 0, 3};   /* an empty key is a key, not null */
+    size_t len = put_recs(sec, d_ok, keys, 4);
+    CHECK_EQ_INT(kc_records_check(sec, len, 4, 3, KC_RECORDS_REQUIRE_KEYS, &st), KC_OK);
+    CHECK_EQ_INT(st.records, 4);
+    CHECK_EQ_INT(st.position, len);
+    CHECK_EQ_INT(st.offset_delta, 3);
+    CHECK_EQ_INT(kc_records_check(sec, len, 4, 3, 0, NULL), KC_OK);
+    /* empty section, count 0; NULL buffer only when empty; negative count */
+    CHECK_EQ_INT(kc_records_check(NULL, 0, 0, -1, KC_RECORDS_REQUIRE_KEYS, &st), KC_OK);
+    CHECK_EQ_INT(st.records, 0);
+    CHECK_EQ_INT(kc_records_check(NULL, 5, 0, -1, 0, &st), KC_ERR_ARG);
+    CHECK_EQ_INT(kc_records_check(sec, len, -1, 3, 0, &st), KC_ERR_ARG);
+    /* count mismatch both ways */
+    CHECK_EQ_INT(kc_records_check(sec, len, 5, 4, 0, &st), KC_ERR_BAD_COUNT);
+    CHECK_EQ_INT(st.records, 4);
+    CHECK_EQ_INT(st.position, len);
+    CHECK_EQ_INT(kc_records_check(sec, len, 3, 3, 0, &st), KC_ERR_BAD_COUNT);
+    CHECK_EQ_INT(st.records, 3);
+    CHECK(st.position < len);
+    CHECK_EQ_INT(kc_records_check(sec, len, 0, -1, 0, &st), KC_ERR_BAD_COUNT);
+    /* compacted shape: fewer records than lastOffsetDelta + 1, gaps allowed */
+    const int32_t d_gap[] = {1, 5, 9};
+    const int k3[] = {1, 1, 1};
+    len = put_recs(sec, d_gap, k3, 3);
+    CHECK_EQ_INT(kc_records_check(sec, len, 3, 9, 0, &st), KC_OK);
+    CHECK_EQ_INT(kc_records_check(sec, len, 3, 8, 0, &st), KC_ERR_BAD_RECORD);   /* 9 > lastOffsetDelta */
+    CHECK_EQ_INT(st.records, 2);
+    CHECK_EQ_INT(st.offset_delta, 5);
+    /* duplicate, decreasing, negative deltas: the index of the offender */
+    const int32_t d_dup[] = {0, 1, 1};
+    len = put_recs(sec, d_dup, k3, 3);
+    CHECK_EQ_INT(kc_records_check(sec, len, 3, 2, 0, &st), KC_ERR_BAD_RECORD);
+    CHECK_EQ_INT(st.records, 2);
+    const int32_t d_dec[] = {1, 0, 2};
+    len = put_recs(sec, d_dec, k3, 3);
+    CHECK_EQ_INT(kc_records_check(sec, len, 3, 2, 0, &st), KC_ERR_BAD_RECORD);
+    CHECK_EQ_INT(st.records, 1);
+    const int32_t d_neg[] = {-1, 0, 1};
+    len = put_recs(sec, d_neg, k3, 3);
+    CHECK_EQ_INT(kc_records_check(sec, len, 3, 2, 0, &st), KC_ERR_BAD_RECORD);
+    CHECK_EQ_INT(st.records, 0);
+    CHECK_EQ_INT(st.position, 0);
+    /* null key: only an error with the flag; first and last positions */
+    const int32_t d3[] = {0, 1, 2};
+    const int knull_last[] = {1, 1, -1};
+    len = put_recs(sec, d3, knull_last, 3);
+    CHECK_EQ_INT(kc_records_check(sec, len, 3, 2, 0, &st), KC_OK);
+    CHECK_EQ_INT(kc_records_check(sec, len, 3, 2, KC_RECORDS_REQUIRE_KEYS, &st), KC_ERR_MISSING_KEY);
+    CHECK_EQ_INT(st.records, 2);
+    CHECK_EQ_INT(st.offset_delta, 1);
+    const int knull_first[] = {-1, 1, 1};
+    len = put_recs(sec, d3, knull_first, 3);
+    CHECK_EQ_INT(kc_records_check(sec, len, 3, 2, KC_RECORDS_REQUIRE_KEYS, &st), KC_ERR_MISSING_KEY);
+    CHECK_EQ_INT(st.records, 0);
+    /* a decode error inside: record 1's length past the section */
+    len = put_recs(sec, d3, k3, 3);
+    size_t r0 = put_rec(sec + 200, 0, 1);   /* size of one record */
+    sec[r0] = 0x7e;                          /* record 1 length 63: past the end */
+    CHECK_EQ_INT(kc_records_check(sec, len, 3, 2, 0, &st), KC_ERR_TRUNCATED);
+    CHECK_EQ_INT(st.records, 1);
+    CHECK_EQ_INT(st.position, r0);
+    sec[r0] = 0x01;                          /* length -1 */
+    CHECK_EQ_INT(kc_records_check(sec, len, 3, 2, 0, &st), KC_ERR_BAD_RECORD);
+    sec[r0] = 0xFF;                          /* a length varint running off the end of the buffer */
+    CHECK_EQ_INT(kc_records_check(sec, r0 + 1, 3, 2, 0, &st), KC_ERR_VARINT_UNDERFLOW);
+    /* Every truncation of a valid section fails (never OK, never reads past
+     * len: exact-size heap copies under ASan); the error is a count or
+     * decode error. */
+    len = put_recs(sec, d_ok, keys, 4);
+    for (size_t cut = 0; cut < len; cut++) {
+        uint8_t *heap = malloc(cut ? cut : 1);
+        memcpy(heap, sec, cut);
+        int rc = kc_records_check(heap, cut, 4, 3, KC_RECORDS_REQUIRE_KEYS, &st);
+        CHECK(rc == KC_ERR_BAD_COUNT || rc == KC_ERR_TRUNCATED || rc == KC_ERR_VARINT_UNDERFLOW ||
+              rc == KC_ERR_BAD_RECORD);
+        CHECK(st.position <= cut);
+        free(heap);
+    }
+    /* Every byte flipped: any result, no crash; an OK still accounts for every byte. */
+    for (size_t i = 0; i < len; i++) {
+        for (int bit = 0; bit < 8; bit++) {
+            uint8_t *heap = malloc(len);
+            memcpy(heap, sec, len);
+            heap[i] ^= (uint8_t)(1u << bit);
+            if (kc_records_check(heap, len, 4, 3, 0, &st) == KC_OK) CHECK_EQ_INT(st.position, len);
+            free(heap);
+        }
+    }
+}
+
+static void test_batch_check_records(void) {
+    kc_records_check_t st;
+    size_t size = build(bufA, sizeof bufA, 5, 1000);   /* record 1 has a null key */
+    CHECK_EQ_INT(kc_batch_check_records(bufA, size, KC_SCAN_VERIFY_CRC, 0, &st), KC_OK);
+    CHECK_EQ_INT(st.records, 5);
+    CHECK_EQ_INT(st.position, size);
+    CHECK_EQ_INT(kc_batch_check_records(bufA, size, KC_SCAN_VERIFY_CRC, KC_RECORDS_REQUIRE_KEYS, &st),
+                 KC_ERR_MISSING_KEY);
+    CHECK_EQ_INT(st.records, 1);
+    CHECK(st.position > KC_BATCH_HEADER_SIZE && st.position < size);
+    /* not exactly one batch, header errors, CRC only with the flag */
+    CHECK_EQ_INT(kc_batch_check_records(bufA, size + 1, 0, 0, &st), KC_ERR_ARG);
+    CHECK_EQ_INT(kc_batch_check_records(bufA, size - 1, 0, 0, &st), KC_ERR_TRUNCATED);
+    CHECK_EQ_INT(kc_batch_check_records(NULL, 0, 0, 0, &st), KC_ERR_TRUNCATED);
+    memcpy(bufB, bufA, size);
+    bufB[size - 1] ^= 1;   /* last value byte: CRC-covered, still decodes */
+    CHECK_EQ_INT(kc_batch_check_records(bufB, size, KC_SCAN_VERIFY_CRC, 0, &st), KC_ERR_CORRUPT_CRC);
+    CHECK_EQ_INT(kc_batch_check_records(bufB, size, 0, 0, &st), KC_OK);
+    memcpy(bufB, bufA, size);
+    bufB[16] = 1;
+    CHECK_EQ_INT(kc_batch_check_records(bufB, size, 0, 0, &st), KC_ERR_LEGACY_MAGIC);
+    /* recordCount 6 with lastOffsetDelta 5: header fine, one record short */
+    memcpy(bufB, bufA, size);
+    kc_put_be32(bufB + 57, 6);
+    kc_put_be32(bufB + 23, 5);
+    CHECK_EQ_INT(kc_batch_check_records(bufB, size, 0, 0, &st), KC_ERR_BAD_COUNT);
+    CHECK_EQ_INT(st.records, 5);
+    /* compacted header (count 4 of 5 offsets) only with ALLOW_COMPACTED; then
+     * bytes remain after 4 records */
+    kc_put_be32(bufB + 57, 4);
+    kc_put_be32(bufB + 23, 4);
+    CHECK_EQ_INT(kc_batch_check_records(bufB, size, 0, 0, &st), KC_ERR_BAD_COUNT);
+    CHECK_EQ_INT(kc_batch_check_records(bufB, size, KC_SCAN_ALLOW_COMPACTED, 0, &st), KC_ERR_BAD_COUNT);
+    CHECK_EQ_INT(st.records, 4);
+    /* compressed: the records must be decompressed first */
+    memcpy(bufB, bufA, size);
+    kc_put_be16(bufB + 21, KC_CODEC_GZIP);
+    CHECK_EQ_INT(kc_batch_check_records(bufB, size, 0, 0, &st), KC_ERR_UNSUPPORTED);
+}
+
+static void test_batch_rewrite(void) {
+    kc_batch_info_t a, b;
+    size_t size = build(bufA, sizeof bufA, 4, 5000);
+    CHECK_EQ_INT(kc_batch_validate(bufA, size, 0, &a), KC_OK);
+    const uint8_t fake[] = "not really gzip, but the header does not care";
+    size_t n = kc_batch_rewrite(bufB, sizeof bufB, bufA, KC_CODEC_GZIP, fake, sizeof fake);
+    CHECK_EQ_INT(n, KC_BATCH_HEADER_SIZE + sizeof fake);
+    CHECK_EQ_INT(kc_batch_validate(bufB, n, 0, &b), KC_OK);
+    CHECK_EQ_INT(b.attributes, (a.attributes & ~KC_ATTR_CODEC_MASK) | KC_CODEC_GZIP);
+    CHECK_EQ_INT(b.batch_length, (int64_t)n - 12);
+    CHECK(b.base_timestamp == a.base_timestamp && b.max_timestamp == a.max_timestamp &&
+          b.producer_id == a.producer_id && b.base_sequence == a.base_sequence &&
+          b.record_count == a.record_count && b.last_offset_delta == a.last_offset_delta);
+    CHECK(memcmp(bufB + KC_BATCH_HEADER_SIZE, fake, sizeof fake) == 0);
+    /* back to uncompressed, in place: records already at out + 61 */
+    memcpy(bufB + KC_BATCH_HEADER_SIZE, bufA + KC_BATCH_HEADER_SIZE, size - KC_BATCH_HEADER_SIZE);
+    n = kc_batch_rewrite(bufB, sizeof bufB, bufB, KC_CODEC_NONE, bufB + KC_BATCH_HEADER_SIZE,
+                         size - KC_BATCH_HEADER_SIZE);
+    CHECK_EQ_INT(n, size);
+    CHECK(memcmp(bufA, bufB, size) == 0);   /* byte-identical to the original */
+    /* errors: no room, bad codec, NULL */
+    CHECK_EQ_INT(kc_batch_rewrite(bufB, KC_BATCH_HEADER_SIZE + 3, bufA, 1, fake, 4), 0);
+    CHECK_EQ_INT(kc_batch_rewrite(bufB, KC_BATCH_HEADER_SIZE - 1, bufA, 1, fake, 0), 0);
+    CHECK_EQ_INT(kc_batch_rewrite(bufB, sizeof bufB, bufA, 5, fake, 4), 0);
+    CHECK_EQ_INT(kc_batch_rewrite(bufB, sizeof bufB, bufA, -1, fake, 4), 0);
+    CHECK_EQ_INT(kc_batch_rewrite(bufB, sizeof bufB, bufA, 1, NULL, 4), 0);
+    CHECK_EQ_INT(kc_batch_rewrite(NULL, sizeof bufB, bufA, 1, fake, 4), 0);
+    CHECK_EQ_INT(kc_batch_rewrite(bufB, sizeof bufB, NULL, 1, fake, 4), 0);
+    /* exact fit */
+    CHECK_EQ_INT(kc_batch_rewrite(bufB, KC_BATCH_HEADER_SIZE + 4, bufA, 1, fake, 4), KC_BATCH_HEADER_SIZE + 4);
+}
+
 int main(void) {
     RUN(test_varints);
     RUN(test_builder_roundtrip);
@@ -381,5 +572,8 @@ int main(void) {
     RUN(test_assign_and_summary);
     RUN(test_record_errors);
     RUN(test_truncate_and_corrupt);
+    RUN(test_records_check);
+    RUN(test_batch_check_records);
+    RUN(test_batch_rewrite);
     TEST_MAIN_END();
 }

@@ -8,10 +8,12 @@ Produce v3+ carries exactly one magic-2 batch per partition
 
 Topic ``compression.type`` (Kafka's LogValidator): ``producer`` stores the
 batch as sent; any other value whose codec differs from the batch's gets
-the batch rewritten first by ``recompress_batch``: the records section
-moves as one block (decompressed and/or compressed by cramjam, in C), the
-header keeps every field but the codec bits, batchLength and CRC; offsets
-are then assigned by the normal append.
+the batch rewritten first by the core's ``recompress_batch``: the records
+section moves as one block (decompressed and/or compressed by cramjam, in
+C, its records checked in C), the header keeps every field but the codec
+bits, batchLength and CRC; offsets are then assigned by the normal append.
+Compacted topics: ``check_records(require_keys=True)`` checks every key
+in one C pass.
 
 Durability: when the append leaves ``flush.messages`` or more unflushed
 messages (``log.flush.interval.messages=1`` flushes every append), the
@@ -47,10 +49,6 @@ CODEC_ZSTD = 4
 TARGET_CODEC = {"uncompressed": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 
 
-class RecompressError(Exception):
-    """The batch's records section cannot be decompressed (CORRUPT_MESSAGE)."""
-
-
 def _compress(codec: int, data: Any, eff: dict[str, Any]) -> Any:
     """Compress a records section with the topic's compression.<codec>.level."""
     import cramjam
@@ -67,35 +65,6 @@ def _compress(codec: int, data: Any, eff: dict[str, Any]) -> Any:
     if codec == 4:
         return cramjam.zstd.compress(data, level=eff.get("compression.zstd.level", 3))
     return compress(codec, data)     # snappy: xerial framing, no level
-
-
-def recompress_batch(recs: Any, target: int, eff: dict[str, Any]) -> bytearray:
-    """Rewrite one validated magic-2 batch with codec ``target`` (0 = none).
-
-    Per batch, not per record: one decompress, one compress, one CRC32C (all in C,
-    GIL released by cramjam / over 4 KiB by crc32c); only header fields change.
-    The caller has checked the batch's CRC and lengths (``validate_batches``)."""
-    from kafka_core._crc32c import crc32c
-    from kafka_core.compression import decompress
-
-    mv = memoryview(recs).cast("B")
-    (attrs,) = struct.unpack_from(">h", mv, 21)
-    codec = attrs & ATTR_CODEC
-    body: Any = mv[HEADER:]
-    if codec:
-        try:
-            body = decompress(codec, body)
-        except Exception as e:  # noqa: BLE001 - any codec failure is a corrupt batch
-            raise RecompressError(f"cannot decompress the records of a codec {codec} batch: {e}") from e
-    if target:
-        body = _compress(target, body, eff)
-    out = bytearray(HEADER + len(body))
-    out[:HEADER] = mv[:HEADER]
-    out[HEADER:] = body
-    struct.pack_into(">i", out, 8, len(out) - 12)
-    struct.pack_into(">h", out, 21, (attrs & ~ATTR_CODEC) | target)
-    struct.pack_into(">I", out, 17, crc32c(memoryview(out)[21:]))
-    return out
 
 
 def handle_produce(b: Broker, ctx: RequestContext, req: Any) -> Any:
@@ -175,45 +144,43 @@ def handle_produce(b: Broker, ctx: RequestContext, req: Any) -> Any:
     return wait_durable()
 
 
-def _missing_key(recs: Any, attrs: int) -> bool | None:
-    """Kafka's rule for compacted topics: every record needs a key.  None: all have one;
-    True: one has none; False: the batch cannot be decoded.
-
-    Decodes the records in the core (``iter_records``); only compacted topics pay for it.
-    TODO(core): a C "every record has a key" check on the batch would avoid building Records."""
-    from kafka_core._batch import iter_records
+def _check_keys(recs: Any, attrs: int) -> tuple[bool | None, Any]:
+    """Kafka's rule for compacted topics: every record needs a key.  Returns (None, section):
+    all have one; (True, None): one has none; (False, None): the batch cannot be decoded.
+    section is the decompressed records section (None when uncompressed), for reuse by
+    the recompression.  One C pass over the records (``check_records``), one decompress."""
+    from kafka_core._batch import check_records
+    from kafka_core._errors import MissingKeyError
 
     codec = attrs & ATTR_CODEC
+    section = None
     try:
         if codec:
             from kafka_core.compression import decompress
-            body = decompress(codec, bytes(recs[HEADER:]))
-            buf = bytearray(recs[:HEADER])
-            buf += body
-            struct.pack_into(">i", buf, 8, len(buf) - 12)
-            struct.pack_into(">h", buf, 21, attrs & ~ATTR_CODEC)
-            recs = buf
-        for r in iter_records(recs):
-            if r.key is None:
-                return True
+            section = decompress(codec, memoryview(recs).cast("B")[HEADER:])
+        check_records(recs, section, require_keys=True)
+    except MissingKeyError:
+        return True, None
     except Exception:  # noqa: BLE001 - undecodable: CORRUPT_MESSAGE
-        return False
-    return None
+        return False, None
+    return None, section
 
 
-def _recompress(recs: Any, target: int, eff: dict[str, Any], idx: int) -> Any:
-    """The batch rewritten for the topic's compression.type, or an error response."""
+def _recompress(recs: Any, target: int, eff: dict[str, Any], idx: int, section: Any = None) -> Any:
+    """The batch rewritten for the topic's compression.type, or an error response.
+
+    One core call (``recompress_batch``): CRC checked first (never re-sign a corrupt batch),
+    records section decompressed once (or ``section``, already decompressed), records
+    checked in C, compressed once at the topic's level, header re-signed in C."""
     from kafka_protocol.messages import ProduceResponse as R
 
-    from kafka_core._batch import validate_batches
+    from kafka_core._batch import recompress_batch
 
     PR = R.PartitionProduceResponse
     try:
-        validate_batches(recs, reject_control=True)    # CRC first: never re-sign a corrupt batch
-        out = recompress_batch(recs, target, eff)
+        out = recompress_batch(recs, target, compress=lambda d: _compress(target, d, eff), records=section)
     except Exception as e:  # noqa: BLE001 - every core or codec error maps to a Kafka error code
-        code = E.CORRUPT_MESSAGE if isinstance(e, RecompressError) else code_for_exception(e)
-        return PR(index=idx, error_code=code, base_offset=-1, error_message=str(e))
+        return PR(index=idx, error_code=code_for_exception(e), base_offset=-1, error_message=str(e))
     if len(out) > eff["max.message.bytes"]:
         return PR(index=idx, error_code=E.MESSAGE_TOO_LARGE, base_offset=-1,
                   error_message=f"The record batch of {len(out)} bytes after recompression exceeds "
@@ -268,8 +235,9 @@ def _append_one(b: Broker, p: Any, eff: dict[str, Any], recs: Any, v: int, now: 
                           error_message=f"Timestamp {ts} of a record is out of range "
                                         f"(message.timestamp.before.max.ms={before}, "
                                         f"message.timestamp.after.max.ms={after})")
+    section = None
     if "compact" in eff["cleanup.policy"]:
-        err = _missing_key(recs, attrs)
+        err, section = _check_keys(recs, attrs)
         if err is not None:
             return PR(index=idx, error_code=E.INVALID_RECORD if err else E.CORRUPT_MESSAGE, base_offset=-1,
                       error_message=f"Compacted topic cannot accept message without key in topic partition "
@@ -290,7 +258,7 @@ def _append_one(b: Broker, p: Any, eff: dict[str, Any], recs: Any, v: int, now: 
             return PR(index=idx, error_code=err, base_offset=-1, log_start_offset=lg.start_offset)
     target = TARGET_CODEC.get(eff["compression.type"], -1)
     if target >= 0 and target != attrs & ATTR_CODEC:
-        r = _recompress(recs, target, eff, idx)
+        r = _recompress(recs, target, eff, idx, section)
         if not isinstance(r, bytearray):
             return r
         recs = r

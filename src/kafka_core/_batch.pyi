@@ -1,4 +1,4 @@
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TypeAlias
 
 Buffer: TypeAlias = bytes | bytearray | memoryview
@@ -92,6 +92,12 @@ def assign_offsets(buf: WritableBuffer, base_offset: int, leader_epoch: int = -1
                    log_append_time: int = -1) -> int: ...
 def iter_records(batch: Buffer, base_offset: int | None = None, base_timestamp: int | None = None, *,
                  log_append_time: int = -1, verify_crc: bool = False) -> list[Record]: ...
+def check_records(batch: Buffer, records: Buffer | None = None, *, require_keys: bool = False,
+                  verify_crc: bool = False, allow_compacted: bool = False) -> int: ...
+def recompress_batch(batch: Buffer, target_codec: int, level: int | None = None, *,
+                     compress: Callable[[memoryview | bytes], Buffer] | None = None,
+                     records: Buffer | None = None, require_keys: bool = False,
+                     verify_crc: bool = True) -> bytearray: ...
 
 class BatchBuilder:
     def __init__(self, capacity: int, *, base_timestamp: int, producer_id: int = -1, producer_epoch: int = -1,

@@ -10,7 +10,7 @@ wanted versus remaining.
 """
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
-from cpython.bytearray cimport PyByteArray_AS_STRING
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint32_t
@@ -22,7 +22,7 @@ from kafka_core.kc_batch cimport *
 from kafka_core.kc_common cimport *
 from kafka_core.kc_crc32c cimport kc_crc32c
 
-from kafka_core._errors import error_for
+from kafka_core._errors import CorruptRecordError, error_for
 
 GIL_RELEASE_MIN = 4096
 cdef size_t _GIL_MIN = 4096
@@ -456,6 +456,198 @@ def iter_records(batch, base_offset=None, base_timestamp=None, *, int64_t log_ap
                        f"batch at byte 0: field recordCount = {bi.record_count}, {len(out)} records decoded")
         return out
     finally:
+        PyBuffer_Release(&view)
+
+
+# ---------------------------------------------------------------- record checks / recompression
+
+cdef str _check_detail(int code, const kc_records_check_t *st, int32_t count, int32_t lod, size_t n,
+                       size_t base):
+    """Explain a kc_records_check failure (error path only); base: byte position of the section."""
+    where = f"record {st.records} at byte {base + st.position}"
+    if code == KC_ERR_MISSING_KEY:
+        return f"{where}: key is null (a compacted topic needs a key on every record)"
+    if code == KC_ERR_BAD_COUNT:
+        if st.records < count:
+            return f"field recordCount = {count}, the {n}-byte records section ends after {st.records} records"
+        return f"field recordCount = {count}, {n - st.position} bytes remain after record {count - 1}"
+    if code == KC_ERR_BAD_RECORD:
+        return (f"{where}: does not decode, or its offset delta is not above the previous one "
+                f"({st.offset_delta}) and within lastOffsetDelta {lod}")
+    return f"{where}: {n - st.position} bytes remain in the records section"
+
+
+cdef int _check_section(const uint8_t *sec, size_t n, int32_t count, int32_t lod, uint32_t flags,
+                        size_t base) except -1:
+    cdef kc_records_check_t st
+    cdef int rc
+    if n >= _GIL_MIN:
+        with nogil:
+            rc = kc_records_check(sec, n, count, lod, flags, &st)
+    else:
+        rc = kc_records_check(sec, n, count, lod, flags, &st)
+    if rc != KC_OK:
+        e = _err(rc, _check_detail(rc, &st, count, lod, n, base))
+        e.position = base + st.position
+        e.record_index = st.records
+        raise e
+    return 0
+
+
+cdef int _one_batch(const uint8_t *p, size_t n, uint32_t scan_flags, kc_batch_info_t *bi) except -1:
+    cdef int rc = kc_batch_check(p, n, 0, scan_flags, bi)
+    if rc != KC_OK:
+        e = _err(rc, _batch_detail(p, n, 0, 0, rc, 0))
+        e.valid_len = 0
+        e.position = 0
+        e.batches = []
+        raise e
+    if bi.size != n:
+        raise _err(KC_ERR_ARG, f"one batch expected: it is {bi.size} bytes, the buffer {n}")
+    return 0
+
+
+def check_records(batch, records=None, *, bint require_keys=False, bint verify_crc=False,
+                  bint allow_compacted=False):
+    """Check the records of ONE batch in one C pass (Kafka's LogValidator
+    record checks): exactly recordCount records using exactly the section's
+    bytes, offset deltas strictly increasing within lastOffsetDelta and,
+    with require_keys (compacted topics), no null key.
+
+    A compressed batch needs its decompressed records section as
+    ``records``; it is checked against the batch header's counts (``records``
+    may also be given for an uncompressed batch).  Returns the record count.
+    Errors: MissingKeyError, InvalidRecordError (and its varint
+    subclasses), InvalidRecordCountError, TruncatedBatchError, the header's
+    errors, UnsupportedError (compressed without ``records``)."""
+    cdef Py_buffer view, rview
+    cdef bint has_rview = False
+    cdef kc_batch_info_t bi
+    cdef uint32_t scan_flags = 0
+    cdef uint32_t flags = KC_RECORDS_REQUIRE_KEYS if require_keys else 0
+    cdef const uint8_t *p
+    cdef size_t n
+    if verify_crc:
+        scan_flags |= KC_SCAN_VERIFY_CRC
+    if allow_compacted:
+        scan_flags |= KC_SCAN_ALLOW_COMPACTED
+    PyObject_GetBuffer(batch, &view, PyBUF_SIMPLE)
+    try:
+        p = <const uint8_t *>view.buf
+        n = <size_t>view.len
+        if n >= _GIL_MIN and verify_crc:
+            _one_batch_nogil(p, n, scan_flags, &bi)   # the CRC pass: without the GIL
+        else:
+            _one_batch(p, n, scan_flags, &bi)
+        if records is None:
+            if bi.attributes & KC_ATTR_CODEC_MASK:
+                raise _err(KC_ERR_UNSUPPORTED,
+                           f"batch is compressed (codec {bi.attributes & KC_ATTR_CODEC_MASK}): pass its "
+                           "decompressed records section as records=")
+            _check_section(p + KC_BATCH_HEADER_SIZE, n - KC_BATCH_HEADER_SIZE, bi.record_count,
+                           bi.last_offset_delta, flags, KC_BATCH_HEADER_SIZE)
+        else:
+            PyObject_GetBuffer(records, &rview, PyBUF_SIMPLE)
+            has_rview = True
+            _check_section(<const uint8_t *>rview.buf, <size_t>rview.len, bi.record_count,
+                           bi.last_offset_delta, flags, 0)
+        return bi.record_count
+    finally:
+        if has_rview:
+            PyBuffer_Release(&rview)
+        PyBuffer_Release(&view)
+
+
+cdef int _one_batch_nogil(const uint8_t *p, size_t n, uint32_t scan_flags, kc_batch_info_t *bi) except -1:
+    cdef int rc
+    with nogil:
+        rc = kc_batch_check(p, n, 0, scan_flags, bi)
+    if rc != KC_OK:
+        return _one_batch(p, n, scan_flags, bi)   # re-run with the GIL to raise the detailed error
+    if bi.size != n:
+        raise _err(KC_ERR_ARG, f"one batch expected: it is {bi.size} bytes, the buffer {n}")
+    return 0
+
+
+def recompress_batch(batch, int target_codec, level=None, *, compress=None, records=None,
+                     bint require_keys=False, bint verify_crc=True):
+    """ONE whole batch (any codec) rewritten with codec ``target_codec`` (0..4).
+
+    Per batch, never per record: the records section is decompressed once
+    (``kafka_core.compression.decompress`` on a memoryview slice; skipped
+    when ``records`` already holds it), checked in C (``check_records``:
+    count, offset deltas, keys with require_keys), compressed once
+    (``compress(section)`` when given, else ``compression.compress(target,
+    section[, level=level])``), and written with the copied header into one
+    preallocated bytearray: codec bits, batchLength and CRC set in C.
+    verify_crc: check the input batch's CRC first (never re-sign a corrupt
+    batch).  A codec failure is CorruptRecordError (CORRUPT_MESSAGE)."""
+    cdef Py_buffer view, bview
+    cdef bint has_bview = False
+    cdef kc_batch_info_t bi
+    cdef uint32_t scan_flags = KC_SCAN_VERIFY_CRC if verify_crc else 0
+    cdef uint32_t flags = KC_RECORDS_REQUIRE_KEYS if require_keys else 0
+    cdef const uint8_t *p
+    cdef const uint8_t *sp
+    cdef size_t n, sn, size = 0, cap
+    cdef int codec
+    cdef bytearray out
+    cdef uint8_t *op
+    if target_codec < KC_CODEC_NONE or target_codec > KC_CODEC_ZSTD:
+        raise _err(KC_ERR_ARG, f"target codec {target_codec} is not 0..4")
+    PyObject_GetBuffer(batch, &view, PyBUF_SIMPLE)
+    try:
+        p = <const uint8_t *>view.buf
+        n = <size_t>view.len
+        if n >= _GIL_MIN and verify_crc:
+            _one_batch_nogil(p, n, scan_flags, &bi)
+        else:
+            _one_batch(p, n, scan_flags, &bi)
+        codec = bi.attributes & KC_ATTR_CODEC_MASK
+        if records is not None:
+            section = records
+        elif codec:
+            from kafka_core.compression import decompress
+            try:
+                section = decompress(codec, memoryview(batch).cast("B")[KC_BATCH_HEADER_SIZE:n])
+            except Exception as e:  # any codec failure: the batch is corrupt
+                raise CorruptRecordError(f"cannot decompress the records of a codec {codec} batch: {e}") from e
+        else:
+            section = memoryview(batch).cast("B")[KC_BATCH_HEADER_SIZE:n]
+        PyObject_GetBuffer(section, &bview, PyBUF_SIMPLE)
+        has_bview = True
+        _check_section(<const uint8_t *>bview.buf, <size_t>bview.len, bi.record_count, bi.last_offset_delta,
+                       flags, 0 if (records is not None or codec) else KC_BATCH_HEADER_SIZE)
+        if target_codec != KC_CODEC_NONE:
+            if compress is not None:
+                body = compress(section)
+            else:
+                from kafka_core import compression
+                body = (compression.compress(target_codec, section) if level is None
+                        else compression.compress(target_codec, section, level=level))
+            PyBuffer_Release(&bview)
+            has_bview = False
+            PyObject_GetBuffer(body, &bview, PyBUF_SIMPLE)
+            has_bview = True
+        sp = <const uint8_t *>bview.buf
+        sn = <size_t>bview.len
+        if sn > <size_t>0x7fffffff - KC_BATCH_MIN_LENGTH:
+            raise _err(KC_ERR_TOO_LARGE, f"records section of {sn} bytes does not fit a batch")
+        cap = KC_BATCH_HEADER_SIZE + sn
+        # uninitialised: kc_batch_rewrite writes every byte
+        out = PyByteArray_FromStringAndSize(NULL, <Py_ssize_t>cap)
+        op = <uint8_t *>PyByteArray_AS_STRING(out)
+        if cap >= _GIL_MIN:
+            with nogil:
+                size = kc_batch_rewrite(op, cap, p, target_codec, sp, sn)
+        else:
+            size = kc_batch_rewrite(op, cap, p, target_codec, sp, sn)
+        if size != cap:
+            raise _err(KC_ERR_TOO_LARGE, f"rewritten batch of {cap} bytes")
+        return out
+    finally:
+        if has_bview:
+            PyBuffer_Release(&bview)
         PyBuffer_Release(&view)
 
 

@@ -75,6 +75,13 @@ class InvalidTimestampError(CorruptRecordError):
     kafka_error = "INVALID_TIMESTAMP"
 
 
+class MissingKeyError(InvalidRecordError):
+    """A record without key in a batch for a compacted topic."""
+
+    code = -12
+    kafka_error = "INVALID_RECORD"
+
+
 class LogIOError(KcError, OSError):
     code = -20
     kafka_error = "KAFKA_STORAGE_ERROR"
@@ -119,7 +126,7 @@ _BY_CODE: dict[int, type[KcError]] = {
     for cls in (
         TruncatedBatchError, CrcMismatchError, InvalidMagicError, LegacyFormatError,
         InvalidBatchLengthError, InvalidRecordCountError, InvalidRecordError,
-        VarintUnderflowError, VarintOverflowError, ControlBatchError, InvalidTimestampError,
+        VarintUnderflowError, VarintOverflowError, ControlBatchError, InvalidTimestampError, MissingKeyError,
         LogIOError, InvalidArgumentError, OffsetOutOfRangeError, UnsupportedError,
         ClosedError, TooLargeError, CorruptIndexError, NotFoundError,
     )

@@ -91,6 +91,21 @@ cdef extern from "kc_batch.h" nogil:
     int kc_record_next(const uint8_t *buf, size_t len, size_t *pos, kc_record_t *rec)
     int kc_header_next(const uint8_t *buf, size_t len, size_t *pos, kc_header_t *hdr)
 
+    enum:
+        KC_RECORDS_REQUIRE_KEYS
+
+    ctypedef struct kc_records_check_t:
+        int32_t records
+        size_t position
+        int32_t offset_delta
+
+    int kc_records_check(const uint8_t *records, size_t len, int32_t count, int32_t last_offset_delta,
+                         uint32_t flags, kc_records_check_t *out)
+    int kc_batch_check_records(const uint8_t *buf, size_t len, uint32_t scan_flags, uint32_t flags,
+                               kc_records_check_t *out)
+    size_t kc_batch_rewrite(uint8_t *out, size_t cap, const uint8_t *batch, int codec,
+                            const uint8_t *records, size_t records_len)
+
     ctypedef struct kc_builder_t:
         uint8_t *buf
         size_t cap
@@ -111,3 +126,8 @@ cdef extern from "kc_batch.h" nogil:
                           size_t header_count)
     size_t kc_builder_finish(kc_builder_t *b)
     size_t kc_builder_finish_compressed(kc_builder_t *b, int codec, size_t compressed_len)
+
+
+cdef extern from "kc_common.h" nogil:
+    enum:
+        KC_ERR_MISSING_KEY

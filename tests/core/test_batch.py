@@ -12,7 +12,9 @@ from kafka_core._batch import (
     BatchBuilder,
     Record,
     assign_offsets,
+    check_records,
     iter_records,
+    recompress_batch,
     scan_batches,
     validate_batches,
 )
@@ -254,3 +256,154 @@ def test_builder_limits_and_views() -> None:
     b4 = BatchBuilder(1000, base_timestamp=0)
     assert b4.append(0, None, None, many)
     assert iter_records(b4.finish())[0].headers == many
+
+
+# ---------------------------------------------------------------- check_records / recompress_batch
+
+def _raw(deltas: list[int], keys: list[bytes | None], *, last: int | None = None, count: int | None = None,
+         attributes: int = 0, section: bytes | None = None) -> bytes:
+    """An oracle-encoded batch with arbitrary offset deltas / keys / header counts."""
+    recs = [py.PyRecord(d, 0, k, b"v", []) for d, k in zip(deltas, keys, strict=True)]
+    lod = len(deltas) - 1 if last is None else last
+    return py.encode_batch(py.PyBatch(last_offset_delta=lod, base_timestamp=5, max_timestamp=5, records=recs,
+                                      attributes=attributes), records_section=section,
+                           record_count=len(deltas) if count is None else count)
+
+
+def test_check_records_ok_and_missing_key() -> None:
+    raw = build(4)
+    assert check_records(raw) == 4
+    assert check_records(raw, require_keys=True, verify_crc=True) == 4
+    nokey = _raw([0, 1, 2], [b"a", None, b""])
+    assert check_records(nokey) == 3
+    with pytest.raises(E.MissingKeyError) as ei:
+        check_records(nokey, require_keys=True)
+    assert ei.value.kafka_error == "INVALID_RECORD" and ei.value.code == -12
+    assert ei.value.record_index == 1
+    assert ei.value.position == 61 + len(py.encode_record(py.PyRecord(0, 0, b"a", b"v")))
+    assert isinstance(ei.value, E.InvalidRecordError)
+
+
+@pytest.mark.parametrize(("deltas", "index"), [([0, 0, 1], 1), ([1, 0, 2], 1), ([-1, 0, 1], 0), ([0, 1, 3], 2)])
+def test_check_records_offset_deltas(deltas: list[int], index: int) -> None:
+    raw = _raw(deltas, [b"k"] * 3, last=2)
+    with pytest.raises(E.InvalidRecordError) as ei:
+        check_records(raw)
+    assert ei.value.code == -7 and ei.value.record_index == index
+
+
+def test_check_records_compacted_gaps() -> None:
+    raw = _raw([1, 4], [b"k", b"k"], last=5)
+    with pytest.raises(E.InvalidRecordCountError):
+        check_records(raw)                      # header: count != lastOffsetDelta + 1
+    assert check_records(raw, allow_compacted=True) == 2
+
+
+def test_check_records_count_mismatch() -> None:
+    recs = b"".join(py.encode_record(py.PyRecord(i, 0, b"k", b"v" * 9)) for i in range(3))   # > 4 * 7 bytes
+    fewer = py.encode_batch(py.PyBatch(last_offset_delta=3), records_section=recs, record_count=4)
+    with pytest.raises(E.InvalidRecordCountError) as ei:
+        check_records(fewer)
+    assert ei.value.record_index == 3 and "ends after 3 records" in str(ei.value)
+    more = py.encode_batch(py.PyBatch(last_offset_delta=1), records_section=recs, record_count=2)
+    with pytest.raises(E.InvalidRecordCountError, match="bytes remain"):
+        check_records(more)
+
+
+def test_check_records_decode_errors_and_args() -> None:
+    raw = bytearray(build(3))
+    raw[61] = 0x7E                              # record 0 length 63: past the batch
+    with pytest.raises(E.TruncatedBatchError):
+        check_records(bytes(raw))
+    raw[61] = 0x01                              # length -1
+    with pytest.raises(E.InvalidRecordError):
+        check_records(bytes(raw))
+    with pytest.raises(E.CrcMismatchError):
+        check_records(bytes(raw), verify_crc=True)
+    with pytest.raises(E.InvalidArgumentError):
+        check_records(build(2) + b"\0")          # not exactly one batch
+    with pytest.raises(E.TruncatedBatchError):
+        check_records(build(2)[:-1])
+
+
+def test_check_records_compressed_needs_section() -> None:
+    from kafka_core import compression
+
+    plain = build(5)
+    for codec in (1, 2, 3, 4):
+        z = recompress_batch(plain, codec)
+        with pytest.raises(E.UnsupportedError):
+            check_records(z)
+        section = compression.decompress(codec, memoryview(z)[61:])
+        assert check_records(z, section, require_keys=True, verify_crc=True) == 5
+        with pytest.raises(E.InvalidRecordCountError):
+            check_records(z, section + b"\0")
+
+
+def test_recompress_round_trip_all_codecs() -> None:
+    from kafka_core import compression
+
+    plain = build(6, producer_id=3, producer_epoch=1, base_sequence=7)
+    want = [(r.offset, r.timestamp, r.key, r.value, r.headers) for r in iter_records(plain)]
+    for src in range(5):
+        batch = recompress_batch(plain, src) if src else plain
+        for dst in range(5):
+            out = recompress_batch(memoryview(batch), dst)
+            assert isinstance(out, bytearray)
+            (info,), valid = scan_batches(out)
+            assert valid == len(out) and info.codec == dst and info.record_count == 6
+            assert (info.producer_id, info.producer_epoch, info.base_sequence) == (3, 1, 7)
+            assert bytes(out[:8]) == plain[:8] and bytes(out[12:17]) == plain[12:17]
+            body = compression.decompress(dst, memoryview(out)[61:]) if dst else bytes(out[61:])
+            assert body == plain[61:]
+            if dst == 0:
+                assert bytes(out) == plain
+                got = iter_records(out)
+            else:
+                got = iter_records(_plain(out, body))
+            assert [(r.offset, r.timestamp, r.key, r.value, r.headers) for r in got] == want
+
+
+def _plain(batch: bytearray, body: bytes) -> bytes:
+    pb = py.decode_batch(bytes(batch), decode_records=False)
+    pb.attributes &= ~7
+    return py.encode_batch(pb, records_section=body)
+
+
+def test_recompress_errors() -> None:
+    plain = build(3)
+    bad = bytearray(plain)
+    bad[-2] ^= 1                                # a value byte of the last record: still decodes
+    with pytest.raises(E.CrcMismatchError):
+        recompress_batch(bytes(bad), 1)
+    assert isinstance(recompress_batch(bytes(bad), 1, verify_crc=False), bytearray)
+    with pytest.raises(E.InvalidArgumentError):
+        recompress_batch(plain, 5)
+    with pytest.raises(E.MissingKeyError):
+        recompress_batch(_raw([0, 1], [b"k", None]), 4, require_keys=True)
+    with pytest.raises(E.InvalidRecordError):
+        recompress_batch(_raw([0, 0], [b"k", b"k"]), 4)      # deltas not increasing
+    garbage = py.encode_batch(py.PyBatch(last_offset_delta=0, attributes=4), records_section=b"not zstd")
+    with pytest.raises(E.CorruptRecordError, match="cannot decompress") as ei:
+        recompress_batch(garbage, 0)
+    assert ei.value.kafka_error == "CORRUPT_MESSAGE"
+
+
+def test_recompress_compress_hook_and_records() -> None:
+    from kafka_core import compression
+
+    plain = build(4)
+    seen = []
+
+    def comp(data: object) -> bytes:
+        seen.append(bytes(data))  # type: ignore[call-overload]
+        return compression.compress(4, data)
+
+    out = recompress_batch(plain, 4, compress=comp)
+    assert seen == [plain[61:]]
+    z = recompress_batch(plain, 1)
+    section = compression.decompress(1, memoryview(z)[61:])
+    assert bytes(recompress_batch(z, 0, records=section)) == plain
+    with pytest.raises(E.InvalidRecordCountError):
+        recompress_batch(z, 0, records=section + b"\0")
+    assert scan_batches(out)[0][0].codec == 4

@@ -9,7 +9,16 @@ from hypothesis import strategies as st
 from kafka_protocol import _pyrecords as py
 
 from kafka_core import _errors as E
-from kafka_core._batch import BatchBuilder, assign_offsets, iter_records, scan_batches, validate_batches
+from kafka_core import compression
+from kafka_core._batch import (
+    BatchBuilder,
+    assign_offsets,
+    check_records,
+    iter_records,
+    recompress_batch,
+    scan_batches,
+    validate_batches,
+)
 from kafka_core._crc32c import crc32c, crc32c_portable
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -130,3 +139,83 @@ def test_garbage_never_crashes(data: bytes) -> None:
             iter_records(data[bi.position:bi.position + bi.size])
         except (E.CorruptRecordError, E.UnsupportedError):
             pass
+
+
+# ---------------------------------------------------------------- check_records / recompress_batch
+
+raw_records = st.lists(st.tuples(st.integers(min_value=-3, max_value=12), blobs), min_size=0, max_size=10)
+
+
+def oracle_check(deltas: list[int], keys: list[bytes | None], last: int, require_keys: bool) -> int | None:
+    """Index of the first record Kafka's LogValidator rejects, or None."""
+    prev = -1
+    for i, (d, k) in enumerate(zip(deltas, keys, strict=True)):
+        if d < 0 or d <= prev or d > last:
+            return i
+        if require_keys and k is None:
+            return i
+        prev = d
+    return None
+
+
+@SETTINGS
+@given(raw_records, st.integers(min_value=0, max_value=3), st.booleans(), st.booleans())
+def test_check_records_matches_oracle(recs, slack, require_keys, compressed) -> None:
+    deltas = [d for d, _ in recs]
+    keys = [k for _, k in recs]
+    last = max([0, len(recs) - 1, *deltas]) + slack     # compacted shape: lastOffsetDelta >= count - 1
+    section = b"".join(py.encode_record(py.PyRecord(d, 0, k, b"value", [])) for d, k in recs)
+    payload = compression.compress(4, section) if compressed else section
+    raw = py.encode_batch(py.PyBatch(last_offset_delta=last, attributes=4 if compressed else 0),
+                          records_section=payload, record_count=len(recs))
+    bad = oracle_check(deltas, keys, last, require_keys)
+    try:
+        n = check_records(raw, section if compressed else None, require_keys=require_keys, verify_crc=True,
+                          allow_compacted=True)
+    except E.CorruptRecordError as e:
+        assert bad is not None, e
+        assert e.record_index == bad
+        want = E.MissingKeyError if (keys[bad] is None and require_keys and not (
+            deltas[bad] < 0 or deltas[bad] > last or (bad and deltas[bad] <= deltas[bad - 1]))) else None
+        assert type(e) is (want or E.InvalidRecordError)
+    else:
+        assert bad is None and n == len(recs)
+
+
+@SETTINGS
+@given(records, batch_params, st.integers(min_value=0, max_value=4), st.integers(min_value=0, max_value=4))
+def test_recompress_round_trip_against_oracle(recs, params, src, dst) -> None:
+    plain = oracle_batch(recs, params)
+    batch = recompress_batch(plain, src) if src else plain
+    out = recompress_batch(batch, dst)
+    pb = py.decode_batch(bytes(out), decode_records=False)       # the oracle checks the CRC
+    want = py.decode_batch(plain)
+    assert pb.attributes == want.attributes | dst and pb.size == len(out)
+    assert (pb.base_offset, pb.partition_leader_epoch, pb.last_offset_delta, pb.base_timestamp, pb.max_timestamp,
+            pb.producer_id, pb.producer_epoch, pb.base_sequence) == (
+            want.base_offset, want.partition_leader_epoch, want.last_offset_delta, want.base_timestamp,
+            want.max_timestamp, want.producer_id, want.producer_epoch, want.base_sequence)
+    body = compression.decompress(dst, memoryview(out)[61:]) if dst else bytes(out[61:])
+    assert body == plain[61:]
+    pos, got = 0, []
+    while pos < len(body):
+        r, pos = py.decode_record(body, pos)
+        got.append(r)
+    assert got == want.records
+    if dst == 0:
+        assert bytes(out) == plain
+
+
+@SETTINGS
+@given(records, batch_params)
+def test_every_section_truncation_is_rejected(recs, params) -> None:
+    raw = oracle_batch(recs, params)
+    section = raw[61:]
+    assert check_records(raw, section) == len(recs)
+    for cut in range(len(section)):
+        try:
+            check_records(raw, section[:cut])
+        except E.CorruptRecordError:
+            pass
+        else:
+            raise AssertionError(f"records section cut at {cut} of {len(section)} accepted")
