@@ -49,22 +49,15 @@ CODEC_ZSTD = 4
 TARGET_CODEC = {"uncompressed": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 
 
+_LEVEL_KEYS = {1: "compression.gzip.level", 3: "compression.lz4.level", 4: "compression.zstd.level"}
+
+
 def _compress(codec: int, data: Any, eff: dict[str, Any]) -> Any:
     """Compress a records section with the topic's compression.<codec>.level."""
-    import cramjam
-
     from kafka_core.compression import compress
 
-    if codec == 1:
-        level = eff.get("compression.gzip.level", -1)
-        return cramjam.gzip.compress(data, level=None if level == -1 else level)
-    if codec == 3:
-        c = cramjam.lz4.Compressor(level=eff.get("compression.lz4.level", 9), block_linked=False)
-        c.compress(data if isinstance(data, bytes) else bytes(data))   # takes bytes only
-        return c.finish()
-    if codec == 4:
-        return cramjam.zstd.compress(data, level=eff.get("compression.zstd.level", 3))
-    return compress(codec, data)     # snappy: xerial framing, no level
+    key = _LEVEL_KEYS.get(codec)
+    return compress(codec, data, eff.get(key) if key else None)
 
 
 def handle_produce(b: Broker, ctx: RequestContext, req: Any) -> Any:

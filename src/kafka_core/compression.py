@@ -67,19 +67,24 @@ def _snappy_decompress(data: Any) -> bytes:
     return bytes(cramjam.snappy.decompress_raw(mv))
 
 
-def compress(codec: int, data: Any) -> bytes:
-    """Compress a records section with codec 1-4."""
+def compress(codec: int, data: Any, level: int | None = None) -> bytes:
+    """Compress a records section with codec 1-4.
+
+    level: the codec's level as Kafka's compression.gzip.level (1-9),
+    compression.lz4.level (1-17) and compression.zstd.level take it; None
+    (or -1 for gzip) is the codec's default.  Snappy has no level."""
     if codec == 1:
-        return bytes(cramjam.gzip.compress(data))
+        return bytes(cramjam.gzip.compress(data, level=None if level in (None, -1) else level))
     if codec == 2:
         return _snappy_xerial(data)
     if codec == 3:
         # Kafka's KafkaLZ4BlockInputStream refuses linked blocks ("Dependent block stream").
-        c = cramjam.lz4.Compressor(block_linked=False)
-        c.compress(bytes(data))
+        c = cramjam.lz4.Compressor(level=level, block_linked=False) if level is not None \
+            else cramjam.lz4.Compressor(block_linked=False)
+        c.compress(bytes(data))  # the compressor takes bytes only
         return bytes(c.finish())
     if codec == 4:
-        return bytes(cramjam.zstd.compress(data))
+        return bytes(cramjam.zstd.compress(data, level=level) if level is not None else cramjam.zstd.compress(data))
     raise ValueError(f"unknown compression codec {codec}")
 
 
