@@ -14,9 +14,19 @@ one heartbeat at a time (Kafka's ``CurrentAssignmentBuilder``):
    that no other member still owns; the rest come in later heartbeats, as
    their previous owners release them (UNRELEASED_PARTITIONS).
 
-So no partition is ever owned by two members at once.  Member state is kept
-in memory only: after a broker restart members get UNKNOWN_MEMBER_ID and
-rejoin with epoch 0 (their committed offsets are durable).
+So no partition is ever owned by two members at once.
+
+Durability: the group's state is a set of Kafka's KIP-848 records in
+``__consumer_offsets`` (``records.py``, key versions 3-8: group epoch,
+subscribed topics' metadata, member metadata, target assignment epoch and
+per-member target, per-member current assignment).  After each heartbeat
+(and each timer that removes a member) ``_cg_persist`` encodes the group's
+records, and the store appends those that differ from what it last appended,
+plus tombstones for the keys that are gone; a heartbeat is answered only
+after that append returned.  At start-up ``_cg_restore`` rebuilds the groups
+from the records, so a member keeps its id, epoch and assignment across a
+restart; session timeouts restart from load time (as in Kafka).  Encoding the
+whole group per heartbeat is O(members): fine for the group sizes we serve.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ from uuid import UUID
 from kafka_protocol.errors import ErrorCode as E
 
 from . import _proto as P
+from . import records as R
 from .assignors import ASSIGNORS, DEFAULT_ASSIGNOR
 
 log = logging.getLogger("kafka_broker.groups.consumer")
@@ -43,6 +54,10 @@ STATIC_LEAVE_EPOCH = -2
 
 TP = dict[UUID, set[int]]
 
+_STATE_CODE = {STABLE_M: R.MEMBER_STATE_STABLE, UNREVOKED: R.MEMBER_STATE_UNREVOKED,
+               UNRELEASED: R.MEMBER_STATE_UNRELEASED}
+_CODE_STATE = {v: k for k, v in _STATE_CODE.items()}
+
 
 def _flat(a: TP) -> set[tuple[UUID, int]]:
     return {(t, p) for t, ps in a.items() for p in ps}
@@ -53,6 +68,77 @@ def _nest(s: set[tuple[UUID, int]]) -> TP:
     for t, p in s:
         out.setdefault(t, set()).add(p)
     return out
+
+
+def _lists(s: set[tuple[UUID, int]]) -> R.TopicPartitions:
+    return {t: sorted(ps) for t, ps in _nest(s).items()}
+
+
+def _unlists(a: R.TopicPartitions) -> set[tuple[UUID, int]]:
+    return {(t, p) for t, ps in a.items() for p in ps}
+
+
+def group_records(g: ConsumerGroup) -> dict[bytes, bytes]:
+    """The group's state as KIP-848 ``__consumer_offsets`` records, key -> value."""
+    gid = g.group_id
+    out = {
+        R.cg_key(R.CG_METADATA_KEY, gid): R.cg_epoch_value(g.group_epoch),
+        R.cg_key(R.CG_PARTITION_METADATA_KEY, gid): R.cg_partition_metadata_value(
+            [R.CgTopicMetadata(tid, name, n) for name, tid, n in g.metadata_fp]),
+        R.cg_key(R.CG_TARGET_METADATA_KEY, gid): R.cg_epoch_value(g.assignment_epoch),
+    }
+    for mid, m in g.members.items():
+        out[R.cg_key(R.CG_MEMBER_METADATA_KEY, gid, mid)] = R.cg_member_metadata_value(R.CgMemberMetadata(
+            m.instance_id, m.rack_id, m.client_id, m.client_host, list(m.subscribed_names), m.regex,
+            m.server_assignor, m.rebalance_timeout_ms))
+        out[R.cg_key(R.CG_CURRENT_MEMBER_KEY, gid, mid)] = R.cg_current_assignment_value(R.CgCurrentAssignment(
+            m.member_epoch, m.previous_epoch, _STATE_CODE.get(m.state, R.MEMBER_STATE_UNKNOWN),
+            _lists(m.assigned), _lists(m.pending_revocation)))
+    for mid, tps in g.target.items():
+        out[R.cg_key(R.CG_TARGET_MEMBER_KEY, gid, mid)] = R.cg_target_member_value(_lists(tps))
+    return out
+
+
+def restore_group(group_id: str, raw: dict[bytes, bytes]) -> ConsumerGroup:
+    """A ConsumerGroup from its stored records (``group_records``'s inverse; timers not armed)."""
+    g = ConsumerGroup(group_id)
+    meta: dict[str, R.CgMemberMetadata] = {}
+    current: dict[str, R.CgCurrentAssignment] = {}
+    for key, value in raw.items():
+        kv, _, mid = R.decode_cg_key(key)
+        if kv == R.CG_METADATA_KEY:
+            g.group_epoch = R.decode_cg_epoch_value(value)
+        elif kv == R.CG_TARGET_METADATA_KEY:
+            g.assignment_epoch = R.decode_cg_epoch_value(value)
+        elif kv == R.CG_PARTITION_METADATA_KEY:
+            g.metadata_fp = tuple((t.name, t.topic_id, t.partitions)
+                                  for t in R.decode_cg_partition_metadata_value(value))
+        elif kv == R.CG_MEMBER_METADATA_KEY and mid is not None:
+            meta[mid] = R.decode_cg_member_metadata_value(value)
+        elif kv == R.CG_CURRENT_MEMBER_KEY and mid is not None:
+            current[mid] = R.decode_cg_current_assignment_value(value)
+        elif kv == R.CG_TARGET_MEMBER_KEY and mid is not None:
+            g.target[mid] = _unlists(R.decode_cg_target_member_value(value))
+    for mid, md in meta.items():
+        m = ConsumerMember(mid)
+        m.instance_id, m.rack_id, m.client_id, m.client_host = md.instance_id, md.rack_id, md.client_id, md.client_host
+        m.subscribed_names = list(md.subscribed_topic_names)
+        m.regex = md.subscribed_topic_regex
+        m.server_assignor = md.server_assignor
+        if md.rebalance_timeout_ms > 0:
+            m.rebalance_timeout_ms = md.rebalance_timeout_ms
+        c = current.get(mid)
+        if c is not None:
+            m.member_epoch, m.previous_epoch = c.member_epoch, c.previous_member_epoch
+            m.state = _CODE_STATE.get(c.state, STABLE_M)
+            m.assigned = _unlists(c.assigned)
+            m.pending_revocation = _unlists(c.pending_revocation)
+        g.members[mid] = m
+        if m.instance_id is not None:
+            g.static[m.instance_id] = mid
+    votes = Counter(m.server_assignor for m in g.members.values() if m.server_assignor)
+    g.assignor = votes.most_common(1)[0][0] if votes else DEFAULT_ASSIGNOR
+    return g
 
 
 class ConsumerMember:
@@ -141,6 +227,9 @@ class ConsumerProtocolMixin:
         interval = self.cfg("group.consumer.heartbeat.interval.ms")  # type: ignore[attr-defined]
         try:
             member_id, epoch, assignment = self._cg_heartbeat(req, version, ctx)
+            g = self.groups.get(req.group_id)
+            if isinstance(g, ConsumerGroup) and not await self._cg_persist(g):
+                raise _Reject(E.COORDINATOR_NOT_AVAILABLE, "Writing the group's state failed.")
         except _Reject as r:
             return P.build(cls, version, throttle_time_ms=0, error_code=r.code, error_message=r.message,
                            member_id=None, member_epoch=-1, heartbeat_interval_ms=0, assignment=None)
@@ -205,7 +294,7 @@ class ConsumerProtocolMixin:
             g = None
         if g is None:
             if epoch != 0:
-                # not GROUP_ID_NOT_FOUND: groups are in memory, and after a restart a member must rejoin
+                # not GROUP_ID_NOT_FOUND: the member rejoins with epoch 0 (e.g. its group was deleted)
                 raise _Reject(E.UNKNOWN_MEMBER_ID, f"Group {group_id} has no member {member_id}.")
             g = self.groups[group_id] = ConsumerGroup(group_id)
 
@@ -354,6 +443,7 @@ class ConsumerProtocolMixin:
             log.info("group %s: member %s fenced: did not revoke partitions within %d ms", g.group_id,
                      m.member_id, m.rebalance_timeout_ms)
             self._cg_remove(g, m)
+            self.spawn(self._cg_persist(g))  # type: ignore[attr-defined]
 
     def _cg_arm_session(self, g: ConsumerGroup, m: ConsumerMember) -> None:
         if m.session_handle is not None:
@@ -366,6 +456,7 @@ class ConsumerProtocolMixin:
         if g.members.get(m.member_id) is m:
             log.info("group %s: member %s expired", g.group_id, m.member_id)
             self._cg_remove(g, m)
+            self.spawn(self._cg_persist(g))  # type: ignore[attr-defined]
 
     def _cg_remove(self, g: ConsumerGroup, m: ConsumerMember, bump: bool = True) -> None:
         for h in (m.session_handle, m.revocation_handle):
@@ -390,6 +481,32 @@ class ConsumerProtocolMixin:
         else:
             self._cg_remove(g, m)
         return member_id, epoch, None
+
+    # -- durability ------------------------------------------------------------------------
+    async def _cg_persist(self, g: ConsumerGroup) -> bool:
+        """Append the group's changed records; False (logged) if the append failed.
+
+        A group that was dropped or replaced meanwhile is not written (its deletion
+        or replacement writes its own tombstones).
+        """
+        if self.groups.get(g.group_id) is not g:
+            return True
+        try:
+            await self.store.sync_consumer_group(g.group_id, group_records(g))  # type: ignore[attr-defined]
+        except Exception as e:  # noqa: BLE001
+            log.warning("group %s: storing consumer group state failed: %s", g.group_id, e)
+            return False
+        return True
+
+    def _cg_restore(self, group_id: str, raw: dict[bytes, bytes]) -> ConsumerGroup:
+        """Rebuild a group from the store at start-up and arm its members' timers from now."""
+        g = restore_group(group_id, raw)
+        for m in g.members.values():
+            self._cg_arm_session(g, m)
+            if m.state == UNREVOKED:
+                m.revocation_handle = self.call_later(  # type: ignore[attr-defined]
+                    m.rebalance_timeout_ms, lambda g=g, m=m: self._cg_revocation_expired(g, m))
+        return g
 
     def _cancel_consumer_timers(self, g: ConsumerGroup) -> None:
         for m in g.members.values():

@@ -187,6 +187,14 @@ class GroupCoordinator(OffsetsMixin, ConsumerProtocolMixin):
                     self._schedule_heartbeat(g, m)
             g.state_timestamp = rec.current_state_timestamp if rec.current_state_timestamp > 0 else now
             self.groups[gid] = g
+        for gid, raw in self.store.consumer.items():
+            old = self.groups.get(gid)
+            if old is not None:     # both kinds stored: cannot happen with our writes; KIP-848 wins
+                self._cancel_group_timers(old)
+            try:
+                self.groups[gid] = self._cg_restore(gid, raw)
+            except Exception as e:  # noqa: BLE001 - one bad group must not stop the coordinator
+                log.warning("group %s: cannot restore consumer group state: %s", gid, e)
         for gid in self.store.offsets:
             if gid not in self.groups:
                 self.groups[gid] = ClassicGroup(gid, now)

@@ -12,6 +12,10 @@ flush policy asks for one, so an OffsetCommit answered with NONE survives a
 kill -9.  The in-memory view is updated after the append, never before, so a
 reader never sees an offset that may not be on disk.
 
+KIP-848 groups: ``sync_consumer_group`` appends the changed records of a
+group (key versions 3-8, ``records.py``); the view keeps their raw values
+per key, and the coordinator decodes them at start-up.
+
 Start-up: ``load()`` scans every partition from its start, last value per key
 wins, a null value (tombstone) deletes the key.  Scanning reads whole batches
 and decodes records in C (``kafka_core._batch``) when it is built, else with
@@ -192,6 +196,9 @@ class OffsetsStore:
         self._wall = wall_clock
         self.offsets: dict[str, dict[tuple[str, int], OffsetValue]] = {}
         self.groups: dict[str, GroupRecord] = {}
+        # KIP-848 groups: the last appended value of each key (versions 3-8), raw; the
+        # coordinator diffs a group's current records against this to write only changes
+        self.consumer: dict[str, dict[bytes, bytes]] = {}
         self.loaded = False
         self._inflight: dict[tuple[str, str, int], int] = {}
 
@@ -205,6 +212,7 @@ class OffsetsStore:
     def load_sync(self) -> None:
         offsets: dict[str, dict[tuple[str, int], OffsetValue]] = {}
         groups: dict[str, GroupRecord] = {}
+        consumer: dict[str, dict[bytes, bytes]] = {}
         bad = 0
         for p in range(self.num_partitions):
             for chunk in self.backend.read(p):
@@ -212,20 +220,20 @@ class OffsetsStore:
                     if key is None:
                         continue
                     try:
-                        self._apply(offsets, groups, bytes(key), None if value is None else bytes(value))
+                        self._apply(offsets, groups, consumer, bytes(key), None if value is None else bytes(value))
                     except R.RecordFormatError as e:
                         bad += 1
                         log.warning("%s-%d: skipping a record: %s", TOPIC, p, e)
         if bad:
             log.warning("%s: %d undecodable records skipped", TOPIC, bad)
-        self.offsets, self.groups, self.loaded = offsets, groups, True
+        self.offsets, self.groups, self.consumer, self.loaded = offsets, groups, consumer, True
 
     async def load(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self.load_sync)
 
     @staticmethod
     def _apply(offsets: dict[str, dict[tuple[str, int], OffsetValue]], groups: dict[str, GroupRecord],
-               key: bytes, value: bytes | None) -> None:
+               consumer: dict[str, dict[bytes, bytes]], key: bytes, value: bytes | None) -> None:
         kind, group, topic, partition = R.decode_key(key)
         if kind == "offset":
             assert topic is not None
@@ -242,6 +250,15 @@ class OffsetsStore:
                 groups.pop(group, None)
             else:
                 groups[group] = R.decode_group_value(value)
+        elif kind == "consumer":
+            if value is None:
+                c = consumer.get(group)
+                if c is not None:
+                    c.pop(key, None)
+                    if not c:
+                        del consumer[group]
+            else:
+                consumer.setdefault(group, {})[key] = value
 
     # -- writing -------------------------------------------------------------
     async def _write(self, group_id: str, items: list[tuple[bytes, bytes | None]]) -> None:
@@ -284,17 +301,60 @@ class OffsetsStore:
                 del self.offsets[group_id]
 
     async def store_group(self, group_id: str, record: GroupRecord) -> None:
-        await self._write(group_id, [(R.group_key(group_id), R.group_value(record))])
+        """Classic group metadata; tombstones any KIP-848 records the group had (it was converted)."""
+        gone = list(self.consumer.get(group_id, {}))
+        await self._write(group_id, [(k, None) for k in gone] + [(R.group_key(group_id), R.group_value(record))])
         self.groups[group_id] = record
+        self._drop_consumer_keys(group_id, gone)
+
+    async def sync_consumer_group(self, group_id: str, records: dict[bytes, bytes]) -> int:
+        """Make the stored KIP-848 records of ``group_id`` equal ``records`` (key -> value).
+
+        Appends, as one batch, the values that changed and tombstones for the keys
+        that are gone (and for a classic group record the group replaced); returns
+        the number of records written (0: nothing changed, nothing appended).  The
+        view changes once the append returned.
+        """
+        have = self.consumer.get(group_id, {})
+        changes: list[tuple[bytes, bytes | None]] = [(k, None) for k in have if k not in records]
+        changes += [(k, v) for k, v in records.items() if have.get(k) != v]
+        classic = group_id in self.groups
+        items = changes + ([(R.group_key(group_id), None)] if classic else [])
+        if not items:
+            return 0
+        await self._write(group_id, items)
+        if classic:
+            self.groups.pop(group_id, None)
+        view = self.consumer.setdefault(group_id, {})
+        for k, v in changes:
+            if v is None:
+                view.pop(k, None)
+            else:
+                view[k] = v
+        if not view:
+            del self.consumer[group_id]
+        return len(items)
+
+    def _drop_consumer_keys(self, group_id: str, keys: list[bytes]) -> None:
+        c = self.consumer.get(group_id)
+        if c is None:
+            return
+        for k in keys:
+            c.pop(k, None)
+        if not c:
+            del self.consumer[group_id]
 
     async def delete_group(self, group_id: str) -> None:
         """Tombstones for the group's metadata and every offset it committed."""
         items: list[tuple[bytes, bytes | None]] = [(R.offset_key(group_id, t, p), None)
                                                    for t, p in self.offsets.get(group_id, {})]
         items.append((R.group_key(group_id), None))
+        gone = list(self.consumer.get(group_id, {}))
+        items += [(k, None) for k in gone]
         await self._write(group_id, items)
         self.offsets.pop(group_id, None)
         self.groups.pop(group_id, None)
+        self._drop_consumer_keys(group_id, gone)
 
     # -- reading -------------------------------------------------------------
     def get(self, group_id: str, topic: str, partition: int) -> OffsetValue | None:
@@ -305,4 +365,4 @@ class OffsetsStore:
         return dict(self.offsets.get(group_id, {}))
 
     def group_ids(self) -> set[str]:
-        return set(self.offsets) | set(self.groups)
+        return set(self.offsets) | set(self.groups) | set(self.consumer)

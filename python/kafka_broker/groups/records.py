@@ -17,7 +17,8 @@ int32 count (Kafka's ``group-coordinator/src/main/resources/common/message``):
   assignment bytes.  We write v3.
 
 A record with a null value is a tombstone: the key's previous value is gone.
-Keys of other versions (KIP-848 and transaction records) are skipped on load.
+KIP-848 records (key versions 3-8) are described below; other keys (transaction
+records) are skipped on load.
 
 The partition of a group is ``abs(java String.hashCode(group_id)) % n``
 (Kafka's ``Utils.abs``: MIN_VALUE maps to 0), so an operator sees the same
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from uuid import UUID
 
 OFFSET_KEY_VERSION = 1
 GROUP_KEY_VERSION = 2
@@ -227,7 +229,8 @@ def decode_group_value(buf: bytes) -> GroupRecord:
 # -- keys ----------------------------------------------------------------------
 
 def decode_key(buf: bytes) -> tuple[str, str, str | None, int]:
-    """("offset", group, topic, partition) or ("group", group, None, -1), or ("other", "", None, ver)."""
+    """("offset", group, topic, partition), ("group", group, None, -1), ("consumer", group, member id or
+    None, key version) for the KIP-848 keys 3-8, or ("other", "", None, ver)."""
     r = _Reader(buf)
     ver = r.i16()
     if ver in (0, 1):
@@ -235,4 +238,241 @@ def decode_key(buf: bytes) -> tuple[str, str, str | None, int]:
         return "offset", group, topic, r.i32()
     if ver == 2:
         return "group", r.string() or "", None, -1
+    if ver in CG_GROUP_KEYS or ver in CG_MEMBER_KEYS:
+        group = r.string() or ""
+        return "consumer", group, (r.string() or "") if ver in CG_MEMBER_KEYS else None, ver
     return "other", "", None, ver
+
+
+# -- KIP-848 consumer group records ------------------------------------------------
+#
+# Kafka's group-coordinator record schemas: keys are non-flexible (int16
+# version, int16-length strings), values are flexible from v0 (compact
+# strings/arrays: uvarint length+1, 0 = null; a trailing tagged-field count,
+# we write 0 and skip any we read).  Key versions 3-8 never collide with the
+# classic ones (0-1 offsets, 2 group metadata).
+#
+# - 3 ConsumerGroupMetadata(GroupId) -> Epoch i32
+# - 4 ConsumerGroupPartitionMetadata(GroupId) -> Topics[TopicId uuid, TopicName,
+#   NumPartitions i32, PartitionMetadata[Partition i32, Racks[string]]]
+# - 5 ConsumerGroupMemberMetadata(GroupId, MemberId) -> InstanceId?, RackId?,
+#   ClientId, ClientHost, SubscribedTopicNames[string], SubscribedTopicRegex?,
+#   ServerAssignor?, RebalanceTimeoutMs i32
+# - 6 ConsumerGroupTargetAssignmentMetadata(GroupId) -> AssignmentEpoch i32
+# - 7 ConsumerGroupTargetAssignmentMember(GroupId, MemberId) -> TopicPartitions[TopicId, Partitions[i32]]
+# - 8 ConsumerGroupCurrentMemberAssignment(GroupId, MemberId) -> MemberEpoch i32,
+#   PreviousMemberEpoch i32, State i8, AssignedPartitions[..], PartitionsPendingRevocation[..]
+#
+# Every value is written at version 0.
+
+CG_METADATA_KEY = 3
+CG_PARTITION_METADATA_KEY = 4
+CG_MEMBER_METADATA_KEY = 5
+CG_TARGET_METADATA_KEY = 6
+CG_TARGET_MEMBER_KEY = 7
+CG_CURRENT_MEMBER_KEY = 8
+CG_GROUP_KEYS = (CG_METADATA_KEY, CG_PARTITION_METADATA_KEY, CG_TARGET_METADATA_KEY)
+CG_MEMBER_KEYS = (CG_MEMBER_METADATA_KEY, CG_TARGET_MEMBER_KEY, CG_CURRENT_MEMBER_KEY)
+
+# Kafka's MemberState codes
+MEMBER_STATE_STABLE = 1
+MEMBER_STATE_UNREVOKED = 2
+MEMBER_STATE_UNRELEASED = 3
+MEMBER_STATE_UNKNOWN = 127
+
+_b = struct.Struct(">b")
+
+TopicPartitions = dict[UUID, list[int]]
+
+
+def _uvarint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _cstr(s: str | None) -> bytes:
+    if s is None:
+        return b"\x00"
+    b = s.encode()
+    return _uvarint(len(b) + 1) + b
+
+
+def _carray(items: list[bytes]) -> bytes:
+    return _uvarint(len(items) + 1) + b"".join(items)
+
+
+_NO_TAGS = b"\x00"
+
+
+def _tps(a: TopicPartitions) -> bytes:
+    return _carray([t.bytes + _carray([_i.pack(p) for p in sorted(ps)]) + _NO_TAGS
+                    for t, ps in sorted(a.items())])
+
+
+class _FlexReader(_Reader):
+    __slots__ = ()
+
+    def cstr(self, nullable: bool = False) -> str | None:
+        s = self.compact_string()
+        if s is None and not nullable:
+            raise RecordFormatError(f"null string at {self.pos}")
+        return s
+
+    def count(self) -> int:
+        n = self.uvarint() - 1
+        if n > len(self.buf) - self.pos:    # every element takes at least one byte
+            raise RecordFormatError(f"array of {n} at {self.pos}, {len(self.buf) - self.pos} bytes remain")
+        return n
+
+    def uuid(self) -> UUID:
+        return UUID(bytes=bytes(self._take(16, "uuid")))
+
+    def i8(self) -> int:
+        return int(_b.unpack(self._take(1, "int8"))[0])
+
+    def tags(self) -> None:
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self._take(self.uvarint(), "tagged field")
+
+    def tps(self) -> TopicPartitions:
+        out: TopicPartitions = {}
+        for _ in range(max(self.count(), 0)):
+            t = self.uuid()
+            out[t] = [self.i32() for _ in range(max(self.count(), 0))]
+            self.tags()
+        return out
+
+    def value_version(self, what: str) -> int:
+        ver = self.i16()
+        if ver != 0:
+            raise RecordFormatError(f"unsupported {what} version {ver}")
+        return ver
+
+
+def cg_key(key_version: int, group: str, member_id: str | None = None) -> bytes:
+    """Key of a KIP-848 record; member keys (5, 7, 8) carry the member id."""
+    out = _h.pack(key_version) + _str(group)
+    if key_version in CG_MEMBER_KEYS:
+        out += _str(member_id or "")
+    return out
+
+
+def decode_cg_key(buf: bytes) -> tuple[int, str, str | None]:
+    """(key version, group, member id or None) of a KIP-848 key."""
+    r = _Reader(buf)
+    ver = r.i16()
+    if ver not in CG_GROUP_KEYS and ver not in CG_MEMBER_KEYS:
+        raise RecordFormatError(f"not a consumer group key version: {ver}")
+    group = r.string() or ""
+    return ver, group, (r.string() or "") if ver in CG_MEMBER_KEYS else None
+
+
+def cg_epoch_value(epoch: int) -> bytes:
+    """ConsumerGroupMetadataValue and ConsumerGroupTargetAssignmentMetadataValue (same shape)."""
+    return _h.pack(0) + _i.pack(epoch) + _NO_TAGS
+
+
+def decode_cg_epoch_value(buf: bytes) -> int:
+    r = _FlexReader(buf)
+    r.value_version("consumer group epoch value")
+    epoch = r.i32()
+    r.tags()
+    return epoch
+
+
+@dataclass(frozen=True, slots=True)
+class CgTopicMetadata:
+    topic_id: UUID
+    name: str
+    partitions: int
+
+
+def cg_partition_metadata_value(topics: list[CgTopicMetadata]) -> bytes:
+    return _h.pack(0) + _carray([t.topic_id.bytes + _cstr(t.name) + _i.pack(t.partitions) + _carray([]) + _NO_TAGS
+                                 for t in topics]) + _NO_TAGS
+
+
+def decode_cg_partition_metadata_value(buf: bytes) -> list[CgTopicMetadata]:
+    r = _FlexReader(buf)
+    r.value_version("ConsumerGroupPartitionMetadataValue")
+    out = []
+    for _ in range(max(r.count(), 0)):
+        tid, name, n = r.uuid(), r.cstr() or "", r.i32()
+        for _ in range(max(r.count(), 0)):     # per-partition racks: not used by our assignors
+            r.i32()
+            for _ in range(max(r.count(), 0)):
+                r.cstr()
+            r.tags()
+        r.tags()
+        out.append(CgTopicMetadata(tid, name, n))
+    r.tags()
+    return out
+
+
+@dataclass(slots=True)
+class CgMemberMetadata:
+    instance_id: str | None = None
+    rack_id: str | None = None
+    client_id: str = ""
+    client_host: str = ""
+    subscribed_topic_names: list[str] = field(default_factory=list)
+    subscribed_topic_regex: str | None = None
+    server_assignor: str | None = None
+    rebalance_timeout_ms: int = -1
+
+
+def cg_member_metadata_value(m: CgMemberMetadata) -> bytes:
+    return b"".join([_h.pack(0), _cstr(m.instance_id), _cstr(m.rack_id), _cstr(m.client_id), _cstr(m.client_host),
+                     _carray([_cstr(n) for n in m.subscribed_topic_names]), _cstr(m.subscribed_topic_regex),
+                     _cstr(m.server_assignor), _i.pack(m.rebalance_timeout_ms), _NO_TAGS])
+
+
+def decode_cg_member_metadata_value(buf: bytes) -> CgMemberMetadata:
+    r = _FlexReader(buf)
+    r.value_version("ConsumerGroupMemberMetadataValue")
+    m = CgMemberMetadata(r.cstr(True), r.cstr(True), r.cstr() or "", r.cstr() or "")
+    m.subscribed_topic_names = [r.cstr() or "" for _ in range(max(r.count(), 0))]
+    m.subscribed_topic_regex = r.cstr(True)
+    m.server_assignor = r.cstr(True)
+    m.rebalance_timeout_ms = r.i32()
+    r.tags()
+    return m
+
+
+def cg_target_member_value(a: TopicPartitions) -> bytes:
+    return _h.pack(0) + _tps(a) + _NO_TAGS
+
+
+def decode_cg_target_member_value(buf: bytes) -> TopicPartitions:
+    r = _FlexReader(buf)
+    r.value_version("ConsumerGroupTargetAssignmentMemberValue")
+    a = r.tps()
+    r.tags()
+    return a
+
+
+@dataclass(slots=True)
+class CgCurrentAssignment:
+    member_epoch: int
+    previous_member_epoch: int
+    state: int
+    assigned: TopicPartitions = field(default_factory=dict)
+    pending_revocation: TopicPartitions = field(default_factory=dict)
+
+
+def cg_current_assignment_value(c: CgCurrentAssignment) -> bytes:
+    return (_h.pack(0) + _i.pack(c.member_epoch) + _i.pack(c.previous_member_epoch) + _b.pack(c.state)
+            + _tps(c.assigned) + _tps(c.pending_revocation) + _NO_TAGS)
+
+
+def decode_cg_current_assignment_value(buf: bytes) -> CgCurrentAssignment:
+    r = _FlexReader(buf)
+    r.value_version("ConsumerGroupCurrentMemberAssignmentValue")
+    c = CgCurrentAssignment(r.i32(), r.i32(), r.i8(), r.tps(), r.tps())
+    r.tags()
+    return c
