@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -40,6 +41,10 @@ def test_create_partitions(kafka, bootstrap: str, new_topic) -> None:  # type: i
     topic = new_topic(2)
     with AdminClient(bootstrap) as a:
         assert a.create_partitions({topic: 5}) == {topic: None}
+        # Apache Kafka propagates metadata asynchronously: wait for it as clients do
+        deadline = time.monotonic() + 15
+        while a.describe_topics([topic])[topic].num_partitions != 5 and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert a.describe_topics([topic])[topic].num_partitions == 5
         assert a.create_partitions({topic: 3})[topic] is not None  # cannot shrink
 
