@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -97,6 +98,15 @@ def make_topic(bootstrap: str, name: str | None = None, partitions: int = 1,
     name = name or f"t-{uuid.uuid4().hex[:10]}"
     with AdminClient(bootstrap) as admin:
         admin.create_topics([NewTopic(name, partitions, 1, config or {})], raise_on_error=True)
+        # Apache Kafka's brokers learn new topics asynchronously: wait until every
+        # partition has a leader, as a careful client would
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            meta = admin.describe_topics([name]).get(name)
+            if meta is not None and meta.num_partitions == partitions and all(
+                    p.leader >= 0 for p in meta.partitions.values()):
+                break
+            time.sleep(0.1)
     return name
 
 
