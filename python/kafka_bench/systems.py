@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from . import procs
 
@@ -85,90 +86,86 @@ class System:
         return ""
 
 
-class KafkaCore(System):
+class _ChildServer(System):
+    """A Kafka-protocol server started from tests/support (KafkaCoreBroker, ApacheKafka):
+    both have start(timeout), proc, port, cleanup()."""
+
+    label = ""
+    start_timeout = 60.0
+    server: Any = None
+
+    def make(self) -> Any:
+        raise NotImplementedError  # subclasses say what to start
+
+    def server_log(self) -> str:
+        return ""
+
+    def start(self) -> None:
+        self.server = self.make()
+        try:
+            self.server.start(timeout=self.start_timeout)
+        except Exception as e:
+            tail = self.server_log()[-1500:]
+            self.server.cleanup()
+            raise StartError(f"{self.label} did not start: {e}\n{tail}") from e
+        assert self.server.proc is not None
+        procs.register(self.server.proc)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            if self.server.proc is not None:
+                procs.terminate(self.server.proc)
+            self.server.cleanup()
+            self.server = None
+
+    @property
+    def pid(self) -> int:
+        assert self.server is not None and self.server.proc is not None
+        return self.server.proc.pid
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return self.server.port
+
+    def log_tail(self) -> str:
+        return self.server_log()[-3000:] if self.server else ""
+
+
+class KafkaCore(_ChildServer):
     name = "kafka-core"
+    label = "kafka-core broker"
     client = "librdkafka (kc_loadgen)"
 
     def __init__(self) -> None:
         # One big segment size as in benches/system/bench_broker.py; everything else default.
         self.settings = {"log.segment.bytes": str(1 << 30)}
-        self.b: KafkaCoreBroker | None = None
         self.version = _kafka_core_version()
 
-    def start(self) -> None:
-        paths = [str(ROOT / "src"), str(ROOT / "python")]
-        old = os.environ.get("PYTHONPATH", "")
-        os.environ["PYTHONPATH"] = os.pathsep.join(paths + ([old] if old else []))
-        self.b = KafkaCoreBroker(settings=dict(self.settings))
-        try:
-            self.b.start(timeout=60)
-        except Exception as e:
-            tail = self.b.log_text()[-1500:]
-            self.b.cleanup()
-            raise StartError(f"kafka-core broker did not start: {e}\n{tail}") from e
-        assert self.b.proc is not None
-        procs.register(self.b.proc)
+    def make(self) -> KafkaCoreBroker:
+        # KafkaCoreBroker puts the checkout's python/ and src/ on the child's PYTHONPATH
+        return KafkaCoreBroker(settings=dict(self.settings))
 
-    def stop(self) -> None:
-        if self.b is not None:
-            if self.b.proc is not None:
-                procs.terminate(self.b.proc)
-            self.b.cleanup()
-            self.b = None
-
-    @property
-    def pid(self) -> int:
-        assert self.b is not None and self.b.proc is not None
-        return self.b.proc.pid
-
-    @property
-    def port(self) -> int:
-        assert self.b is not None
-        return self.b.port
-
-    def log_tail(self) -> str:
-        return self.b.log_text()[-3000:] if self.b else ""
+    def server_log(self) -> str:
+        return self.server.log_text() if self.server else ""
 
 
-class ApacheKafkaSystem(System):
+class ApacheKafkaSystem(_ChildServer):
     name = "apache-kafka"
+    label = "Apache Kafka"
     client = "librdkafka (kc_loadgen); kafka-tools perf tools"
+    start_timeout = 120.0
 
     def __init__(self) -> None:
         self.settings = {"heap": "-Xmx1g", "config": "single-node KRaft, defaults (tests/support/apache_kafka.py)"}
-        self.k: ApacheKafka | None = None
         self.version = _pom_kafka_version()
 
-    def start(self) -> None:
-        self.k = ApacheKafka(heap="1g")
+    def make(self) -> ApacheKafka:
+        return ApacheKafka(heap="1g")
+
+    def server_log(self) -> str:
         try:
-            self.k.start(timeout=120)
-        except Exception as e:
-            self.k.cleanup()
-            raise StartError(f"Apache Kafka did not start: {e}") from e
-        assert self.k.proc is not None
-        procs.register(self.k.proc)
-
-    def stop(self) -> None:
-        if self.k is not None:
-            if self.k.proc is not None:
-                procs.terminate(self.k.proc)
-            self.k.cleanup()
-            self.k = None
-
-    @property
-    def pid(self) -> int:
-        assert self.k is not None and self.k.proc is not None
-        return self.k.proc.pid
-
-    @property
-    def port(self) -> int:
-        assert self.k is not None
-        return self.k.port
-
-    def log_tail(self) -> str:
-        try:
-            return self.k.log_path.read_text(errors="replace")[-3000:] if self.k else ""
+            return self.server.log_path.read_text(errors="replace") if self.server else ""
         except OSError:
             return ""
 
