@@ -13,30 +13,9 @@
 #include "kc_compact.h"
 #include "kc_log.h"
 #include "kc_test.h"
+#include "kc_test_fs.h"
 
-static char g_dir[256];
-
-static void rm_rf(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char p[512];
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.' && (e->d_name[1] == 0 || (e->d_name[1] == '.' && e->d_name[2] == 0)))
-            continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-static const char *fresh_dir(const char *name) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/kc_test_compact_%d_%s", (int)getpid(), name);
-    rm_rf(g_dir);
-    return g_dir;
-}
+static const char *fresh_dir(const char *name) { return kc_test_fresh_dir("compact", name); }
 
 static kc_log_config_t small_cfg(void) {
     kc_log_config_t c;

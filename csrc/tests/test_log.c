@@ -11,30 +11,9 @@
 #include "kc_index.h"
 #include "kc_log.h"
 #include "kc_test.h"
+#include "kc_test_fs.h"
 
-static char g_dir[256];
-
-static void rm_rf(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char p[512];
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.' && (e->d_name[1] == 0 || (e->d_name[1] == '.' && e->d_name[2] == 0)))
-            continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-static const char *fresh_dir(const char *name) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/kc_test_log_%d_%s", (int)getpid(), name);
-    rm_rf(g_dir);
-    return g_dir;
-}
+static const char *fresh_dir(const char *name) { return kc_test_fresh_dir("log", name); }
 
 /* One batch of nrec records with values of vlen bytes, timestamps ts, ts+1, ... */
 static size_t make_batch(uint8_t *buf, size_t cap, int nrec, int64_t ts, size_t vlen) {
