@@ -13,6 +13,9 @@ import shutil
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from kafka_protocol.errors import ErrorCode as E
+from kafka_protocol.errors import error_code_for as code_for_exception
+
 from .config import (
     BROKER_CONFIGS,
     CONFIG_TYPE,
@@ -24,7 +27,6 @@ from .config import (
     render,
     validate_topic_configs,
 )
-from .errors import E, code_for_exception
 from .group_apis import INTERNAL_TOPICS
 from .server import RequestContext
 from .storage import topic_name_error

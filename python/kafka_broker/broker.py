@@ -13,12 +13,12 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from kafka_protocol.errors import ErrorCode as E
 from kafka_protocol.errors import ProtocolError
 from kafka_protocol.messages import REQUESTS
 
 from . import admin, fetch, produce
 from .config import BrokerConfig, Listener
-from .errors import E
 from .group_apis import INTERNAL_TOPICS, OFFSETS_TOPIC
 from .server import CloseConnection, RequestContext, Server
 from .storage import Storage

@@ -26,7 +26,8 @@ import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-from .errors import E
+from kafka_protocol.errors import ErrorCode as E
+
 from .server import RequestContext
 
 if TYPE_CHECKING:

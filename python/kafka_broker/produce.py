@@ -27,8 +27,10 @@ import asyncio
 import struct
 from typing import TYPE_CHECKING, Any
 
+from kafka_protocol.errors import ErrorCode as E
+from kafka_protocol.errors import error_code_for as code_for_exception
+
 from .config import LONG_MAX
-from .errors import E, code_for_exception
 from .group_apis import INTERNAL_TOPICS
 from .server import CloseConnection, RequestContext
 from .storage import SEQ_MOD, DuplicateBatch, now_ms

@@ -34,8 +34,9 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from kafka_protocol.errors import ErrorCode as E
+
 from .config import TOPIC_CONFIGS, BrokerConfig, validate_topic_configs
-from .errors import E
 
 log = logging.getLogger("kafka_broker.storage")
 

@@ -247,6 +247,21 @@ class ErrorCode(IntEnum):
             return cls.UNKNOWN_SERVER_ERROR
 
 
+def error_code_for(exc: BaseException) -> ErrorCode:
+    """The Kafka error for an exception from the storage core or the OS.
+
+    kafka_core's exceptions name their code in ``kafka_error``; an ``OSError`` is a storage
+    failure (KAFKA_STORAGE_ERROR, as Kafka's LogDirFailureChannel reports it); anything else
+    is UNKNOWN_SERVER_ERROR.
+    """
+    name = getattr(exc, "kafka_error", None)
+    if name is not None:
+        return ErrorCode.__members__.get(name, ErrorCode.UNKNOWN_SERVER_ERROR)
+    if isinstance(exc, OSError):
+        return ErrorCode.KAFKA_STORAGE_ERROR
+    return ErrorCode.UNKNOWN_SERVER_ERROR
+
+
 class ProtocolError(ValueError):
     """A wire-level problem that maps onto a Kafka error code."""
 
@@ -299,4 +314,5 @@ __all__ = [
     "InvalidRequestError",
     "ProtocolError",
     "UnsupportedVersionError",
+    "error_code_for",
 ]
