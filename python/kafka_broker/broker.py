@@ -13,20 +13,20 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from kafka_protocol import API_VERSIONS_KEY
 from kafka_protocol.errors import ErrorCode as E
-from kafka_protocol.errors import ProtocolError
+from kafka_protocol.errors import InvalidRequestError, ProtocolError, UnsupportedVersionError
 from kafka_protocol.messages import REQUESTS
 
 from . import admin, fetch, produce
 from .config import BrokerConfig, Listener
 from .group_apis import INTERNAL_TOPICS, OFFSETS_TOPIC
-from .server import CloseConnection, RequestContext, Server
+from .server import HandlerResult, RequestContext, Server
 from .storage import Storage
-from .wire import API_VERSIONS_KEY
 
 log = logging.getLogger("kafka_broker")
 
-Handler = Callable[["Broker", RequestContext, Any], Any]
+Handler = Callable[["Broker", RequestContext, Any], HandlerResult]
 
 # Topic operations bit field for include_topic_authorized_operations (AclOperation codes):
 # READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11
@@ -35,18 +35,6 @@ TOPIC_OPS = sum(1 << b for b in (3, 4, 5, 6, 7, 8, 10, 11))
 # IDEMPOTENT_WRITE 12
 CLUSTER_OPS = sum(1 << b for b in (5, 7, 8, 9, 10, 11, 12))
 SOFTWARE_RE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?")
-
-
-class Encoded:
-    """A response body encoded once (static replies such as ApiVersions)."""
-
-    __slots__ = ("by_version",)
-
-    def __init__(self, by_version: dict[int, bytes]) -> None:
-        self.by_version = by_version
-
-    def encode_parts(self, version: int) -> list[Any]:
-        return [self.by_version[version]]
 
 
 class Broker:
@@ -116,25 +104,29 @@ class Broker:
 
     # -- dispatch ----------------------------------------------------------------
 
-    def dispatch(self, ctx: RequestContext, frame: memoryview) -> Any:
+    def dispatch(self, ctx: RequestContext, frame: memoryview) -> HandlerResult:
+        """Decode the body and call the API's handler. A request that cannot be served raises a
+        ``ProtocolError`` naming its error code (the connection closes, as in Kafka); ApiVersions
+        at a version we do not serve is answered with UNSUPPORTED_VERSION in v0, as Kafka does."""
         h = ctx.header
         entry = self.apis.get(h.api_key)
         if entry is None:
-            raise CloseConnection(f"unknown or unsupported api key {h.api_key}")
+            raise InvalidRequestError(f"unknown or unsupported api key {h.api_key}")
         lo, hi, handler = entry
         if not lo <= h.api_version <= hi:
             if h.api_key == API_VERSIONS_KEY:
-                return self.api_versions_unsupported(), 0
-            raise CloseConnection(f"unsupported version {h.api_version} of api key {h.api_key} "
-                                  f"(supported {lo}-{hi})")
+                ctx.response_version = 0
+                return self.api_versions_unsupported()
+            raise UnsupportedVersionError(f"unsupported version {h.api_version} of api key {h.api_key} "
+                                          f"(supported {lo}-{hi})")
         cls = REQUESTS[h.api_key]
         if h.api_version < cls.MIN_VERSION:
-            raise CloseConnection(f"{cls.__name__} v{h.api_version} is no longer supported "
-                                  f"(minimum {cls.MIN_VERSION}, KIP-896)")
+            raise UnsupportedVersionError(f"{cls.__name__} v{h.api_version} is no longer supported "
+                                          f"(minimum {cls.MIN_VERSION}, KIP-896)")
         try:
             req, _end = cls.decode(frame, h.api_version, h.body_offset)
         except ProtocolError as e:
-            raise CloseConnection(f"cannot parse {cls.__name__} v{h.api_version}: {e}") from None
+            raise type(e)(f"cannot parse {cls.__name__} v{h.api_version}: {e}", e.error_code) from None
         return handler(self, ctx, req)
 
     # -- helpers for handlers ------------------------------------------------------
@@ -142,7 +134,8 @@ class Broker:
     def advertised(self, listener: Listener) -> Listener:
         return self.config.advertised[listener.name]
 
-    def api_versions_body(self, version: int) -> Any:
+    def api_versions_body(self, version: int) -> bytes:
+        """The ApiVersions response body, encoded once per version (it never changes)."""
         from kafka_protocol.messages import ApiVersionsResponse as R
 
         raw = self._api_versions_cache.get(version)
@@ -173,7 +166,7 @@ def handle_api_versions(b: Broker, ctx: RequestContext, req: Any) -> Any:
         name, ver = req.client_software_name, req.client_software_version
         if not SOFTWARE_RE.fullmatch(name or "") or not SOFTWARE_RE.fullmatch(ver or ""):
             return R(error_code=E.INVALID_REQUEST)
-    return Encoded({v: b.api_versions_body(v)})
+    return b.api_versions_body(v)
 
 
 def handle_metadata(b: Broker, ctx: RequestContext, req: Any) -> Any:

@@ -5,11 +5,21 @@ Each connection owns its non-blocking socket directly (``loop.add_reader`` /
 responses holding file slices go out through ``kafka_core.Transfer``
 (writev + sendfile on the socket fd), which a transport could not share.
 
-Receiving: bytes land in a fresh ``bytearray`` chunk that is never resized
-or reused once a frame in it has been handed out, so a request's
-``records`` stay memoryview slices of the chunk (no copy) and the core can
-assign offsets in place.  A frame that does not fit in the current chunk
-moves (its already-received prefix only) to a new chunk sized for it.
+Receiving: ``kafka_protocol.FrameReader`` (the framing the client uses
+too) owns the receive buffer; the socket reads straight into it
+(``get_buffer``/``buffer_updated``), and frames come out as memoryview
+slices of chunks that are never reused once handed out, so a request's
+``records`` stay slices of the received bytes (no copy) and the core can
+assign offsets in place.  Request headers are decoded by
+``kafka_protocol.decode_request_header`` and responses framed by
+``encode_response_parts``: the broker has no wire code of its own.
+
+Errors: a request that cannot be served raises ``ProtocolError`` (from the
+decoders, the dispatcher, or a handler via ``CloseConnection``) carrying the
+Kafka error code it earned; as Kafka's SocketServer does, the connection is
+then closed, with a warning that names the code.  Where Kafka answers
+instead (ApiVersions at a version it does not serve), the dispatcher
+returns an answer rather than raising.
 
 Ordering: every request gets a slot in a FIFO at dispatch; handlers run
 their state-changing part synchronously at dispatch (so appends happen in
@@ -33,13 +43,14 @@ import errno
 import logging
 import os
 import socket
-import struct
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
+
+from kafka_protocol import FrameReader, Message, RequestHeader, decode_request_header, encode_response_parts
+from kafka_protocol.errors import ErrorCode, FrameTooLargeError, ProtocolError
 
 from .config import Listener
-from .wire import HeaderError, RequestHeader, decode_header, response_parts
 
 log = logging.getLogger("kafka_broker.server")
 
@@ -54,15 +65,25 @@ except ImportError:  # pragma: no cover - core not built
     HAVE_TRANSFER = False
 
 
-class CloseConnection(Exception):
-    """Raised by a handler: log the reason and drop the connection (Kafka does the same)."""
+class CloseConnection(ProtocolError):
+    """Raised by a handler: log the reason and drop the connection (Kafka does the same, e.g. when
+    an acks=0 produce fails, since there is no response to carry the error)."""
+
+    def __init__(self, message: str, error_code: int = ErrorCode.UNKNOWN_SERVER_ERROR) -> None:
+        super().__init__(message, error_code)
+
+
+# What a handler returns: a response message, its body already encoded (bytes), an awaitable of
+# either (long-poll fetch, acks=all, group joins), or None for no response (acks=0 produce).
+Response: TypeAlias = "Message | bytes"
+HandlerResult: TypeAlias = "Response | Awaitable[Response] | None"
 
 
 class Slot:
-    __slots__ = ("header", "parts", "ready", "task")
+    __slots__ = ("ctx", "parts", "ready", "task")
 
-    def __init__(self, header: RequestHeader) -> None:
-        self.header = header
+    def __init__(self, ctx: RequestContext) -> None:
+        self.ctx = ctx
         self.parts: list[Any] | None = None
         self.ready = False
         self.task: asyncio.Task[Any] | None = None
@@ -71,12 +92,15 @@ class Slot:
 class RequestContext:
     """What a handler knows about the request besides its body."""
 
-    __slots__ = ("conn", "header", "listener")
+    __slots__ = ("conn", "header", "listener", "response_version")
 
     def __init__(self, conn: Connection, header: RequestHeader) -> None:
         self.conn = conn
         self.header = header
         self.listener = conn.listener
+        # The version the response is encoded in: the request's, except where Kafka answers in
+        # another (ApiVersions at an unsupported version gets a v0 UNSUPPORTED_VERSION reply).
+        self.response_version = header.api_version
 
     @property
     def api_version(self) -> int:
@@ -87,7 +111,7 @@ class RequestContext:
         return self.header.client_id
 
 
-Dispatch = Callable[[RequestContext, memoryview], "Any | Awaitable[Any] | None"]
+Dispatch = Callable[[RequestContext, memoryview], HandlerResult]
 
 
 class Connection:
@@ -99,9 +123,7 @@ class Connection:
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.listener = listener
         self.max_request = server.max_request
-        self.buf: bytearray | None = None
-        self.start = 0          # first unconsumed byte in buf
-        self.end = 0            # bytes received into buf
+        self.reader = FrameReader(server.max_request, CHUNK)
         self.queue: deque[Slot] = deque()
         self.out: Any = None    # current Transfer or memoryview being sent
         self.writing = False
@@ -123,14 +145,13 @@ class Connection:
             self.reading = False
 
     def _on_readable(self) -> None:
-        buf = self.buf
-        if buf is None or self.end == len(buf):
-            self._new_chunk(CHUNK)
-            buf = self.buf
-            assert buf is not None
+        reader = self.reader
         try:
-            n = self.sock.recv_into(memoryview(buf)[self.end:])
+            n = self.sock.recv_into(reader.get_buffer())
         except (BlockingIOError, InterruptedError):
+            return
+        except FrameTooLargeError as e:     # the pending frame's size prefix, checked before reading more
+            self._refuse_frame(e)
             return
         except OSError as e:
             self.close(f"receive failed: {e.strerror}")
@@ -139,73 +160,36 @@ class Connection:
             self.close(None)
             return
         self.last_tick = self.server.tick
-        self.end += n
-        self._parse()
-
-    def _new_chunk(self, size: int) -> None:
-        """Move the unconsumed bytes to a fresh chunk of at least ``size`` bytes."""
-        left = self.end - self.start
-        nb = bytearray(max(size, CHUNK))
-        if left:
-            assert self.buf is not None
-            nb[:left] = memoryview(self.buf)[self.start:self.end]
-        self.buf = nb
-        self.start = 0
-        self.end = left
-
-    def _parse(self) -> None:
-        buf = self.buf
-        assert buf is not None
-        mv = memoryview(buf)
-        pos, end = self.start, self.end
-        while end - pos >= 4:
-            size = int.from_bytes(buf[pos:pos + 4], "big", signed=True)
-            if size < 0 or size > self.max_request:
-                log.warning("closing connection from %s: request size %d is %s", self.peer, size,
-                            "negative" if size < 0 else f"above socket.request.max.bytes ({self.max_request})")
-                self.close(None)
-                return
-            if end - pos - 4 < size:
-                break
-            frame = mv[pos + 4:pos + 4 + size]
-            pos += 4 + size
-            self.start = pos
+        try:
+            frames = reader.buffer_updated(n)
+        except FrameTooLargeError as e:
+            self._refuse_frame(e)
+            return
+        for frame in frames:
             self._dispatch(frame)
             if self.closed:
                 return
-        self.start = pos
-        if pos == end:
-            # Everything consumed: the next recv gets a fresh chunk unless this one
-            # still has room (frames handed out only cover bytes before pos).
-            if len(buf) - end < 4096:
-                self.buf = None
-                self.start = self.end = 0
-        elif end - pos >= 4:
-            need = 4 + int.from_bytes(buf[pos:pos + 4], "big", signed=True)
-            if pos + need > len(buf):
-                self._new_chunk(need)
-        elif len(buf) - pos < 4 + 1024:
-            self._new_chunk(CHUNK)
+
+    def _refuse_frame(self, e: FrameTooLargeError) -> None:
+        # Kafka's Selector raises InvalidReceiveException and closes: nothing can be answered,
+        # the frame's header was never read.
+        log.warning("closing connection from %s: %s (socket.request.max.bytes is %d)", self.peer, e,
+                    self.max_request)
+        self.close(None)
 
     # -- dispatch ------------------------------------------------------------
 
     def _dispatch(self, frame: memoryview) -> None:
         try:
-            header = decode_header(frame)
-        except HeaderError as e:
-            log.warning("closing connection from %s: %s", self.peer, e)
-            self.close(None)
-            return
-        except struct.error as e:
-            log.warning("closing connection from %s: bad request header (%s)", self.peer, e)
-            self.close(None)
+            header = decode_request_header(frame)
+        except ProtocolError as e:
+            self._protocol_error(e, None)
             return
         ctx = RequestContext(self, header)
         try:
             result = self.server.dispatch(ctx, frame)
-        except CloseConnection as e:
-            log.warning("closing connection from %s (client %s): %s", self.peer, header.client_id, e)
-            self.close(None)
+        except ProtocolError as e:
+            self._protocol_error(e, header)
             return
         except Exception:
             log.exception("closing connection from %s: error handling api key %d v%d", self.peer,
@@ -214,7 +198,7 @@ class Connection:
             return
         if result is None:   # no response (acks=0 produce)
             return
-        slot = Slot(header)
+        slot = Slot(ctx)
         self.queue.append(slot)
         if isinstance(result, Awaitable):
             task = asyncio.ensure_future(result)
@@ -227,6 +211,15 @@ class Connection:
         if self.queue[0].ready:
             self._pump()
 
+    def _protocol_error(self, e: ProtocolError, header: RequestHeader | None) -> None:
+        """A request that cannot be served: Kafka closes the connection (its SocketServer does so
+        for undecodable headers and bodies, unknown api keys and versions it does not serve), so we
+        do too, naming the error code the request earned."""
+        what = (f"api key {header.api_key} v{header.api_version}, client {header.client_id}"
+                if header is not None else "request header")
+        log.warning("closing connection from %s (%s): %s [%s]", self.peer, what, e, e.error_code.name)
+        self.close(None)
+
     def _finished(self, slot: Slot, task: asyncio.Task[Any]) -> None:
         if self.closed:
             return
@@ -235,24 +228,22 @@ class Connection:
             return
         exc = task.exception()
         if exc is not None:
-            if isinstance(exc, CloseConnection):
-                log.warning("closing connection from %s: %s", self.peer, exc)
-            else:
-                log.error("closing connection from %s: error handling api key %d v%d",
-                          self.peer, slot.header.api_key, slot.header.api_version, exc_info=exc)
+            h = slot.ctx.header
+            if isinstance(exc, ProtocolError):
+                self._protocol_error(exc, h)
+                return
+            log.error("closing connection from %s: error handling api key %d v%d",
+                      self.peer, h.api_key, h.api_version, exc_info=exc)
             self.close(None)
             return
         if self._set_response(slot, task.result()):
             self._pump()
 
-    def _set_response(self, slot: Slot, body: Any) -> bool:
-        h = slot.header
-        if isinstance(body, tuple):      # (body, version) for replies in another version
-            body, version = body
-        else:
-            version = h.api_version
+    def _set_response(self, slot: Slot, body: Response) -> bool:
+        h = slot.ctx.header
+        version = slot.ctx.response_version
         try:
-            slot.parts = response_parts(h.api_key, version, h.correlation_id, body)
+            slot.parts = encode_response_parts(h.api_key, version, h.correlation_id, body)
         except Exception:
             log.exception("closing connection from %s: cannot encode the response to api key %d v%d",
                           self.peer, h.api_key, version)
@@ -336,7 +327,6 @@ class Connection:
                 slot.task.cancel()
         self.queue.clear()
         self.out = None
-        self.buf = None
         try:
             self.sock.close()
         except OSError:
@@ -348,7 +338,7 @@ class Server:
     """Accepts connections on the listeners and hands frames to ``dispatch``."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, listeners: list[Listener], max_request: int,
-                 dispatch: Callable[[RequestContext, memoryview], Any], backlog: int = 128,
+                 dispatch: Dispatch, backlog: int = 128,
                  idle_ms: int = 600000) -> None:
         self.loop = loop
         self.idle_ms = idle_ms      # connections.max.idle.ms; < 0: never close idle connections

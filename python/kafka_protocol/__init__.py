@@ -97,7 +97,8 @@ def decode_request_header(buf: Any) -> RequestHeader:
         if n >= 0:
             if pos + n > blen:
                 raise DecodeError(f"request header: client_id needs {n} bytes, {blen - pos} remaining")
-            client_id = str(mv[pos:pos + n], "utf-8")
+            # Kafka reads the client id with new String(bytes, UTF_8), which replaces bad bytes.
+            client_id = str(mv[pos:pos + n], "utf-8", "replace")
             pos += n
         if hv == 2:
             if pos >= blen:
@@ -106,7 +107,7 @@ def decode_request_header(buf: Any) -> RequestHeader:
                 pos += 1
             else:
                 unknown, pos = read_unknown_tags(mv, pos, blen, "request header")
-    except (DecodeError, UnicodeDecodeError, IndexError) as exc:
+    except (DecodeError, IndexError) as exc:
         if known:
             raise DecodeError(f"{exc} (api key {api_key} v{api_version})") from None
     return RequestHeader(api_key, api_version, correlation_id, client_id, pos, hv, known, unknown)

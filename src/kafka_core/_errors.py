@@ -12,6 +12,11 @@ from __future__ import annotations
 import errno as _errno
 import os
 
+# The one code with no class of its own (it becomes MemoryError). Every other kc_err value of
+# csrc/kc_common.h and kc_batch.h has a class below; tests/core/test_error_codes.py checks the two
+# against each other.
+KC_ERR_NOMEM = -21
+
 
 class KcError(Exception):
     """Base of every error raised by the C core."""
@@ -140,7 +145,7 @@ def error_for(code: int, text: str, detail: str = "", err: int = 0) -> KcError:
     bytes wanted vs remaining); ``err`` is errno for KC_ERR_IO.
     """
     msg = f"{text}: {detail}" if detail else text
-    if code == -21:
+    if code == KC_ERR_NOMEM:
         return MemoryError(msg)  # type: ignore[return-value]
     cls = _BY_CODE.get(code, KcError)
     if cls is LogIOError:

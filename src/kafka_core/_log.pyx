@@ -20,7 +20,9 @@ from libc.errno cimport errno
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
 from libc.stdlib cimport free, malloc
 
-from kafka_core.kc_common cimport kc_strerror
+from kafka_core.kc_common cimport (KC_ERR_ARG, KC_ERR_CLOSED, KC_ERR_IO, KC_ERR_NOMEM, KC_ERR_NOT_FOUND,
+                                   KC_ERR_UNSUPPORTED,
+                                   kc_strerror)
 from kafka_core.kc_log cimport *
 
 from kafka_core._errors import error_for
@@ -35,7 +37,7 @@ cdef int _codec_call(void *ctx, int codec, const uint8_t *inp, size_t in_len, ui
     The input is lent as a memoryview over the cleaner's mapping and released
     before returning; the result is copied into malloc'd memory the C cleaner frees."""
     cdef Py_buffer view
-    cdef int rc = -25
+    cdef int rc = KC_ERR_UNSUPPORTED
     with gil:
         hooks = <object>ctx
         mv = PyMemoryView_FromMemory(<char *>inp, <Py_ssize_t>in_len, _PyBUF_READ)
@@ -49,11 +51,11 @@ cdef int _codec_call(void *ctx, int codec, const uint8_t *inp, size_t in_len, ui
                     out_len[0] = view.len
                     rc = 0
                 else:
-                    rc = -21
+                    rc = KC_ERR_NOMEM
             finally:
                 PyBuffer_Release(&view)
         except Exception:
-            rc = -25  # the cleaner keeps the batch whole
+            rc = KC_ERR_UNSUPPORTED  # the cleaner keeps the batch whole
         finally:
             mv.release()
     return rc
@@ -150,7 +152,7 @@ cdef class FileSlice:
             raise ValueError("FileSlice already released")
         data = os.pread(self.fd, self.length, self.position)
         if len(data) != self.length:
-            raise _err(-20, f"short read of slice: {len(data)} of {self.length} bytes "
+            raise _err(KC_ERR_IO, f"short read of slice: {len(data)} of {self.length} bytes "
                        f"at position {self.position} of segment {self.segment_base}")
         return data
 
@@ -216,7 +218,7 @@ cdef class Log:
 
     cdef inline kc_log_t *_log(self) except NULL:
         if self._l == NULL:
-            raise _err(-26, f"log {self.path!r} is closed")
+            raise _err(KC_ERR_CLOSED, f"log {self.path!r} is closed")
         return self._l
 
     def __enter__(self):
@@ -228,7 +230,7 @@ cdef class Log:
 
     cdef _check_idle(self, str what):
         if self._compacting:
-            raise _err(-22, f"{what} of {self.path!r} while compact() runs in another thread")
+            raise _err(KC_ERR_ARG, f"{what} of {self.path!r} while compact() runs in another thread")
 
     @property
     def closed(self) -> bool:
@@ -353,7 +355,7 @@ cdef class Log:
         cdef int exact = 0, rc
         with nogil:
             rc = kc_log_lookup_time(l, ts, &off, &found, &exact)
-        if rc == -29:
+        if rc == KC_ERR_NOT_FOUND:
             return None
         if rc != 0:
             raise _err(rc, f"lookup of timestamp {ts} in {self.path!r}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import struct
+import time
 import uuid
 
 import pytest
@@ -180,6 +181,48 @@ def test_truncated_body_of_known_api_closes(broker):
         c.send_raw(struct.pack(">i", len(cut)) + cut)
         assert c.is_closed_by_peer()
     _still_serves(broker.port)
+
+
+def _log_has(broker, text, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in broker.log_text():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_refused_requests_log_the_error_code(broker):
+    """Every close names the Kafka error the request earned (h11's habit: a protocol error carries
+    the code to answer with), instead of a silent hang-up."""
+    with RawClient(broker.port, client_id="kc-code-unknown-key") as c:
+        frame = struct.pack(">hhih", 999, 0, 1, -1)
+        c.send_raw(struct.pack(">i", len(frame)) + frame)
+        assert c.is_closed_by_peer()
+    assert _log_has(broker, "api key 999 v0, client None): unknown or unsupported api key 999 [INVALID_REQUEST]")
+    with RawClient(broker.port) as c:
+        frame = struct.pack(">hhih", 3, 99, 1, -1) + b"\x00"
+        c.send_raw(struct.pack(">i", len(frame)) + frame)
+        assert c.is_closed_by_peer()
+    assert _log_has(broker, "unsupported version 99 of api key 3 (supported 0-13) [UNSUPPORTED_VERSION]")
+    with RawClient(broker.port) as c:
+        full = encode_request(3, 12, 1, "kc-code-cut", Metadata(topics=[Metadata.MetadataRequestTopic(name="abc")]))
+        cut = full[4:-3]
+        c.send_raw(struct.pack(">i", len(cut)) + cut)
+        assert c.is_closed_by_peer()
+    assert _log_has(broker, "client kc-code-cut): cannot parse MetadataRequest v12")
+    assert "[INVALID_REQUEST]" in broker.log_text().split("client kc-code-cut)")[1].splitlines()[0]
+
+
+def test_client_id_that_is_not_utf8_is_served(broker):
+    """Kafka decodes the client id with new String(bytes, UTF_8): bad bytes are replaced, the
+    request is served."""
+    with RawClient(broker.port) as c:
+        raw = encode_request(18, 0, 7, "abcd", ApiVersions())
+        bad = raw[:14] + b"\xff\xfe" + raw[16:]    # size(4) api(2) ver(2) corr(4) len(2) then "ab"
+        c.send_raw(bad)
+        c.pending[7] = (18, 0)
+        assert c.recv(7).error_code == 0
 
 
 def test_truncated_frame_then_disconnect(broker):
