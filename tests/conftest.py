@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # makes `tests.support` importable
     sys.path.insert(0, str(ROOT))
@@ -18,3 +20,15 @@ def pytest_report_header(config):  # noqa: ARG001
     except ImportError as e:
         return f"kafka_core: NOT BUILT ({e})"
     return f"kafka_core: crc32c={info['crc32c']} transfer={info['transfer']}"
+
+
+INTEROP_DIR = ROOT / "tests" / "interop"
+
+
+def pytest_collection_modifyitems(config, items):  # noqa: ARG001
+    """Everything under tests/interop uses real third-party clients: mark it ``interop`` here,
+    since a ``pytestmark`` in a conftest.py is ignored by pytest. Tests that take the Apache
+    Kafka fixture directly are interop tests too."""
+    for item in items:
+        if INTEROP_DIR in Path(str(item.path)).parents or "apache_kafka" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.interop)

@@ -140,8 +140,10 @@ def handle_fetch(b: Broker, ctx: RequestContext, req: Any) -> Any:
             tkey = ft.topic_id if use_ids else ft.topic
             for fp in ft.partitions:
                 key = (tkey, fp.partition)
-                sp = session.parts.get(key)
-                if sp is None:
+                known = session.parts.get(key)
+                if known is not None:
+                    sp = known
+                else:
                     sp = session.parts[key] = SessionPartition(None if use_ids else ft.topic,
                                                                 ft.topic_id if use_ids else None, fp.partition)
                 sp.fetch_offset = fp.fetch_offset
@@ -247,7 +249,7 @@ def _build(b: Broker, out: list[tuple[SessionPartition, int, int, int, Any]], in
     topics: list[Any] = []
     cur_key: Any = None
     cur: list[Any] | None = None
-    aborted = [] if read_committed else None
+    aborted: list[Any] | None = [] if read_committed else None
     for sp, err, hw, ls, records in out:
         if incremental and not err and not records and hw == sp.hw and ls == sp.log_start:
             continue
@@ -264,6 +266,11 @@ def _build(b: Broker, out: list[tuple[SessionPartition, int, int, int, Any]], in
                       log_start_offset=ls, aborted_transactions=aborted, preferred_read_replica=-1,
                       records=records))
     return R(throttle_time_ms=0, error_code=0, session_id=sid, responses=topics)
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 async def _long_poll(b: Broker, plist: list[SessionPartition], use_ids: bool, max_wait_ms: int,
@@ -291,7 +298,7 @@ async def _long_poll(b: Broker, plist: list[SessionPartition], use_ids: bool, ma
         for p in parts:
             p.waiters.append(on_data)
         remaining = deadline - loop.time()
-        timer = loop.call_later(max(remaining, 0), lambda f=fut: f.done() or f.set_result(None))
+        timer = loop.call_later(max(remaining, 0), _resolve, fut)
         try:
             await fut
         finally:

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import logging
 import os
 import socket
@@ -50,6 +51,8 @@ from typing import Any, TypeAlias
 from kafka_protocol import FrameReader, Message, RequestHeader, decode_request_header, encode_response_parts
 from kafka_protocol.errors import ErrorCode, FrameTooLargeError, ProtocolError
 
+import kafka_core
+
 from .config import Listener
 
 log = logging.getLogger("kafka_broker.server")
@@ -58,11 +61,14 @@ CHUNK = 64 * 1024
 MAX_INFLIGHT = 128          # queued requests per connection before it stops reading
 _BUFFER_TYPES = (bytes, bytearray, memoryview)
 
-try:
-    from kafka_core import Transfer as _Transfer  # noqa: F401
-    HAVE_TRANSFER = True
-except ImportError:  # pragma: no cover - core not built
-    HAVE_TRANSFER = False
+# How responses holding file slices are sent: kafka_core.Transfer (writev + sendfile/io_uring on the
+# socket fd), or its pure-Python twin (pread the slices, one send) under KAFKA_CORE_NO_EXTENSIONS.
+# Never a silent fallback: without the switch a missing extension fails the import.
+if kafka_core.NO_EXTENSIONS:
+    SEND_PATH = "copy"
+else:
+    from kafka_core import Transfer as _Transfer
+    SEND_PATH = "transfer"
 
 
 class CloseConnection(ProtocolError):
@@ -203,7 +209,7 @@ class Connection:
         if isinstance(result, Awaitable):
             task = asyncio.ensure_future(result)
             slot.task = task
-            task.add_done_callback(lambda t, s=slot: self._finished(s, t))
+            task.add_done_callback(functools.partial(self._finished, slot))
         elif not self._set_response(slot, result):
             return
         if len(self.queue) >= MAX_INFLIGHT:
@@ -266,9 +272,9 @@ class Connection:
                 assert parts is not None
                 if all(isinstance(p, _BUFFER_TYPES) for p in parts):
                     self.out = memoryview(parts[0] if len(parts) == 1 else b"".join(parts))
-                elif HAVE_TRANSFER:
+                elif SEND_PATH == "transfer":
                     self.out = _Transfer(parts)
-                else:  # pragma: no cover - core not built: copy file slices
+                else:   # the pure-Python twin: copy the file slices
                     self.out = memoryview(b"".join(
                         p if isinstance(p, _BUFFER_TYPES) else os.pread(p.fd, len(p), p.position)
                         for p in parts))
@@ -367,6 +373,9 @@ class Server:
             bound.append(s.getsockname()[:2])
         if self.idle_ms >= 0 and self._sweep_handle is None:
             self._sweep_handle = self.loop.call_later(self._sweep_interval(), self._sweep)
+        if SEND_PATH == "copy":
+            log.warning("%s is set: file slices are sent by pread + send (the pure-Python path), "
+                        "not kafka_core.Transfer", kafka_core.ENV_NO_EXTENSIONS)
         return bound
 
     # -- idle connections ------------------------------------------------------

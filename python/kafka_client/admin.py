@@ -167,7 +167,7 @@ class AIOAdminClient:
         if wait and not validate_only:
             ok = [n for n, e in out.items() if e is None]
             await self._wait_topics(ok, present=True, timeout=timeout_ms / 1000)
-        return _check(out, raise_on_error)  # type: ignore[no-any-return]
+        return _check(out, raise_on_error)
 
     async def _wait_topics(self, names: list[str], present: bool, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -202,7 +202,7 @@ class AIOAdminClient:
                                     timeout=timeout_ms / 1000)
         for n in names:
             self.cluster.topics.pop(n, None)
-        return _check(out, raise_on_error)  # type: ignore[no-any-return]
+        return _check(out, raise_on_error)
 
     async def create_partitions(self, new_counts: Mapping[str, int], *, timeout_ms: int = 30000,
                                 validate_only: bool = False, raise_on_error: bool = False) -> dict[str, KafkaError | None]:
@@ -213,7 +213,7 @@ class AIOAdminClient:
             timeout_ms=timeout_ms, validate_only=validate_only)
         resp = await conn.send(req, timeout=timeout_ms / 1000 + 5)
         out = {r.name: for_code(r.error_code, r.error_message) if r.error_code else None for r in resp.results}
-        return _check(out, raise_on_error)  # type: ignore[no-any-return]
+        return _check(out, raise_on_error)
 
     async def list_topics(self, include_internal: bool = False) -> set[str]:
         conn = await self.cluster.any_connection()
@@ -269,7 +269,7 @@ class AIOAdminClient:
         resp = await conn.send(req)
         out = {ConfigResource(ConfigResourceType(r.resource_type), r.resource_name):
                for_code(r.error_code, r.error_message) if r.error_code else None for r in resp.responses}
-        return _check(out, raise_on_error)  # type: ignore[no-any-return]
+        return _check(out, raise_on_error)
 
     # ---- cluster ----
     async def describe_cluster(self) -> ClusterDescription:
@@ -327,7 +327,7 @@ class AIOAdminClient:
             resp = await self.cluster.send(node, kp.DeleteGroupsRequest(groups_names=[gid]))
             for r in resp.results:
                 out[r.group_id] = for_code(r.error_code) if r.error_code else None
-        return _check(out, raise_on_error)  # type: ignore[no-any-return]
+        return _check(out, raise_on_error)
 
     async def list_group_offsets(self, group_id: str, partitions: Iterable[TopicPartition] | None = None
                                  ) -> dict[TopicPartition, OffsetAndMetadata]:

@@ -10,6 +10,7 @@ cluster whose brokers all restarted is found again.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -132,8 +133,11 @@ class Cluster:
         if fut is None:
             fut = asyncio.ensure_future(self._connect(node_id))
             self._connecting[node_id] = fut
-            fut.add_done_callback(lambda f, n=node_id: self._connecting.pop(n, None))
+            fut.add_done_callback(functools.partial(self._connect_done, node_id))
         return await asyncio.shield(fut)
+
+    def _connect_done(self, node_id: int, fut: asyncio.Future[BrokerConnection]) -> None:
+        self._connecting.pop(node_id, None)
 
     async def _connect(self, node_id: int) -> BrokerConnection:
         if self.closed:
@@ -365,7 +369,7 @@ class Cluster:
 
     async def close(self) -> None:
         self.closed = True
-        pending = [f for f in self._connecting.values() if not f.done()]
+        pending: list[asyncio.Future[Any]] = [f for f in self._connecting.values() if not f.done()]
         if self._refresh is not None and not self._refresh.done():
             self._refresh.cancel()
             pending.append(self._refresh)

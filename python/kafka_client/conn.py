@@ -225,7 +225,7 @@ class BrokerConnection:
         except OSError as exc:
             self.closed = True
             raise KafkaConnectionError(f"{self}: connect failed: {exc}") from exc
-        self._transport = transport  # type: ignore[assignment]
+        self._transport = transport
         self._protocol = protocol
         try:
             await self._negotiate()

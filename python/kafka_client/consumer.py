@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -31,7 +32,7 @@ from .errors import (
     IllegalStateError,
     KafkaError,
     KafkaTimeoutError,
-    OffsetOutOfRangeError,  # type: ignore[attr-defined]
+    OffsetOutOfRangeError,
     for_code,
 )
 from .group import (
@@ -527,10 +528,10 @@ class AIOConsumer:
             next_at = t if next_at is None else min(next_at, t)
         for node, parts in by_node.items():
             self._fetching.add(node)
-            t = asyncio.ensure_future(self._fetch(node, parts))
-            self._fetch_tasks.add(t)
-            t.add_done_callback(self._fetch_tasks.discard)
-            t.add_done_callback(lambda f, n=node: self._fetch_done(n, f))
+            task = asyncio.ensure_future(self._fetch(node, parts))
+            self._fetch_tasks.add(task)
+            task.add_done_callback(self._fetch_tasks.discard)
+            task.add_done_callback(functools.partial(self._fetch_done, node))
         return next_at
 
     def _fetch_done(self, node: int, fut: asyncio.Future[None]) -> None:
@@ -776,7 +777,7 @@ class Consumer:
         self._sync(self._c.unsubscribe)
 
     def assignment(self) -> set[TopicPartition]:
-        return self._sync(self._c.assignment)  # type: ignore[no-any-return]
+        return self._sync(self._c.assignment)
 
     def poll(self, timeout: float = 0.0, max_records: int | None = None) -> dict[TopicPartition, list[Record]]:
         """Records by partition, waiting up to ``timeout`` seconds for some."""
@@ -807,7 +808,7 @@ class Consumer:
         self._sync(self._c.resume, *tps)
 
     def paused(self) -> set[TopicPartition]:
-        return self._sync(self._c.paused)  # type: ignore[no-any-return]
+        return self._sync(self._c.paused)
 
     def commit(self, offsets: dict[TopicPartition, int | OffsetAndMetadata] | None = None) -> None:
         self._thread.run(self._c.commit(offsets))

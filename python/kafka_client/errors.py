@@ -119,8 +119,12 @@ for _code in ErrorCode:
     globals()[_cls_name] = _cls
     __all__.append(_cls_name)
 
+# The classes the package imports by name, spelled out so that a type checker sees them too.
 UnsupportedVersionError = _CLASSES[int(ErrorCode.UNSUPPORTED_VERSION)]
 OutOfOrderSequenceError = _CLASSES[int(ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER)]
+OffsetOutOfRangeError = _CLASSES[int(ErrorCode.OFFSET_OUT_OF_RANGE)]
+TopicAlreadyExistsError = _CLASSES[int(ErrorCode.TOPIC_ALREADY_EXISTS)]
+UnknownTopicOrPartitionError = _CLASSES[int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)]
 
 
 def error_class(code: int) -> type[BrokerResponseError]:

@@ -198,7 +198,7 @@ class _Engine:
 
     @property
     def used(self) -> int:
-        return self.accum.used  # type: ignore[no-any-return]
+        return self.accum.used
 
     def _sync_topics(self) -> None:
         """Metadata changed: give the accumulator every topic's partitions (with a leader)."""
@@ -424,9 +424,9 @@ class _Engine:
                 t = now + self.cfg.retry_backoff
                 next_at = t if next_at is None else min(next_at, t)
             for node, parts in by_node.items():
-                t = self._drain_node(node, parts, now)
-                if t is not None:
-                    next_at = t if next_at is None else min(next_at, t)
+                due = self._drain_node(node, parts, now)
+                if due is not None:
+                    next_at = due if next_at is None else min(next_at, due)
         self._resolve(expired)
         return next_at
 
@@ -833,7 +833,7 @@ class AIOProducer:
             await self._engine.close(timeout)
 
 
-class DeliveryFuture(concurrent.futures.Future):  # type: ignore[type-arg]
+class DeliveryFuture(concurrent.futures.Future):
     """The sync producer's per-record future: a ``concurrent.futures.Future`` whose condition
     is shared by all futures of one producer (a Condition per record costs more than the
     append itself).  Waits loop until this future is done, so a wake-up meant for another

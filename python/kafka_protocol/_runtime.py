@@ -13,6 +13,7 @@ Flexible structs end with a tagged-field section: uvarint count, then
 
 from __future__ import annotations
 
+import builtins
 import struct
 from typing import Any, ClassVar, NamedTuple
 from uuid import UUID
@@ -65,7 +66,7 @@ class FieldSpec(NamedTuple):
     tag: int | None
     default: Any  # Python default (lists and structs: an empty list / None marker, see struct)
     ignorable: bool
-    struct: type | None  # element / value class for struct-typed fields
+    struct: builtins.type | None  # element / value class for struct-typed fields
     compact_override: bool  # field-level "flexibleVersions": "none" (header ClientId)
 
     @property
@@ -177,7 +178,7 @@ def unsupported(cls_name: str, field: str) -> UnsupportedVersionError:
 class Struct:
     """Base of every generated class: slots, equality by value, a readable repr."""
 
-    __slots__ = ()
+    __slots__: tuple[str, ...] = ()
     FIELDS: ClassVar[tuple[FieldSpec, ...]] = ()
 
     def _values(self) -> tuple[Any, ...]:
@@ -186,7 +187,7 @@ class Struct:
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return self._values() == other._values()  # type: ignore[attr-defined]
+        return self._values() == other._values()
 
     __hash__ = None  # type: ignore[assignment]  # mutable
 
@@ -241,7 +242,7 @@ class Message(Struct):
         if buf.format != "B" or buf.ndim != 1:
             buf = buf.cast("B")
         try:
-            return cls._DEC[version](buf, offset, len(buf))  # type: ignore[no-any-return]
+            return cls._DEC[version](buf, offset, len(buf))
         except DecodeError as exc:
             raise DecodeError(f"{cls.__name__} v{version}: {exc}") from None
         except (struct.error, IndexError) as exc:

@@ -5,11 +5,20 @@ Names are loaded lazily from the extension modules (``_crc32c``,
 development does not hide the others; ``kafka_core.check_build()``
 imports every one and fails loudly when any is missing, as the test
 suite does at start.
+
+``KAFKA_CORE_NO_EXTENSIONS=1`` in the environment (as aiokafka's
+``AIOKAFKA_NO_EXTENSIONS``) selects the pure-Python twins where the
+packages have one: the broker sends file slices by ``pread`` + ``send``
+instead of ``kafka_core.Transfer``, and the group coordinator builds and
+reads ``__consumer_offsets`` batches with ``kafka_protocol._pyrecords``.
+Nothing falls back silently: without the switch a missing extension is an
+ImportError, and ``check_build()`` reports which path is in use.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 from ._errors import *  # noqa: F403
@@ -46,7 +55,16 @@ _EXPORTS = {
     "auto_mode": "_transfer",
 }
 
-EXTENSIONS = ("_crc32c", "_batch", "_log", "_transfer")
+EXTENSIONS = ("_crc32c", "_batch", "_log", "_transfer", "_accum")
+ENV_NO_EXTENSIONS = "KAFKA_CORE_NO_EXTENSIONS"
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+# Read once at import: every module that has a pure-Python twin asks this, not the environment.
+NO_EXTENSIONS: bool = _env_flag(ENV_NO_EXTENSIONS)
 
 
 def __getattr__(name: str) -> Any:
@@ -59,7 +77,10 @@ def __getattr__(name: str) -> Any:
 
 
 def check_build() -> dict[str, str]:
-    """Import every compiled extension; raise ImportError naming any missing one."""
+    """Import every compiled extension; raise ImportError naming any missing one.
+
+    ``extensions`` in the result says whether the pure-Python twins are selected
+    (``KAFKA_CORE_NO_EXTENSIONS``); the extensions must be built either way."""
     missing = []
     for ext in EXTENSIONS:
         try:
@@ -71,7 +92,8 @@ def check_build() -> dict[str, str]:
             "kafka_core C extensions are not built: " + ", ".join(missing)
             + ". Run `pip install -e .` (needs gcc and Python headers)."
         )
-    return {"crc32c": __getattr__("crc32c_impl")(), "transfer": str(__getattr__("auto_mode")())}
+    return {"crc32c": __getattr__("crc32c_impl")(), "transfer": str(__getattr__("auto_mode")()),
+            "extensions": f"off ({ENV_NO_EXTENSIONS})" if NO_EXTENSIONS else "on"}
 
 
-__all__ = sorted(_EXPORTS) + ["KcError", "check_build"]
+__all__ = sorted(_EXPORTS) + ["KcError", "NO_EXTENSIONS", "check_build"]

@@ -148,6 +148,7 @@ def error_for(code: int, text: str, detail: str = "", err: int = 0) -> KcError:
     if code == KC_ERR_NOMEM:
         return MemoryError(msg)  # type: ignore[return-value]
     cls = _BY_CODE.get(code, KcError)
+    e: KcError
     if cls is LogIOError:
         e = LogIOError(err or _errno.EIO, f"{msg}: {os.strerror(err)}" if err else msg)
     else:

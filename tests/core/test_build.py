@@ -9,7 +9,12 @@ import kafka_core
 
 def test_every_extension_is_built():
     info = kafka_core.check_build()
-    assert set(info) == {"crc32c", "transfer"}
+    assert set(info) == {"crc32c", "transfer", "extensions"}
+    # every compiled module under src/kafka_core is one check_build imports (it once left out _accum)
+    built = {p.name.split(".")[0] for p in Path(kafka_core.__file__).parent.glob("_*.so")}
+    assert built == set(kafka_core.EXTENSIONS), built ^ set(kafka_core.EXTENSIONS)
+    sources = {p.stem for p in Path(kafka_core.__file__).parent.glob("_*.pyx")}
+    assert sources == set(kafka_core.EXTENSIONS)
 
 
 def test_hardware_crc_is_used_when_the_cpu_has_it():

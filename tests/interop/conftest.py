@@ -9,8 +9,6 @@ import pytest
 
 from tests.support.broker import KafkaCoreBroker
 
-pytestmark = pytest.mark.interop
-
 
 @pytest.fixture(scope="session")
 def broker():

@@ -664,7 +664,7 @@ class GroupCoordinator(OffsetsMixin, ConsumerProtocolMixin):
         if g is None or g.state == DEAD:
             code = E.UNKNOWN_MEMBER_ID if g is None else E.COORDINATOR_NOT_AVAILABLE
             return code, [(m, i, code) for m, i in idents]
-        results = []
+        results: list[tuple[str, str | None, int]] = []
         for member_id, instance_id in idents:
             if instance_id is not None:
                 current = g.static_members.get(instance_id)

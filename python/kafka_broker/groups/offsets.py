@@ -8,7 +8,8 @@ A commit is answered only after ``OffsetsStore.commit`` returned, i.e. after the
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from kafka_protocol.errors import ErrorCode as E
 
@@ -28,6 +29,17 @@ class OffsetsMixin:
     store: Any
     groups: dict[str, Any]
     started: bool
+
+    if TYPE_CHECKING:   # provided by GroupCoordinator and ConsumerGroupMixin
+        def cfg(self, key: str) -> int: ...
+        def now_ms(self) -> int: ...
+        def call_later(self, delay_ms: float, cb: Callable[[], Any]) -> Any: ...
+        def spawn(self, coro: Any) -> None: ...
+        def _schedule_heartbeat(self, g: Any, m: Any, timeout_ms: int | None = None) -> None: ...
+        def _drop_group(self, gid: str) -> None: ...
+        def _validate_consumer_commit(self, g: ConsumerGroup, member_id: str, epoch: int | None,
+                                      version: int) -> int: ...
+        def _validate_consumer_fetch(self, g: ConsumerGroup, member_id: str, epoch: int | None) -> int: ...
     _topic_info: Any
     _topic_name: Any
     _retention_timer: Any
@@ -160,6 +172,7 @@ class OffsetsMixin:
                      member_id: str | None, member_epoch: int | None,
                      ) -> tuple[int, list[tuple[str, Any, list[tuple[int, int, int, str, int]]]]]:
         by_id = version >= 10
+        err: int
         if not self.started:
             err = E.COORDINATOR_LOAD_IN_PROGRESS
         elif not group_id:

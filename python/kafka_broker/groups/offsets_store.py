@@ -31,6 +31,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, Protocol
 
+import kafka_core
+
 from . import records as R
 from .records import GroupRecord, OffsetValue
 
@@ -52,13 +54,18 @@ class OffsetsBackend(Protocol):
 
 # -- record batches ------------------------------------------------------------
 
+# Which record code builds and reads the offsets batches: kafka_core's C codecs, or the pure-Python
+# twin (kafka_protocol._pyrecords) when KAFKA_CORE_NO_EXTENSIONS is set. Chosen once, never by an
+# ImportError.
+RECORDS_PATH = "python" if kafka_core.NO_EXTENSIONS else "c"
+
+
 def build_batch(items: list[tuple[bytes, bytes | None]], now_ms: int) -> bytearray:
     """One uncompressed v2 batch holding ``items`` (key, value); offsets are assigned by the log."""
-    try:
-        from kafka_core._batch import BatchBuilder  # type: ignore[import-not-found]
-    except ImportError:
+    if RECORDS_PATH == "python":
         from kafka_protocol._pyrecords import make_batch
         return bytearray(make_batch([(now_ms, k, v, []) for k, v in items], base_timestamp=now_ms))
+    from kafka_core import BatchBuilder
     capacity = 61 + sum(len(k) + (len(v) if v is not None else 0) + 48 for k, v in items)
     b = BatchBuilder(capacity, base_timestamp=now_ms)
     for k, v in items:
@@ -69,9 +76,7 @@ def build_batch(items: list[tuple[bytes, bytes | None]], now_ms: int) -> bytearr
 
 def decode_records(buf: bytes) -> Iterator[tuple[bytes | None, bytes | None]]:
     """(key, value) of every record of the whole batches in ``buf``."""
-    try:
-        from kafka_core._batch import iter_records, scan_batches  # type: ignore[import-not-found]
-    except ImportError:
+    if RECORDS_PATH == "python":
         from kafka_protocol._pyrecords import decode_batches
         for b in decode_batches(buf):
             if b.attributes & 0x20:     # control batch
@@ -79,6 +84,7 @@ def decode_records(buf: bytes) -> Iterator[tuple[bytes | None, bytes | None]]:
             for r in b.records:
                 yield r.key, r.value
         return
+    from kafka_core import iter_records, scan_batches
     mv = memoryview(buf)
     infos, _ = scan_batches(mv, allow_partial=True)
     for info in infos:

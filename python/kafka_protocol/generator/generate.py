@@ -228,7 +228,7 @@ def build_message(source: str, spec: dict[str, Any]) -> MessageDef:
             versions=versions,
             nullable=Versions.parse(f.get("nullableVersions")),
             tagged=Versions.parse(f.get("taggedVersions")),
-            tag=f.get("tag"),
+            tag=int(f["tag"]) if f.get("tag") is not None else None,   # a few schemas write "0"
             default_raw=f.get("default"),
             ignorable=bool(f.get("ignorable", False)),
             flex_override=Versions.parse(f["flexibleVersions"]) if "flexibleVersions" in f else None,
@@ -882,12 +882,12 @@ def generate(schemas: Path) -> str:
     structs.append("_S_i = _StructFmt('>i')")
     structs.append("_S_b = _StructFmt('>b')")
     structs = sorted(set(structs))
-    index = ["", "", "REQUESTS = {"]
+    index = ["", "", "REQUESTS: dict[int, type[_Message]] = {"]
     for m in messages:
         if m.kind == "request":
             index.append(f"    {m.api_key}: {m.name},")
     index.append("}")
-    index.append("RESPONSES = {")
+    index.append("RESPONSES: dict[int, type[_Message]] = {")
     for m in messages:
         if m.kind == "response":
             index.append(f"    {m.api_key}: {m.name},")

@@ -59526,7 +59526,7 @@ BrokerHeartbeatRequest.FIELDS = (
     _FS('current_metadata_offset', 'CurrentMetadataOffset', 'int64', _VR(0, 32767), _VR(1, 0), _VR(1, 0), None, 0, False, None, False),
     _FS('want_fence', 'WantFence', 'bool', _VR(0, 32767), _VR(1, 0), _VR(1, 0), None, False, False, None, False),
     _FS('want_shut_down', 'WantShutDown', 'bool', _VR(0, 32767), _VR(1, 0), _VR(1, 0), None, False, False, None, False),
-    _FS('offline_log_dirs', 'OfflineLogDirs', '[]uuid', _VR(1, 32767), _VR(1, 0), _VR(1, 32767), '0', [], False, None, False),
+    _FS('offline_log_dirs', 'OfflineLogDirs', '[]uuid', _VR(1, 32767), _VR(1, 0), _VR(1, 32767), 0, [], False, None, False),
 )
 BrokerHeartbeatRequest.__qualname__ = 'BrokerHeartbeatRequest'
 BrokerHeartbeatRequest.__name__ = 'BrokerHeartbeatRequest'
@@ -60628,7 +60628,7 @@ ResponseHeaderData.__qualname__ = 'ResponseHeaderData'
 ResponseHeaderData.__name__ = 'ResponseHeaderData'
 
 
-REQUESTS = {
+REQUESTS: dict[int, type[_Message]] = {
     0: ProduceRequest,
     1: FetchRequest,
     2: ListOffsetsRequest,
@@ -60718,7 +60718,7 @@ REQUESTS = {
     86: DeleteShareGroupStateRequest,
     87: ReadShareGroupStateSummaryRequest,
 }
-RESPONSES = {
+RESPONSES: dict[int, type[_Message]] = {
     0: ProduceResponse,
     1: FetchResponse,
     2: ListOffsetsResponse,

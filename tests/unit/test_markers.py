@@ -1,0 +1,30 @@
+"""The `interop` marker is true: `pytest -m "not interop"` (the developer's fast loop) runs no test
+that needs a third-party client or Apache Kafka, and `-m interop` runs all of them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _collect(*args: str) -> list[str]:
+    r = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode in (0, 5), r.stdout[-3000:] + r.stderr[-3000:]   # 5: nothing collected
+    return [line for line in r.stdout.splitlines() if "::" in line]
+
+
+def test_fast_loop_collects_nothing_from_interop():
+    assert _collect("-m", "not interop", "tests/interop") == []
+    assert len(_collect("-m", "interop", "tests/interop")) > 50
+
+
+def test_apache_kafka_half_of_client_tests_is_interop():
+    fast = _collect("-m", "not interop", "tests/client")
+    assert fast and not [t for t in fast if "[apache" in t]
+    interop = _collect("-m", "interop", "tests/client")
+    assert interop and all("[apache" in t or "apache" in t.lower() or "interop" in t for t in interop), \
+        [t for t in interop if "apache" not in t.lower()][:5]

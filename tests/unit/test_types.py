@@ -1,0 +1,20 @@
+"""The packages type-check with mypy (configuration: pyproject.toml [tool.mypy]).
+
+mypy is installed by ./dev test ([test] extras): a missing mypy is a failure, not a skip."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ["kafka_protocol", "kafka_core", "kafka_broker", "kafka_client", "kafka_bench"]
+
+
+def test_mypy_clean():
+    args = [sys.executable, "-m", "mypy", "--no-error-summary"]
+    for p in PACKAGES:
+        args += ["-p", p]
+    r = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-6000:]
