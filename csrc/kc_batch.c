@@ -32,24 +32,24 @@ static int batch_parse(const uint8_t *buf, size_t len, size_t max_batch_size, ui
      * format (legacy message sets have a different layout after byte 16). */
     if (buf == NULL || len < 17) return KC_ERR_TRUNCATED;
     bi.base_offset = (int64_t)kc_be64(buf);
-    bi.batch_length = (int32_t)kc_be32(buf + 8);
-    bi.partition_leader_epoch = (int32_t)kc_be32(buf + 12);
-    bi.magic = (int8_t)buf[16];
+    bi.batch_length = (int32_t)kc_be32(buf + KC_BATCH_OF_LENGTH);
+    bi.partition_leader_epoch = (int32_t)kc_be32(buf + KC_BATCH_OF_LEADER_EPOCH);
+    bi.magic = (int8_t)buf[KC_BATCH_OF_MAGIC];
     if (bi.magic == 0 || bi.magic == 1) return KC_ERR_LEGACY_MAGIC;
     if (bi.magic != 2) return KC_ERR_BAD_MAGIC;
     if (bi.batch_length < KC_BATCH_MIN_LENGTH) return KC_ERR_BAD_LENGTH;
     bi.size = (size_t)bi.batch_length + KC_BATCH_LOG_OVERHEAD;
     if (max_batch_size && bi.size > max_batch_size) return KC_ERR_BAD_LENGTH;
     if (bi.size > len) return KC_ERR_TRUNCATED;
-    bi.crc = kc_be32(buf + 17);
-    bi.attributes = (int16_t)kc_be16(buf + 21);
-    bi.last_offset_delta = (int32_t)kc_be32(buf + 23);
-    bi.base_timestamp = (int64_t)kc_be64(buf + 27);
-    bi.max_timestamp = (int64_t)kc_be64(buf + 35);
-    bi.producer_id = (int64_t)kc_be64(buf + 43);
-    bi.producer_epoch = (int16_t)kc_be16(buf + 51);
-    bi.base_sequence = (int32_t)kc_be32(buf + 53);
-    bi.record_count = (int32_t)kc_be32(buf + 57);
+    bi.crc = kc_be32(buf + KC_BATCH_OF_CRC);
+    bi.attributes = (int16_t)kc_be16(buf + KC_BATCH_OF_ATTRIBUTES);
+    bi.last_offset_delta = (int32_t)kc_be32(buf + KC_BATCH_OF_LAST_OFFSET_DELTA);
+    bi.base_timestamp = (int64_t)kc_be64(buf + KC_BATCH_OF_BASE_TIMESTAMP);
+    bi.max_timestamp = (int64_t)kc_be64(buf + KC_BATCH_OF_MAX_TIMESTAMP);
+    bi.producer_id = (int64_t)kc_be64(buf + KC_BATCH_OF_PRODUCER_ID);
+    bi.producer_epoch = (int16_t)kc_be16(buf + KC_BATCH_OF_PRODUCER_EPOCH);
+    bi.base_sequence = (int32_t)kc_be32(buf + KC_BATCH_OF_BASE_SEQUENCE);
+    bi.record_count = (int32_t)kc_be32(buf + KC_BATCH_OF_RECORD_COUNT);
     bi.position = 0;
     /* count == lastOffsetDelta + 1, computed in 64 bits: INT32_MAX + 1 must not wrap.
      * A compacted batch keeps its lastOffsetDelta (so its offsets stay
@@ -139,13 +139,12 @@ void kc_batch_summarize(const kc_batch_info_t *infos, size_t n, kc_batch_summary
 
 void kc_batch_update_crc(uint8_t *buf, size_t size) {
     if (size < KC_BATCH_HEADER_SIZE) return;
-    kc_put_be32(buf + 17, kc_crc32c(0, buf + KC_BATCH_CRC_START, size - KC_BATCH_CRC_START));
+    kc_put_be32(buf + KC_BATCH_OF_CRC, kc_crc32c(0, buf + KC_BATCH_CRC_START, size - KC_BATCH_CRC_START));
 }
 
 int kc_batch_assign_offsets(uint8_t *buf, size_t len, int64_t base_offset, int32_t leader_epoch,
                             int64_t log_append_time, int64_t *next_offset) {
     size_t pos;
-    int64_t next = base_offset;
     if (buf == NULL && len) return KC_ERR_ARG;
     /* First pass: headers only, so an error leaves the buffer untouched. */
     for (pos = 0; pos < len;) {
@@ -154,17 +153,24 @@ int kc_batch_assign_offsets(uint8_t *buf, size_t len, int64_t base_offset, int32
         if (rc != KC_OK) return rc;
         pos += bi.size;
     }
-    for (pos = 0; pos < len;) {
+    kc_batch_stamp(buf, len, base_offset, leader_epoch, log_append_time, next_offset);
+    return KC_OK;
+}
+
+void kc_batch_stamp(uint8_t *buf, size_t len, int64_t base_offset, int32_t leader_epoch,
+                    int64_t log_append_time, int64_t *next_offset) {
+    int64_t next = base_offset;
+    for (size_t pos = 0; pos < len;) {
         uint8_t *b = buf + pos;
-        size_t size = (size_t)(int32_t)kc_be32(b + 8) + KC_BATCH_LOG_OVERHEAD;
-        int32_t last_offset_delta = (int32_t)kc_be32(b + 23);
+        size_t size = (size_t)(int32_t)kc_be32(b + KC_BATCH_OF_LENGTH) + KC_BATCH_LOG_OVERHEAD;
+        int32_t last_offset_delta = (int32_t)kc_be32(b + KC_BATCH_OF_LAST_OFFSET_DELTA);
         kc_put_be64(b, (uint64_t)next);
-        kc_put_be32(b + 12, (uint32_t)leader_epoch);
+        kc_put_be32(b + KC_BATCH_OF_LEADER_EPOCH, (uint32_t)leader_epoch);
         if (log_append_time >= 0) {
-            uint16_t attrs = kc_be16(b + 21);
-            if (!(attrs & KC_ATTR_LOG_APPEND_TIME) || (int64_t)kc_be64(b + 35) != log_append_time) {
-                kc_put_be16(b + 21, (uint16_t)(attrs | KC_ATTR_LOG_APPEND_TIME));
-                kc_put_be64(b + 35, (uint64_t)log_append_time);
+            uint16_t attrs = kc_be16(b + KC_BATCH_OF_ATTRIBUTES);
+            if (!(attrs & KC_ATTR_LOG_APPEND_TIME) || (int64_t)kc_be64(b + KC_BATCH_OF_MAX_TIMESTAMP) != log_append_time) {
+                kc_put_be16(b + KC_BATCH_OF_ATTRIBUTES, (uint16_t)(attrs | KC_ATTR_LOG_APPEND_TIME));
+                kc_put_be64(b + KC_BATCH_OF_MAX_TIMESTAMP, (uint64_t)log_append_time);
                 kc_batch_update_crc(b, size);
             }
         }
@@ -172,7 +178,6 @@ int kc_batch_assign_offsets(uint8_t *buf, size_t len, int64_t base_offset, int32
         pos += size;
     }
     if (next_offset) *next_offset = next;
-    return KC_OK;
 }
 
 /* ---- varints ---- */
@@ -379,9 +384,9 @@ size_t kc_batch_rewrite(uint8_t *out, size_t cap, const uint8_t *batch, int code
     if (records_len && records != out + KC_BATCH_HEADER_SIZE)
         memmove(out + KC_BATCH_HEADER_SIZE, records, records_len);
     if (batch != out) memmove(out, batch, KC_BATCH_HEADER_SIZE);
-    uint16_t attrs = kc_be16(out + 21);
-    kc_put_be16(out + 21, (uint16_t)((attrs & ~KC_ATTR_CODEC_MASK) | (unsigned)codec));
-    kc_put_be32(out + 8, (uint32_t)(size - KC_BATCH_LOG_OVERHEAD));
+    uint16_t attrs = kc_be16(out + KC_BATCH_OF_ATTRIBUTES);
+    kc_put_be16(out + KC_BATCH_OF_ATTRIBUTES, (uint16_t)((attrs & ~KC_ATTR_CODEC_MASK) | (unsigned)codec));
+    kc_put_be32(out + KC_BATCH_OF_LENGTH, (uint32_t)(size - KC_BATCH_LOG_OVERHEAD));
     kc_batch_update_crc(out, size);
     return size;
 }
@@ -468,17 +473,17 @@ int kc_builder_append(kc_builder_t *b, int64_t timestamp, const uint8_t *key, ss
 static size_t builder_write_header(kc_builder_t *b, int16_t attributes, size_t size) {
     uint8_t *h = b->buf;
     kc_put_be64(h, 0);                                   /* baseOffset: the broker assigns it */
-    kc_put_be32(h + 8, (uint32_t)(size - KC_BATCH_LOG_OVERHEAD));
-    kc_put_be32(h + 12, (uint32_t)-1);                   /* partitionLeaderEpoch: broker's */
-    h[16] = 2;
-    kc_put_be16(h + 21, (uint16_t)attributes);
-    kc_put_be32(h + 23, (uint32_t)(b->count - 1));       /* lastOffsetDelta (-1 when empty) */
-    kc_put_be64(h + 27, (uint64_t)b->base_timestamp);
-    kc_put_be64(h + 35, (uint64_t)b->max_timestamp);        /* -1 when empty, as Kafka */
-    kc_put_be64(h + 43, (uint64_t)b->producer_id);
-    kc_put_be16(h + 51, (uint16_t)b->producer_epoch);
-    kc_put_be32(h + 53, (uint32_t)b->base_sequence);
-    kc_put_be32(h + 57, (uint32_t)b->count);
+    kc_put_be32(h + KC_BATCH_OF_LENGTH, (uint32_t)(size - KC_BATCH_LOG_OVERHEAD));
+    kc_put_be32(h + KC_BATCH_OF_LEADER_EPOCH, (uint32_t)-1);                   /* partitionLeaderEpoch: broker's */
+    h[KC_BATCH_OF_MAGIC] = 2;
+    kc_put_be16(h + KC_BATCH_OF_ATTRIBUTES, (uint16_t)attributes);
+    kc_put_be32(h + KC_BATCH_OF_LAST_OFFSET_DELTA, (uint32_t)(b->count - 1));       /* lastOffsetDelta (-1 when empty) */
+    kc_put_be64(h + KC_BATCH_OF_BASE_TIMESTAMP, (uint64_t)b->base_timestamp);
+    kc_put_be64(h + KC_BATCH_OF_MAX_TIMESTAMP, (uint64_t)b->max_timestamp);        /* -1 when empty, as Kafka */
+    kc_put_be64(h + KC_BATCH_OF_PRODUCER_ID, (uint64_t)b->producer_id);
+    kc_put_be16(h + KC_BATCH_OF_PRODUCER_EPOCH, (uint16_t)b->producer_epoch);
+    kc_put_be32(h + KC_BATCH_OF_BASE_SEQUENCE, (uint32_t)b->base_sequence);
+    kc_put_be32(h + KC_BATCH_OF_RECORD_COUNT, (uint32_t)b->count);
     kc_batch_update_crc(h, size);
     return size;
 }

@@ -28,7 +28,22 @@
 #define KC_BATCH_HEADER_SIZE 61      /* fixed part, up to recordCount */
 #define KC_BATCH_LOG_OVERHEAD 12     /* baseOffset + batchLength */
 #define KC_BATCH_MIN_LENGTH (KC_BATCH_HEADER_SIZE - KC_BATCH_LOG_OVERHEAD) /* 49 */
-#define KC_BATCH_CRC_START 21
+/* Byte offsets of the v2 batch header fields (DefaultRecordBatch): the one
+ * definition of the layout, used by every file that reads or writes a header. */
+#define KC_BATCH_OF_BASE_OFFSET 0
+#define KC_BATCH_OF_LENGTH 8
+#define KC_BATCH_OF_LEADER_EPOCH 12
+#define KC_BATCH_OF_MAGIC 16
+#define KC_BATCH_OF_CRC 17
+#define KC_BATCH_OF_ATTRIBUTES 21
+#define KC_BATCH_OF_LAST_OFFSET_DELTA 23
+#define KC_BATCH_OF_BASE_TIMESTAMP 27
+#define KC_BATCH_OF_MAX_TIMESTAMP 35
+#define KC_BATCH_OF_PRODUCER_ID 43
+#define KC_BATCH_OF_PRODUCER_EPOCH 51
+#define KC_BATCH_OF_BASE_SEQUENCE 53
+#define KC_BATCH_OF_RECORD_COUNT 57
+#define KC_BATCH_CRC_START KC_BATCH_OF_ATTRIBUTES /* the CRC covers attributes to the end */
 
 /* attributes */
 #define KC_ATTR_CODEC_MASK 0x07
@@ -111,6 +126,11 @@ typedef struct kc_batch_summary {
  * offset) of the first batch holding it, -1 when there is none.
  * first_timestamp is the first batch's baseTimestamp (-1 when n == 0). */
 void kc_batch_summarize(const kc_batch_info_t *infos, size_t n, kc_batch_summary_t *out);
+
+/* The write half of kc_batch_assign_offsets, for a buffer its caller has
+ * already validated whole (kc_log_append): no header is parsed again. */
+void kc_batch_stamp(uint8_t *buf, size_t len, int64_t base_offset, int32_t leader_epoch,
+                    int64_t log_append_time, int64_t *next_offset);
 
 /* Assign offsets in place to every batch of an already validated buffer:
  * baseOffset = next offset (starting at base_offset), partitionLeaderEpoch

@@ -361,11 +361,11 @@ static int clean_batch(pass_t *p, out_t *o, const uint8_t *b, const kc_batch_inf
         free(packed);
     } else if (codec != KC_CODEC_NONE) {
         /* no records left: an empty payload, marked uncompressed */
-        kc_put_be16(nb + 21, (uint16_t)(bi->attributes & ~KC_ATTR_CODEC_MASK));
+        kc_put_be16(nb + KC_BATCH_OF_ATTRIBUTES, (uint16_t)(bi->attributes & ~KC_ATTR_CODEC_MASK));
     }
     free(owned);
-    kc_put_be32(nb + 8, (uint32_t)(size - KC_BATCH_LOG_OVERHEAD));
-    kc_put_be32(nb + 57, (uint32_t)kept);
+    kc_put_be32(nb + KC_BATCH_OF_LENGTH, (uint32_t)(size - KC_BATCH_LOG_OVERHEAD));
+    kc_put_be32(nb + KC_BATCH_OF_RECORD_COUNT, (uint32_t)kept);
     kc_batch_update_crc(nb, size);
     out_batch(p, o, nb, size);
     return KC_OK;

@@ -114,30 +114,47 @@ static int need_roll(const kc_log_t *l, const kc_segment_t *s, int64_t len, int6
 
 int kc_log_append(kc_log_t *l, uint8_t *buf, size_t len, uint32_t flags, int32_t leader_epoch,
                   int64_t log_append_time, int64_t now_ms, kc_append_info_t *info) {
-    if (!l || !buf || len == 0 || !info || len > INT32_MAX)
+    if (!info)
         return KC_ERR_ARG;
-    size_t nb = 0, valid = 0;
+    memset(info, 0, sizeof(*info));
+    info->error_position = info->error_batch = -1;
+    if (!l || !buf || len == 0 || len > INT32_MAX)
+        return KC_ERR_ARG;
     uint32_t sflags = (flags & KC_APPEND_SKIP_CRC) ? 0 : KC_SCAN_VERIFY_CRC;
     /* produce wants count == lastOffsetDelta + 1; a replica copies whatever
      * the leader's log holds, compacted batches included */
     if (!(flags & KC_APPEND_ASSIGN_OFFSETS))
         sflags |= KC_SCAN_ALLOW_COMPACTED;
-    int rc = kc_batch_scan(buf, len, sflags, (size_t)(l->cfg.max_batch_size > 0 ? l->cfg.max_batch_size : 0),
-                           NULL, 0, &nb, &valid);
-    if (rc != KC_OK)
-        return rc;
-    if (nb == 0)
-        return KC_ERR_TRUNCATED;
-    /* an empty batch (count 0, lastOffsetDelta -1) would own no offset
-     * and break "offsets strictly increase"; Kafka's produce path refuses it too */
-    for (size_t p = 0; p < len; p += (size_t)(int32_t)kc_be32(buf + p + 8) + KC_BATCH_LOG_OVERHEAD)
-        if ((int32_t)kc_be32(buf + p + 23) < 0)
-            return KC_ERR_BAD_COUNT;
-    pthread_mutex_lock(&l->append_mu);
+    size_t max_batch = (size_t)(l->cfg.max_batch_size > 0 ? l->cfg.max_batch_size : 0);
     int assign = (flags & KC_APPEND_ASSIGN_OFFSETS) != 0;
+    /* The one pass over the headers: validate each batch and sum what the
+     * append needs (records, batches, largest timestamp). */
+    int64_t records = 0, batches = 0, max_ts = -1;
+    int rc = KC_OK;
+    for (size_t p = 0; p < len;) {
+        kc_batch_info_t bi;
+        rc = kc_batch_check(buf + p, len - p, max_batch, sflags, &bi);
+        /* an empty batch (count 0, lastOffsetDelta -1) would own no offset
+         * and break "offsets strictly increase"; Kafka's produce path refuses it too */
+        if (rc == KC_OK && bi.last_offset_delta < 0)
+            rc = KC_ERR_BAD_COUNT;
+        if (rc != KC_OK) {
+            info->error_position = (int64_t)p;
+            info->error_batch = batches;
+            return rc;
+        }
+        records += bi.record_count;
+        if (bi.max_timestamp > max_ts)
+            max_ts = bi.max_timestamp;
+        batches++;
+        p += bi.size;
+    }
+    if (assign && log_append_time >= 0)
+        max_ts = log_append_time;   /* every batch gets stamped with it */
+    pthread_mutex_lock(&l->append_mu);
     int64_t first = l->end_offset, next = first;
     if (assign) {
-        rc = kc_batch_assign_offsets(buf, len, first, leader_epoch, log_append_time, &next);
+        kc_batch_stamp(buf, len, first, leader_epoch, log_append_time, &next);
     } else {
         /* replica/compactor bytes keep their offsets: they must increase */
         kc_hdr_t h;
@@ -154,10 +171,6 @@ int kc_log_append(kc_log_t *l, uint8_t *buf, size_t len, uint32_t flags, int32_t
         pthread_mutex_unlock(&l->append_mu);
         return rc;
     }
-    int64_t max_ts = -1;
-    for (size_t p = 0; p < len; p += (size_t)(int32_t)kc_be32(buf + p + 8) + KC_BATCH_LOG_OVERHEAD)
-        if ((int64_t)kc_be64(buf + p + 35) > max_ts)
-            max_ts = (int64_t)kc_be64(buf + p + 35);
     pthread_mutex_lock(&l->mu);
     kc_segment_t *s = kc_log_active(l);
     if (need_roll(l, s, (int64_t)len, next - 1, max_ts, now_ms)) {
@@ -183,14 +196,17 @@ int kc_log_append(kc_log_t *l, uint8_t *buf, size_t len, uint32_t flags, int32_t
         pthread_mutex_unlock(&l->append_mu);
         return rc;
     }
-    memset(info, 0, sizeof(*info));
     info->first_offset = first;
     info->last_offset = next - 1;
     info->max_timestamp = info->offset_of_max_timestamp = -1;
     info->log_append_time = assign && log_append_time >= 0 ? log_append_time : -1;
     info->segment_base = s->base_offset;
     info->position = pos;
+    info->records = records;
+    info->batches = batches;
     pthread_mutex_lock(&l->mu);
+    /* index accounting needs each batch's final offsets: the one read of the
+     * headers after the write (they are in cache) */
     for (size_t p = 0; p < len;) {
         kc_hdr_t h;
         kc_hdr_decode(buf + p, &h);
@@ -198,8 +214,6 @@ int kc_log_append(kc_log_t *l, uint8_t *buf, size_t len, uint32_t flags, int32_t
             info->max_timestamp = h.max_ts;
             info->offset_of_max_timestamp = h.last;
         }
-        info->records += (int32_t)kc_be32(buf + p + 57);
-        info->batches++;
         kc_segment_account(&l->cfg, s, &h, pos + (int64_t)p, 1);
         p += (size_t)h.size;
     }

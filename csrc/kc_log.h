@@ -84,6 +84,9 @@ typedef struct kc_append_info {
     int64_t segment_base;       /* segment the bytes went to */
     int64_t position;           /* their position in it */
     int flush_due;              /* unflushed messages reached flush_interval_messages */
+    /* on a validation error: the bad batch's byte position in buf and its index (-1 otherwise) */
+    int64_t error_position;
+    int64_t error_batch;
 } kc_append_info_t;
 
 #define KC_APPEND_ASSIGN_OFFSETS 0x1 /* produce: assign offsets from the log end.
@@ -92,8 +95,10 @@ typedef struct kc_append_info {
                                         compacted batches are accepted. */
 #define KC_APPEND_SKIP_CRC 0x2       /* caller already verified the CRC */
 
-/* Validate buf (every batch: lengths, magic, CRC32C unless SKIP_CRC, count),
- * assign offsets in place, stamp LogAppendTime when log_append_time >= 0,
+/* Validate buf (every batch: lengths, magic, CRC32C unless SKIP_CRC, count)
+ * in one pass over the headers that also sums what the append needs (records,
+ * batches, largest timestamp); on a bad batch info->error_position and
+ * info->error_batch say which.  Then assign offsets in place, stamp LogAppendTime when log_append_time >= 0,
  * roll the active segment if needed, and write the whole buffer with one
  * write().  Nothing is written when validation fails.
  * Details: an empty buf is KC_ERR_ARG and a batch of 0 records

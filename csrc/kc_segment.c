@@ -145,11 +145,11 @@ int kc_segment_map(const kc_log_config_t *cfg, kc_segment_t *s, int64_t need) {
 
 void kc_hdr_decode(const uint8_t *p, kc_hdr_t *h) {
     h->base = (int64_t)kc_be64(p);
-    h->size = (int64_t)(int32_t)kc_be32(p + 8) + KC_BATCH_LOG_OVERHEAD;
-    h->attributes = (int16_t)kc_be16(p + 21);
-    h->last = h->base + (int32_t)kc_be32(p + 23);
-    h->first_ts = (int64_t)kc_be64(p + 27);
-    h->max_ts = (int64_t)kc_be64(p + 35);
+    h->size = (int64_t)(int32_t)kc_be32(p + KC_BATCH_OF_LENGTH) + KC_BATCH_LOG_OVERHEAD;
+    h->attributes = (int16_t)kc_be16(p + KC_BATCH_OF_ATTRIBUTES);
+    h->last = h->base + (int32_t)kc_be32(p + KC_BATCH_OF_LAST_OFFSET_DELTA);
+    h->first_ts = (int64_t)kc_be64(p + KC_BATCH_OF_BASE_TIMESTAMP);
+    h->max_ts = (int64_t)kc_be64(p + KC_BATCH_OF_MAX_TIMESTAMP);
 }
 
 /* Header of the batch at pos of a segment whose bytes up to limit were

@@ -200,6 +200,17 @@ static void test_bad_input(void) {
     kc_append_info_t ai;
     buf[sz - 1] ^= 1;
     CHECK_EQ_INT(kc_log_append(l, buf, sz, KC_APPEND_ASSIGN_OFFSETS, 0, -1, 0, &ai), KC_ERR_CORRUPT_CRC);
+    CHECK_EQ_INT(ai.error_batch, 0);
+    CHECK_EQ_INT(ai.error_position, 0);
+    {   /* a good batch, then the corrupt one: the error names the second, nothing is written */
+        uint8_t two[2048];
+        size_t gsz = make_batch(two, sizeof two, 1, 100, 10);
+        memcpy(two + gsz, buf, sz);
+        CHECK_EQ_INT(kc_log_append(l, two, gsz + sz, KC_APPEND_ASSIGN_OFFSETS, 0, -1, 0, &ai), KC_ERR_CORRUPT_CRC);
+        CHECK_EQ_INT(ai.error_batch, 1);
+        CHECK_EQ_INT(ai.error_position, (int64_t)gsz);
+        CHECK_EQ_INT(kc_log_end_offset(l), 0);
+    }
     CHECK_EQ_INT(kc_log_append(l, buf, sz, KC_APPEND_ASSIGN_OFFSETS | KC_APPEND_SKIP_CRC, 0, -1, 0, &ai), KC_OK);
     CHECK_EQ_INT(kc_log_append(l, buf, sz - 1, KC_APPEND_ASSIGN_OFFSETS, 0, -1, 0, &ai), KC_ERR_TRUNCATED);
     CHECK_EQ_INT(kc_log_end_offset(l), 2);

@@ -27,13 +27,12 @@ from .config import (
     render,
     validate_topic_configs,
 )
-from .group_apis import INTERNAL_TOPICS
+from .log import topic_name_error
 from .server import RequestContext
-from .storage import topic_name_error
 
 if TYPE_CHECKING:
     from .broker import Broker
-    from .storage import Topic
+    from .log import Topic
 
 log = logging.getLogger("kafka_broker.admin")
 
@@ -204,7 +203,7 @@ def handle_delete_topics(b: Broker, ctx: RequestContext, req: Any) -> Any:
                 continue
             r.name = topic.name
         r.topic_id = topic.id
-        if topic.name in INTERNAL_TOPICS:
+        if topic.internal:
             r.error_code, r.error_message = E.INVALID_TOPIC_EXCEPTION, \
                 f"Topic {topic.name} is an internal topic and cannot be deleted."
             continue

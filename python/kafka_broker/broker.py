@@ -20,7 +20,7 @@ from kafka_protocol.messages import REQUESTS
 
 from . import admin, fetch, produce
 from .config import BrokerConfig, Listener
-from .group_apis import INTERNAL_TOPICS, OFFSETS_TOPIC
+from .log import OFFSETS_TOPIC, topic_name_error
 from .server import HandlerResult, RequestContext, Server
 from .storage import Storage
 
@@ -186,7 +186,7 @@ def handle_metadata(b: Broker, ctx: RequestContext, req: Any) -> Any:
                                              isr_nodes=[b.node_id], offline_replicas=[])
                  for p in t.partitions]
         return R.MetadataResponseTopic(error_code=0, name=t.name, topic_id=t.id,
-                                       is_internal=t.name in INTERNAL_TOPICS,
+                                       is_internal=t.internal,
                                        partitions=parts,
                                        topic_authorized_operations=TOPIC_OPS if include_ops else -2147483648)
 
@@ -216,7 +216,6 @@ def handle_metadata(b: Broker, ctx: RequestContext, req: Any) -> Any:
         if t is not None:
             out.append(topic_entry(t))
             continue
-        from .storage import topic_name_error
         if topic_name_error(name):
             out.append(R.MetadataResponseTopic(error_code=E.INVALID_TOPIC_EXCEPTION, name=name))
         elif auto_ok:

@@ -23,7 +23,8 @@ import threading
 import time
 from typing import Any
 
-from .storage import Partition, Storage, now_ms
+from .log import Partition, now_ms
+from .storage import Storage
 
 log = logging.getLogger("kafka_broker.cleaner")
 

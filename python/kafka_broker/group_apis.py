@@ -20,19 +20,15 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .config import LONG_MAX
 from .groups import GroupCoordinator, LogBackend, NodeInfo, OffsetsStore, RequestContext, TopicInfo
-from .storage import now_ms
+from .log import INTERNAL_TOPICS, OFFSETS_TOPIC, AppendError, AppendFailed, AppendOrigin
 
 if TYPE_CHECKING:
     from .broker import Broker
+    from .log import Topic
     from .server import RequestContext as ServerContext
-    from .storage import Topic
 
 log = logging.getLogger("kafka_broker.groups")
-
-OFFSETS_TOPIC = "__consumer_offsets"
-INTERNAL_TOPICS = frozenset({OFFSETS_TOPIC})
 
 # api key -> (min, max advertised, coordinator method): Apache Kafka 4.0's ranges (groups/__init__.py)
 GROUP_APIS: dict[int, tuple[int, int, str]] = {
@@ -116,16 +112,11 @@ class Groups:
         if t is None or not t.partitions:
             t = await self.ensure_topic()
         p = t.partitions[partition]
-        if p.closed:
-            raise OSError(f"{p.name} is closed")
-        info = p.log.append(batch, leader_epoch=p.leader_epoch, now_ms=now_ms())
-        if p.waiters:
-            p.notify(len(batch))
-        fm = t.effective["flush.messages"]
-        if info.flush_due or (fm < LONG_MAX and p.log.unflushed_messages >= fm):
-            fut: asyncio.Future[None] = self.broker.loop.create_future()
-            self.storage.flusher.request(p, fut)
-            await fut
+        res = p.append(batch, AppendOrigin.COORDINATOR)
+        if isinstance(res, AppendError):
+            raise AppendFailed(p.name, res)
+        if res.flushed is not None:
+            await res.flushed
 
 
 def _group_handler(method: str) -> Callable[[Broker, ServerContext, Any], Any]:

@@ -20,7 +20,6 @@ its log; the loop never takes it.
 from __future__ import annotations
 
 import asyncio
-import base64
 import concurrent.futures
 import json
 import logging
@@ -30,52 +29,21 @@ import shutil
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from kafka_protocol.errors import ErrorCode as E
-
 from .config import TOPIC_CONFIGS, BrokerConfig, validate_topic_configs
+from .log.clock import now_ms
+from .log.flusher import Flusher
+from .log.partition import Partition
+from .log.producer_state import SEQ_MOD
+from .log.topics import Topic, new_cluster_id, new_topic_id
 
 log = logging.getLogger("kafka_broker.storage")
 
 META_FILE = "kc-metadata.json"
 PRODUCER_SNAPSHOT = "kc-producer-state.json"
-TOPIC_NAME_RE = re.compile(r"[a-zA-Z0-9._-]+")
-MAX_TOPIC_NAME = 249
 PRODUCER_ID_BLOCK = 1000
-PRODUCER_WINDOW = 5        # batches remembered per producer (ProducerStateEntry.NUM_BATCHES_TO_RETAIN)
-SEQ_MOD = 1 << 31
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def new_topic_id() -> uuid.UUID:
-    """A random non-zero id whose base64 form does not start with '-' (Uuid.randomUuid)."""
-    while True:
-        u = uuid.uuid4()
-        if u.int > 1 and not base64.urlsafe_b64encode(u.bytes).startswith(b"-"):
-            return u
-
-
-def new_cluster_id() -> str:
-    return base64.urlsafe_b64encode(new_topic_id().bytes).rstrip(b"=").decode()
-
-
-def topic_name_error(name: str | None) -> str | None:
-    if not name:
-        return "Topic name is illegal, it can't be empty"
-    if name in (".", ".."):
-        return "Topic name cannot be \".\" or \"..\""
-    if len(name) > MAX_TOPIC_NAME:
-        return f"Topic name is illegal, it can't be longer than {MAX_TOPIC_NAME} characters, topic name: {name}"
-    if not TOPIC_NAME_RE.fullmatch(name):
-        return (f"Topic name \"{name}\" is illegal, it contains a character other than ASCII "
-                "alphanumerics, '.', '_' and '-'")
-    return None
 
 
 def atomic_write(path: str, data: bytes) -> None:
@@ -90,196 +58,6 @@ def atomic_write(path: str, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-class DuplicateBatch(Exception):
-    def __init__(self, first_offset: int, last_offset: int, timestamp: int) -> None:
-        self.first_offset = first_offset
-        self.last_offset = last_offset
-        self.timestamp = timestamp
-
-
-class ProducerEntry:
-    """Last batches of one producer on one partition (ProducerStateEntry.java)."""
-
-    __slots__ = ("epoch", "batches")
-
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
-        # (first_seq, last_seq, first_offset, last_offset, timestamp), oldest first
-        self.batches: deque[tuple[int, int, int, int, int]] = deque(maxlen=PRODUCER_WINDOW)
-
-
-class ProducerState:
-    """Idempotent-producer bookkeeping for one partition."""
-
-    __slots__ = ("entries", "changes")
-
-    def __init__(self) -> None:
-        self.entries: dict[int, ProducerEntry] = {}
-        self.changes = 0          # bumped on every update: snapshots are skipped when unchanged
-
-    def check(self, pid: int, epoch: int, first_seq: int, last_seq: int) -> E:
-        """Before an append: NONE, or the error; raises DuplicateBatch for a retry."""
-        e = self.entries.get(pid)
-        if e is None:
-            return E.NONE if first_seq == 0 else E.UNKNOWN_PRODUCER_ID
-        if epoch < e.epoch:
-            return E.INVALID_PRODUCER_EPOCH
-        if epoch > e.epoch:
-            return E.NONE if first_seq == 0 else E.OUT_OF_ORDER_SEQUENCE_NUMBER
-        for b in e.batches:
-            if b[0] == first_seq and b[1] == last_seq:
-                raise DuplicateBatch(b[2], b[3], b[4])
-        if not e.batches:
-            return E.NONE
-        last = e.batches[-1][1]
-        if first_seq == (last + 1) % SEQ_MOD:
-            return E.NONE
-        return E.OUT_OF_ORDER_SEQUENCE_NUMBER
-
-    def update(self, pid: int, epoch: int, first_seq: int, last_seq: int,
-               first_offset: int, last_offset: int, timestamp: int) -> None:
-        e = self.entries.get(pid)
-        if e is None or e.epoch != epoch:
-            e = self.entries[pid] = ProducerEntry(epoch)
-        e.batches.append((first_seq, last_seq, first_offset, last_offset, timestamp))
-        self.changes += 1
-
-    def to_json(self) -> dict[str, Any]:
-        return {str(pid): [e.epoch, [list(b) for b in e.batches]] for pid, e in self.entries.items()}
-
-    def load_json(self, data: dict[str, Any]) -> None:
-        for pid, (epoch, batches) in data.items():
-            e = ProducerEntry(int(epoch))
-            for b in batches:
-                e.batches.append(tuple(int(x) for x in b))  # type: ignore[arg-type]
-            self.entries[int(pid)] = e
-
-
-class Partition:
-    __slots__ = ("topic", "index", "path", "log", "lock", "clean_lock", "closed", "waiters", "producers",
-                 "leader_epoch", "last_flush_ms", "segment_base", "snapshot_changes", "checkpoint_rp")
-
-    def __init__(self, topic: Topic, index: int, path: str, log_: Any) -> None:
-        self.topic = topic
-        self.index = index
-        self.path = path
-        self.log = log_
-        self.lock = threading.Lock()
-        # Held by the log cleaner for a whole compaction pass, and by whatever must not run
-        # alongside one (close, delete, retention, delete-records).  The flush thread and the
-        # loop never take it: appends, reads and fsyncs go on while a pass runs.
-        self.clean_lock = threading.Lock()
-        self.closed = False
-        self.waiters: list[Callable[[Partition, int], None]] = []
-        self.producers = ProducerState()
-        self.leader_epoch = 0
-        self.last_flush_ms = now_ms()
-        self.segment_base = -1
-        self.snapshot_changes = 0     # producers.changes at the last snapshot written
-        self.checkpoint_rp = -1       # recovery point at the last checkpoint written
-
-    @property
-    def name(self) -> str:
-        return f"{self.topic.name}-{self.index}"
-
-    def notify(self, nbytes: int) -> None:
-        """Wake long-poll fetches waiting on this partition (loop thread)."""
-        if self.waiters:
-            waiters, self.waiters = self.waiters, []
-            for w in waiters:
-                w(self, nbytes)
-
-    def __repr__(self) -> str:
-        return f"<Partition {self.name}>"
-
-
-class Topic:
-    __slots__ = ("name", "id", "partitions", "overrides", "effective", "deleted")
-
-    def __init__(self, name: str, topic_id: uuid.UUID, overrides: dict[str, str]) -> None:
-        self.name = name
-        self.id = topic_id
-        self.partitions: list[Partition] = []
-        self.overrides = dict(overrides)       # text values as set by the user
-        self.effective: dict[str, Any] = {}
-        self.deleted = False
-
-
-class Flusher(threading.Thread):
-    """fsync thread with group commit.
-
-    Appends that need durability register (partition, future) pairs; each
-    round takes everything registered so far, fsyncs each dirty log once,
-    and completes the round's futures on the loop.  It also flushes logs
-    whose oldest unflushed data is older than their ``flush.ms``.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, storage: Storage) -> None:
-        super().__init__(name="kc-flush", daemon=True)
-        self.loop = loop
-        self.storage = storage
-        self.cond = threading.Condition()
-        self.pending: dict[Partition, list[asyncio.Future[None]]] = {}
-        self.stopping = False
-
-    def request(self, p: Partition, fut: asyncio.Future[None] | None) -> None:
-        with self.cond:
-            lst = self.pending.get(p)
-            if lst is None:
-                lst = self.pending[p] = []
-                self.cond.notify()
-            if fut is not None:
-                lst.append(fut)
-
-    def stop(self) -> None:
-        with self.cond:
-            self.stopping = True
-            self.cond.notify()
-        self.join()
-
-    def run(self) -> None:
-        while True:
-            with self.cond:
-                if not self.pending and not self.stopping:
-                    self.cond.wait(self.storage.flush_poll_s())
-                batch, self.pending = self.pending, {}
-                stopping = self.stopping
-            if not batch:
-                if stopping:
-                    return
-                batch = {p: [] for p in self.storage.partitions_due_for_time_flush()}
-            done: list[tuple[list[asyncio.Future[None]], BaseException | None]] = []
-            for p, futs in batch.items():
-                err: BaseException | None = None
-                with p.lock:
-                    if p.closed:
-                        err = None if not futs else OSError("partition deleted")
-                    else:
-                        try:
-                            p.log.flush()
-                            p.last_flush_ms = now_ms()
-                        except Exception as e:  # noqa: BLE001 - reported to the waiting requests
-                            log.error("flush of %s failed: %s", p.name, e)
-                            err = e
-                if futs:
-                    done.append((futs, err))
-            if done:
-                try:
-                    self.loop.call_soon_threadsafe(_complete_futures, done)
-                except RuntimeError:  # loop closed during shutdown
-                    return
-
-
-def _complete_futures(done: list[tuple[list[asyncio.Future[None]], BaseException | None]]) -> None:
-    for futs, err in done:
-        for f in futs:
-            if not f.done():
-                if err is None:
-                    f.set_result(None)
-                else:
-                    f.set_exception(err)
 
 
 class Storage:
@@ -490,7 +268,7 @@ class Storage:
         rec = lg.recovery
         if rec and not rec.get("clean", 1) and (rec.get("segments_scanned") or rec.get("bytes_truncated")):
             log.info("recovered %s: %s", path, rec)
-        p = Partition(topic, index, path, lg)
+        p = Partition(topic, index, path, lg, self.flusher)
         p.segment_base = -1
         return p
 

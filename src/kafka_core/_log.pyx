@@ -295,7 +295,9 @@ cdef class Log:
         finally:
             PyBuffer_Release(&view)
         if rc != 0:
-            raise _err(rc, f"append of {blen} bytes to {self.path!r}", e)
+            where = (f": batch {info.error_batch} at byte {info.error_position}"
+                     if info.error_position >= 0 else "")
+            raise _err(rc, f"append of {blen} bytes to {self.path!r}{where}", e)
         cdef AppendInfo ai = AppendInfo.__new__(AppendInfo)
         ai.first_offset = info.first_offset
         ai.last_offset = info.last_offset

@@ -41,6 +41,8 @@ cdef extern from "kc_log.h" nogil:
         int64_t segment_base
         int64_t position
         int flush_due
+        int64_t error_position
+        int64_t error_batch
 
     enum:
         KC_APPEND_ASSIGN_OFFSETS

@@ -115,6 +115,22 @@ def test_append_needs_writable_buffer_and_valid_batches(path: Path) -> None:
             Log(path.parent / "other", max_batch_size=64).append(batch(3))
 
 
+def test_append_error_names_the_bad_batch_and_writes_nothing(path: Path) -> None:
+    """One pass validates every batch before anything is written; the error says which batch."""
+    with Log(path, **SMALL) as log:
+        good, bad = batch(2), batch(3)
+        bad[-1] ^= 1
+        buf = good + batch(1) + bad
+        with pytest.raises(E.CrcMismatchError, match=rf"batch 2 at byte {len(good) + len(batch(1))}\b"):
+            log.append(buf)
+        assert log.end_offset == 0 and log.append(batch(1)).first_offset == 0
+        empty = bytearray(py.make_batch([(1, b"k", b"v", [])], base_timestamp=1))
+        empty[23:27] = (-1).to_bytes(4, "big", signed=True)   # lastOffsetDelta -1: owns no offset
+        with pytest.raises(E.InvalidRecordCountError, match=r"batch 1 at byte "):
+            log.append(batch(1) + empty, verify_crc=False)
+        assert log.end_offset == 1
+
+
 def test_append_keep_offsets(path: Path) -> None:
     with Log(path, **SMALL) as log:
         b = bytes(py.make_batch([(1, b"k", b"v", [])], base_timestamp=1, base_offset=10))
