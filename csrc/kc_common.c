@@ -1,5 +1,9 @@
-/* kc_common.c - error texts. */
+/* kc_common.c - error texts, small string helpers. */
 #include "kc_common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 const char *kc_strerror(int err) {
     switch (err) {
@@ -28,4 +32,12 @@ const char *kc_strerror(int err) {
     case KC_ERR_NOT_FOUND: return "not found";
     default: return "unknown error";
     }
+}
+
+char *kc_concat3(const char *a, const char *b, const char *c) {
+    size_t n = strlen(a) + strlen(b) + strlen(c) + 1;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s%s%s", a, b, c);
+    return p;
 }

@@ -42,6 +42,10 @@ enum kc_err {
 /* Human-readable text for a kc_err code (static storage, never NULL). */
 const char *kc_strerror(int err);
 
+/* a + b + c in a malloc'd string (a path and a file name, a path and an
+ * extension); NULL when out of memory. */
+char *kc_concat3(const char *a, const char *b, const char *c);
+
 /* Big-endian loads and stores (the Kafka wire byte order). */
 static inline uint16_t kc_be16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
 static inline uint32_t kc_be32(const uint8_t *p) {

@@ -132,12 +132,13 @@ void kc_index_offset_entry(const kc_index_t *ix, int64_t i, int64_t *offset, int
     *position = off_pos(ix, i);
 }
 
-void kc_index_lookup_offset(const kc_index_t *ix, int64_t target, int64_t *offset, int64_t *position) {
-    int64_t rel = target - ix->base_offset;
-    int64_t lo = 0, hi = ix->entries; /* find the first entry with rel offset > rel */
+/* The last entry whose field (relative offset, or position) is <= key; the
+ * segment's start (base offset, position 0) when there is none. */
+static void floor_entry(const kc_index_t *ix, int64_t key, int by_position, int64_t *offset, int64_t *position) {
+    int64_t lo = 0, hi = ix->entries; /* find the first entry with field > key */
     while (lo < hi) {
         int64_t mid = lo + (hi - lo) / 2;
-        if (off_rel(ix, mid) <= rel)
+        if ((by_position ? off_pos(ix, mid) : off_rel(ix, mid)) <= key)
             lo = mid + 1;
         else
             hi = mid;
@@ -150,21 +151,12 @@ void kc_index_lookup_offset(const kc_index_t *ix, int64_t target, int64_t *offse
     }
 }
 
+void kc_index_lookup_offset(const kc_index_t *ix, int64_t target, int64_t *offset, int64_t *position) {
+    floor_entry(ix, target - ix->base_offset, 0, offset, position);
+}
+
 void kc_index_lookup_position(const kc_index_t *ix, int64_t pos, int64_t *offset, int64_t *position) {
-    int64_t lo = 0, hi = ix->entries;
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (off_pos(ix, mid) <= pos)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo == 0) {
-        *offset = ix->base_offset;
-        *position = 0;
-    } else {
-        kc_index_offset_entry(ix, lo - 1, offset, position);
-    }
+    floor_entry(ix, pos, 1, offset, position);
 }
 
 void kc_index_truncate_position(kc_index_t *ix, int64_t pos) {

@@ -47,11 +47,7 @@ static int mkdir_p(const char *dir) {
 }
 
 char *kc_log_dir_file(const kc_log_t *l, const char *name) {
-    size_t n = strlen(l->dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p)
-        snprintf(p, n, "%s/%s", l->dir, name);
-    return p;
+    return kc_concat3(l->dir, "/", name);
 }
 
 /* ------------------------------------------------------ open and close */

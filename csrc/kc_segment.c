@@ -19,11 +19,7 @@
 /* ---------------------------------------------------------------- files */
 
 char *kc_segment_file(const kc_segment_t *s, const char *ext) {
-    size_t n = strlen(s->path) + strlen(ext) + 1;
-    char *p = malloc(n);
-    if (p)
-        snprintf(p, n, "%s%s", s->path, ext);
-    return p;
+    return kc_concat3(s->path, "", ext);
 }
 
 int kc_fsync_dir(const char *dir) {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kafka_protocol.errors import ErrorCode as E
@@ -448,9 +449,17 @@ def _alter_prepare(b: Broker, res_type: int, res_name: str) -> tuple[int, str | 
     return E.INVALID_REQUEST, f"Unsupported resource type {res_type}", None
 
 
-def handle_alter_configs(b: Broker, ctx: RequestContext, req: Any) -> Any:
-    from kafka_protocol.messages import AlterConfigsResponse as R
+class _Refused(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
+
+def _alter(b: Broker, R: Any, req: Any, new_overrides: Callable[[Any, Topic], dict[str, str]]) -> Any:
+    """AlterConfigs and IncrementalAlterConfigs: per resource, the topic's new overrides from
+    ``new_overrides`` (raising _Refused, or ConfigError/ValueError for INVALID_CONFIG), then all
+    applied at once unless validate_only."""
     results = []
     todo: list[tuple[Any, Topic, dict[str, str]]] = []
     for res in req.resources:
@@ -463,66 +472,59 @@ def handle_alter_configs(b: Broker, ctx: RequestContext, req: Any) -> Any:
             continue
         assert topic is not None
         try:
-            new = b.storage.validate_new_configs((c.name, c.value) for c in res.configs)
-        except ValueError as e:
+            todo.append((r, topic, new_overrides(res, topic)))
+        except _Refused as e:
+            r.error_code, r.error_message = e.code, e.message
+        except ValueError as e:     # ConfigError included
             r.error_code, r.error_message = E.INVALID_CONFIG, str(e)
-            continue
-        todo.append((r, topic, new))
     return _apply_alters(b, R, results, todo, req.validate_only)
+
+
+def handle_alter_configs(b: Broker, ctx: RequestContext, req: Any) -> Any:
+    from kafka_protocol.messages import AlterConfigsResponse as R
+
+    return _alter(b, R, req, lambda res, topic: b.storage.validate_new_configs(
+        (c.name, c.value) for c in res.configs))
+
+
+def _incremental_overrides(res: Any, topic: Topic) -> dict[str, str]:
+    names = Counter(c.name for c in res.configs)
+    dup = [n for n, k in names.items() if k > 1]
+    if dup:
+        raise _Refused(E.INVALID_REQUEST, f"Error due to duplicate config keys: {dup[0]}")
+    new = dict(topic.overrides)
+    for c in res.configs:
+        td = TOPIC_CONFIGS.get(c.name)
+        if td is None:
+            raise ConfigError(f"Unknown topic config name: {c.name}")
+        op = c.config_operation
+        if op == OP_SET:
+            if c.value is None:
+                raise ConfigError(f"Null value not supported for : {c.name}")
+            new[c.name] = c.value
+        elif op == OP_DELETE:
+            new.pop(c.name, None)
+        elif op in (OP_APPEND, OP_SUBTRACT):
+            if td.defn.type != "list":
+                raise ConfigError(f"Config value append is not allowed for config key: {c.name}")
+            cur = [x.strip() for x in new.get(c.name, render(td.defn, topic.effective[c.name]) or "")
+                   .split(",") if x.strip()]
+            vals = [x.strip() for x in (c.value or "").split(",") if x.strip()]
+            if op == OP_APPEND:
+                cur += [x for x in vals if x not in cur]
+            else:
+                cur = [x for x in cur if x not in vals]
+            new[c.name] = ",".join(cur)
+        else:
+            raise _Refused(E.INVALID_REQUEST, f"Unknown operation type {op}")
+    validate_topic_configs(new)
+    return new
 
 
 def handle_incremental_alter_configs(b: Broker, ctx: RequestContext, req: Any) -> Any:
     from kafka_protocol.messages import IncrementalAlterConfigsResponse as R
 
-    results = []
-    todo: list[tuple[Any, Topic, dict[str, str]]] = []
-    for res in req.resources:
-        r = R.AlterConfigsResourceResponse(error_code=0, error_message=None, resource_type=res.resource_type,
-                                           resource_name=res.resource_name)
-        results.append(r)
-        code, msg, topic = _alter_prepare(b, res.resource_type, res.resource_name)
-        if code:
-            r.error_code, r.error_message = code, msg
-            continue
-        assert topic is not None
-        names = Counter(c.name for c in res.configs)
-        dup = [n for n, k in names.items() if k > 1]
-        if dup:
-            r.error_code, r.error_message = E.INVALID_REQUEST, f"Error due to duplicate config keys: {dup[0]}"
-            continue
-        new = dict(topic.overrides)
-        try:
-            for c in res.configs:
-                td = TOPIC_CONFIGS.get(c.name)
-                if td is None:
-                    raise ConfigError(f"Unknown topic config name: {c.name}")
-                op = c.config_operation
-                if op == OP_SET:
-                    if c.value is None:
-                        raise ConfigError(f"Null value not supported for : {c.name}")
-                    new[c.name] = c.value
-                elif op == OP_DELETE:
-                    new.pop(c.name, None)
-                elif op in (OP_APPEND, OP_SUBTRACT):
-                    if td.defn.type != "list":
-                        raise ConfigError(f"Config value append is not allowed for config key: {c.name}")
-                    cur = [x.strip() for x in new.get(c.name, render(td.defn, topic.effective[c.name]) or "")
-                           .split(",") if x.strip()]
-                    vals = [x.strip() for x in (c.value or "").split(",") if x.strip()]
-                    if op == OP_APPEND:
-                        cur += [x for x in vals if x not in cur]
-                    else:
-                        cur = [x for x in cur if x not in vals]
-                    new[c.name] = ",".join(cur)
-                else:
-                    r.error_code, r.error_message = E.INVALID_REQUEST, f"Unknown operation type {op}"
-                    break
-            else:
-                validate_topic_configs(new)
-                todo.append((r, topic, new))
-        except ConfigError as e:
-            r.error_code, r.error_message = E.INVALID_CONFIG, str(e)
-    return _apply_alters(b, R, results, todo, req.validate_only)
+    return _alter(b, R, req, _incremental_overrides)
 
 
 def _apply_alters(b: Broker, R: Any, results: list[Any], todo: list[tuple[Any, Topic, dict[str, str]]],

@@ -20,6 +20,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from ._runtime import uvarint_bytes
+
 __all__ = [
     "HEADER_SIZE", "PyRecord", "PyBatch", "crc32c", "encode_varint", "decode_varint",
     "encode_record", "decode_record", "encode_batch", "decode_batch", "decode_batches",
@@ -64,13 +66,7 @@ def encode_varint(v: int) -> bytes:
     """Zigzag varint (varlong) of a signed 64-bit value."""
     if not -(1 << 63) <= v < (1 << 63):
         raise OverflowError(v)
-    u = ((v << 1) ^ (v >> 63)) & 0xFFFFFFFFFFFFFFFF
-    out = bytearray()
-    while u >= 0x80:
-        out.append((u & 0x7F) | 0x80)
-        u >>= 7
-    out.append(u)
-    return bytes(out)
+    return uvarint_bytes(((v << 1) ^ (v >> 63)) & 0xFFFFFFFFFFFFFFFF)
 
 
 def decode_varint(buf: bytes, pos: int, max_bytes: int = 10) -> tuple[int, int]:

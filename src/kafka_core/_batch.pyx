@@ -218,6 +218,14 @@ cdef kc_batch_info_t *_scan2(const uint8_t *p, size_t n, uint32_t flags, size_t 
     return infos
 
 
+cdef inline uint32_t _scan_flags(bint verify_crc, bint allow_partial, bint reject_control,
+                                 bint allow_compacted):
+    """The KC_SCAN_* flags for the keyword arguments of the same names."""
+    return ((KC_SCAN_VERIFY_CRC if verify_crc else 0) | (KC_SCAN_ALLOW_PARTIAL if allow_partial else 0)
+            | (KC_SCAN_REJECT_CONTROL if reject_control else 0)
+            | (KC_SCAN_ALLOW_COMPACTED if allow_compacted else 0))
+
+
 def scan_batches(buf, *, bint verify_crc=True, bint allow_partial=False, bint reject_control=False,
                  size_t max_batch_size=0, bint allow_compacted=False):
     """Scan consecutive batches; returns (list[BatchInfo], valid_len).
@@ -235,14 +243,7 @@ def scan_batches(buf, *, bint verify_crc=True, bint allow_partial=False, bint re
     cdef int rc
     cdef const uint8_t *p
     cdef size_t n
-    if verify_crc:
-        flags |= KC_SCAN_VERIFY_CRC
-    if allow_partial:
-        flags |= KC_SCAN_ALLOW_PARTIAL
-    if reject_control:
-        flags |= KC_SCAN_REJECT_CONTROL
-    if allow_compacted:
-        flags |= KC_SCAN_ALLOW_COMPACTED
+    flags = _scan_flags(verify_crc, allow_partial, reject_control, allow_compacted)
     PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
     try:
         p = <const uint8_t *>view.buf
@@ -527,10 +528,7 @@ def check_records(batch, records=None, *, bint require_keys=False, bint verify_c
     cdef uint32_t flags = KC_RECORDS_REQUIRE_KEYS if require_keys else 0
     cdef const uint8_t *p
     cdef size_t n
-    if verify_crc:
-        scan_flags |= KC_SCAN_VERIFY_CRC
-    if allow_compacted:
-        scan_flags |= KC_SCAN_ALLOW_COMPACTED
+    scan_flags = _scan_flags(verify_crc, False, False, allow_compacted)
     PyObject_GetBuffer(batch, &view, PyBUF_SIMPLE)
     try:
         p = <const uint8_t *>view.buf

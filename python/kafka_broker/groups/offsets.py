@@ -301,21 +301,21 @@ class OffsetsMixin:
                     continue
             g = self.groups.get(gid)
             if isinstance(g, ClassicGroup) and g.state == EMPTY and not self.store.offsets.get(gid):
-                try:
-                    await self.store.delete_group(gid)
-                except Exception as e:  # noqa: BLE001
-                    log.warning("group %s: deleting failed: %s", gid, e)
-                    continue
-                self._drop_group(gid)
+                await self._delete_empty_group(gid, stored=True)
         # empty groups that never committed (e.g. a JoinGroup that got no further) are dropped too
         for gid, g in list(self.groups.items()):
             if isinstance(g, ClassicGroup) and g.state == EMPTY and not g.pending_members \
                     and gid not in self.store.offsets and now >= g.state_timestamp + retention:
-                if gid in self.store.groups:
-                    try:
-                        await self.store.delete_group(gid)
-                    except Exception as e:  # noqa: BLE001
-                        log.warning("group %s: deleting failed: %s", gid, e)
-                        continue
-                self._drop_group(gid)
+                await self._delete_empty_group(gid, stored=gid in self.store.groups)
         return removed
+
+    async def _delete_empty_group(self, gid: str, stored: bool) -> None:
+        """Forget an empty group: its tombstone first when it has a stored record (a failed write
+        keeps the group, to be tried again next tick)."""
+        if stored:
+            try:
+                await self.store.delete_group(gid)
+            except Exception as e:  # noqa: BLE001
+                log.warning("group %s: deleting failed: %s", gid, e)
+                return
+        self._drop_group(gid)

@@ -28,8 +28,12 @@ The partition of a group is ``abs(java String.hashCode(group_id)) % n``
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 from uuid import UUID
+
+from kafka_protocol import uvarint_bytes
 
 OFFSET_KEY_VERSION = 1
 GROUP_KEY_VERSION = 2
@@ -283,26 +287,18 @@ MEMBER_STATE_UNKNOWN = 127
 _b = struct.Struct(">b")
 
 TopicPartitions = dict[UUID, list[int]]
-
-
-def _uvarint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+T = TypeVar("T")
 
 
 def _cstr(s: str | None) -> bytes:
     if s is None:
         return b"\x00"
     b = s.encode()
-    return _uvarint(len(b) + 1) + b
+    return uvarint_bytes(len(b) + 1) + b
 
 
 def _carray(items: list[bytes]) -> bytes:
-    return _uvarint(len(items) + 1) + b"".join(items)
+    return uvarint_bytes(len(items) + 1) + b"".join(items)
 
 
 _NO_TAGS = b"\x00"
@@ -354,6 +350,15 @@ class _FlexReader(_Reader):
         return ver
 
 
+def _flex_value(buf: bytes, what: str, read: Callable[[_FlexReader], T]) -> T:
+    """A flexible (v0, tagged fields) record value whose fields ``read`` takes."""
+    r = _FlexReader(buf)
+    r.value_version(what)
+    value = read(r)
+    r.tags()
+    return value
+
+
 def cg_key(key_version: int, group: str, member_id: str | None = None) -> bytes:
     """Key of a KIP-848 record; member keys (5, 7, 8) carry the member id."""
     out = _h.pack(key_version) + _str(group)
@@ -378,11 +383,7 @@ def cg_epoch_value(epoch: int) -> bytes:
 
 
 def decode_cg_epoch_value(buf: bytes) -> int:
-    r = _FlexReader(buf)
-    r.value_version("consumer group epoch value")
-    epoch = r.i32()
-    r.tags()
-    return epoch
+    return _flex_value(buf, "consumer group epoch value", _FlexReader.i32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,11 +450,7 @@ def cg_target_member_value(a: TopicPartitions) -> bytes:
 
 
 def decode_cg_target_member_value(buf: bytes) -> TopicPartitions:
-    r = _FlexReader(buf)
-    r.value_version("ConsumerGroupTargetAssignmentMemberValue")
-    a = r.tps()
-    r.tags()
-    return a
+    return _flex_value(buf, "ConsumerGroupTargetAssignmentMemberValue", _FlexReader.tps)
 
 
 @dataclass(slots=True)
@@ -471,8 +468,5 @@ def cg_current_assignment_value(c: CgCurrentAssignment) -> bytes:
 
 
 def decode_cg_current_assignment_value(buf: bytes) -> CgCurrentAssignment:
-    r = _FlexReader(buf)
-    r.value_version("ConsumerGroupCurrentMemberAssignmentValue")
-    c = CgCurrentAssignment(r.i32(), r.i32(), r.i8(), r.tps(), r.tps())
-    r.tags()
-    return c
+    return _flex_value(buf, "ConsumerGroupCurrentMemberAssignmentValue",
+                       lambda r: CgCurrentAssignment(r.i32(), r.i32(), r.i8(), r.tps(), r.tps()))

@@ -606,11 +606,16 @@ def runs(fls: list[FieldLayout]) -> list[list[FieldLayout] | FieldLayout]:
     return out
 
 
-def gen_decoder(sd: StructDef, idx: int, v: int, flexible: bool, em: Emitter) -> list[str]:
+def _split_layouts(sd: StructDef, v: int, flexible: bool) -> tuple[list[FieldLayout], list[FieldLayout], set[str]]:
+    """(regular fields in order, tagged fields by tag, names present) of one struct version."""
     fls = field_layouts(sd, v, flexible)
     regular = [fl for fl in fls if not fl.tagged]
-    tagged = sorted((fl for fl in fls if fl.tagged), key=lambda fl: fl.fd.tag)  # type: ignore[arg-type,return-value]
-    present = {fl.fd.name for fl in fls}
+    tagged = sorted((fl for fl in fls if fl.tagged), key=lambda fl: fl.fd.tag or 0)
+    return regular, tagged, {fl.fd.name for fl in fls}
+
+
+def gen_decoder(sd: StructDef, idx: int, v: int, flexible: bool, em: Emitter) -> list[str]:
+    regular, tagged, present = _split_layouts(sd, v, flexible)
     lines = [f"def {fn_name(sd, 'd', idx)}(buf, pos, blen):"]
     ind = "    "
     for item in runs(regular):
@@ -680,10 +685,7 @@ def gen_decoder(sd: StructDef, idx: int, v: int, flexible: bool, em: Emitter) ->
 
 
 def gen_encoder(sd: StructDef, idx: int, v: int, flexible: bool, em: Emitter) -> list[str]:
-    fls = field_layouts(sd, v, flexible)
-    regular = [fl for fl in fls if not fl.tagged]
-    tagged = sorted((fl for fl in fls if fl.tagged), key=lambda fl: fl.fd.tag)  # type: ignore[arg-type,return-value]
-    present = {fl.fd.name for fl in fls}
+    regular, tagged, present = _split_layouts(sd, v, flexible)
     lines = [f"def {fn_name(sd, 'e', idx)}(o, out):"]
     ind = "    "
     # Values a version cannot carry: ignorable ones are dropped, others refused (like Kafka).
