@@ -1,6 +1,6 @@
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
 Buffer: TypeAlias = bytes | bytearray | memoryview
 
@@ -33,13 +33,10 @@ class Batch:
     base_seq: int
     attempts: int
     done: bool
-    @property
-    def capacity(self) -> int: ...
+    capacity: Final[int]
     def __init__(self, capacity: int, base_timestamp: int, initial: int = 0) -> None: ...
-    @property
-    def count(self) -> int: ...
-    @property
-    def nbytes(self) -> int: ...
+    count: Final[int]
+    nbytes: Final[int]
     def append(self, timestamp: int, key: Buffer | str | None, value: Buffer | str | None,
                headers: Iterable[tuple[str | bytes, Buffer | str | None]] | None = None) -> bool: ...
     def records_view(self) -> memoryview: ...

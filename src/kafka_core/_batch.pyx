@@ -435,15 +435,7 @@ def iter_records(batch, base_offset=None, base_timestamp=None, *, int64_t log_ap
                 raise TypeError("iter_records: a records section needs both base_offset and base_timestamp")
             return _decode_records(p, n, base_offset, base_timestamp, log_append_time, 0)
         # a batch read from a log may be compacted (fewer records than offsets)
-        rc = kc_batch_check(p, n, 0, KC_SCAN_ALLOW_COMPACTED | (KC_SCAN_VERIFY_CRC if verify_crc else 0), &bi)
-        if rc != KC_OK:
-            e = _err(rc, _batch_detail(p, n, 0, 0, rc, 0))
-            e.valid_len = 0
-            e.position = 0
-            e.batches = []
-            raise e
-        if bi.size != n:
-            raise _err(KC_ERR_ARG, f"iter_records takes one batch: it is {bi.size} bytes, the buffer {n}")
+        _one_batch(p, n, _scan_flags(verify_crc, False, False, True), &bi)
         if bi.attributes & KC_ATTR_CODEC_MASK:
             raise _err(KC_ERR_UNSUPPORTED,
                        f"batch is compressed (codec {bi.attributes & KC_ATTR_CODEC_MASK}): decompress bytes "
@@ -504,7 +496,8 @@ cdef int _one_batch(const uint8_t *p, size_t n, uint32_t scan_flags, kc_batch_in
         e.batches = []
         raise e
     if bi.size != n:
-        raise _err(KC_ERR_ARG, f"one batch expected: it is {bi.size} bytes, the buffer {n}")
+        raise _err(KC_ERR_ARG, f"one batch expected (iter_records, check_records): it is {bi.size} bytes, "
+                               f"the buffer {n}")
     return 0
 
 

@@ -410,13 +410,8 @@ def dec_varlen(fl: FieldLayout, target: str, ind: str, what: str, em: Emitter) -
         lines += [f"{ind}n = _S_h.unpack_from(buf, pos)[0]", f"{ind}pos += 2"]
     else:
         lines += [f"{ind}n = _S_i.unpack_from(buf, pos)[0]", f"{ind}pos += 4"]
-    lines.append(f"{ind}if n < 0:")
-    if fl.nullable:
-        lines.append(f"{ind}    {target} = None")
-    else:
-        lines.append(f"{ind}    raise _null_error({what!r}, pos)")
+    lines += dec_null(fl, target, ind, what)
     lines += [
-        f"{ind}else:",
         f"{ind}    end = pos + n",
         f"{ind}    if end > blen:",
         f"{ind}        raise _truncated({what!r}, pos, n, blen)",
@@ -427,6 +422,13 @@ def dec_varlen(fl: FieldLayout, target: str, ind: str, what: str, em: Emitter) -
         lines.append(f"{ind}    {target} = buf[pos:end]")
     lines.append(f"{ind}    pos = end")
     return lines
+
+
+def dec_null(fl: FieldLayout, target: str, ind: str, what: str) -> list[str]:
+    """After a length or count n: null (n < 0) for nullable fields, else an error; ends in the
+    ``else:`` under which the caller decodes the value."""
+    null = f"{ind}    {target} = None" if fl.nullable else f"{ind}    raise _null_error({what!r}, pos)"
+    return [f"{ind}if n < 0:", null, f"{ind}else:"]
 
 
 def dec_count(fl: FieldLayout, ind: str) -> list[str]:
@@ -449,13 +451,8 @@ def dec_value(fl: FieldLayout, target: str, ind: str, what: str, em: Emitter) ->
     lines: list[str] = []
     if fd.is_array:
         lines += dec_count(fl, ind)
-        lines.append(f"{ind}if n < 0:")
-        if fl.nullable:
-            lines.append(f"{ind}    {target} = None")
-        else:
-            lines.append(f"{ind}    raise _null_error({what!r}, pos)")
+        lines += dec_null(fl, target, ind, what)
         lines += [
-            f"{ind}else:",
             f"{ind}    if n > blen - pos:",
             f"{ind}        raise _bad_count({what!r}, pos, n, blen)",
         ]
