@@ -12,7 +12,7 @@ import logging
 import shutil
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kafka_protocol.errors import ErrorCode as E
 from kafka_protocol.errors import error_code_for as code_for_exception
@@ -32,8 +32,9 @@ from .log import topic_name_error
 from .server import RequestContext
 
 if TYPE_CHECKING:
-    from .broker import Broker
+    from .config import BrokerConfig
     from .log import Topic
+    from .storage import Storage
 
 log = logging.getLogger("kafka_broker.admin")
 
@@ -43,7 +44,18 @@ RESOURCE_BROKER_LOGGER = 8
 OP_SET, OP_DELETE, OP_APPEND, OP_SUBTRACT = 0, 1, 2, 3
 
 
-def _replication_error(b: Broker, rf: int) -> str | None:
+class AdminDeps(Protocol):
+    """What the admin handlers need of the broker: the registry, the configuration, the node id."""
+
+    @property
+    def storage(self) -> Storage: ...
+    @property
+    def config(self) -> BrokerConfig: ...
+    @property
+    def node_id(self) -> int: ...
+
+
+def _replication_error(b: AdminDeps, rf: int) -> str | None:
     if rf <= 0:
         return "Replication factor must be larger than 0, or -1 to use the default value."
     if rf > 1:
@@ -52,7 +64,7 @@ def _replication_error(b: Broker, rf: int) -> str | None:
     return None
 
 
-def _assignment_error(b: Broker, broker_ids: list[int]) -> str | None:
+def _assignment_error(b: AdminDeps, broker_ids: list[int]) -> str | None:
     if len(broker_ids) != len(set(broker_ids)):
         return "The manual partition assignment includes the same broker twice."
     for bid in broker_ids:
@@ -63,7 +75,7 @@ def _assignment_error(b: Broker, broker_ids: list[int]) -> str | None:
     return None
 
 
-def handle_create_topics(b: Broker, ctx: RequestContext, req: Any) -> Any:
+def handle_create_topics(b: AdminDeps, ctx: RequestContext, req: Any) -> Any:
     from kafka_protocol.messages import CreateTopicsResponse as R
 
     v = ctx.api_version
@@ -149,7 +161,7 @@ def handle_create_topics(b: Broker, ctx: RequestContext, req: Any) -> Any:
     return create()
 
 
-def _created_configs(b: Broker, overrides: dict[str, str]) -> list[Any]:
+def _created_configs(b: AdminDeps, overrides: dict[str, str]) -> list[Any]:
     from kafka_protocol.messages import CreateTopicsResponse as R
 
     out = []
@@ -163,7 +175,7 @@ def _created_configs(b: Broker, overrides: dict[str, str]) -> list[Any]:
     return out
 
 
-def _topic_source(b: Broker, name: str, overrides: dict[str, str]) -> int:
+def _topic_source(b: AdminDeps, name: str, overrides: dict[str, str]) -> int:
     if name in overrides:
         return SOURCE_TOPIC
     syn = b.config.topic_synonyms(name)
@@ -172,7 +184,7 @@ def _topic_source(b: Broker, name: str, overrides: dict[str, str]) -> int:
     return SOURCE_DEFAULT
 
 
-def handle_delete_topics(b: Broker, ctx: RequestContext, req: Any) -> Any:
+def handle_delete_topics(b: AdminDeps, ctx: RequestContext, req: Any) -> Any:
     from kafka_protocol.messages import DeleteTopicsResponse as R
 
     v = ctx.api_version
@@ -227,7 +239,7 @@ def handle_delete_topics(b: Broker, ctx: RequestContext, req: Any) -> Any:
     return delete()
 
 
-def handle_create_partitions(b: Broker, ctx: RequestContext, req: Any) -> Any:
+def handle_create_partitions(b: AdminDeps, ctx: RequestContext, req: Any) -> Any:
     from kafka_protocol.messages import CreatePartitionsResponse as R
 
     st = b.storage
@@ -277,7 +289,7 @@ def handle_create_partitions(b: Broker, ctx: RequestContext, req: Any) -> Any:
     return create()
 
 
-def handle_delete_records(b: Broker, ctx: RequestContext, req: Any) -> Any:
+def handle_delete_records(b: AdminDeps, ctx: RequestContext, req: Any) -> Any:
     from kafka_protocol.messages import DeleteRecordsResponse as R
 
     st = b.storage
@@ -319,7 +331,7 @@ def handle_delete_records(b: Broker, ctx: RequestContext, req: Any) -> Any:
     return run()
 
 
-def handle_describe_log_dirs(b: Broker, ctx: RequestContext, req: Any) -> Any:
+def handle_describe_log_dirs(b: AdminDeps, ctx: RequestContext, req: Any) -> Any:
     from kafka_protocol.messages import DescribeLogDirsResponse as R
 
     st = b.storage
@@ -359,7 +371,7 @@ def handle_describe_log_dirs(b: Broker, ctx: RequestContext, req: Any) -> Any:
 # configs
 
 
-def _synonym_list(b: Broker, name: str, topic: Topic | None) -> list[tuple[str, str | None, int]]:
+def _synonym_list(b: AdminDeps, name: str, topic: Topic | None) -> list[tuple[str, str | None, int]]:
     out: list[tuple[str, str | None, int]] = []
     if topic is not None and name in topic.overrides:
         out.append((name, render(TOPIC_CONFIGS[name].defn, topic.effective[name]), SOURCE_TOPIC))
@@ -367,7 +379,7 @@ def _synonym_list(b: Broker, name: str, topic: Topic | None) -> list[tuple[str, 
     return out
 
 
-def handle_describe_configs(b: Broker, ctx: RequestContext, req: Any) -> Any:
+def handle_describe_configs(b: AdminDeps, ctx: RequestContext, req: Any) -> Any:
     from kafka_protocol.messages import DescribeConfigsResponse as R
 
     v = ctx.api_version
@@ -438,7 +450,7 @@ def handle_describe_configs(b: Broker, ctx: RequestContext, req: Any) -> Any:
     return R(throttle_time_ms=0, results=results)
 
 
-def _alter_prepare(b: Broker, res_type: int, res_name: str) -> tuple[int, str | None, Topic | None]:
+def _alter_prepare(b: AdminDeps, res_type: int, res_name: str) -> tuple[int, str | None, Topic | None]:
     if res_type == RESOURCE_TOPIC:
         topic = b.storage.topics.get(res_name)
         if topic is None:
@@ -456,7 +468,7 @@ class _Refused(Exception):
         self.message = message
 
 
-def _alter(b: Broker, R: Any, req: Any, new_overrides: Callable[[Any, Topic], dict[str, str]]) -> Any:
+def _alter(b: AdminDeps, R: Any, req: Any, new_overrides: Callable[[Any, Topic], dict[str, str]]) -> Any:
     """AlterConfigs and IncrementalAlterConfigs: per resource, the topic's new overrides from
     ``new_overrides`` (raising _Refused, or ConfigError/ValueError for INVALID_CONFIG), then all
     applied at once unless validate_only."""
@@ -480,7 +492,7 @@ def _alter(b: Broker, R: Any, req: Any, new_overrides: Callable[[Any, Topic], di
     return _apply_alters(b, R, results, todo, req.validate_only)
 
 
-def handle_alter_configs(b: Broker, ctx: RequestContext, req: Any) -> Any:
+def handle_alter_configs(b: AdminDeps, ctx: RequestContext, req: Any) -> Any:
     from kafka_protocol.messages import AlterConfigsResponse as R
 
     return _alter(b, R, req, lambda res, topic: b.storage.validate_new_configs(
@@ -521,13 +533,13 @@ def _incremental_overrides(res: Any, topic: Topic) -> dict[str, str]:
     return new
 
 
-def handle_incremental_alter_configs(b: Broker, ctx: RequestContext, req: Any) -> Any:
+def handle_incremental_alter_configs(b: AdminDeps, ctx: RequestContext, req: Any) -> Any:
     from kafka_protocol.messages import IncrementalAlterConfigsResponse as R
 
     return _alter(b, R, req, _incremental_overrides)
 
 
-def _apply_alters(b: Broker, R: Any, results: list[Any], todo: list[tuple[Any, Topic, dict[str, str]]],
+def _apply_alters(b: AdminDeps, R: Any, results: list[Any], todo: list[tuple[Any, Topic, dict[str, str]]],
                   validate_only: bool) -> Any:
     if validate_only or not todo:
         return R(throttle_time_ms=0, responses=results)

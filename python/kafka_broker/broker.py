@@ -79,7 +79,7 @@ class Broker:
         from .cleaner import LogCleaner
         from .group_apis import Groups
 
-        self.groups = Groups(self)
+        self.groups = Groups(self.storage, self.config, self.node_id)
         await self.groups.start()
         if self.config["log.cleaner.enable"] and self.config["log.cleaner.threads"] > 0:
             self.cleaner = LogCleaner(self.storage, self.config)

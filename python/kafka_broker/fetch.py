@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kafka_protocol.errors import ErrorCode as E
 
@@ -29,18 +29,29 @@ from .log.fetch_session import INT_MAX, FetchSession, FetchSessionCache, Session
 from .server import RequestContext
 
 if TYPE_CHECKING:
-    from .broker import Broker
     from .log.partition import Partition
+    from .storage import Storage
 
 __all__ = ["FetchSessionCache", "handle_fetch", "handle_list_offsets", "handle_offset_for_leader_epoch"]
 
 log = logging.getLogger("kafka_broker.fetch")
 
+class FetchDeps(Protocol):
+    """What the fetch handlers need of the broker: the registry, the session cache, the loop."""
+
+    @property
+    def storage(self) -> Storage: ...
+    @property
+    def fetch_sessions(self) -> FetchSessionCache: ...
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+
+
 def _next_epoch(e: int) -> int:
     return 1 if e >= INT_MAX else e + 1
 
 
-def handle_fetch(b: Broker, ctx: RequestContext, req: Any) -> Any:
+def handle_fetch(b: FetchDeps, ctx: RequestContext, req: Any) -> Any:
     from kafka_protocol.messages import FetchResponse as R
 
     v = ctx.api_version
@@ -160,7 +171,7 @@ def handle_fetch(b: Broker, ctx: RequestContext, req: Any) -> Any:
     return _long_poll(b, plist, use_ids, req.max_wait_ms, req.min_bytes, attempt)
 
 
-def _read_partition(b: Broker, sp: SessionPartition, use_ids: bool) -> tuple[int, Partition | None]:
+def _read_partition(b: FetchDeps, sp: SessionPartition, use_ids: bool) -> tuple[int, Partition | None]:
     st = b.storage
     if use_ids:
         t = st.topics_by_id.get(sp.topic_id)
@@ -180,7 +191,7 @@ def _read_partition(b: Broker, sp: SessionPartition, use_ids: bool) -> tuple[int
     return 0, p
 
 
-def _build(b: Broker, out: list[tuple[SessionPartition, int, int, int, Any]], incremental: bool,
+def _build(b: FetchDeps, out: list[tuple[SessionPartition, int, int, int, Any]], incremental: bool,
            use_ids: bool, read_committed: bool, sid: int) -> Any:
     from kafka_protocol.messages import FetchResponse as R
 
@@ -212,7 +223,7 @@ def _resolve(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
-async def _long_poll(b: Broker, plist: list[SessionPartition], use_ids: bool, max_wait_ms: int,
+async def _long_poll(b: FetchDeps, plist: list[SessionPartition], use_ids: bool, max_wait_ms: int,
                      min_bytes: int, attempt: Any) -> Any:
     loop = b.loop
     deadline = loop.time() + max_wait_ms / 1000
@@ -258,7 +269,7 @@ async def _long_poll(b: Broker, plist: list[SessionPartition], use_ids: bool, ma
 EARLIEST, LATEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -2, -1, -3, -4, -5
 
 
-def handle_list_offsets(b: Broker, ctx: RequestContext, req: Any) -> Any:
+def handle_list_offsets(b: FetchDeps, ctx: RequestContext, req: Any) -> Any:
     from kafka_protocol.messages import ListOffsetsResponse as R
 
     st = b.storage
@@ -318,7 +329,7 @@ def handle_list_offsets(b: Broker, ctx: RequestContext, req: Any) -> Any:
     return R(throttle_time_ms=0, topics=topics)
 
 
-def handle_offset_for_leader_epoch(b: Broker, ctx: RequestContext, req: Any) -> Any:
+def handle_offset_for_leader_epoch(b: FetchDeps, ctx: RequestContext, req: Any) -> Any:
     from kafka_protocol.messages import OffsetForLeaderEpochResponse as R
 
     st = b.storage

@@ -18,15 +18,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .groups import GroupCoordinator, LogBackend, NodeInfo, OffsetsStore, RequestContext, TopicInfo
 from .log import INTERNAL_TOPICS, OFFSETS_TOPIC, AppendError, AppendFailed, AppendOrigin
 
 if TYPE_CHECKING:
-    from .broker import Broker
+    from .config import BrokerConfig, Listener
     from .log import Topic
     from .server import RequestContext as ServerContext
+    from .storage import Storage
 
 log = logging.getLogger("kafka_broker.groups")
 
@@ -48,13 +49,21 @@ GROUP_APIS: dict[int, tuple[int, int, str]] = {
 }
 
 
+class GroupDeps(Protocol):
+    """What the group handlers need of the broker: the coordinator and the advertised addresses."""
+
+    @property
+    def groups(self) -> Groups | None: ...
+
+    def advertised(self, listener: Listener) -> Listener: ...
+
+
 class Groups:
     """The broker's coordinator plus the ``__consumer_offsets`` plumbing."""
 
-    def __init__(self, broker: Broker) -> None:
-        self.broker = broker
-        self.storage = broker.storage
-        self.config = broker.config
+    def __init__(self, storage: Storage, config: BrokerConfig, node_id: int) -> None:
+        self.storage = storage
+        self.config = config
         self._creating: asyncio.Future[Topic] | None = None
         existing = self.storage.topics.get(OFFSETS_TOPIC)
         n = len(existing.partitions) if existing is not None else self.config["offsets.topic.num.partitions"]
@@ -63,7 +72,7 @@ class Groups:
         adv = next(iter(self.config.advertised.values()))
         self.coord = GroupCoordinator(
             self.store, config=self.config,
-            node=lambda: NodeInfo(broker.node_id, adv.host, adv.port),
+            node=lambda: NodeInfo(node_id, adv.host, adv.port),
             topic_info=self._topic_info, topic_name=self._topic_name,
             all_topics=lambda: [t for t in self.storage.topics if t not in INTERNAL_TOPICS])
 
@@ -119,8 +128,8 @@ class Groups:
             await res.flushed
 
 
-def _group_handler(method: str) -> Callable[[Broker, ServerContext, Any], Any]:
-    def handle(b: Broker, ctx: ServerContext, req: Any) -> Any:
+def _group_handler(method: str) -> Callable[[GroupDeps, ServerContext, Any], Any]:
+    def handle(b: GroupDeps, ctx: ServerContext, req: Any) -> Any:
         g = b.groups
         assert g is not None
         return getattr(g.coord, method)(req, ctx.api_version, _ctx(ctx))
@@ -133,7 +142,7 @@ def _ctx(ctx: ServerContext) -> RequestContext:
     return RequestContext(client_id=ctx.client_id or "", client_host=f"/{host}")
 
 
-def handle_find_coordinator(b: Broker, ctx: ServerContext, req: Any) -> Any:
+def handle_find_coordinator(b: GroupDeps, ctx: ServerContext, req: Any) -> Any:
     """The coordinator is this node, as reached through the listener the request came in on."""
     g = b.groups
     assert g is not None

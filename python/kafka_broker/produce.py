@@ -12,7 +12,7 @@ thread's next group commit, as Kafka's append path flushes before answering.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kafka_protocol.errors import ErrorCode as E
 from kafka_protocol.messages import ProduceResponse as R
@@ -21,7 +21,14 @@ from .log import AppendError, AppendOrigin, now_ms
 from .server import CloseConnection, HandlerResult, RequestContext
 
 if TYPE_CHECKING:
-    from .broker import Broker
+    from .storage import Storage
+
+
+class ProduceDeps(Protocol):
+    """What the produce handler needs of the broker: the topic registry."""
+
+    @property
+    def storage(self) -> Storage: ...
 
 PR = R.PartitionProduceResponse
 
@@ -31,7 +38,7 @@ def _fail(index: int, code: int, message: str | None = None, log_start_offset: i
               log_start_offset=log_start_offset)
 
 
-def handle_produce(b: Broker, ctx: RequestContext, req: Any) -> HandlerResult:
+def handle_produce(b: ProduceDeps, ctx: RequestContext, req: Any) -> HandlerResult:
     v = ctx.api_version
     acks = req.acks
     topics = b.storage.topics
