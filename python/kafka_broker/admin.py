@@ -47,12 +47,9 @@ OP_SET, OP_DELETE, OP_APPEND, OP_SUBTRACT = 0, 1, 2, 3
 class AdminDeps(Protocol):
     """What the admin handlers need of the broker: the registry, the configuration, the node id."""
 
-    @property
-    def storage(self) -> Storage: ...
-    @property
-    def config(self) -> BrokerConfig: ...
-    @property
-    def node_id(self) -> int: ...
+    storage: Storage
+    config: BrokerConfig
+    node_id: int
 
 
 def _replication_error(b: AdminDeps, rf: int) -> str | None:

@@ -39,12 +39,9 @@ log = logging.getLogger("kafka_broker.fetch")
 class FetchDeps(Protocol):
     """What the fetch handlers need of the broker: the registry, the session cache, the loop."""
 
-    @property
-    def storage(self) -> Storage: ...
-    @property
-    def fetch_sessions(self) -> FetchSessionCache: ...
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop: ...
+    storage: Storage
+    fetch_sessions: FetchSessionCache
+    loop: asyncio.AbstractEventLoop
 
 
 def _next_epoch(e: int) -> int:

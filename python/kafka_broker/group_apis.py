@@ -52,8 +52,7 @@ GROUP_APIS: dict[int, tuple[int, int, str]] = {
 class GroupDeps(Protocol):
     """What the group handlers need of the broker: the coordinator and the advertised addresses."""
 
-    @property
-    def groups(self) -> Groups | None: ...
+    groups: Groups | None
 
     def advertised(self, listener: Listener) -> Listener: ...
 

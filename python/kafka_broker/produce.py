@@ -27,8 +27,7 @@ if TYPE_CHECKING:
 class ProduceDeps(Protocol):
     """What the produce handler needs of the broker: the topic registry."""
 
-    @property
-    def storage(self) -> Storage: ...
+    storage: Storage
 
 PR = R.PartitionProduceResponse
 
