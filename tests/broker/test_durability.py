@@ -8,9 +8,8 @@ import sys
 import time
 
 import pytest
+from kafka_bench.kafka_core_broker import KafkaCoreBroker
 from kafka_protocol.messages import REQUESTS
-
-from tests.support.broker import KafkaCoreBroker
 
 from .conftest import ROOT, RawClient, create_topic, fetch_req, make_batch, produce_req
 

@@ -11,9 +11,9 @@ import uuid
 from typing import Any
 
 import pytest
+from kafka_bench.kafka_core_broker import KafkaCoreBroker
 
 from tests.interop.conftest import create_topic
-from tests.support.broker import KafkaCoreBroker
 
 pytestmark = pytest.mark.interop
 
