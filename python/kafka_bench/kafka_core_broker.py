@@ -30,7 +30,7 @@ def package_paths() -> list[str]:
 
 
 class KafkaCoreBroker:
-    """``python -m kafka_broker`` on a free loopback port with its own data folder."""
+    """``python -m kafka_cli broker`` on a free loopback port with its own data folder."""
 
     def __init__(self, data_dir: str | Path | None = None, port: int | None = None,
                  settings: dict[str, str] | None = None) -> None:
@@ -48,7 +48,7 @@ class KafkaCoreBroker:
     def command(self) -> list[str]:
         sets = {"listeners": f"PLAINTEXT://127.0.0.1:{self.port}", "log.dirs": str(self.data_dir / "logs")}
         sets.update(self.settings)
-        cmd = [sys.executable, "-m", "kafka_broker"]
+        cmd = [sys.executable, "-m", "kafka_cli", "broker"]
         for k, v in sets.items():
             cmd += ["--set", f"{k}={v}"]
         return cmd
