@@ -31,7 +31,6 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 N = int(os.environ.get("KC_BENCH_CLIENT_N", "20000"))
 BATCH = int(os.environ.get("KC_BENCH_BATCH_SIZE", "1000000"))
@@ -49,11 +48,11 @@ RESULTS: dict[str, dict[str, Any]] = {}
 def broker():  # type: ignore[no-untyped-def]
     kind = os.environ.get("KC_BENCH_BROKER", "apache")
     if kind == "kafka-core":
-        from tests.support.broker import KafkaCoreBroker
+        from kafka_bench.kafka_core_broker import KafkaCoreBroker
 
         b = KafkaCoreBroker(settings={"num.partitions": "1"})
     else:
-        from tests.support.apache_kafka import ApacheKafka
+        from kafka_bench.apache_kafka import ApacheKafka
 
         b = ApacheKafka(heap="1g")
     b.start()

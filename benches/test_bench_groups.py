@@ -176,13 +176,10 @@ class LoopThread:
 @pytest.fixture(scope="module")
 def bench_broker():
     import os
-    import sys
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    from tests.support.broker import KafkaCoreBroker
+    from kafka_bench.kafka_core_broker import KafkaCoreBroker
 
     # the broker subprocess imports the in-tree packages even without `pip install -e .`
     os.environ["PYTHONPATH"] = os.pathsep.join([str(root / "python"), str(root / "src"),

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # makes `tests.support` importable
+if str(ROOT) not in sys.path:  # makes the helpers of tests/*/conftest.py importable
     sys.path.insert(0, str(ROOT))
 
 

@@ -19,10 +19,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+for _sub in ("src", "python"):  # a checkout that is not pip-installed: the in-tree packages
+    if str(ROOT / _sub) not in sys.path:
+        sys.path.insert(0, str(ROOT / _sub))
 
-from benches.system.loadgen import proc_stats, run_loadgen  # noqa: E402
-from tests.support.broker import KafkaCoreBroker  # noqa: E402
+from kafka_bench.kafka_core_broker import KafkaCoreBroker  # noqa: E402
+from kafka_bench.loadgen import proc_stats, run_loadgen  # noqa: E402
 
 
 def create_topic(bootstrap: str, name: str, partitions: int = 1) -> None:

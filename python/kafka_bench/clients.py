@@ -1,7 +1,7 @@
-"""The load generators: kc_loadgen (librdkafka, benches/loadgen) for both
+"""The load generators: kc_loadgen (librdkafka, kafka_bench/data/kc_loadgen.c) for both
 Kafka-protocol brokers, Apache Kafka's ProducerPerformance/ConsumerPerformance
 (kafka-tools) as the second Kafka client, and PeerBench (Java;
-benches/system/peers) for RabbitMQ and ActiveMQ.  Every client runs as a child
+kafka_bench/data/peers) for RabbitMQ and ActiveMQ.  Every client runs as a child
 process whose CPU seconds are taken from its rusage, to tell whether the
 client or the broker was the bottleneck."""
 
@@ -16,13 +16,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from benches.system.loadgen import build_loadgen  # noqa: E402  (ROOT is on sys.path via .systems)
+from . import paths, procs
+from .apache_kafka import CONSUMER_PERF, PRODUCER_PERF, java_cmd
+from .loadgen import build_loadgen
+from .systems import AMQ_HOME
 
-from . import procs
-from .systems import AMQ_HOME, ROOT
-
-PEERS_SRC = ROOT / "benches" / "system" / "peers"
-PEERS_CACHE = ROOT / ".cache" / "peer-bench"
+PEERS_SRC = paths.DATA / "peers"
+PEERS_CACHE = paths.CACHE / "peer-bench"
 
 
 class ClientError(RuntimeError):
@@ -93,8 +93,6 @@ _PP = re.compile(r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\),
 
 def producer_perf(bootstrap: str, topic: str, count: int, size: int, props: dict[str, str],
                   timeout: float = 300) -> dict:
-    from tests.support.apache_kafka import PRODUCER_PERF, java_cmd
-
     args = ["--topic", topic, "--num-records", str(count), "--record-size", str(size), "--throughput", "-1",
             "--producer-props", f"bootstrap.servers={bootstrap}", *[f"{k}={v}" for k, v in props.items()]]
     out, err, wall, cpu = run_client(java_cmd(PRODUCER_PERF, args, heap="512m"), timeout)
@@ -109,8 +107,6 @@ def producer_perf(bootstrap: str, topic: str, count: int, size: int, props: dict
 
 
 def consumer_perf(bootstrap: str, topic: str, count: int, timeout: float = 300) -> dict:
-    from tests.support.apache_kafka import CONSUMER_PERF, java_cmd
-
     args = ["--bootstrap-server", bootstrap, "--topic", topic, "--messages", str(count), "--timeout", "30000"]
     out, err, wall, cpu = run_client(java_cmd(CONSUMER_PERF, args, heap="512m"), timeout)
     rows = [ln for ln in out.splitlines() if ln.count(",") >= 9 and not ln.startswith("start.time")]

@@ -16,7 +16,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from . import clients, procs
 from .systems import System
@@ -133,7 +135,8 @@ class Runner:
         return r
 
     def run(self) -> dict:
-        sc, out = self.sc, {}
+        sc = self.sc
+        out: dict[str, Any] = {}
         time.sleep(1)
         out["rss_idle_mb"] = round(self.s.stats().rss_bytes / 2**20, 1)
         # Warm-up, not measured: JIT compilers, caches, connection setup.
@@ -166,13 +169,13 @@ class Runner:
         for rep in range(sc.repeats):
             tag = f" (round {rep + 1}/{sc.repeats})" if sc.repeats > 1 else ""
             d = self._dest("b1")
-            b1.append(measure(self.s, lambda d=d: self.produce(d, 10**9, 200, 1, sc.b1_seconds)))
+            b1.append(measure(self.s, partial(self.produce, d, 10**9, 200, 1, sc.b1_seconds)))
             self.log(f"producer, batch 1{tag}: {b1[-1]['records_per_sec']:,.0f} msg/s")
             d50 = self._dest("b50")
-            b50.append(measure(self.s, lambda d=d50: self.produce(d, sc.b50_count, 200, 50, sc.b50_seconds)))
+            b50.append(measure(self.s, partial(self.produce, d50, sc.b50_count, 200, 50, sc.b50_seconds)))
             self.log(f"producer, batch 50{tag}: {b50[-1]['records_per_sec']:,.0f} msg/s")
             n = b50[-1]["records"]
-            cons.append(measure(self.s, lambda d=d50, n=n: self.consume(d, n)))
+            cons.append(measure(self.s, partial(self.consume, d50, n)))
             self.log(f"consumer (drain {n:,}){tag}: {cons[-1]['records_per_sec']:,.0f} msg/s")
         out["produce_b1"], out["produce_b50"], out["consume"] = median(b1), median(b50), median(cons)
         if self.kafka and sc.java_tools:
@@ -194,8 +197,7 @@ class Runner:
         for size in sc.sizes:
             count = max(2000, min(2_000_000, sc.sweep_bytes // size))
             d = self._dest(f"size{size}")
-            r = measure(self.s, lambda d=d, size=size, count=count: self.produce(d, count, size, 50,
-                                                                              sc.sweep_seconds))
+            r = measure(self.s, partial(self.produce, d, count, size, 50, sc.sweep_seconds))
             r["record_size"] = size
             out["sizes"].append(r)
             self.log(f"record size {size}: {r['records_per_sec']:,.0f} msg/s, {r['mb_per_sec']:.1f} MB/s")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .systems import ROOT
+from .paths import RESULTS
 
 REF = "kafka-core"
 PEERS_ORDER = ["kafka-core", "apache-kafka", "rabbitmq", "activemq"]
@@ -59,9 +59,9 @@ def derive(results: dict) -> None:
     for r in results["systems"].values():
         peaks = [v.get("broker_peak_rss_mb") for v in r.values() if isinstance(v, dict)]
         peaks += [x.get("broker_peak_rss_mb") for k in ("sizes", "stored") for x in r.get(k, [])]
-        peaks = [p for p in peaks if p]
-        if peaks:
-            r["peak_rss_mb"] = max(peaks)
+        found: list[float] = [p for p in peaks if p]
+        if found:
+            r["peak_rss_mb"] = max(found)
 
 
 def systems_in(results: dict) -> list[str]:
@@ -85,7 +85,7 @@ def throughput_table(results: dict, names: list[str], key: str, title: str) -> l
 
 
 def microbench_lines() -> list[str]:
-    files = sorted((ROOT / "benches" / "results").glob("*.json"))
+    files = sorted(RESULTS.glob("*.json"))
     if not files:
         return ["No core microbenchmark results (run `pytest benches/` to produce them).", ""]
     latest: dict[str, tuple[str, dict]] = {}
@@ -191,7 +191,7 @@ def render(results: dict) -> str:
         row = {n: next((x for x in S[n].get("sizes", []) if x["record_size"] == size), None) for n in names}
         cells = [f"{fmt(r['mb_per_sec'], 1)} ({fmt(r['records_per_sec'])})" if r else "n/a" for r in row.values()]
         refr = row.get(REF)
-        rts = [fr(ratio(refr and refr["mb_per_sec"], row[n] and row[n]["mb_per_sec"])) for n in names if n != REF]
+        rts = [fr(ratio(refr and refr["mb_per_sec"], x and x["mb_per_sec"])) for n, x in row.items() if n != REF]
         L.append(f"| {size:,} B | " + " | ".join(cells) + " | " + " | ".join(rts) + " |")
     L.append("")
     # Stored data

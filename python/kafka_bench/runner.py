@@ -7,9 +7,10 @@ Installs what is missing (Debian packages for RabbitMQ/ActiveMQ, Maven jars
 for Apache Kafka and the Java peer clients, the kc_loadgen binary), starts
 each system in turn on loopback, runs the experiments against it, stops it,
 and writes report.md, results.json and PNG plots into DIR (default
-benches/results/<date>/).  Everything the runner started is stopped on every
-exit path (errors, SIGINT, SIGTERM).  Exits non-zero with a clear message
-when a system cannot start or an experiment fails.
+benches/results/<date>/ in a checkout, ./bench-results/<date>/ otherwise).
+Everything the runner started is stopped on every exit path (errors, SIGINT,
+SIGTERM).  Exits non-zero with a clear message when a system cannot start or
+an experiment fails.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from pathlib import Path
 
 from . import procs
 from .experiments import FULL, QUICK, Runner
-from .systems import ALL, ROOT, StartError, make
+from .paths import RESULTS
+from .systems import ALL, StartError, make
 
 _signalled: list[int] = []
 
@@ -60,7 +62,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes (< 5 min for all four systems)")
     ap.add_argument("--systems", default=",".join(ALL), help="comma-separated, from: " + ",".join(ALL))
-    ap.add_argument("--out", help="output folder (default benches/results/<date>/, <date>-quick/ with --quick)")
+    ap.add_argument("--out", help="output folder (default benches/results/<date>/ in a checkout, else "
+                                      "./bench-results/<date>/; <date>-quick/ with --quick)")
     ap.add_argument("--no-profile", action="store_true", help="do not py-spy the kafka-core broker")
     ap.add_argument("--no-plots", action="store_true", help="skip the PNG plots (no matplotlib needed)")
     return ap.parse_args(argv)
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # A quick run gets its own folder so that it never overwrites the day's full run.
     default = dt.date.today().isoformat() + ("-quick" if args.quick else "")
-    out = Path(args.out or ROOT / "benches" / "results" / default)
+    out = Path(args.out or RESULTS / default)
     out.mkdir(parents=True, exist_ok=True)
     scale = QUICK if args.quick else FULL
     t_start = time.monotonic()

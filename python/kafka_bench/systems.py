@@ -8,20 +8,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from . import procs
-
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tests.support.apache_kafka import ApacheKafka, free_port, wait_for_port  # noqa: E402
-from tests.support.broker import KafkaCoreBroker  # noqa: E402
+from . import paths, procs
+from .apache_kafka import POM, ApacheKafka, free_port, wait_for_port
+from .kafka_core_broker import KafkaCoreBroker
 
 ALL = ["kafka-core", "apache-kafka", "rabbitmq", "activemq"]
 
@@ -87,7 +81,7 @@ class System:
 
 
 class _ChildServer(System):
-    """A Kafka-protocol server started from tests/support (KafkaCoreBroker, ApacheKafka):
+    """A Kafka-protocol server (kafka_core_broker.KafkaCoreBroker, apache_kafka.ApacheKafka):
     both have start(timeout), proc, port, cleanup()."""
 
     label = ""
@@ -143,7 +137,7 @@ class KafkaCore(_ChildServer):
         self.version = _kafka_core_version()
 
     def make(self) -> KafkaCoreBroker:
-        # KafkaCoreBroker puts the checkout's python/ and src/ on the child's PYTHONPATH
+        # KafkaCoreBroker puts this process's python/ and src/ on the child's PYTHONPATH
         return KafkaCoreBroker(settings=dict(self.settings))
 
     def server_log(self) -> str:
@@ -157,7 +151,7 @@ class ApacheKafkaSystem(_ChildServer):
     start_timeout = 120.0
 
     def __init__(self) -> None:
-        self.settings = {"heap": "-Xmx1g", "config": "single-node KRaft, defaults (tests/support/apache_kafka.py)"}
+        self.settings = {"heap": "-Xmx1g", "config": "single-node KRaft, defaults (kafka_bench/apache_kafka.py)"}
         self.version = _pom_kafka_version()
 
     def make(self) -> ApacheKafka:
@@ -361,19 +355,26 @@ def _pom_kafka_version() -> str:
     import re
 
     try:
-        m = re.search(r"<kafka.version>([^<]+)<", (ROOT / "tools" / "maven" / "pom.xml").read_text())
+        m = re.search(r"<kafka.version>([^<]+)<", POM.read_text())
         return m.group(1) if m else ""
     except OSError:
         return ""
 
 
 def _kafka_core_version() -> str:
+    """The checkout's pyproject.toml version, else the installed distribution's."""
     import re
+    from importlib import metadata
 
+    if paths.CHECKOUT is not None:
+        try:
+            m = re.search(r'^version\s*=\s*"([^"]+)"', (paths.CHECKOUT / "pyproject.toml").read_text(), re.M)
+            return m.group(1) if m else ""
+        except OSError:
+            return ""
     try:
-        m = re.search(r'^version\s*=\s*"([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M)
-        return m.group(1) if m else ""
-    except OSError:
+        return metadata.version("kafka-core")
+    except metadata.PackageNotFoundError:
         return ""
 
 

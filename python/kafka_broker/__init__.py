@@ -7,10 +7,3 @@ the C core (``kafka_core``) validates, stores and sends record bytes.
 
 from __future__ import annotations
 
-__all__ = ["main"]
-
-
-def main(argv: list[str] | None = None) -> int:
-    from .cli import main as _main
-
-    return _main(argv)

@@ -24,10 +24,9 @@ for _p in reversed(_pp):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
+from kafka_bench.kafka_core_broker import KafkaCoreBroker  # noqa: E402
 from kafka_protocol import decode_response_header, encode_request  # noqa: E402
 from kafka_protocol.messages import REQUESTS, RESPONSES  # noqa: E402
-
-from tests.support.broker import KafkaCoreBroker  # noqa: E402
 
 
 class RawClient:

@@ -12,9 +12,9 @@ import time
 import uuid
 
 import pytest
+from kafka_bench.kafka_core_broker import KafkaCoreBroker
 
 from tests.broker.conftest import RawClient, create_topic, fetch_req, make_batch, produce_req
-from tests.support.broker import KafkaCoreBroker
 
 SEGMENT = 2048          # small segments: each holds ~20 of the records below
 TAIL = 80               # records that may still sit in the active segment (never cleaned)

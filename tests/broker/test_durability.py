@@ -8,9 +8,8 @@ import sys
 import time
 
 import pytest
+from kafka_bench.kafka_core_broker import KafkaCoreBroker
 from kafka_protocol.messages import REQUESTS
-
-from tests.support.broker import KafkaCoreBroker
 
 from .conftest import ROOT, RawClient, create_topic, fetch_req, make_batch, produce_req
 
@@ -69,7 +68,8 @@ def test_restart_keeps_acknowledged_data(own_broker, sig):
 
 
 def test_unknown_config_key_fails_start(tmp_path):
-    cmd = [sys.executable, "-m", "kafka_broker", "--set", f"log.dirs={tmp_path}", "--set", "log.retention.hourz=1"]
+    cmd = [sys.executable, "-m", "kafka_cli", "broker", "--set", f"log.dirs={tmp_path}",
+           "--set", "log.retention.hourz=1"]
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert res.returncode != 0
     assert "log.retention.hourz" in res.stderr
@@ -78,7 +78,7 @@ def test_unknown_config_key_fails_start(tmp_path):
 def test_invalid_value_fails_start(tmp_path):
     props = tmp_path / "server.properties"
     props.write_text("# test\nnum.partitions = three\n")
-    cmd = [sys.executable, "-m", "kafka_broker", "--config", str(props), "--set", f"log.dirs={tmp_path}"]
+    cmd = [sys.executable, "-m", "kafka_cli", "broker", "--config", str(props), "--set", f"log.dirs={tmp_path}"]
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert res.returncode != 0
     assert "num.partitions" in res.stderr

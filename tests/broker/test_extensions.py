@@ -14,9 +14,9 @@ import sys
 import uuid
 
 import pytest
+from kafka_bench.kafka_core_broker import KafkaCoreBroker
 
 import kafka_core
-from tests.support.broker import KafkaCoreBroker
 
 NO_EXT = "KAFKA_CORE_NO_EXTENSIONS"
 WARNING = "file slices are sent by pread + send (the pure-Python path)"

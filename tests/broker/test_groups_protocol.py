@@ -11,10 +11,10 @@ import uuid
 from typing import Any
 
 import pytest
+from kafka_bench.kafka_core_broker import KafkaCoreBroker
 from kafka_protocol.messages import REQUESTS
 
 from tests.broker.conftest import RawClient, create_topic
-from tests.support.broker import KafkaCoreBroker
 
 FindCoordinator, JoinGroup, Heartbeat, LeaveGroup, SyncGroup = (REQUESTS[k] for k in (10, 11, 12, 13, 14))
 OffsetCommit, OffsetFetch, DescribeGroups, ListGroups, DeleteGroups = (REQUESTS[k] for k in (8, 9, 15, 16, 42))

@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from kafka_bench.kafka_core_broker import KafkaCoreBroker
 from kafka_protocol.messages import REQUESTS
-
-from tests.support.broker import KafkaCoreBroker
 
 from .conftest import RawClient, create_topic, fetch_req
 

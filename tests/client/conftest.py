@@ -10,9 +10,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-from tests.support.apache_kafka import ApacheKafka, ensure_jars
-from tests.support.broker import KafkaCoreBroker
+from kafka_bench.apache_kafka import ApacheKafka, ensure_jars
+from kafka_bench.kafka_core_broker import KafkaCoreBroker
 
 # The Apache Kafka half of every parametrized test is an interop test (`-m "not interop"` leaves
 # it out); the kafka-core half stays in the fast loop.

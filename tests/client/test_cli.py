@@ -1,4 +1,4 @@
-"""``kafka-core`` client subcommands (kafka_client.cli) against both brokers."""
+"""``kafka-core`` client subcommands (kafka_cli.client) against both brokers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import time
 import uuid
 
 import pytest
-from kafka_client.cli import LineParser, Progress, TextFormatter, _split_configs, main
+from kafka_cli.client import LineParser, Progress, TextFormatter, _split_configs
+from kafka_cli.main import main
 
 from .helpers import consume, flat
 
@@ -190,7 +191,7 @@ def test_perf_produce_and_consume_json(capsys, bootstrap: str, new_topic) -> Non
 def test_subprocess_pipe_is_machine_readable(bootstrap: str, new_topic) -> None:  # type: ignore[no-untyped-def]
     """Run as a program with pipes: no progress bar or escape codes, the exit status tells."""
     t = new_topic()
-    code = "import sys; from kafka_client.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from kafka_cli.main import main; sys.exit(main(sys.argv[1:]))"
     env = {"PYTHONPATH": ":".join(sys.path), "PATH": "/usr/bin:/bin"}
     data = "".join(f"line {i}\n" for i in range(5000))
     r = subprocess.run([sys.executable, "-c", code, "produce", "--bootstrap-server", bootstrap, "--topic", t],

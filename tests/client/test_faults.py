@@ -9,11 +9,10 @@ import time
 
 import kafka_protocol as kp
 import pytest
+from kafka_bench.kafka_core_broker import KafkaCoreBroker
 from kafka_client import AIOProducer, Producer
 from kafka_client.conn import BrokerConnection
 from kafka_client.errors import BadResponseError, KafkaConnectionError, KafkaTimeoutError
-
-from tests.support.broker import KafkaCoreBroker
 
 from .helpers import consume, flat
 from .proxy import FaultProxy

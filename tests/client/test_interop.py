@@ -6,9 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from kafka_bench import apache_kafka as ak
 from kafka_client import Producer, partition_for_key
-
-from tests.support import apache_kafka as ak
 
 from .helpers import consume, flat
 

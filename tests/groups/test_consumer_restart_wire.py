@@ -10,10 +10,10 @@ import pytest
 
 pytest.importorskip("kafka_core._log")
 
+from kafka_bench.kafka_core_broker import KafkaCoreBroker  # noqa: E402
 from kafka_protocol.messages import REQUESTS  # noqa: E402
 
 from tests.broker.conftest import RawClient, create_topic  # noqa: E402
-from tests.support.broker import KafkaCoreBroker  # noqa: E402
 
 CGHeartbeat, CGDescribe = REQUESTS[68], REQUESTS[69]
 NONE = 0

@@ -6,8 +6,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-
-from tests.support.broker import KafkaCoreBroker
+from kafka_bench.kafka_core_broker import KafkaCoreBroker
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,7 @@ import random
 import signal
 
 from confluent_kafka import Producer
-
-from tests.support.broker import KafkaCoreBroker
+from kafka_bench.kafka_core_broker import KafkaCoreBroker
 
 from .conftest import create_topic
 from .test_confluent import consume_n

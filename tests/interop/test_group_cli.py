@@ -11,9 +11,9 @@ import uuid
 from typing import Any
 
 import pytest
+from kafka_bench.kafka_core_broker import KafkaCoreBroker
 
 from tests.interop.conftest import create_topic
-from tests.support.broker import KafkaCoreBroker
 
 pytestmark = pytest.mark.interop
 
@@ -27,7 +27,7 @@ def cb():
 
 
 def kc(capsys: Any, *args: str) -> tuple[int, str, str]:
-    from kafka_broker.cli import main
+    from kafka_cli.main import main
 
     rc = main(["group", *args])
     out, err = capsys.readouterr()
@@ -160,10 +160,10 @@ def test_kip848_group_described(cb, capsys):
 
 
 def test_console_entry_point(cb):
-    """The installed ``kafka-core`` entry point (kafka_broker.cli:main) runs the subcommand."""
-    r = subprocess.run([sys.executable, "-c", "import sys; from kafka_broker.cli import main; sys.exit(main())",
+    """The installed ``kafka-core`` entry point (kafka_cli.main:main) runs the subcommand."""
+    r = subprocess.run([sys.executable, "-c", "import sys; from kafka_cli.main import main; sys.exit(main())",
                         "group", "list", "--bootstrap-server", cb.bootstrap], capture_output=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    r = subprocess.run([sys.executable, "-c", "import sys; from kafka_broker.cli import main; sys.exit(main())",
+    r = subprocess.run([sys.executable, "-c", "import sys; from kafka_cli.main import main; sys.exit(main())",
                         "group", "describe", "--bootstrap-server", cb.bootstrap], capture_output=True, timeout=60)
     assert r.returncode == 2   # --group or --all-groups is required

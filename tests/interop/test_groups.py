@@ -27,10 +27,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
+from kafka_bench import apache_kafka as ak
+from kafka_bench.kafka_core_broker import KafkaCoreBroker
 
 from tests.interop.conftest import create_topic
-from tests.support import apache_kafka as ak
-from tests.support.broker import KafkaCoreBroker
 
 pytestmark = pytest.mark.interop
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
-from tests.support import apache_kafka as ak
+from kafka_bench import apache_kafka as ak
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="java is installed by ./dev test")
 

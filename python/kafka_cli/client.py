@@ -1,4 +1,4 @@
-"""``kafka-core`` client subcommands: topic, produce, consume, perf.
+"""``kafka-core`` client subcommands (over kafka_client): topic, produce, consume, perf.
 
 Flags are named as in Apache Kafka's own tools (kafka-topics, kafka-configs,
 kafka-console-producer/-consumer, kafka-producer-perf-test,
@@ -9,8 +9,8 @@ kafka-consumer-perf-test), so muscle memory carries over:
   kafka-core consume --bootstrap-server B --topic T [--from-beginning|--offset N|--timestamp MS] ...
   kafka-core perf produce|consume ...
 
-``register(subparsers)`` adds them to an argparse parser; each sets
-``func(args) -> int``.  Exit status: 0 on success, 1 when the broker, a topic
+``register(subparsers)`` adds them to the ``kafka-core`` parser (kafka_cli.main); each
+sets ``func(args) -> int``.  Exit status: 0 on success, 1 when the broker, a topic
 or a record fails, 2 for bad arguments.  Errors are one line on stderr.
 Progress bars go to stderr when it is a terminal; output is plain and
 machine-readable otherwise.
@@ -28,21 +28,14 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
-from .cluster import parse_bootstrap
-from .errors import KafkaError
+from kafka_client.cluster import parse_bootstrap
+from kafka_client.errors import KafkaError
 
-__all__ = ["register", "main", "CliError"]
+from .errors import CliError
+
+__all__ = ["register"]
 
 EARLIEST, LATEST = -2, -1
-
-
-class CliError(Exception):
-    """A user-facing failure: printed as one line, exit status ``code``."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
-
 
 # ------------------------------------------------------------------ arguments
 
@@ -148,14 +141,6 @@ def register(sub: Any) -> None:
     p.set_defaults(func=_wrap(cmd_perf_consume))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m kafka_client.cli ...``): the same subcommands."""
-    parser = argparse.ArgumentParser(prog="kafka-core")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.func(args))
-
-
 def _wrap(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Turn failures into one line on stderr and an exit status."""
     name = "kafka-core " + fn.__name__[4:].replace("_", " ").replace("alter config", "alter-config")
@@ -234,7 +219,7 @@ _CLIENT_TIMEOUTS = {"request_timeout_ms": 15000, "connect_timeout_ms": 5000}
 
 
 def _admin(bootstrap: str) -> Any:
-    from .admin import AdminClient
+    from kafka_client.admin import AdminClient
 
     _check_reachable(bootstrap)
     return AdminClient(bootstrap, **_CLIENT_TIMEOUTS)
@@ -282,8 +267,8 @@ class Progress:
 # ------------------------------------------------------------------ topic
 
 def cmd_topic_create(args: argparse.Namespace) -> int:
-    from .admin import NewTopic
-    from .errors import TopicAlreadyExistsError  # type: ignore[attr-defined]
+    from kafka_client.admin import NewTopic
+    from kafka_client.errors import TopicAlreadyExistsError
 
     configs = _props(args.config, "--config")
     with _admin(args.bootstrap_server) as admin:
@@ -306,8 +291,8 @@ def cmd_topic_list(args: argparse.Namespace) -> int:
 
 
 def cmd_topic_describe(args: argparse.Namespace) -> int:
-    from .admin import ConfigResource, ConfigResourceType
-    from .errors import UnknownTopicOrPartitionError  # type: ignore[attr-defined]
+    from kafka_client.admin import ConfigResource, ConfigResourceType
+    from kafka_client.errors import UnknownTopicOrPartitionError
 
     with _admin(args.bootstrap_server) as admin:
         names = args.topic or sorted(admin.list_topics())
@@ -336,7 +321,7 @@ def cmd_topic_describe(args: argparse.Namespace) -> int:
 
 
 def cmd_topic_delete(args: argparse.Namespace) -> int:
-    from .errors import UnknownTopicOrPartitionError  # type: ignore[attr-defined]
+    from kafka_client.errors import UnknownTopicOrPartitionError
 
     with _admin(args.bootstrap_server) as admin:
         res = admin.delete_topics(args.topic)
@@ -379,7 +364,7 @@ def _split_configs(text: str) -> list[str]:
 
 
 def cmd_topic_alter_config(args: argparse.Namespace) -> int:
-    from .admin import AlterConfigOp, ConfigResource, ConfigResourceType
+    from kafka_client.admin import AlterConfigOp, ConfigResource, ConfigResourceType
 
     ops: list[AlterConfigOp] = []
     for item in args.add_config:
@@ -464,7 +449,7 @@ def _lines(path: str | None) -> Iterator[str]:
 
 
 def _producer(bootstrap: str, topic: str, config: dict[str, Any]) -> Any:
-    from .producer import Producer
+    from kafka_client.producer import Producer
 
     _check_reachable(bootstrap)
     kw = dict(_CLIENT_TIMEOUTS, max_block_ms=10000)
@@ -514,7 +499,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------ consume
 
 def _consumer(bootstrap: str, group: str | None, config: dict[str, Any]) -> Any:
-    from .consumer import Consumer
+    from kafka_client.consumer import Consumer
 
     _check_reachable(bootstrap)
     kw = dict(_CLIENT_TIMEOUTS, group_id=group, enable_auto_commit=group is not None,
@@ -608,7 +593,7 @@ class TextFormatter:
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
-    from .group import TopicPartition
+    from kafka_client.group import TopicPartition
 
     props = _props(args.property, "--property")
     fmt: Callable[[str, int, Any], str] = _format_json if args.format == "json" else TextFormatter(props)
@@ -768,7 +753,7 @@ def cmd_perf_produce(args: argparse.Namespace) -> int:
 def cmd_perf_consume(args: argparse.Namespace) -> int:
     import uuid
 
-    from .group import TopicPartition
+    from kafka_client.group import TopicPartition
 
     config = _java_config(_props(args.consumer_props, "--consumer-props"))
     config.setdefault("auto_offset_reset", "earliest")
@@ -825,7 +810,3 @@ def cmd_perf_consume(args: argparse.Namespace) -> int:
     if n < args.messages:
         raise CliError(f"only {n} of {args.messages} records arrived within --timeout-ms {args.timeout_ms}")
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

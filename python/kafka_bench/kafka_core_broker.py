@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -10,13 +11,26 @@ import sys
 import tempfile
 from pathlib import Path
 
+from . import paths
 from .apache_kafka import free_port, wait_for_port
 
-ROOT = Path(__file__).resolve().parents[2]
+
+def package_paths() -> list[str]:
+    """The folders this process imports kafka_cli, kafka_broker and kafka_core from (in a
+    checkout: python/ and src/), so that the broker child runs the same code without
+    `pip install -e .`."""
+    out: list[str] = []
+    for name in ("kafka_cli", "kafka_broker", "kafka_core"):
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin:
+            d = str(Path(spec.origin).resolve().parents[1])
+            if d not in out:
+                out.append(d)
+    return out
 
 
 class KafkaCoreBroker:
-    """``python -m kafka_broker`` on a free loopback port with its own data folder."""
+    """``python -m kafka_cli broker`` on a free loopback port with its own data folder."""
 
     def __init__(self, data_dir: str | Path | None = None, port: int | None = None,
                  settings: dict[str, str] | None = None) -> None:
@@ -34,20 +48,20 @@ class KafkaCoreBroker:
     def command(self) -> list[str]:
         sets = {"listeners": f"PLAINTEXT://127.0.0.1:{self.port}", "log.dirs": str(self.data_dir / "logs")}
         sets.update(self.settings)
-        cmd = [sys.executable, "-m", "kafka_broker"]
+        cmd = [sys.executable, "-m", "kafka_cli", "broker"]
         for k, v in sets.items():
             cmd += ["--set", f"{k}={v}"]
         return cmd
 
     def start(self, timeout: float = 30) -> KafkaCoreBroker:
         log = open(self.log_path, "ab")
-        # the checkout's packages first, so a source tree works without `pip install -e .`
-        paths = [str(ROOT / "python"), str(ROOT / "src")]
+        # this process's packages first, so a source tree works without `pip install -e .`
+        path = package_paths()
         if os.environ.get("PYTHONPATH"):
-            paths.append(os.environ["PYTHONPATH"])
-        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join(paths))
-        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                                     env=env, start_new_session=True)
+            path.append(os.environ["PYTHONPATH"])
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join(path))
+        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                     cwd=paths.CHECKOUT or self.data_dir, env=env, start_new_session=True)
         log.close()
         try:
             wait_for_port(self.port, timeout, self.proc)

@@ -1,5 +1,6 @@
-"""The librdkafka load generator (benches/loadgen/kc_loadgen.c) and broker
-process accounting (CPU seconds, RSS from /proc) for system benchmarks."""
+"""The librdkafka load generator (kafka_bench/data/kc_loadgen.c, built once into
+the cache) and broker process accounting (CPU seconds, RSS from /proc) for system
+benchmarks."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-SRC = ROOT / "benches" / "loadgen" / "kc_loadgen.c"
-BIN = ROOT / ".cache" / "kc_loadgen"
+from . import paths
+
+SRC = paths.DATA / "kc_loadgen.c"
+BIN = paths.CACHE / "kc_loadgen"
 
 
 def build_loadgen() -> Path:

@@ -20,6 +20,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import CliError
+
 EARLIEST, LATEST = -2, -1
 CLASSIC_EMPTY_STATES = {"Empty", "Dead"}
 
@@ -42,10 +44,6 @@ class Group:
     protocol: str
     members: list[Member]
     error: str | None = None
-
-
-class CliError(Exception):
-    pass
 
 
 # -- arguments -------------------------------------------------------------------
@@ -101,6 +99,7 @@ def register(sub: Any) -> None:
     common(p)
     p.add_argument("--topic", action="append", metavar="TOPIC",
                    help="delete only the group's offsets of these topics (OffsetDelete)")
+    g.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,15 +107,9 @@ def run(args: argparse.Namespace) -> int:
         return asyncio.run(_run(args))
     except CliError as e:
         print(f"Error: {e}", file=sys.stderr)
-        return 1
+        return e.code
     except KeyboardInterrupt:  # pragma: no cover
         return 130
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="kafka-core")
-    register(parser.add_subparsers(dest="command", required=True))
-    return run(parser.parse_args(argv))
 
 
 # -- the client side ---------------------------------------------------------------
@@ -340,11 +333,11 @@ async def offset_rows(ga: GroupAdmin, grp: Group) -> list[dict[str, Any]]:
     for tp in tps:
         cur = committed.get(tp)
         end = ends.get(tp)
-        m = owner.get(tp)
+        who = owner.get(tp)
         rows.append({"group": grp.group_id, "topic": tp[0], "partition": tp[1], "current_offset": cur,
                      "log_end_offset": end, "lag": (end - cur) if cur is not None and end is not None else None,
-                     "consumer_id": m.member_id if m else None, "host": m.host if m else None,
-                     "client_id": m.client_id if m else None})
+                     "consumer_id": who.member_id if who else None, "host": who.host if who else None,
+                     "client_id": who.client_id if who else None})
     return rows
 
 
@@ -368,7 +361,7 @@ async def _cmd_describe(ga: GroupAdmin, args: argparse.Namespace, gids: list[str
                 print()
             continue
         if args.members:
-            rows = [{"group": gid, "consumer_id": m.member_id, "group_instance_id": m.instance_id,
+            rows: list[dict[str, Any]] = [{"group": gid, "consumer_id": m.member_id, "group_instance_id": m.instance_id,
                      "host": m.host, "client_id": m.client_id, "partitions": len(m.partitions),
                      "assignment": [f"{t}-{p}" for t, p in m.partitions]} for m in grp.members]
             if args.json:
@@ -517,11 +510,11 @@ async def _cmd_delete(ga: GroupAdmin, args: argparse.Namespace, gids: list[str])
                 print(f"{gid} {t} {p} {'Successful' if err is None else 'Error: ' + err}")
                 rc |= err is not None
         return rc
-    res = await ga.delete_groups(gids)
-    ok = [g for g, e in res.items() if e is None]
+    deleted = await ga.delete_groups(gids)
+    ok = [g for g, e in deleted.items() if e is None]
     if ok:
         print("Deletion of requested consumer groups (" + ", ".join(f"'{g}'" for g in ok) + ") was successful.")
-    for g, e in res.items():
+    for g, e in deleted.items():
         if e is not None:
             print(f"Error: deletion of group '{g}' failed: {e}", file=sys.stderr)
             rc = 1

@@ -1,8 +1,9 @@
 """Apache Kafka from Maven Central, for interop tests and side-by-side benchmarks.
 
 ``ensure_jars()`` fetches ``org.apache.kafka:kafka_2.13``, ``kafka-tools`` and
-``kafka-clients`` (version in tools/maven/pom.xml) with their dependencies
-into ``.cache/apache-kafka/libs`` once.  ``java_main(cls, args)`` runs any
+``kafka-clients`` (version in kafka_bench/data/apache-kafka/pom.xml) with their
+dependencies into ``<cache>/apache-kafka/libs`` once (``kafka_bench.paths.CACHE``;
+``KC_APACHE_KAFKA_CACHE`` overrides).  ``java_main(cls, args)`` runs any
 of their main classes (console producer/consumer, topics tool, perf tools).
 ``ApacheKafka`` starts a single-node KRaft broker on loopback and stops it.
 """
@@ -19,9 +20,10 @@ import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-POM = ROOT / "tools" / "maven" / "pom.xml"
-CACHE = Path(os.environ.get("KC_APACHE_KAFKA_CACHE", ROOT / ".cache" / "apache-kafka"))
+from . import paths
+
+POM = paths.DATA / "apache-kafka" / "pom.xml"
+CACHE = Path(os.environ.get("KC_APACHE_KAFKA_CACHE", paths.CACHE / "apache-kafka"))
 LIBS = CACHE / "libs"
 
 # Java main classes of Apache Kafka 4.x tools (what the bin/*.sh scripts run).

@@ -1,6 +1,6 @@
-"""Command line: ``kafka-core broker [--config FILE] [--set KEY=VALUE ...]``.
+"""Run the broker until SIGINT/SIGTERM: ``kafka-core broker`` (kafka_cli.broker) and
+``python -m kafka_broker`` call ``run_broker`` with the arguments of ``add_arguments``.
 
-Subcommands live under one parser so client tools can join later.
 SIGINT/SIGTERM stop the broker cleanly: listeners close, pending flushes
 complete, producer state is snapshotted and every log is closed clean (so
 the next start skips recovery).
@@ -13,59 +13,16 @@ import asyncio
 import logging
 import signal
 import sys
-from typing import Any
 
 log = logging.getLogger("kafka_broker")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kafka-core", description="kafka-core: a Kafka-compatible commit log")
-    sub = parser.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("broker", help="run a single-node broker")
-    b.add_argument("--config", "-c", metavar="FILE", help="server.properties-style configuration file")
-    b.add_argument("--set", "-s", metavar="KEY=VALUE", action="append", default=[],
-                   help="override one configuration key (repeatable)")
-    b.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    from . import group_cli
-    group_cli.register(sub)
-    if _bench_main() is not None:
-        sub.add_parser("bench", help="benchmarks (kafka_bench; arguments are passed through)", add_help=False)
-    try:
-        from kafka_client import cli as client_cli
-    except ImportError:
-        client_cli = None
-    register = getattr(client_cli, "register", None)
-    if register is not None:
-        register(sub)   # produce, consume, topic ... (kafka_client.cli)
-    return parser
-
-
-def _bench_main() -> Any:
-    try:
-        from kafka_bench import runner
-    except ImportError:
-        return None
-    return getattr(runner, "main", None)
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] == "bench":
-        bench = _bench_main()
-        if bench is None:
-            print("kafka-core bench: kafka_bench is not installed", file=sys.stderr)
-            return 2
-        return int(bench(argv[1:]) or 0)
-    args = build_parser().parse_args(argv)
-    if args.command == "broker":
-        return run_broker(args)
-    if args.command == "group":
-        from . import group_cli
-        return group_cli.run(args)
-    func = getattr(args, "func", None)
-    if func is not None:   # subcommands registered by kafka_client.cli
-        return int(func(args) or 0)
-    return 2  # pragma: no cover - argparse rejects unknown commands
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The broker's command line options (``--config``, ``--set``, ``--log-level``)."""
+    parser.add_argument("--config", "-c", metavar="FILE", help="server.properties-style configuration file")
+    parser.add_argument("--set", "-s", metavar="KEY=VALUE", action="append", default=[],
+                        help="override one configuration key (repeatable)")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
 def run_broker(args: argparse.Namespace) -> int:
@@ -80,14 +37,13 @@ def run_broker(args: argparse.Namespace) -> int:
         print(f"kafka-core: configuration error: {e}", file=sys.stderr)
         return 1
     config.log_unused()
+    loop: asyncio.AbstractEventLoop
     try:
         import uvloop
     except ImportError:  # pragma: no cover - optional
-        uvloop = None
-    if uvloop is not None:
-        loop = uvloop.new_event_loop()
-    else:  # pragma: no cover
         loop = asyncio.new_event_loop()
+    else:
+        loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
         return loop.run_until_complete(_serve(config, loop))
