@@ -49,6 +49,18 @@ def test_create_partitions(kafka, bootstrap: str, new_topic) -> None:  # type: i
         assert a.create_partitions({topic: 3})[topic] is not None  # cannot shrink
 
 
+def _retention_once_settled(a, res, until, timeout: float = 10) -> str:  # type: ignore[no-untyped-def]
+    """retention.ms as described once ``until`` holds (or the timeout passed): Apache Kafka's brokers
+    apply a config change from the metadata log a moment after the AlterConfigs response;
+    kafka-core applies it before answering, so there the first read settles."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = a.describe_configs([res], keys=["retention.ms"])[res]["retention.ms"].value
+        if until(value) or time.monotonic() > deadline:
+            return value  # type: ignore[no-any-return]
+        time.sleep(0.1)
+
+
 def test_configs(kafka, bootstrap: str, new_topic) -> None:  # type: ignore[no-untyped-def]
     require_api(kafka, 32, "DescribeConfigs")
     topic = new_topic(1, {"retention.ms": "123456"})
@@ -58,9 +70,9 @@ def test_configs(kafka, bootstrap: str, new_topic) -> None:  # type: ignore[no-u
         assert cfg["retention.ms"].value == "123456"
         if kafka.supports(44):
             assert a.incremental_alter_configs({res: [AlterConfigOp("retention.ms", "654321")]}) == {res: None}
-            assert a.describe_configs([res], keys=["retention.ms"])[res]["retention.ms"].value == "654321"
+            assert _retention_once_settled(a, res, until=lambda v: v == "654321") == "654321"
             a.incremental_alter_configs({res: [AlterConfigOp("retention.ms", op="delete")]}, raise_on_error=True)
-            assert a.describe_configs([res], keys=["retention.ms"])[res]["retention.ms"].value != "654321"
+            assert _retention_once_settled(a, res, until=lambda v: v != "654321") != "654321"
 
 
 def test_describe_cluster(bootstrap: str) -> None:
