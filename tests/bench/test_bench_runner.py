@@ -33,6 +33,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.interop   # the load generator is librdkafka
 @pytest.mark.timeout(400)
 def test_quick_run_against_kafka_core(tmp_path: Path) -> None:
     if not Path("/usr/include/librdkafka/rdkafka.h").exists():

@@ -197,6 +197,7 @@ def test_keyless_record_rejected_on_compacted_topic(cbroker):
         create_topic(c, f"plain-{uuid.uuid4().hex[:6]}")
 
 
+@pytest.mark.interop   # commits through confluent-kafka
 def test_consumer_offsets_is_compacted(cbroker):
     from confluent_kafka import Consumer, TopicPartition
 
