@@ -6,20 +6,12 @@ from __future__ import annotations
 import itertools
 import os
 
+from bench_util import make_batch
+
 from kafka_core._batch import BatchBuilder, assign_offsets, iter_records, scan_batches, validate_batches
 
-
-def make_batch(nbytes: int, value_size: int = 200) -> bytes:
-    b = BatchBuilder(nbytes, base_timestamp=1_700_000_000_000)
-    value = os.urandom(value_size)
-    i = 0
-    while b.append(1_700_000_000_000 + i, b"key-%d" % i, value):
-        i += 1
-    return bytes(b.finish())
-
-
-BIG = make_batch(1 << 20)
-SMALL = make_batch(16 << 10)
+BIG = make_batch(1 << 20, value_size=200)
+SMALL = make_batch(16 << 10, value_size=200)
 
 
 def test_validate_1mib_batch(benchmark, throughput) -> None:

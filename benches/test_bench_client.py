@@ -20,11 +20,13 @@ kafka_client's rate divided by each other client's (latency: other p99 / ours).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -180,70 +182,66 @@ def test_producer_throughput(benchmark, broker: str, client: str, size: int) -> 
     RESULTS.setdefault(f"produce-{size}B", {})[client] = _rate(benchmark, N)
 
 
-def _latency(client: str, bootstrap: str, topic: str) -> list[float]:
+async def _paced(send: Callable[[], Any]) -> list[float]:
+    """LAT_N calls of send (a plain function or one returning an awaitable) at LAT_RATE a second:
+    the seconds each call took."""
     lat: list[float] = []
-    value = b"x" * 200
     gap = 1 / LAT_RATE
+    nxt = time.perf_counter()
+    for _ in range(LAT_N):
+        t0 = time.perf_counter()
+        r = send()
+        if inspect.isawaitable(r):
+            await r
+        lat.append(time.perf_counter() - t0)
+        nxt += gap
+        await asyncio.sleep(max(0.0, nxt - time.perf_counter()))
+    return lat
+
+
+def _latency(client: str, bootstrap: str, topic: str) -> list[float]:
+    value = b"x" * 200
     if client in ("kafka_client", "kafka_client-aio"):
         from kafka_client import AIOProducer
 
-        async def go() -> None:
+        async def go() -> list[float]:
             async with AIOProducer(bootstrap, acks=1, linger_ms=0) as p:
                 await p.send(topic, value)
-                nxt = time.perf_counter()
-                for _ in range(LAT_N):
-                    t0 = time.perf_counter()
-                    await p.send(topic, value)
-                    lat.append(time.perf_counter() - t0)
-                    nxt += gap
-                    await asyncio.sleep(max(0.0, nxt - time.perf_counter()))
+                return await _paced(lambda: p.send(topic, value))
 
-        asyncio.run(go())
-    elif client == "confluent":
+        return asyncio.run(go())
+    if client == "confluent":
         import confluent_kafka as ck
 
-        p = ck.Producer({"bootstrap.servers": bootstrap, "acks": 1, "linger.ms": 0})
-        p.produce(topic, value)
-        p.flush()
-        nxt = time.perf_counter()
-        for _ in range(LAT_N):
-            t0 = time.perf_counter()
-            p.produce(topic, value)
-            p.flush()
-            lat.append(time.perf_counter() - t0)
-            nxt += gap
-            time.sleep(max(0.0, nxt - time.perf_counter()))
-    elif client == "aiokafka":
+        cp = ck.Producer({"bootstrap.servers": bootstrap, "acks": 1, "linger.ms": 0})
+
+        def produce_one() -> None:
+            cp.produce(topic, value)
+            cp.flush()
+
+        produce_one()
+        return asyncio.run(_paced(produce_one))
+    if client == "aiokafka":
         import aiokafka
 
-        async def go2() -> None:
-            p = aiokafka.AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
-            await p.start()
-            await p.send_and_wait(topic, value)
-            nxt = time.perf_counter()
-            for _ in range(LAT_N):
-                t0 = time.perf_counter()
-                await p.send_and_wait(topic, value)
-                lat.append(time.perf_counter() - t0)
-                nxt += gap
-                await asyncio.sleep(max(0.0, nxt - time.perf_counter()))
-            await p.stop()
+        async def go2() -> list[float]:
+            ap = aiokafka.AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
+            await ap.start()
+            await ap.send_and_wait(topic, value)
+            try:
+                return await _paced(lambda: ap.send_and_wait(topic, value))
+            finally:
+                await ap.stop()
 
-        asyncio.run(go2())
-    else:
-        import kafka
+        return asyncio.run(go2())
+    import kafka
 
-        p = kafka.KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
-        p.send(topic, value).get(30)
-        nxt = time.perf_counter()
-        for _ in range(LAT_N):
-            t0 = time.perf_counter()
-            p.send(topic, value).get(30)
-            lat.append(time.perf_counter() - t0)
-            nxt += gap
-            time.sleep(max(0.0, nxt - time.perf_counter()))
-        p.close()
-    return lat
+    kp = kafka.KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
+    kp.send(topic, value).get(30)
+    try:
+        return asyncio.run(_paced(lambda: kp.send(topic, value).get(30)))
+    finally:
+        kp.close()
 
 
 @pytest.mark.parametrize("client", [c for c in CLIENTS if c != "kafka_client-aio"])

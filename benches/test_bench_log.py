@@ -13,24 +13,16 @@ import os
 import random
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from bench_util import make_batch
 
-from kafka_core._batch import BatchBuilder
 from kafka_core._log import Log
 
 ROUND_BYTES = 16 << 20
 ROUNDS = 12
-
-
-def make_batch(nbytes: int, value_size: int = 1000) -> bytearray:
-    b = BatchBuilder(nbytes, base_timestamp=1_700_000_000_000)
-    value = os.urandom(value_size)
-    i = 0
-    while b.append(1_700_000_000_000 + i, b"key-%d" % i, value):
-        i += 1
-    return bytearray(b.finish())
 
 
 @pytest.mark.parametrize("batch_bytes", [16 << 10, 1 << 20], ids=["16KiB", "1MiB"])
@@ -40,7 +32,7 @@ def test_append_vs_write(benchmark, batch_bytes: int) -> None:
     state (the host is shared and page-cache writeback is noisy).  The
     ratio compares the fastest round of each."""
     benchmark.group = "log-append"
-    batch = make_batch(batch_bytes)
+    batch = make_batch(batch_bytes, value_size=1000)
     bufs = [bytearray(batch) for _ in range(ROUND_BYTES // len(batch))]
     nbytes = sum(map(len, bufs))
     writes: list[float] = []
@@ -88,34 +80,35 @@ def million_batch_log():
     d.cleanup()
 
 
-def test_lookup_in_million_batches(benchmark, million_batch_log) -> None:
+def ns_per_offset(benchmark, run: Callable[[list[int]], None]) -> float:
+    """run(offsets) for 1000 random offsets of the million-batch log, 20 timed rounds (group
+    log-lookup): the mean ns per offset, kept in extra_info too."""
     benchmark.group = "log-lookup"
-    log = million_batch_log
     offsets = [random.randrange(1_000_000) for _ in range(1000)]
-    lookup = log.lookup
+    benchmark.pedantic(run, args=(offsets,), rounds=20, iterations=1)
+    ns = benchmark.stats.stats.mean / len(offsets) * 1e9
+    benchmark.extra_info["ns/op"] = round(ns, 1)
+    return ns
 
-    def run() -> None:
+
+def test_lookup_in_million_batches(benchmark, million_batch_log) -> None:
+    lookup = million_batch_log.lookup
+
+    def run(offsets: list[int]) -> None:
         for o in offsets:
             lookup(o)
 
-    benchmark.extra_info["segments"] = log.segment_count
-    benchmark.pedantic(run, rounds=20, iterations=1)
-    ns = benchmark.stats.stats.mean / len(offsets) * 1e9
-    benchmark.extra_info["ns/op"] = round(ns, 1)
-    print(f"\nlookup: {ns:.0f} ns/op over {log.segment_count} segments")
+    benchmark.extra_info["segments"] = million_batch_log.segment_count
+    ns = ns_per_offset(benchmark, run)
+    print(f"\nlookup: {ns:.0f} ns/op over {million_batch_log.segment_count} segments")
 
 
 def test_read_slice_in_million_batches(benchmark, million_batch_log) -> None:
-    benchmark.group = "log-lookup"
-    log = million_batch_log
-    offsets = [random.randrange(1_000_000) for _ in range(1000)]
-    read = log.read
+    read = million_batch_log.read
 
-    def run() -> None:
+    def run(offsets: list[int]) -> None:
         for o in offsets:
             read(o, 1 << 20).release()
 
-    benchmark.pedantic(run, rounds=20, iterations=1)
-    ns = benchmark.stats.stats.mean / len(offsets) * 1e9
-    benchmark.extra_info["ns/op"] = round(ns, 1)
+    ns = ns_per_offset(benchmark, run)
     print(f"\nread(offset, 1 MiB): {ns:.0f} ns/op")

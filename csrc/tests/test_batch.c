@@ -287,6 +287,14 @@ static size_t one_record(uint8_t *out, const uint8_t *body, size_t blen, int64_t
     return n + blen;
 }
 
+/* kc_record_next's result on a records section of one record, body as given. */
+static int next_rc(const uint8_t *body, size_t blen, int64_t declared) {
+    uint8_t rec[64];
+    kc_record_t r;
+    size_t pos = 0, n = one_record(rec, body, blen, declared);
+    return kc_record_next(rec, n, &pos, &r);
+}
+
 static void test_record_errors(void) {
     uint8_t rec[64], body[32];
     kc_record_t r;
@@ -305,43 +313,25 @@ static void test_record_errors(void) {
     pos = 0;
     CHECK_EQ_INT(kc_record_next(rec, n, &pos, &r), KC_ERR_BAD_RECORD);
     /* declared length shorter: the header count runs past the record */
-    n = one_record(rec, good, sizeof good, sizeof good - 1);
-    pos = 0;
-    CHECK_EQ_INT(kc_record_next(rec, n, &pos, &r), KC_ERR_VARINT_UNDERFLOW);
+    CHECK_EQ_INT(next_rc(good, sizeof good, sizeof good - 1), KC_ERR_VARINT_UNDERFLOW);
     /* declared length past the buffer */
-    n = one_record(rec, good, sizeof good, 100);
-    pos = 0;
-    CHECK_EQ_INT(kc_record_next(rec, n, &pos, &r), KC_ERR_TRUNCATED);
+    CHECK_EQ_INT(next_rc(good, sizeof good, 100), KC_ERR_TRUNCATED);
     /* negative length */
-    n = one_record(rec, good, sizeof good, -3);
-    pos = 0;
-    CHECK_EQ_INT(kc_record_next(rec, n, &pos, &r), KC_ERR_BAD_RECORD);
+    CHECK_EQ_INT(next_rc(good, sizeof good, -3), KC_ERR_BAD_RECORD);
     /* overlong varint in the timestamp */
     const uint8_t over[] = {0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0, 1, 1, 0};
-    n = one_record(rec, over, sizeof over, sizeof over);
-    pos = 0;
-    CHECK_EQ_INT(kc_record_next(rec, n, &pos, &r), KC_ERR_VARINT_OVERFLOW);
+    CHECK_EQ_INT(next_rc(over, sizeof over, sizeof over), KC_ERR_VARINT_OVERFLOW);
     /* key length -2, key length past the record, header count -1, header key null */
     const uint8_t badkey[] = {0, 0, 0, 3, 2, 'x', 0};
-    n = one_record(rec, badkey, sizeof badkey, sizeof badkey);
-    pos = 0;
-    CHECK_EQ_INT(kc_record_next(rec, n, &pos, &r), KC_ERR_BAD_RECORD);
+    CHECK_EQ_INT(next_rc(badkey, sizeof badkey, sizeof badkey), KC_ERR_BAD_RECORD);
     const uint8_t longkey[] = {0, 0, 0, 40, 2, 'x', 0};
-    n = one_record(rec, longkey, sizeof longkey, sizeof longkey);
-    pos = 0;
-    CHECK_EQ_INT(kc_record_next(rec, n, &pos, &r), KC_ERR_BAD_RECORD);
+    CHECK_EQ_INT(next_rc(longkey, sizeof longkey, sizeof longkey), KC_ERR_BAD_RECORD);
     const uint8_t badhc[] = {0, 0, 0, 1, 2, 'x', 1};
-    n = one_record(rec, badhc, sizeof badhc, sizeof badhc);
-    pos = 0;
-    CHECK_EQ_INT(kc_record_next(rec, n, &pos, &r), KC_ERR_BAD_RECORD);
+    CHECK_EQ_INT(next_rc(badhc, sizeof badhc, sizeof badhc), KC_ERR_BAD_RECORD);
     const uint8_t nullhk[] = {0, 0, 0, 1, 2, 'x', 2, 1, 1};
-    n = one_record(rec, nullhk, sizeof nullhk, sizeof nullhk);
-    pos = 0;
-    CHECK_EQ_INT(kc_record_next(rec, n, &pos, &r), KC_ERR_BAD_RECORD);
+    CHECK_EQ_INT(next_rc(nullhk, sizeof nullhk, sizeof nullhk), KC_ERR_BAD_RECORD);
     /* empty record body */
-    n = one_record(rec, good, 0, 0);
-    pos = 0;
-    CHECK_EQ_INT(kc_record_next(rec, n, &pos, &r), KC_ERR_BAD_RECORD);
+    CHECK_EQ_INT(next_rc(good, 0, 0), KC_ERR_BAD_RECORD);
 }
 
 /* Every truncation of a valid batch is TRUNCATED; every single-byte change in

@@ -14,17 +14,11 @@
 #include "kc_log.h"
 #include "kc_test.h"
 #include "kc_test_fs.h"
+#include "kc_test_log.h"
 
 static const char *fresh_dir(const char *name) { return kc_test_fresh_dir("compact", name); }
 
-static kc_log_config_t small_cfg(void) {
-    kc_log_config_t c;
-    kc_log_config_default(&c);
-    c.segment_bytes = 2048;
-    c.index_interval_bytes = 128;
-    c.max_index_bytes = 4096;
-    return c;
-}
+static kc_log_config_t small_cfg(void) { return kc_test_small_cfg(2048, 128, 4096); }
 
 #define MAXREC 4096
 #define NKEYS 16
@@ -59,6 +53,29 @@ static void append_batch(kc_log_t *l, model_t *m, int nrec, int64_t ts) {
     CHECK_EQ_INT(kc_log_append(l, buf, sz, KC_APPEND_ASSIGN_OFFSETS, 0, -1, ts, &ai), KC_OK);
     CHECK_EQ_INT(ai.first_offset, off0);
     m->n = ai.last_offset + 1;
+}
+
+/* A fresh log in dir name under the small config, opened at 1000, and an empty model. */
+static kc_log_t *open_fresh(const char *name, model_t *m) {
+    kc_log_config_t cfg = small_cfg();
+    kc_log_t *l = NULL;
+    memset(m, 0, sizeof *m);
+    CHECK_EQ_INT(kc_log_open(fresh_dir(name), &cfg, 1000, &l), KC_OK);
+    return l;
+}
+
+/* nbatch batches of nrec records, at timestamps ts0, ts0 + 1, ... */
+static void append_batches(kc_log_t *l, model_t *m, int nbatch, int nrec, int64_t ts0) {
+    for (int i = 0; i < nbatch; i++)
+        append_batch(l, m, nrec, ts0 + i);
+}
+
+/* Clean as of 2000 with a horizon that keeps every tombstone. */
+static kc_compact_config_t young_tombstones_cfg(void) {
+    kc_compact_config_t cc;
+    kc_compact_config_default(&cc, 2000);
+    cc.delete_retention_ms = 1000000;
+    return cc;
 }
 
 /* Read the whole log back: present[off] = 1 for every record there, with
@@ -125,10 +142,8 @@ static void check_model(kc_log_t *l, const model_t *m, int64_t end, int tomb_gon
 
 static void test_dedupe_and_tombstones(void) {
     kc_log_config_t cfg = small_cfg();
-    kc_log_t *l;
     static model_t m;
-    memset(&m, 0, sizeof m);
-    CHECK_EQ_INT(kc_log_open(fresh_dir("dedupe"), &cfg, 1000, &l), KC_OK);
+    kc_log_t *l = open_fresh("dedupe", &m);
     for (int i = 0; i < 120; i++)
         append_batch(l, &m, 1 + i % 4, 1000 + i);
     int64_t segs_before = kc_log_segment_count(l);
@@ -142,9 +157,7 @@ static void test_dedupe_and_tombstones(void) {
     CHECK_EQ_INT(dirty, 0);
 
     /* pass 1: tombstones are young (horizon before every timestamp) */
-    kc_compact_config_t cc;
-    kc_compact_config_default(&cc, 2000);
-    cc.delete_retention_ms = 1000000;
+    kc_compact_config_t cc = young_tombstones_cfg();
     kc_compact_stats_t st;
     CHECK_EQ_INT(kc_log_compact(l, &cc, &st), KC_OK);
     int64_t end = st.end_offset;
@@ -160,8 +173,7 @@ static void test_dedupe_and_tombstones(void) {
     CHECK_EQ_INT(dirty, 0);
 
     /* more data, then pass 2 with an expired horizon: tombstones go */
-    for (int i = 0; i < 30; i++)
-        append_batch(l, &m, 3, 1100 + i);
+    append_batches(l, &m, 30, 3, 1100);
     kc_log_roll(l, 5000);
     cc.now_ms = 5000;
     cc.delete_retention_ms = 10;
@@ -214,16 +226,11 @@ static void test_dedupe_and_tombstones(void) {
 static void test_crash_mid_swap(void) {
     for (int step = 1; step <= 3; step++) {
         kc_log_config_t cfg = small_cfg();
-        kc_log_t *l;
         static model_t m;
-        memset(&m, 0, sizeof m);
-        CHECK_EQ_INT(kc_log_open(fresh_dir("crash"), &cfg, 1000, &l), KC_OK);
-        for (int i = 0; i < 40; i++)
-            append_batch(l, &m, 2, 1000 + i);
+        kc_log_t *l = open_fresh("crash", &m);
+        append_batches(l, &m, 40, 2, 1000);
         CHECK_EQ_INT(kc_log_flush(l), KC_OK);
-        kc_compact_config_t cc;
-        kc_compact_config_default(&cc, 2000);
-        cc.delete_retention_ms = 1000000;
+        kc_compact_config_t cc = young_tombstones_cfg();
         cc.crash_after = step;
         kc_compact_stats_t st;
         CHECK_EQ_INT(kc_log_compact(l, &cc, &st), KC_ERR_AGAIN);
@@ -270,21 +277,15 @@ static void *append_thread(void *arg) {
 }
 
 static void test_appends_during_compaction(void) {
-    kc_log_config_t cfg = small_cfg();
-    kc_log_t *l;
     static model_t m;
-    memset(&m, 0, sizeof m);
-    CHECK_EQ_INT(kc_log_open(fresh_dir("concurrent"), &cfg, 1000, &l), KC_OK);
-    for (int i = 0; i < 50; i++)
-        append_batch(l, &m, 3, 1000 + i);
+    kc_log_t *l = open_fresh("concurrent", &m);
+    append_batches(l, &m, 50, 3, 1000);
     kc_log_roll(l, 2000);
     int64_t before = m.n;
     appender_t a = {l, &m, 200};
     pthread_t t;
     pthread_create(&t, NULL, append_thread, &a);
-    kc_compact_config_t cc;
-    kc_compact_config_default(&cc, 2000);
-    cc.delete_retention_ms = 1000000;
+    kc_compact_config_t cc = young_tombstones_cfg();
     kc_compact_stats_t st;
     int64_t end = 0;
     for (int i = 0; i < 5; i++) {
@@ -299,16 +300,10 @@ static void test_appends_during_compaction(void) {
 }
 
 static void test_small_map_and_truncate(void) {
-    kc_log_config_t cfg = small_cfg();
-    kc_log_t *l;
     static model_t m;
-    memset(&m, 0, sizeof m);
-    CHECK_EQ_INT(kc_log_open(fresh_dir("smallmap"), &cfg, 1000, &l), KC_OK);
-    for (int i = 0; i < 150; i++)
-        append_batch(l, &m, 4, 1000 + i);
-    kc_compact_config_t cc;
-    kc_compact_config_default(&cc, 2000);
-    cc.delete_retention_ms = 1000000;
+    kc_log_t *l = open_fresh("smallmap", &m);
+    append_batches(l, &m, 150, 4, 1000);
+    kc_compact_config_t cc = young_tombstones_cfg();
     cc.max_map_bytes = 100; /* fewer than 16 entries */
     kc_compact_stats_t st;
     CHECK_EQ_INT(kc_log_compact(l, &cc, &st), KC_ERR_TOO_LARGE);

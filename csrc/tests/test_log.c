@@ -12,6 +12,7 @@
 #include "kc_log.h"
 #include "kc_test.h"
 #include "kc_test_fs.h"
+#include "kc_test_log.h"
 
 static const char *fresh_dir(const char *name) { return kc_test_fresh_dir("log", name); }
 
@@ -28,13 +29,14 @@ static size_t make_batch(uint8_t *buf, size_t cap, int nrec, int64_t ts, size_t 
     return kc_builder_finish(&b);
 }
 
-static kc_log_config_t small_cfg(void) {
-    kc_log_config_t c;
-    kc_log_config_default(&c);
-    c.segment_bytes = 4096;
-    c.index_interval_bytes = 256;
-    c.max_index_bytes = 1024;
-    return c;
+static kc_log_config_t small_cfg(void) { return kc_test_small_cfg(4096, 256, 1024); }
+
+/* A fresh log in dir name under the small config (kept in *c, for reopening). */
+static kc_log_t *open_small(const char *name, kc_log_config_t *c) {
+    kc_log_t *l = NULL;
+    *c = small_cfg();
+    CHECK_EQ_INT(kc_log_open(fresh_dir(name), c, 0, &l), KC_OK);
+    return l;
 }
 
 static int64_t append_n(kc_log_t *l, int n, int64_t ts0) {
@@ -192,9 +194,8 @@ static void test_append_read(void) {
 }
 
 static void test_bad_input(void) {
-    kc_log_config_t c = small_cfg();
-    kc_log_t *l;
-    CHECK_EQ_INT(kc_log_open(fresh_dir("bad"), &c, 0, &l), KC_OK);
+    kc_log_config_t c;
+    kc_log_t *l = open_small("bad", &c);
     uint8_t buf[1024];
     size_t sz = make_batch(buf, sizeof buf, 2, 100, 10);
     kc_append_info_t ai;
@@ -236,9 +237,8 @@ static void test_bad_input(void) {
 }
 
 static void test_lookup_time(void) {
-    kc_log_config_t c = small_cfg();
-    kc_log_t *l;
-    CHECK_EQ_INT(kc_log_open(fresh_dir("time"), &c, 0, &l), KC_OK);
+    kc_log_config_t c;
+    kc_log_t *l = open_small("time", &c);
     append_n(l, 100, 1000); /* batch i: timestamps 1000 + 10 i + (0..i%3) */
     int64_t off, ts;
     int exact;
@@ -261,9 +261,8 @@ static void test_lookup_time(void) {
 }
 
 static void test_truncate_and_delete_records(void) {
-    kc_log_config_t c = small_cfg();
-    kc_log_t *l;
-    CHECK_EQ_INT(kc_log_open(fresh_dir("trunc"), &c, 0, &l), KC_OK);
+    kc_log_config_t c;
+    kc_log_t *l = open_small("trunc", &c);
     int64_t last = append_n(l, 150, 1000);
     kc_position_t p;
     kc_log_lookup(l, 100, &p);
@@ -293,9 +292,8 @@ static void test_truncate_and_delete_records(void) {
 }
 
 static void test_retention_time(void) {
-    kc_log_config_t c = small_cfg();
-    kc_log_t *l;
-    CHECK_EQ_INT(kc_log_open(fresh_dir("ret"), &c, 0, &l), KC_OK);
+    kc_log_config_t c;
+    kc_log_t *l = open_small("ret", &c);
     append_n(l, 100, 1000); /* max ts 1990 */
     int64_t segs = kc_log_segment_count(l), del, end = kc_log_end_offset(l);
     size_t n;
@@ -336,9 +334,8 @@ static void corrupt(const char *dir, int64_t base, int64_t from_end, int truncat
 }
 
 static void test_recovery(void) {
-    kc_log_config_t c = small_cfg();
-    kc_log_t *l;
-    CHECK_EQ_INT(kc_log_open(fresh_dir("rec"), &c, 0, &l), KC_OK);
+    kc_log_config_t c;
+    kc_log_t *l = open_small("rec", &c);
     append_n(l, 120, 1000);
     int64_t end = kc_log_end_offset(l);
     size_t n;
@@ -435,10 +432,7 @@ static void test_concurrent_flush(void) {
 }
 
 static void test_index_full_rolls(void) {
-    kc_log_config_t c = small_cfg();
-    c.segment_bytes = 1 << 20;
-    c.index_interval_bytes = 0;
-    c.max_index_bytes = 64; /* 8 offset entries, 5 time entries */
+    kc_log_config_t c = kc_test_small_cfg(1 << 20, 0, 64); /* 8 offset entries, 5 time entries */
     kc_log_t *l;
     CHECK_EQ_INT(kc_log_open(fresh_dir("full"), &c, 0, &l), KC_OK);
     append_n(l, 40, 1000);

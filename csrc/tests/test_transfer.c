@@ -99,6 +99,23 @@ static void *reader_main(void *arg) {
     return NULL;
 }
 
+/* Start the reader thread on r (fd, cap and the knobs set), with a buffer for cap bytes. */
+static pthread_t start_reader(reader_t *r) {
+    pthread_t th;
+    r->buf = malloc(r->cap + 1);
+    pthread_create(&th, NULL, reader_main, r);
+    return th;
+}
+
+/* Close the sending end, wait for the reader: it got total bytes, equal to want. */
+static void finish_reader(reader_t *r, pthread_t th, int send_fd, const uint8_t *want, size_t total) {
+    close(send_fd);
+    pthread_join(th, NULL);
+    CHECK_EQ_INT(r->got, total);
+    if (r->got == total) CHECK(memcmp(r->buf, want, total) == 0);
+    free(r->buf);
+}
+
 /* Send until done or error, waiting for POLLOUT on KC_ERR_AGAIN. */
 static int send_all(int sock, kc_xfer_t *x, int mode, int *agains) {
     for (;;) {
@@ -171,9 +188,7 @@ static void roundtrip(int (*mkpair)(int[2]), int mode, int slow, int *agains_tot
     int s[2];
     CHECK_EQ_INT(mkpair(s), 0);
     reader_t r = {.fd = s[1], .cap = total, .slow = slow};
-    r.buf = malloc(total + 1);
-    pthread_t th;
-    pthread_create(&th, NULL, reader_main, &r);
+    pthread_t th = start_reader(&r);
     kc_xfer_t x;
     kc_xfer_init(&x, parts, np);
     CHECK_EQ_INT(x.total, total);
@@ -182,12 +197,8 @@ static void roundtrip(int (*mkpair)(int[2]), int mode, int slow, int *agains_tot
     CHECK_EQ_INT(rc, KC_OK);
     CHECK_EQ_INT(x.sent, total);
     CHECK_EQ_INT(x.idx, np);
-    close(s[0]);
-    pthread_join(th, NULL);
-    CHECK_EQ_INT(r.got, total);
-    if (r.got == total) CHECK(memcmp(r.buf, expect_buf, total) == 0);
+    finish_reader(&r, th, s[0], expect_buf, total);
     *agains_total += agains;
-    free(r.buf);
     close(fd);
 }
 
@@ -212,9 +223,7 @@ static void test_mode_switch_midway(void) {
     int s[2];
     CHECK_EQ_INT(pair_tcp(s), 0);
     reader_t r = {.fd = s[1], .cap = total, .slow = 1};
-    r.buf = malloc(total + 1);
-    pthread_t th;
-    pthread_create(&th, NULL, reader_main, &r);
+    pthread_t th = start_reader(&r);
     kc_xfer_t x;
     kc_xfer_init(&x, parts, MAXP);
     int rc, calls = 0;
@@ -228,11 +237,7 @@ static void test_mode_switch_midway(void) {
         }
     } while (rc == KC_ERR_AGAIN);
     CHECK_EQ_INT(rc, KC_OK);
-    close(s[0]);
-    pthread_join(th, NULL);
-    CHECK_EQ_INT(r.got, total);
-    if (r.got == total) CHECK(memcmp(r.buf, expect_buf, total) == 0);
-    free(r.buf);
+    finish_reader(&r, th, s[0], expect_buf, total);
     close(fd);
 }
 
@@ -272,9 +277,7 @@ static void test_peer_closes(void) {
             int s[2];
             CHECK_EQ_INT(tcp ? pair_tcp(s) : pair_unix(s), 0);
             reader_t r = {.fd = s[1], .cap = 2 * FILE_SIZE, .close_after = 20000};
-            r.buf = malloc(r.cap);
-            pthread_t th;
-            pthread_create(&th, NULL, reader_main, &r);
+            pthread_t th = start_reader(&r);
             kc_xfer_t x;
             kc_xfer_init(&x, parts, 4);
             int agains = 0;
@@ -359,9 +362,7 @@ static void test_short_file(void) {
         int s[2];
         CHECK_EQ_INT(pair_unix(s), 0);
         reader_t r = {.fd = s[1], .cap = 20000};
-        r.buf = malloc(r.cap);
-        pthread_t th;
-        pthread_create(&th, NULL, reader_main, &r);
+        pthread_t th = start_reader(&r);
         kc_xfer_t x;
         kc_xfer_init(&x, parts, 2);
         int agains = 0;
@@ -394,9 +395,7 @@ static void test_truncated_under_transfer(void) {
         CHECK(x.sent > 0 && x.sent < FILE_SIZE);
         CHECK_EQ_INT(ftruncate(fd, (off_t)x.sent + 100), 0);
         reader_t r = {.fd = s[1], .cap = FILE_SIZE};
-        r.buf = malloc(r.cap);
-        pthread_t th;
-        pthread_create(&th, NULL, reader_main, &r);
+        pthread_t th = start_reader(&r);
         int agains = 0;
         errno = 0;
         int rc = send_all(s[0], &x, modes[m], &agains);

@@ -15,6 +15,7 @@ from kafka_bench.kafka_core_broker import KafkaCoreBroker
 from kafka_protocol.messages import REQUESTS
 
 from tests.broker.conftest import RawClient, create_topic
+from tests.broker.restarts import RESTARTS, restart
 
 FindCoordinator, JoinGroup, Heartbeat, LeaveGroup, SyncGroup = (REQUESTS[k] for k in (10, 11, 12, 13, 14))
 OffsetCommit, OffsetFetch, DescribeGroups, ListGroups, DeleteGroups = (REQUESTS[k] for k in (8, 9, 15, 16, 42))
@@ -247,8 +248,7 @@ def test_commit_survives_kill9(tmp_path):
             groups = [gid() for _ in range(20)]
             for i, g in enumerate(groups):
                 assert commit(cl, g, {(t, 0): i, (t, 1): 100 + i}) == {(t, 0): NONE, (t, 1): NONE}
-        b.kill()
-        b.start()
+        restart(b, "kill-9")
         with RawClient(b.port) as cl:
             got = fetch_offsets(cl, groups, t, [0, 1])
         assert got == {g: {0: i, 1: 100 + i} for i, g in enumerate(groups)}
@@ -256,7 +256,7 @@ def test_commit_survives_kill9(tmp_path):
         b.cleanup()
 
 
-@pytest.mark.parametrize("how", ["clean", "kill-9"])
+@pytest.mark.parametrize("how", RESTARTS)
 def test_static_member_survives_broker_restart_without_rebalance(tmp_path, how):
     """Group metadata (members, generation, assignments) is in __consumer_offsets: after a restart the
     static member goes on heartbeating in the same generation and gets the same assignment back."""
@@ -267,11 +267,7 @@ def test_static_member_survives_broker_restart_without_rebalance(tmp_path, how):
         g = gid()
         with RawClient(b.port) as cl:
             member, gen = join_member(cl, g, instance="static-r")
-        if how == "clean":
-            b.stop()
-        else:
-            b.kill()
-        b.start()
+        restart(b, how)
         with RawClient(b.port) as cl:
             hb = cl.call(Heartbeat(group_id=g, generation_id=gen, member_id=member, group_instance_id="static-r"), 4)
             assert hb.error_code == NONE

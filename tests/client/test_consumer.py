@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from kafka_client import AIOConsumer, Consumer, Producer, RebalanceListener, TopicPartition
@@ -65,35 +67,43 @@ def test_assign_seek_pause_offsets(bootstrap: str, new_topic) -> None:  # type: 
     asyncio.run(go())
 
 
+def _getone_after(bootstrap: str, topic: str, reset: str,
+                  prepare: Callable[[AIOConsumer, TopicPartition], Awaitable[None]]) -> Any:
+    """The next record of partition 0 for a consumer with auto_offset_reset=reset, once
+    prepare(consumer, partition) has run on the freshly assigned consumer."""
+
+    async def go() -> Any:
+        async with AIOConsumer(bootstrap_servers=bootstrap, auto_offset_reset=reset) as c:
+            tp = TopicPartition(topic, 0)
+            c.assign([tp])
+            await prepare(c, tp)
+            return await asyncio.wait_for(c.getone(), 15)
+
+    return asyncio.run(go())
+
+
 def test_latest_reset_sees_only_new_records(bootstrap: str, new_topic) -> None:  # type: ignore[no-untyped-def]
     topic = new_topic()
     _produce(bootstrap, topic, 10)
 
-    async def go() -> None:
-        async with AIOConsumer(bootstrap_servers=bootstrap, auto_offset_reset="latest") as c:
-            c.assign([TopicPartition(topic, 0)])
-            assert await c.position(TopicPartition(topic, 0)) == 10
-            with Producer(bootstrap) as p:
-                p.send(topic, b"new").result(30)
-            r = await asyncio.wait_for(c.getone(), 15)
-            assert (r.offset, r.value) == (10, b"new")
+    async def produce_new(c: AIOConsumer, tp: TopicPartition) -> None:
+        assert await c.position(tp) == 10
+        with Producer(bootstrap) as p:
+            p.send(topic, b"new").result(30)
 
-    asyncio.run(go())
+    r = _getone_after(bootstrap, topic, "latest", produce_new)
+    assert (r.offset, r.value) == (10, b"new")
 
 
 def test_out_of_range_resets(bootstrap: str, new_topic) -> None:  # type: ignore[no-untyped-def]
     topic = new_topic()
     _produce(bootstrap, topic, 5)
 
-    async def go() -> None:
-        async with AIOConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest") as c:
-            tp = TopicPartition(topic, 0)
-            c.assign([tp])
-            c.seek(tp, 1000)
-            r = await asyncio.wait_for(c.getone(), 15)
-            assert r.offset == 0
+    async def seek_past_end(c: AIOConsumer, tp: TopicPartition) -> None:
+        c.seek(tp, 1000)
 
-    asyncio.run(go())
+    r = _getone_after(bootstrap, topic, "earliest", seek_past_end)
+    assert r.offset == 0
 
 
 def test_sync_consumer_poll_and_iter(bootstrap: str, new_topic) -> None:  # type: ignore[no-untyped-def]

@@ -169,11 +169,11 @@ async def _consume_with_faults(proxy: FaultProxy, topic: str, n: int, inject: An
     return out
 
 
-@pytest.mark.parametrize("code", [NOT_LEADER, OFFSET_NOT_AVAILABLE, UNKNOWN_TOPIC_OR_PARTITION,
-                                  LEADER_NOT_AVAILABLE])
-def test_consumer_recovers_from_fetch_errors(kafka, new_topic, proxy: FaultProxy, code: int) -> None:  # type: ignore[no-untyped-def]
-    topic = new_topic()
-    n = 300
+def _fetch_through_faults(kafka: Any, proxy: FaultProxy, topic: str, n: int,
+                          *faults: tuple[int, int, dict[str, Any]]) -> tuple[list[Any], list[Any]]:
+    """Produce b"0" .. b"<n-1>" straight to the broker, then consume them through the proxy, which
+    injects each fault (api, error code, proxy.inject keywords) on topic once the first records
+    are in. The records consumed, and the injections."""
     with Producer(kafka.bootstrap, linger_ms=2, batch_size=400) as p:
         for i in range(n):
             p.send(topic, b"%d" % i)
@@ -181,9 +181,17 @@ def test_consumer_recovers_from_fetch_errors(kafka, new_topic, proxy: FaultProxy
     injections: list[Any] = []
 
     def inject() -> None:
-        injections.append(proxy.inject(FETCH, code, topic=topic, count=3))
+        injections.extend(proxy.inject(api, code, topic=topic, **kw) for api, code, kw in faults)
 
-    out = asyncio.run(_consume_with_faults(proxy, topic, n, inject))
+    return asyncio.run(_consume_with_faults(proxy, topic, n, inject)), injections
+
+
+@pytest.mark.parametrize("code", [NOT_LEADER, OFFSET_NOT_AVAILABLE, UNKNOWN_TOPIC_OR_PARTITION,
+                                  LEADER_NOT_AVAILABLE])
+def test_consumer_recovers_from_fetch_errors(kafka, new_topic, proxy: FaultProxy, code: int) -> None:  # type: ignore[no-untyped-def]
+    topic = new_topic()
+    n = 300
+    out, injections = _fetch_through_faults(kafka, proxy, topic, n, (FETCH, code, {"count": 3}))
     assert injections and injections[0].hits == 3
     assert [r.offset for r in out] == list(range(n)), "no record skipped or duplicated"
     assert [r.value for r in out] == [b"%d" % i for i in range(n)]
@@ -194,16 +202,8 @@ def test_consumer_recovers_from_fetch_errors(kafka, new_topic, proxy: FaultProxy
 def test_consumer_waits_while_leader_unknown(kafka, new_topic, proxy: FaultProxy) -> None:  # type: ignore[no-untyped-def]
     topic = new_topic()
     n = 200
-    with Producer(kafka.bootstrap, linger_ms=2, batch_size=400) as p:
-        for i in range(n):
-            p.send(topic, b"%d" % i)
-        p.flush(30)
-    injections: list[Any] = []
-
-    def inject() -> None:
-        injections.append(proxy.inject(METADATA, LEADER_NOT_AVAILABLE, topic=topic, count=4, leader=-1))
-        injections.append(proxy.inject(FETCH, NOT_LEADER, topic=topic, count=1))
-
-    out = asyncio.run(_consume_with_faults(proxy, topic, n, inject))
+    out, injections = _fetch_through_faults(kafka, proxy, topic, n,
+                                            (METADATA, LEADER_NOT_AVAILABLE, {"count": 4, "leader": -1}),
+                                            (FETCH, NOT_LEADER, {"count": 1}))
     assert [i.hits for i in injections] == [4, 1]
     assert [r.offset for r in out] == list(range(n))

@@ -15,58 +15,16 @@ import pytest
 
 from kafka_core import _errors as E
 from kafka_core import compression
-from kafka_core._batch import BatchBuilder, iter_records, scan_batches, validate_batches
+from kafka_core._batch import scan_batches, validate_batches
 from kafka_core._log import Log
+from tests.core.compact_model import KeyVal, Row, expected, make, read_log
 
 SMALL = {"segment_bytes": 2048, "index_interval_bytes": 128, "max_index_bytes": 4096}
-KeyVal = tuple[bytes | None, bytes | None]
 
 
-def make(records: list[KeyVal], ts: int = 1000, codec: int = 0) -> bytearray:
-    b = BatchBuilder(1 << 16, base_timestamp=ts)
-    for k, v in records:
-        assert b.append(ts, k, v)
-    if codec == 0:
-        return bytearray(b.finish())
-    return bytearray(b.finish_compressed(codec, compression.compress(codec, bytes(b.records_view()))))
-
-
-def read_all(log: Log) -> list[tuple[int, bytes | None, bytes | None]]:
+def read_all(log: Log) -> list[Row]:
     """(offset, key, value) of every record, in log order."""
-    out = []
-    off = log.start_offset
-    while off < log.end_offset:
-        with log.read(off, 1 << 20) as s:
-            data = s.read_bytes()
-        if not data:
-            break
-        infos, valid = scan_batches(data, allow_compacted=True)
-        assert valid == len(data)
-        for bi in infos:
-            raw = data[bi.position:bi.position + bi.size]
-            if bi.codec:
-                recs = iter_records(compression.decompress(bi.codec, raw[61:]), bi.base_offset, bi.base_timestamp)
-            else:
-                recs = iter_records(raw)
-            assert len(recs) == bi.record_count <= bi.last_offset_delta + 1
-            out += [(r.offset, r.key, r.value) for r in recs]
-            off = bi.base_offset + bi.last_offset_delta + 1
-    offsets = [o for o, _, _ in out]
-    assert offsets == sorted(set(offsets))
-    return out
-
-
-def expected(model: list[tuple[int, bytes | None, bytes | None]], end: int,
-             drop_tombstones: bool) -> list[tuple[int, bytes | None, bytes | None]]:
-    """What a log cleaned up to end holds: below end the latest record of
-    each key (tombstones gone when expired) and every keyless record."""
-    latest = {k: o for o, k, _ in model if o < end and k is not None}
-    keep = []
-    for o, k, v in model:
-        if o < end and k is not None and (latest[k] != o or (v is None and drop_tombstones)):
-            continue
-        keep.append((o, k, v))
-    return keep
+    return read_log(log)[0]
 
 
 def fill(log: Log, model: list, n: int, ts: int = 1000, keys: int = 8, codec: int = 0) -> None:

@@ -14,9 +14,8 @@ from kafka_broker.groups.offsets_store import decode_records
 from kafka_broker.groups.records import GroupRecord, OffsetValue
 from kafka_protocol.errors import ErrorCode as E
 
-from .test_classic import form_group, sync_all
 from .test_consumer_protocol import hb, owned_of
-from .util import TOPICS, call, make, run, settle
+from .util import TOPICS, async_test, call, restarted, settle, stable_group, started
 
 T1, T2 = TOPICS["t1"].topic_id, TOPICS["t2"].topic_id
 U = uuid.UUID(int=0xABCDEF)
@@ -68,46 +67,44 @@ def test_truncated_or_unknown_version_values_are_rejected(encode: Any, decode: A
         decode(b"\x00\x07" + raw[2:])
 
 
-def test_store_sync_writes_only_changes_and_tombstones() -> None:
-    async def go() -> None:
-        backend = MemoryBackend(5)
-        s = OffsetsStore(backend)
-        k3, k5 = R.cg_key(3, "g"), R.cg_key(5, "g", "m")
-        v5 = R.cg_member_metadata_value(R.CgMemberMetadata(client_id="c"))
-        assert await s.sync_consumer_group("g", {k3: R.cg_epoch_value(1), k5: v5}) == 2
-        assert await s.sync_consumer_group("g", {k3: R.cg_epoch_value(1), k5: v5}) == 0    # nothing changed
-        assert backend.appends == 1
-        assert await s.sync_consumer_group("g", {k3: R.cg_epoch_value(2)}) == 2           # new epoch + tombstone
-        last = list(decode_records(backend.batches[s.partition_for("g")][-1]))
-        assert (k5, None) in last and (k3, R.cg_epoch_value(2)) in last
-        s2 = OffsetsStore(backend)
-        s2.load_sync()
-        assert s2.consumer == {"g": {k3: R.cg_epoch_value(2)}}
-        assert "g" in s2.group_ids()
-        # deleting the group tombstones its consumer records and offsets
-        await s.commit("g", [("t", 0, OffsetValue(3))])
-        await s.delete_group("g")
-        s3 = OffsetsStore(backend)
-        s3.load_sync()
-        assert s3.consumer == {} and s3.offsets == {} and "g" not in s3.group_ids()
-    run(go())
+@async_test
+async def test_store_sync_writes_only_changes_and_tombstones() -> None:
+    backend = MemoryBackend(5)
+    s = OffsetsStore(backend)
+    k3, k5 = R.cg_key(3, "g"), R.cg_key(5, "g", "m")
+    v5 = R.cg_member_metadata_value(R.CgMemberMetadata(client_id="c"))
+    assert await s.sync_consumer_group("g", {k3: R.cg_epoch_value(1), k5: v5}) == 2
+    assert await s.sync_consumer_group("g", {k3: R.cg_epoch_value(1), k5: v5}) == 0    # nothing changed
+    assert backend.appends == 1
+    assert await s.sync_consumer_group("g", {k3: R.cg_epoch_value(2)}) == 2           # new epoch + tombstone
+    last = list(decode_records(backend.batches[s.partition_for("g")][-1]))
+    assert (k5, None) in last and (k3, R.cg_epoch_value(2)) in last
+    s2 = OffsetsStore(backend)
+    s2.load_sync()
+    assert s2.consumer == {"g": {k3: R.cg_epoch_value(2)}}
+    assert "g" in s2.group_ids()
+    # deleting the group tombstones its consumer records and offsets
+    await s.commit("g", [("t", 0, OffsetValue(3))])
+    await s.delete_group("g")
+    s3 = OffsetsStore(backend)
+    s3.load_sync()
+    assert s3.consumer == {} and s3.offsets == {} and "g" not in s3.group_ids()
 
 
-def test_store_conversion_between_classic_and_consumer_leaves_one_kind() -> None:
-    async def go() -> None:
-        backend = MemoryBackend(3)
-        s = OffsetsStore(backend)
-        await s.store_group("g", GroupRecord("consumer", 1, "range", None, 1, []))
-        await s.sync_consumer_group("g", {R.cg_key(3, "g"): R.cg_epoch_value(1)})
-        assert "g" not in s.groups
-        s2 = OffsetsStore(backend)
-        s2.load_sync()
-        assert "g" not in s2.groups and "g" in s2.consumer
-        await s.store_group("g", GroupRecord("consumer", 2, "range", None, 1, []))
-        s3 = OffsetsStore(backend)
-        s3.load_sync()
-        assert s3.groups["g"].generation == 2 and "g" not in s3.consumer
-    run(go())
+@async_test
+async def test_store_conversion_between_classic_and_consumer_leaves_one_kind() -> None:
+    backend = MemoryBackend(3)
+    s = OffsetsStore(backend)
+    await s.store_group("g", GroupRecord("consumer", 1, "range", None, 1, []))
+    await s.sync_consumer_group("g", {R.cg_key(3, "g"): R.cg_epoch_value(1)})
+    assert "g" not in s.groups
+    s2 = OffsetsStore(backend)
+    s2.load_sync()
+    assert "g" not in s2.groups and "g" in s2.consumer
+    await s.store_group("g", GroupRecord("consumer", 2, "range", None, 1, []))
+    s3 = OffsetsStore(backend)
+    s3.load_sync()
+    assert s3.groups["g"].generation == 2 and "g" not in s3.consumer
 
 
 # -- the coordinator across a restart ------------------------------------------------------
@@ -130,31 +127,26 @@ def snapshot(g: Any) -> dict[str, Any]:
                               m.server_assignor, m.rebalance_timeout_ms) for mid, m in g.members.items()}}
 
 
-def test_restart_keeps_members_epochs_and_assignments() -> None:
-    async def go() -> None:
-        coord, _, backend = make()
-        await coord.start()
-        ra, rb, a = await two_members_mid_rebalance(coord)
-        before = snapshot(coord.groups["cg"])
-        assert before["members"]["A"][2] == UNREVOKED and before["epoch"] == 2
-        coord.close()
-
-        coord2, sched2, _ = make(backend=backend)
-        await coord2.start()
-        assert snapshot(coord2.groups["cg"]) == before
-        appends = backend.appends
-        # both go on heartbeating with their ids and epochs: no UNKNOWN_MEMBER_ID, no new group epoch
-        rb2 = await call(coord2, "consumer_group_heartbeat", hb("B", rb.member_epoch, owned={}), 1)
-        assert rb2.error_code == E.NONE and rb2.member_epoch == rb.member_epoch == 2
-        assert backend.appends == appends        # nothing changed, nothing written
-        ra2 = await call(coord2, "consumer_group_heartbeat", hb("A", ra.member_epoch, owned=a), 1)
-        assert ra2.error_code == E.NONE and ra2.member_epoch == 2        # revocation done: moves on
-        rb2 = await call(coord2, "consumer_group_heartbeat", hb("B", 2, owned={}), 1)
-        g = coord2.groups["cg"]
-        assert g.group_epoch == 2 and g.state() == "Stable"
-        assert owned_of(rb2, {}) == _nest(g.target["B"])
-        coord2.close()
-    run(go())
+@async_test
+async def test_restart_keeps_members_epochs_and_assignments() -> None:
+    coord, _, backend = await started()
+    ra, rb, a = await two_members_mid_rebalance(coord)
+    before = snapshot(coord.groups["cg"])
+    assert before["members"]["A"][2] == UNREVOKED and before["epoch"] == 2
+    coord2, sched2 = await restarted(coord, backend)
+    assert snapshot(coord2.groups["cg"]) == before
+    appends = backend.appends
+    # both go on heartbeating with their ids and epochs: no UNKNOWN_MEMBER_ID, no new group epoch
+    rb2 = await call(coord2, "consumer_group_heartbeat", hb("B", rb.member_epoch, owned={}), 1)
+    assert rb2.error_code == E.NONE and rb2.member_epoch == rb.member_epoch == 2
+    assert backend.appends == appends        # nothing changed, nothing written
+    ra2 = await call(coord2, "consumer_group_heartbeat", hb("A", ra.member_epoch, owned=a), 1)
+    assert ra2.error_code == E.NONE and ra2.member_epoch == 2        # revocation done: moves on
+    rb2 = await call(coord2, "consumer_group_heartbeat", hb("B", 2, owned={}), 1)
+    g = coord2.groups["cg"]
+    assert g.group_epoch == 2 and g.state() == "Stable"
+    assert owned_of(rb2, {}) == _nest(g.target["B"])
+    coord2.close()
 
 
 def _nest(s: set[tuple[uuid.UUID, int]]) -> dict[uuid.UUID, set[int]]:
@@ -164,119 +156,96 @@ def _nest(s: set[tuple[uuid.UUID, int]]) -> dict[uuid.UUID, set[int]]:
     return out
 
 
-def test_restart_after_stable_keeps_the_same_assignment() -> None:
-    async def go() -> None:
-        coord, _, backend = make()
-        await coord.start()
-        r = await call(coord, "consumer_group_heartbeat", hb("A", 0, topics=["t1"], owned={}), 1)
-        a = owned_of(r, {})
-        assert a == {T1: set(range(6))}
-        coord.close()
-        coord2, _, _ = make(backend=backend)
-        await coord2.start()
-        # a full heartbeat (as a client sends after reconnecting) gets the same epoch and assignment
-        full = K.ConsumerGroupHeartbeatRequest(
-            group_id="cg", member_id="A", member_epoch=r.member_epoch, rebalance_timeout_ms=30000,
-            subscribed_topic_names=["t1"], topic_partitions=[
-                K.ConsumerGroupHeartbeatRequest.TopicPartitions(topic_id=T1, partitions=sorted(a[T1]))])
-        r2 = await call(coord2, "consumer_group_heartbeat", full, 1)
-        assert r2.error_code == E.NONE and r2.member_epoch == r.member_epoch
-        assert owned_of(r2, {}) == a
-        d = await call(coord2, "consumer_group_describe", K.ConsumerGroupDescribeRequest(group_ids=["cg"]), 0)
-        assert d.groups[0].group_epoch == 1 and d.groups[0].group_state == "Stable"
-        coord2.close()
-    run(go())
+@async_test
+async def test_restart_after_stable_keeps_the_same_assignment() -> None:
+    coord, _, backend = await started()
+    r = await call(coord, "consumer_group_heartbeat", hb("A", 0, topics=["t1"], owned={}), 1)
+    a = owned_of(r, {})
+    assert a == {T1: set(range(6))}
+    coord2, _ = await restarted(coord, backend)
+    # a full heartbeat (as a client sends after reconnecting) gets the same epoch and assignment
+    full = K.ConsumerGroupHeartbeatRequest(
+        group_id="cg", member_id="A", member_epoch=r.member_epoch, rebalance_timeout_ms=30000,
+        subscribed_topic_names=["t1"], topic_partitions=[
+            K.ConsumerGroupHeartbeatRequest.TopicPartitions(topic_id=T1, partitions=sorted(a[T1]))])
+    r2 = await call(coord2, "consumer_group_heartbeat", full, 1)
+    assert r2.error_code == E.NONE and r2.member_epoch == r.member_epoch
+    assert owned_of(r2, {}) == a
+    d = await call(coord2, "consumer_group_describe", K.ConsumerGroupDescribeRequest(group_ids=["cg"]), 0)
+    assert d.groups[0].group_epoch == 1 and d.groups[0].group_state == "Stable"
+    coord2.close()
 
 
-def test_session_timeout_restarts_at_load_and_expiry_is_written() -> None:
-    async def go() -> None:
-        coord, sched, backend = make()
-        await coord.start()
-        ra = await call(coord, "consumer_group_heartbeat", hb("A", 0, topics=["t1"], owned={}), 1)
-        await call(coord, "consumer_group_heartbeat", hb("B", 0, topics=["t1"], owned={}), 1)
-        sched.advance(40000)        # 40 of the 45 s pass before the "restart"
-        coord.close()
-        coord2, sched2, _ = make(backend=backend)
-        await coord2.start()
-        sched2.advance(40000)
-        assert set(coord2.groups["cg"].members) == {"A", "B"}      # the timer restarted at load
-        r = await call(coord2, "consumer_group_heartbeat", hb("A", ra.member_epoch, owned=owned_of(ra, {})), 1)
-        assert r.error_code == E.NONE
-        sched2.advance(5001)        # B never came back
-        await settle()
-        assert set(coord2.groups["cg"].members) == {"A"}
-        coord2.close()
-        coord3, _, _ = make(backend=backend)
-        await coord3.start()
-        g = coord3.groups["cg"]
-        assert set(g.members) == {"A"} and set(g.target) == {"A"} and g.group_epoch == 3
-        coord3.close()
-    run(go())
+@async_test
+async def test_session_timeout_restarts_at_load_and_expiry_is_written() -> None:
+    coord, sched, backend = await started()
+    ra = await call(coord, "consumer_group_heartbeat", hb("A", 0, topics=["t1"], owned={}), 1)
+    await call(coord, "consumer_group_heartbeat", hb("B", 0, topics=["t1"], owned={}), 1)
+    sched.advance(40000)        # 40 of the 45 s pass before the "restart"
+    coord2, sched2 = await restarted(coord, backend)
+    sched2.advance(40000)
+    assert set(coord2.groups["cg"].members) == {"A", "B"}      # the timer restarted at load
+    r = await call(coord2, "consumer_group_heartbeat", hb("A", ra.member_epoch, owned=owned_of(ra, {})), 1)
+    assert r.error_code == E.NONE
+    sched2.advance(5001)        # B never came back
+    await settle()
+    assert set(coord2.groups["cg"].members) == {"A"}
+    coord3, _ = await restarted(coord2, backend)
+    g = coord3.groups["cg"]
+    assert set(g.members) == {"A"} and set(g.target) == {"A"} and g.group_epoch == 3
+    coord3.close()
 
 
-def test_leave_and_reload_leaves_no_trace_of_the_member() -> None:
-    async def go() -> None:
-        coord, _, backend = make()
-        await coord.start()
-        await two_members_mid_rebalance(coord)
-        lv = await call(coord, "consumer_group_heartbeat", K.ConsumerGroupHeartbeatRequest(
-            group_id="cg", member_id="B", member_epoch=-1), 1)
-        assert lv.error_code == E.NONE
-        coord.close()
-        coord2, _, _ = make(backend=backend)
-        await coord2.start()
-        g = coord2.groups["cg"]
-        assert set(g.members) == {"A"} and "B" not in g.target and g.group_epoch == 3
-        assert all(R.decode_cg_key(k)[2] != "B" for k in coord2.store.consumer["cg"])
-        r = await call(coord2, "consumer_group_heartbeat", hb("B", 2, owned={}), 1)
-        assert r.error_code == E.UNKNOWN_MEMBER_ID
-        # the last member leaves, the group is deleted: nothing of it is left
-        await call(coord2, "consumer_group_heartbeat", K.ConsumerGroupHeartbeatRequest(
-            group_id="cg", member_id="A", member_epoch=-1), 1)
-        d = await call(coord2, "delete_groups", K.DeleteGroupsRequest(groups_names=["cg"]), 2)
-        assert d.results[0].error_code == E.NONE
-        coord2.close()
-        coord3, _, _ = make(backend=backend)
-        await coord3.start()
-        assert "cg" not in coord3.groups and coord3.store.consumer == {}
-        coord3.close()
-    run(go())
+@async_test
+async def test_leave_and_reload_leaves_no_trace_of_the_member() -> None:
+    coord, _, backend = await started()
+    await two_members_mid_rebalance(coord)
+    lv = await call(coord, "consumer_group_heartbeat", K.ConsumerGroupHeartbeatRequest(
+        group_id="cg", member_id="B", member_epoch=-1), 1)
+    assert lv.error_code == E.NONE
+    coord2, _ = await restarted(coord, backend)
+    g = coord2.groups["cg"]
+    assert set(g.members) == {"A"} and "B" not in g.target and g.group_epoch == 3
+    assert all(R.decode_cg_key(k)[2] != "B" for k in coord2.store.consumer["cg"])
+    r = await call(coord2, "consumer_group_heartbeat", hb("B", 2, owned={}), 1)
+    assert r.error_code == E.UNKNOWN_MEMBER_ID
+    # the last member leaves, the group is deleted: nothing of it is left
+    await call(coord2, "consumer_group_heartbeat", K.ConsumerGroupHeartbeatRequest(
+        group_id="cg", member_id="A", member_epoch=-1), 1)
+    d = await call(coord2, "delete_groups", K.DeleteGroupsRequest(groups_names=["cg"]), 2)
+    assert d.results[0].error_code == E.NONE
+    coord3, _ = await restarted(coord2, backend)
+    assert "cg" not in coord3.groups and coord3.store.consumer == {}
+    coord3.close()
 
 
-def test_heartbeat_is_answered_after_its_records_are_appended() -> None:
-    async def go() -> None:
-        coord, _, backend = make()
-        await coord.start()
-        backend.fail = OSError("disk full")
-        r = await call(coord, "consumer_group_heartbeat", hb("A", 0, topics=["t1"], owned={}), 1)
-        assert r.error_code == E.COORDINATOR_NOT_AVAILABLE
-        backend.fail = None
-        r = await call(coord, "consumer_group_heartbeat", hb("A", 0, topics=["t1"], owned={}), 1)
-        assert r.error_code == E.NONE
-        assert backend.appends == 1
-        raw = coord.store.consumer["cg"]
-        assert raw == group_records(coord.groups["cg"])
-        assert snapshot(restore_group("cg", raw))["members"] == snapshot(coord.groups["cg"])["members"]
-        coord.close()
-    run(go())
+@async_test
+async def test_heartbeat_is_answered_after_its_records_are_appended() -> None:
+    coord, _, backend = await started()
+    backend.fail = OSError("disk full")
+    r = await call(coord, "consumer_group_heartbeat", hb("A", 0, topics=["t1"], owned={}), 1)
+    assert r.error_code == E.COORDINATOR_NOT_AVAILABLE
+    backend.fail = None
+    r = await call(coord, "consumer_group_heartbeat", hb("A", 0, topics=["t1"], owned={}), 1)
+    assert r.error_code == E.NONE
+    assert backend.appends == 1
+    raw = coord.store.consumer["cg"]
+    assert raw == group_records(coord.groups["cg"])
+    assert snapshot(restore_group("cg", raw))["members"] == snapshot(coord.groups["cg"])["members"]
+    coord.close()
 
 
-def test_classic_group_replaced_by_consumer_group_is_gone_after_reload() -> None:
-    async def go() -> None:
-        coord, sched, backend = make()
-        await coord.start()
-        joins = await form_group(coord, sched, 1, "cg")
-        await sync_all(coord, "cg", joins)
-        j = joins[0]
-        await call(coord, "leave_group", K.LeaveGroupRequest(group_id="cg", members=[
-            K.LeaveGroupRequest.MemberIdentity(member_id=j.member_id, group_instance_id=None)]), 3)
-        await settle()
-        assert "cg" in coord.store.groups
-        r = await call(coord, "consumer_group_heartbeat", hb("A", 0, topics=["t1"], owned={}), 1)
-        assert r.error_code == E.NONE
-        coord.close()
-        coord2, _, _ = make(backend=backend)
-        await coord2.start()
-        assert coord2.groups["cg"].kind == "consumer" and "cg" not in coord2.store.groups
-        coord2.close()
-    run(go())
+@async_test
+async def test_classic_group_replaced_by_consumer_group_is_gone_after_reload() -> None:
+    coord, sched, backend = await started()
+    joins = await stable_group(coord, sched, 1, "cg")
+    j = joins[0]
+    await call(coord, "leave_group", K.LeaveGroupRequest(group_id="cg", members=[
+        K.LeaveGroupRequest.MemberIdentity(member_id=j.member_id, group_instance_id=None)]), 3)
+    await settle()
+    assert "cg" in coord.store.groups
+    r = await call(coord, "consumer_group_heartbeat", hb("A", 0, topics=["t1"], owned={}), 1)
+    assert r.error_code == E.NONE
+    coord2, _ = await restarted(coord, backend)
+    assert coord2.groups["cg"].kind == "consumer" and "cg" not in coord2.store.groups
+    coord2.close()

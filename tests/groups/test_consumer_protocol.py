@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from kafka_broker.groups.assignors import RangeAssignor, UniformAssignor
 from kafka_protocol.errors import ErrorCode as E
 
-from .util import TOPICS, call, commit_errors, commit_req, join_req, make, run, settle
+from .util import TOPICS, async_test, call, commit_errors, commit_req, join_req, settle, started
 
 T1, T2 = TOPICS["t1"].topic_id, TOPICS["t2"].topic_id
 
@@ -98,106 +98,98 @@ def owned_of(resp: Any, previous: dict[uuid.UUID, set[int]]) -> dict[uuid.UUID, 
     return {tp.topic_id: set(tp.partitions) for tp in resp.assignment.topic_partitions if tp.partitions}
 
 
-def test_two_members_revoke_before_assign() -> None:
-    async def go() -> None:
-        coord, _, _ = make()
-        await coord.start()
-        ra = await call(coord, "consumer_group_heartbeat", hb("A", 0, topics=["t1"], owned={}), 1)
-        assert ra.error_code == E.NONE and ra.member_epoch == 1 and ra.heartbeat_interval_ms == 5000
-        a = owned_of(ra, {})
-        assert a == {T1: set(range(6))}
-        rb = await call(coord, "consumer_group_heartbeat", hb("B", 0, topics=["t1"], owned={}), 1)
-        b = owned_of(rb, {})
-        assert rb.member_epoch == 2 and b == {}       # its partitions are still A's
-        g = coord.groups["cg"]
-        assert g.state() == "Reconciling"
-        ra = await call(coord, "consumer_group_heartbeat", hb("A", 1, owned=a), 1)
-        a2 = owned_of(ra, a)
-        assert ra.member_epoch == 1 and len(a2[T1]) == 3     # revocation first, epoch unchanged
-        rb = await call(coord, "consumer_group_heartbeat", hb("B", 2, owned=b), 1)
-        assert owned_of(rb, b) == {}                          # A has not confirmed yet
-        ra = await call(coord, "consumer_group_heartbeat", hb("A", 1, owned=a2), 1)
-        assert ra.member_epoch == 2
-        rb = await call(coord, "consumer_group_heartbeat", hb("B", 2, owned=b), 1)
-        b = owned_of(rb, b)
-        assert b[T1] == set(range(6)) - a2[T1]
-        assert g.state() == "Stable"
-        d = await call(coord, "consumer_group_describe", K.ConsumerGroupDescribeRequest(group_ids=["cg", "x"]), 0)
-        cg, x = d.groups
-        assert cg.group_state == "Stable" and cg.group_epoch == 2 and cg.assignor_name == "uniform"
-        assert {m.member_id: {p for tp in m.assignment.topic_partitions for p in tp.partitions}
-                for m in cg.members} == {"A": a2[T1], "B": b[T1]}
-        assert all(tp.topic_name == "t1" for m in cg.members for tp in m.assignment.topic_partitions)
-        assert x.error_code == E.GROUP_ID_NOT_FOUND
-    run(go())
+@async_test
+async def test_two_members_revoke_before_assign() -> None:
+    coord, _, _ = await started()
+    ra = await call(coord, "consumer_group_heartbeat", hb("A", 0, topics=["t1"], owned={}), 1)
+    assert ra.error_code == E.NONE and ra.member_epoch == 1 and ra.heartbeat_interval_ms == 5000
+    a = owned_of(ra, {})
+    assert a == {T1: set(range(6))}
+    rb = await call(coord, "consumer_group_heartbeat", hb("B", 0, topics=["t1"], owned={}), 1)
+    b = owned_of(rb, {})
+    assert rb.member_epoch == 2 and b == {}       # its partitions are still A's
+    g = coord.groups["cg"]
+    assert g.state() == "Reconciling"
+    ra = await call(coord, "consumer_group_heartbeat", hb("A", 1, owned=a), 1)
+    a2 = owned_of(ra, a)
+    assert ra.member_epoch == 1 and len(a2[T1]) == 3     # revocation first, epoch unchanged
+    rb = await call(coord, "consumer_group_heartbeat", hb("B", 2, owned=b), 1)
+    assert owned_of(rb, b) == {}                          # A has not confirmed yet
+    ra = await call(coord, "consumer_group_heartbeat", hb("A", 1, owned=a2), 1)
+    assert ra.member_epoch == 2
+    rb = await call(coord, "consumer_group_heartbeat", hb("B", 2, owned=b), 1)
+    b = owned_of(rb, b)
+    assert b[T1] == set(range(6)) - a2[T1]
+    assert g.state() == "Stable"
+    d = await call(coord, "consumer_group_describe", K.ConsumerGroupDescribeRequest(group_ids=["cg", "x"]), 0)
+    cg, x = d.groups
+    assert cg.group_state == "Stable" and cg.group_epoch == 2 and cg.assignor_name == "uniform"
+    assert {m.member_id: {p for tp in m.assignment.topic_partitions for p in tp.partitions}
+            for m in cg.members} == {"A": a2[T1], "B": b[T1]}
+    assert all(tp.topic_name == "t1" for m in cg.members for tp in m.assignment.topic_partitions)
+    assert x.error_code == E.GROUP_ID_NOT_FOUND
 
 
-def test_leave_expiry_fencing_and_errors() -> None:
-    async def go() -> None:
-        coord, sched, _ = make()
-        await coord.start()
-        ra = await call(coord, "consumer_group_heartbeat", hb("A", 0, topics=["t1", "t2"], owned={}), 1)
-        rb = await call(coord, "consumer_group_heartbeat", hb("B", 0, topics=["t1"], owned={}), 1)
-        assert (await call(coord, "consumer_group_heartbeat", hb("A", 5), 1)).error_code == E.FENCED_MEMBER_EPOCH
-        assert (await call(coord, "consumer_group_heartbeat", hb("Z", 3), 1)).error_code == E.UNKNOWN_MEMBER_ID
-        r = await call(coord, "consumer_group_heartbeat", hb("C", 0, topics=["t1"], owned={}, assignor="fancy"), 1)
-        assert r.error_code == E.UNSUPPORTED_ASSIGNOR and r.error_message
-        r = await call(coord, "consumer_group_heartbeat", hb("", 0, topics=["t1"], owned={}), 1)
-        assert r.error_code == E.INVALID_REQUEST
-        # a classic JoinGroup cannot enter a non-empty consumer group
-        j = await call(coord, "join_group", join_req("cg"), 7)
-        assert j.error_code == E.INCONSISTENT_GROUP_PROTOCOL
-        # B leaves: A gets everything
-        lv = await call(coord, "consumer_group_heartbeat", K.ConsumerGroupHeartbeatRequest(
-            group_id="cg", member_id="B", member_epoch=-1), 1)
-        assert lv.error_code == E.NONE and lv.member_epoch == -1 and rb.error_code == E.NONE
-        assert "B" not in coord.groups["cg"].members
-        a = owned_of(ra, {})
-        for _ in range(3):
-            ra = await call(coord, "consumer_group_heartbeat", hb("A", ra.member_epoch, owned=a), 1)
-            a = owned_of(ra, a)
-        assert a == {T1: set(range(6)), T2: set(range(3))}
-        # A goes silent: session timeout (45 s) removes it
-        sched.advance(45001)
-        await settle()
-        assert coord.groups["cg"].members == {}
-        assert coord.groups["cg"].state() == "Empty"
-    run(go())
+@async_test
+async def test_leave_expiry_fencing_and_errors() -> None:
+    coord, sched, _ = await started()
+    ra = await call(coord, "consumer_group_heartbeat", hb("A", 0, topics=["t1", "t2"], owned={}), 1)
+    rb = await call(coord, "consumer_group_heartbeat", hb("B", 0, topics=["t1"], owned={}), 1)
+    assert (await call(coord, "consumer_group_heartbeat", hb("A", 5), 1)).error_code == E.FENCED_MEMBER_EPOCH
+    assert (await call(coord, "consumer_group_heartbeat", hb("Z", 3), 1)).error_code == E.UNKNOWN_MEMBER_ID
+    r = await call(coord, "consumer_group_heartbeat", hb("C", 0, topics=["t1"], owned={}, assignor="fancy"), 1)
+    assert r.error_code == E.UNSUPPORTED_ASSIGNOR and r.error_message
+    r = await call(coord, "consumer_group_heartbeat", hb("", 0, topics=["t1"], owned={}), 1)
+    assert r.error_code == E.INVALID_REQUEST
+    # a classic JoinGroup cannot enter a non-empty consumer group
+    j = await call(coord, "join_group", join_req("cg"), 7)
+    assert j.error_code == E.INCONSISTENT_GROUP_PROTOCOL
+    # B leaves: A gets everything
+    lv = await call(coord, "consumer_group_heartbeat", K.ConsumerGroupHeartbeatRequest(
+        group_id="cg", member_id="B", member_epoch=-1), 1)
+    assert lv.error_code == E.NONE and lv.member_epoch == -1 and rb.error_code == E.NONE
+    assert "B" not in coord.groups["cg"].members
+    a = owned_of(ra, {})
+    for _ in range(3):
+        ra = await call(coord, "consumer_group_heartbeat", hb("A", ra.member_epoch, owned=a), 1)
+        a = owned_of(ra, a)
+    assert a == {T1: set(range(6)), T2: set(range(3))}
+    # A goes silent: session timeout (45 s) removes it
+    sched.advance(45001)
+    await settle()
+    assert coord.groups["cg"].members == {}
+    assert coord.groups["cg"].state() == "Empty"
 
 
-def test_commit_member_epoch_checks() -> None:
-    async def go() -> None:
-        coord, _, _ = make()
-        await coord.start()
-        ra = await call(coord, "consumer_group_heartbeat", hb("A", 0, topics=["t1"], owned={}), 1)
-        ok = await call(coord, "offset_commit", commit_req("cg", {("t1", 0): 3}, generation=ra.member_epoch,
-                                                           member_id="A"), 9)
-        assert commit_errors(ok) == {("t1", 0): E.NONE}
-        stale = await call(coord, "offset_commit", commit_req("cg", {("t1", 0): 3}, generation=0, member_id="A"), 9)
-        assert commit_errors(stale) == {("t1", 0): E.STALE_MEMBER_EPOCH}
-        simple = await call(coord, "offset_commit", commit_req("cg", {("t1", 0): 3}), 9)
-        assert commit_errors(simple) == {("t1", 0): E.UNKNOWN_MEMBER_ID}
-        lst = await call(coord, "list_groups", K.ListGroupsRequest(types_filter=["consumer"]), 5)
-        assert [(g.group_id, g.group_type) for g in lst.groups] == [("cg", "consumer")]
-    run(go())
+@async_test
+async def test_commit_member_epoch_checks() -> None:
+    coord, _, _ = await started()
+    ra = await call(coord, "consumer_group_heartbeat", hb("A", 0, topics=["t1"], owned={}), 1)
+    ok = await call(coord, "offset_commit", commit_req("cg", {("t1", 0): 3}, generation=ra.member_epoch,
+                                                       member_id="A"), 9)
+    assert commit_errors(ok) == {("t1", 0): E.NONE}
+    stale = await call(coord, "offset_commit", commit_req("cg", {("t1", 0): 3}, generation=0, member_id="A"), 9)
+    assert commit_errors(stale) == {("t1", 0): E.STALE_MEMBER_EPOCH}
+    simple = await call(coord, "offset_commit", commit_req("cg", {("t1", 0): 3}), 9)
+    assert commit_errors(simple) == {("t1", 0): E.UNKNOWN_MEMBER_ID}
+    lst = await call(coord, "list_groups", K.ListGroupsRequest(types_filter=["consumer"]), 5)
+    assert [(g.group_id, g.group_type) for g in lst.groups] == [("cg", "consumer")]
 
 
-def test_regex_subscription_and_new_topic_bumps_epoch() -> None:
-    async def go() -> None:
-        topics = dict(TOPICS)
-        coord, _, _ = make(topics=topics)
-        await coord.start()
-        req = hb("A", 0, owned={})
-        req.subscribed_topic_regex = "t[0-9]"
-        r = await call(coord, "consumer_group_heartbeat", req, 1)
-        assert owned_of(r, {}) == {T1: set(range(6)), T2: set(range(3))}
-        bad = hb("B", 0, owned={})
-        bad.subscribed_topic_regex = "("
-        assert (await call(coord, "consumer_group_heartbeat", bad, 1)).error_code == E.INVALID_REGULAR_EXPRESSION
-        # a new matching topic appears: next heartbeat bumps the epoch and assigns it
-        from kafka_broker.groups import TopicInfo
-        topics["t3"] = TopicInfo("t3", uuid.UUID(int=3), 2)
-        r2 = await call(coord, "consumer_group_heartbeat", hb("A", r.member_epoch, owned=owned_of(r, {})), 1)
-        assert r2.member_epoch == r.member_epoch + 1
-        assert owned_of(r2, {})[uuid.UUID(int=3)] == {0, 1}
-    run(go())
+@async_test
+async def test_regex_subscription_and_new_topic_bumps_epoch() -> None:
+    topics = dict(TOPICS)
+    coord, _, _ = await started(topics=topics)
+    req = hb("A", 0, owned={})
+    req.subscribed_topic_regex = "t[0-9]"
+    r = await call(coord, "consumer_group_heartbeat", req, 1)
+    assert owned_of(r, {}) == {T1: set(range(6)), T2: set(range(3))}
+    bad = hb("B", 0, owned={})
+    bad.subscribed_topic_regex = "("
+    assert (await call(coord, "consumer_group_heartbeat", bad, 1)).error_code == E.INVALID_REGULAR_EXPRESSION
+    # a new matching topic appears: next heartbeat bumps the epoch and assigns it
+    from kafka_broker.groups import TopicInfo
+    topics["t3"] = TopicInfo("t3", uuid.UUID(int=3), 2)
+    r2 = await call(coord, "consumer_group_heartbeat", hb("A", r.member_epoch, owned=owned_of(r, {})), 1)
+    assert r2.member_epoch == r.member_epoch + 1
+    assert owned_of(r2, {})[uuid.UUID(int=3)] == {0, 1}

@@ -14,6 +14,7 @@ from kafka_bench.kafka_core_broker import KafkaCoreBroker  # noqa: E402
 from kafka_protocol.messages import REQUESTS  # noqa: E402
 
 from tests.broker.conftest import RawClient, create_topic  # noqa: E402
+from tests.broker.restarts import RESTARTS, restart  # noqa: E402
 
 CGHeartbeat, CGDescribe = REQUESTS[68], REQUESTS[69]
 NONE = 0
@@ -29,7 +30,7 @@ def heartbeat(c: RawClient, group: str, member: str, epoch: int, topics: list[st
         topic_partitions=None if owned is None else [TP(topic_id=t, partitions=ps) for t, ps in owned.items()]), 1)
 
 
-@pytest.mark.parametrize("how", ["clean", "kill-9"])
+@pytest.mark.parametrize("how", RESTARTS)
 def test_consumer_group_member_survives_broker_restart(tmp_path, how):
     b = KafkaCoreBroker(data_dir=tmp_path, settings={"offsets.topic.num.partitions": "3"})
     b.start()
@@ -43,11 +44,7 @@ def test_consumer_group_member_survives_broker_restart(tmp_path, how):
             epoch = r.member_epoch
             assigned = {tp.topic_id: sorted(tp.partitions) for tp in r.assignment.topic_partitions}
             assert sum(len(ps) for ps in assigned.values()) == 4
-        if how == "clean":
-            b.stop()
-        else:
-            b.kill()
-        b.start()
+        restart(b, how)
         with RawClient(b.port) as cl:
             r = heartbeat(cl, g, member, epoch)
             assert r.error_code == NONE, r

@@ -14,8 +14,7 @@ from kafka_broker.groups import records as R
 from kafka_broker.groups.records import GroupRecord, MemberRecord, OffsetValue
 from kafka_protocol.errors import ErrorCode as E
 
-from .test_classic import form_group, sync_all
-from .util import call, commit_req, hb_req, make, run
+from .util import async_test, call, commit_req, form_group, hb_req, restarted, run, started, sync_all
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,47 +47,42 @@ def test_key_and_value_formats() -> None:
         R.decode_group_value(R.group_value(g)[:-3])
 
 
-def test_store_reload_last_value_wins_and_tombstones_delete() -> None:
-    async def go() -> None:
-        backend = MemoryBackend(5)
-        s = OffsetsStore(backend)
-        await s.commit("a", [("t", 0, OffsetValue(1)), ("t", 1, OffsetValue(2))])
-        await s.commit("a", [("t", 0, OffsetValue(3, metadata="x"))])
-        await s.commit("b", [("u", 0, OffsetValue(9))])
-        await s.store_group("b", GroupRecord("consumer", 2, "range", None, 5, []))
-        await s.delete_offsets("a", [("t", 1)])
-        await s.commit("c", [("t", 0, OffsetValue(1))])
-        await s.delete_group("c")
-        assert set(backend.batches) <= set(range(5))
-        assert all(p == R.partition_for(g, 5) for g in "abc" for p in [s.partition_for(g)])
-        s2 = OffsetsStore(backend)
-        s2.load_sync()
-        assert s2.committed("a") == {("t", 0): OffsetValue(3, metadata="x")}
-        assert s2.committed("b") == {("u", 0): OffsetValue(9)}
-        assert s2.committed("c") == {} and "c" not in s2.group_ids()
-        assert s2.groups["b"].generation == 2
-    run(go())
+@async_test
+async def test_store_reload_last_value_wins_and_tombstones_delete() -> None:
+    backend = MemoryBackend(5)
+    s = OffsetsStore(backend)
+    await s.commit("a", [("t", 0, OffsetValue(1)), ("t", 1, OffsetValue(2))])
+    await s.commit("a", [("t", 0, OffsetValue(3, metadata="x"))])
+    await s.commit("b", [("u", 0, OffsetValue(9))])
+    await s.store_group("b", GroupRecord("consumer", 2, "range", None, 5, []))
+    await s.delete_offsets("a", [("t", 1)])
+    await s.commit("c", [("t", 0, OffsetValue(1))])
+    await s.delete_group("c")
+    assert set(backend.batches) <= set(range(5))
+    assert all(p == R.partition_for(g, 5) for g in "abc" for p in [s.partition_for(g)])
+    s2 = OffsetsStore(backend)
+    s2.load_sync()
+    assert s2.committed("a") == {("t", 0): OffsetValue(3, metadata="x")}
+    assert s2.committed("b") == {("u", 0): OffsetValue(9)}
+    assert s2.committed("c") == {} and "c" not in s2.group_ids()
+    assert s2.groups["b"].generation == 2
 
 
-def test_coordinator_restart_restores_groups_and_offsets() -> None:
-    async def go() -> None:
-        coord, sched, backend = make()
-        await coord.start()
-        joins = await form_group(coord, sched, 2)
-        got = await sync_all(coord, "g", joins)
-        await call(coord, "offset_commit", commit_req("g", {("t1", 0): 17}, generation=1,
-                                                      member_id=joins[0].member_id), 8)
-        coord.close()
-        coord2, _, _ = make(backend=backend)
-        await coord2.start()
-        g = coord2.groups["g"]
-        assert g.state == "Stable" and g.generation_id == 1 and set(g.members) == set(got)
-        assert {m: x.assignment for m, x in g.members.items()} == got
-        for j in joins:
-            assert (await call(coord2, "heartbeat", hb_req("g", j.member_id, 1), 4)).error_code == E.NONE
-        assert coord2.describe_offsets("g")[("t1", 0)].offset == 17
-        coord2.close()
-    run(go())
+@async_test
+async def test_coordinator_restart_restores_groups_and_offsets() -> None:
+    coord, sched, backend = await started()
+    joins = await form_group(coord, sched, 2)
+    got = await sync_all(coord, "g", joins)
+    await call(coord, "offset_commit", commit_req("g", {("t1", 0): 17}, generation=1,
+                                                  member_id=joins[0].member_id), 8)
+    coord2, _ = await restarted(coord, backend)
+    g = coord2.groups["g"]
+    assert g.state == "Stable" and g.generation_id == 1 and set(g.members) == set(got)
+    assert {m: x.assignment for m, x in g.members.items()} == got
+    for j in joins:
+        assert (await call(coord2, "heartbeat", hb_req("g", j.member_id, 1), 4)).error_code == E.NONE
+    assert coord2.describe_offsets("g")[("t1", 0)].offset == 17
+    coord2.close()
 
 
 def test_log_backend_round_trip(tmp_path: Path) -> None:

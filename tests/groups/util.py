@@ -1,12 +1,15 @@
-"""Test helpers: a fake clock/scheduler, a coordinator over an in-memory store, wire round trips."""
+"""Test helpers: a fake clock/scheduler, a coordinator over an in-memory store, wire round trips,
+classic groups formed and synced."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import itertools
 import struct
 import uuid
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import kafka_protocol as K
@@ -18,6 +21,7 @@ from kafka_broker.groups import (
     RequestContext,
     TopicInfo,
 )
+from kafka_protocol.errors import ErrorCode as E
 
 
 class FakeHandle:
@@ -79,8 +83,33 @@ def make(config: dict[str, int] | None = None, backend: MemoryBackend | None = N
     return coord, sched, backend
 
 
+async def started(config: dict[str, int] | None = None, backend: MemoryBackend | None = None,
+                  topics: dict[str, TopicInfo] | None = None) -> tuple[GroupCoordinator, FakeScheduler, MemoryBackend]:
+    """make(), with the coordinator started (offsets loaded)."""
+    coord, sched, backend = make(config, backend, topics)
+    await coord.start()
+    return coord, sched, backend
+
+
+async def restarted(coord: GroupCoordinator, backend: MemoryBackend) -> tuple[GroupCoordinator, FakeScheduler]:
+    """Close coord and start a new coordinator (and clock) over the same backend, as a broker restart does."""
+    coord.close()
+    coord2, sched2, _ = await started(backend=backend)
+    return coord2, sched2
+
+
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+def async_test(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    """A test written as a coroutine function, run to completion with asyncio.run (no plugin)."""
+
+    @functools.wraps(fn)
+    def test(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(fn(*args, **kwargs))
+
+    return test
 
 
 async def settle(n: int = 30) -> None:
@@ -144,3 +173,55 @@ def commit_req(group: str, offsets: dict[tuple[str, int], int], *, generation: i
 
 def commit_errors(resp: Any) -> dict[tuple[str, int], int]:
     return {(t.name, p.partition_index): p.error_code for t in resp.topics for p in t.partitions}
+
+
+V = 7   # JoinGroup version used unless a test is about versions
+
+
+async def join_new(coord: Any, group: str = "g", version: int = V, **kw: Any) -> str:
+    """The KIP-394 round trip: returns the member id the coordinator issued."""
+    resp = await call(coord, "join_group", join_req(group, **kw), version)
+    assert resp.error_code == E.MEMBER_ID_REQUIRED
+    assert resp.member_id
+    return resp.member_id
+
+
+async def form_group(coord: Any, sched: Any, n: int, group: str = "g", **kw: Any) -> list[Any]:
+    """n members join during the initial delay; returns their JoinGroup responses."""
+    ids = [await join_new(coord, group, **kw) for _ in range(n)]
+    tasks = [asyncio.ensure_future(call(coord, "join_group", join_req(group, mid, **kw), V)) for mid in ids]
+    await settle()
+    assert not any(t.done() for t in tasks), "join must wait for the initial rebalance delay"
+    # group.initial.rebalance.delay.ms, extended while new members keep arriving
+    for _ in range(12):
+        sched.advance(3000)
+        await settle()
+        if all(t.done() for t in tasks):
+            break
+    return [t.result() for t in tasks]
+
+
+async def sync_all(coord: Any, group: str, joins: list[Any]) -> dict[str, bytes]:
+    leader = joins[0].leader
+    gen = joins[0].generation_id
+    assignment = {j.member_id: f"assign-{j.member_id}".encode() for j in joins}
+    followers = [asyncio.ensure_future(call(coord, "sync_group", sync_req(group, j.member_id, gen), 5))
+                 for j in joins if j.member_id != leader]
+    await settle()
+    assert not any(t.done() for t in followers), "followers wait for the leader's assignment"
+    lead = await call(coord, "sync_group", sync_req(group, leader, gen, assignment), 5)
+    await settle()
+    out = {leader: bytes(lead.assignment)}
+    for j, t in zip([j for j in joins if j.member_id != leader], followers, strict=True):
+        r = t.result()
+        assert r.error_code == E.NONE
+        out[j.member_id] = bytes(r.assignment)
+    assert lead.error_code == E.NONE
+    return out
+
+
+async def stable_group(coord: Any, sched: Any, n: int, group: str = "g", **kw: Any) -> list[Any]:
+    """form_group, then sync_all: n members, Stable in generation 1; their JoinGroup responses."""
+    joins = await form_group(coord, sched, n, group, **kw)
+    await sync_all(coord, group, joins)
+    return joins

@@ -77,12 +77,14 @@ class Member:
 
     name = "?"
     snapshot: frozenset[TP] = frozenset()
+    c: Any  # the client's consumer
 
     def poll(self) -> list[tuple[str, int, int, str]]:
         raise NotImplementedError
 
     def current_assignment(self) -> set[TP]:
-        raise NotImplementedError
+        """What the client's ``assignment()`` holds now (all three clients give topic/partition pairs)."""
+        return {(tp.topic, tp.partition) for tp in self.c.assignment()}
 
     def assignment(self) -> set[TP]:
         return set(self.snapshot)
@@ -116,11 +118,18 @@ class ConfluentMember(Member):
             self.c.commit(asynchronous=False)
         return out
 
-    def current_assignment(self) -> set[TP]:
-        return {(tp.topic, tp.partition) for tp in self.c.assignment()}
-
     def close(self) -> None:
         self.c.close()
+
+
+def python_client_conf(bootstrap: str, group: str, assignors: Any, conf: dict[str, Any]) -> dict[str, Any]:
+    """Consumer keywords of kafka-python and aiokafka (same names): earliest, manual commits, the short
+    session, the given partition_assignment_strategy; conf on top."""
+    kw: dict[str, Any] = dict(bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
+                              enable_auto_commit=False, session_timeout_ms=SESSION_MS,
+                              heartbeat_interval_ms=500, partition_assignment_strategy=assignors)
+    kw.update(conf)
+    return kw
 
 
 class KafkaPythonMember(Member):
@@ -130,11 +139,7 @@ class KafkaPythonMember(Member):
         from kafka import KafkaConsumer
         from kafka.coordinator.assignors.range import RangePartitionAssignor
 
-        kw: dict[str, Any] = dict(bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
-                                  enable_auto_commit=False, session_timeout_ms=SESSION_MS,
-                                  heartbeat_interval_ms=500, partition_assignment_strategy=[RangePartitionAssignor])
-        kw.update(conf)
-        self.c = KafkaConsumer(**kw)
+        self.c = KafkaConsumer(**python_client_conf(bootstrap, group, [RangePartitionAssignor], conf))
         self.c.subscribe([topic])
 
     def poll(self) -> list[tuple[str, int, int, str]]:
@@ -143,9 +148,6 @@ class KafkaPythonMember(Member):
         if out:
             self.c.commit()
         return out
-
-    def current_assignment(self) -> set[TP]:
-        return {(tp.topic, tp.partition) for tp in self.c.assignment()}
 
     def close(self) -> None:
         self.c.close()
@@ -161,10 +163,7 @@ class AioMember(Member):
         from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
         self.loop = asyncio.new_event_loop()
-        kw: dict[str, Any] = dict(bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
-                                  enable_auto_commit=False, session_timeout_ms=SESSION_MS,
-                                  heartbeat_interval_ms=500, partition_assignment_strategy=(RangePartitionAssignor,))
-        kw.update(conf)
+        kw = python_client_conf(bootstrap, group, (RangePartitionAssignor,), conf)
 
         async def make() -> Any:
             return AIOKafkaConsumer(topic, **kw)
@@ -186,9 +185,6 @@ class AioMember(Member):
                 await self.c.commit()
             return out
         return self.loop.run_until_complete(once())
-
-    def current_assignment(self) -> set[TP]:
-        return {(tp.topic, tp.partition) for tp in self.c.assignment()}
 
     def close(self) -> None:
         self.loop.run_until_complete(self.c.stop())

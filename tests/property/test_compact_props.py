@@ -17,8 +17,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kafka_core._batch import BatchBuilder, iter_records, scan_batches
 from kafka_core._log import Log
+from tests.core.compact_model import expected, make, read_log
 
 Rec = tuple[bytes | None, bytes | None]
 
@@ -34,42 +34,8 @@ config_st = st.fixed_dictionaries({
 })
 
 
-def make(records: list[Rec], ts: int) -> bytearray:
-    b = BatchBuilder(1 << 14, base_timestamp=ts)
-    for k, v in records:
-        assert b.append(ts, k, v)
-    return bytearray(b.finish())
-
-
-def read_all(log: Log) -> tuple[list[tuple[int, bytes | None, bytes | None]], list[tuple[int, int]]]:
-    """Records (offset, key, value) and batch offset ranges, in log order."""
-    recs, batches = [], []
-    off = log.start_offset
-    while off < log.end_offset:
-        with log.read(off, 1 << 20) as s:
-            data = s.read_bytes()
-        if not data:
-            break
-        infos, valid = scan_batches(data, allow_compacted=True)
-        assert valid == len(data)
-        for bi in infos:
-            rs = iter_records(data[bi.position:bi.position + bi.size], verify_crc=True)
-            assert len(rs) == bi.record_count <= bi.last_offset_delta + 1
-            assert all(bi.base_offset <= r.offset <= bi.base_offset + bi.last_offset_delta for r in rs)
-            recs += [(r.offset, r.key, r.value) for r in rs]
-            batches.append((bi.base_offset, bi.base_offset + bi.last_offset_delta))
-            off = bi.base_offset + bi.last_offset_delta + 1
-    return recs, batches
-
-
-def expected(model: list, end: int, drop_tombstones: bool) -> list:
-    latest = {k: o for o, k, _ in model if o < end and k is not None}
-    return [(o, k, v) for o, k, v in model
-            if not (o < end and k is not None and (latest[k] != o or (v is None and drop_tombstones)))]
-
-
 def check(log: Log, model: list, end: int, drop: bool) -> None:
-    recs, batches = read_all(log)
+    recs, batches = read_log(log)
     assert recs == expected(model, end, drop)
     assert log.end_offset == len(model)
     # offsets strictly increase across batches; lookups agree with the scan
@@ -110,7 +76,7 @@ def test_compaction_matches_model(work: list[list[Rec]], more: list[list[Rec]], 
                 pass  # the simulated crash (or nothing to clean)
             log.close(clean=False)
             log = Log(path, **cfg, now_ms=3000)
-            recs, _ = read_all(log)
+            recs, _ = read_log(log)
             have = {o: (k, v) for o, k, v in recs}
             # whichever side of the swap recovery chose, nothing the cleaner keeps is lost
             for o, k, v in expected(model, len(model), expire):
