@@ -164,7 +164,30 @@ class ApacheKafkaSystem(_ChildServer):
             return ""
 
 
-class RabbitMQ(System):
+class _TempDirServer(System):
+    """A peer broker run from a temp folder: its process, folder and port."""
+
+    def __init__(self) -> None:
+        self.dir: Path | None = None
+        self.proc: subprocess.Popen | None = None
+        self._port = 0
+
+    def _remove_dir(self) -> None:
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+
+class RabbitMQ(_TempDirServer):
     """rabbitmq-server (Debian) as root in a temp folder, with its own epmd."""
 
     name = "rabbitmq"
@@ -172,10 +195,8 @@ class RabbitMQ(System):
     client = "RabbitMQ Java client (PeerBench)"
 
     def __init__(self) -> None:
-        self.dir: Path | None = None
-        self.proc: subprocess.Popen | None = None
+        super().__init__()
         self.epmd: subprocess.Popen | None = None
-        self._port = 0
         self.settings = {"queue": "classic, durable; persistent messages; publisher confirms",
                          "config": "package defaults, bound to 127.0.0.1"}
 
@@ -219,18 +240,7 @@ class RabbitMQ(System):
             if p is not None:
                 procs.terminate(p, timeout=30)
         self.proc = self.epmd = None
-        if self.dir:
-            shutil.rmtree(self.dir, ignore_errors=True)
-            self.dir = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    @property
-    def port(self) -> int:
-        return self._port
+        self._remove_dir()
 
     def log_tail(self) -> str:
         if not self.dir:
@@ -269,7 +279,7 @@ _ACTIVEMQ_XML = """<beans xmlns="http://www.springframework.org/schema/beans"
 AMQ_HOME = Path("/usr/share/activemq")
 
 
-class ActiveMQ(System):
+class ActiveMQ(_TempDirServer):
     """ActiveMQ 5.x (Debian) run from its jars with a config in a temp folder."""
 
     name = "activemq"
@@ -277,9 +287,7 @@ class ActiveMQ(System):
     client = "ActiveMQ OpenWire JMS client (PeerBench)"
 
     def __init__(self) -> None:
-        self.dir: Path | None = None
-        self.proc: subprocess.Popen | None = None
-        self._port = 0
+        super().__init__()
         self.settings = {"heap": "-Xms64M -Xmx1G (upstream's default; Debian's 512M ran out of heap)",
                          "store": "KahaDB, package defaults (journal fsync on); store limit 40 GB; "
                                   "memory limit 512 MB; producer flow control off (with it on, a producer "
@@ -321,18 +329,7 @@ class ActiveMQ(System):
         if self.proc is not None:
             procs.terminate(self.proc, timeout=30)
         self.proc = None
-        if self.dir:
-            shutil.rmtree(self.dir, ignore_errors=True)
-            self.dir = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    @property
-    def port(self) -> int:
-        return self._port
+        self._remove_dir()
 
     def log_tail(self) -> str:
         try:

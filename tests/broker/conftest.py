@@ -141,10 +141,8 @@ def create_topic(client: RawClient, name: str, partitions: int = 1, configs: dic
 
 @pytest.fixture(scope="session")
 def broker():
-    b = KafkaCoreBroker(settings={"num.partitions": "1", "auto.create.topics.enable": "true"})
-    b.start()
-    yield b
-    b.cleanup()
+    with KafkaCoreBroker(settings={"num.partitions": "1", "auto.create.topics.enable": "true"}) as b:
+        yield b
 
 
 @pytest.fixture

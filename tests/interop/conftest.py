@@ -11,10 +11,8 @@ from kafka_bench.kafka_core_broker import KafkaCoreBroker
 
 @pytest.fixture(scope="session")
 def broker():
-    b = KafkaCoreBroker(settings={"num.partitions": "1", "auto.create.topics.enable": "true"})
-    b.start()
-    yield b
-    b.cleanup()
+    with KafkaCoreBroker(settings={"num.partitions": "1", "auto.create.topics.enable": "true"}) as b:
+        yield b
 
 
 @pytest.fixture

@@ -20,10 +20,8 @@ pytestmark = pytest.mark.interop
 
 @pytest.fixture(scope="module")
 def cb():
-    b = KafkaCoreBroker(settings={"group.initial.rebalance.delay.ms": "0", "offsets.topic.num.partitions": "3"})
-    b.start()
-    yield b
-    b.cleanup()
+    with KafkaCoreBroker(settings={"group.initial.rebalance.delay.ms": "0", "offsets.topic.num.partitions": "3"}) as b:
+        yield b
 
 
 def kc(capsys: Any, *args: str) -> tuple[int, str, str]:
