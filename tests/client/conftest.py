@@ -69,7 +69,9 @@ def apache_kafka() -> Iterator[BrokerHandle]:
 
 @pytest.fixture(scope="session")
 def core_broker() -> Iterator[BrokerHandle]:
-    b = KafkaCoreBroker(settings={"num.partitions": "1", "auto.create.topics.enable": "true"})
+    # no initial rebalance delay (as Kafka's own test configs): groups form as soon as members join
+    b = KafkaCoreBroker(settings={"num.partitions": "1", "auto.create.topics.enable": "true",
+                                  "group.initial.rebalance.delay.ms": "0"})
     b.start()  # our own broker not starting is a failure, never a skip
     h = BrokerHandle("kafka-core", b)
     _probe(h)

@@ -245,7 +245,11 @@ def test_aio_produce_callbacks_and_buffer_full(bootstrap: str, new_topic) -> Non
                               on_delivery=lambda err, md, i=i: seen.append((i, err, md)))
                     n += 1
             await p.flush()
-            await p.send(topic, b"after", key=b"k0")  # memory is free again
+            # memory is free again: a send is accepted (flushed at once rather than after linger.ms)
+            after = asyncio.ensure_future(p.send(topic, b"after", key=b"k0"))
+            await asyncio.sleep(0)
+            await p.flush()
+            assert (await after).partition == partition_for_key(b"k0", 2)
         return seen, n
 
     seen, n = asyncio.run(go())
