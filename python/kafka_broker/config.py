@@ -237,43 +237,113 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     C("max.connections", "int", INT_MAX, at_least(0), dynamic=True),
 )
 
-# Kafka keys accepted and ignored (with a warning): exact names and prefixes.
-IGNORED_KEYS = frozenset("""
-zookeeper.connect zookeeper.connection.timeout.ms zookeeper.session.timeout.ms
-num.replica.fetchers replica.lag.time.max.ms replica.fetch.max.bytes replica.fetch.wait.max.ms
-replica.socket.timeout.ms replica.high.watermark.checkpoint.interval.ms auto.leader.rebalance.enable
-leader.imbalance.check.interval.seconds leader.imbalance.per.broker.percentage
-offsets.commit.timeout.ms offsets.load.buffer.size
-offsets.topic.compression.codec
-transaction.state.log.num.partitions transaction.state.log.segment.bytes transaction.max.timeout.ms
-transaction.abort.timed.out.transaction.cleanup.interval.ms
-log.cleaner.io.buffer.size
-log.cleaner.io.max.bytes.per.second log.cleaner.io.buffer.load.factor
-authorizer.class.name super.users allow.everyone.if.no.acl.found
-metric.reporters metrics.num.samples metrics.sample.window.ms metrics.recording.level
-quota.window.num quota.window.size.seconds
-delegation.token.master.key delegation.token.secret.key
-auto.include.jmx.reporter kafka.metrics.reporters kafka.metrics.polling.interval.secs
-controller.quorum.election.timeout.ms controller.quorum.fetch.timeout.ms
-controller.quorum.election.backoff.max.ms controller.quorum.request.timeout.ms
-controller.quorum.retry.backoff.ms controller.quorum.append.linger.ms
-metadata.log.dir metadata.log.segment.bytes metadata.log.segment.ms metadata.max.retention.bytes
-metadata.max.retention.ms metadata.log.max.record.bytes.between.snapshots
-initial.broker.registration.timeout.ms broker.heartbeat.interval.ms broker.session.timeout.ms
-num.replica.alter.log.dirs.threads socket.connection.setup.timeout.ms
-socket.connection.setup.timeout.max.ms max.connections.per.ip max.connections.per.ip.overrides
-max.incremental.fetch.session.cache.slots fetch.max.bytes fetch.purgatory.purge.interval.requests
-producer.purgatory.purge.interval.requests delete.records.purgatory.purge.interval.requests
-group.coordinator.rebalance.protocols
-share.coordinator.state.topic.replication.factor
-share.coordinator.state.topic.min.isr unstable.api.versions.enable
-""".split())
-IGNORED_PREFIXES = ("ssl.", "sasl.", "listener.name.", "zookeeper.", "controller.", "replica.",
-                    "transaction.", "group.", "offsets.", "quota.", "metric.", "metrics.",
-                    "remote.log.", "security.", "principal.", "connection.failed.authentication",
-                    "password.encoder.", "confluent.", "kafka.metrics.", "log4j.", "share.",
-                    "client.quota.", "config.providers", "sasl_", "early.start.listeners",
-                    "alter.config.policy", "create.topic.policy", "client.telemetry.")
+# Kafka keys this broker does not implement.  At Kafka's default (as a server.properties copied from
+# Kafka leaves them) they change nothing here and are accepted; any other value stops the broker at
+# start-up with a message naming what is missing, so that nobody believes a feature is on that is
+# not.  key -> the values accepted (Kafka's default first; "1" for replication factors and min ISR
+# of internal topics, which one broker satisfies).
+_CLUSTER = "replication between brokers (a cluster on ZooKeeper is not implemented yet)"
+_KRAFT = "KRaft controller quorums (kafka-core runs as one combined node; its metadata is kc-metadata.json)"
+_METRICS = "metrics reporters and JMX"
+_TXN = "transactions"
+_QUOTAS = "client quotas"
+_SECURITY = "authorization (ACLs)"
+_NOT_IMPLEMENTED: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
+    (_CLUSTER, {
+        "num.replica.fetchers": ("1",), "replica.lag.time.max.ms": ("30000",),
+        "replica.fetch.max.bytes": ("1048576",), "replica.fetch.wait.max.ms": ("500",),
+        "replica.socket.timeout.ms": ("30000",), "replica.high.watermark.checkpoint.interval.ms": ("5000",),
+        "auto.leader.rebalance.enable": ("true",), "leader.imbalance.check.interval.seconds": ("300",),
+        "leader.imbalance.per.broker.percentage": ("10",), "socket.connection.setup.timeout.ms": ("10000",),
+        "socket.connection.setup.timeout.max.ms": ("30000",), "num.replica.alter.log.dirs.threads": (),
+    }),
+    (_KRAFT, {
+        "controller.quorum.election.timeout.ms": ("1000",), "controller.quorum.fetch.timeout.ms": ("2000",),
+        "controller.quorum.election.backoff.max.ms": ("1000",), "controller.quorum.request.timeout.ms": ("2000",),
+        "controller.quorum.retry.backoff.ms": ("20",), "controller.quorum.append.linger.ms": ("25",),
+        "metadata.log.dir": (), "metadata.log.segment.bytes": ("1073741824",),
+        "metadata.log.segment.ms": ("604800000",), "metadata.max.retention.bytes": ("104857600",),
+        "metadata.max.retention.ms": ("604800000",),
+        "metadata.log.max.record.bytes.between.snapshots": ("20971520",),
+        "initial.broker.registration.timeout.ms": ("60000",), "broker.heartbeat.interval.ms": ("2000",),
+        "broker.session.timeout.ms": ("9000",),
+    }),
+    (_TXN, {
+        "transaction.state.log.num.partitions": ("50",), "transaction.state.log.segment.bytes": ("104857600",),
+        "transaction.max.timeout.ms": ("900000",),
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms": ("10000",),
+    }),
+    ("share groups (KIP-932)", {
+        "share.coordinator.state.topic.replication.factor": ("3", "1"),
+        "share.coordinator.state.topic.min.isr": ("2", "1"),
+    }),
+    (_METRICS, {
+        "metric.reporters": ("", "org.apache.kafka.common.metrics.JmxReporter"), "metrics.num.samples": ("2",),
+        "metrics.sample.window.ms": ("30000",), "metrics.recording.level": ("INFO",),
+        "auto.include.jmx.reporter": ("true",), "kafka.metrics.reporters": ("",),
+        "kafka.metrics.polling.interval.secs": ("10",),
+    }),
+    (_QUOTAS, {
+        "quota.window.num": ("11",), "quota.window.size.seconds": ("1",),
+        "max.connections.per.ip": ("2147483647",), "max.connections.per.ip.overrides": ("",),
+    }),
+    (_SECURITY, {
+        "authorizer.class.name": ("",), "super.users": (), "allow.everyone.if.no.acl.found": ("false",),
+    }),
+    ("the offsets topic's write timeout, load buffer and compression (offsets are written uncompressed, "
+     "acknowledged once appended)", {
+        "offsets.commit.timeout.ms": ("5000",), "offsets.load.buffer.size": ("5242880",),
+        "offsets.topic.compression.codec": ("0",),
+    }),
+    ("log cleaner I/O buffers and throttling", {
+        "log.cleaner.io.buffer.size": ("524288",), "log.cleaner.io.buffer.load.factor": ("0.9",),
+        "log.cleaner.io.max.bytes.per.second": ("1.7976931348623157E308",),
+    }),
+    ("purgatory tuning (this broker keeps no purgatory lists to purge)", {
+        "fetch.purgatory.purge.interval.requests": ("1000",), "producer.purgatory.purge.interval.requests": ("1000",),
+        "delete.records.purgatory.purge.interval.requests": ("1",),
+    }),
+    ("the fetch session cache size and the broker-side fetch size limit", {
+        "max.incremental.fetch.session.cache.slots": ("1000",), "fetch.max.bytes": ("57671680",),
+    }),
+    ("choosing the group protocols (both classic and consumer are served)", {
+        "group.coordinator.rebalance.protocols": ("classic,consumer", "consumer,classic"),
+    }),
+    ("unstable API versions", {"unstable.api.versions.enable": ("false",)}),
+)
+NOT_IMPLEMENTED: dict[str, tuple[tuple[str, ...], str]] = {
+    key: (accepted, feature) for feature, keys in _NOT_IMPLEMENTED for key, accepted in keys.items()}
+# Key families that ask for a missing feature by being set at all: always refused.
+REFUSED_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("zookeeper.", "a cluster on ZooKeeper (not implemented yet: without zookeeper.connect the broker is "
+                   "the single node it always was)"),
+    ("ssl.", "TLS"), ("sasl.", "SASL"), ("sasl_", "SASL"), ("security.", "TLS and SASL"),
+    ("listener.name.", "per-listener TLS/SASL settings"), ("principal.", "authentication"),
+    ("connection.failed.authentication", "authentication"), ("password.encoder.", "dynamic password configs"),
+    ("delegation.token.", "delegation tokens"), ("replica.", _CLUSTER), ("controller.", _KRAFT),
+    ("metadata.", _KRAFT), ("transaction.", _TXN), ("share.", "share groups (KIP-932)"),
+    ("quota.", _QUOTAS), ("client.quota.", _QUOTAS), ("metric.", _METRICS), ("metrics.", _METRICS),
+    ("kafka.metrics.", _METRICS), ("remote.log.", "tiered storage"), ("log4j.", "log4j settings"),
+    ("confluent.", "Confluent Server settings"), ("config.providers", "config providers"),
+    ("early.start.listeners", "early start listeners"), ("alter.config.policy", "config policies"),
+    ("create.topic.policy", "topic policies"), ("client.telemetry.", "client telemetry (KIP-714)"),
+    ("group.", "this group coordinator setting"), ("offsets.", "this offsets setting"),
+)
+
+
+def not_implemented_error(key: str, raw: str) -> str | None:
+    """Why ``key=raw`` cannot be honoured, or None when it changes nothing here."""
+    entry = NOT_IMPLEMENTED.get(key)
+    if entry is not None:
+        accepted, feature = entry
+        if raw.strip() in accepted or raw.strip().lower() in accepted:
+            return None
+        default = f" (Kafka's default {accepted[0]!r} is accepted)" if accepted else ""
+        return f"{key}={raw}: kafka-core does not implement {feature}; remove the key{default}"
+    for prefix, feature in REFUSED_PREFIXES:
+        if key.startswith(prefix):
+            return f"{key}: kafka-core does not implement {feature}; remove the key"
+    return None
 
 
 # Per-topic configs: name -> (definition, broker key that supplies the default).
@@ -334,10 +404,6 @@ _MS_FAMILIES = {
     "log.roll.ms": (("log.roll.ms", 1), ("log.roll.hours", 3600000)),
     "log.roll.jitter.ms": (("log.roll.jitter.ms", 1), ("log.roll.jitter.hours", 3600000)),
 }
-
-
-def is_known_ignored(key: str) -> bool:
-    return key in IGNORED_KEYS or key.startswith(IGNORED_PREFIXES)
 
 
 # ---------------------------------------------------------------------------
@@ -443,17 +509,20 @@ class BrokerConfig:
                  origin: Mapping[str, str] | None = None) -> None:
         items = list(settings.items()) if isinstance(settings, Mapping) else list(settings)
         self.explicit: dict[str, str] = {}
-        self.ignored: dict[str, str] = {}
+        self.inert: dict[str, str] = {}     # not-implemented keys set to a value that changes nothing
         self.values: dict[str, Any] = {k: d.default for k, d in BROKER_CONFIGS.items()}
         origin = origin or {}
         for key, raw in items:
             key = key.strip()
             defn = BROKER_CONFIGS.get(key)
             if defn is None:
-                if is_known_ignored(key):
-                    self.ignored[key] = raw
-                    continue
                 where = f" ({origin[key]})" if key in origin else ""
+                why = not_implemented_error(key, raw)
+                if why is not None:
+                    raise ConfigError(why + where)
+                if key in NOT_IMPLEMENTED:
+                    self.inert[key] = raw
+                    continue
                 raise ConfigError(f"unknown configuration key {key!r}{where}")
             self.values[key] = parse_value(defn, raw)
             self.explicit[key] = raw
@@ -516,8 +585,9 @@ class BrokerConfig:
         return self.values.get(key, default)
 
     def log_unused(self) -> None:
-        for key in sorted(self.ignored):
-            log.warning("config %s is a Kafka setting this broker accepts but does not use", key)
+        for key in sorted(self.inert):
+            log.info("config %s=%s is Kafka's default for a feature kafka-core does not implement: no effect",
+                     key, self.inert[key])
         for key in ("num.network.threads", "num.io.threads", "background.threads",
                     "num.recovery.threads.per.data.dir"):
             if key in self.explicit:

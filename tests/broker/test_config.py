@@ -74,11 +74,48 @@ def test_invalid_settings_name_the_key(key, value, fragment):
     assert fragment in str(ei.value)
 
 
-def test_known_kafka_keys_are_accepted_and_ignored():
-    c = BrokerConfig({"zookeeper.connect": "x:2181", "ssl.keystore.location": "/k", "num.io.threads": "4",
-                      "process.roles": "broker,controller", "controller.quorum.voters": "1@x:9093"})
-    assert "zookeeper.connect" in c.ignored and "ssl.keystore.location" in c.ignored
-    assert c["num.io.threads"] == 4
+@pytest.mark.parametrize("key, value, fragment", [
+    ("zookeeper.connect", "x:2181", "a cluster on ZooKeeper"),
+    ("ssl.keystore.location", "/k", "TLS"),
+    ("sasl.enabled.mechanisms", "PLAIN", "SASL"),
+    ("metric.reporters", "com.example.Reporter", "metrics reporters"),
+    ("authorizer.class.name", "org.apache.kafka.metadata.authorizer.StandardAuthorizer", "authorization"),
+    ("share.coordinator.state.topic.replication.factor", "3 ", None),   # Kafka's default: accepted
+    ("transaction.max.timeout.ms", "60000", "transactions"),
+    ("num.replica.fetchers", "4", "replication between brokers"),
+    ("fetch.max.bytes", "1048576", "fetch size limit"),
+    ("group.consumer.assignors", "uniform", "group coordinator setting"),
+    ("max.connections.per.ip", "10", "client quotas"),
+])
+def test_keys_we_do_not_honour_are_refused_at_start_up(key, value, fragment):
+    """A Kafka key whose feature kafka-core lacks stops the broker, naming it (an operator must not
+    believe TLS or a cluster is on); set to Kafka's default it changes nothing and is accepted."""
+    if fragment is None:
+        assert BrokerConfig({key: value}).inert == {key: value}
+        return
+    with pytest.raises(ConfigError) as ei:
+        BrokerConfig({key: value})
+    assert key in str(ei.value) and fragment in str(ei.value) and "does not implement" in str(ei.value)
+
+
+def test_a_server_properties_copied_from_kafka_starts():
+    """Apache Kafka 4's single-node config/server.properties (its keys and values) is accepted."""
+    c = BrokerConfig({
+        "process.roles": "broker,controller", "node.id": "1", "controller.quorum.bootstrap.servers": "localhost:9093",
+        "listeners": "PLAINTEXT://:9092,CONTROLLER://:9093", "inter.broker.listener.name": "PLAINTEXT",
+        "advertised.listeners": "PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093",
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:"
+                                          "SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+        "num.network.threads": "3", "num.io.threads": "8", "socket.send.buffer.bytes": "102400",
+        "socket.receive.buffer.bytes": "102400", "socket.request.max.bytes": "104857600",
+        "log.dirs": "/tmp/kraft-combined-logs", "num.partitions": "1", "num.recovery.threads.per.data.dir": "1",
+        "offsets.topic.replication.factor": "1", "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1", "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1", "log.retention.hours": "168", "log.segment.bytes": "1073741824",
+        "log.retention.check.interval.ms": "300000"})
+    assert c["num.io.threads"] == 8 and c.node_id == 1
+    assert set(c.inert) == {"share.coordinator.state.topic.replication.factor", "share.coordinator.state.topic.min.isr"}
 
 
 def test_advertised_listeners():

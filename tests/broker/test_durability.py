@@ -75,6 +75,19 @@ def test_unknown_config_key_fails_start(tmp_path):
     assert "log.retention.hourz" in res.stderr
 
 
+@pytest.mark.parametrize("setting, says", [
+    ("zookeeper.connect=127.0.0.1:2181", "a cluster on ZooKeeper"),
+    ("ssl.keystore.location=/etc/kafka/keystore.jks", "TLS"),
+])
+def test_unimplemented_feature_fails_start(tmp_path, setting, says):
+    """Three brokers started with zookeeper.connect must not become three unrelated single nodes that
+    each claim to be the whole cluster; TLS settings must not be taken as TLS being on."""
+    cmd = [sys.executable, "-m", "kafka_cli", "broker", "--set", f"log.dirs={tmp_path}", "--set", setting]
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1
+    assert setting.split("=")[0] in res.stderr and says in res.stderr and "does not implement" in res.stderr
+
+
 def test_invalid_value_fails_start(tmp_path):
     props = tmp_path / "server.properties"
     props.write_text("# test\nnum.partitions = three\n")
