@@ -61,8 +61,12 @@ def _last_json(out: str, err: str, what: str) -> dict:
 # ---- kc_loadgen -------------------------------------------------------------------------------
 
 def loadgen(mode: str, bootstrap: str, topic: str, count: int, size: int = 200, conf: dict[str, str] | None = None,
-            rate: int = 0, duration: float = 0, max_outstanding: int = 0, timeout: float = 600) -> dict:
-    cmd = [str(build_loadgen()), mode, "-b", bootstrap, "-t", topic, "-n", str(count), "-s", str(size)]
+            rate: int = 0, duration: float = 0, max_outstanding: int = 0, timeout: float = 600,
+            partition: int = 0) -> dict:
+    """partition: the one kc_loadgen produces to or consumes; -1 (produce) spreads the records over
+    every partition with librdkafka's default partitioner."""
+    cmd = [str(build_loadgen()), mode, "-b", bootstrap, "-t", topic, "-n", str(count), "-s", str(size),
+           "-p", str(partition)]
     for k, v in (conf or {}).items():
         cmd += ["-X", f"{k}={v}"]
     if rate:
@@ -163,3 +167,27 @@ def peer(mode: str, system: str, port: int, queue: str, count: int, size: int = 
     out, err, wall, cpu = run_client(cmd, timeout)
     res = _last_json(out, err, f"PeerBench {mode} {system}")
     return res | {"client": "PeerBench", "client_cpu_s": cpu, "wall_s": wall}
+
+
+def drain(bootstrap: str, topic: str, partitions: int, count: int, timeout: float = 120) -> dict:
+    """One confluent-kafka consumer as a new user writes it (``assign`` every partition from offset 0,
+    ``fetch.max.bytes=52428800``, other settings default) drains ``count`` records; timed from the
+    first record to the last, as issue 11 measured it."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"drain-{topic}", "enable.auto.commit": False,
+                  "fetch.max.bytes": 52428800, "log_level": 3})
+    try:
+        c.assign([TopicPartition(topic, i, 0) for i in range(partitions)])
+        got, first, deadline = 0, 0.0, time.monotonic() + timeout
+        while got < count:
+            if time.monotonic() > deadline:
+                raise ClientError(f"drain of {topic}: {got} of {count} records in {timeout}s")
+            msgs = c.consume(10000, 1.0)
+            if msgs and not first:
+                first = time.perf_counter()
+            got += sum(1 for m in msgs if m.error() is None)
+        seconds = time.perf_counter() - first
+    finally:
+        c.close()
+    return {"records": got, "seconds": round(seconds, 4), "records_per_sec": got / seconds if seconds else 0.0}

@@ -43,6 +43,9 @@ class Scale:
     store_record: int
     store_chunk_seconds: float
     java_tools: bool
+    drain_partitions: tuple[int, ...] = (1, 3, 6, 50)
+    drain_records: int = 200_000
+    drain_rounds: int = 3
     repeats: int = 1
     java_tools_count: int = 1_000_000
     extra: dict = field(default_factory=dict)
@@ -50,10 +53,12 @@ class Scale:
 
 QUICK = Scale(quick=True, b1_seconds=3, b50_count=100_000, b50_seconds=10, e2e_rate=1000, e2e_seconds=4,
               sizes=[10, 1000, 102400], sweep_bytes=20 << 20, sweep_seconds=4, store_gb_kafka=0.2,
-              store_gb_peer=0.1, store_chunks=4, store_record=10240, store_chunk_seconds=8, java_tools=False)
+              store_gb_peer=0.1, store_chunks=4, store_record=10240, store_chunk_seconds=8, java_tools=False,
+              drain_partitions=(1, 6), drain_records=50_000, drain_rounds=2)
 FULL = Scale(quick=False, repeats=3, b1_seconds=6, b50_count=1_000_000, b50_seconds=25, e2e_rate=2000, e2e_seconds=15,
              sizes=[10, 100, 1000, 10000, 102400], sweep_bytes=300 << 20, sweep_seconds=15, store_gb_kafka=3.0,
-             store_gb_peer=1.0, store_chunks=6, store_record=10240, store_chunk_seconds=30, java_tools=True)
+             store_gb_peer=1.0, store_chunks=6, store_record=10240, store_chunk_seconds=30, java_tools=True,
+             drain_rounds=5)
 
 
 def measure(system: System, fn: Callable[[], dict]) -> dict:
@@ -84,14 +89,14 @@ def median(rounds: list[dict]) -> dict:
     return mid
 
 
-def create_topic(bootstrap: str, name: str) -> None:
+def create_topic(bootstrap: str, name: str, partitions: int = 1) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
     last: Exception | None = None
     for _ in range(20):
         try:
-            admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])[name].result(30)
+            admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name].result(30)
             return
         except Exception as e:  # broker still starting: retry
             if "already exists" in str(e).lower() or "TOPIC_ALREADY_EXISTS" in str(e):
@@ -178,6 +183,8 @@ class Runner:
             cons.append(measure(self.s, partial(self.consume, d50, n)))
             self.log(f"consumer (drain {n:,}){tag}: {cons[-1]['records_per_sec']:,.0f} msg/s")
         out["produce_b1"], out["produce_b50"], out["consume"] = median(b1), median(b50), median(cons)
+        if self.kafka:
+            out["drain"] = self._drain()
         if self.kafka and sc.java_tools:
             self._java_tools(out)
         # 3) end-to-end latency at a fixed rate
@@ -205,6 +212,32 @@ class Runner:
         out["stored"] = self._stored()
         # 6) CPU and RSS per million messages come from the steps above
         out["rss_end_mb"] = round(self.s.stats().rss_bytes / 2**20, 1)
+
+    def _drain(self) -> list[dict]:
+        """Issue 11: one confluent-kafka consumer drains a topic of 1, 3, 6 and 50 partitions, several
+        rounds each (the stall it reports is bimodal: the median and the worst round are both kept)."""
+        sc, rows = self.sc, []
+        for parts in sc.drain_partitions:
+            self._n += 1
+            d = f"bench-drain{parts}-{self._n}"
+            create_topic(self.s.bootstrap, d, parts)
+            self.produce_spread(d, sc.drain_records)
+            rounds = [measure(self.s, partial(clients.drain, self.s.bootstrap, d, parts, sc.drain_records))
+                      for _ in range(sc.drain_rounds)]
+            rates = sorted(r["records_per_sec"] for r in rounds)
+            row = median(rounds) | {"partitions": parts, "worst_records_per_sec": rates[0],
+                                    "round_records_per_sec": [round(r["records_per_sec"]) for r in rounds]}
+            rows.append(row)
+            self.log(f"drain, {parts} partition(s): median {row['records_per_sec']:,.0f} msg/s, "
+                     f"worst {rates[0]:,.0f}")
+        return rows
+
+    def produce_spread(self, dest: str, count: int) -> None:
+        """``count`` 200-byte records over every partition of ``dest`` (the default partitioner)."""
+        r = clients.loadgen("produce", self.s.bootstrap, dest, count, 200, partition=-1,
+                            conf={"linger.ms": "5", "acks": "1"}, timeout=300)
+        if r["records"] < count:
+            raise clients.ClientError(f"produced {r['records']} of {count} records to {dest}")
 
     def _java_tools(self, out: dict) -> None:
         sc = self.sc

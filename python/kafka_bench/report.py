@@ -84,6 +84,34 @@ def throughput_table(results: dict, names: list[str], key: str, title: str) -> l
     return lines + [""]
 
 
+def drain_rows(r: dict) -> dict[int, dict]:
+    return {row["partitions"]: row for row in r.get("drain") or []}
+
+
+def drain_table(results: dict, names: list[str]) -> list[str]:
+    """Issue 11's drain: one confluent-kafka consumer, median and worst round per partition count."""
+    if not names:
+        return []
+    S = results["systems"]
+    counts = sorted({p for n in names for p in drain_rows(S[n])})
+    L = ["### Drain by partition count (confluent-kafka `assign` from 0, `fetch.max.bytes=52428800`)", "",
+         "Median and worst round, messages/s (200 B records); the ratio is kafka-core's median over Apache "
+         "Kafka's. A worst round far below the median is a stall (issue 11).", "",
+         "| partitions | " + " | ".join(f"{n} median | {n} worst" for n in names)
+         + (" | ratio |" if REF in names and "apache-kafka" in names else " |"),
+         "|---:|" + "---:|---:|" * len(names) + ("---:|" if REF in names and "apache-kafka" in names else "")]
+    for p in counts:
+        cells = []
+        for n in names:
+            row = drain_rows(S[n]).get(p, {})
+            cells += [fmt(row.get("records_per_sec")), fmt(row.get("worst_records_per_sec"))]
+        line = f"| {p} | " + " | ".join(cells) + " |"
+        if REF in names and "apache-kafka" in names:
+            line += f" {fr(ratio(drain_rows(S[REF]).get(p, {}).get('records_per_sec'), drain_rows(S['apache-kafka']).get(p, {}).get('records_per_sec')))} |"
+        L.append(line)
+    return L + [""]
+
+
 def microbench_lines() -> list[str]:
     files = sorted(RESULTS.glob("*.json"))
     if not files:
@@ -156,6 +184,7 @@ def render(results: dict) -> str:
           "Kafka: kc_loadgen assigns partition 0 from the beginning (no consumer group); RabbitMQ: "
           "prefetch 1000, multiple-ack every 100; ActiveMQ: DUPS_OK_ACKNOWLEDGE, prefetch 1000.", ""]
     L += throughput_table(results, names, "consume", "Consumer")
+    L += drain_table(results, [n for n in names if S[n].get("drain")])
     if any("producer_perf" in S[n] or "consumer_perf" in S[n] for n in names):
         L += ["## Kafka's own perf tools (kafka-tools)", "",
               "ProducerPerformance with the Java producer's defaults and `acks=1` (pipelined, "
@@ -313,6 +342,24 @@ def make_plots(results: dict, out: Path) -> list[str]:
     ax.set_title("Throughput while the stored data grows")
     ax.legend()
     save(fig, "stored_data.png")
+
+    drained = [n for n in names if S[n].get("drain")]
+    if drained:
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        counts = sorted({p for n in drained for p in drain_rows(S[n])})
+        w = 0.8 / len(drained)
+        for i, n in enumerate(drained):
+            rows = drain_rows(S[n])
+            xs = [x + i * w for x in range(len(counts))]
+            ax.bar(xs, [rows.get(p, {}).get("records_per_sec", 0) for p in counts], w, label=f"{n} median")
+            ax.scatter(xs, [rows.get(p, {}).get("worst_records_per_sec", 0) for p in counts], marker="v",
+                       color="black", zorder=3, label="worst round" if i == 0 else None)
+        ax.set_xticks([x + w * (len(drained) - 1) / 2 for x in range(len(counts))], [str(p) for p in counts])
+        ax.set_xlabel("partitions")
+        ax.set_ylabel("messages/s (200 B)")
+        ax.set_title("Drain by partition count (one confluent-kafka consumer)")
+        ax.legend()
+        save(fig, "drain.png")
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
     a1.bar(names, [get(S[n], ("produce_b50", "broker_cpu_s_per_million")) or 0 for n in names], 0.4,

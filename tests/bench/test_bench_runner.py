@@ -57,6 +57,11 @@ def test_quick_run_against_kafka_core(tmp_path: Path) -> None:
     assert [x["record_size"] for x in kc["sizes"]] == res["scale"]["sizes"]
     assert len(kc["stored"]) == res["scale"]["store_chunks"]
     assert kc["stored"][-1]["stored_gb"] > kc["stored"][0]["stored_gb"]
+    # issue 11's drain: every partition count, every round drained the whole topic
+    assert [d["partitions"] for d in kc["drain"]] == list(res["scale"]["drain_partitions"])
+    for d in kc["drain"]:
+        assert d["records"] == res["scale"]["drain_records"] and 0 < d["worst_records_per_sec"] <= d["records_per_sec"]
+        assert len(d["round_records_per_sec"]) == res["scale"]["drain_rounds"]
     text = (out / "report.md").read_text()
     for heading in ("## 1. Producer", "## 2. Consumer", "## 3. End-to-end latency", "## 4. Throughput vs record size",
                     "## 5. Throughput while the stored data grows", "## 6. Broker CPU and memory"):
@@ -107,12 +112,21 @@ def _fake(rate: float, p99: float, rss: float) -> dict:
 
 
 def test_report_ratios_and_targets(tmp_path: Path) -> None:
+    drains = {"kafka-core": [{"partitions": 1, "records_per_sec": 900.0, "worst_records_per_sec": 100.0},
+                             {"partitions": 6, "records_per_sec": 1200.0, "worst_records_per_sec": 1100.0}],
+              "apache-kafka": [{"partitions": 1, "records_per_sec": 1000.0, "worst_records_per_sec": 900.0},
+                               {"partitions": 6, "records_per_sec": 600.0, "worst_records_per_sec": 500.0}]}
     res = {"date": "2026-01-01T00:00:00", "quick": True, "command": "kafka-core bench --quick", "seconds": 1.0,
            "machine": runner.machine(), "errors": {},
            "scale": {"e2e_rate": 1000, "sizes": [10], "store_record": 10240, "store_chunks": 1},
            "systems": {"kafka-core": _fake(300.0, 2.0, 50.0), "apache-kafka": _fake(100.0, 1.0, 400.0)}}
+    for name, rows in drains.items():
+        res["systems"][name]["drain"] = rows
     report.write_all(res, tmp_path, plots=False)
     text = (tmp_path / "report.md").read_text()
+    drain = {ln.split("|")[1].strip(): ln for ln in text.split("### Drain by partition count")[1].splitlines()
+             if ln.startswith("| ") and ln.split("|")[1].strip().isdigit()}
+    assert "| 900 | 100 | 1,000 | 900 | 0.90x |" in drain["1"] and "2.00x" in drain["6"]
     rows = {ln.split("|")[1].strip(): ln for ln in text.splitlines() if ln.startswith("| ")}
     assert "3.00x" in rows["producer throughput, batch 50"] and "pass" in rows["producer throughput, batch 50"]
     assert "2.00x" in rows["p99 end-to-end latency"] and "**miss**" in rows["p99 end-to-end latency"]
