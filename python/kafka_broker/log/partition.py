@@ -99,8 +99,8 @@ class Partition:
         ``produce_version``: the Produce request version (client batches: zstd needs v7+).
         ``wait_flush``: when the flush policy asks for an fsync, return its future in
         ``flushed`` (False: acks=0, nobody waits; the flush is still requested)."""
-        if self.closed:
-            return AppendError(E.NOT_LEADER_OR_FOLLOWER, f"{self.name} is closed")
+        if self.closed:   # its topic is being deleted (or the broker is stopping)
+            return AppendError(E.UNKNOWN_TOPIC_OR_PARTITION, f"{self.name} is closed")
         now = now_ms() if now is None else now
         eff = self.topic.effective
         lg = self.log
