@@ -157,3 +157,16 @@ def test_topic_config_validation():
                 {"message.timestamp.type": "Other"}):
         with pytest.raises(ConfigError):
             validate_topic_configs(bad)
+
+
+def test_shipped_server_properties_documents_the_defaults():
+    """config/server.properties (the README's first command) loads, and each key it sets holds
+    kafka-core's default: deleting a line changes nothing."""
+    from pathlib import Path
+
+    from kafka_broker.config import load
+
+    path = Path(__file__).resolve().parents[2] / "config" / "server.properties"
+    shipped, defaults = load(str(path)), BrokerConfig({})
+    assert len(shipped.explicit) >= 20
+    assert {k: shipped.values[k] for k in shipped.explicit} == {k: defaults.values[k] for k in shipped.explicit}

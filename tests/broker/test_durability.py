@@ -88,6 +88,26 @@ def test_unimplemented_feature_fails_start(tmp_path, setting, says):
     assert setting.split("=")[0] in res.stderr and says in res.stderr and "does not implement" in res.stderr
 
 
+def test_readme_broker_command_with_the_shipped_config_starts(tmp_path):
+    """The README's first "Using it" command, with the config file the repository ships."""
+    import socket
+
+    from kafka_bench.apache_kafka import free_port, wait_for_port
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "kafka_cli", "broker", "--config", "config/server.properties",
+           "--set", f"log.dirs={tmp_path}", "--set", "num.partitions=3",
+           "--set", f"listeners=PLAINTEXT://127.0.0.1:{port}"]
+    p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_port(port, 30, p)
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    finally:
+        p.terminate()
+        _, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err[-2000:]
+
+
 def test_invalid_value_fails_start(tmp_path):
     props = tmp_path / "server.properties"
     props.write_text("# test\nnum.partitions = three\n")
