@@ -32,6 +32,7 @@ from kafka_client.cluster import parse_bootstrap
 from kafka_client.errors import KafkaError
 
 from .errors import CliError
+from .options import add_bootstrap
 
 __all__ = ["register"]
 
@@ -44,9 +45,7 @@ def register(sub: Any) -> None:
     t = sub.add_parser("topic", help="create, list, describe, delete topics or alter their configs")
     tsub = t.add_subparsers(dest="topic_command", required=True)
 
-    def bootstrap(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--bootstrap-server", "-b", required=True, metavar="HOST:PORT",
-                       help="broker(s) to connect to, comma separated")
+    bootstrap = add_bootstrap
 
     p = tsub.add_parser("create", help="create a topic")
     bootstrap(p)
@@ -155,6 +154,8 @@ def _wrap(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespa
         except KafkaError as exc:
             _err(name, str(exc))
             return 1
+        except BrokenPipeError:
+            raise           # main() ends quietly: the reader of our output went away
         except (OSError, ValueError) as exc:
             _err(name, str(exc))
             return 1

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import CliError
+from .options import add_bootstrap
 
 EARLIEST, LATEST = -2, -1
 CLASSIC_EMPTY_STATES = {"Empty", "Dead"}
@@ -54,8 +55,7 @@ def register(sub: Any) -> None:
     gsub = g.add_subparsers(dest="group_command", required=True)
 
     def common(p: argparse.ArgumentParser, groups: bool = True) -> None:
-        p.add_argument("--bootstrap-server", "-b", required=True, metavar="HOST:PORT",
-                       help="server(s) to connect to, comma separated")
+        add_bootstrap(p)
         p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each request")
         if groups:
             w = p.add_mutually_exclusive_group(required=True)

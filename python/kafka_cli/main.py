@@ -8,7 +8,9 @@ Each module has ``register(subparsers)``, which adds its subcommand(s) and sets
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from importlib import metadata
 
 from . import bench, broker, client, group
 from .errors import CliError
@@ -18,16 +20,31 @@ SUBCOMMANDS = [broker, group, bench, client]
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kafka-core", description="kafka-core: a Kafka-compatible commit log")
+    parser.add_argument("--version", action="version", version=f"kafka-core {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for module in SUBCOMMANDS:
         module.register(sub)
     return parser
 
 
+def _version() -> str:
+    try:
+        return metadata.version("kafka-core")
+    except metadata.PackageNotFoundError:   # run from a checkout that was never installed
+        return "(not installed)"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
     try:
-        return int(args.func(args) or 0)
+        rc = int(args.func(args) or 0)
+        sys.stdout.flush()
+        return rc
+    except BrokenPipeError:
+        # The reader of our output went away (`| head`): stop quietly, with the exit status of a
+        # tool ended by SIGPIPE; stdout goes to /dev/null so the interpreter's exit flush is silent.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except CliError as e:
         print(f"kafka-core {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr, flush=True)
         return e.code

@@ -1,0 +1,45 @@
+"""The kafka-core command as a shell user meets it: --version, the bootstrap default from the
+environment, and a pipe closed by `head` (no traceback, no "Broken pipe" error)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+from .conftest import ROOT
+
+
+def kc(*args: str, env: dict[str, str] | None = None, **kw) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kafka_cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, env=env, **kw)
+
+
+def test_version():
+    r = kc("--version")
+    assert r.returncode == 0 and r.stdout.startswith("kafka-core ")
+
+
+def test_bootstrap_from_the_environment(broker):
+    topic = f"envboot-{uuid.uuid4().hex[:6]}"
+    env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap)
+    assert kc("topic", "create", "--topic", topic, env=env).returncode == 0
+    listed = kc("topic", "list", env=env)
+    assert listed.returncode == 0 and topic in listed.stdout.split()
+    # without it (and without the flag) the default is localhost:9092, where the suite runs nothing
+    env.pop("KAFKA_BOOTSTRAP_SERVERS")
+    r = kc("topic", "list", env=env)
+    assert r.returncode == 1 and "cannot connect to any broker (localhost:9092" in r.stderr
+
+
+def test_output_piped_into_head(broker):
+    topic = f"pipe-{uuid.uuid4().hex[:6]}"
+    lines = "".join(f"line-{i}\n" for i in range(20000))
+    assert kc("produce", "-b", broker.bootstrap, "--topic", topic, input=lines).returncode == 0
+    shell = (f"{sys.executable} -m kafka_cli consume -b {broker.bootstrap} --topic {topic} --from-beginning "
+             f"--max-messages 20000 --timeout-ms 20000 | head -n 3")
+    r = subprocess.run(["bash", "-o", "pipefail", "-c", shell], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.stdout.splitlines() == ["line-0", "line-1", "line-2"]
+    assert "Broken pipe" not in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert r.returncode in (0, 141)
