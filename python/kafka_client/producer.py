@@ -55,10 +55,10 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures._base import PENDING as _FUTURE_PENDING
 from concurrent.futures._base import RUNNING as _FUTURE_RUNNING
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 import kafka_protocol as kp
 
@@ -942,9 +942,19 @@ class Producer:
         metadata of a new topic or while buffer_memory is full."""
         self._accum.produce(topic, value, key, headers, partition, timestamp_ms, on_delivery)
 
+    @overload
     def send(self, topic: str, value: Any = None, key: Any = None, headers: Sequence[Any] | None = None,
              partition: int | None = None, timestamp_ms: int | None = None,
-             on_delivery: Any = None) -> concurrent.futures.Future[RecordMetadata] | None:
+             on_delivery: None = None) -> concurrent.futures.Future[RecordMetadata]: ...
+
+    @overload
+    def send(self, topic: str, value: Any = None, key: Any = None, headers: Sequence[Any] | None = None,
+             partition: int | None = None, timestamp_ms: int | None = None, *,
+             on_delivery: Callable[[Any, Any], Any]) -> None: ...
+
+    def send(self, topic: str, value: Any = None, key: Any = None, headers: Sequence[Any] | None = None,
+             partition: int | None = None, timestamp_ms: int | None = None,
+             on_delivery: Callable[[Any, Any], Any] | None = None) -> concurrent.futures.Future[RecordMetadata] | None:
         """Append the record; the future resolves on delivery.  With ``on_delivery(err, metadata)``
         no future is made (None is returned) and the callback runs on the producer's I/O thread.
         Blocks up to max_block_ms for metadata of a new topic or while buffer_memory is full."""
