@@ -410,7 +410,7 @@ class LineParser:
     def _null(self, s: str) -> bytes | None:
         if self.null_marker is not None and s == self.null_marker:
             return None
-        return s.encode()
+        return s.encode("utf-8", BYTES_SAFE)
 
     def parse(self, line: str, lineno: int) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes | None]]]:
         headers: list[tuple[str, bytes | None]] = []
@@ -439,12 +439,24 @@ class LineParser:
         return key, self._null(rest), headers
 
 
+# Console produce and consume are bytes-safe: bytes that are not UTF-8 travel as lone surrogates
+# (PEP 383) from the input line to the record and from the record to the output line.
+BYTES_SAFE = "surrogateescape"
+
+
+def _bytes_safe(stream: Any) -> None:
+    reconfigure = getattr(stream, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors=BYTES_SAFE)
+
+
 def _lines(path: str | None) -> Iterator[str]:
     if path is None or path == "-":
+        _bytes_safe(sys.stdin)
         for line in sys.stdin:
             yield line.rstrip("\r\n")
         return
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors=BYTES_SAFE) as f:
         for line in f:
             yield line.rstrip("\r\n")
 
@@ -533,7 +545,7 @@ async def _exists(cluster: Any, topic: str) -> bool:
 
 
 def _text(b: bytes | None, null: str) -> str:
-    return null if b is None else b.decode("utf-8", "replace")
+    return null if b is None else b.decode("utf-8", BYTES_SAFE)
 
 
 def _json_bytes(out: dict[str, Any], name: str, b: bytes | None) -> None:
@@ -609,6 +621,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
     c = _consumer(args.bootstrap_server, args.group, config)
     n = 0
     out = sys.stdout
+    _bytes_safe(out)
     # A bar only when stderr is a terminal and the records go elsewhere (a file or a pipe).
     progress = Progress(args.max_messages, "records", force=False if out.isatty() else None)
     try:

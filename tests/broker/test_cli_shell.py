@@ -43,3 +43,28 @@ def test_output_piped_into_head(broker):
     assert r.stdout.splitlines() == ["line-0", "line-1", "line-2"]
     assert "Broken pipe" not in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert r.returncode in (0, 141)
+
+
+def test_console_produce_and_consume_are_bytes_safe(broker):
+    """Input that is not UTF-8 reaches the topic byte for byte, and comes back out the same."""
+    topic = f"bin-{uuid.uuid4().hex[:6]}"
+    data = b"\xff\xfe-not-utf8\n\x80\x81:\xc3\x28\nplain:text\n"
+    p = subprocess.run([sys.executable, "-m", "kafka_cli", "produce", "-b", broker.bootstrap, "--topic", topic,
+                        "--property", "parse.key=true", "--property", "key.separator=:",
+                        "--property", "ignore.error=true"], cwd=ROOT, input=data, capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr[-2000:]
+    c = subprocess.run([sys.executable, "-m", "kafka_cli", "consume", "-b", broker.bootstrap, "--topic", topic,
+                        "--from-beginning", "--max-messages", "3", "--timeout-ms", "20000",
+                        "--property", "print.key=true", "--property", "key.separator=|"],
+                       cwd=ROOT, capture_output=True, timeout=60)
+    assert c.returncode == 0, c.stderr[-2000:]
+    assert c.stdout == b"null|\xff\xfe-not-utf8\n\x80\x81|\xc3\x28\nplain|text\n"
+    from kafka_client import Consumer, TopicPartition
+
+    with Consumer(bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest") as cons:
+        cons.assign([TopicPartition(topic, 0)])
+        got = []
+        while len(got) < 3:
+            for recs in cons.poll(5).values():
+                got += [(r.key, r.value) for r in recs]
+    assert got == [(None, b"\xff\xfe-not-utf8"), (b"\x80\x81", b"\xc3\x28"), (b"plain", b"text")]
