@@ -450,6 +450,12 @@ def _bytes_safe(stream: Any) -> None:
         reconfigure(errors=BYTES_SAFE)
 
 
+def _human_out(args: argparse.Namespace) -> Any:
+    """Where a tool's human-readable lines go: stdout, or stderr under --json (stdout then holds
+    the JSON alone, for jq and json.loads)."""
+    return sys.stderr if getattr(args, "json", False) else sys.stdout
+
+
 def _lines(path: str | None) -> Iterator[str]:
     if path is None or path == "-":
         _bytes_safe(sys.stdin)
@@ -758,7 +764,7 @@ def cmd_perf_produce(args: argparse.Namespace) -> int:
     print(f"{n} records sent, {result['records_per_sec']:.1f} records/sec ({result['mb_per_sec']:.2f} MB/sec), "
           f"{result['avg_latency_ms']:.2f} ms avg latency, {result['max_latency_ms']:.2f} ms max latency, "
           f"{result['p50_ms']:.0f} ms 50th, {result['p95_ms']:.0f} ms 95th, {result['p99_ms']:.0f} ms 99th, "
-          f"{result['p999_ms']:.0f} ms 99.9th.", flush=True)
+          f"{result['p999_ms']:.0f} ms 99.9th.", flush=True, file=_human_out(args))
     if args.json:
         print(json.dumps(result), flush=True)
     return 0
@@ -814,11 +820,11 @@ def cmd_perf_consume(args: argparse.Namespace) -> int:
               "fetch_records_per_sec": n / fetch_elapsed, "fetch_mb_per_sec": mb / fetch_elapsed,
               "elapsed_s": elapsed, "group": group or f"none-{uuid.uuid4().hex[:6]}"}
     print("start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, "
-          "fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec")
+          "fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec", file=_human_out(args))
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(time.time() - elapsed))}, "
           f"{time.strftime('%Y-%m-%d %H:%M:%S')}, {mb:.4f}, {result['mb_per_sec']:.4f}, {n}, "
           f"{result['records_per_sec']:.4f}, {fetch_elapsed * 1000:.0f}, {result['fetch_mb_per_sec']:.4f}, "
-          f"{result['fetch_records_per_sec']:.4f}", flush=True)
+          f"{result['fetch_records_per_sec']:.4f}", flush=True, file=_human_out(args))
     if args.json:
         print(json.dumps(result), flush=True)
     if n < args.messages:

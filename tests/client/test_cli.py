@@ -175,14 +175,15 @@ def test_perf_produce_and_consume_json(capsys, bootstrap: str, new_topic) -> Non
                                 "--record-size", "100", "--throughput", "-1", "--producer-props", "acks=1",
                                 "linger.ms=2", "--json"])
     assert rc == 0, err
-    res = json.loads(out.splitlines()[-1])
+    res = json.loads(out)     # --json: stdout holds the JSON alone, the human line goes to stderr
     assert res["records"] == 3000 and res["records_per_sec"] > 0 and res["mb_per_sec"] > 0
     assert 0 <= res["p50_ms"] <= res["p95_ms"] <= res["p99_ms"] <= res["p999_ms"] <= res["max_latency_ms"]
     assert res["avg_latency_ms"] > 0
-    assert "records sent" in out.splitlines()[-2]
+    assert "records sent" in err.splitlines()[-1]
     rc, out, err = run(capsys, ["perf", "consume", "-b", bootstrap, "--topic", t, "--messages", "3000", "--json"])
     assert rc == 0, err
-    res = json.loads(out.splitlines()[-1])
+    res = json.loads(out)
+    assert "data.consumed.in.MB" in err
     assert res["records"] == 3000 and res["bytes"] == 300000 and res["records_per_sec"] > 0 and res["mb_per_sec"] > 0
     rc, out, err = run(capsys, ["perf", "consume", "-b", bootstrap, "--topic", t, "--messages", "3001",
                                 "--timeout-ms", "1000", "--json"])
