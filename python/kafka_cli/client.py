@@ -59,11 +59,13 @@ def register(sub: Any) -> None:
     p = tsub.add_parser("list", help="list topic names")
     bootstrap(p)
     p.add_argument("--exclude-internal", action="store_true")
+    p.add_argument("--json", action="store_true", help="one JSON array of names on stdout")
     p.set_defaults(func=_wrap(cmd_topic_list))
 
     p = tsub.add_parser("describe", help="partitions, leaders and configs of topics")
     bootstrap(p)
     p.add_argument("--topic", action="append", default=[], help="topic (repeatable; all when omitted)")
+    p.add_argument("--json", action="store_true", help="one JSON array of topics on stdout")
     p.set_defaults(func=_wrap(cmd_topic_describe))
 
     p = tsub.add_parser("delete", help="delete a topic")
@@ -286,6 +288,9 @@ def cmd_topic_create(args: argparse.Namespace) -> int:
 def cmd_topic_list(args: argparse.Namespace) -> int:
     with _admin(args.bootstrap_server) as admin:
         names = admin.list_topics(include_internal=not args.exclude_internal)
+    if args.json:
+        print(json.dumps(sorted(names)))
+        return 0
     for n in sorted(names):
         print(n)
     return 0
@@ -305,6 +310,7 @@ def cmd_topic_describe(args: argparse.Namespace) -> int:
             configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names])
         except KafkaError:
             configs = {}
+    described = []
     for name in names:
         m = metas[name]
         parts = [m.partitions[p] for p in sorted(m.partitions)]
@@ -313,11 +319,20 @@ def cmd_topic_describe(args: argparse.Namespace) -> int:
         # As kafka-topics: only configs set on the topic (not defaults).
         set_here = ",".join(f"{k}={e.value}" for k, e in sorted(conf.items()) if e.source == 1 and not e.is_sensitive)
         tid = str(m.topic_id) if m.topic_id else ""
+        described.append({"topic": name, "topic_id": tid or None, "partition_count": len(parts),
+                          "replication_factor": rf,
+                          "configs": {k: e.value for k, e in sorted(conf.items()) if e.source == 1 and not e.is_sensitive},
+                          "partitions": [{"partition": pm.partition, "leader": pm.leader, "replicas": list(pm.replicas),
+                                          "isr": list(pm.isr)} for pm in parts]})
+        if args.json:
+            continue
         print(f"Topic: {name}\tTopicId: {tid}\tPartitionCount: {len(parts)}\tReplicationFactor: {rf}\t"
               f"Configs: {set_here}")
         for pm in parts:
             print(f"\tTopic: {name}\tPartition: {pm.partition}\tLeader: {pm.leader if pm.leader >= 0 else 'none'}\t"
                   f"Replicas: {','.join(map(str, pm.replicas))}\tIsr: {','.join(map(str, pm.isr))}")
+    if args.json:
+        print(json.dumps(described))
     return 0
 
 

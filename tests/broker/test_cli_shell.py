@@ -68,3 +68,19 @@ def test_console_produce_and_consume_are_bytes_safe(broker):
             for recs in cons.poll(5).values():
                 got += [(r.key, r.value) for r in recs]
     assert got == [(None, b"\xff\xfe-not-utf8"), (b"\x80\x81", b"\xc3\x28"), (b"plain", b"text")]
+
+
+def test_topic_list_and_describe_json(broker):
+    import json
+
+    topic = f"jsontopic-{uuid.uuid4().hex[:6]}"
+    assert kc("topic", "create", "-b", broker.bootstrap, "--topic", topic, "--partitions", "2",
+              "--config", "retention.ms=123456").returncode == 0
+    listed = kc("topic", "list", "-b", broker.bootstrap, "--json")
+    assert listed.returncode == 0 and topic in json.loads(listed.stdout)
+    d = kc("topic", "describe", "-b", broker.bootstrap, "--topic", topic, "--json")
+    assert d.returncode == 0
+    (t,) = json.loads(d.stdout)
+    assert t["topic"] == topic and t["partition_count"] == 2 and t["replication_factor"] == 1
+    assert t["configs"] == {"retention.ms": "123456"}
+    assert [p["partition"] for p in t["partitions"]] == [0, 1] and all(p["leader"] >= 0 for p in t["partitions"])
