@@ -705,11 +705,15 @@ def cmd_consume(args: argparse.Namespace) -> int:
             c.commit()
     except BrokenPipeError:
         pass
+    except KeyboardInterrupt:
+        rc = 130    # Ctrl-C: still say how many were processed, as kafka-console-consumer does
+    else:
+        rc = 0
     finally:
         progress.close()
         c.close()
     print(f"Processed a total of {n} messages", file=sys.stderr)
-    return 0
+    return rc
 
 
 # ------------------------------------------------------------------ perf

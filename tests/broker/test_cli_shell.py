@@ -84,3 +84,20 @@ def test_topic_list_and_describe_json(broker):
     assert t["topic"] == topic and t["partition_count"] == 2 and t["replication_factor"] == 1
     assert t["configs"] == {"retention.ms": "123456"}
     assert [p["partition"] for p in t["partitions"]] == [0, 1] and all(p["leader"] >= 0 for p in t["partitions"])
+
+
+def test_ctrl_c_on_consume_prints_the_total(broker):
+    import signal
+    import time
+
+    topic = f"intr-{uuid.uuid4().hex[:6]}"
+    assert kc("produce", "-b", broker.bootstrap, "--topic", topic, input="a\nb\nc\n").returncode == 0
+    p = subprocess.Popen([sys.executable, "-m", "kafka_cli", "consume", "-b", broker.bootstrap, "--topic", topic,
+                          "--from-beginning"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout is not None
+    got = [p.stdout.readline() for _ in range(3)]    # all three arrived: the consumer now waits for more
+    time.sleep(0.3)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=30)
+    assert got == ["a\n", "b\n", "c\n"]
+    assert p.returncode == 130 and "Processed a total of 3 messages" in err, err[-2000:]
