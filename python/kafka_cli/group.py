@@ -495,6 +495,10 @@ async def _cmd_reset(ga: GroupAdmin, args: argparse.Namespace, gids: list[str]) 
                [[r["group"], r["topic"], str(r["partition"]), str(r["new_offset"])] for r in all_rows])
         if not args.execute:
             print("\n(dry run: add --execute to apply)", file=sys.stderr)
+        else:
+            groups = sorted({r["group"] for r in all_rows})
+            print(f"\nApplied: {len(all_rows)} partition offset(s) of group(s) {', '.join(groups) or '-'} "
+                  "now stand as shown.", file=sys.stderr)
     return rc
 
 

@@ -101,12 +101,14 @@ def test_reset_offsets_variants(cb, capsys):
     def cur() -> dict[int, int]:
         return {p: r["current_offset"] for (_, p), r in describe_json(capsys, b, group).items()}
 
-    rc, out, _ = kc(capsys, "reset-offsets", "--bootstrap-server", b, "--group", group, "--topic", topic,
-                    "--to-earliest")
+    rc, out, err = kc(capsys, "reset-offsets", "--bootstrap-server", b, "--group", group, "--topic", topic,
+                      "--to-earliest")
     assert rc == 0 and f"{group} {topic} 0 0".split() in [line.split() for line in out.splitlines()]
+    assert "dry run" in err and "Applied" not in err
     assert cur() == {0: 3, 1: 5, 2: 10}     # dry run by default
-    assert kc(capsys, "reset-offsets", "--bootstrap-server", b, "--group", group, "--topic", topic,
-              "--to-earliest", "--execute")[0] == 0
+    rc, out, err = kc(capsys, "reset-offsets", "--bootstrap-server", b, "--group", group, "--topic", topic,
+                      "--to-earliest", "--execute")
+    assert rc == 0 and f"Applied: 3 partition offset(s) of group(s) {group}" in err and "dry run" not in err
     assert cur() == {0: 0, 1: 0, 2: 0}
     assert kc(capsys, "reset-offsets", "--bootstrap-server", b, "--group", group, "--topic", f"{topic}:1,2",
               "--shift-by", "4", "--execute")[0] == 0
