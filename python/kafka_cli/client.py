@@ -471,6 +471,11 @@ def _human_out(args: argparse.Namespace) -> Any:
     return sys.stderr if getattr(args, "json", False) else sys.stdout
 
 
+def _json_out(args: argparse.Namespace, result: Any) -> None:
+    if args.json:
+        print(json.dumps(result), flush=True)
+
+
 def _lines(path: str | None) -> Iterator[str]:
     if path is None or path == "-":
         _bytes_safe(sys.stdin)
@@ -784,8 +789,7 @@ def cmd_perf_produce(args: argparse.Namespace) -> int:
           f"{result['avg_latency_ms']:.2f} ms avg latency, {result['max_latency_ms']:.2f} ms max latency, "
           f"{result['p50_ms']:.0f} ms 50th, {result['p95_ms']:.0f} ms 95th, {result['p99_ms']:.0f} ms 99th, "
           f"{result['p999_ms']:.0f} ms 99.9th.", flush=True, file=_human_out(args))
-    if args.json:
-        print(json.dumps(result), flush=True)
+    _json_out(args, result)
     return 0
 
 
@@ -844,8 +848,7 @@ def cmd_perf_consume(args: argparse.Namespace) -> int:
           f"{time.strftime('%Y-%m-%d %H:%M:%S')}, {mb:.4f}, {result['mb_per_sec']:.4f}, {n}, "
           f"{result['records_per_sec']:.4f}, {fetch_elapsed * 1000:.0f}, {result['fetch_mb_per_sec']:.4f}, "
           f"{result['fetch_records_per_sec']:.4f}", flush=True, file=_human_out(args))
-    if args.json:
-        print(json.dumps(result), flush=True)
+    _json_out(args, result)
     if n < args.messages:
         raise CliError(f"only {n} of {args.messages} records arrived within --timeout-ms {args.timeout_ms}")
     return 0

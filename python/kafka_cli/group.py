@@ -341,15 +341,24 @@ async def offset_rows(ga: GroupAdmin, grp: Group) -> list[dict[str, Any]]:
     return rows
 
 
-async def _cmd_describe(ga: GroupAdmin, args: argparse.Namespace, gids: list[str]) -> int:
-    rc = 0
-    out_json: list[Any] = []
+async def _describe_each(ga: GroupAdmin, gids: list[str]) -> tuple[list[tuple[str, Any]], int]:
+    """(group id, description) of each group that could be described, and exit status 1 when one
+    could not (its error is printed)."""
+    found, rc = [], 0
     for gid in gids:
         grp = await ga.describe(gid)
         if grp.error:
             print(f"Error: group {gid}: {grp.error}", file=sys.stderr)
             rc = 1
             continue
+        found.append((gid, grp))
+    return found, rc
+
+
+async def _cmd_describe(ga: GroupAdmin, args: argparse.Namespace, gids: list[str]) -> int:
+    out_json: list[Any] = []
+    described, rc = await _describe_each(ga, gids)
+    for gid, grp in described:
         if args.state:
             row = {"group": gid, "coordinator": "", "assignment_strategy": grp.protocol, "state": grp.state,
                    "type": grp.group_type, "members": len(grp.members)}
@@ -442,14 +451,9 @@ def parse_duration(text: str) -> int:
 async def _cmd_reset(ga: GroupAdmin, args: argparse.Namespace, gids: list[str]) -> int:
     import time
 
-    rc = 0
     all_rows: list[dict[str, Any]] = []
-    for gid in gids:
-        grp = await ga.describe(gid)
-        if grp.error:
-            print(f"Error: group {gid}: {grp.error}", file=sys.stderr)
-            rc = 1
-            continue
+    described, rc = await _describe_each(ga, gids)
+    for gid, grp in described:
         if args.execute and grp.state not in CLASSIC_EMPTY_STATES:
             print(f"Error: Assignments can only be reset if the group '{gid}' is inactive, but the current "
                   f"state is {grp.state}.", file=sys.stderr)
