@@ -34,6 +34,7 @@ from .server import RequestContext
 if TYPE_CHECKING:
     from .config import BrokerConfig
     from .log import Topic
+    from .registry import TopicRegistry
     from .storage import Storage
 
 log = logging.getLogger("kafka_broker.admin")
@@ -50,22 +51,25 @@ class AdminDeps(Protocol):
     storage: Storage
     config: BrokerConfig
     node_id: int
+    registry: TopicRegistry
 
 
 def _replication_error(b: AdminDeps, rf: int) -> str | None:
     if rf <= 0:
         return "Replication factor must be larger than 0, or -1 to use the default value."
-    if rf > 1:
+    n = len(b.registry.brokers())
+    if rf > n:
         return (f"Unable to replicate the partition {rf} time(s): The target replication factor of {rf} "
-                "cannot be reached because only 1 broker(s) are registered.")
+                f"cannot be reached because only {n} broker(s) are registered.")
     return None
 
 
 def _assignment_error(b: AdminDeps, broker_ids: list[int]) -> str | None:
     if len(broker_ids) != len(set(broker_ids)):
         return "The manual partition assignment includes the same broker twice."
+    registered = b.registry.brokers()
     for bid in broker_ids:
-        if bid != b.node_id:
+        if bid not in registered:
             return f"The manual partition assignment includes broker {bid}, but no such broker is registered."
     if not broker_ids:
         return "The manual partition assignment includes an empty replica list."
@@ -77,9 +81,10 @@ def handle_create_topics(b: AdminDeps, ctx: RequestContext, req: Any) -> Any:
 
     v = ctx.api_version
     st = b.storage
+    reg = b.registry
     counts = Counter(t.name for t in req.topics)
     results: list[Any] = []
-    todo: list[tuple[Any, str, int, dict[str, str]]] = []
+    todo: list[tuple[Any, str, int, int, dict[int, list[int]] | None, dict[str, str]]] = []
 
     def fail(name: str, code: int, msg: str | None) -> None:
         results.append(R.CreatableTopicResult(name=name, error_code=code, error_message=msg, configs=None
@@ -94,10 +99,10 @@ def handle_create_topics(b: AdminDeps, ctx: RequestContext, req: Any) -> Any:
         if err:
             fail(name, E.INVALID_TOPIC_EXCEPTION, err)
             continue
-        if name in st.topics or name in st.deleting:
+        if reg.get(name) is not None or reg.is_deleting(name):
             fail(name, E.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
             continue
-        clash = next((t for t in st.topics if t != name and
+        clash = next((t for t in reg.names() if t != name and
                       t.replace(".", "_") == name.replace(".", "_")), None)
         if clash is not None:
             # '.' and '_' collide in metric names (Topic.hasCollision)
@@ -116,8 +121,12 @@ def handle_create_topics(b: AdminDeps, ctx: RequestContext, req: Any) -> Any:
             if bad:
                 fail(name, E.INVALID_REPLICA_ASSIGNMENT, bad)
                 continue
-            nparts, rf = len(idxs), 1
+            nparts = len(idxs)
+            assignment: dict[int, list[int]] | None = {a.partition_index: list(a.broker_ids)
+                                                       for a in t.assignments}
+            rf = len(t.assignments[0].broker_ids)
         else:
+            assignment = None
             nparts = b.config["num.partitions"] if t.num_partitions == -1 else t.num_partitions
             rf = b.config["default.replication.factor"] if t.replication_factor == -1 else t.replication_factor
             if nparts <= 0:
@@ -137,16 +146,15 @@ def handle_create_topics(b: AdminDeps, ctx: RequestContext, req: Any) -> Any:
         if v >= 5:
             r.configs = _created_configs(b, configs)
         results.append(r)
-        todo.append((r, name, nparts, configs))
+        todo.append((r, name, nparts, rf, assignment, configs))
 
     if req.validate_only or not todo:
         return R(throttle_time_ms=0, topics=results)
 
     async def create() -> Any:
-        for r, name, nparts, configs in todo:
+        for r, name, nparts, rf, assignment, configs in todo:
             try:
-                topic = await st.create_topic(name, nparts, configs)
-                r.topic_id = topic.id
+                r.topic_id = await reg.create(name, nparts, rf, assignment, configs)
             except FileExistsError:
                 r.error_code, r.error_message = E.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists."
                 r.configs, r.num_partitions, r.replication_factor = None, -1, -1
@@ -185,13 +193,13 @@ def handle_delete_topics(b: AdminDeps, ctx: RequestContext, req: Any) -> Any:
     from kafka_protocol.messages import DeleteTopicsResponse as R
 
     v = ctx.api_version
-    st = b.storage
+    reg = b.registry
     if v >= 6:
         wanted = [(t.name, t.topic_id) for t in req.topics]
     else:
         wanted = [(n, None) for n in req.topic_names]
     results = []
-    todo: list[Topic] = []
+    todo: list[str] = []
     for name, tid in wanted:
         r = R.DeletableTopicResult(name=name, error_code=0)
         if tid is not None:
@@ -201,13 +209,13 @@ def handle_delete_topics(b: AdminDeps, ctx: RequestContext, req: Any) -> Any:
             r.error_code, r.error_message = E.INVALID_REQUEST, "Please provide either a topic name or id, not both."
             continue
         if name is not None:
-            topic = st.topics.get(name)
+            topic = reg.get(name)
             if topic is None:
                 r.error_code, r.error_message = E.UNKNOWN_TOPIC_OR_PARTITION, \
                     "This server does not host this topic-partition."
                 continue
         else:
-            topic = st.topics_by_id.get(tid)
+            topic = reg.get_by_id(tid)
             if topic is None:
                 r.error_code, r.error_message = E.UNKNOWN_TOPIC_ID, "This server does not host this topic ID."
                 continue
@@ -220,18 +228,18 @@ def handle_delete_topics(b: AdminDeps, ctx: RequestContext, req: Any) -> Any:
         if not b.config["delete.topic.enable"]:
             r.error_code, r.error_message = E.TOPIC_DELETION_DISABLED, "Topic deletion is disabled."
             continue
-        if topic in todo:
+        if topic.name in todo:
             continue
-        todo.append(topic)
+        todo.append(topic.name)
     if not todo:
         return R(throttle_time_ms=0, responses=results)
 
     async def delete() -> Any:
-        for topic in todo:
+        for name in todo:
             try:
-                await st.delete_topic(topic)
+                await reg.delete(name)
             except Exception as e:  # noqa: BLE001
-                log.error("deleting topic %s: %s", topic.name, e)
+                log.error("deleting topic %s: %s", name, e)
         return R(throttle_time_ms=0, responses=results)
     return delete()
 
@@ -239,22 +247,22 @@ def handle_delete_topics(b: AdminDeps, ctx: RequestContext, req: Any) -> Any:
 def handle_create_partitions(b: AdminDeps, ctx: RequestContext, req: Any) -> Any:
     from kafka_protocol.messages import CreatePartitionsResponse as R
 
-    st = b.storage
+    reg = b.registry
     counts = Counter(t.name for t in req.topics)
     results = []
-    todo: list[tuple[Any, Topic, int]] = []
+    todo: list[tuple[Any, str, int, list[list[int]] | None]] = []
     for t in req.topics:
         r = R.CreatePartitionsTopicResult(name=t.name, error_code=0, error_message=None)
         results.append(r)
         if counts[t.name] > 1:
             r.error_code, r.error_message = E.INVALID_REQUEST, "Duplicate topic name."
             continue
-        topic = st.topics.get(t.name)
+        topic = reg.get(t.name)
         if topic is None:
             r.error_code, r.error_message = E.UNKNOWN_TOPIC_OR_PARTITION, \
                 "This server does not host this topic-partition."
             continue
-        cur = len(topic.partitions)
+        cur = topic.num_partitions
         if t.count < cur:
             r.error_code, r.error_message = E.INVALID_PARTITIONS, \
                 f"Topic currently has {cur} partitions, which is higher than the requested {t.count}."
@@ -272,14 +280,15 @@ def handle_create_partitions(b: AdminDeps, ctx: RequestContext, req: Any) -> Any
             if bad:
                 r.error_code, r.error_message = E.INVALID_REPLICA_ASSIGNMENT, bad
                 continue
-        todo.append((r, topic, t.count))
+        todo.append((r, topic.name, t.count, [list(a.broker_ids) for a in t.assignments]
+                     if t.assignments is not None else None))
     if req.validate_only or not todo:
         return R(throttle_time_ms=0, results=results)
 
     async def create() -> Any:
-        for r, topic, count in todo:
+        for r, name, count, assignment in todo:
             try:
-                await st.add_partitions(topic, count)
+                await reg.add_partitions(name, count, assignment)
             except Exception as e:  # noqa: BLE001
                 r.error_code, r.error_message = code_for_exception(e), str(e)
         return R(throttle_time_ms=0, results=results)

@@ -21,6 +21,7 @@ from kafka_protocol.messages import REQUESTS
 from . import admin, fetch, produce
 from .config import BrokerConfig, Listener
 from .log import OFFSETS_TOPIC, topic_name_error
+from .registry import LocalRegistry, TopicRegistry
 from .server import HandlerResult, RequestContext, Server
 from .storage import Storage
 
@@ -43,6 +44,7 @@ class Broker:
         self.loop = loop
         self.node_id = config.node_id
         self.storage = Storage(config, loop)
+        self.registry: TopicRegistry = LocalRegistry(self.storage, self.node_id, config.get("broker.rack"))
         self.fetch_sessions = fetch.FetchSessionCache()
         self.apis: dict[int, tuple[int, int, Handler]] = {
             0: (0, 12, produce.handle_produce),
