@@ -306,7 +306,7 @@ def handle_delete_records(b: AdminDeps, ctx: RequestContext, req: Any) -> Any:
             if p is None:   # not hosted here
                 r.error_code = E.NOT_LEADER_OR_FOLLOWER
                 continue
-            hw = p.log.end_offset
+            hw = p.high_watermark
             off = hw if rp.offset == -1 else rp.offset
             if off < 0 or off > hw:
                 r.error_code = E.OFFSET_OUT_OF_RANGE

@@ -134,10 +134,10 @@ def handle_fetch(b: FetchDeps, ctx: RequestContext, req: Any) -> Any:
                 continue
             assert p is not None
             lg = p.log
-            hw = lg.end_offset
+            hw = p.high_watermark     # consumers read up to it (single node: the log end)
             ls = lg.start_offset
             off = sp.fetch_offset
-            if off < ls or off > hw:
+            if off < ls or (off > hw and off > lg.end_offset):
                 errors = True
                 out.append((sp, E.OFFSET_OUT_OF_RANGE, hw, ls, b""))
                 continue

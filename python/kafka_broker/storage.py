@@ -33,17 +33,17 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .config import TOPIC_CONFIGS, BrokerConfig, validate_topic_configs
-from .log.checkpoint import atomic_write
+from .log.checkpoint import CheckpointError, atomic_write, read_checkpoint, write_checkpoint
 from .log.clock import now_ms
 from .log.flusher import Flusher
 from .log.partition import Partition
-from .log.producer_state import SEQ_MOD
+from .log.producer_state import PRODUCER_SNAPSHOT
 from .log.topics import Topic, new_cluster_id, new_topic_id
 
 log = logging.getLogger("kafka_broker.storage")
 
 META_FILE = "kc-metadata.json"
-PRODUCER_SNAPSHOT = "kc-producer-state.json"
+HW_CHECKPOINT = "replication-offset-checkpoint"   # per log dir: "topic partition highWatermark" lines
 PRODUCER_ID_BLOCK = 1000
 
 
@@ -73,6 +73,8 @@ class Storage:
         self._timers: list[asyncio.TimerHandle] = []
         self._meta_lock = threading.Lock()
         self._flush_ms_active = False
+        self._hw_checkpoint: dict[tuple[str, int], int] = {}    # as read at open
+        self._hw_written: dict[str, list[tuple[str, int, int]]] = {}   # per log dir, last written
 
     # -- start-up and shutdown ---------------------------------------------
 
@@ -87,6 +89,7 @@ class Storage:
         for d in self.dirs:
             self._write_meta_properties(d)
         t0 = time.monotonic()
+        self._read_hw_checkpoints()
         jobs: list[tuple[Topic, int]] = []
         for name, t in sorted(meta.get("topics", {}).items()):
             topic = Topic(name, uuid.UUID(t["id"]), t.get("configs", {}))
@@ -132,6 +135,7 @@ class Storage:
         self._timers.clear()
         self.flusher.stop()
         self.worker.shutdown(wait=True)
+        self._write_hw_checkpoints(self._hw_snapshot())
         for topic in self.topics.values():
             for p in topic.hosted():
                 with p.clean_lock, p.lock:
@@ -270,47 +274,48 @@ class Storage:
         rec = lg.recovery
         if rec and not rec.get("clean", 1) and (rec.get("segments_scanned") or rec.get("bytes_truncated")):
             log.info("recovered %s: %s", path, rec)
-        p = Partition(topic, index, path, lg, self.flusher)
+        # Replicated: the checkpointed high watermark, clamped to the log; without an entry
+        # Kafka's 0 (clamped up to the log start), never a log end that may hold uncommitted data.
+        hw = self._hw_checkpoint.get((topic.name, index), 0) if self.replicated else None
+        p = Partition(topic, index, path, lg, self.flusher, replicated=self.replicated, high_watermark=hw)
         p.segment_base = -1
         return p
 
     def _load_producers(self, p: Partition) -> int:
         """Rebuild producer state: snapshot, then batch headers after it.  Returns the largest pid seen."""
-        lg = p.log
-        start, end = lg.start_offset, lg.end_offset
-        from_offset = start
-        try:
-            with open(os.path.join(p.path, PRODUCER_SNAPSHOT), encoding="utf-8") as f:
-                snap = json.load(f)
-            off = int(snap["offset"])
-            if start <= off <= end:
-                p.producers.load_json(snap["producers"])
-                from_offset = off
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-        max_pid = max(p.producers.entries, default=-1)
-        off = from_offset
-        while off < end:
-            sl = lg.read(off, 8 << 20)
-            n = len(sl)
-            if n == 0:
-                break
+        return p.load_producers()
+
+    # -- high-watermark checkpoint (Kafka's replication-offset-checkpoint, one per log dir) -----
+
+    def _read_hw_checkpoints(self) -> None:
+        self._hw_checkpoint = {}
+        for d in self.dirs:
+            path = os.path.join(d, HW_CHECKPOINT)
             try:
-                data = os.pread(sl.fd, n, sl.position)
-            finally:
-                sl.release()
-            infos, _valid = self.kc.scan_batches(data, verify_crc=False, allow_partial=True)
-            if not infos:
-                break
-            for b in infos:
-                if b.last_offset < off or b.producer_id < 0:
-                    continue
-                last_seq = (b.base_sequence + b.last_offset_delta) % SEQ_MOD
-                p.producers.update(b.producer_id, b.producer_epoch, b.base_sequence, last_seq,
-                                   b.base_offset, b.last_offset, b.max_timestamp)
-                max_pid = max(max_pid, b.producer_id)
-            off = infos[-1].last_offset + 1
-        return max_pid
+                rows = read_checkpoint(path, 3) or []
+                self._hw_checkpoint.update(((t, int(i)), int(o)) for t, i, o in rows)
+            except (CheckpointError, ValueError) as e:
+                log.warning("%s: %s; high watermarks start at the log start", path, e)
+
+    def _hw_snapshot(self) -> dict[str, list[tuple[str, int, int]]]:
+        """Loop thread: every hosted partition's high watermark, by log dir."""
+        out: dict[str, list[tuple[str, int, int]]] = {d: [] for d in self.dirs}
+        for t in self.topics.values():
+            for p in t.hosted():
+                d = os.path.dirname(p.path)
+                out.setdefault(d, []).append((t.name, p.index, p.high_watermark))
+        return out
+
+    def _write_hw_checkpoints(self, snap: dict[str, list[tuple[str, int, int]]]) -> None:
+        """Storage worker (or close): rewrite each log dir's file whose entries changed."""
+        for d, rows in snap.items():
+            if self._hw_written.get(d) == rows:
+                continue
+            try:
+                write_checkpoint(os.path.join(d, HW_CHECKPOINT), rows)
+                self._hw_written[d] = rows
+            except OSError as e:
+                log.warning("high-watermark checkpoint in %s: %s", d, e)
 
     @staticmethod
     def _write_producer_snapshot(path: str, offset: int, producers: dict[str, Any]) -> None:
@@ -513,6 +518,7 @@ class Storage:
                 if p.closed:
                     raise KeyError(p.name)
                 p.log.delete_records(offset)
+                p.log_start_moved()
                 return int(p.log.start_offset)
         return await self.loop.run_in_executor(self.worker, run)
 
@@ -547,6 +553,8 @@ class Storage:
                             continue
                         try:
                             n = p.log.retention(now, rms, rbytes)
+                            if n:
+                                p.log_start_moved()
                         except Exception as e:  # noqa: BLE001
                             log.error("retention on %s: %s", p.name, e)
                             continue
@@ -565,10 +573,12 @@ class Storage:
             if p.producers.changes != p.snapshot_changes:
                 prod = p.producers.to_json()
                 p.snapshot_changes = p.producers.changes
-            items.append((p, p.log.end_offset, prod))
+            items.append((p, p.log.end_offset, prod, p.producers))
+        hws = self._hw_snapshot()
 
         def run() -> None:
-            for p, end, prod in items:
+            self._write_hw_checkpoints(hws)
+            for p, end, prod, state in items:
                 with p.lock:
                     if p.closed:
                         continue
@@ -577,7 +587,8 @@ class Storage:
                         if rp != p.checkpoint_rp:
                             p.log.checkpoint()
                             p.checkpoint_rp = rp
-                        if prod is not None:
+                        # not after a truncation replaced the state (the snapshot describes a tail now gone)
+                        if prod is not None and p.producers is state:
                             self._write_producer_snapshot(p.path, end, prod)
                     except Exception as e:  # noqa: BLE001
                         log.warning("checkpoint of %s: %s", p.name, e)
