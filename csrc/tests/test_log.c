@@ -193,6 +193,43 @@ static void test_append_read(void) {
     CHECK_EQ_INT(kc_log_delete(l), KC_OK);
 }
 
+/* A replica's append (no KC_APPEND_ASSIGN_OFFSETS) keeps each batch's offsets and
+ * partitionLeaderEpoch as the leader wrote them; the leader_epoch argument stamps only
+ * batches whose offsets the log assigns. */
+static void test_replica_append_keeps_epochs(void) {
+    kc_log_config_t c = small_cfg();
+    kc_log_t *l;
+    CHECK_EQ_INT(kc_log_open(fresh_dir("repl"), &c, 1000, &l), KC_OK);
+    uint8_t buf[2048], back[2048];
+    size_t n1 = make_batch(buf, sizeof buf, 3, 1000, 10);
+    size_t n2 = make_batch(buf + n1, sizeof buf - n1, 2, 1003, 10);
+    CHECK(n1 > 0 && n2 > 0);
+    int64_t next;
+    CHECK_EQ_INT(kc_batch_assign_offsets(buf, n1, 5, 7, -1, &next), KC_OK);
+    CHECK_EQ_INT(kc_batch_assign_offsets(buf + n1, n2, next, 9, -1, &next), KC_OK);
+    CHECK_EQ_INT(next, 10);
+    kc_append_info_t info;
+    CHECK_EQ_INT(kc_log_append(l, buf, n1 + n2, 0, 3, -1, 1000, &info), KC_OK);
+    CHECK_EQ_INT(info.first_offset, 5);
+    CHECK_EQ_INT(info.last_offset, 9);
+    CHECK_EQ_INT(kc_log_end_offset(l), 10);
+    CHECK_EQ_INT((int32_t)kc_be32(buf + KC_BATCH_OF_LEADER_EPOCH), 7); /* the caller's bytes untouched */
+    kc_slice_t s;
+    CHECK_EQ_INT(kc_log_read(l, 5, 1 << 20, -1, &s), KC_OK);
+    CHECK_EQ_INT(s.length, (int64_t)(n1 + n2));
+    CHECK_EQ_INT(pread(s.fd, back, (size_t)s.length, s.position), s.length);
+    kc_slice_release(&s);
+    CHECK(memcmp(back, buf, n1 + n2) == 0);
+    CHECK_EQ_INT((int32_t)kc_be32(back + KC_BATCH_OF_LEADER_EPOCH), 7);
+    CHECK_EQ_INT((int32_t)kc_be32(back + n1 + KC_BATCH_OF_LEADER_EPOCH), 9);
+    /* the leader's own append does stamp its epoch */
+    size_t n3 = make_batch(buf, sizeof buf, 1, 1005, 10);
+    CHECK_EQ_INT(kc_log_append(l, buf, n3, KC_APPEND_ASSIGN_OFFSETS, 11, -1, 1000, &info), KC_OK);
+    CHECK_EQ_INT(info.first_offset, 10);
+    CHECK_EQ_INT((int32_t)kc_be32(buf + KC_BATCH_OF_LEADER_EPOCH), 11);
+    CHECK_EQ_INT(kc_log_delete(l), KC_OK);
+}
+
 static void test_bad_input(void) {
     kc_log_config_t c;
     kc_log_t *l = open_small("bad", &c);
@@ -470,6 +507,7 @@ int main(void) {
     RUN(test_index_basic);
     RUN(test_append_read);
     RUN(test_bad_input);
+    RUN(test_replica_append_keeps_epochs);
     RUN(test_lookup_time);
     RUN(test_truncate_and_delete_records);
     RUN(test_retention_time);

@@ -312,7 +312,10 @@ def handle_delete_records(b: AdminDeps, ctx: RequestContext, req: Any) -> Any:
                 r.error_code = E.UNKNOWN_TOPIC_OR_PARTITION
                 continue
             p = topic.partitions[idx]
-            hw = p.log.end_offset
+            if p is None:   # not hosted here
+                r.error_code = E.NOT_LEADER_OR_FOLLOWER
+                continue
+            hw = p.high_watermark
             off = hw if rp.offset == -1 else rp.offset
             if off < 0 or off > hw:
                 r.error_code = E.OFFSET_OUT_OF_RANGE
@@ -350,7 +353,7 @@ def handle_describe_log_dirs(b: AdminDeps, ctx: RequestContext, req: Any) -> Any
     for topic in st.topics.values():
         if wanted is not None and topic.name not in wanted:
             continue
-        for p in topic.partitions:
+        for p in topic.hosted():
             if wanted is not None and p.index not in (wanted[topic.name] or ()):
                 continue
             if p.closed:

@@ -183,10 +183,15 @@ def handle_metadata(b: Broker, ctx: RequestContext, req: Any) -> Any:
     auto_ok = b.config["auto.create.topics.enable"] and (v < 4 or req.allow_auto_topic_creation)
 
     def topic_entry(t: Any) -> Any:
+        # A partition this broker hosts no replica of (None) has no leader it knows of here.
         parts = [R.MetadataResponsePartition(error_code=0, partition_index=p.index, leader_id=b.node_id,
                                              leader_epoch=p.leader_epoch, replica_nodes=[b.node_id],
                                              isr_nodes=[b.node_id], offline_replicas=[])
-                 for p in t.partitions]
+                 if p is not None else
+                 R.MetadataResponsePartition(error_code=E.LEADER_NOT_AVAILABLE, partition_index=i, leader_id=-1,
+                                             leader_epoch=-1, replica_nodes=[], isr_nodes=[],
+                                             offline_replicas=[])
+                 for i, p in enumerate(t.partitions)]
         return R.MetadataResponseTopic(error_code=0, name=t.name, topic_id=t.id,
                                        is_internal=t.internal,
                                        partitions=parts,

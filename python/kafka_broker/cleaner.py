@@ -77,7 +77,7 @@ class LogCleaner(threading.Thread):
             eff = topic.effective
             if "compact" not in eff["cleanup.policy"]:
                 continue
-            for p in list(topic.partitions):
+            for p in list(topic.hosted()):
                 if p.closed:
                     continue
                 stuck = self._stuck.get(p)

@@ -42,6 +42,7 @@ from .server import RequestContext
 
 if TYPE_CHECKING:
     from .log.partition import Partition
+    from .log.topics import Topic
     from .storage import Storage
 
 __all__ = ["FetchSessionCache", "handle_fetch", "handle_list_offsets", "handle_offset_for_leader_epoch"]
@@ -133,10 +134,10 @@ def handle_fetch(b: FetchDeps, ctx: RequestContext, req: Any) -> Any:
                 continue
             assert p is not None
             lg = p.log
-            hw = lg.end_offset
+            hw = p.high_watermark     # consumers read up to it (single node: the log end)
             ls = lg.start_offset
             off = sp.fetch_offset
-            if off < ls or off > hw:
+            if off < ls or (off > hw and off > lg.end_offset):
                 errors = True
                 out.append((sp, E.OFFSET_OUT_OF_RANGE, hw, ls, b""))
                 continue
@@ -193,6 +194,8 @@ def _read_partition(b: FetchDeps, sp: SessionPartition, use_ids: bool) -> tuple[
     if sp.partition < 0 or sp.partition >= len(t.partitions):
         return E.UNKNOWN_TOPIC_OR_PARTITION, None
     p = t.partitions[sp.partition]
+    if p is None:   # not hosted here
+        return E.NOT_LEADER_OR_FOLLOWER, None
     if p.closed:
         return E.UNKNOWN_TOPIC_OR_PARTITION, None
     if sp.leader_epoch >= 0 and sp.leader_epoch != p.leader_epoch:
@@ -278,6 +281,16 @@ async def _long_poll(b: FetchDeps, plist: list[SessionPartition], use_ids: bool,
 EARLIEST, LATEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -2, -1, -3, -4, -5
 
 
+def _hosted(topic: Topic | None, idx: int) -> Partition | int:
+    """The open partition, or the error code for a client asking about it."""
+    if topic is None or idx < 0 or idx >= len(topic.partitions):
+        return E.UNKNOWN_TOPIC_OR_PARTITION
+    p = topic.partitions[idx]
+    if p is None:
+        return E.NOT_LEADER_OR_FOLLOWER
+    return E.UNKNOWN_TOPIC_OR_PARTITION if p.closed else p
+
+
 def handle_list_offsets(b: FetchDeps, ctx: RequestContext, req: Any) -> Any:
     from kafka_protocol.messages import ListOffsetsResponse as R
 
@@ -301,10 +314,10 @@ def handle_list_offsets(b: FetchDeps, ctx: RequestContext, req: Any) -> Any:
             if (t.name, idx) in dups:
                 presp.append(PR(partition_index=idx, error_code=E.INVALID_REQUEST))
                 continue
-            if topic is None or idx < 0 or idx >= len(topic.partitions) or topic.partitions[idx].closed:
-                presp.append(PR(partition_index=idx, error_code=E.UNKNOWN_TOPIC_OR_PARTITION))
+            p = _hosted(topic, idx)
+            if isinstance(p, int):
+                presp.append(PR(partition_index=idx, error_code=p))
                 continue
-            p = topic.partitions[idx]
             cle = rp.current_leader_epoch if v >= 4 else -1
             if cle >= 0 and cle != p.leader_epoch:
                 presp.append(PR(partition_index=idx, error_code=E.FENCED_LEADER_EPOCH if cle < p.leader_epoch
@@ -348,10 +361,10 @@ def handle_offset_for_leader_epoch(b: FetchDeps, ctx: RequestContext, req: Any) 
         parts = []
         for rp in t.partitions:
             idx = rp.partition
-            if topic is None or idx < 0 or idx >= len(topic.partitions) or topic.partitions[idx].closed:
-                parts.append(R.EpochEndOffset(error_code=E.UNKNOWN_TOPIC_OR_PARTITION, partition=idx))
+            p = _hosted(topic, idx)
+            if isinstance(p, int):
+                parts.append(R.EpochEndOffset(error_code=p, partition=idx))
                 continue
-            p = topic.partitions[idx]
             cle = rp.current_leader_epoch
             if cle >= 0 and cle != p.leader_epoch:
                 parts.append(R.EpochEndOffset(error_code=E.FENCED_LEADER_EPOCH if cle < p.leader_epoch

@@ -20,6 +20,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from kafka_protocol.errors import ErrorCode as E
+
 from .groups import GroupCoordinator, LogBackend, NodeInfo, OffsetsStore, RequestContext, TopicInfo
 from .log import INTERNAL_TOPICS, OFFSETS_TOPIC, AppendError, AppendFailed, AppendOrigin
 
@@ -120,6 +122,8 @@ class Groups:
         if t is None or not t.partitions:
             t = await self.ensure_topic()
         p = t.partitions[partition]
+        if p is None:   # not hosted here: this broker cannot coordinate its groups
+            raise AppendFailed(f"{OFFSETS_TOPIC}-{partition}", AppendError(E.NOT_LEADER_OR_FOLLOWER, None))
         res = p.append(batch, AppendOrigin.COORDINATOR)
         if isinstance(res, AppendError):
             raise AppendFailed(p.name, res)

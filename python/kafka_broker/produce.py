@@ -61,14 +61,16 @@ def handle_produce(b: ProduceDeps, ctx: RequestContext, req: Any) -> HandlerResu
                 r = _fail(idx, E.UNKNOWN_TOPIC_OR_PARTITION)
             elif topic.internal:
                 r = _fail(idx, E.INVALID_TOPIC_EXCEPTION, f"Cannot append to internal topic {topic.name}")
+            elif (p := topic.partitions[idx]) is None:
+                # a partition this broker hosts no replica of (Kafka: NOT_LEADER_OR_FOLLOWER)
+                r = _fail(idx, E.NOT_LEADER_OR_FOLLOWER)
             elif acks == -1 and topic.effective["min.insync.replicas"] > 1:
                 # One broker is the whole ISR (Partition.appendRecordsToLeader).
                 r = _fail(idx, E.NOT_ENOUGH_REPLICAS,
                           f"The size of the current ISR Set(0) is insufficient to satisfy the min.isr "
                           f"requirement of {topic.effective['min.insync.replicas']} for partition "
-                          f"{topic.partitions[idx].name}")
+                          f"{p.name}")
             else:
-                p = topic.partitions[idx]
                 res = p.append(pd.records, AppendOrigin.CLIENT, produce_version=v, wait_flush=acks != 0, now=now)
                 if isinstance(res, AppendError):
                     r = _fail(idx, *res)

@@ -33,46 +33,38 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .config import TOPIC_CONFIGS, BrokerConfig, validate_topic_configs
+from .log.checkpoint import CheckpointError, atomic_write, read_checkpoint, write_checkpoint
 from .log.clock import now_ms
 from .log.flusher import Flusher
 from .log.partition import Partition
-from .log.producer_state import SEQ_MOD
+from .log.producer_state import PRODUCER_SNAPSHOT
 from .log.topics import Topic, new_cluster_id, new_topic_id
 
 log = logging.getLogger("kafka_broker.storage")
 
 META_FILE = "kc-metadata.json"
-PRODUCER_SNAPSHOT = "kc-producer-state.json"
+HW_CHECKPOINT = "replication-offset-checkpoint"   # per log dir: "topic partition highWatermark" lines
 PRODUCER_ID_BLOCK = 1000
-
-
-def atomic_write(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Storage:
     """All topics of this broker and the threads that keep their logs."""
 
-    def __init__(self, config: BrokerConfig, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, config: BrokerConfig, loop: asyncio.AbstractEventLoop, *,
+                 replicated: bool | None = None) -> None:
         import kafka_core
 
         self.kc = kafka_core
         self.config = config
+        # A cluster member (zookeeper.connect set): partitions may be sparse (hosted here or not) and
+        # their high watermarks come from the replication-offset-checkpoint file, not the log end.
+        self.replicated = bool(config.get("zookeeper.connect")) if replicated is None else replicated
         self.loop = loop
         self.dirs = [os.path.abspath(d) for d in config.log_dirs]
         self.topics: dict[str, Topic] = {}
         self.topics_by_id: dict[uuid.UUID, Topic] = {}
         self.deleting: dict[str, asyncio.Future[None]] = {}
+        self._creating_replicas: dict[tuple[str, int], asyncio.Future[Partition]] = {}
         self.cluster_id = ""
         self.next_producer_id = 0
         self.producer_id_block_end = 0
@@ -81,6 +73,8 @@ class Storage:
         self._timers: list[asyncio.TimerHandle] = []
         self._meta_lock = threading.Lock()
         self._flush_ms_active = False
+        self._hw_checkpoint: dict[tuple[str, int], int] = {}    # as read at open
+        self._hw_written: dict[str, list[tuple[str, int, int]]] = {}   # per log dir, last written
 
     # -- start-up and shutdown ---------------------------------------------
 
@@ -95,11 +89,16 @@ class Storage:
         for d in self.dirs:
             self._write_meta_properties(d)
         t0 = time.monotonic()
+        self._read_hw_checkpoints()
         jobs: list[tuple[Topic, int]] = []
         for name, t in sorted(meta.get("topics", {}).items()):
             topic = Topic(name, uuid.UUID(t["id"]), t.get("configs", {}))
             self._compute_effective(topic)
-            jobs.extend((topic, i) for i in range(int(t["partitions"])))
+            n = int(t["partitions"])
+            topic.partitions = [None] * n
+            # "hosted" is written only for a sparse topic: without it every partition is hosted
+            hosted = t.get("hosted")
+            jobs.extend((topic, i) for i in (range(n) if hosted is None else sorted(set(hosted))) if 0 <= i < n)
             self.topics[name] = topic
             self.topics_by_id[topic.id] = topic
 
@@ -113,12 +112,12 @@ class Storage:
             opened = list(pool.map(open_one, jobs))
         max_pid = -1
         for p, pid in opened:
-            p.topic.partitions.append(p)
+            p.topic.partitions[p.index] = p
             max_pid = max(max_pid, pid)
         if max_pid >= self.next_producer_id:
             self.next_producer_id = self.producer_id_block_end = max_pid + 1
         self._warn_strays()
-        nparts = sum(len(t.partitions) for t in self.topics.values())
+        nparts = len(jobs)
         log.info("storage: %d topic(s), %d partition(s) in %s loaded in %.2fs", len(self.topics), nparts,
                  ", ".join(self.dirs), time.monotonic() - t0)
         self._persist_sync()
@@ -136,8 +135,9 @@ class Storage:
         self._timers.clear()
         self.flusher.stop()
         self.worker.shutdown(wait=True)
+        self._write_hw_checkpoints(self._hw_snapshot())
         for topic in self.topics.values():
-            for p in topic.partitions:
+            for p in topic.hosted():
                 with p.clean_lock, p.lock:
                     if p.closed:
                         continue
@@ -162,7 +162,7 @@ class Storage:
         self._timers.append(h)
 
     def _warn_strays(self) -> None:
-        known = {f"{t.name}-{p.index}" for t in self.topics.values() for p in t.partitions}
+        known = {f"{t.name}-{p.index}" for t in self.topics.values() for p in t.hosted()}
         for d in self.dirs:
             for entry in os.listdir(d):
                 full = os.path.join(d, entry)
@@ -190,10 +190,16 @@ class Storage:
             "cluster_id": self.cluster_id,
             "node_id": self.config.node_id,
             "producer_id_block_end": self.producer_id_block_end,
-            "topics": {name: {"id": str(t.id), "partitions": len(t.partitions), "configs": t.overrides}
-                       for name, t in sorted(self.topics.items())},
+            "topics": {name: self._topic_meta(t) for name, t in sorted(self.topics.items())},
         }
         return json.dumps(data, indent=1, sort_keys=True).encode()
+
+    @staticmethod
+    def _topic_meta(t: Topic) -> dict[str, Any]:
+        m: dict[str, Any] = {"id": str(t.id), "partitions": len(t.partitions), "configs": t.overrides}
+        if any(p is None for p in t.partitions):   # sparse: say which; dense keeps the old format
+            m["hosted"] = [p.index for p in t.hosted()]
+        return m
 
     def _persist_sync(self) -> None:
         data = self._meta_snapshot()
@@ -239,7 +245,7 @@ class Storage:
         due = []
         for t in list(self.topics.values()):
             fms = t.effective["flush.ms"]
-            for p in list(t.partitions):
+            for p in list(t.hosted()):
                 if not p.closed and now - p.last_flush_ms >= fms and p.log.unflushed_messages > 0:
                     due.append(p)
         return due
@@ -268,47 +274,48 @@ class Storage:
         rec = lg.recovery
         if rec and not rec.get("clean", 1) and (rec.get("segments_scanned") or rec.get("bytes_truncated")):
             log.info("recovered %s: %s", path, rec)
-        p = Partition(topic, index, path, lg, self.flusher)
+        # Replicated: the checkpointed high watermark, clamped to the log; without an entry
+        # Kafka's 0 (clamped up to the log start), never a log end that may hold uncommitted data.
+        hw = self._hw_checkpoint.get((topic.name, index), 0) if self.replicated else None
+        p = Partition(topic, index, path, lg, self.flusher, replicated=self.replicated, high_watermark=hw)
         p.segment_base = -1
         return p
 
     def _load_producers(self, p: Partition) -> int:
         """Rebuild producer state: snapshot, then batch headers after it.  Returns the largest pid seen."""
-        lg = p.log
-        start, end = lg.start_offset, lg.end_offset
-        from_offset = start
-        try:
-            with open(os.path.join(p.path, PRODUCER_SNAPSHOT), encoding="utf-8") as f:
-                snap = json.load(f)
-            off = int(snap["offset"])
-            if start <= off <= end:
-                p.producers.load_json(snap["producers"])
-                from_offset = off
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-        max_pid = max(p.producers.entries, default=-1)
-        off = from_offset
-        while off < end:
-            sl = lg.read(off, 8 << 20)
-            n = len(sl)
-            if n == 0:
-                break
+        return p.load_producers()
+
+    # -- high-watermark checkpoint (Kafka's replication-offset-checkpoint, one per log dir) -----
+
+    def _read_hw_checkpoints(self) -> None:
+        self._hw_checkpoint = {}
+        for d in self.dirs:
+            path = os.path.join(d, HW_CHECKPOINT)
             try:
-                data = os.pread(sl.fd, n, sl.position)
-            finally:
-                sl.release()
-            infos, _valid = self.kc.scan_batches(data, verify_crc=False, allow_partial=True)
-            if not infos:
-                break
-            for b in infos:
-                if b.last_offset < off or b.producer_id < 0:
-                    continue
-                last_seq = (b.base_sequence + b.last_offset_delta) % SEQ_MOD
-                p.producers.update(b.producer_id, b.producer_epoch, b.base_sequence, last_seq,
-                                   b.base_offset, b.last_offset, b.max_timestamp)
-                max_pid = max(max_pid, b.producer_id)
-            off = infos[-1].last_offset + 1
-        return max_pid
+                rows = read_checkpoint(path, 3) or []
+                self._hw_checkpoint.update(((t, int(i)), int(o)) for t, i, o in rows)
+            except (CheckpointError, ValueError) as e:
+                log.warning("%s: %s; high watermarks start at the log start", path, e)
+
+    def _hw_snapshot(self) -> dict[str, list[tuple[str, int, int]]]:
+        """Loop thread: every hosted partition's high watermark, by log dir."""
+        out: dict[str, list[tuple[str, int, int]]] = {d: [] for d in self.dirs}
+        for t in self.topics.values():
+            for p in t.hosted():
+                d = os.path.dirname(p.path)
+                out.setdefault(d, []).append((t.name, p.index, p.high_watermark))
+        return out
+
+    def _write_hw_checkpoints(self, snap: dict[str, list[tuple[str, int, int]]]) -> None:
+        """Storage worker (or close): rewrite each log dir's file whose entries changed."""
+        for d, rows in snap.items():
+            if self._hw_written.get(d) == rows:
+                continue
+            try:
+                write_checkpoint(os.path.join(d, HW_CHECKPOINT), rows)
+                self._hw_written[d] = rows
+            except OSError as e:
+                log.warning("high-watermark checkpoint in %s: %s", d, e)
 
     @staticmethod
     def _write_producer_snapshot(path: str, offset: int, producers: dict[str, Any]) -> None:
@@ -319,10 +326,9 @@ class Storage:
         return self.topics.get(name)
 
     def partition(self, name: str, index: int) -> Partition | None:
+        """The hosted partition, or None (no such topic or partition, or not hosted here)."""
         t = self.topics.get(name)
-        if t is None or index < 0 or index >= len(t.partitions):
-            return None
-        return t.partitions[index]
+        return None if t is None else t.hosted_partition(index)
 
     # -- admin operations (async: disk work on the storage worker) ----------
 
@@ -367,49 +373,142 @@ class Storage:
         self.topics.pop(topic.name, None)
         self.topics_by_id.pop(topic.id, None)
         topic.deleted = True
-        for p in topic.partitions:
+        parts = list(topic.hosted())
+        for p in parts:
             p.closed = True   # loop-side readers check this; the worker closes under p.lock
             p.notify(0)
         fut: asyncio.Future[None] = self.loop.create_future()
         self.deleting[topic.name] = fut
-        parts = list(topic.partitions)
         meta = self._meta_snapshot()
-
-        def remove() -> None:
-            trash = []
-            for p in parts:
-                with p.clean_lock, p.lock:
-                    try:
-                        p.log.close(clean=False)
-                    except Exception as e:  # noqa: BLE001
-                        log.error("closing %s: %s", p.path, e)
-                    dst = f"{p.path}.{uuid.uuid4().hex}-delete"
-                    try:
-                        os.rename(p.path, dst)
-                        trash.append(dst)
-                    except FileNotFoundError:
-                        pass
-            with self._meta_lock:
-                atomic_write(self._meta_path(), meta)
-            for d in trash:
-                shutil.rmtree(d, ignore_errors=True)
         try:
-            await self.loop.run_in_executor(self.worker, remove)
+            await self.loop.run_in_executor(self.worker, self._remove_logs, parts, meta)
         finally:
             del self.deleting[topic.name]
             fut.set_result(None)
         log.info("deleted topic %s", topic.name)
 
-    async def alter_topic_configs(self, topic: Topic, overrides: dict[str, str]) -> None:
+    def _remove_logs(self, parts: list[Partition], meta: bytes) -> None:
+        """Storage worker: close the (already unpublished) logs, rename their directories to
+        ``<topic>-<partition>.<uuid>-delete``, write ``meta``, then remove the directories."""
+        trash = []
+        for p in parts:
+            with p.clean_lock, p.lock:
+                try:
+                    p.log.close(clean=False)
+                except Exception as e:  # noqa: BLE001
+                    log.error("closing %s: %s", p.path, e)
+                dst = f"{p.path}.{uuid.uuid4().hex}-delete"
+                try:
+                    os.rename(p.path, dst)
+                    trash.append(dst)
+                except FileNotFoundError:
+                    pass
+        with self._meta_lock:
+            atomic_write(self._meta_path(), meta)
+        for d in trash:
+            shutil.rmtree(d, ignore_errors=True)
+
+    # -- sparse hosting (a cluster broker hosts only the replicas assigned to it) --------------
+
+    async def ensure_topic(self, name: str, topic_id: uuid.UUID, num_partitions: int,
+                           overrides: dict[str, str]) -> Topic:
+        """The topic as the cluster knows it: created (every slot None, nothing hosted yet) or
+        grown to ``num_partitions`` (new slots None; partitions never shrink), its overrides set
+        to ``overrides``; persisted.  A live topic of that name with another id is ValueError:
+        the cluster code deletes the old replicas first."""
+        pending = self.deleting.get(name)
+        if pending is not None:
+            await asyncio.shield(pending)
+        topic = self.topics.get(name)
+        if topic is not None and topic.id != topic_id:
+            raise ValueError(f"topic {name} has id {topic.id} here, not {topic_id}")
+        changed = False
+        if topic is None:
+            topic = Topic(name, topic_id, overrides)
+            self._compute_effective(topic)
+            self.topics[name] = topic
+            self.topics_by_id[topic_id] = topic
+            changed = True
+        elif topic.overrides != overrides:
+            self._set_overrides(topic, overrides)
+            changed = True
+        if num_partitions > len(topic.partitions):
+            topic.partitions.extend([None] * (num_partitions - len(topic.partitions)))
+            changed = True
+        if changed:
+            await self.persist()
+            self._update_flush_ms_active()
+        return topic
+
+    async def create_replica(self, topic: Topic, index: int) -> Partition:
+        """Host partition ``index`` of ``topic`` (from ``ensure_topic``): open or create its log
+        on the storage worker, load its producer state and epochs, persist.  Idempotent: the hosted
+        partition is returned as it is; concurrent calls share one creation."""
+        if not 0 <= index < len(topic.partitions):
+            raise IndexError(f"{topic.name} has no partition {index}")
+        p = topic.partitions[index]
+        if p is not None:
+            return p
+        key = (topic.name, index)
+        pending = self._creating_replicas.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        fut: asyncio.Future[Partition] = self.loop.create_future()
+        self._creating_replicas[key] = fut
+        try:
+            def open_one() -> Partition:
+                q = self._open_partition(topic, index, create=True)
+                self._load_producers(q)
+                return q
+            p = await self.loop.run_in_executor(self.worker, open_one)
+            if topic.deleted or self.topics.get(topic.name) is not topic:
+                await self.loop.run_in_executor(self.worker, lambda: p.log.close(clean=True))
+                raise KeyError(f"topic {topic.name} was deleted")
+            topic.partitions[index] = p
+            await self.persist()
+            fut.set_result(p)
+            log.info("hosting replica %s", p.name)
+            return p
+        except BaseException as e:
+            fut.set_exception(e)
+            fut.exception()   # retrieved: a creation nobody shares must not warn
+            raise
+        finally:
+            del self._creating_replicas[key]
+
+    async def delete_replica(self, topic: Topic, index: int) -> None:
+        """Stop hosting partition ``index``: unpublish it now (slot back to None), then on the
+        storage worker close and delete its log (as ``delete_topic`` does) and persist.  The topic is
+        dropped from the registry when it hosts no replica any more.  No-op when not hosted."""
+        p = topic.hosted_partition(index)
+        if p is None:
+            return
+        topic.partitions[index] = None
+        p.closed = True
+        p.notify(0)
+        if not any(q is not None for q in topic.partitions) and self.topics.get(topic.name) is topic:
+            self.topics.pop(topic.name, None)
+            self.topics_by_id.pop(topic.id, None)
+            topic.deleted = True
+        meta = self._meta_snapshot()
+        await self.loop.run_in_executor(self.worker, self._remove_logs, [p], meta)
+        log.info("deleted replica %s", p.name)
+
+    # -- configs -------------------------------------------------------------------------------
+
+    def _set_overrides(self, topic: Topic, overrides: dict[str, str]) -> None:
         topic.overrides = dict(overrides)
         self._compute_effective(topic)
-        for p in topic.partitions:
+        for p in topic.hosted():
             configure = getattr(p.log, "configure", None)
             if configure is not None:
                 try:
                     configure(**self._log_kwargs(topic))
                 except Exception as e:  # noqa: BLE001
                     log.warning("reconfiguring %s: %s", p.name, e)
+
+    async def alter_topic_configs(self, topic: Topic, overrides: dict[str, str]) -> None:
+        self._set_overrides(topic, overrides)
         self._update_flush_ms_active()
         await self.persist()
 
@@ -419,6 +518,7 @@ class Storage:
                 if p.closed:
                     raise KeyError(p.name)
                 p.log.delete_records(offset)
+                p.log_start_moved()
                 return int(p.log.start_offset)
         return await self.loop.run_in_executor(self.worker, run)
 
@@ -433,7 +533,7 @@ class Storage:
     # -- background ticks ----------------------------------------------------
 
     def _all_partitions(self) -> list[tuple[Partition, dict[str, Any]]]:
-        return [(p, t.effective) for t in self.topics.values() for p in t.partitions]
+        return [(p, t.effective) for t in self.topics.values() for p in t.hosted()]
 
     def _retention_tick(self) -> None:
         items = [(p, eff["retention.ms"], eff["retention.bytes"], eff["cleanup.policy"])
@@ -453,6 +553,8 @@ class Storage:
                             continue
                         try:
                             n = p.log.retention(now, rms, rbytes)
+                            if n:
+                                p.log_start_moved()
                         except Exception as e:  # noqa: BLE001
                             log.error("retention on %s: %s", p.name, e)
                             continue
@@ -471,10 +573,12 @@ class Storage:
             if p.producers.changes != p.snapshot_changes:
                 prod = p.producers.to_json()
                 p.snapshot_changes = p.producers.changes
-            items.append((p, p.log.end_offset, prod))
+            items.append((p, p.log.end_offset, prod, p.producers))
+        hws = self._hw_snapshot()
 
         def run() -> None:
-            for p, end, prod in items:
+            self._write_hw_checkpoints(hws)
+            for p, end, prod, state in items:
                 with p.lock:
                     if p.closed:
                         continue
@@ -483,7 +587,8 @@ class Storage:
                         if rp != p.checkpoint_rp:
                             p.log.checkpoint()
                             p.checkpoint_rp = rp
-                        if prod is not None:
+                        # not after a truncation replaced the state (the snapshot describes a tail now gone)
+                        if prod is not None and p.producers is state:
                             self._write_producer_snapshot(p.path, end, prod)
                     except Exception as e:  # noqa: BLE001
                         log.warning("checkpoint of %s: %s", p.name, e)

@@ -1,12 +1,18 @@
 """One partition: its log, its producer state, its waiting fetchers, and the append.
 
 ``Partition.append`` is the one way bytes enter a partition's log (produce requests, the group
-coordinator's ``__consumer_offsets`` records; replication will be the next origin).  In order:
-validate (client batches only: ``validate.py``) -> producer-state check (a retried batch is
+coordinator's ``__consumer_offsets`` records, a follower's batches fetched from its leader).  In
+order: validate (client batches only: ``validate.py``) -> producer-state check (a retried batch is
 answered with its first offset, not appended twice) -> ``Log.append`` in C (CRC32C, offsets
-assigned in place, one write, GIL released) -> producer-state update -> wake long-poll fetchers ->
+assigned in place, one write, GIL released) -> producer-state update -> leader-epoch cache (a new
+epoch's first offset) -> high watermark (single node: the log end) -> wake long-poll fetchers ->
 flush policy (``flush.messages`` reached: the flush thread's next group commit, which the caller
 may await before answering, as Kafka's append path flushes before it answers).
+
+A follower's append (``AppendOrigin.REPLICATION``) keeps the leader's offsets and epochs, replays
+the batch headers into producer state and the epoch cache (one header scan per append: the only
+per-batch Python work), and leaves the high watermark to the follower, which learns it from the
+leader.  ``truncate_to`` removes a divergent tail from the log, the epochs and producer state.
 
 The loop thread owns everything here except what ``lock`` and ``clean_lock`` guard (see
 ``storage.py``).
@@ -15,7 +21,9 @@ The loop thread owns everything here except what ``lock`` and ``clean_lock`` gua
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
+import os
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -23,9 +31,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from kafka_protocol.errors import ErrorCode as E
 from kafka_protocol.errors import error_code_for
 
+import kafka_core
+
 from . import validate
 from .clock import now_ms
-from .producer_state import SEQ_MOD, DuplicateBatch, ProducerState
+from .leader_epoch import LeaderEpochCache
+from .producer_state import PRODUCER_SNAPSHOT, SEQ_MOD, DuplicateBatch, ProducerState, read_snapshot
 from .validate import AppendError
 
 if TYPE_CHECKING:
@@ -35,10 +46,12 @@ if TYPE_CHECKING:
 
 class AppendOrigin(enum.Enum):
     """Who appends (Kafka's AppendOrigin): client batches are validated; the coordinators'
-    own batches are built by the broker and go straight to the log."""
+    own batches are built by the broker and go straight to the log; a follower's batches come
+    from its leader's log with their offsets and epochs, and are written as they are."""
 
     CLIENT = "client"
     COORDINATOR = "coordinator"
+    REPLICATION = "replication"
 
 
 class AppendResult(NamedTuple):
@@ -54,9 +67,12 @@ class AppendResult(NamedTuple):
 class Partition:
     __slots__ = ("topic", "index", "path", "log", "flusher", "lock", "clean_lock", "closed", "waiters",
                  "producers", "leader_epoch", "last_flush_ms", "segment_base", "snapshot_changes",
-                 "checkpoint_rp")
+                 "checkpoint_rp", "high_watermark", "replicated", "epochs", "replication")
 
-    def __init__(self, topic: Topic, index: int, path: str, log_: Any, flusher: Flusher) -> None:
+    def __init__(self, topic: Topic, index: int, path: str, log_: Any, flusher: Flusher, *,
+                 replicated: bool = False, high_watermark: int | None = None) -> None:
+        """``replicated``: a cluster member's replica, whose high watermark the replication code
+        moves (from ``high_watermark``, clamped to the log); else it is always the log end."""
         self.topic = topic
         self.index = index
         self.path = path
@@ -75,6 +91,18 @@ class Partition:
         self.segment_base = -1
         self.snapshot_changes = 0     # producers.changes at the last snapshot written
         self.checkpoint_rp = -1       # recovery point at the last checkpoint written
+        self.replicated = replicated
+        end = log_.end_offset
+        # A plain attribute (fetch reads it per partition): single node, the log end after every
+        # append and truncation; replicated, what the replication code sets, never past the end.
+        self.high_watermark = end if high_watermark is None else max(min(high_watermark, end),
+                                                                      log_.start_offset)
+        self.epochs = LeaderEpochCache(path)
+        # a stale checkpoint (a crash before its truncation was flushed) may run past the log
+        self.epochs.truncate_from_end(end)
+        self.epochs.truncate_from_start(log_.start_offset)
+        self.epochs.flush()
+        self.replication: Any = None  # owned by the cluster package; the log layer never reads it
 
     @property
     def name(self) -> str:
@@ -102,6 +130,8 @@ class Partition:
         if self.closed:   # its topic is being deleted (or the broker is stopping)
             return AppendError(E.UNKNOWN_TOPIC_OR_PARTITION, f"{self.name} is closed")
         now = now_ms() if now is None else now
+        if origin is AppendOrigin.REPLICATION:
+            return self._append_replica(records, now)
         eff = self.topic.effective
         lg = self.log
         pid = -1
@@ -148,6 +178,10 @@ class Partition:
         if pid >= 0:
             self.producers.update(pid, epoch, base_seq, last_seq, info.first_offset, info.last_offset,
                                   info.log_append_time if log_append_time >= 0 else info.max_timestamp)
+        if self.leader_epoch > self.epochs.latest:   # the first append of a new leader epoch
+            self.epochs.assign(self.leader_epoch, info.first_offset)
+        if not self.replicated:
+            self.high_watermark = info.last_offset + 1
         if self.waiters:
             self.notify(len(records))
         flushed: asyncio.Future[None] | None = None
@@ -157,3 +191,84 @@ class Partition:
             self.flusher.request(self, flushed)
         return AppendResult(info.first_offset, info.last_offset,
                             info.log_append_time if log_append_time >= 0 else -1, lg.start_offset, flushed)
+
+    def _append_replica(self, records: Any, now: int) -> AppendResult | AppendError:
+        """A follower's append: whole batches fetched from the leader, offsets and partition
+        leader epochs kept (``records`` may be a read-only memoryview into the fetch response)."""
+        lg = self.log
+        try:
+            info = lg.append(records, assign_offsets=False, now_ms=now)
+        except Exception as e:  # noqa: BLE001 - every core error maps to a Kafka error code
+            return AppendError(error_code_for(e), str(e))
+        # the append validated every batch: read the headers back without the CRC
+        infos, _ = kafka_core.scan_batches(records, verify_crc=False, allow_compacted=True)
+        self.producers.apply_batches(infos, info.first_offset)
+        epochs = self.epochs
+        for b in infos:
+            ple = b.partition_leader_epoch
+            if ple != epochs.latest and ple >= 0:
+                epochs.assign(ple, b.base_offset)
+        if self.waiters:
+            self.notify(len(records))
+        if info.flush_due:
+            self.flusher.request(self, None)
+        return AppendResult(info.first_offset, info.last_offset, -1, lg.start_offset)
+
+    # -- truncation and recovery -----------------------------------------------------
+
+    def load_producers(self) -> int:
+        """Rebuild producer state from nothing: the snapshot when it lies within the log, then
+        the batch headers after it (from the log start without one).  Returns the largest
+        producer id seen.  Start-up (recovery threads) and truncation."""
+        lg = self.log
+        start, end = lg.start_offset, lg.end_offset
+        state = ProducerState()
+        off = start
+        snap = read_snapshot(self.path)
+        if snap is not None and start <= snap[0] <= end:
+            state.load_json(snap[1])
+            off = snap[0]
+        max_pid = max(state.entries, default=-1)
+        while off < end:
+            sl = lg.read(off, 8 << 20)
+            n = len(sl)
+            if n == 0:
+                break
+            try:
+                data = os.pread(sl.fd, n, sl.position)
+            finally:
+                sl.release()
+            infos, _valid = kafka_core.scan_batches(data, verify_crc=False, allow_partial=True,
+                                                    allow_compacted=True)
+            if not infos:
+                break
+            max_pid = max(max_pid, state.apply_batches(infos, off))
+            off = infos[-1].last_offset + 1
+        self.producers = state
+        return max_pid
+
+    def truncate_to(self, offset: int) -> None:
+        """Remove everything at or after ``offset`` (a follower's divergent tail; a batch holding
+        ``offset`` goes whole, as ``Log.truncate_to`` does): from the log, the epoch cache and
+        producer state (rebuilt); the high watermark is clamped to the new end."""
+        lg = self.log
+        if offset >= lg.end_offset:
+            return
+        lg.truncate_to(offset)
+        end = lg.end_offset
+        self.epochs.truncate_from_end(end)
+        self.epochs.flush()
+        snap = read_snapshot(self.path)
+        if snap is not None and snap[0] > end:
+            # a snapshot past the new end describes batches that are gone
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(self.path, PRODUCER_SNAPSHOT))
+        self.load_producers()
+        self.snapshot_changes = -1    # the next checkpoint writes the rebuilt state's snapshot
+        self.high_watermark = min(self.high_watermark, end) if self.replicated else end
+
+    def log_start_moved(self) -> None:
+        """After retention or DeleteRecords moved the log start: epochs below it go (any thread
+        holding ``lock``: the epoch cache has its own lock)."""
+        self.epochs.truncate_from_start(self.log.start_offset)
+        self.epochs.flush()

@@ -8,11 +8,15 @@ thread owns it; ``Storage`` snapshots it to ``kc-producer-state.json`` and rebui
 
 from __future__ import annotations
 
+import json
+import os
 from collections import deque
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from kafka_protocol.errors import ErrorCode as E
 
+PRODUCER_SNAPSHOT = "kc-producer-state.json"   # in the partition directory
 PRODUCER_WINDOW = 5        # batches remembered per producer (ProducerStateEntry.NUM_BATCHES_TO_RETAIN)
 SEQ_MOD = 1 << 31
 
@@ -81,4 +85,46 @@ class ProducerState:
                 e.batches.append(tuple(int(x) for x in b))  # type: ignore[arg-type]
             self.entries[int(pid)] = e
 
+    def apply_batches(self, infos: Iterable[BatchHeader], from_offset: int) -> int:
+        """Replay batch headers already in the log (start-up, truncation, a follower's append):
+        every idempotent batch ending at or after ``from_offset``.  Returns the largest producer id
+        seen (-1: none)."""
+        max_pid = -1
+        for b in infos:
+            if b.last_offset < from_offset or b.producer_id < 0:
+                continue
+            last_seq = (b.base_sequence + b.last_offset_delta) % SEQ_MOD
+            self.update(b.producer_id, b.producer_epoch, b.base_sequence, last_seq,
+                        b.base_offset, b.last_offset, b.max_timestamp)
+            if b.producer_id > max_pid:
+                max_pid = b.producer_id
+        return max_pid
 
+
+class BatchHeader(Protocol):
+    """The fields of ``kafka_core.scan_batches``' BatchInfo that producer state replays."""
+
+    @property
+    def base_offset(self) -> int: ...
+    @property
+    def last_offset(self) -> int: ...
+    @property
+    def last_offset_delta(self) -> int: ...
+    @property
+    def max_timestamp(self) -> int: ...
+    @property
+    def producer_id(self) -> int: ...
+    @property
+    def producer_epoch(self) -> int: ...
+    @property
+    def base_sequence(self) -> int: ...
+
+
+def read_snapshot(path: str) -> tuple[int, dict[str, Any]] | None:
+    """(offset, producers) of the partition directory's snapshot; None when absent or unreadable."""
+    try:
+        with open(os.path.join(path, PRODUCER_SNAPSHOT), encoding="utf-8") as f:
+            snap = json.load(f)
+        return int(snap["offset"]), snap["producers"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import re
 import uuid
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -51,7 +52,9 @@ class Topic:
     def __init__(self, name: str, topic_id: uuid.UUID, overrides: dict[str, str]) -> None:
         self.name = name
         self.id = topic_id
-        self.partitions: list[Partition] = []
+        # Indexed by partition number.  None: this broker hosts no replica of that partition (a
+        # cluster broker hosts only the replicas assigned to it); a single node hosts them all.
+        self.partitions: list[Partition | None] = []
         self.overrides = dict(overrides)       # text values as set by the user
         self.effective: dict[str, Any] = {}
         self.deleted = False
@@ -59,3 +62,13 @@ class Topic:
     @property
     def internal(self) -> bool:
         return self.name in INTERNAL_TOPICS
+
+    def hosted(self) -> Iterator[Partition]:
+        """The partitions this broker hosts a replica of, by partition number."""
+        return (p for p in self.partitions if p is not None)
+
+    def hosted_partition(self, index: int) -> Partition | None:
+        """Partition ``index`` when it exists and this broker hosts it, else None."""
+        if 0 <= index < len(self.partitions):
+            return self.partitions[index]
+        return None
