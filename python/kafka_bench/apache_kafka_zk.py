@@ -92,6 +92,9 @@ class ApacheKafkaZkCluster:
     ``overrides`` go into every broker's server.properties (after the defaults below);
     ``broker_overrides[i]`` into broker i's only.  Broker ``i`` (1-based, = its broker.id) has
     ``ports[i - 1]`` and ``data_dir / f"broker-{i}"``.
+
+    A cluster started again on the same ``data_dir`` needs the same chroot (pass it in
+    ``zk_connect``): the log folders hold the cluster id, which lives in ``<chroot>/cluster/id``.
     """
 
     def __init__(self, n_brokers: int, zk_connect: str, data_dir: str | Path | None = None,
@@ -168,8 +171,8 @@ class ApacheKafkaZkCluster:
         d.mkdir(parents=True, exist_ok=True)
         cfg = d / "server.properties"
         cfg.write_text("".join(f"{k}={v}\n" for k, v in self.properties(i).items()))
-        cmd = java_cmd_39(KAFKA, [str(cfg)], heap=self.heap, jvm_flags=self.jvm_flags)
-        cmd.insert(1, f"-Xms{self.heap}")
+        flags = [f"-Xms{self.heap}", *(JVM_FLAGS if self.jvm_flags is None else self.jvm_flags)]
+        cmd = java_cmd_39(KAFKA, [str(cfg)], heap=self.heap, jvm_flags=flags)
         with open(self.log_path(i), "ab") as log:
             self.procs[i] = procs.register(subprocess.Popen(procs.die_with_parent(cmd), stdout=log,
                                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
