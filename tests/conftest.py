@@ -25,10 +25,14 @@ def pytest_report_header(config):  # noqa: ARG001
 INTEROP_DIR = ROOT / "tests" / "interop"
 
 
+# Fixtures that start Apache Kafka (tests/client/conftest.py, tests/cluster/conftest.py).
+APACHE_FIXTURES = {"apache_kafka", "apache_zk_cluster"}
+
+
 def pytest_collection_modifyitems(config, items):  # noqa: ARG001
     """Everything under tests/interop uses real third-party clients: mark it ``interop`` here,
-    since a ``pytestmark`` in a conftest.py is ignored by pytest. Tests that take the Apache
+    since a ``pytestmark`` in a conftest.py is ignored by pytest. Tests that take an Apache
     Kafka fixture directly are interop tests too."""
     for item in items:
-        if INTEROP_DIR in Path(str(item.path)).parents or "apache_kafka" in getattr(item, "fixturenames", ()):
+        if INTEROP_DIR in Path(str(item.path)).parents or APACHE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.interop)

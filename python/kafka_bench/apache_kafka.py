@@ -62,27 +62,36 @@ def java() -> str:
     return j
 
 
+def fetch_jars(pom: Path, libs: Path, files: dict[str, str] | None = None) -> Path:
+    """Copy the dependencies of ``pom`` into ``libs`` with Maven unless already there (a
+    ``.complete`` marker holds the pom it was fetched for); write ``files`` (name: text, e.g.
+    a logging configuration) beside the jars; return ``libs``.  Shared by Apache Kafka 4.x,
+    Apache Kafka 3.9 (apache_kafka_zk) and ZooKeeper (zookeeper)."""
+    marker = libs / ".complete"
+    if not (marker.exists() and marker.read_text() == pom.read_text()):
+        mvn = shutil.which("mvn")
+        if not mvn:
+            raise RuntimeError(f"mvn not found: install Maven to fetch the jars of {pom} from Maven Central")
+        libs.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix="jars-", dir=libs.parent))   # same file system: rename below
+        try:
+            subprocess.run([mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+                            f"-DoutputDirectory={tmp}"], check=True)
+            if libs.exists():
+                shutil.rmtree(libs)
+            tmp.rename(libs)
+            marker.write_text(pom.read_text())
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    for name, text in (files or {}).items():
+        if not (libs / name).exists() or (libs / name).read_text() != text:
+            (libs / name).write_text(text)
+    return libs
+
+
 def ensure_jars() -> Path:
     """Fetch the jars with Maven unless already cached; return the libs folder."""
-    marker = LIBS / ".complete"
-    if marker.exists() and marker.read_text() == POM.read_text():
-        return LIBS
-    mvn = shutil.which("mvn")
-    if not mvn:
-        raise RuntimeError("mvn not found: install Maven to fetch Apache Kafka from Maven Central")
-    tmp = Path(tempfile.mkdtemp(prefix="kafka-jars-", dir=CACHE.parent if CACHE.parent.exists() else None))
-    try:
-        subprocess.run([mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-                        f"-DoutputDirectory={tmp}"], check=True)
-        if LIBS.exists():
-            shutil.rmtree(LIBS)
-        LIBS.parent.mkdir(parents=True, exist_ok=True)
-        tmp.rename(LIBS)
-        (LIBS / "log4j2.yaml").write_text(_LOG4J2)
-        marker.write_text(POM.read_text())
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return LIBS
+    return fetch_jars(POM, LIBS, {"log4j2.yaml": _LOG4J2})
 
 
 def classpath() -> str:

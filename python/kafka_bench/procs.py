@@ -1,11 +1,13 @@
 """Process accounting from /proc for a broker's whole process tree (RabbitMQ
 runs beam.smp under a shell, with helper children), a peak-RSS sampler, and a
-registry of everything the runner started so that it can all be stopped on
-any exit path."""
+registry of everything the runner (or a test fixture) started so that it can all
+be stopped on any exit path, the interpreter's exit included."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -88,6 +90,16 @@ class PeakRss:
 _STARTED: list[subprocess.Popen] = []
 
 
+def die_with_parent(cmd: list[str], sig: str = "TERM") -> list[str]:
+    """cmd under ``setpriv --pdeathsig``: the kernel sends it ``sig`` when this process dies,
+    even by SIGKILL or os._exit (pytest-timeout's thread method), where no atexit hook runs.
+    Only from the main thread, since the signal comes when the thread that forked ends."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or threading.current_thread() is not threading.main_thread():
+        return cmd
+    return [setpriv, f"--pdeathsig={sig}", *cmd]
+
+
 def register(p: subprocess.Popen) -> subprocess.Popen:
     _STARTED.append(p)
     return p
@@ -124,3 +136,8 @@ def forget(p: subprocess.Popen) -> None:
 def stop_all() -> None:
     for p in list(reversed(_STARTED)):
         terminate(p, timeout=15)
+
+
+# A test session or a script that ends without stopping what it started (an exception in a
+# fixture, Ctrl-C) leaves no server behind holding its port.
+atexit.register(stop_all)
