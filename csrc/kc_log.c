@@ -489,7 +489,13 @@ int kc_log_roll(kc_log_t *l, int64_t now_ms) {
     return rc;
 }
 
-int kc_log_truncate_to(kc_log_t *l, int64_t offset) {
+static int truncate_impl(kc_log_t *l, int64_t offset, int fully);
+
+int kc_log_truncate_to(kc_log_t *l, int64_t offset) { return truncate_impl(l, offset, 0); }
+
+int kc_log_truncate_fully(kc_log_t *l, int64_t offset) { return truncate_impl(l, offset, 1); }
+
+static int truncate_impl(kc_log_t *l, int64_t offset, int fully) {
     if (!l || offset < 0)
         return KC_ERR_ARG;
     /* a running cleaner maps segments this may shrink: make it give up */
@@ -500,9 +506,9 @@ int kc_log_truncate_to(kc_log_t *l, int64_t offset) {
     pthread_mutex_lock(&l->flush_mu);
     pthread_mutex_lock(&l->mu);
     int rc = KC_OK, lower_clean = 0;
-    if (offset >= l->end_offset)
+    if (offset >= l->end_offset && !fully)
         goto done;
-    if (offset <= l->segs[0]->base_offset || offset < l->start_offset) {
+    if (fully || offset <= l->segs[0]->base_offset || offset < l->start_offset) {
         /* nothing stays: start over with an empty segment at offset */
         kc_segment_t *s;
         if ((rc = kc_segment_create(&l->cfg, l->dir, offset, now_wall_ms(), &s)) != KC_OK)

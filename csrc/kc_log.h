@@ -162,6 +162,11 @@ int kc_log_checkpoint(kc_log_t *l);
 int kc_log_roll(kc_log_t *l, int64_t now_ms);
 /* Remove every batch at or after offset (a batch holding it goes whole). */
 int kc_log_truncate_to(kc_log_t *l, int64_t offset);
+
+/* Drop every segment and start over with one empty segment at offset (which may lie past the
+ * log end): a follower whose log ends before the leader's log start (Kafka's
+ * truncateFullyAndStartAt).  Start and end offset become offset. */
+int kc_log_truncate_fully(kc_log_t *l, int64_t offset);
 /* Delete whole segments: by time (now - segment's largest timestamp >
  * retention_ms) and by size (oldest first while the log exceeds
  * retention_bytes); -1 disables each.  An expired active segment is rolled

@@ -328,6 +328,28 @@ static void test_truncate_and_delete_records(void) {
     CHECK_EQ_INT(kc_log_delete(l), KC_OK);
 }
 
+static void test_truncate_fully(void) {
+    kc_log_config_t c;
+    kc_log_t *l = open_small("trfull", &c);
+    int64_t last = append_n(l, 150, 1000);
+    /* past the end: a follower far behind its leader's log start starts over there */
+    CHECK_EQ_INT(kc_log_truncate_fully(l, last + 500), KC_OK);
+    CHECK_EQ_INT(kc_log_start_offset(l), last + 500);
+    CHECK_EQ_INT(kc_log_end_offset(l), last + 500);
+    CHECK_EQ_INT(kc_log_segment_count(l), 1);
+    CHECK_EQ_INT(append_n(l, 3, 0), last + 505); /* 1 + 2 + 3 records from last + 500 */
+    CHECK_EQ_INT(kc_log_close(l, 1), KC_OK);
+    CHECK_EQ_INT(kc_log_open(g_dir, &c, 0, &l), KC_OK);
+    CHECK_EQ_INT(kc_log_start_offset(l), last + 500);
+    CHECK_EQ_INT(kc_log_end_offset(l), last + 506);
+    check_lookups(l);
+    /* inside the log: nothing stays either */
+    CHECK_EQ_INT(kc_log_truncate_fully(l, last + 501), KC_OK);
+    CHECK_EQ_INT(kc_log_end_offset(l), last + 501);
+    CHECK_EQ_INT(kc_log_start_offset(l), last + 501);
+    CHECK_EQ_INT(kc_log_delete(l), KC_OK);
+}
+
 static void test_retention_time(void) {
     kc_log_config_t c;
     kc_log_t *l = open_small("ret", &c);
@@ -510,6 +532,7 @@ int main(void) {
     RUN(test_replica_append_keeps_epochs);
     RUN(test_lookup_time);
     RUN(test_truncate_and_delete_records);
+    RUN(test_truncate_fully);
     RUN(test_retention_time);
     RUN(test_recovery);
     RUN(test_concurrent_flush);

@@ -429,6 +429,17 @@ cdef class Log:
         if rc != 0:
             raise _err(rc, f"truncate of {self.path!r} to offset {offset}", e)
 
+    def truncate_fully(self, long long offset):
+        """Drop every batch and start over, empty, at offset (which may be past the end)."""
+        cdef kc_log_t *l = self._log()
+        cdef int rc, e = 0
+        with nogil:
+            rc = kc_log_truncate_fully(l, offset)
+            if rc != 0:
+                e = errno
+        if rc != 0:
+            raise _err(rc, f"full truncate of {self.path!r} to start at {offset}", e)
+
     def retention(self, now_ms, long long retention_ms=-1, long long retention_bytes=-1) -> int:
         """Delete expired / excess whole segments; returns how many went."""
         cdef kc_log_t *l = self._log()

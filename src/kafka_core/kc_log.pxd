@@ -79,6 +79,7 @@ cdef extern from "kc_log.h" nogil:
     int kc_log_checkpoint(kc_log_t *l)
     int kc_log_roll(kc_log_t *l, int64_t now_ms)
     int kc_log_truncate_to(kc_log_t *l, int64_t offset)
+    int kc_log_truncate_fully(kc_log_t *l, int64_t offset)
     int kc_log_retention(kc_log_t *l, int64_t now_ms, int64_t retention_ms, int64_t retention_bytes,
                          int64_t *deleted)
     int kc_log_delete_records(kc_log_t *l, int64_t new_start_offset)

@@ -267,6 +267,18 @@ class Partition:
         self.snapshot_changes = -1    # the next checkpoint writes the rebuilt state's snapshot
         self.high_watermark = min(self.high_watermark, end) if self.replicated else end
 
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Drop the whole log and start over, empty, at ``offset`` (a follower whose log ends
+        before its leader's log start: Kafka's ``truncateFullyAndStartAt``)."""
+        self.log.truncate_fully(offset)
+        self.epochs.clear()
+        self.epochs.flush()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self.path, PRODUCER_SNAPSHOT))
+        self.load_producers()
+        self.snapshot_changes = -1
+        self.high_watermark = offset
+
     def log_start_moved(self) -> None:
         """After retention or DeleteRecords moved the log start: epochs below it go (any thread
         holding ``lock``: the epoch cache has its own lock)."""
