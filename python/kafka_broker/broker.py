@@ -11,7 +11,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kafka_protocol import API_VERSIONS_KEY
 from kafka_protocol.errors import ErrorCode as E
@@ -22,6 +22,9 @@ from . import admin, fetch, produce
 from .config import BrokerConfig, Listener
 from .log import OFFSETS_TOPIC, topic_name_error
 from .registry import LocalRegistry, TopicRegistry
+
+if TYPE_CHECKING:
+    from .cluster.node import ClusterNode
 from .server import HandlerResult, RequestContext, Server
 from .storage import Storage
 
@@ -70,11 +73,19 @@ class Broker:
         self.server: Server | None = None
         self.groups: group_apis.Groups | None = None
         self.cleaner: Any = None
+        self.cluster: ClusterNode | None = None
+        if config.get("zookeeper.connect"):
+            from .cluster.apis import INTER_BROKER_APIS
+            from .cluster.node import ClusterNode, ZkRegistry
+
+            self.cluster = ClusterNode(self)
+            self.registry = ZkRegistry(self.cluster)
+            self.apis.update(INTER_BROKER_APIS)
 
     # -- lifecycle -------------------------------------------------------------
 
-    def open(self) -> None:
-        self.storage.open()
+    def open(self, cluster_id: str | None = None) -> None:
+        self.storage.open(cluster_id)
 
     async def start_groups(self) -> None:
         """Load ``__consumer_offsets`` and start the group coordinator and the log cleaner."""
@@ -93,9 +104,26 @@ class Broker:
                              idle_ms=self.config["connections.max.idle.ms"])
         return self.server.start()
 
+    async def join_cluster(self, bound: list[tuple[str, int]]) -> None:
+        """Cluster mode: register in ZooKeeper with the bound ports and run for controller."""
+        if self.cluster is not None:
+            ports = {ln.name: hp for ln, hp in zip(self.config.listeners, bound, strict=False)}
+            await self.cluster.start(ports)
+
+    async def shutdown(self) -> None:
+        """Controlled shutdown (cluster mode), then close."""
+        if self.cluster is not None:
+            try:
+                await self.cluster.controlled_shutdown()
+            except Exception as e:  # noqa: BLE001 - an unclean shutdown is still a shutdown
+                log.warning("controlled shutdown failed: %s", e)
+        self.close()
+
     def close(self) -> None:
         if self.server is not None:
             self.server.close()
+        if self.cluster is not None:
+            self.cluster.close()
         if self.groups is not None:
             self.groups.close()
         if self.cleaner is not None:
@@ -176,52 +204,33 @@ def handle_metadata(b: Broker, ctx: RequestContext, req: Any) -> Any:
 
     v = ctx.api_version
     st = b.storage
-    adv = b.advertised(ctx.listener)
-    rack = b.config.get("broker.rack")
-    brokers = [R.MetadataResponseBroker(node_id=b.node_id, host=adv.host, port=adv.port, rack=rack)]
     include_ops = v >= 8 and req.include_topic_authorized_operations
     auto_ok = b.config["auto.create.topics.enable"] and (v < 4 or req.allow_auto_topic_creation)
-
-    def topic_entry(t: Any) -> Any:
-        # A partition this broker hosts no replica of (None) has no leader it knows of here.
-        parts = [R.MetadataResponsePartition(error_code=0, partition_index=p.index, leader_id=b.node_id,
-                                             leader_epoch=p.leader_epoch, replica_nodes=[b.node_id],
-                                             isr_nodes=[b.node_id], offline_replicas=[])
-                 if p is not None else
-                 R.MetadataResponsePartition(error_code=E.LEADER_NOT_AVAILABLE, partition_index=i, leader_id=-1,
-                                             leader_epoch=-1, replica_nodes=[], isr_nodes=[],
-                                             offline_replicas=[])
-                 for i, p in enumerate(t.partitions)]
-        return R.MetadataResponseTopic(error_code=0, name=t.name, topic_id=t.id,
-                                       is_internal=t.internal,
-                                       partitions=parts,
-                                       topic_authorized_operations=TOPIC_OPS if include_ops else -2147483648)
+    ops = TOPIC_OPS if include_ops else -2147483648
+    view = b.cluster.metadata_view(ctx.listener.name, ops) if b.cluster is not None else _LocalView(b, ctx, ops)
 
     def build(topics: list[Any]) -> Any:
-        return R(throttle_time_ms=0, brokers=brokers, cluster_id=st.cluster_id, controller_id=b.node_id,
+        return R(throttle_time_ms=0, brokers=view.brokers, cluster_id=st.cluster_id, controller_id=view.controller_id,
                  topics=topics,
                  cluster_authorized_operations=CLUSTER_OPS if (8 <= v <= 10 and
                                                                req.include_cluster_authorized_operations)
                  else -2147483648)
 
     if req.topics is None or (v == 0 and not req.topics):
-        return build([topic_entry(t) for t in st.topics.values() if t.partitions])
+        return build(view.all_topics())
 
     out: list[Any] = []
     to_create: list[tuple[int, str]] = []
     for rt in req.topics:
         name = rt.name
         if name is None:
-            t = st.topics_by_id.get(rt.topic_id)
-            if t is None:
-                out.append(R.MetadataResponseTopic(error_code=E.UNKNOWN_TOPIC_ID, name=None,
-                                                   topic_id=rt.topic_id))
-            else:
-                out.append(topic_entry(t))
+            entry = view.by_id(rt.topic_id)
+            out.append(entry if entry is not None else
+                       R.MetadataResponseTopic(error_code=E.UNKNOWN_TOPIC_ID, name=None, topic_id=rt.topic_id))
             continue
-        t = st.topics.get(name)
-        if t is not None:
-            out.append(topic_entry(t))
+        entry = view.by_name(name)
+        if entry is not None:
+            out.append(entry)
             continue
         if topic_name_error(name):
             out.append(R.MetadataResponseTopic(error_code=E.INVALID_TOPIC_EXCEPTION, name=name))
@@ -236,21 +245,54 @@ def handle_metadata(b: Broker, ctx: RequestContext, req: Any) -> Any:
     async def create_then_reply() -> Any:
         for i, name in to_create:
             try:
-                t = st.topics.get(name)
-                if (t is None or not t.partitions) and name == OFFSETS_TOPIC and b.groups is not None:
-                    t = await b.groups.ensure_topic()
-                elif t is None or not t.partitions:
-                    t = await st.create_topic(name, b.config["num.partitions"], {})
-                out[i] = topic_entry(t)
+                if name == OFFSETS_TOPIC and b.groups is not None:
+                    await b.groups.ensure_topic()
+                elif b.registry.get(name) is None:
+                    await b.registry.create(name, b.config["num.partitions"], b.config["default.replication.factor"],
+                                            None, {})
             except FileExistsError:
-                t = st.topics.get(name)
-                out[i] = (topic_entry(t) if t is not None and t.partitions else
-                          R.MetadataResponseTopic(error_code=E.LEADER_NOT_AVAILABLE, name=name))
+                pass
             except Exception as e:  # noqa: BLE001
                 log.error("auto-creating topic %s: %s", name, e)
-                out[i] = R.MetadataResponseTopic(error_code=E.LEADER_NOT_AVAILABLE, name=name)
+            out[i] = view.by_name(name) or R.MetadataResponseTopic(error_code=E.LEADER_NOT_AVAILABLE, name=name)
         return build(out)
     return create_then_reply()
+
+
+class _LocalView:
+    """Metadata of the single node: every partition led here."""
+
+    def __init__(self, b: Broker, ctx: RequestContext, ops: int) -> None:
+        from kafka_protocol.messages import MetadataResponse as R
+
+        self.b = b
+        self.ops = ops
+        adv = b.advertised(ctx.listener)
+        self.brokers = [R.MetadataResponseBroker(node_id=b.node_id, host=adv.host, port=adv.port,
+                                                 rack=b.config.get("broker.rack"))]
+        self.controller_id = b.node_id
+
+    def _entry(self, t: Any) -> Any:
+        from kafka_protocol.messages import MetadataResponse as R
+
+        nid = self.b.node_id
+        parts = [R.MetadataResponsePartition(error_code=0, partition_index=p.index, leader_id=nid,
+                                             leader_epoch=p.leader_epoch, replica_nodes=[nid], isr_nodes=[nid],
+                                             offline_replicas=[])
+                 for p in t.partitions]
+        return R.MetadataResponseTopic(error_code=0, name=t.name, topic_id=t.id, is_internal=t.internal,
+                                       partitions=parts, topic_authorized_operations=self.ops)
+
+    def all_topics(self) -> list[Any]:
+        return [self._entry(t) for t in self.b.storage.topics.values() if t.partitions]
+
+    def by_name(self, name: str) -> Any | None:
+        t = self.b.storage.topics.get(name)
+        return self._entry(t) if t is not None and t.partitions else None
+
+    def by_id(self, topic_id: Any) -> Any | None:
+        t = self.b.storage.topics_by_id.get(topic_id)
+        return self._entry(t) if t is not None else None
 
 
 def handle_describe_cluster(b: Broker, ctx: RequestContext, req: Any) -> Any:
@@ -258,14 +300,21 @@ def handle_describe_cluster(b: Broker, ctx: RequestContext, req: Any) -> Any:
 
     v = ctx.api_version
     adv = b.advertised(ctx.listener)
+    brokers = [R.DescribeClusterBroker(broker_id=b.node_id, host=adv.host, port=adv.port,
+                                       rack=b.config.get("broker.rack"), is_fenced=False)]
+    controller_id = b.node_id
+    if b.cluster is not None:
+        view = b.cluster.metadata_view(ctx.listener.name, 0)
+        brokers = [R.DescribeClusterBroker(broker_id=x.node_id, host=x.host, port=x.port, rack=x.rack,
+                                           is_fenced=False) for x in view.brokers]
+        controller_id = view.controller_id
     if v >= 1 and req.endpoint_type != 1:
         return R(error_code=E.MISMATCHED_ENDPOINT_TYPE,
                  error_message="The request was sent to an endpoint of type BROKER, but we wanted an "
                                "endpoint of type CONTROLLER" if req.endpoint_type == 2 else
                                "Unsupported endpoint type", endpoint_type=1, cluster_id=b.storage.cluster_id)
-    return R(error_code=0, endpoint_type=1, cluster_id=b.storage.cluster_id, controller_id=b.node_id,
-             brokers=[R.DescribeClusterBroker(broker_id=b.node_id, host=adv.host, port=adv.port,
-                                              rack=b.config.get("broker.rack"), is_fenced=False)],
+    return R(error_code=0, endpoint_type=1, cluster_id=b.storage.cluster_id, controller_id=controller_id,
+             brokers=brokers,
              cluster_authorized_operations=CLUSTER_OPS if req.include_cluster_authorized_operations
              else -2147483648)
 

@@ -157,6 +157,22 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     C("default.replication.factor", "int", 1, at_least(1)),
     C("offsets.topic.replication.factor", "short", 3, at_least(1)),
     C("offsets.topic.num.partitions", "int", 50, at_least(1)),
+    # The cluster on ZooKeeper (kafka_broker/cluster): off unless zookeeper.connect is set.
+    C("zookeeper.connect", "string", None, None, "host:port[,host:port...][/chroot] of the ZooKeeper ensemble"),
+    C("zookeeper.session.timeout.ms", "int", 18000, at_least(1)),
+    C("zookeeper.connection.timeout.ms", "int", None, at_least(1)),
+    C("inter.broker.listener.name", "string", None),
+    C("num.replica.fetchers", "int", 1, at_least(1)),
+    C("replica.lag.time.max.ms", "long", 30000, at_least(1)),
+    C("replica.fetch.max.bytes", "int", 1048576, at_least(0)),
+    C("replica.fetch.min.bytes", "int", 1, at_least(1)),
+    C("replica.fetch.wait.max.ms", "int", 500, at_least(0)),
+    C("replica.fetch.response.max.bytes", "int", 10485760, at_least(0)),
+    C("replica.fetch.backoff.ms", "int", 1000, at_least(0)),
+    C("replica.socket.timeout.ms", "int", 30000, at_least(1)),
+    C("controlled.shutdown.enable", "boolean", True),
+    C("controlled.shutdown.max.retries", "int", 3, at_least(1)),
+    C("controlled.shutdown.retry.backoff.ms", "long", 5000, at_least(0)),
     C("transaction.state.log.replication.factor", "short", 3, at_least(1)),
     C("transaction.state.log.min.isr", "int", 2, at_least(1)),
     C("log.segment.bytes", "int", 1 << 30, at_least(14), dynamic=True),
@@ -242,7 +258,7 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
 # start-up with a message naming what is missing, so that nobody believes a feature is on that is
 # not.  key -> the values accepted (Kafka's default first; "1" for replication factors and min ISR
 # of internal topics, which one broker satisfies).
-_CLUSTER = "replication between brokers (a cluster on ZooKeeper is not implemented yet)"
+_CLUSTER = "this cluster setting (the cluster on ZooKeeper does not have it yet)"
 _KRAFT = "KRaft controller quorums (kafka-core runs as one combined node; its metadata is kc-metadata.json)"
 _METRICS = "metrics reporters and JMX"
 _TXN = "transactions"
@@ -250,9 +266,7 @@ _QUOTAS = "client quotas"
 _SECURITY = "authorization (ACLs)"
 _NOT_IMPLEMENTED: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
     (_CLUSTER, {
-        "num.replica.fetchers": ("1",), "replica.lag.time.max.ms": ("30000",),
-        "replica.fetch.max.bytes": ("1048576",), "replica.fetch.wait.max.ms": ("500",),
-        "replica.socket.timeout.ms": ("30000",), "replica.high.watermark.checkpoint.interval.ms": ("5000",),
+        "replica.high.watermark.checkpoint.interval.ms": ("5000",),
         "auto.leader.rebalance.enable": ("true",), "leader.imbalance.check.interval.seconds": ("300",),
         "leader.imbalance.per.broker.percentage": ("10",), "socket.connection.setup.timeout.ms": ("10000",),
         "socket.connection.setup.timeout.max.ms": ("30000",), "num.replica.alter.log.dirs.threads": (),
@@ -315,8 +329,7 @@ NOT_IMPLEMENTED: dict[str, tuple[tuple[str, ...], str]] = {
     key: (accepted, feature) for feature, keys in _NOT_IMPLEMENTED for key, accepted in keys.items()}
 # Key families that ask for a missing feature by being set at all: always refused.
 REFUSED_PREFIXES: tuple[tuple[str, str], ...] = (
-    ("zookeeper.", "a cluster on ZooKeeper (not implemented yet: without zookeeper.connect the broker is "
-                   "the single node it always was)"),
+    ("zookeeper.", "this ZooKeeper client setting (TLS/SASL to ZooKeeper, ACLs on znodes)"),
     ("ssl.", "TLS"), ("sasl.", "SASL"), ("sasl_", "SASL"), ("security.", "TLS and SASL"),
     ("listener.name.", "per-listener TLS/SASL settings"), ("principal.", "authentication"),
     ("connection.failed.authentication", "authentication"), ("password.encoder.", "dynamic password configs"),

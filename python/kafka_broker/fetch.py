@@ -41,6 +41,7 @@ from .log.fetch_session import INT_MAX, FetchSession, FetchSessionCache, Session
 from .server import RequestContext
 
 if TYPE_CHECKING:
+    from .cluster.node import ClusterNode
     from .log.partition import Partition
     from .log.topics import Topic
     from .storage import Storage
@@ -55,6 +56,7 @@ class FetchDeps(Protocol):
     storage: Storage
     fetch_sessions: FetchSessionCache
     loop: asyncio.AbstractEventLoop
+    cluster: ClusterNode | None
 
 
 def _next_epoch(e: int) -> int:
@@ -119,6 +121,18 @@ def handle_fetch(b: FetchDeps, ctx: RequestContext, req: Any) -> Any:
     read_committed = req.isolation_level == 1
     max_bytes = req.max_bytes if v >= 3 else INT_MAX
     resp_sid = session.id if session is not None else 0
+    # A follower (replica id >= 0) reads to the log end and tells the leader its own log end;
+    # consumers read below the high watermark.
+    replica_id = (req.replica_id if v < 15 else req.replica_state.replica_id) if b.cluster is not None else -1
+    refused: dict[int, int] = {}
+    if replica_id >= 0:
+        assert b.cluster is not None
+        for sp in plist:
+            err, p = _read_partition(b, sp, use_ids)
+            if p is not None:
+                code = b.cluster.replicas.follower_fetched(p, replica_id, sp.fetch_offset)
+                if code:
+                    refused[id(sp)] = code
 
     def attempt(final: bool) -> Any | None:
         """Read every partition; return the response, or None to keep waiting."""
@@ -128,24 +142,28 @@ def handle_fetch(b: FetchDeps, ctx: RequestContext, req: Any) -> Any:
         budget = max_bytes
         out: list[tuple[SessionPartition, int, int, int, Any]] = []
         for sp, (err, p) in zip(plist, reads, strict=True):
+            if not err and refused:
+                err = refused.get(id(sp), 0)
             if err:
                 errors = True
                 out.append((sp, err, -1, -1, b""))
                 continue
             assert p is not None
             lg = p.log
-            hw = p.high_watermark     # consumers read up to it (single node: the log end)
+            hw = p.high_watermark
+            end = lg.end_offset
+            upto = end if replica_id >= 0 else hw
             ls = lg.start_offset
             off = sp.fetch_offset
-            if off < ls or (off > hw and off > lg.end_offset):
+            if off < ls or off > end:
                 errors = True
                 out.append((sp, E.OFFSET_OUT_OF_RANGE, hw, ls, b""))
                 continue
             records: Any = b""
-            if off < hw and (budget > 0 or total == 0):
+            if off < upto and (budget > 0 or total == 0):
                 limit = min(sp.max_bytes, budget) if total else max(min(sp.max_bytes, budget), 1)
                 try:
-                    sl = lg.read(off, limit, hw)
+                    sl = lg.read(off, limit, upto)
                 except Exception as e:  # noqa: BLE001 - log gone or I/O error
                     log.warning("read of %s at %d: %s", p.name, off, e)
                     errors = True
@@ -198,6 +216,8 @@ def _read_partition(b: FetchDeps, sp: SessionPartition, use_ids: bool) -> tuple[
         return E.NOT_LEADER_OR_FOLLOWER, None
     if p.closed:
         return E.UNKNOWN_TOPIC_OR_PARTITION, None
+    if b.cluster is not None and (p.replication is None or not p.replication.is_leader):
+        return E.NOT_LEADER_OR_FOLLOWER, None
     if sp.leader_epoch >= 0 and sp.leader_epoch != p.leader_epoch:
         return (E.FENCED_LEADER_EPOCH if sp.leader_epoch < p.leader_epoch else E.UNKNOWN_LEADER_EPOCH), None
     return 0, p
@@ -281,12 +301,15 @@ async def _long_poll(b: FetchDeps, plist: list[SessionPartition], use_ids: bool,
 EARLIEST, LATEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -2, -1, -3, -4, -5
 
 
-def _hosted(topic: Topic | None, idx: int) -> Partition | int:
-    """The open partition, or the error code for a client asking about it."""
+def _hosted(topic: Topic | None, idx: int, cluster: bool = False) -> Partition | int:
+    """The open partition, or the error code for a client asking about it (in a cluster only
+    the leader answers)."""
     if topic is None or idx < 0 or idx >= len(topic.partitions):
         return E.UNKNOWN_TOPIC_OR_PARTITION
     p = topic.partitions[idx]
     if p is None:
+        return E.NOT_LEADER_OR_FOLLOWER
+    if cluster and (p.replication is None or not p.replication.is_leader):
         return E.NOT_LEADER_OR_FOLLOWER
     return E.UNKNOWN_TOPIC_OR_PARTITION if p.closed else p
 
@@ -314,7 +337,7 @@ def handle_list_offsets(b: FetchDeps, ctx: RequestContext, req: Any) -> Any:
             if (t.name, idx) in dups:
                 presp.append(PR(partition_index=idx, error_code=E.INVALID_REQUEST))
                 continue
-            p = _hosted(topic, idx)
+            p = _hosted(topic, idx, b.cluster is not None)
             if isinstance(p, int):
                 presp.append(PR(partition_index=idx, error_code=p))
                 continue
@@ -329,7 +352,7 @@ def handle_list_offsets(b: FetchDeps, ctx: RequestContext, req: Any) -> Any:
             if ts == EARLIEST or ts == EARLIEST_LOCAL:
                 off, rts = lg.start_offset, -1
             elif ts == LATEST:
-                off, rts = lg.end_offset, -1
+                off, rts = p.high_watermark, -1     # what a consumer can read (single node: the end)
             elif ts == MAX_TIMESTAMP:
                 rts, off = lg.max_timestamp()
                 if off < 0:
@@ -361,7 +384,7 @@ def handle_offset_for_leader_epoch(b: FetchDeps, ctx: RequestContext, req: Any) 
         parts = []
         for rp in t.partitions:
             idx = rp.partition
-            p = _hosted(topic, idx)
+            p = _hosted(topic, idx, b.cluster is not None)
             if isinstance(p, int):
                 parts.append(R.EpochEndOffset(error_code=p, partition=idx))
                 continue
@@ -370,7 +393,13 @@ def handle_offset_for_leader_epoch(b: FetchDeps, ctx: RequestContext, req: Any) 
                 parts.append(R.EpochEndOffset(error_code=E.FENCED_LEADER_EPOCH if cle < p.leader_epoch
                                               else E.UNKNOWN_LEADER_EPOCH, partition=idx))
                 continue
-            if 0 <= rp.leader_epoch <= p.leader_epoch:
+            if p.epochs.latest >= 0 and rp.leader_epoch >= 0:
+                # Where the requested epoch ends in this log (LeaderEpochFileCache.endOffsetFor): a
+                # follower truncates there; a consumer learns whether its position diverged.
+                epoch, end = p.epochs.end_offset_for(rp.leader_epoch, p.log.end_offset)
+                parts.append(R.EpochEndOffset(error_code=0, partition=idx, leader_epoch=epoch, end_offset=end))
+            elif 0 <= rp.leader_epoch <= p.leader_epoch:
+                # a log written before epochs were recorded: one epoch, ending at the log end
                 parts.append(R.EpochEndOffset(error_code=0, partition=idx, leader_epoch=p.leader_epoch,
                                               end_offset=p.log.end_offset))
             else:

@@ -21,13 +21,16 @@ from .log import AppendError, AppendOrigin, now_ms
 from .server import CloseConnection, HandlerResult, RequestContext
 
 if TYPE_CHECKING:
+    from .cluster.node import ClusterNode
     from .storage import Storage
 
 
 class ProduceDeps(Protocol):
-    """What the produce handler needs of the broker: the topic registry."""
+    """What the produce handler needs of the broker: the topic registry, and in a cluster the
+    replica manager (leadership, the ISR, the high watermark acks=all waits for)."""
 
     storage: Storage
+    cluster: ClusterNode | None
 
 PR = R.PartitionProduceResponse
 
@@ -41,8 +44,10 @@ def handle_produce(b: ProduceDeps, ctx: RequestContext, req: Any) -> HandlerResu
     v = ctx.api_version
     acks = req.acks
     topics = b.storage.topics
+    cluster = b.cluster
     now = now_ms()
     waits: list[tuple[asyncio.Future[None], Any]] = []
+    replicated: list[tuple[asyncio.Future[int], Any, Any]] = []
     responses = []
     any_error = False
     request_error: tuple[int, str | None] | None = None
@@ -64,21 +69,37 @@ def handle_produce(b: ProduceDeps, ctx: RequestContext, req: Any) -> HandlerResu
             elif (p := topic.partitions[idx]) is None:
                 # a partition this broker hosts no replica of (Kafka: NOT_LEADER_OR_FOLLOWER)
                 r = _fail(idx, E.NOT_LEADER_OR_FOLLOWER)
-            elif acks == -1 and topic.effective["min.insync.replicas"] > 1:
+            elif cluster is None and acks == -1 and topic.effective["min.insync.replicas"] > 1:
                 # One broker is the whole ISR (Partition.appendRecordsToLeader).
                 r = _fail(idx, E.NOT_ENOUGH_REPLICAS,
                           f"The size of the current ISR Set(0) is insufficient to satisfy the min.isr "
                           f"requirement of {topic.effective['min.insync.replicas']} for partition "
                           f"{p.name}")
             else:
-                res = p.append(pd.records, AppendOrigin.CLIENT, produce_version=v, wait_flush=acks != 0, now=now)
-                if isinstance(res, AppendError):
-                    r = _fail(idx, *res)
+                rep = p.replication
+                if cluster is not None and (rep is None or not rep.is_leader):
+                    r = _fail(idx, E.NOT_LEADER_OR_FOLLOWER, f"This is not the leader of {p.name}")
+                elif (cluster is not None and acks == -1 and rep is not None
+                      and len(rep.isr) < topic.effective["min.insync.replicas"]):
+                    r = _fail(idx, E.NOT_ENOUGH_REPLICAS,
+                              f"The size of the current ISR {rep.isr} is insufficient to satisfy the min.isr "
+                              f"requirement of {topic.effective['min.insync.replicas']} for partition {p.name}")
                 else:
-                    r = PR(index=idx, error_code=0, base_offset=res.first_offset,
-                           log_append_time_ms=res.log_append_time, log_start_offset=res.log_start_offset)
-                    if res.flushed is not None:
-                        waits.append((res.flushed, r))
+                    res = p.append(pd.records, AppendOrigin.CLIENT, produce_version=v, wait_flush=acks != 0,
+                                   now=now)
+                    if isinstance(res, AppendError):
+                        r = _fail(idx, *res)
+                    else:
+                        r = PR(index=idx, error_code=0, base_offset=res.first_offset,
+                               log_append_time_ms=res.log_append_time, log_start_offset=res.log_start_offset)
+                        if res.flushed is not None:
+                            waits.append((res.flushed, r))
+                        if cluster is not None:
+                            cluster.replicas.maybe_advance_hw(p)
+                            if acks == -1:
+                                w = cluster.replicas.wait_replicated(p, res.last_offset + 1)
+                                if w is not None:
+                                    replicated.append((w, r, p))
             any_error = any_error or r.error_code != 0
             presp.append(r)
         responses.append(R.TopicProduceResponse(name=td.name, partition_responses=presp))
@@ -88,13 +109,16 @@ def handle_produce(b: ProduceDeps, ctx: RequestContext, req: Any) -> HandlerResu
             raise CloseConnection("acks=0 produce request failed")
         return None
     resp = R(responses=responses, throttle_time_ms=0)
-    if not waits:
+    if not waits and not replicated:
         return resp
-    return _wait_durable(resp, waits, req.timeout_ms)
+    return _wait_durable(resp, waits, replicated, req.timeout_ms)
 
 
-async def _wait_durable(resp: Any, waits: list[tuple[asyncio.Future[None], Any]], timeout_ms: int) -> Any:
-    futs = [f for f, _ in waits]
+async def _wait_durable(resp: Any, waits: list[tuple[asyncio.Future[None], Any]],
+                        replicated: list[tuple[asyncio.Future[int], Any, Any]], timeout_ms: int) -> Any:
+    """Until the flushes and (acks=all in a cluster) the ISR have the data, or the timeout."""
+    futs: list[asyncio.Future[Any]] = [f for f, _ in waits]
+    futs.extend(f for f, _r, _p in replicated)
     await asyncio.wait(futs, timeout=max(timeout_ms, 0) / 1000 if timeout_ms > 0 else None)
     for f, r in waits:
         if not f.done():
@@ -103,4 +127,19 @@ async def _wait_durable(resp: Any, waits: list[tuple[asyncio.Future[None], Any]]
         elif f.exception() is not None:
             r.error_code = E.KAFKA_STORAGE_ERROR
             r.error_message = str(f.exception())
+    for rf, r, p in replicated:
+        if r.error_code:
+            continue
+        if not rf.done():
+            r.error_code = E.REQUEST_TIMED_OUT
+            rf.cancel()
+            continue
+        code = rf.result()
+        rep = p.replication
+        if code == 0 and rep is not None and len(rep.isr) < p.topic.effective["min.insync.replicas"]:
+            # Replicated to the ISR, but the ISR shrank below min.insync.replicas meanwhile
+            # (Partition.checkEnoughReplicasReachOffset).
+            code = E.NOT_ENOUGH_REPLICAS_AFTER_APPEND
+        if code:
+            r.error_code, r.base_offset = code, -1
     return resp

@@ -55,10 +55,20 @@ async def _serve(config: object, loop: asyncio.AbstractEventLoop) -> int:
     from .broker import Broker
 
     broker = Broker(config, loop)  # type: ignore[arg-type]
+    cluster_id = None
+    if broker.cluster is not None:
+        try:
+            cluster_id = await broker.cluster.connect()
+        except Exception as e:
+            log.error("cannot join the cluster: %r", e)
+            broker.cluster.close()
+            return 1
     try:
-        broker.open()   # before serving: recovery may take a while, nothing else to do meanwhile
+        broker.open(cluster_id)   # before serving: recovery may take a while, nothing else to do meanwhile
     except Exception as e:
         log.exception("cannot open storage: %s", e)
+        if broker.cluster is not None:
+            broker.cluster.close()
         return 1
     try:
         await broker.start_groups()
@@ -70,6 +80,12 @@ async def _serve(config: object, loop: asyncio.AbstractEventLoop) -> int:
         bound = broker.start_server()
     except OSError as e:
         log.error("cannot listen: %s", e)
+        broker.close()
+        return 1
+    try:
+        await broker.join_cluster(bound)
+    except Exception as e:
+        log.error("cannot register in ZooKeeper: %r", e)
         broker.close()
         return 1
     stop = asyncio.Event()
@@ -92,6 +108,6 @@ async def _serve(config: object, loop: asyncio.AbstractEventLoop) -> int:
              type(loop).__module__)
     await stop.wait()
     log.info("shutting down")
-    broker.close()
+    await broker.shutdown()
     await asyncio.sleep(0)   # let cancelled request tasks finish
     return 0

@@ -29,7 +29,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from .config import TOPIC_CONFIGS, BrokerConfig, validate_topic_configs
@@ -68,6 +68,8 @@ class Storage:
         self.cluster_id = ""
         self.next_producer_id = 0
         self.producer_id_block_end = 0
+        # (first, last) of a new block of producer ids (cluster: from ZooKeeper); None: local
+        self.producer_id_blocks: Callable[[], Awaitable[tuple[int, int]]] | None = None
         self.worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kc-storage")
         self.flusher = Flusher(loop, self)
         self._timers: list[asyncio.TimerHandle] = []
@@ -78,12 +80,20 @@ class Storage:
 
     # -- start-up and shutdown ---------------------------------------------
 
-    def open(self) -> None:
-        """Load metadata and open (recovering) every partition log.  Blocking: call before serving."""
+    def stored_cluster_id(self) -> str | None:
+        """The cluster id these log dirs belong to (None: new dirs)."""
+        return self._read_meta().get("cluster_id") or None
+
+    def open(self, cluster_id: str | None = None) -> None:
+        """Load metadata and open (recovering) every partition log.  Blocking: call before serving.
+        ``cluster_id``: the cluster's (ZooKeeper's ``/cluster/id``), checked against the stored one."""
         for d in self.dirs:
             os.makedirs(d, exist_ok=True)
         meta = self._read_meta()
-        self.cluster_id = meta.get("cluster_id") or self.config.get("cluster.id") or new_cluster_id()
+        stored = meta.get("cluster_id")
+        if cluster_id is not None and stored and stored != cluster_id:
+            raise RuntimeError(f"the log dirs belong to cluster {stored}, not to {cluster_id}")
+        self.cluster_id = cluster_id or stored or self.config.get("cluster.id") or new_cluster_id()
         self.producer_id_block_end = int(meta.get("producer_id_block_end", 0))
         self.next_producer_id = self.producer_id_block_end
         for d in self.dirs:
@@ -524,8 +534,13 @@ class Storage:
 
     async def allocate_producer_id(self) -> int:
         if self.next_producer_id >= self.producer_id_block_end:
-            self.producer_id_block_end = self.next_producer_id + PRODUCER_ID_BLOCK
-            await self.persist()
+            if self.producer_id_blocks is not None:
+                # A cluster: blocks come from ZooKeeper, so no two brokers hand out one id.
+                start, end = await self.producer_id_blocks()
+                self.next_producer_id, self.producer_id_block_end = start, end + 1
+            else:
+                self.producer_id_block_end = self.next_producer_id + PRODUCER_ID_BLOCK
+                await self.persist()
         pid = self.next_producer_id
         self.next_producer_id += 1
         return pid

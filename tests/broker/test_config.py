@@ -75,14 +75,14 @@ def test_invalid_settings_name_the_key(key, value, fragment):
 
 
 @pytest.mark.parametrize("key, value, fragment", [
-    ("zookeeper.connect", "x:2181", "a cluster on ZooKeeper"),
+    ("zookeeper.ssl.client.enable", "true", "ZooKeeper client setting"),
     ("ssl.keystore.location", "/k", "TLS"),
     ("sasl.enabled.mechanisms", "PLAIN", "SASL"),
     ("metric.reporters", "com.example.Reporter", "metrics reporters"),
     ("authorizer.class.name", "org.apache.kafka.metadata.authorizer.StandardAuthorizer", "authorization"),
     ("share.coordinator.state.topic.replication.factor", "3 ", None),   # Kafka's default: accepted
     ("transaction.max.timeout.ms", "60000", "transactions"),
-    ("num.replica.fetchers", "4", "replication between brokers"),
+    ("replica.high.watermark.checkpoint.interval.ms", "1000", "cluster setting"),
     ("fetch.max.bytes", "1048576", "fetch size limit"),
     ("group.consumer.assignors", "uniform", "group coordinator setting"),
     ("max.connections.per.ip", "10", "client quotas"),

@@ -1,0 +1,84 @@
+"""The cluster's request handlers: the controller's requests to brokers (LeaderAndIsr, StopReplica,
+UpdateMetadata), ControlledShutdown to the controller, and the client-facing views of the whole
+cluster (Metadata, DescribeCluster) served from the metadata cache.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kafka_protocol as kp
+from kafka_protocol.errors import ErrorCode as E
+
+from ..log import INTERNAL_TOPICS
+from .controller import NO_LEADER
+from .replicas import MetadataCache, TopicMeta
+
+
+class MetadataView:
+    """Metadata as the controller last described the cluster, through one listener."""
+
+    def __init__(self, md: MetadataCache, listener: str, ops: int) -> None:
+        R = kp.MetadataResponse
+        self.md = md
+        self.ops = ops
+        self.brokers = [R.MetadataResponseBroker(node_id=i, host=eps[listener][0], port=eps[listener][1], rack=rack)
+                        for i, (eps, rack) in sorted(md.brokers.items()) if listener in eps]
+        self.controller_id = md.controller_id
+
+    def _entry(self, name: str, t: TopicMeta) -> Any:
+        R = kp.MetadataResponse
+        parts = []
+        for idx, pm in sorted(t.partitions.items()):
+            parts.append(R.MetadataResponsePartition(
+                error_code=E.LEADER_NOT_AVAILABLE if pm.leader == NO_LEADER else 0, partition_index=idx,
+                leader_id=pm.leader, leader_epoch=pm.leader_epoch, replica_nodes=pm.replicas, isr_nodes=pm.isr,
+                offline_replicas=pm.offline))
+        return R.MetadataResponseTopic(error_code=0, name=name, topic_id=t.id, is_internal=name in INTERNAL_TOPICS,
+                                       partitions=parts, topic_authorized_operations=self.ops)
+
+    def all_topics(self) -> list[Any]:
+        return [self._entry(n, t) for n, t in self.md.topics.items() if t.partitions]
+
+    def by_name(self, name: str) -> Any | None:
+        t = self.md.topics.get(name)
+        return self._entry(name, t) if t is not None and t.partitions else None
+
+    def by_id(self, topic_id: Any) -> Any | None:
+        for n, t in self.md.topics.items():
+            if t.id == topic_id:
+                return self._entry(n, t)
+        return None
+
+
+def handle_leader_and_isr(b: Any, ctx: Any, req: Any) -> Any:
+    return b.cluster.replicas.leader_and_isr(req, ctx.api_version)
+
+
+def handle_stop_replica(b: Any, ctx: Any, req: Any) -> Any:
+    return b.cluster.replicas.stop_replica(req, ctx.api_version)
+
+
+def handle_update_metadata(b: Any, ctx: Any, req: Any) -> Any:
+    return b.cluster.replicas.update_metadata(req, ctx.api_version)
+
+
+def handle_controlled_shutdown(b: Any, ctx: Any, req: Any) -> Any:
+    R = kp.ControlledShutdownResponse
+    ctl = b.cluster.controller
+    if not ctl.active:
+        return R(error_code=E.NOT_CONTROLLER)
+
+    async def run() -> Any:
+        code, remaining = await ctl.controlled_shutdown(req.broker_id, req.broker_epoch)
+        return R(error_code=code, remaining_partitions=[R.RemainingPartition(topic_name=t, partition_index=p)
+                                                        for t, p in remaining])
+    return run()
+
+
+INTER_BROKER_APIS = {
+    4: (0, 7, handle_leader_and_isr),
+    5: (0, 4, handle_stop_replica),
+    6: (0, 8, handle_update_metadata),
+    7: (0, 3, handle_controlled_shutdown),
+}

@@ -1,0 +1,628 @@
+"""The controller (Kafka's ZooKeeper-mode ``KafkaController``): one broker of the cluster, elected
+through ZooKeeper, that decides leaders and ISRs and tells the brokers.
+
+Election: every broker tries to create the ephemeral ``/controller``; the one that succeeds, in
+the same ZooKeeper transaction, bumps ``/controller_epoch`` with a conditional write.  Every
+request it sends carries that epoch, and brokers refuse an older one (STALE_CONTROLLER_EPOCH),
+so a controller that lost its session and does not know it yet is fenced.  The others watch
+``/controller`` and run for it when it disappears.
+
+The active controller handles one event at a time from a queue (as Kafka's
+``ControllerEventManager`` does): brokers coming and going (``/brokers/ids`` children), new
+topics and partitions (``/brokers/topics``), deletions (``/admin/delete_topics``), ISR changes
+the leaders wrote (``/isr_change_notification``) and controlled shutdowns.  For each it writes
+the new leader and ISR to ``/brokers/topics/T/partitions/P/state`` with a conditional update
+(the znode version it read), then sends LeaderAndIsr to the replicas concerned and
+UpdateMetadata to every live broker.
+
+Leader election (``PartitionLeaderElectionAlgorithms``): the first replica in assignment order
+that is alive and in the ISR; none: the partition goes offline (leader -1) unless
+``unclean.leader.election.enable``, which takes the first live replica and accepts losing what
+only the ISR had.  Every leader change bumps the leader epoch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import kafka_protocol as kp
+from kafka_protocol.errors import ErrorCode as E
+
+from . import zk as Z
+from .channel import Channel, ChannelError
+
+log = logging.getLogger("kafka_broker.cluster.controller")
+
+LEADER_AND_ISR_V = 6
+UPDATE_METADATA_V = 7
+STOP_REPLICA_V = 3
+NO_LEADER = -1
+LEADER_DURING_DELETE = -2
+SECURITY_PROTOCOLS = {"PLAINTEXT": 0, "SSL": 1, "SASL_PLAINTEXT": 2, "SASL_SSL": 3}
+
+
+@dataclass
+class TopicState:
+    id: uuid.UUID
+    replicas: dict[int, list[int]]
+
+
+class _BrokerSender:
+    """Requests to one broker, in order; reconnects and resends until the broker is gone."""
+
+    def __init__(self, ctl: Controller, info: Z.BrokerInfo) -> None:
+        self.ctl = ctl
+        self.info = info
+        self.queue: asyncio.Queue[tuple[kp.Message, int, asyncio.Future[Any] | None]] = asyncio.Queue()
+        self.channel: Channel | None = None
+        self.task = asyncio.ensure_future(self._run())
+
+    def send(self, req: kp.Message, version: int) -> asyncio.Future[Any]:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.queue.put_nowait((req, version, fut))
+        return fut
+
+    async def _run(self) -> None:
+        while True:
+            req, version, fut = await self.queue.get()
+            while True:
+                try:
+                    if self.channel is None or self.channel.closed:
+                        host, port = self.ctl.endpoint_of(self.info)
+                        self.channel = await Channel(host, port, client_id=f"controller-{self.ctl.broker_id}",
+                                                     node_id=self.info.id).connect()
+                    resp = await self.channel.send(req, version)
+                    if fut is not None and not fut.done():
+                        fut.set_result(resp)
+                    break
+                except ChannelError as e:
+                    log.info("controller: request to broker %d failed (%s); retrying", self.info.id, e)
+                    await asyncio.sleep(0.3)
+
+    def close(self) -> None:
+        self.task.cancel()
+        if self.channel is not None:
+            self.channel.close()
+
+
+class Controller:
+    def __init__(self, zk: Z.Zk, broker_id: int, listener_name: str, config: Any,
+                 on_change: Callable[[int], None]) -> None:
+        self.zk = zk
+        self.broker_id = broker_id
+        self.listener_name = listener_name
+        self.config = config
+        self.on_change = on_change            # active controller id changed (broker updates its view)
+        self.active = False
+        self.epoch = 0
+        self.epoch_zk_version = -1
+        self.controller_id = -1
+        self.events: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
+        self.worker: asyncio.Task[None] | None = None
+        self.brokers: dict[int, Z.BrokerInfo] = {}
+        self.topics: dict[str, TopicState] = {}
+        self.states: dict[tuple[str, int], Z.LeaderIsr] = {}
+        self.shutting_down: set[int] = set()
+        self.deleting: set[str] = set()
+        self.senders: dict[int, _BrokerSender] = {}
+        self.topic_configs: dict[str, dict[str, str]] = {}
+        self.closed = False
+
+    # -- election ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.worker = asyncio.ensure_future(self._work())
+        self.enqueue(self._elect)
+
+    def enqueue(self, fn: Callable[[], Awaitable[None]]) -> None:
+        if not self.closed:
+            self.events.put_nowait(fn)
+
+    async def _work(self) -> None:
+        while True:
+            fn = await self.events.get()
+            try:
+                await fn()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - one failed event must not stop the controller
+                log.exception("controller event failed")
+
+    def _on_controller_znode(self, _ev: Any) -> None:
+        self.enqueue(self._elect)
+
+    async def _elect(self) -> None:
+        from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
+
+        got = await self.zk.get_or_none(Z.CONTROLLER, self._on_controller_znode)
+        if got is not None:
+            cid = Z.decode_controller(got[0])
+            if cid != self.broker_id and self.active:
+                self._resign()
+            self._set_controller(cid)
+            return
+        # Run for controller: create /controller and bump /controller_epoch atomically.
+        epoch_got = await self.zk.get_or_none(Z.CONTROLLER_EPOCH)
+        if epoch_got is None:
+            try:
+                await self.zk.create(Z.CONTROLLER_EPOCH, b"0")
+            except NodeExistsError:
+                pass
+            epoch_got = await self.zk.get(Z.CONTROLLER_EPOCH)
+        epoch, version = int(epoch_got[0] or b"0"), epoch_got[1].version
+        tx = self.zk.kz.transaction()
+        tx.create(Z.CONTROLLER, Z.encode_controller(self.broker_id), ephemeral=True)
+        tx.set_data(Z.CONTROLLER_EPOCH, str(epoch + 1).encode(), version)
+        results = await self.zk._aw(tx.commit_async())
+        failed = [r for r in results if isinstance(r, Exception)]
+        if failed:
+            if any(isinstance(r, (NodeExistsError, BadVersionError, NoNodeError)) for r in failed):
+                self.enqueue(self._elect)      # someone else won, or raced us on the epoch: read again
+                return
+            raise failed[0]
+        await self.zk.exists(Z.CONTROLLER, self._on_controller_znode)
+        self.epoch = epoch + 1
+        self.epoch_zk_version = version + 1
+        log.info("broker %d is the controller (epoch %d)", self.broker_id, self.epoch)
+        self.active = True
+        self._set_controller(self.broker_id)
+        await self._failover()
+
+    def _set_controller(self, cid: int) -> None:
+        if cid != self.controller_id:
+            self.controller_id = cid
+            self.on_change(cid)
+
+    def _resign(self) -> None:
+        log.info("broker %d resigns as controller", self.broker_id)
+        self.active = False
+        for s in self.senders.values():
+            s.close()
+        self.senders.clear()
+        self.brokers.clear()
+        self.topics.clear()
+        self.states.clear()
+
+    def session_lost(self) -> None:
+        """ZooKeeper session expired: /controller (if ours) is gone; run again when reconnected."""
+        if self.active:
+            self._resign()
+        self._set_controller(-1)
+
+    def session_restored(self) -> None:
+        self.enqueue(self._elect)
+
+    def close(self) -> None:
+        self.closed = True
+        if self.worker is not None:
+            self.worker.cancel()
+        for s in self.senders.values():
+            s.close()
+        self.senders.clear()
+
+    # -- failover: read everything, repair, tell everyone --------------------------------
+
+    async def _failover(self) -> None:
+        await self._read_brokers()
+        names = await self.zk.children(Z.BROKER_TOPICS, self._watch(self._topics_changed))
+        await asyncio.gather(*(self._read_topic(t) for t in names))
+        await self.zk.children(Z.DELETE_TOPICS, self._watch(self._deletions))
+        await self.zk.children(Z.ISR_CHANGES, self._watch(self._isr_changes))
+        changed = await self._elect_offline(set(self.states))
+        await self._init_new_partitions()
+        self._send_update_metadata(list(self.brokers), None)
+        for b in list(self.brokers):
+            self._send_leader_and_isr(b, [k for k, _ in self._replicas_on(b)])
+        del changed
+        await self._deletions()
+        await self._isr_changes()
+
+    def _watch(self, fn: Callable[[], Awaitable[None]]) -> Callable[[Any], None]:
+        def fire(_ev: Any) -> None:
+            if self.active:
+                self.enqueue(fn)
+        return fire
+
+    def endpoint_of(self, info: Z.BrokerInfo) -> tuple[str, int]:
+        ep = info.endpoints.get(self.listener_name)
+        if ep is None:
+            ep = next(iter(info.endpoints.values()))
+        return ep
+
+    async def _read_brokers(self) -> tuple[set[int], set[int]]:
+        """(started, gone) since the last read; a broker that re-registered counts as both."""
+        ids = [int(x) for x in await self.zk.children(Z.BROKER_IDS, self._watch(self._brokers_changed))]
+        got = await asyncio.gather(*(self.zk.get_or_none(f"{Z.BROKER_IDS}/{i}") for i in ids))
+        now: dict[int, Z.BrokerInfo] = {}
+        for i, g in zip(ids, got, strict=True):
+            if g is not None:
+                now[i] = Z.BrokerInfo.decode(i, g[0], g[1].czxid)
+        old = self.brokers
+        bounced = {i for i in now if i in old and old[i].epoch != now[i].epoch}
+        started = (set(now) - set(old)) | bounced
+        gone = (set(old) - set(now)) | bounced
+        self.brokers = now
+        for i in gone:
+            s = self.senders.pop(i, None)
+            if s is not None:
+                s.close()
+            self.shutting_down.discard(i)
+        for i in started:
+            self.senders[i] = _BrokerSender(self, now[i])
+        return started, gone
+
+    async def _read_topic(self, name: str) -> None:
+        got = await self.zk.get_or_none(Z.topic_path(name), self._watch(lambda: self._topic_data_changed(name)))
+        if got is None:
+            self.topics.pop(name, None)
+            return
+        ta = Z.TopicAssignment.decode(got[0])
+        self.topics[name] = TopicState(ta.topic_id, ta.partitions)
+        conf = await self.zk.get_or_none(f"{Z.CONFIG_TOPICS}/{name}")
+        self.topic_configs[name] = Z.decode_topic_config(conf[0] if conf else None)
+        states = await asyncio.gather(*(self.zk.get_or_none(Z.partition_state_path(name, p))
+                                        for p in ta.partitions))
+        for p, s in zip(ta.partitions, states, strict=True):
+            if s is not None:
+                self.states[(name, p)] = Z.LeaderIsr.decode(s[0], s[1].version)
+
+    def _replicas_on(self, broker: int) -> list[tuple[tuple[str, int], list[int]]]:
+        return [((t, p), reps) for t, ts in self.topics.items() for p, reps in ts.replicas.items()
+                if broker in reps]
+
+    def _replicas(self, key: tuple[str, int]) -> list[int]:
+        return self.topics[key[0]].replicas.get(key[1], [])
+
+    # -- events --------------------------------------------------------------------------
+
+    async def _brokers_changed(self) -> None:
+        started, gone = await self._read_brokers()
+        if gone:
+            log.info("controller: broker(s) %s gone", sorted(gone))
+            await self._on_brokers_failed(gone)
+        if started:
+            log.info("controller: broker(s) %s started", sorted(started))
+            await self._on_brokers_started(started)
+
+    async def _on_brokers_failed(self, gone: set[int]) -> None:
+        keys = [k for k, st in self.states.items() if st.leader in gone or gone & set(st.isr)]
+        changed = []
+        for k in keys:
+            st = self.states[k]
+            if st.leader in gone or st.leader == NO_LEADER:
+                new = self._elect_leader(k, st)
+            else:
+                isr = [r for r in st.isr if r not in gone]
+                new = Z.LeaderIsr(st.leader, st.leader_epoch + 1, isr, self.epoch)
+            if new is not None and await self._write_state(k, new):
+                changed.append(k)
+        self._propagate(changed)
+
+    async def _on_brokers_started(self, started: set[int]) -> None:
+        # The new brokers learn the whole cluster; everyone learns of them.
+        self._send_update_metadata([b for b in self.brokers if b not in started], [])
+        self._send_update_metadata(list(started), None)
+        offline = {k for k, st in self.states.items() if st.leader == NO_LEADER or st.leader not in self.brokers}
+        changed = await self._elect_offline(offline)
+        for b in started:
+            self._send_leader_and_isr(b, [k for k, _ in self._replicas_on(b)])
+        self._propagate(changed, skip=started)
+
+    async def _elect_offline(self, keys: set[tuple[str, int]]) -> list[tuple[str, int]]:
+        changed = []
+        for k in keys:
+            st = self.states.get(k)
+            if st is None or (st.leader in self.brokers and st.leader not in self.shutting_down):
+                continue
+            new = self._elect_leader(k, st)
+            if new is not None and await self._write_state(k, new):
+                changed.append(k)
+        return changed
+
+    def _elect_leader(self, key: tuple[str, int], st: Z.LeaderIsr,
+                      exclude: set[int] | frozenset[int] = frozenset()) -> Z.LeaderIsr | None:
+        """The new state of an offline partition (or None when nothing changes)."""
+        live = [r for r in self._replicas(key) if r in self.brokers and r not in exclude]
+        isr_live = [r for r in live if r in st.isr]
+        if isr_live:
+            leader = isr_live[0]
+            isr = [r for r in st.isr if r in self.brokers and r not in exclude]
+        elif live and self._unclean(key[0]):
+            leader = live[0]
+            isr = [leader]
+            log.warning("controller: unclean leader election for %s-%d: %d (data only the old ISR %s had "
+                        "is lost)", key[0], key[1], leader, st.isr)
+        else:
+            if st.leader == NO_LEADER:
+                return None
+            log.warning("controller: %s-%d is offline: no live replica in ISR %s", key[0], key[1], st.isr)
+            # Kafka keeps the last ISR member so that it may lead again when it returns.
+            isr = st.isr if all(r not in self.brokers for r in st.isr) else [r for r in st.isr if r not in exclude]
+            return Z.LeaderIsr(NO_LEADER, st.leader_epoch + 1, isr or st.isr, self.epoch)
+        return Z.LeaderIsr(leader, st.leader_epoch + 1, isr, self.epoch)
+
+    def _unclean(self, topic: str) -> bool:
+        v = self.topic_config(topic).get("unclean.leader.election.enable")
+        if v is not None:
+            return v.strip().lower() == "true"
+        return bool(self.config["unclean.leader.election.enable"])
+
+    def topic_config(self, topic: str) -> dict[str, str]:
+        return self.topic_configs.get(topic, {})
+
+    async def _write_state(self, key: tuple[str, int], new: Z.LeaderIsr) -> bool:
+        """Conditional write of a partition's state; on a version conflict read it back (the
+        leader changed the ISR meanwhile) and report no change: the caller's next event decides."""
+        from kazoo.exceptions import BadVersionError, NoNodeError
+
+        old = self.states.get(key)
+        path = Z.partition_state_path(*key)
+        try:
+            if old is None:
+                await self.zk.create(path, new.encode(), makepath=True)
+                new.zk_version = 0
+            else:
+                stat = await self.zk.set(path, new.encode(), old.zk_version)
+                new.zk_version = stat.version
+        except (BadVersionError, NoNodeError):
+            got = await self.zk.get_or_none(path)
+            if got is not None:
+                self.states[key] = Z.LeaderIsr.decode(got[0], got[1].version)
+            log.info("controller: state of %s-%d changed underneath; reread", *key)
+            return False
+        self.states[key] = new
+        return True
+
+    def _propagate(self, changed: list[tuple[str, int]], skip: set[int] | frozenset[int] = frozenset()) -> None:
+        """LeaderAndIsr to the live replicas of the changed partitions, UpdateMetadata to all."""
+        if not changed:
+            return
+        per_broker: dict[int, list[tuple[str, int]]] = {}
+        for k in changed:
+            for r in self._replicas(k):
+                if r in self.brokers and r not in skip:
+                    per_broker.setdefault(r, []).append(k)
+        for b, keys in per_broker.items():
+            self._send_leader_and_isr(b, keys)
+        self._send_update_metadata(list(self.brokers), changed)
+
+    async def _topics_changed(self) -> None:
+        names = set(await self.zk.children(Z.BROKER_TOPICS, self._watch(self._topics_changed)))
+        for gone in set(self.topics) - names:
+            self._forget_topic(gone)
+        new = names - set(self.topics)
+        await asyncio.gather(*(self._read_topic(t) for t in new))
+        await self._init_new_partitions()
+
+    async def _topic_data_changed(self, name: str) -> None:
+        await self._read_topic(name)
+        await self._init_new_partitions()
+
+    async def _init_new_partitions(self) -> None:
+        """Partitions with an assignment but no state yet: leader = first live replica, ISR = the
+        live replicas (Kafka's NewPartition -> OnlinePartition)."""
+        changed = []
+        for t, ts in list(self.topics.items()):
+            if t in self.deleting:
+                continue
+            for p, reps in ts.replicas.items():
+                if (t, p) in self.states:
+                    continue
+                live = [r for r in reps if r in self.brokers]
+                if not live:
+                    log.warning("controller: new partition %s-%d has no live replica among %s", t, p, reps)
+                    continue
+                if await self._write_state((t, p), Z.LeaderIsr(live[0], 0, live, self.epoch)):
+                    changed.append((t, p))
+        if changed:
+            per_broker: dict[int, list[tuple[str, int]]] = {}
+            for k in changed:
+                for r in self._replicas(k):
+                    if r in self.brokers:
+                        per_broker.setdefault(r, []).append(k)
+            for b, keys in per_broker.items():
+                self._send_leader_and_isr(b, keys, is_new=True)
+            self._send_update_metadata(list(self.brokers), changed)
+
+    def _forget_topic(self, name: str) -> None:
+        ts = self.topics.pop(name, None)
+        if ts is None:
+            return
+        for p in ts.replicas:
+            self.states.pop((name, p), None)
+        self.topic_configs.pop(name, None)
+
+    async def _isr_changes(self) -> None:
+        kids = await self.zk.children(Z.ISR_CHANGES, self._watch(self._isr_changes))
+        if not kids:
+            return
+        keys: set[tuple[str, int]] = set()
+        for k in kids:
+            got = await self.zk.get_or_none(f"{Z.ISR_CHANGES}/{k}")
+            if got is not None:
+                keys.update(Z.decode_isr_change(got[0]))
+        for t, p in keys:
+            got = await self.zk.get_or_none(Z.partition_state_path(t, p))
+            if got is not None and t in self.topics:
+                self.states[(t, p)] = Z.LeaderIsr.decode(got[0], got[1].version)
+        await asyncio.gather(*(self.zk.delete(f"{Z.ISR_CHANGES}/{k}") for k in kids), return_exceptions=True)
+        known = [k for k in keys if k in self.states]
+        if known:
+            self._send_update_metadata(list(self.brokers), known)
+
+    async def _deletions(self) -> None:
+        kids = await self.zk.children(Z.DELETE_TOPICS, self._watch(self._deletions))
+        for name in kids:
+            ts = self.topics.get(name)
+            if ts is None:
+                await asyncio.gather(self.zk.delete(f"{Z.DELETE_TOPICS}/{name}"), return_exceptions=True)
+                continue
+            self.deleting.add(name)
+            log.info("controller: deleting topic %s", name)
+            waits = []
+            for b in self.brokers:
+                parts = [p for p, reps in ts.replicas.items() if b in reps]
+                if parts:
+                    waits.append(self._send_stop_replica(b, name, parts, delete=True))
+            dead_replicas = {r for reps in ts.replicas.values() for r in reps} - set(self.brokers)
+            if dead_replicas:
+                log.warning("controller: replicas of %s on brokers %s that are down keep their logs until "
+                            "those brokers return", name, sorted(dead_replicas))
+            await asyncio.gather(*waits, return_exceptions=True)
+            removed = [(name, p) for p in ts.replicas]
+            await asyncio.gather(self.zk.delete(Z.topic_path(name), recursive=True),
+                                 self.zk.delete(f"{Z.CONFIG_TOPICS}/{name}"), return_exceptions=True)
+            await asyncio.gather(self.zk.delete(f"{Z.DELETE_TOPICS}/{name}"), return_exceptions=True)
+            self._send_update_metadata(list(self.brokers), removed, deleted=ts)
+            self._forget_topic(name)
+            self.deleting.discard(name)
+
+    # -- controlled shutdown -------------------------------------------------------------
+
+    async def controlled_shutdown(self, broker_id: int, broker_epoch: int) -> tuple[int, list[tuple[str, int]]]:
+        """Move leadership off ``broker_id`` and take it out of the ISRs; returns (error, the
+        partitions it still leads)."""
+        fut: asyncio.Future[tuple[int, list[tuple[str, int]]]] = asyncio.get_running_loop().create_future()
+
+        async def run() -> None:
+            try:
+                fut.set_result(await self._controlled_shutdown(broker_id, broker_epoch))
+            except Exception as e:  # noqa: BLE001
+                fut.set_exception(e)
+        self.enqueue(run)
+        return await fut
+
+    async def _controlled_shutdown(self, broker_id: int, broker_epoch: int) -> tuple[int, list[tuple[str, int]]]:
+        if not self.active:
+            return E.NOT_CONTROLLER, []
+        info = self.brokers.get(broker_id)
+        if info is None:
+            return E.BROKER_NOT_AVAILABLE, []
+        if broker_epoch >= 0 and broker_epoch != info.epoch:
+            return E.STALE_BROKER_EPOCH, []
+        self.shutting_down.add(broker_id)
+        changed = []
+        stop: list[tuple[str, int]] = []
+        for k, reps in self._replicas_on(broker_id):
+            st = self.states.get(k)
+            if st is None or len(reps) < 2:
+                continue
+            if st.leader == broker_id:
+                new = self._elect_leader(k, st, exclude={broker_id} | self.shutting_down)
+                if new is None or new.leader == NO_LEADER:
+                    continue            # no other ISR member: it keeps leading until it stops
+            elif broker_id in st.isr:
+                new = Z.LeaderIsr(st.leader, st.leader_epoch + 1, [r for r in st.isr if r != broker_id],
+                                  self.epoch)
+                stop.append(k)
+            else:
+                continue
+            if await self._write_state(k, new):
+                changed.append(k)
+        self._propagate(changed, skip={broker_id})
+        # The shutting-down broker follows the new leaders until it stops (Kafka sends it
+        # LeaderAndIsr for partitions it led, StopReplica without delete for the others).
+        led = [k for k in changed if k not in stop]
+        if led:
+            self._send_leader_and_isr(broker_id, led)
+        by_topic: dict[str, list[int]] = {}
+        for t, p in stop:
+            by_topic.setdefault(t, []).append(p)
+        for t, ps in by_topic.items():
+            self._send_stop_replica(broker_id, t, ps, delete=False)
+        remaining = [k for k, _ in self._replicas_on(broker_id)
+                     if (st := self.states.get(k)) is not None and st.leader == broker_id]
+        return 0, remaining
+
+    # -- requests ------------------------------------------------------------------------
+
+    def _live_broker_entries(self) -> list[Any]:
+        R = kp.UpdateMetadataRequest
+        out = []
+        for b in self.brokers.values():
+            eps = [R.UpdateMetadataEndpoint(port=port, host=host, listener=name,
+                                            security_protocol=SECURITY_PROTOCOLS.get(b.protocols.get(name, name), 0))
+                   for name, (host, port) in b.endpoints.items()]
+            out.append(R.UpdateMetadataBroker(id=b.id, endpoints=eps, rack=b.rack))
+        return out
+
+    def _send_update_metadata(self, to: list[int], keys: list[tuple[str, int]] | None,
+                              deleted: TopicState | None = None) -> None:
+        """``keys`` None: every partition; [] only the brokers."""
+        if not to:
+            return
+        R = kp.UpdateMetadataRequest
+        if keys is None:
+            keys = list(self.states)
+        by_topic: dict[str, list[Any]] = {}
+        for t, p in keys:
+            st = self.states.get((t, p))
+            if st is None:
+                continue
+            reps = self.topics[t].replicas.get(p, []) if t in self.topics else []
+            leader = LEADER_DURING_DELETE if deleted is not None else st.leader
+            by_topic.setdefault(t, []).append(R.UpdateMetadataPartitionState(
+                partition_index=p, controller_epoch=st.controller_epoch, leader=leader,
+                leader_epoch=st.leader_epoch, isr=st.isr, zk_version=st.zk_version, replicas=reps,
+                offline_replicas=[r for r in reps if r not in self.brokers]))
+        topic_states = [R.UpdateMetadataTopicState(topic_name=t, topic_id=(deleted.id if deleted is not None else
+                                                                         self.topics[t].id), partition_states=ps)
+                        for t, ps in by_topic.items()]
+        live = self._live_broker_entries()
+        for b in to:
+            s = self.senders.get(b)
+            if s is None:
+                continue
+            req = R(controller_id=self.broker_id, controller_epoch=self.epoch, broker_epoch=s.info.epoch,
+                    topic_states=topic_states, live_brokers=live)
+            s.send(req, UPDATE_METADATA_V)
+
+    def _send_leader_and_isr(self, broker: int, keys: list[tuple[str, int]], is_new: bool = False) -> None:
+        s = self.senders.get(broker)
+        if s is None or not keys:
+            return
+        R = kp.LeaderAndIsrRequest
+        by_topic: dict[str, list[Any]] = {}
+        leaders: set[int] = set()
+        for t, p in keys:
+            st = self.states.get((t, p))
+            if st is None or t not in self.topics:
+                continue
+            reps = self.topics[t].replicas.get(p, [])
+            by_topic.setdefault(t, []).append(R.LeaderAndIsrPartitionState(
+                partition_index=p, controller_epoch=st.controller_epoch, leader=st.leader,
+                leader_epoch=st.leader_epoch, isr=st.isr, partition_epoch=st.zk_version, replicas=reps,
+                is_new=is_new))
+            if st.leader >= 0:
+                leaders.add(st.leader)
+        if not by_topic:
+            return
+        live_leaders = []
+        for lid in leaders:
+            info = self.brokers.get(lid)
+            if info is not None:
+                host, port = self.endpoint_of(info)
+                live_leaders.append(R.LeaderAndIsrLiveLeader(broker_id=lid, host_name=host, port=port))
+        req = R(controller_id=self.broker_id, controller_epoch=self.epoch, broker_epoch=s.info.epoch,
+                topic_states=[R.LeaderAndIsrTopicState(topic_name=t, topic_id=self.topics[t].id,
+                                                       partition_states=ps) for t, ps in by_topic.items()],
+                live_leaders=live_leaders)
+        s.send(req, LEADER_AND_ISR_V)
+
+    def _send_stop_replica(self, broker: int, topic: str, partitions: list[int], delete: bool) -> Awaitable[Any]:
+        s = self.senders.get(broker)
+        if s is None:
+            return asyncio.sleep(0)
+        R = kp.StopReplicaRequest
+        epochs = {p: (self.states[(topic, p)].leader_epoch if (topic, p) in self.states else -1) for p in partitions}
+        req = R(controller_id=self.broker_id, controller_epoch=self.epoch, broker_epoch=s.info.epoch,
+                topic_states=[R.StopReplicaTopicState(topic_name=topic, partition_states=[
+                    R.StopReplicaPartitionState(partition_index=p,
+                                                leader_epoch=-2 if delete else epochs[p],  # -2: deletion sentinel
+                                                delete_partition=delete) for p in partitions])])
+        return s.send(req, STOP_REPLICA_V)

@@ -1,0 +1,354 @@
+"""This broker as a member of a cluster on ZooKeeper (on when ``zookeeper.connect`` is set).
+
+Start-up, in Kafka's order: connect to ZooKeeper (creating the chroot), check the cluster id
+(``/cluster/id`` is created by the first broker; a log dir that belongs to another cluster stops
+the broker), register ``/brokers/ids/<broker.id>`` as an ephemeral znode with the advertised
+endpoints and rack (its czxid is the broker epoch), then run for controller.  A broker restarted
+within the ZooKeeper session timeout of its previous life waits for the old registration to
+expire instead of failing.
+
+When the session expires (a long pause, a network cut), the ephemeral znodes are gone: the
+controller elsewhere has already moved leadership away.  kazoo opens a new session; the broker
+registers again (a new broker epoch), and the controller treats it as a broker that restarted.
+
+Shutdown (``controlled.shutdown.enable``): ask the controller to move leadership away
+(ControlledShutdown, up to ``controlled.shutdown.max.retries`` times), then stop fetching and
+close the session, which removes the registration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import kafka_protocol as kp
+
+from ..log import INTERNAL_TOPICS
+from ..registry import TopicInfo
+from . import zk as Z
+from .assign import AssignmentError, assign_replicas
+from .channel import Channel, ChannelError
+from .controller import NO_LEADER, Controller
+from .fetcher import FetcherManager
+from .replicas import MetadataCache, ReplicaManager
+
+if TYPE_CHECKING:
+    from ..broker import Broker
+    from ..log.partition import Partition
+
+log = logging.getLogger("kafka_broker.cluster")
+
+CONTROLLED_SHUTDOWN_V = 3
+PRODUCER_ID_BLOCK_SIZE = 1000      # Kafka's ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE
+
+
+class InconsistentClusterId(RuntimeError):
+    pass
+
+
+class ClusterNode:
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.config = broker.config
+        self.storage = broker.storage
+        self.loop = broker.loop
+        self.broker_id = broker.node_id
+        cfg = self.config
+        session_ms = cfg["zookeeper.session.timeout.ms"]
+        self.zk = Z.Zk(cfg["zookeeper.connect"], session_ms, cfg["zookeeper.connection.timeout.ms"] or session_ms,
+                       self.loop)
+        self.listener_name = cfg.get("inter.broker.listener.name") or self._default_listener()
+        self.metadata = MetadataCache()
+        self.controller = Controller(self.zk, self.broker_id, self.listener_name, cfg, self._controller_changed)
+        self.replicas = ReplicaManager(self)
+        self.fetchers = FetcherManager(self)
+        self.broker_epoch = -1
+        self.storage.producer_id_blocks = self.allocate_producer_ids
+        self.registered = asyncio.Event()
+        self.session_lost = False
+        self.closing = False
+
+    def _default_listener(self) -> str:
+        names = [ln.name for ln in self.config.listeners]
+        return "PLAINTEXT" if "PLAINTEXT" in names else names[0]
+
+    # -- start-up ------------------------------------------------------------------------
+
+    async def connect(self) -> str:
+        """Connect and settle the cluster id; returns it.  Before the storage opens its logs."""
+        await self.zk.start()
+        self.zk.state_listeners.append(self._zk_state)
+        got = await self.zk.get_or_none(Z.CLUSTER_ID)
+        if got is None:
+            import json
+
+            from kazoo.exceptions import NodeExistsError
+            want = self.config.get("cluster.id") or self.storage.stored_cluster_id() or _new_cluster_id()
+            try:
+                await self.zk.create(Z.CLUSTER_ID, json.dumps({"version": "1", "id": want}).encode(), makepath=True)
+            except NodeExistsError:
+                pass
+            got = await self.zk.get(Z.CLUSTER_ID)
+        import json as _json
+        cluster_id = str(_json.loads(got[0])["id"])
+        stored = self.storage.stored_cluster_id()
+        if stored and stored != cluster_id:
+            raise InconsistentClusterId(
+                f"The Cluster ID {cluster_id} doesn't match stored clusterId {stored} in meta.properties. "
+                "The broker is trying to join the wrong cluster. Configured zookeeper.connect may be wrong.")
+        return cluster_id
+
+    async def start(self, bound: dict[str, tuple[str, int]]) -> None:
+        """Register (with the ports the listeners bound) and run for controller."""
+        self.bound = bound
+        self.replicas.start()
+        await self._register()
+        self.controller.start()
+
+    def _registration(self) -> Z.BrokerInfo:
+        endpoints: dict[str, tuple[str, int]] = {}
+        for ln in self.config.listeners:
+            adv = self.config.advertised[ln.name]
+            port = adv.port or self.bound.get(ln.name, (adv.host, adv.port))[1]
+            endpoints[ln.name] = (adv.host, port)
+        proto_map = dict(x.split(":", 1) for x in self.config["listener.security.protocol.map"])
+        return Z.BrokerInfo(self.broker_id, endpoints, {n: proto_map.get(n, n) for n in endpoints},
+                            self.config.get("broker.rack"))
+
+    async def _register(self) -> None:
+        from kazoo.exceptions import NodeExistsError
+
+        path = f"{Z.BROKER_IDS}/{self.broker_id}"
+        data = self._registration().encode()
+        deadline = self.loop.time() + self.zk.session_timeout + 10
+        while True:
+            try:
+                await self.zk.create(path, data, ephemeral=True)
+                break
+            except NodeExistsError:
+                got = await self.zk.get_or_none(path)
+                if got is not None and got[1].ephemeralOwner == self.zk.session_id:
+                    break
+                if self.loop.time() > deadline:
+                    raise RuntimeError(f"broker.id {self.broker_id} is registered in ZooKeeper by another "
+                                       "live broker") from None
+                log.info("broker.id %d is still registered by a previous session; waiting for it to expire",
+                         self.broker_id)
+                await asyncio.sleep(0.5)
+        got = await self.zk.get(path)
+        self.broker_epoch = got[1].czxid
+        self.registered.set()
+        log.info("registered broker %d at %s (broker epoch %d)", self.broker_id, path, self.broker_epoch)
+
+    def _zk_state(self, state: str) -> None:
+        if self.closing:
+            return
+        if state == "LOST":
+            log.warning("ZooKeeper session expired: this broker is deregistered until it reconnects")
+            self.session_lost = True
+            self.registered.clear()
+            self.controller.session_lost()
+        elif state == "CONNECTED" and self.session_lost and not self.closing:
+            self.session_lost = False
+
+            async def again() -> None:
+                try:
+                    await self._register()
+                except Exception as e:  # noqa: BLE001
+                    log.error("re-registering after session expiry: %s", e)
+                    return
+                self.controller.session_restored()
+            asyncio.ensure_future(again())
+
+    def _controller_changed(self, cid: int) -> None:
+        if cid >= 0:
+            self.metadata.controller_id = cid
+
+    # -- shutdown ------------------------------------------------------------------------
+
+    async def controlled_shutdown(self) -> None:
+        if not self.config["controlled.shutdown.enable"] or not self.registered.is_set():
+            return
+        retries = self.config["controlled.shutdown.max.retries"]
+        backoff = self.config["controlled.shutdown.retry.backoff.ms"] / 1000
+        for attempt in range(retries):
+            cid = self.metadata.controller_id
+            ep = self.endpoint_of(cid) if cid >= 0 else None
+            if ep is None:
+                log.info("controlled shutdown: no controller known; retrying")
+                await asyncio.sleep(backoff)
+                continue
+            try:
+                ch = await Channel(ep[0], ep[1], client_id=f"broker-{self.broker_id}-shutdown",
+                                   node_id=cid).connect()
+                try:
+                    resp = await ch.send(kp.ControlledShutdownRequest(broker_id=self.broker_id,
+                                                                      broker_epoch=self.broker_epoch),
+                                         CONTROLLED_SHUTDOWN_V)
+                finally:
+                    ch.close()
+            except ChannelError as e:
+                log.info("controlled shutdown attempt %d: %s", attempt + 1, e)
+                await asyncio.sleep(backoff)
+                continue
+            if resp.error_code == 0 and not resp.remaining_partitions:
+                log.info("controlled shutdown: leadership moved away")
+                return
+            log.info("controlled shutdown attempt %d: error %d, %d partition(s) still led here", attempt + 1,
+                     resp.error_code, len(resp.remaining_partitions))
+            await asyncio.sleep(backoff)
+        log.warning("controlled shutdown did not complete; proceeding with an unclean shutdown")
+
+    def close(self) -> None:
+        self.closing = True
+        self.controller.close()
+        self.fetchers.close()
+        self.replicas.close()
+        self.zk.close()
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def endpoint_of(self, broker: int) -> tuple[str, int] | None:
+        ep = self.metadata.endpoint(broker, self.listener_name)
+        if ep is None and broker == self.broker_id:
+            ep = self._registration().endpoints.get(self.listener_name)
+        return ep
+
+    async def topic_overrides(self, topic: str) -> dict[str, str]:
+        got = await self.zk.get_or_none(f"{Z.CONFIG_TOPICS}/{topic}")
+        return Z.decode_topic_config(got[0] if got else None)
+
+    async def allocate_producer_ids(self) -> tuple[int, int]:
+        """The next block of producer ids, from ``/latest_producer_id_block`` with a conditional
+        write (Kafka's ZkProducerIdManager): unique across the cluster and across restarts."""
+        import json
+
+        from kazoo.exceptions import BadVersionError, NodeExistsError
+        while True:
+            got = await self.zk.get_or_none(Z.PRODUCER_ID_BLOCK)
+            start = int(json.loads(got[0])["block_end"]) + 1 if got is not None and got[0] else 0
+            end = start + PRODUCER_ID_BLOCK_SIZE - 1
+            data = json.dumps({"version": 1, "broker": self.broker_id, "block_start": str(start),
+                               "block_end": str(end)}).encode()
+            try:
+                if got is None:
+                    await self.zk.create(Z.PRODUCER_ID_BLOCK, data)
+                else:
+                    await self.zk.set(Z.PRODUCER_ID_BLOCK, data, got[1].version)
+            except (BadVersionError, NodeExistsError):
+                continue      # another broker took that block: read again
+            log.info("producer id block %d-%d", start, end)
+            return start, end
+
+    def metadata_view(self, listener: str, ops: int) -> Any:
+        from .apis import MetadataView
+        return MetadataView(self.metadata, listener, ops)
+
+    def on_leadership(self, p: Partition, leader: bool) -> None:
+        """Called when this broker starts or stops leading ``p`` (the group coordinator hooks here)."""
+        hook = getattr(self.broker, "on_leadership", None)
+        if hook is not None:
+            hook(p, leader)
+
+
+def _new_cluster_id() -> str:
+    from ..log.topics import new_cluster_id
+    return new_cluster_id()
+
+
+class ZkRegistry:
+    """Topics of the cluster: assignments in ZooKeeper, read through the metadata cache."""
+
+    def __init__(self, node: ClusterNode) -> None:
+        self.node = node
+
+    def get(self, name: str) -> TopicInfo | None:
+        t = self.node.metadata.topics.get(name)
+        if t is None:
+            return None
+        return TopicInfo(name, t.id, len(t.partitions), name in INTERNAL_TOPICS)
+
+    def get_by_id(self, topic_id: uuid.UUID) -> TopicInfo | None:
+        for name, t in self.node.metadata.topics.items():
+            if t.id == topic_id:
+                return self.get(name)
+        return None
+
+    def names(self) -> Iterable[str]:
+        return self.node.metadata.topics.keys()
+
+    def is_deleting(self, name: str) -> bool:
+        return False
+
+    def brokers(self) -> dict[int, str | None]:
+        return {b: rack for b, (_eps, rack) in self.node.metadata.brokers.items()}
+
+    async def create(self, name: str, num_partitions: int, replication_factor: int,
+                     assignment: dict[int, list[int]] | None, configs: dict[str, str]) -> uuid.UUID:
+        from kazoo.exceptions import NodeExistsError
+
+        zk = self.node.zk
+        if assignment is None:
+            try:
+                assignment = assign_replicas(num_partitions, replication_factor, self.brokers())
+            except AssignmentError as e:
+                raise ValueError(str(e)) from None
+        topic_id = uuid.uuid4()
+        if await zk.exists(Z.topic_path(name)) is not None:
+            raise FileExistsError(name)
+        # Config first, then the assignment (which the controller acts on): AdminZkClient's order.
+        await zk.create(f"{Z.CONFIG_TOPICS}/{name}", Z.encode_topic_config(configs), makepath=True) \
+            if await zk.exists(f"{Z.CONFIG_TOPICS}/{name}") is None else \
+            await zk.set(f"{Z.CONFIG_TOPICS}/{name}", Z.encode_topic_config(configs))
+        try:
+            await zk.create(Z.topic_path(name), Z.TopicAssignment(topic_id, assignment).encode())
+        except NodeExistsError:
+            raise FileExistsError(name) from None
+        await self._wait_for(lambda: self._online(name, len(assignment)))
+        return topic_id
+
+    def _online(self, name: str, n: int) -> bool:
+        t = self.node.metadata.topics.get(name)
+        return t is not None and len(t.partitions) >= n and all(pm.leader != NO_LEADER
+                                                                  for pm in t.partitions.values())
+
+    async def _wait_for(self, cond: Any, timeout: float = 30.0) -> bool:
+        """Until the controller's UpdateMetadata shows ``cond`` (or the timeout)."""
+        deadline = self.node.loop.time() + timeout
+        while not cond():
+            left = deadline - self.node.loop.time()
+            if left <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self.node.metadata.changed.wait(), left)
+            except TimeoutError:
+                return False
+        return True
+
+    async def delete(self, name: str) -> None:
+        from kazoo.exceptions import NodeExistsError
+        try:
+            await self.node.zk.create(f"{Z.DELETE_TOPICS}/{name}")
+        except NodeExistsError:
+            pass
+        await self._wait_for(lambda: name not in self.node.metadata.topics)
+
+    async def add_partitions(self, name: str, count: int, assignment: list[list[int]] | None) -> None:
+        zk = self.node.zk
+        data, stat = await zk.get(Z.topic_path(name))
+        ta = Z.TopicAssignment.decode(data)
+        cur = len(ta.partitions)
+        rf = len(next(iter(ta.partitions.values())))
+        if assignment is None:
+            try:
+                new = assign_replicas(count - cur, rf, self.brokers(), first_partition=cur)
+            except AssignmentError as e:
+                raise ValueError(str(e)) from None
+        else:
+            new = {cur + i: reps for i, reps in enumerate(assignment)}
+        ta.partitions.update(new)
+        await zk.set(Z.topic_path(name), ta.encode(), stat.version)
+        await self._wait_for(lambda: self._online(name, count))
