@@ -76,10 +76,10 @@ class Broker:
         self.cluster: ClusterNode | None = None
         if config.get("zookeeper.connect"):
             from .cluster.apis import INTER_BROKER_APIS
-            from .cluster.node import ClusterNode, ZkRegistry
+            from .cluster.node import ClusterNode
 
             self.cluster = ClusterNode(self)
-            self.registry = ZkRegistry(self.cluster)
+            self.registry = self.cluster.registry
             self.apis.update(INTER_BROKER_APIS)
 
     # -- lifecycle -------------------------------------------------------------
@@ -92,11 +92,17 @@ class Broker:
         from .cleaner import LogCleaner
         from .group_apis import Groups
 
-        self.groups = Groups(self.storage, self.config, self.node_id)
+        self.groups = Groups(self.storage, self.config, self.node_id, self.cluster, self.registry)
         await self.groups.start()
         if self.config["log.cleaner.enable"] and self.config["log.cleaner.threads"] > 0:
             self.cleaner = LogCleaner(self.storage, self.config)
             self.cleaner.start()
+
+    def on_leadership(self, p: Any, leader: bool) -> None:
+        """Cluster: this broker started or stopped leading ``p`` (the group coordinator follows
+        the leadership of ``__consumer_offsets``)."""
+        if p.topic.name == OFFSETS_TOPIC and self.groups is not None:
+            self.groups.on_leadership(p.index, leader)
 
     def start_server(self) -> list[tuple[str, int]]:
         self.server = Server(self.loop, self.config.listeners, self.config["socket.request.max.bytes"],
@@ -246,7 +252,7 @@ def handle_metadata(b: Broker, ctx: RequestContext, req: Any) -> Any:
         for i, name in to_create:
             try:
                 if name == OFFSETS_TOPIC and b.groups is not None:
-                    await b.groups.ensure_topic()
+                    await (b.groups.ensure_cluster_topic() if b.cluster is not None else b.groups.ensure_topic())
                 elif b.registry.get(name) is None:
                     await b.registry.create(name, b.config["num.partitions"], b.config["default.replication.factor"],
                                             None, {})

@@ -24,14 +24,17 @@ from kafka_protocol.errors import ErrorCode as E
 
 from .groups import GroupCoordinator, LogBackend, NodeInfo, OffsetsStore, RequestContext, TopicInfo
 from .log import INTERNAL_TOPICS, OFFSETS_TOPIC, AppendError, AppendFailed, AppendOrigin
+from .registry import LocalRegistry, TopicRegistry
 
 if TYPE_CHECKING:
+    from .cluster.node import ClusterNode
     from .config import BrokerConfig, Listener
     from .log import Topic
     from .server import RequestContext as ServerContext
     from .storage import Storage
 
 log = logging.getLogger("kafka_broker.groups")
+OFFSETS_COMMIT_TIMEOUT_S = 5.0      # Kafka's offsets.commit.timeout.ms default
 
 # api key -> (min, max advertised, coordinator method): Apache Kafka 4.0's ranges (groups/__init__.py)
 GROUP_APIS: dict[int, tuple[int, int, str]] = {
@@ -62,43 +65,106 @@ class GroupDeps(Protocol):
 class Groups:
     """The broker's coordinator plus the ``__consumer_offsets`` plumbing."""
 
-    def __init__(self, storage: Storage, config: BrokerConfig, node_id: int) -> None:
+    def __init__(self, storage: Storage, config: BrokerConfig, node_id: int,
+                 cluster: ClusterNode | None = None, registry: TopicRegistry | None = None) -> None:
         self.storage = storage
         self.config = config
+        self.cluster = cluster
+        self.registry: TopicRegistry = registry or LocalRegistry(storage, node_id, config.get("broker.rack"))
         self._creating: asyncio.Future[Topic] | None = None
         existing = self.storage.topics.get(OFFSETS_TOPIC)
         n = len(existing.partitions) if existing is not None else self.config["offsets.topic.num.partitions"]
         self.backend = LogBackend(None, n, logs=self._log_for, append=self._append)
         self.store = OffsetsStore(self.backend)
+        # In a cluster this broker coordinates the groups of the __consumer_offsets partitions it
+        # leads, loaded when it becomes their leader (Kafka's GroupMetadataManager).
+        self.owned: set[int] = set()
+        self.loading: dict[int, asyncio.Task[None]] = {}
+        if cluster is not None:
+            self.store.loaded = True      # nothing to read before leadership arrives
         adv = next(iter(self.config.advertised.values()))
         self.coord = GroupCoordinator(
             self.store, config=self.config,
             node=lambda: NodeInfo(node_id, adv.host, adv.port),
             topic_info=self._topic_info, topic_name=self._topic_name,
-            all_topics=lambda: [t for t in self.storage.topics if t not in INTERNAL_TOPICS])
+            all_topics=lambda: [t for t in self.registry.names() if t not in INTERNAL_TOPICS])
+        if cluster is not None:
+            self.coord.owner = self._owner
 
     async def start(self) -> None:
         await self.coord.start()
         log.info("group coordinator: %d group(s) loaded from %s", len(self.coord.groups), OFFSETS_TOPIC)
 
     def close(self) -> None:
+        for t in self.loading.values():
+            t.cancel()
         self.coord.close()
+
+    # -- the cluster: coordinator of the partitions this broker leads ------------
+
+    def _owner(self, group_id: str) -> int:
+        p = self.store.partition_for(group_id)
+        if p in self.owned:
+            return 0
+        return E.COORDINATOR_LOAD_IN_PROGRESS if p in self.loading else E.NOT_COORDINATOR
+
+    def on_leadership(self, partition: int, leader: bool) -> None:
+        """``__consumer_offsets-<partition>`` became led here (load its groups) or not (unload)."""
+        task = self.loading.pop(partition, None)
+        if task is not None:
+            task.cancel()
+        if not leader:
+            if partition in self.owned:
+                self.owned.discard(partition)
+                gone = self.coord.unload_partition(partition)
+                log.info("group coordinator: %s-%d led elsewhere now: %d group(s) unloaded", OFFSETS_TOPIC,
+                         partition, len(gone))
+            return
+        self.owned.discard(partition)
+        self.coord.unload_partition(partition)    # whatever an earlier term left in memory
+
+        async def load() -> None:
+            await self.coord.load_partition(partition)
+            self.owned.add(partition)
+            self.loading.pop(partition, None)
+            n = sum(1 for g in self.coord.groups if self.store.partition_for(g) == partition)
+            log.info("group coordinator: %s-%d loaded, %d group(s)", OFFSETS_TOPIC, partition, n)
+        self.loading[partition] = asyncio.ensure_future(load())
 
     # -- callables handed to the coordinator ------------------------------------
 
     def _topic_info(self, name: str) -> TopicInfo | None:
-        t = self.storage.topics.get(name)
-        if t is None or not t.partitions:
+        t = self.registry.get(name)
+        if t is None or not t.num_partitions:
             return None
-        return TopicInfo(t.name, t.id, len(t.partitions))
+        return TopicInfo(t.name, t.id, t.num_partitions)
 
     def _topic_name(self, topic_id: Any) -> str | None:
-        t = self.storage.topics_by_id.get(topic_id)
+        t = self.registry.get_by_id(topic_id)
         return None if t is None else t.name
 
     def _log_for(self, partition: int) -> Any:
         p = self.storage.partition(OFFSETS_TOPIC, partition)
         return None if p is None or p.closed else p.log
+
+    async def ensure_cluster_topic(self) -> None:
+        """In a cluster: ``__consumer_offsets`` in ZooKeeper with offsets.topic.replication.factor
+        replicas; refused (COORDINATOR_NOT_AVAILABLE to the asking client) while fewer brokers
+        are alive, as Kafka does."""
+        reg = self.registry
+        if reg.get(OFFSETS_TOPIC) is not None:
+            return
+        rf = self.config["offsets.topic.replication.factor"]
+        live = len(reg.brokers())
+        if live < rf:
+            raise RuntimeError(f"Number of alive brokers '{live}' does not meet the required replication "
+                               f"factor '{rf}' for the offsets topic (configured via "
+                               "'offsets.topic.replication.factor')")
+        overrides = {"cleanup.policy": "compact", "segment.bytes": str(self.config["offsets.topic.segment.bytes"])}
+        try:
+            await reg.create(OFFSETS_TOPIC, self.backend.num_partitions, rf, None, overrides)
+        except FileExistsError:
+            pass
 
     async def ensure_topic(self) -> Topic:
         """``__consumer_offsets`` (created once, on first use, like Kafka does)."""
@@ -119,16 +185,33 @@ class Groups:
 
     async def _append(self, partition: int, batch: bytearray) -> None:
         t = self.storage.topics.get(OFFSETS_TOPIC)
+        if (t is None or not t.partitions) and self.cluster is not None:
+            raise AppendFailed(f"{OFFSETS_TOPIC}-{partition}", AppendError(E.NOT_LEADER_OR_FOLLOWER, None))
         if t is None or not t.partitions:
             t = await self.ensure_topic()
         p = t.partitions[partition]
         if p is None:   # not hosted here: this broker cannot coordinate its groups
             raise AppendFailed(f"{OFFSETS_TOPIC}-{partition}", AppendError(E.NOT_LEADER_OR_FOLLOWER, None))
+        cluster = self.cluster
+        if cluster is not None and (p.replication is None or not p.replication.is_leader):
+            raise AppendFailed(p.name, AppendError(E.NOT_LEADER_OR_FOLLOWER, None))
         res = p.append(batch, AppendOrigin.COORDINATOR)
         if isinstance(res, AppendError):
             raise AppendFailed(p.name, res)
         if res.flushed is not None:
             await res.flushed
+        if cluster is not None:
+            # Committed offsets and group state are acknowledged once the ISR has them
+            # (offsets.commit.required.acks=-1), like an acks=all produce.
+            cluster.replicas.maybe_advance_hw(p)
+            w = cluster.replicas.wait_replicated(p, res.last_offset + 1)
+            if w is not None:
+                try:
+                    code = await asyncio.wait_for(w, OFFSETS_COMMIT_TIMEOUT_S)
+                except TimeoutError:
+                    code = E.REQUEST_TIMED_OUT
+                if code:
+                    raise AppendFailed(p.name, AppendError(code, None))
 
 
 def _group_handler(method: str) -> Callable[[GroupDeps, ServerContext, Any], Any]:
@@ -150,10 +233,29 @@ def handle_find_coordinator(b: GroupDeps, ctx: ServerContext, req: Any) -> Any:
     g = b.groups
     assert g is not None
     adv = b.advertised(ctx.listener)
+    cluster = g.cluster
 
     async def run() -> Any:
         resp = await g.coord.find_coordinator(req, ctx.api_version, _ctx(ctx))
         entries = getattr(resp, "coordinators", None) if ctx.api_version >= 4 else [resp]
+        if cluster is not None:
+            try:
+                await g.ensure_cluster_topic()
+                missing = None
+            except Exception as exc:  # noqa: BLE001 - not enough brokers yet, or ZooKeeper unreachable
+                missing = str(exc)
+            for e in entries or []:
+                if e.error_code != 0:
+                    continue
+                key = e.key if ctx.api_version >= 4 else req.key
+                leader = cluster.metadata.leader_of(OFFSETS_TOPIC, g.store.partition_for(key))
+                ep = cluster.metadata.endpoint(leader, ctx.listener.name) if leader >= 0 else None
+                if missing is not None or ep is None:
+                    e.error_code, e.error_message = E.COORDINATOR_NOT_AVAILABLE, missing
+                    e.node_id, e.host, e.port = -1, "", -1
+                else:
+                    e.node_id, (e.host, e.port) = leader, ep
+            return resp
         for e in entries or []:
             if e.error_code == 0:
                 e.host, e.port = adv.host, adv.port

@@ -179,3 +179,53 @@ def test_controller_failover(cluster: KafkaCoreCluster) -> None:
     finally:
         zk.stop()
         zk.close()
+
+
+def _group_consume(bootstrap: str, topic: str, group: str, expect: int, timeout: float = 60) -> list:
+    c = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                     "enable.auto.commit": False, "session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
+    c.subscribe([topic])
+    out = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < expect and time.monotonic() < deadline:
+            for m in c.consume(500, 1.0):
+                if m.error() is None:
+                    out.append((m.partition(), m.offset(), m.value()))
+            if out:
+                c.commit(asynchronous=False)
+    finally:
+        c.close()
+    return out
+
+
+def test_group_coordinator_is_the_offsets_partition_leader_and_survives_its_death(
+        cluster: KafkaCoreCluster) -> None:
+    """A consumer group in the cluster: its coordinator is the leader of its __consumer_offsets
+    partition; kill -9 that broker and the group carries on from the committed offsets."""
+    import zlib  # noqa: F401 - the partition of a group is Java's String.hashCode, computed below
+
+    _create(cluster, "grp")
+    acked = _produce(cluster.bootstrap, "grp", 600)
+    first = _group_consume(cluster.bootstrap, "grp", "g1", 300, timeout=60)
+    assert len(first) >= 300
+    # The coordinator: FindCoordinator through any broker names the same broker, the leader of
+    # the group's offsets partition.
+    admin = _admin(cluster)
+    coord = admin.describe_consumer_groups(["g1"])["g1"].result(30).coordinator.id
+    h = 0
+    for ch in "g1":
+        h = (31 * h + ord(ch)) & 0xFFFFFFFF
+    h = h - (1 << 32) if h >= 1 << 31 else h
+    part = (h & 0x7FFFFFFF) % 50 if h != -(1 << 31) else 0
+    assert _describe(cluster.bootstrap, "__consumer_offsets")[part][0] == coord
+    cluster.kill(coord)
+    live = ",".join(b.bootstrap for i, b in cluster.brokers.items() if i != coord)
+    rest = _group_consume(live, "grp", "g1", len(acked) - len(first), timeout=90)
+    # At least once: nothing acknowledged is skipped; what was committed is not read again
+    # except what the first consumer read after its last commit.
+    seen = {(p, o) for p, o, _ in first + rest}
+    assert seen == {(p, o) for p, o, _ in acked}
+    live_admin = AdminClient({"bootstrap.servers": live})
+    desc = live_admin.describe_consumer_groups(["g1"], request_timeout=20)["g1"].result(30)
+    assert desc.coordinator.id != coord

@@ -66,6 +66,7 @@ class ClusterNode:
         self.replicas = ReplicaManager(self)
         self.fetchers = FetcherManager(self)
         self.broker_epoch = -1
+        self.registry = ZkRegistry(self)
         self.storage.producer_id_blocks = self.allocate_producer_ids
         self.registered = asyncio.Event()
         self.session_lost = False

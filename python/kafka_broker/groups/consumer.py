@@ -35,7 +35,7 @@ import logging
 import re
 import uuid
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from kafka_protocol.errors import ErrorCode as E
@@ -218,6 +218,9 @@ class ConsumerProtocolMixin:
     groups: dict[str, Any]
     started: bool
 
+    if TYPE_CHECKING:
+        def unavailable(self, group_id: str | None) -> int: ...
+
     def _init_consumer_protocol(self) -> None:
         pass
 
@@ -243,9 +246,9 @@ class ConsumerProtocolMixin:
                        member_epoch=epoch, heartbeat_interval_ms=interval, assignment=asg)
 
     def _cg_heartbeat(self, req: Any, version: int, ctx: Any) -> tuple[str, int, TP | None]:
-        if not self.started:
-            raise _Reject(E.COORDINATOR_LOAD_IN_PROGRESS)
         group_id: str = req.group_id
+        if err := self.unavailable(group_id):
+            raise _Reject(err)
         member_id: str = req.member_id or ""
         epoch: int = req.member_epoch
         instance_id = P.get(req, "instance_id")
@@ -554,8 +557,8 @@ class ConsumerProtocolMixin:
         for gid in req.group_ids:
             g = self.groups.get(gid)
             ops = (1 << 3) | (1 << 6) | (1 << 8) if include_ops else -(1 << 31)
-            if not self.started:
-                out.append(P.build(gcls, version, error_code=E.COORDINATOR_LOAD_IN_PROGRESS, group_id=gid,
+            if err := self.unavailable(gid):
+                out.append(P.build(gcls, version, error_code=err, group_id=gid,
                                    group_state="", assignor_name="", members=[], authorized_operations=ops))
                 continue
             if not isinstance(g, ConsumerGroup):

@@ -116,6 +116,8 @@ class GroupCoordinator(OffsetsMixin, ConsumerProtocolMixin):
         self.max_member_metadata_bytes = max_member_metadata_bytes
         self.transactions = transactions    # answer FindCoordinator for transactional ids too
         self.groups: dict[str, ClassicGroup | ConsumerGroup] = {}
+        # In a cluster: group id -> 0, NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS (None: all here)
+        self.owner: Callable[[str], int] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._retention_timer: Any = None
         self.started = False
@@ -166,9 +168,35 @@ class GroupCoordinator(OffsetsMixin, ConsumerProtocolMixin):
         for t in list(self._tasks):
             t.cancel()
 
-    def _rebuild_from_store(self) -> None:
+    async def load_partition(self, partition: int) -> None:
+        """This broker became leader of ``__consumer_offsets-<partition>``: read it and serve its
+        groups (Kafka's GroupMetadataManager.loadGroupsAndOffsets)."""
+        await asyncio.get_running_loop().run_in_executor(
+            None, lambda: self.store.load_partitions([partition], replace=False))
+        self._rebuild_from_store(partition)
+
+    def unload_partition(self, partition: int) -> list[str]:
+        """It is no longer: members waiting on its groups get NOT_COORDINATOR and find the new one."""
+        gone = [gid for gid in self.groups if self.store.partition_for(gid) == partition]
+        for gid in gone:
+            g = self.groups.get(gid)
+            if isinstance(g, ClassicGroup):
+                for m in g.members.values():
+                    m.complete_join(JoinResult(E.NOT_COORDINATOR, m.member_id))
+                    m.complete_sync(SyncResult(E.NOT_COORDINATOR))
+            self._drop_group(gid)
+        self.store.unload_partition(partition)
+        return gone
+
+    def _rebuild_from_store(self, only: int | None = None) -> None:
+        """Groups from the loaded records (``only``: those of one ``__consumer_offsets`` partition)."""
         now = self.now_ms()
+
+        def mine(gid: str) -> bool:
+            return only is None or self.store.partition_for(gid) == only
         for gid, rec in self.store.groups.items():
+            if not mine(gid):
+                continue
             g = ClassicGroup(gid, now)
             g.protocol_type = rec.protocol_type or None
             g.generation_id = rec.generation
@@ -188,6 +216,8 @@ class GroupCoordinator(OffsetsMixin, ConsumerProtocolMixin):
             g.state_timestamp = rec.current_state_timestamp if rec.current_state_timestamp > 0 else now
             self.groups[gid] = g
         for gid, raw in self.store.consumer.items():
+            if not mine(gid):
+                continue
             old = self.groups.get(gid)
             if old is not None:     # both kinds stored: cannot happen with our writes; KIP-848 wins
                 self._cancel_group_timers(old)
@@ -196,7 +226,7 @@ class GroupCoordinator(OffsetsMixin, ConsumerProtocolMixin):
             except Exception as e:  # noqa: BLE001 - one bad group must not stop the coordinator
                 log.warning("group %s: cannot restore consumer group state: %s", gid, e)
         for gid in self.store.offsets:
-            if gid not in self.groups:
+            if gid not in self.groups and mine(gid):
                 self.groups[gid] = ClassicGroup(gid, now)
 
     def _cancel_group_timers(self, g: ClassicGroup | ConsumerGroup) -> None:
@@ -207,6 +237,16 @@ class GroupCoordinator(OffsetsMixin, ConsumerProtocolMixin):
                     h.cancel()
         else:
             self._cancel_consumer_timers(g)
+
+    def unavailable(self, group_id: str | None) -> int:
+        """0 when this coordinator serves ``group_id`` now; else COORDINATOR_LOAD_IN_PROGRESS (its
+        ``__consumer_offsets`` partition is loading) or NOT_COORDINATOR (another broker leads
+        that partition: in a cluster, ``owner`` decides)."""
+        if not self.started:
+            return E.COORDINATOR_LOAD_IN_PROGRESS
+        if self.owner is not None and group_id:
+            return self.owner(group_id)
+        return E.NONE
 
     def _classic(self, group_id: str) -> ClassicGroup | None:
         g = self.groups.get(group_id)
@@ -262,8 +302,8 @@ class GroupCoordinator(OffsetsMixin, ConsumerProtocolMixin):
             rebalance_ms = session_ms
         protocols = [(p.name, bytes(p.metadata)) for p in req.protocols]
         protocol_type: str = req.protocol_type or ""
-        if not self.started:
-            return JoinResult(E.COORDINATOR_LOAD_IN_PROGRESS, member_id)
+        if err := self.unavailable(group_id):
+            return JoinResult(err, member_id)
         if not group_id:
             return JoinResult(E.INVALID_GROUP_ID, member_id)
         if not self.cfg("group.min.session.timeout.ms") <= session_ms <= self.cfg("group.max.session.timeout.ms"):
@@ -558,8 +598,8 @@ class GroupCoordinator(OffsetsMixin, ConsumerProtocolMixin):
                        protocol_name=res.protocol_name, assignment=res.assignment)
 
     async def _sync(self, req: Any, version: int) -> SyncResult:
-        if not self.started:
-            return SyncResult(E.COORDINATOR_LOAD_IN_PROGRESS)
+        if err := self.unavailable(req.group_id):
+            return SyncResult(err)
         g = self._classic(req.group_id)
         if g is None:
             return SyncResult(E.UNKNOWN_MEMBER_ID if req.group_id else E.INVALID_GROUP_ID)
@@ -623,8 +663,8 @@ class GroupCoordinator(OffsetsMixin, ConsumerProtocolMixin):
         return P.build(cls, version, throttle_time_ms=0, error_code=self._heartbeat(req, version))
 
     def _heartbeat(self, req: Any, version: int) -> int:
-        if not self.started:
-            return E.COORDINATOR_LOAD_IN_PROGRESS
+        if err := self.unavailable(req.group_id):
+            return err
         g = self._classic(req.group_id)
         if g is None:
             return E.UNKNOWN_MEMBER_ID if req.group_id else E.INVALID_GROUP_ID
@@ -658,8 +698,8 @@ class GroupCoordinator(OffsetsMixin, ConsumerProtocolMixin):
                                 for mid, iid, e in results])
 
     def _leave(self, group_id: str, idents: list[tuple[str, str | None]]) -> tuple[int, list[tuple[str, str | None, int]]]:
-        if not self.started:
-            return E.COORDINATOR_LOAD_IN_PROGRESS, [(m, i, E.COORDINATOR_LOAD_IN_PROGRESS) for m, i in idents]
+        if err := self.unavailable(group_id):
+            return err, [(m, i, err) for m, i in idents]
         g = self._classic(group_id)
         if g is None or g.state == DEAD:
             code = E.UNKNOWN_MEMBER_ID if g is None else E.COORDINATOR_NOT_AVAILABLE
@@ -732,8 +772,8 @@ class GroupCoordinator(OffsetsMixin, ConsumerProtocolMixin):
             kw: dict[str, Any] = {"group_id": gid, "error_code": E.NONE, "error_message": None, "group_state": DEAD,
                                   "protocol_type": "", "protocol_data": "", "members": [],
                                   "authorized_operations": GROUP_AUTHORIZED_OPERATIONS if include_ops else INT32_MIN}
-            if not self.started:
-                kw["error_code"] = E.COORDINATOR_LOAD_IN_PROGRESS
+            if err := self.unavailable(gid):
+                kw["error_code"] = err
             elif not gid:
                 kw["error_code"] = E.INVALID_GROUP_ID
             elif g is None or isinstance(g, ConsumerGroup) or g.state == DEAD:
@@ -763,8 +803,8 @@ class GroupCoordinator(OffsetsMixin, ConsumerProtocolMixin):
         return P.build(cls, version, throttle_time_ms=0, results=out)
 
     async def _delete_group(self, gid: str) -> int:
-        if not self.started:
-            return E.COORDINATOR_LOAD_IN_PROGRESS
+        if err := self.unavailable(gid):
+            return err
         if not gid:
             return E.INVALID_GROUP_ID
         g = self.groups.get(gid)

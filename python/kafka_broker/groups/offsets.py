@@ -31,6 +31,7 @@ class OffsetsMixin:
     started: bool
 
     if TYPE_CHECKING:   # provided by GroupCoordinator and ConsumerGroupMixin
+        def unavailable(self, group_id: str | None) -> int: ...
         def cfg(self, key: str) -> int: ...
         def now_ms(self) -> int: ...
         def call_later(self, delay_ms: float, cb: Callable[[], Any]) -> Any: ...
@@ -104,9 +105,9 @@ class OffsetsMixin:
         return info is not None and 0 <= partition < info.partitions
 
     def _validate_commit(self, req: Any, version: int) -> int:
-        if not self.started:
-            return E.COORDINATOR_LOAD_IN_PROGRESS
         group_id = req.group_id
+        if err := self.unavailable(group_id):
+            return err
         if not group_id:
             return E.INVALID_GROUP_ID
         generation = P.get(req, "generation_id_or_member_epoch", -1)
@@ -173,8 +174,8 @@ class OffsetsMixin:
                      ) -> tuple[int, list[tuple[str, Any, list[tuple[int, int, int, str, int]]]]]:
         by_id = version >= 10
         err: int
-        if not self.started:
-            err = E.COORDINATOR_LOAD_IN_PROGRESS
+        if self.unavailable(group_id):
+            err = self.unavailable(group_id)
         elif not group_id:
             err = E.INVALID_GROUP_ID
         else:
@@ -224,8 +225,8 @@ class OffsetsMixin:
         g = self.groups.get(req.group_id)
         top: int = E.NONE
         subscribed: set[str] | None = set()
-        if not self.started:
-            top = E.COORDINATOR_LOAD_IN_PROGRESS
+        if self.unavailable(req.group_id):
+            top = self.unavailable(req.group_id)
         elif not req.group_id:
             top = E.INVALID_GROUP_ID
         elif g is None or (isinstance(g, ClassicGroup) and g.state == DEAD):

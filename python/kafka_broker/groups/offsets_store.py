@@ -216,11 +216,17 @@ class OffsetsStore:
 
     # -- loading -------------------------------------------------------------
     def load_sync(self) -> None:
+        self.load_partitions(range(self.num_partitions))
+
+    def load_partitions(self, partitions: Iterable[int], replace: bool = True) -> None:
+        """Read the state of the groups of ``partitions`` (all of them: ``replace`` swaps in the
+        result; else it is added to what is loaded, as a cluster's coordinator does when it
+        becomes leader of one more ``__consumer_offsets`` partition)."""
         offsets: dict[str, dict[tuple[str, int], OffsetValue]] = {}
         groups: dict[str, GroupRecord] = {}
         consumer: dict[str, dict[bytes, bytes]] = {}
         bad = 0
-        for p in range(self.num_partitions):
+        for p in partitions:
             for chunk in self.backend.read(p):
                 for key, value in decode_records(chunk):
                     if key is None:
@@ -232,7 +238,23 @@ class OffsetsStore:
                         log.warning("%s-%d: skipping a record: %s", TOPIC, p, e)
         if bad:
             log.warning("%s: %d undecodable records skipped", TOPIC, bad)
-        self.offsets, self.groups, self.consumer, self.loaded = offsets, groups, consumer, True
+        if replace:
+            self.offsets, self.groups, self.consumer = offsets, groups, consumer
+        else:
+            self.offsets.update(offsets)
+            self.groups.update(groups)
+            self.consumer.update(consumer)
+        self.loaded = True
+
+    def unload_partition(self, partition: int) -> list[str]:
+        """Forget the groups of ``partition`` (this broker no longer leads it); their ids."""
+        gone = {g for d in (self.offsets, self.groups, self.consumer) for g in d
+                if self.partition_for(g) == partition}
+        for g in gone:
+            self.offsets.pop(g, None)
+            self.groups.pop(g, None)
+            self.consumer.pop(g, None)
+        return sorted(gone)
 
     async def load(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self.load_sync)
