@@ -392,7 +392,6 @@ def handle_describe_configs(b: AdminDeps, ctx: RequestContext, req: Any) -> Any:
     from kafka_protocol.messages import DescribeConfigsResponse as R
 
     v = ctx.api_version
-    st = b.storage
     results = []
     for res in req.resources:
         keys = None if res.configuration_keys is None else set(res.configuration_keys)
@@ -400,7 +399,7 @@ def handle_describe_configs(b: AdminDeps, ctx: RequestContext, req: Any) -> Any:
                                     resource_name=res.resource_name, configs=[])
         results.append(r)
         if res.resource_type == RESOURCE_TOPIC:
-            topic = st.topics.get(res.resource_name)
+            topic = b.registry.topic_view(res.resource_name)
             if topic is None:
                 err = topic_name_error(res.resource_name)
                 r.error_code = E.INVALID_TOPIC_EXCEPTION if err else E.UNKNOWN_TOPIC_OR_PARTITION
@@ -461,7 +460,7 @@ def handle_describe_configs(b: AdminDeps, ctx: RequestContext, req: Any) -> Any:
 
 def _alter_prepare(b: AdminDeps, res_type: int, res_name: str) -> tuple[int, str | None, Topic | None]:
     if res_type == RESOURCE_TOPIC:
-        topic = b.storage.topics.get(res_name)
+        topic = b.registry.topic_view(res_name)
         if topic is None:
             return E.UNKNOWN_TOPIC_OR_PARTITION, f"Topic {res_name} does not exist.", None
         return 0, None, topic
@@ -556,7 +555,7 @@ def _apply_alters(b: AdminDeps, R: Any, results: list[Any], todo: list[tuple[Any
     async def run() -> Any:
         for r, topic, new in todo:
             try:
-                await b.storage.alter_topic_configs(topic, new)
+                await b.registry.alter_configs(topic.name, new)
                 log.info("topic %s configs now %s", topic.name, new)
             except Exception as e:  # noqa: BLE001
                 r.error_code, r.error_message = code_for_exception(e), str(e)

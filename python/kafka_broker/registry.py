@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
+    from .log import Topic
     from .storage import Storage
 
 
@@ -42,6 +43,15 @@ class TopicRegistry(Protocol):
     async def delete(self, name: str) -> None: ...
 
     async def add_partitions(self, name: str, count: int, assignment: list[list[int]] | None) -> None: ...
+
+    def topic_view(self, name: str) -> Topic | None:
+        """The topic with its config overrides and effective values (DescribeConfigs/AlterConfigs):
+        the hosted ``Topic``, or in a cluster one built from ZooKeeper's ``/config/topics``."""
+        ...
+
+    async def alter_configs(self, name: str, overrides: dict[str, str]) -> None:
+        """Replace the topic's overrides (every broker applies them)."""
+        ...
 
 
 class LocalRegistry:
@@ -89,3 +99,9 @@ class LocalRegistry:
     async def add_partitions(self, name: str, count: int, assignment: list[list[int]] | None) -> None:
         t = self.storage.topics[name]
         await self.storage.add_partitions(t, count)
+
+    def topic_view(self, name: str) -> Topic | None:
+        return self.storage.topics.get(name)
+
+    async def alter_configs(self, name: str, overrides: dict[str, str]) -> None:
+        await self.storage.alter_topic_configs(self.storage.topics[name], overrides)

@@ -235,6 +235,10 @@ class Storage:
 
     # -- topic configs -----------------------------------------------------
 
+    def compute_effective(self, topic: Topic) -> None:
+        """``topic.effective``: the broker's defaults with the topic's overrides."""
+        self._compute_effective(topic)
+
     def _compute_effective(self, topic: Topic) -> None:
         eff = self.config.topic_defaults()
         eff.update(validate_topic_configs(topic.overrides))

@@ -39,8 +39,15 @@ def _create(c: KafkaCoreCluster, name: str, partitions: int = 6, rf: int = 3, **
 
 
 def _describe(bootstrap: str, name: str) -> dict[int, tuple[int, list[int], list[int]]]:
-    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(name, timeout=10)
-    t = md.topics[name]
+    """Partition -> (leader, replicas, ISR).  A broker learns of a new topic from the controller
+    a moment after the broker that created it (as in Kafka): retry while it does not know it."""
+    deadline = time.monotonic() + 10
+    while True:
+        md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(name, timeout=10)
+        t = md.topics[name]
+        if t.error is None or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert t.error is None, t.error
     return {p.id: (p.leader, sorted(p.replicas), sorted(p.isrs)) for p in t.partitions.values()}
 
@@ -229,3 +236,39 @@ def test_group_coordinator_is_the_offsets_partition_leader_and_survives_its_deat
     live_admin = AdminClient({"bootstrap.servers": live})
     desc = live_admin.describe_consumer_groups(["g1"], request_timeout=20)["g1"].result(30)
     assert desc.coordinator.id != coord
+
+
+def test_topic_configs_through_any_broker(cluster: KafkaCoreCluster) -> None:
+    """AlterConfigs on one broker: every broker describes the new value, and the replicas use it."""
+    from confluent_kafka.admin import ConfigResource
+
+    _create(cluster, "conf", partitions=1, rf=2, **{"retention.ms": "3600000"})
+    b1, b2, b3 = (cluster.brokers[i].bootstrap for i in (1, 2, 3))
+    a1 = AdminClient({"bootstrap.servers": b1})
+    res = ConfigResource("topic", "conf", set_config={"retention.ms": "7200000", "segment.bytes": "1048576"})
+    a1.alter_configs([res])[res].result(30)
+
+    def described(bootstrap: str) -> dict[str, str]:
+        # DescribeConfigs goes to the broker itself (librdkafka picks any broker: pin it)
+        a = AdminClient({"bootstrap.servers": bootstrap})
+        r = ConfigResource("topic", "conf")
+        try:
+            got = a.describe_configs([r], request_timeout=5)[r].result(10)
+        except ck.KafkaException:
+            return {}       # a broker restarted a moment ago knows no controller yet
+        return {k: v.value for k, v in got.items()}
+    for b in (b1, b2, b3):
+        _wait(lambda b=b: described(b).get("retention.ms") == "7200000", what=f"the new config on {b}")
+        assert described(b)["segment.bytes"] == "1048576"
+    # a broker that was down meanwhile picks the change up when it returns (not the controller:
+    # librdkafka sends AlterConfigs to the controller and would wait for its metadata refresh)
+    leader = _describe(b1, "conf")[0][0]
+    controller = a1.list_topics(timeout=10).controller_id
+    others = [i for i in cluster.brokers if i not in (leader, controller)]
+    cluster.kill(others[0])
+    res = ConfigResource("topic", "conf", set_config={"retention.ms": "60000"})
+    a_leader = AdminClient({"bootstrap.servers": cluster.brokers[leader].bootstrap})
+    a_leader.alter_configs([res])[res].result(30)
+    cluster.restart(others[0])
+    _wait(lambda: described(cluster.brokers[others[0]].bootstrap).get("retention.ms") == "60000",
+          what="the change on the restarted broker")

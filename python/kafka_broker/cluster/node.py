@@ -37,6 +37,7 @@ from .replicas import MetadataCache, ReplicaManager
 
 if TYPE_CHECKING:
     from ..broker import Broker
+    from ..log import Topic
     from ..log.partition import Partition
 
 log = logging.getLogger("kafka_broker.cluster")
@@ -106,8 +107,56 @@ class ClusterNode:
         """Register (with the ports the listeners bound) and run for controller."""
         self.bound = bound
         self.replicas.start()
+        await self._load_topic_configs()
         await self._register()
         self.controller.start()
+
+    # -- topic configs: /config/topics/T and /config/changes -------------------------------
+
+    async def _load_topic_configs(self) -> None:
+        kids = await self.zk.children(Z.CONFIG_CHANGES, self.zk.watcher(self._on_config_changes))
+        self.config_change_seen = max((Z.sequence_of(k) for k in kids), default=-1)
+        names = await self.zk.children(Z.CONFIG_TOPICS)
+        got = await asyncio.gather(*(self.zk.get_or_none(f"{Z.CONFIG_TOPICS}/{n}") for n in names))
+        for n, g in zip(names, got, strict=True):
+            overrides = Z.decode_topic_config(g[0] if g else None)
+            self.registry.configs[n] = overrides
+            t = self.storage.topics.get(n)
+            if t is not None and t.overrides != overrides:     # changed while this broker was away
+                await self.apply_topic_config(n, overrides)
+
+    def _on_config_changes(self, _ev: Any) -> None:
+        if not self.closing:
+            asyncio.ensure_future(self._config_changes())
+
+    async def _config_changes(self) -> None:
+        try:
+            await self._apply_config_changes()
+        except Exception as e:  # noqa: BLE001 - ZooKeeper unreachable: the next change event retries
+            log.warning("reading topic config changes: %r", e)
+
+    async def _apply_config_changes(self) -> None:
+        kids = await self.zk.children(Z.CONFIG_CHANGES, self.zk.watcher(self._on_config_changes))
+        for k in sorted(kids, key=Z.sequence_of):
+            seq = Z.sequence_of(k)
+            if seq <= self.config_change_seen:
+                continue
+            self.config_change_seen = seq
+            got = await self.zk.get_or_none(f"{Z.CONFIG_CHANGES}/{k}")
+            entity = Z.decode_config_change(got[0]) if got else None
+            if entity is None or not entity.startswith("topics/"):
+                continue
+            name = entity[len("topics/"):]
+            conf = await self.zk.get_or_none(f"{Z.CONFIG_TOPICS}/{name}")
+            await self.apply_topic_config(name, Z.decode_topic_config(conf[0] if conf else None))
+
+    async def apply_topic_config(self, name: str, overrides: dict[str, str]) -> None:
+        self.registry.configs[name] = overrides
+        self.controller.topic_configs[name] = overrides
+        t = self.storage.topics.get(name)
+        if t is not None and t.overrides != overrides:
+            await self.storage.alter_topic_configs(t, overrides)
+            log.info("topic %s configs now %s", name, overrides)
 
     def _registration(self) -> Z.BrokerInfo:
         endpoints: dict[str, tuple[str, int]] = {}
@@ -265,6 +314,34 @@ class ZkRegistry:
 
     def __init__(self, node: ClusterNode) -> None:
         self.node = node
+        self.configs: dict[str, dict[str, str]] = {}     # /config/topics, kept by the change watch
+
+    def topic_view(self, name: str) -> Topic | None:
+        from ..log import Topic
+
+        t = self.node.storage.topics.get(name)
+        if t is not None:
+            return t
+        meta = self.node.metadata.topics.get(name)
+        if meta is None:
+            return None
+        view = Topic(name, meta.id, self.configs.get(name, {}))
+        self.node.storage.compute_effective(view)
+        return view
+
+    async def alter_configs(self, name: str, overrides: dict[str, str]) -> None:
+        """/config/topics/T, then a change notification every broker (this one too) applies
+        (AdminZkClient.changeTopicConfig)."""
+        zk = self.node.zk
+        path = f"{Z.CONFIG_TOPICS}/{name}"
+        data = Z.encode_topic_config(overrides)
+        if await zk.exists(path) is None:
+            await zk.create(path, data, makepath=True)
+        else:
+            await zk.set(path, data)
+        await zk.create(f"{Z.CONFIG_CHANGES}/config_change_", Z.encode_config_change(f"topics/{name}"),
+                        sequence=True)
+        await self.node.apply_topic_config(name, overrides)
 
     def get(self, name: str) -> TopicInfo | None:
         t = self.node.metadata.topics.get(name)
@@ -308,6 +385,10 @@ class ZkRegistry:
             await zk.create(Z.topic_path(name), Z.TopicAssignment(topic_id, assignment).encode())
         except NodeExistsError:
             raise FileExistsError(name) from None
+        # every broker's view of the topic's configs (DescribeConfigs through any broker)
+        self.configs[name] = dict(configs)
+        await zk.create(f"{Z.CONFIG_CHANGES}/config_change_", Z.encode_config_change(f"topics/{name}"),
+                        sequence=True)
         await self._wait_for(lambda: self._online(name, len(assignment)))
         return topic_id
 

@@ -178,6 +178,23 @@ def decode_controller(data: bytes | None) -> int:
         return int(data)     # the pre-0.9 format: the id alone
 
 
+def encode_config_change(entity_path: str) -> bytes:
+    return _j({"version": 2, "entity_path": entity_path})
+
+
+def decode_config_change(data: bytes) -> str | None:
+    try:
+        return str(json.loads(data)["entity_path"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def sequence_of(name: str) -> int:
+    """The number ZooKeeper appended to a sequential znode's name (config_change_0000000012 -> 12)."""
+    digits = name[-10:]
+    return int(digits) if digits.isdigit() else -1
+
+
 def encode_isr_change(partitions: list[tuple[str, int]]) -> bytes:
     return _j({"version": 1, "partitions": [{"topic": t, "partition": p} for t, p in partitions]})
 
@@ -223,7 +240,11 @@ class Zk:
             finally:
                 await self.loop.run_in_executor(None, boot.stop)
                 boot.close()
-        self.kz = KazooClient(hosts=self.connect, timeout=self.session_timeout)
+        # Reconnect for ever (kazoo's default gives up after one failed attempt and closes the
+        # client): a broker cut off from ZooKeeper must come back when the network does.
+        from kazoo.retry import KazooRetry
+        self.kz = KazooClient(hosts=self.connect, timeout=self.session_timeout,
+                              connection_retry=KazooRetry(max_tries=-1, delay=0.1, backoff=2, max_delay=1.0))
 
         def on_state(state: str) -> None:
             self.loop.call_soon_threadsafe(self._state, str(state))
