@@ -171,6 +171,9 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     C("replica.fetch.backoff.ms", "int", 1000, at_least(0)),
     C("replica.socket.timeout.ms", "int", 30000, at_least(1)),
     C("controlled.shutdown.enable", "boolean", True),
+    C("auto.leader.rebalance.enable", "boolean", True),
+    C("leader.imbalance.check.interval.seconds", "long", 300, at_least(1)),
+    C("leader.imbalance.per.broker.percentage", "int", 10, at_least(0)),
     C("controlled.shutdown.max.retries", "int", 3, at_least(1)),
     C("controlled.shutdown.retry.backoff.ms", "long", 5000, at_least(0)),
     C("transaction.state.log.replication.factor", "short", 3, at_least(1)),
@@ -267,8 +270,7 @@ _SECURITY = "authorization (ACLs)"
 _NOT_IMPLEMENTED: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
     (_CLUSTER, {
         "replica.high.watermark.checkpoint.interval.ms": ("5000",),
-        "auto.leader.rebalance.enable": ("true",), "leader.imbalance.check.interval.seconds": ("300",),
-        "leader.imbalance.per.broker.percentage": ("10",), "socket.connection.setup.timeout.ms": ("10000",),
+        "socket.connection.setup.timeout.ms": ("10000",),
         "socket.connection.setup.timeout.max.ms": ("30000",), "num.replica.alter.log.dirs.threads": (),
     }),
     (_KRAFT, {

@@ -272,3 +272,47 @@ def test_topic_configs_through_any_broker(cluster: KafkaCoreCluster) -> None:
     cluster.restart(others[0])
     _wait(lambda: described(cluster.brokers[others[0]].bootstrap).get("retention.ms") == "60000",
           what="the change on the restarted broker")
+
+
+def _leaders(bootstrap: str, topic: str) -> dict[int, int]:
+    return {p: v[0] for p, v in _describe(bootstrap, topic).items()}
+
+
+def _bounce_preferred_leader(cluster: KafkaCoreCluster, topic: str) -> int:
+    """Kill the preferred (first) replica of partition 0, let it return and rejoin every ISR;
+    returns it.  Afterwards it leads nothing until a preferred election moves leadership back."""
+    victim = _leaders(cluster.bootstrap, topic)[0]
+    cluster.kill(victim)
+    live = ",".join(b.bootstrap for i, b in cluster.brokers.items() if i != victim)
+    _wait(lambda: victim not in _leaders(live, topic).values(), what="leadership moved off the victim")
+    cluster.restart(victim)
+    _wait(lambda: all(len(isr) == 3 for _l, _r, isr in _describe(cluster.bootstrap, topic).values()),
+          timeout=60, what="the victim back in every ISR")
+    return victim
+
+
+@pytest.mark.parametrize("cluster_settings", [{"auto.leader.rebalance.enable": "false"}])
+def test_preferred_leader_election(zk_chroot: str, cluster_settings: dict[str, str]) -> None:
+    """ElectLeaders (PREFERRED) moves leadership back to the first replica of each partition."""
+    from confluent_kafka import ElectionType
+
+    with KafkaCoreCluster(3, zk_chroot, settings={**FAST, **cluster_settings}) as c:
+        c.wait_registered()
+        _create(c, "pref", partitions=3)
+        before = _leaders(c.bootstrap, "pref")
+        victim = _bounce_preferred_leader(c, "pref")
+        assert victim not in _leaders(c.bootstrap, "pref").values()
+        admin = _admin(c)
+        admin.elect_leaders(ElectionType.PREFERRED, None).result(30)
+        _wait(lambda: _leaders(c.bootstrap, "pref") == before, what="preferred leaders back")
+
+
+def test_auto_leader_rebalance(zk_chroot: str) -> None:
+    """auto.leader.rebalance.enable (Kafka's default, true): the controller moves leadership back
+    by itself after leader.imbalance.check.interval.seconds."""
+    with KafkaCoreCluster(3, zk_chroot, settings={**FAST, "leader.imbalance.check.interval.seconds": "2"}) as c:
+        c.wait_registered()
+        _create(c, "auto", partitions=3)
+        before = _leaders(c.bootstrap, "auto")
+        _bounce_preferred_leader(c, "auto")
+        _wait(lambda: _leaders(c.bootstrap, "auto") == before, timeout=30, what="rebalanced leaders")

@@ -76,9 +76,34 @@ def handle_controlled_shutdown(b: Any, ctx: Any, req: Any) -> Any:
     return run()
 
 
+def handle_elect_leaders(b: Any, ctx: Any, req: Any) -> Any:
+    """ElectLeaders (KIP-460): preferred (type 0) or unclean (type 1), decided by the controller."""
+    R = kp.ElectLeadersResponse
+    ctl = b.cluster.controller
+    if not ctl.active:
+        return R(throttle_time_ms=0, error_code=E.NOT_CONTROLLER, replica_election_results=[])
+    if req.election_type not in (0, 1):
+        return R(throttle_time_ms=0, error_code=E.INVALID_REQUEST, replica_election_results=[])
+    keys = None if req.topic_partitions is None else [(t.topic, p) for t in req.topic_partitions
+                                                       for p in t.partitions]
+
+    async def run() -> Any:
+        got = await ctl.elect_leaders(keys, req.election_type == 1)
+        by_topic: dict[str, list[Any]] = {}
+        for (t, p), code in sorted(got.items()):
+            if keys is None and code == E.ELECTION_NOT_NEEDED:
+                continue    # all partitions: only those that moved (or failed) are listed, as Kafka does
+            by_topic.setdefault(t, []).append(R.PartitionResult(
+                partition_id=p, error_code=code, error_message=E.get(code).message if code else None))
+        return R(throttle_time_ms=0, error_code=0, replica_election_results=[
+            R.ReplicaElectionResult(topic=t, partition_result=ps) for t, ps in by_topic.items()])
+    return run()
+
+
 INTER_BROKER_APIS = {
     4: (0, 7, handle_leader_and_isr),
     5: (0, 4, handle_stop_replica),
     6: (0, 8, handle_update_metadata),
     7: (0, 3, handle_controlled_shutdown),
+    43: (0, 2, handle_elect_leaders),
 }

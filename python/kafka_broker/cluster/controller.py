@@ -111,6 +111,7 @@ class Controller:
         self.deleting: set[str] = set()
         self.senders: dict[int, _BrokerSender] = {}
         self.topic_configs: dict[str, dict[str, str]] = {}
+        self._rebalance_timer: asyncio.TimerHandle | None = None
         self.closed = False
 
     # -- election ----------------------------------------------------------------------
@@ -118,6 +119,7 @@ class Controller:
     def start(self) -> None:
         self.worker = asyncio.ensure_future(self._work())
         self.enqueue(self._elect)
+        self._arm_rebalance()
 
     def enqueue(self, fn: Callable[[], Awaitable[None]]) -> None:
         if not self.closed:
@@ -201,6 +203,8 @@ class Controller:
         self.closed = True
         if self.worker is not None:
             self.worker.cancel()
+        if self._rebalance_timer is not None:
+            self._rebalance_timer.cancel()
         for s in self.senders.values():
             s.close()
         self.senders.clear()
@@ -481,6 +485,91 @@ class Controller:
             self._send_update_metadata(list(self.brokers), removed, deleted=ts)
             self._forget_topic(name)
             self.deleting.discard(name)
+
+    # -- leader elections asked for: preferred (ElectLeaders, auto rebalance) and unclean ------
+
+    async def elect_leaders(self, keys: list[tuple[str, int]] | None, unclean: bool) -> dict[tuple[str, int], int]:
+        """ElectLeaders: partition -> 0 or its error (all partitions when ``keys`` is None)."""
+        fut: asyncio.Future[dict[tuple[str, int], int]] = asyncio.get_running_loop().create_future()
+
+        async def run() -> None:
+            try:
+                fut.set_result(await self._elect_leaders(keys, unclean))
+            except Exception as e:  # noqa: BLE001
+                fut.set_exception(e)
+        self.enqueue(run)
+        return await fut
+
+    async def _elect_leaders(self, keys: list[tuple[str, int]] | None, unclean: bool) -> dict[tuple[str, int], int]:
+        out: dict[tuple[str, int], int] = {}
+        if not self.active:
+            return {k: E.NOT_CONTROLLER for k in keys or []}
+        changed = []
+        for k in (list(self.states) if keys is None else keys):
+            st = self.states.get(k)
+            if st is None or k[0] not in self.topics or k[0] in self.deleting:
+                out[k] = E.UNKNOWN_TOPIC_OR_PARTITION
+                continue
+            reps = self._replicas(k)
+            if unclean:
+                if st.leader in self.brokers:
+                    out[k] = E.ELECTION_NOT_NEEDED
+                    continue
+                live = [r for r in reps if r in self.brokers and r not in self.shutting_down]
+                if not live:
+                    out[k] = E.ELIGIBLE_LEADERS_NOT_AVAILABLE
+                    continue
+                isr_live = [r for r in live if r in st.isr]
+                leader = (isr_live or live)[0]
+                new = Z.LeaderIsr(leader, st.leader_epoch + 1, isr_live or [leader], self.epoch)
+            else:
+                preferred = reps[0] if reps else -1
+                if st.leader == preferred:
+                    out[k] = E.ELECTION_NOT_NEEDED
+                    continue
+                if preferred not in self.brokers or preferred not in st.isr or preferred in self.shutting_down:
+                    out[k] = E.PREFERRED_LEADER_NOT_AVAILABLE
+                    continue
+                new = Z.LeaderIsr(preferred, st.leader_epoch + 1, st.isr, self.epoch)
+            if await self._write_state(k, new):
+                changed.append(k)
+                out[k] = 0
+            else:
+                out[k] = E.NOT_CONTROLLER if not self.active else E.PREFERRED_LEADER_NOT_AVAILABLE
+        self._propagate(changed)
+        return out
+
+    async def _auto_rebalance(self) -> None:
+        """auto.leader.rebalance.enable: every leader.imbalance.check.interval.seconds, a broker that
+        leads fewer than (100 - leader.imbalance.per.broker.percentage)% of the partitions it is
+        preferred for gets them back (KafkaController.checkAndTriggerAutoLeaderRebalance)."""
+        if not self.active:
+            return
+        pct = self.config["leader.imbalance.per.broker.percentage"]
+        by_pref: dict[int, list[tuple[str, int]]] = {}
+        for k in self.states:
+            reps = self._replicas(k) if k[0] in self.topics else []
+            if reps and k[0] not in self.deleting:
+                by_pref.setdefault(reps[0], []).append(k)
+        todo: list[tuple[str, int]] = []
+        for b, keys in by_pref.items():
+            if b not in self.brokers or b in self.shutting_down:
+                continue
+            off = [k for k in keys if self.states[k].leader != b]
+            if keys and len(off) * 100 > pct * len(keys):
+                todo.extend(k for k in off if b in self.states[k].isr)
+        if todo:
+            log.info("controller: auto leader rebalance of %d partition(s)", len(todo))
+            await self._elect_leaders(todo, unclean=False)
+
+    def _arm_rebalance(self) -> None:
+        if self.config["auto.leader.rebalance.enable"] and not self.closed:
+            interval = self.config["leader.imbalance.check.interval.seconds"]
+
+            def fire() -> None:
+                self.enqueue(self._auto_rebalance)
+                self._arm_rebalance()
+            self._rebalance_timer = asyncio.get_running_loop().call_later(interval, fire)
 
     # -- controlled shutdown -------------------------------------------------------------
 
