@@ -67,9 +67,15 @@ def measure(system: System, fn: Callable[[], dict]) -> dict:
     with procs.PeakRss(system.pid) as peak:
         res = fn()
     after = system.stats()
-    wall = res.get("wall_s") or 0
     res["broker_cpu_s"] = round(after.cpu_seconds - before.cpu_seconds, 3)
     res["broker_peak_rss_mb"] = round(max(peak.peak, after.rss_bytes) / 2**20, 1)
+    return cpu_figures(res)
+
+
+def cpu_figures(res: dict) -> dict:
+    """Add to a step's result (wall_s, records, broker_cpu_s, client_cpu_s) the CPU per cent of a core
+    of broker and client and the broker's CPU seconds per million records."""
+    wall = res.get("wall_s") or 0
     if wall:
         res["broker_cpu_pct"] = round(100 * res["broker_cpu_s"] / wall, 1)
         res["client_cpu_pct"] = round(100 * res.get("client_cpu_s", 0) / wall, 1)

@@ -384,3 +384,108 @@ def write_all(results: dict, out: Path, plots: bool = True) -> None:
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
     (out / "report.md").write_text(render(results))
 
+
+
+# ---- kafka-core bench --cluster ---------------------------------------------------------------
+
+CLUSTER_CASES = [("rf1_acks1", "RF=1, acks=1"), ("rf3_acks1", "RF=3, acks=1"),
+                 ("rf3_acksall", "RF=3, acks=all, min.insync.replicas=2")]
+APACHE = "apache-kafka"
+
+
+def _rounds(r: dict, key: str, digits: int = 0) -> str:
+    vals = r.get(key)
+    if not isinstance(vals, list) or len(vals) < 2:
+        return ""
+    return ", ".join("timeout" if v is None else f"{v:,.{digits}f}" for v in vals)
+
+
+def render_cluster(results: dict) -> str:
+    S = results["systems"]
+    names = [n for n in PEERS_ORDER if n in S and "failed" not in S[n]]
+    both = REF in names and APACHE in names
+    sc = results["scale"]
+    m = results["machine"]
+    L = ["# kafka-core cluster benchmark (3 brokers on ZooKeeper)", "",
+         f"- date: {results['date']}; mode: {'--quick' if results['quick'] else 'full'}; "
+         f"total {results.get('seconds', 0):.0f} s",
+         f"- command: `{results['command']}`",
+         f"- machine: {m['cpus']} cores ({m['cpu_model']}), {m['memory_gib']} GiB, Linux {m['kernel']}, "
+         f"Python {m['python']}. All three brokers, ZooKeeper and the client share these cores (the "
+         "two clusters run one after the other, never together), and the machine is shared with other "
+         "work: absolute figures are low and noisy; the ratios within one run are the point.",
+         f"- {sc['rounds']} round(s) of each produce case ({sc['produce_seconds']:g} s each, a new topic per "
+         f"round) and {sc['failover_rounds']} failover round(s); the median round is reported.", ""]
+    if results.get("errors"):
+        L += ["## Failures", ""] + [f"- **{k}**: {v.splitlines()[0]}" for k, v in results["errors"].items()] + [""]
+    L += ["## Clusters", "", "| system | version | brokers | settings | start s | idle RSS MiB (3 brokers) |",
+          "|---|---|---:|---|---:|---:|"]
+    for n in PEERS_ORDER:
+        if n in S:
+            r = S[n]
+            sets = "; ".join(f"{k}: {v}" for k, v in (r.get("settings") or {}).items())
+            L.append(f"| {n} | {r.get('version', '')} | {r.get('brokers', '')} | {sets} | "
+                     f"{fmt(r.get('start_seconds'), 1)} | {fmt(r.get('rss_idle_mb'))} |")
+    L.append("")
+    if both:
+        L += ["## Summary (kafka-core / Apache Kafka 3.9.1, same run)", "",
+              "| measure | kafka-core | Apache Kafka | ratio | better |", "|---|---:|---:|---:|---|"]
+        for key, label in CLUSTER_CASES:
+            a, b = get(S[REF], (key, "records_per_sec")), get(S[APACHE], (key, "records_per_sec"))
+            L.append(f"| produce msg/s, {label} | {fmt(a)} | {fmt(b)} | {fr(ratio(a, b))} | higher |")
+        for key, label in (("p0_s", "failover: partition 0 acks=all again (s)"),
+                           ("all_s", "failover: every partition acks=all again (s)")):
+            a, b = get(S[REF], ("failover", key)), get(S[APACHE], ("failover", key))
+            L.append(f"| {label} | {fmt(a, 2)} | {fmt(b, 2)} | {fr(ratio(a, b))} | lower |")
+        L.append("")
+    L += ["## 1. Produce throughput (200 B records, 6 partitions)", "",
+          "kc_loadgen (librdkafka) spreads the records over the 6 partitions with the default partitioner, "
+          "`linger.ms=5`, pipelined (at most 20,000 unacknowledged); RF=3 topics have a replica on every "
+          "broker. Broker CPU is the sum over the three brokers.", "",
+          "| case | system | msg/s | MB/s | p99 ms | broker CPU % of a core (3 brokers) | client CPU % | "
+          "broker CPU s / 1M msgs | rounds msg/s | kafka-core / Apache |",
+          "|---|---|---:|---:|---:|---:|---:|---:|---|---:|"]
+    for key, label in CLUSTER_CASES:
+        ref = S.get(REF, {}).get(key, {})
+        for n in names:
+            r = S[n].get(key)
+            if not r:
+                continue
+            L.append(f"| {label} | {n} | {fmt(r.get('records_per_sec'))} | {fmt(r.get('mb_per_sec'), 1)} | "
+                     f"{fmt(r.get('p99_ms'), 1)} | {fmt(r.get('broker_cpu_pct'))} | {fmt(r.get('client_cpu_pct'))} | "
+                     f"{fmt(r.get('broker_cpu_s_per_million'), 2)} | {_rounds(r, 'rounds_records_per_sec')} | "
+                     f"{fr(ratio(ref.get('records_per_sec'), r.get('records_per_sec'))) if n != REF else ''} |")
+    L.append("")
+    L += ["## 2. Failover after SIGKILL of partition 0's leader", "",
+          f"A confluent-kafka producer (`acks=all`, not idempotent) sends a {sc['record_size']} B record every "
+          f"{sc['send_interval_ms']:g} ms round robin over the 6 partitions of an RF=3 topic with "
+          "`min.insync.replicas=2`; the leader of partition 0 is SIGKILLed. The time is from the kill to the "
+          "first acknowledgement of a record sent after it: for partition 0, and for the slowest partition "
+          "(every partition had the dead broker in its ISR). Both clusters run with "
+          "`zookeeper.session.timeout.ms=6000` and `replica.lag.time.max.ms=10000`. \"znode gone\" is when "
+          "ZooKeeper deleted the killed broker's `/brokers/ids` node (its session expired: the failure "
+          "detection part of the time); the rest is election, LeaderAndIsr and the client's metadata refresh. "
+          "When the killed broker was the controller, a new controller is elected first. The broker is "
+          "restarted between rounds.", "",
+          "| system | partition 0 s (median) | all partitions s (median) | rounds, partition 0 | rounds, all | "
+          "znode gone s (rounds) | killed the controller | delivery errors | kafka-core / Apache (partition 0) |",
+          "|---|---:|---:|---|---|---|---|---:|---:|"]
+    ref_fo = S.get(REF, {}).get("failover", {})
+    for n in names:
+        f = S[n].get("failover")
+        if not f:
+            continue
+        L.append(f"| {n} | {fmt(f.get('p0_s'), 2)} | {fmt(f.get('all_s'), 2)} | "
+                 f"{', '.join('timeout' if v is None else f'{v:.2f}' for v in f.get('rounds_p0_s', []))} | "
+                 f"{', '.join('timeout' if v is None else f'{v:.2f}' for v in f.get('rounds_all_s', []))} | "
+                 f"{', '.join('n/a' if v is None else f'{v:.2f}' for v in f.get('rounds_znode_gone_s', []))} | "
+                 f"{sum(bool(x) for x in f.get('victim_was_controller', []))} of {len(f.get('rounds_p0_s', []))} | "
+                 f"{f.get('delivery_errors', 0)} | "
+                 f"{fr(ratio(ref_fo.get('p0_s'), f.get('p0_s'))) if n != REF else ''} |")
+    L.append("")
+    return "\n".join(L)
+
+
+def write_cluster(results: dict, out: Path) -> None:
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    (out / "report.md").write_text(render_cluster(results))

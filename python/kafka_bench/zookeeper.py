@@ -68,6 +68,19 @@ def four_letter(port: int, cmd: str, timeout: float = 2.0) -> str:
     return out.decode(errors="replace")
 
 
+def ensure_path(connect: str, path: str) -> None:
+    """Create ``path`` (e.g. a chroot for a cluster) on the ZooKeeper at ``connect`` unless it exists."""
+    from kazoo.client import KazooClient
+
+    zk = KazooClient(connect, timeout=5)
+    zk.start(timeout=10)
+    try:
+        zk.ensure_path(path)
+    finally:
+        zk.stop()
+        zk.close()
+
+
 class ZooKeeper:
     """``ZooKeeperServerMain`` on 127.0.0.1 (a free port unless given) with a data folder
     (a temporary one, removed on exit, unless given)."""

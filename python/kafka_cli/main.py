@@ -12,10 +12,10 @@ import os
 import sys
 from importlib import metadata
 
-from . import bench, broker, client, group
+from . import bench, broker, client, cluster, group
 from .errors import CliError
 
-SUBCOMMANDS = [broker, group, bench, client]
+SUBCOMMANDS = [broker, cluster, group, bench, client]
 
 
 def build_parser() -> argparse.ArgumentParser:
