@@ -316,3 +316,36 @@ def test_auto_leader_rebalance(zk_chroot: str) -> None:
         before = _leaders(c.bootstrap, "auto")
         _bounce_preferred_leader(c, "auto")
         _wait(lambda: _leaders(c.bootstrap, "auto") == before, timeout=30, what="rebalanced leaders")
+
+
+def test_a_dead_controller_leaves_every_isr_at_once(zk_chroot: str) -> None:
+    """The controller dies: the new one takes it out of the ISRs of partitions other brokers lead
+    when it takes over, so acks=all there resumes after the session timeout, not after
+    replica.lag.time.max.ms (30 s here)."""
+    import json
+
+    from kazoo.client import KazooClient
+
+    with KafkaCoreCluster(3, zk_chroot, settings={**FAST, "replica.lag.time.max.ms": "30000"}) as c:
+        c.wait_registered()
+        _create(c, "dc", partitions=6, **{"min.insync.replicas": "2"})
+        zk = KazooClient(hosts=c.zk_connect)
+        zk.start(10)
+        try:
+            ctl = json.loads(zk.get("/controller")[0])["brokerid"]
+        finally:
+            zk.stop()
+            zk.close()
+        survivors = [p for p, (leader, _r, _i) in _describe(c.bootstrap, "dc").items() if leader != ctl]
+        c.kill(ctl)
+        live = ",".join(b.bootstrap for i, b in c.brokers.items() if i != ctl)
+        t0 = time.monotonic()
+        _wait(lambda: all(ctl not in isr for _l, _r, isr in _describe(live, "dc").values()), timeout=20,
+              what="the dead controller out of every ISR")
+        assert time.monotonic() - t0 < 20
+        p = ck.Producer({"bootstrap.servers": live, "acks": "all", "message.timeout.ms": 20000})
+        errs: list[object] = []
+        for part in survivors:
+            p.produce("dc", b"x", partition=part, on_delivery=lambda e, m: errs.append(e))
+        p.flush(25)
+        assert errs == [None] * len(survivors)

@@ -217,6 +217,12 @@ class Controller:
         await asyncio.gather(*(self._read_topic(t) for t in names))
         await self.zk.children(Z.DELETE_TOPICS, self._watch(self._deletions))
         await self.zk.children(Z.ISR_CHANGES, self._watch(self._isr_changes))
+        # Brokers that died before this controller took over (often the old controller itself):
+        # out of every ISR now, not after replica.lag.time.max.ms, so acks=all does not wait.
+        dead = {r for st in self.states.values() for r in [st.leader, *st.isr] if r >= 0} - set(self.brokers)
+        if dead:
+            log.info("controller: broker(s) %s are down since before this controller", sorted(dead))
+            await self._on_brokers_failed(dead)
         changed = await self._elect_offline(set(self.states))
         await self._init_new_partitions()
         self._send_update_metadata(list(self.brokers), None)
