@@ -349,3 +349,33 @@ def test_a_dead_controller_leaves_every_isr_at_once(zk_chroot: str) -> None:
             p.produce("dc", b"x", partition=part, on_delivery=lambda e, m: errs.append(e))
         p.flush(25)
         assert errs == [None] * len(survivors)
+
+
+def test_kafka_reassign_partitions_moves_a_replica(cluster: KafkaCoreCluster, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Apache Kafka's kafka-reassign-partitions --execute/--verify: the partition moves from
+    brokers [1, 2] to [2, 3] with its data, and broker 1 deletes its copy."""
+    import json
+
+    from kafka_bench.apache_kafka import java_main
+
+    admin = _admin(cluster)
+    admin.create_topics([NewTopic("mv", 1, replica_assignment=[[1, 2]])])["mv"].result(30)
+    acked = _produce(cluster.bootstrap, "mv", 300, partitions=1)
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": "mv", "partition": 0, "replicas": [2, 3]}]}))
+    tool = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand"
+    out = java_main(tool, ["--bootstrap-server", cluster.bootstrap, "--reassignment-json-file", str(plan),
+                           "--execute"], timeout=120).stdout.decode()
+    assert "Successfully started partition reassignment" in out, out
+    _wait(lambda: _describe(cluster.bootstrap, "mv")[0][1:] == ([2, 3], [2, 3]), timeout=60,
+          what="replicas [2, 3] in sync")
+
+    def verified() -> bool:
+        res = java_main(tool, ["--bootstrap-server", cluster.bootstrap, "--reassignment-json-file", str(plan),
+                               "--verify"], timeout=120, check=False)
+        return b"Reassignment of partition mv-0 is completed" in res.stdout
+    _wait(verified, timeout=60, what="--verify says complete")
+    got = _consume_all(",".join(cluster.brokers[i].bootstrap for i in (2, 3)), "mv", 1, len(acked))
+    assert sorted(got) == sorted(acked)
+    gone = cluster.brokers[1].data_dir / "logs" / "mv-0"
+    _wait(lambda: not gone.exists(), timeout=30, what="broker 1 deleting its replica")

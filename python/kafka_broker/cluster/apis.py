@@ -100,10 +100,50 @@ def handle_elect_leaders(b: Any, ctx: Any, req: Any) -> Any:
     return run()
 
 
+def handle_alter_partition_reassignments(b: Any, ctx: Any, req: Any) -> Any:
+    R = kp.AlterPartitionReassignmentsResponse
+    ctl = b.cluster.controller
+    if not ctl.active:
+        return R(throttle_time_ms=0, error_code=E.NOT_CONTROLLER, error_message=None, responses=[])
+    items = [((t.name, p.partition_index), None if p.replicas is None else list(p.replicas))
+             for t in req.topics for p in t.partitions]
+
+    async def run() -> Any:
+        got = await ctl.alter_reassignments(items)
+        by_topic: dict[str, list[Any]] = {}
+        for (t, p), _target in items:
+            code, msg = got[(t, p)]
+            by_topic.setdefault(t, []).append(R.ReassignablePartitionResponse(
+                partition_index=p, error_code=code, error_message=msg))
+        return R(throttle_time_ms=0, error_code=0, error_message=None, responses=[
+            R.ReassignableTopicResponse(name=t, partitions=ps) for t, ps in by_topic.items()])
+    return run()
+
+
+def handle_list_partition_reassignments(b: Any, ctx: Any, req: Any) -> Any:
+    R = kp.ListPartitionReassignmentsResponse
+    ctl = b.cluster.controller
+    if not ctl.active:
+        return R(throttle_time_ms=0, error_code=E.NOT_CONTROLLER, error_message=None, topics=[])
+    wanted = None if req.topics is None else {(t.name, p) for t in req.topics for p in t.partition_indexes}
+    by_topic: dict[str, list[Any]] = {}
+    for (t, p), (original, target) in sorted(ctl.reassigning.items()):
+        if wanted is not None and (t, p) not in wanted:
+            continue
+        by_topic.setdefault(t, []).append(R.OngoingPartitionReassignment(
+            partition_index=p, replicas=ctl.topics[t].replicas.get(p, []),
+            adding_replicas=[r for r in target if r not in original],
+            removing_replicas=[r for r in original if r not in target]))
+    return R(throttle_time_ms=0, error_code=0, error_message=None,
+             topics=[R.OngoingTopicReassignment(name=t, partitions=ps) for t, ps in by_topic.items()])
+
+
 INTER_BROKER_APIS = {
     4: (0, 7, handle_leader_and_isr),
     5: (0, 4, handle_stop_replica),
     6: (0, 8, handle_update_metadata),
     7: (0, 3, handle_controlled_shutdown),
     43: (0, 2, handle_elect_leaders),
+    45: (0, 0, handle_alter_partition_reassignments),
+    46: (0, 0, handle_list_partition_reassignments),
 }

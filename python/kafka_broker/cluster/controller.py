@@ -111,6 +111,8 @@ class Controller:
         self.deleting: set[str] = set()
         self.senders: dict[int, _BrokerSender] = {}
         self.topic_configs: dict[str, dict[str, str]] = {}
+        # partition -> (original replicas, target replicas) while a reassignment runs
+        self.reassigning: dict[tuple[str, int], tuple[list[int], list[int]]] = {}
         self._rebalance_timer: asyncio.TimerHandle | None = None
         self.closed = False
 
@@ -273,6 +275,11 @@ class Controller:
             return
         ta = Z.TopicAssignment.decode(got[0])
         self.topics[name] = TopicState(ta.topic_id, ta.partitions)
+        for p, reps in ta.partitions.items():     # a reassignment the previous controller started
+            adding, removing = ta.adding.get(p, []), ta.removing.get(p, [])
+            if adding or removing:
+                self.reassigning[(name, p)] = ([r for r in reps if r not in adding],
+                                               [r for r in reps if r not in removing])
         conf = await self.zk.get_or_none(f"{Z.CONFIG_TOPICS}/{name}")
         self.topic_configs[name] = Z.decode_topic_config(conf[0] if conf else None)
         states = await asyncio.gather(*(self.zk.get_or_none(Z.partition_state_path(name, p))
@@ -464,6 +471,9 @@ class Controller:
         known = [k for k in keys if k in self.states]
         if known:
             self._send_update_metadata(list(self.brokers), known)
+        for k in known:
+            if k in self.reassigning:
+                await self._maybe_complete_reassignment(k)
 
     async def _deletions(self) -> None:
         kids = await self.zk.children(Z.DELETE_TOPICS, self._watch(self._deletions))
@@ -576,6 +586,105 @@ class Controller:
                 self.enqueue(self._auto_rebalance)
                 self._arm_rebalance()
             self._rebalance_timer = asyncio.get_running_loop().call_later(interval, fire)
+
+    # -- partition reassignment (KIP-455) ----------------------------------------------------
+
+    async def alter_reassignments(self, items: list[tuple[tuple[str, int], list[int] | None]]
+                                  ) -> dict[tuple[str, int], tuple[int, str | None]]:
+        fut: asyncio.Future[dict[tuple[str, int], tuple[int, str | None]]] = \
+            asyncio.get_running_loop().create_future()
+
+        async def run() -> None:
+            try:
+                out = {}
+                for key, target in items:
+                    out[key] = await self._reassign(key, target)
+                fut.set_result(out)
+            except Exception as e:  # noqa: BLE001
+                fut.set_exception(e)
+        self.enqueue(run)
+        return await fut
+
+    async def _reassign(self, key: tuple[str, int], target: list[int] | None) -> tuple[int, str | None]:
+        """Start (or cancel: ``target`` None) moving a partition to ``target``: the replicas become
+        target + original while the new ones catch up; when all of target is in the ISR, the
+        leader moves into target if it must, and the others are stopped and deleted
+        (KafkaController.onPartitionReassignment)."""
+        if not self.active:
+            return E.NOT_CONTROLLER, None
+        st = self.states.get(key)
+        if st is None or key[0] not in self.topics or key[0] in self.deleting:
+            return E.UNKNOWN_TOPIC_OR_PARTITION, None
+        current = self.reassigning.get(key)
+        original = current[0] if current is not None else list(self._replicas(key))
+        if target is None:
+            if current is None:
+                return E.NO_REASSIGNMENT_IN_PROGRESS, "No reassignment is in progress for this partition."
+            target = original
+        if not target or len(set(target)) != len(target):
+            return E.INVALID_REPLICA_ASSIGNMENT, "The replica list is empty or names a broker twice."
+        unknown = [r for r in target if r not in self.brokers]
+        if unknown:
+            return E.INVALID_REPLICA_ASSIGNMENT, f"Brokers {unknown} are not registered."
+        if target == original and current is None:
+            return 0, None
+        rs = list(target) + [r for r in original if r not in target]
+        self.reassigning[key] = (original, list(target))
+        if not await self._write_assignment(key, rs, [r for r in target if r not in original],
+                                            [r for r in original if r not in target]):
+            return E.UNKNOWN_TOPIC_OR_PARTITION, None
+        if not await self._write_state(key, Z.LeaderIsr(st.leader, st.leader_epoch + 1, st.isr, self.epoch)):
+            return E.REASSIGNMENT_IN_PROGRESS, "The partition state changed meanwhile; try again."
+        log.info("controller: reassigning %s-%d from %s to %s", *key, original, target)
+        self._propagate([key])
+        await self._maybe_complete_reassignment(key)
+        return 0, None
+
+    async def _write_assignment(self, key: tuple[str, int], replicas: list[int], adding: list[int],
+                                removing: list[int]) -> bool:
+        from kazoo.exceptions import BadVersionError, NoNodeError
+
+        topic, p = key
+        while True:
+            try:
+                data, stat = await self.zk.get(Z.topic_path(topic))
+            except NoNodeError:
+                return False
+            ta = Z.TopicAssignment.decode(data)
+            ta.partitions[p] = replicas
+            for d, v in ((ta.adding, adding), (ta.removing, removing)):
+                if v:
+                    d[p] = v
+                else:
+                    d.pop(p, None)
+            try:
+                await self.zk.set(Z.topic_path(topic), ta.encode(), stat.version)
+            except BadVersionError:
+                continue
+            self.topics[topic].replicas[p] = list(replicas)
+            return True
+
+    async def _maybe_complete_reassignment(self, key: tuple[str, int]) -> None:
+        entry = self.reassigning.get(key)
+        st = self.states.get(key)
+        if entry is None or st is None:
+            return
+        original, target = entry
+        if not set(target) <= set(st.isr):
+            return          # the new replicas are still catching up
+        leader = st.leader
+        if leader not in target or leader not in self.brokers:
+            leader = next((r for r in target if r in self.brokers and r in st.isr), NO_LEADER)
+        new = Z.LeaderIsr(leader, st.leader_epoch + 1, [r for r in st.isr if r in target], self.epoch)
+        if not await self._write_state(key, new):
+            return          # an ISR change raced us: its notification brings us back here
+        await self._write_assignment(key, list(target), [], [])
+        del self.reassigning[key]
+        log.info("controller: reassignment of %s-%d to %s complete (leader %d)", *key, target, leader)
+        self._propagate([key])
+        for r in original:
+            if r not in target and r in self.brokers:
+                self._send_stop_replica(r, key[0], [key[1]], delete=True)
 
     # -- controlled shutdown -------------------------------------------------------------
 
