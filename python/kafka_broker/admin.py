@@ -312,8 +312,8 @@ def handle_delete_records(b: AdminDeps, ctx: RequestContext, req: Any) -> Any:
                 r.error_code = E.UNKNOWN_TOPIC_OR_PARTITION
                 continue
             p = topic.partitions[idx]
-            if p is None:   # not hosted here
-                r.error_code = E.NOT_LEADER_OR_FOLLOWER
+            if p is None or (p.replication is not None and not p.replication.is_leader):
+                r.error_code = E.NOT_LEADER_OR_FOLLOWER     # not hosted here, or not led here
                 continue
             hw = p.high_watermark
             off = hw if rp.offset == -1 else rp.offset

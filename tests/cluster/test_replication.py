@@ -379,3 +379,42 @@ def test_kafka_reassign_partitions_moves_a_replica(cluster: KafkaCoreCluster, tm
     assert sorted(got) == sorted(acked)
     gone = cluster.brokers[1].data_dir / "logs" / "mv-0"
     _wait(lambda: not gone.exists(), timeout=30, what="broker 1 deleting its replica")
+
+
+def test_topic_admin_through_any_broker(cluster: KafkaCoreCluster) -> None:
+    """CreatePartitions, DeleteRecords and DeleteTopics sent to one broker act on the whole
+    cluster: the new partitions get leaders everywhere, the log start moves on every replica,
+    the deleted topic's logs go from every broker."""
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import NewPartitions
+
+    _create(cluster, "adm", partitions=2)
+    acked = _produce(cluster.bootstrap, "adm", 400, partitions=2)
+    a1 = AdminClient({"bootstrap.servers": cluster.brokers[1].bootstrap})
+    a1.create_partitions([NewPartitions("adm", 5)])["adm"].result(30)
+    for b in cluster.brokers.values():
+        _wait(lambda b=b: len(_describe(b.bootstrap, "adm")) == 5 and
+              all(v[0] > 0 and len(v[2]) == 3 for v in _describe(b.bootstrap, "adm").values()),
+              what=f"5 partitions with leaders on broker {b.bootstrap}")
+    assert len(_produce(cluster.bootstrap, "adm", 50, partitions=5)) == 50
+    # DeleteRecords: every replica's log start follows the leader's (seen after the leader dies)
+    upto = max(o for p, o, _v in acked if p == 0) // 2
+    tp = TopicPartition("adm", 0, upto)
+    assert a1.delete_records([tp])[tp].result(30).low_watermark == upto
+    time.sleep(1.0)     # a follower fetch or two carries the new log start
+    leader = _describe(cluster.bootstrap, "adm")[0][0]
+    cluster.kill(leader)
+    live = ",".join(b.bootstrap for i, b in cluster.brokers.items() if i != leader)
+    _wait(lambda: _describe(live, "adm")[0][0] not in (leader, -1), what="a new leader of adm-0")
+    c = ck.Consumer({"bootstrap.servers": live, "group.id": "lo", "enable.auto.commit": False})
+    lo, _hi = c.get_watermark_offsets(TopicPartition("adm", 0), timeout=10, cached=False)
+    c.close()
+    assert lo == upto
+    cluster.restart(leader)
+    # DeleteTopics: gone from metadata and from every broker's disk
+    a1.delete_topics(["adm"], operation_timeout=30)["adm"].result(30)
+    for b in cluster.brokers.values():
+        _wait(lambda b=b: not any((b.data_dir / "logs").glob("adm-*")), timeout=30,
+              what=f"the topic's logs gone from {b.data_dir}")
+    md = _admin(cluster).list_topics(timeout=10)
+    assert "adm" not in md.topics

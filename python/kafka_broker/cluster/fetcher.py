@@ -39,12 +39,13 @@ RETRIABLE = {E.NOT_LEADER_OR_FOLLOWER, E.UNKNOWN_TOPIC_OR_PARTITION, E.FENCED_LE
 
 
 class _State:
-    __slots__ = ("p", "truncate", "paused_until")
+    __slots__ = ("p", "truncate", "paused_until", "moving_start")
 
     def __init__(self, p: Partition) -> None:
         self.p = p
         self.truncate = True
         self.paused_until = 0.0
+        self.moving_start = False
 
 
 class LeaderFetcher:
@@ -190,6 +191,19 @@ class LeaderFetcher:
                 if hw > p.high_watermark:
                     p.high_watermark = hw
                     p.notify(0)
+                if p.log.start_offset < pd.log_start_offset <= p.log.end_offset and not s.moving_start:
+                    # DeleteRecords (or retention) moved the leader's log start: follow it
+                    # (Partition.maybeIncrementLogStartOffset on the follower).
+                    s.moving_start = True
+                    asyncio.ensure_future(self._follow_log_start(s, pd.log_start_offset))
+
+    async def _follow_log_start(self, s: _State, offset: int) -> None:
+        try:
+            await self.node.storage.delete_records(s.p, offset)
+        except Exception as e:  # noqa: BLE001 - the next fetch response tries again
+            log.warning("%s: moving the log start to the leader's %d: %s", s.p.name, offset, e)
+        finally:
+            s.moving_start = False
 
     def _out_of_range(self, s: _State, pd: Any) -> None:
         p = s.p
