@@ -32,13 +32,11 @@ def test_apache_kafka_half_of_client_tests_is_interop():
 
 def test_cluster_tests_on_apache_kafka_are_interop():
     """tests/cluster: the ZooKeeper tests and the `kafka-core cluster` CLI tests (our own client
-    only) are in the fast loop; the Apache Kafka 3.9 ones and the kafka-core cluster tests with
-    third-party clients (test_replication.py) are not."""
+    only) are in the fast loop; everything else there (Apache Kafka 3.9, third-party clients on
+    a kafka-core cluster, the fault tests) is interop."""
     everything = set(_collect("tests/cluster"))
-    apache = {t for t in everything if "test_apache_zk.py" in t}
-    third_party = {t for t in everything if "test_replication.py" in t}
-    fast = set(_collect("-m", "not interop", "tests/cluster"))
-    assert apache and third_party and fast and not (apache | third_party) & fast
     own = ("test_zookeeper.py", "test_cluster_cli.py")
-    assert {t for t in fast if any(f in t for f in own)} == everything - apache - third_party
-    assert apache | third_party == set(_collect("-m", "interop", "tests/cluster"))
+    fast = set(_collect("-m", "not interop", "tests/cluster"))
+    assert fast and {t for t in everything if any(f in t for f in own)} == fast
+    assert everything - fast == set(_collect("-m", "interop", "tests/cluster"))
+    assert any("test_apache_zk.py" in t for t in everything - fast)
