@@ -9,7 +9,6 @@ import signal
 import time
 
 import pytest
-
 from kafka_bench.kafka_core_cluster import KafkaCoreCluster
 
 ck = pytest.importorskip("confluent_kafka")
