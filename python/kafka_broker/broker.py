@@ -49,6 +49,7 @@ class Broker:
         self.storage = Storage(config, loop)
         self.registry: TopicRegistry = LocalRegistry(self.storage, self.node_id, config.get("broker.rack"))
         self.fetch_sessions = fetch.FetchSessionCache()
+        self.fetch_stats = fetch.FetchStats()
         self.apis: dict[int, tuple[int, int, Handler]] = {
             0: (0, 12, produce.handle_produce),
             1: (4, 17, fetch.handle_fetch),
@@ -126,6 +127,9 @@ class Broker:
         self.close()
 
     def close(self) -> None:
+        st = self.fetch_stats
+        log.info("fetch: %d long poll(s) parked, %d of them with a record readable", st.parked,
+                 st.parked_with_data)
         if self.server is not None:
             self.server.close()
         if self.cluster is not None:

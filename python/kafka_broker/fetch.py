@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from .log.topics import Topic
     from .storage import Storage
 
-__all__ = ["FetchSessionCache", "handle_fetch", "handle_list_offsets", "handle_offset_for_leader_epoch"]
+__all__ = ["FetchSessionCache", "FetchStats", "handle_fetch", "handle_list_offsets", "handle_offset_for_leader_epoch"]
 
 log = logging.getLogger("kafka_broker.fetch")
 
@@ -57,6 +57,18 @@ class FetchDeps(Protocol):
     fetch_sessions: FetchSessionCache
     loop: asyncio.AbstractEventLoop
     cluster: ClusterNode | None
+    fetch_stats: FetchStats
+
+
+class FetchStats:
+    """Long polls that parked, and those that parked although a record was readable (min_bytes 1):
+    the broker logs both at shutdown; the second must stay 0 (tests/interop/test_fetch_parking.py)."""
+
+    __slots__ = ("parked", "parked_with_data")
+
+    def __init__(self) -> None:
+        self.parked = 0
+        self.parked_with_data = 0
 
 
 def _next_epoch(e: int) -> int:
@@ -139,6 +151,8 @@ def handle_fetch(b: FetchDeps, ctx: RequestContext, req: Any) -> Any:
         reads = [_read_partition(b, sp, use_ids) for sp in plist]
         total = 0
         errors = False
+        untaken = False       # records readable that this response has no room for
+        readable = False      # some partition has records below its limit
         budget = max_bytes
         out: list[tuple[SessionPartition, int, int, int, Any]] = []
         for sp, (err, p) in zip(plist, reads, strict=True):
@@ -160,6 +174,7 @@ def handle_fetch(b: FetchDeps, ctx: RequestContext, req: Any) -> Any:
                 out.append((sp, E.OFFSET_OUT_OF_RANGE, hw, ls, b""))
                 continue
             records: Any = b""
+            readable = readable or off < upto
             if off < upto and (budget > 0 or total == 0):
                 limit = min(sp.max_bytes, budget) if total else max(min(sp.max_bytes, budget), 1)
                 try:
@@ -176,8 +191,19 @@ def handle_fetch(b: FetchDeps, ctx: RequestContext, req: Any) -> Any:
                     budget -= n
                 else:
                     sl.release()
+                    untaken = True
+            elif off < upto:
+                untaken = True
             out.append((sp, 0, hw, ls, records))
-        if not final and not errors and total < req.min_bytes and req.max_wait_ms > 0:
+        # Park only while fewer than min_bytes are readable: records that did not fit in this
+        # response count as readable (waiting cannot make the response bigger), as Kafka's
+        # DelayedFetch sums what each partition has, not what the response could take.
+        if not final and not errors and total < req.min_bytes and req.max_wait_ms > 0 and not untaken:
+            stats = b.fetch_stats
+            stats.parked += 1
+            if readable and req.min_bytes <= 1:
+                # Never expected: a record was readable and the fetch waits anyway (issue 11).
+                stats.parked_with_data += 1
             for *_, rec in out:
                 if not isinstance(rec, bytes):
                     rec.release()
