@@ -64,7 +64,7 @@ def registered(zk: KazooClient) -> set[int]:
 @dataclass
 class Ack:
     partition: int
-    offset: int
+    offset: int | None      # None: acknowledged implicitly, offset unknown (librdkafka)
     value: bytes
 
 
@@ -188,7 +188,7 @@ class Reader:
         self.reads += 1
 
     def _run(self) -> None:
-        c = _consumer(self.bootstrap, **{"topic.metadata.refresh.interval.ms": 1000})
+        c = _consumer(self.bootstrap, **{"topic.metadata.refresh.interval.ms": 1000, "socket.timeout.ms": 5000})
         try:
             while not self._stop.is_set():
                 c.assign([ck.TopicPartition(self.topic, p, 0) for p in range(self.partitions)])
@@ -202,6 +202,7 @@ class Reader:
                         elif err.code() == ck.KafkaError._PARTITION_EOF:
                             at_end.add(m.partition())
                 self.passes += 1
+                self._stop.wait(1.0)     # leave the brokers some CPU on a small machine
         finally:
             c.close()
 
