@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 import shutil
 import subprocess
@@ -103,6 +104,8 @@ class LoadProducer:
         conf = {"bootstrap.servers": self.bootstrap, "acks": "all", "enable.idempotence": True,
                 "linger.ms": 5, "message.timeout.ms": 30000, "retry.backoff.ms": 100,
                 "error_cb": self._error, **self.conf}
+        if conf.get("debug"):       # librdkafka's debug log goes to logger "rdkafka.<name>"
+            conf["logger"] = logging.getLogger(f"rdkafka.{self.name}")
         p = ck.Producer(conf)
         gap = 1 / self.rate
         nxt = time.monotonic()

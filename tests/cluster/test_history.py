@@ -24,6 +24,7 @@ faults (default 20).
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import signal
@@ -186,7 +187,14 @@ def test_history_under_faults(cluster: KafkaCoreCluster, zk_client: KazooClient)
 
     _create(cluster, TOPIC, PARTITIONS, BROKERS, **{"min.insync.replicas": "2"})
     wait_for(lambda: isr_full(zk_client, TOPIC, PARTITIONS, BROKERS), what="full ISR")
-    producers = [LoadProducer(cluster.bootstrap, TOPIC, PARTITIONS, name=f"p{i}", rate=100, conf=PRODUCER_CONF)
+    conf = dict(PRODUCER_CONF)
+    if os.environ.get("KC_HISTORY_DEBUG"):     # e.g. "eos": librdkafka's log to <tmp_path>/rdkafka.log
+        conf["debug"] = os.environ["KC_HISTORY_DEBUG"]
+        handler = logging.FileHandler(cluster.data_dir / "rdkafka.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+        logging.getLogger("rdkafka").addHandler(handler)
+        logging.getLogger("rdkafka").setLevel(logging.DEBUG)
+    producers = [LoadProducer(cluster.bootstrap, TOPIC, PARTITIONS, name=f"p{i}", rate=100, conf=conf)
                  for i in range(2)]
     reader = Reader(cluster.bootstrap, TOPIC, PARTITIONS)
     faults = Faults(cluster, zk_client, rng, cut)
