@@ -24,6 +24,7 @@ only the ISR had.  Every leader change bumps the leader epoch.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -44,6 +45,7 @@ STOP_REPLICA_V = 3
 NO_LEADER = -1
 LEADER_DURING_DELETE = -2
 SECURITY_PROTOCOLS = {"PLAINTEXT": 0, "SSL": 1, "SASL_PLAINTEXT": 2, "SASL_SSL": 3}
+STATE_WRITE_ATTEMPTS = 5        # a conflicting ISR write by the leader is rare; several in a row, rarer
 
 
 @dataclass
@@ -308,15 +310,15 @@ class Controller:
 
     async def _on_brokers_failed(self, gone: set[int]) -> None:
         keys = [k for k, st in self.states.items() if st.leader in gone or gone & set(st.isr)]
+        def decide(k: tuple[str, int], st: Z.LeaderIsr) -> Z.LeaderIsr | None:
+            if st.leader in gone or st.leader == NO_LEADER:
+                return self._elect_leader(k, st)
+            if not gone & set(st.isr):
+                return None
+            return Z.LeaderIsr(st.leader, st.leader_epoch + 1, [r for r in st.isr if r not in gone], self.epoch)
         changed = []
         for k in keys:
-            st = self.states[k]
-            if st.leader in gone or st.leader == NO_LEADER:
-                new = self._elect_leader(k, st)
-            else:
-                isr = [r for r in st.isr if r not in gone]
-                new = Z.LeaderIsr(st.leader, st.leader_epoch + 1, isr, self.epoch)
-            if new is not None and await self._write_state(k, new):
+            if await self._change_state(k, functools.partial(decide, k)):
                 changed.append(k)
         self._propagate(changed)
 
@@ -331,13 +333,13 @@ class Controller:
         self._propagate(changed, skip=started)
 
     async def _elect_offline(self, keys: set[tuple[str, int]]) -> list[tuple[str, int]]:
+        def decide(k: tuple[str, int], st: Z.LeaderIsr) -> Z.LeaderIsr | None:
+            if st.leader in self.brokers and st.leader not in self.shutting_down:
+                return None
+            return self._elect_leader(k, st)
         changed = []
         for k in keys:
-            st = self.states.get(k)
-            if st is None or (st.leader in self.brokers and st.leader not in self.shutting_down):
-                continue
-            new = self._elect_leader(k, st)
-            if new is not None and await self._write_state(k, new):
+            if await self._change_state(k, functools.partial(decide, k)):
                 changed.append(k)
         return changed
 
@@ -372,9 +374,28 @@ class Controller:
     def topic_config(self, topic: str) -> dict[str, str]:
         return self.topic_configs.get(topic, {})
 
+    async def _change_state(self, key: tuple[str, int],
+                            decide: Callable[[Z.LeaderIsr], Z.LeaderIsr | None]) -> bool:
+        """Write ``decide(current state)`` (None: no change) with a conditional update.  A version
+        conflict means a leader changed the ISR since we read it: decide again from the state
+        that is there now, as Kafka's controller retries the partitions whose update failed
+        (giving up would leave, say, a dead broker leading the partition)."""
+        for _ in range(STATE_WRITE_ATTEMPTS):
+            st = self.states.get(key)
+            if st is None:
+                return False
+            new = decide(st)
+            if new is None:
+                return False
+            if await self._write_state(key, new):
+                return True
+        log.warning("controller: gave up updating the state of %s-%d after %d conflicting writes", *key,
+                    STATE_WRITE_ATTEMPTS)
+        return False
+
     async def _write_state(self, key: tuple[str, int], new: Z.LeaderIsr) -> bool:
         """Conditional write of a partition's state; on a version conflict read it back (the
-        leader changed the ISR meanwhile) and report no change: the caller's next event decides."""
+        leader changed the ISR meanwhile) and report no change (``_change_state`` decides again)."""
         from kazoo.exceptions import BadVersionError, NoNodeError
 
         old = self.states.get(key)
@@ -712,22 +733,24 @@ class Controller:
         self.shutting_down.add(broker_id)
         changed = []
         stop: list[tuple[str, int]] = []
+        def decide(k: tuple[str, int], st: Z.LeaderIsr) -> Z.LeaderIsr | None:
+            if st.leader == broker_id:
+                new = self._elect_leader(k, st, exclude={broker_id} | self.shutting_down)
+                # no other ISR member: it keeps leading until it stops
+                return None if new is None or new.leader == NO_LEADER else new
+            if broker_id in st.isr:
+                return Z.LeaderIsr(st.leader, st.leader_epoch + 1, [r for r in st.isr if r != broker_id],
+                                   self.epoch)
+            return None
         for k, reps in self._replicas_on(broker_id):
             st = self.states.get(k)
             if st is None or len(reps) < 2:
                 continue
-            if st.leader == broker_id:
-                new = self._elect_leader(k, st, exclude={broker_id} | self.shutting_down)
-                if new is None or new.leader == NO_LEADER:
-                    continue            # no other ISR member: it keeps leading until it stops
-            elif broker_id in st.isr:
-                new = Z.LeaderIsr(st.leader, st.leader_epoch + 1, [r for r in st.isr if r != broker_id],
-                                  self.epoch)
-                stop.append(k)
-            else:
-                continue
-            if await self._write_state(k, new):
+            led_here = st.leader == broker_id     # only the controller moves leaders: a retry keeps this
+            if await self._change_state(k, functools.partial(decide, k)):
                 changed.append(k)
+                if not led_here:
+                    stop.append(k)
         self._propagate(changed, skip={broker_id})
         # The shutting-down broker follows the new leaders until it stops (Kafka sends it
         # LeaderAndIsr for partitions it led, StopReplica without delete for the others).

@@ -198,6 +198,12 @@ class ReplicaManager:
             log.info("%s: LeaderAndIsr at leader epoch %d is older than the current %d; ignored",
                      p.name, ps.leader_epoch, rep.leader_epoch)
             return E.STALE_CONTROLLER_EPOCH
+        if rep is not None and ps.leader_epoch == rep.leader_epoch and ps.partition_epoch < rep.zk_version:
+            # Our own ISR write got there first (Kafka's makeLeader: "already at a newer partition
+            # epoch"): taking this would put back the ISR and znode version we just replaced.
+            log.info("%s: LeaderAndIsr at partition epoch %d is older than the current %d; ignored",
+                     p.name, ps.partition_epoch, rep.zk_version)
+            return E.STALE_CONTROLLER_EPOCH
         if ps.leader == self.broker_id:
             self._make_leader(p, ps)
         else:
@@ -403,7 +409,14 @@ class ReplicaManager:
             pass
         rep.isr_pending = False
         if p.replication is not rep:
-            return
+            # A LeaderAndIsr of the same leader epoch replaced our state while the write was out:
+            # one that a controller sent before it saw our write holds an older znode version, and
+            # the write still stands in ZooKeeper, so it stands here too.
+            cur = p.replication
+            if (cur is None or not cur.is_leader or cur.leader_epoch != rep.leader_epoch
+                    or cur.zk_version >= stat.version):
+                return
+            rep = cur
         if len(isr) > len(rep.isr):
             log.info("%s: expanding ISR %s -> %s", p.name, rep.isr, isr)
         rep.isr = isr
