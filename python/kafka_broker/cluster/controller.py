@@ -111,6 +111,7 @@ class Controller:
         self.states: dict[tuple[str, int], Z.LeaderIsr] = {}
         self.shutting_down: set[int] = set()
         self.deleting: set[str] = set()
+        self.delete_pending: dict[str, set[int]] = {}     # deleted topic -> brokers down that hold replicas
         self.senders: dict[int, _BrokerSender] = {}
         self.topic_configs: dict[str, dict[str, str]] = {}
         # partition -> (original replicas, target replicas) while a reassignment runs
@@ -291,8 +292,8 @@ class Controller:
                 self.states[(name, p)] = Z.LeaderIsr.decode(s[0], s[1].version)
 
     def _replicas_on(self, broker: int) -> list[tuple[tuple[str, int], list[int]]]:
-        return [((t, p), reps) for t, ts in self.topics.items() for p, reps in ts.replicas.items()
-                if broker in reps]
+        return [((t, p), reps) for t, ts in self.topics.items() if t not in self.deleting
+                for p, reps in ts.replicas.items() if broker in reps]
 
     def _replicas(self, key: tuple[str, int]) -> list[int]:
         return self.topics[key[0]].replicas.get(key[1], [])
@@ -326,6 +327,7 @@ class Controller:
         # The new brokers learn the whole cluster; everyone learns of them.
         self._send_update_metadata([b for b in self.brokers if b not in started], [])
         self._send_update_metadata(list(started), None)
+        await self._resume_deletions(started)
         offline = {k for k, st in self.states.items() if st.leader == NO_LEADER or st.leader not in self.brokers}
         changed = await self._elect_offline(offline)
         for b in started:
@@ -346,6 +348,8 @@ class Controller:
     def _elect_leader(self, key: tuple[str, int], st: Z.LeaderIsr,
                       exclude: set[int] | frozenset[int] = frozenset()) -> Z.LeaderIsr | None:
         """The new state of an offline partition (or None when nothing changes)."""
+        if key[0] in self.deleting:
+            return None
         live = [r for r in self._replicas(key) if r in self.brokers and r not in exclude]
         isr_live = [r for r in live if r in st.isr]
         if isr_live:
@@ -503,25 +507,47 @@ class Controller:
             if ts is None:
                 await asyncio.gather(self.zk.delete(f"{Z.DELETE_TOPICS}/{name}"), return_exceptions=True)
                 continue
-            self.deleting.add(name)
-            log.info("controller: deleting topic %s", name)
-            waits = []
-            for b in self.brokers:
-                parts = [p for p, reps in ts.replicas.items() if b in reps]
-                if parts:
-                    waits.append(self._send_stop_replica(b, name, parts, delete=True))
-            dead_replicas = {r for reps in ts.replicas.values() for r in reps} - set(self.brokers)
-            if dead_replicas:
-                log.warning("controller: replicas of %s on brokers %s that are down keep their logs until "
-                            "those brokers return", name, sorted(dead_replicas))
+            if name not in self.deleting:
+                self.deleting.add(name)
+                log.info("controller: deleting topic %s", name)
+                # Clients stop seeing it now (leader -2: LeaderDuringDelete), as in Kafka.
+                self._send_update_metadata(list(self.brokers), [(name, p) for p in ts.replicas], deleted=ts)
+            holders = {r for reps in ts.replicas.values() for r in reps}
+            waits = [self._send_stop_replica(b, name, [p for p, reps in ts.replicas.items() if b in reps],
+                                             delete=True) for b in holders if b in self.brokers]
             await asyncio.gather(*waits, return_exceptions=True)
-            removed = [(name, p) for p in ts.replicas]
-            await asyncio.gather(self.zk.delete(Z.topic_path(name), recursive=True),
-                                 self.zk.delete(f"{Z.CONFIG_TOPICS}/{name}"), return_exceptions=True)
-            await asyncio.gather(self.zk.delete(f"{Z.DELETE_TOPICS}/{name}"), return_exceptions=True)
-            self._send_update_metadata(list(self.brokers), removed, deleted=ts)
-            self._forget_topic(name)
-            self.deleting.discard(name)
+            pending = holders - set(self.brokers)
+            if pending:
+                # Kafka's TopicDeletionManager: the deletion waits (its znodes stay) until those
+                # brokers return and delete their replicas too.
+                self.delete_pending[name] = pending
+                log.warning("controller: topic %s is deleted once brokers %s, which hold replicas of it "
+                            "and are down, return", name, sorted(pending))
+                continue
+            await self._finish_deletion(name)
+
+    async def _finish_deletion(self, name: str) -> None:
+        await asyncio.gather(self.zk.delete(Z.topic_path(name), recursive=True),
+                             self.zk.delete(f"{Z.CONFIG_TOPICS}/{name}"), return_exceptions=True)
+        await asyncio.gather(self.zk.delete(f"{Z.DELETE_TOPICS}/{name}"), return_exceptions=True)
+        self._forget_topic(name)
+        self.deleting.discard(name)
+        self.delete_pending.pop(name, None)
+        log.info("controller: topic %s deleted", name)
+
+    async def _resume_deletions(self, started: set[int]) -> None:
+        for name, pending in list(self.delete_pending.items()):
+            back = pending & started
+            if not back:
+                continue
+            ts = self.topics.get(name)
+            if ts is not None:
+                await asyncio.gather(*(self._send_stop_replica(
+                    b, name, [p for p, reps in ts.replicas.items() if b in reps], delete=True) for b in back),
+                    return_exceptions=True)
+            pending -= back
+            if not pending:
+                await self._finish_deletion(name)
 
     # -- leader elections asked for: preferred (ElectLeaders, auto rebalance) and unclean ------
 
@@ -785,7 +811,7 @@ class Controller:
             return
         R = kp.UpdateMetadataRequest
         if keys is None:
-            keys = list(self.states)
+            keys = [k for k in self.states if k[0] not in self.deleting]   # being deleted: not shown
         by_topic: dict[str, list[Any]] = {}
         for t, p in keys:
             st = self.states.get((t, p))
