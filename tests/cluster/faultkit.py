@@ -51,9 +51,13 @@ def zk_states(zk: KazooClient, topic: str, partitions: int) -> dict[int, tuple[Z
     return out
 
 
-def isr_full(zk: KazooClient, topic: str, partitions: int, brokers: int) -> bool:
+def isr_full(zk: KazooClient, topic: str, partitions: int, brokers: int, since_zxid: int = 0) -> bool:
+    """Every partition has a leader and all ``brokers`` in its ISR, in states written after
+    ``since_zxid`` (a restarted broker's registration: the controller and the leaders have
+    acted on it, rather than not yet noticed it went)."""
     try:
-        return all(st.leader > 0 and len(st.isr) == brokers for st, _ in zk_states(zk, topic, partitions).values())
+        return all(st.leader > 0 and len(st.isr) == brokers and stat.mzxid > since_zxid
+                   for st, stat in zk_states(zk, topic, partitions).values())
     except Exception:  # noqa: BLE001 - a state znode not written yet
         return False
 

@@ -69,3 +69,14 @@ def test_an_offline_election_retries_after_a_conflict() -> None:
     assert changed == [KEY]
     st = ctl.states[KEY]
     assert (st.leader, st.isr) == (2, [2]), st
+
+
+def test_failover_drops_unregistered_brokers_from_the_isr() -> None:
+    # The old controller (broker 1) died; leader 3 had not dropped it for lag yet.
+    zk = FakeZk(Z.LeaderIsr(3, 2, [1, 3, 2], 1), version=4)
+    cached = Z.LeaderIsr(3, 2, [1, 3, 2], 1)
+    cached.zk_version = 4
+    ctl = controller(zk, cached, live=[2, 3])
+    asyncio.run(ctl._drop_dead_replicas())
+    st = ctl.states[KEY]
+    assert (st.leader, st.leader_epoch, st.isr) == (3, 3, [3, 2]), st

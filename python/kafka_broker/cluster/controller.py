@@ -222,12 +222,7 @@ class Controller:
         await asyncio.gather(*(self._read_topic(t) for t in names))
         await self.zk.children(Z.DELETE_TOPICS, self._watch(self._deletions))
         await self.zk.children(Z.ISR_CHANGES, self._watch(self._isr_changes))
-        # Brokers that died before this controller took over (often the old controller itself):
-        # out of every ISR now, not after replica.lag.time.max.ms, so acks=all does not wait.
-        dead = {r for st in self.states.values() for r in [st.leader, *st.isr] if r >= 0} - set(self.brokers)
-        if dead:
-            log.info("controller: broker(s) %s are down since before this controller", sorted(dead))
-            await self._on_brokers_failed(dead)
+        await self._drop_dead_replicas()
         changed = await self._elect_offline(set(self.states))
         await self._init_new_partitions()
         self._send_update_metadata(list(self.brokers), None)
@@ -236,6 +231,17 @@ class Controller:
         del changed
         await self._deletions()
         await self._isr_changes()
+
+    async def _drop_dead_replicas(self) -> None:
+        """At failover, brokers named in an ISR but not registered (the old controller died with
+        them, or before acting on them) leave it, and partitions they led get a new leader, as
+        Kafka's replica state machine moves their replicas to OfflineReplica at start-up.  Else
+        the ISR keeps a dead broker, and the leader's high watermark waits for it until the
+        leader drops it for lag."""
+        dead = {r for st in self.states.values() for r in st.isr} - set(self.brokers)
+        if dead:
+            log.info("controller: broker(s) %s in ISRs are not registered", sorted(dead))
+            await self._on_brokers_failed(dead)
 
     def _watch(self, fn: Callable[[], Awaitable[None]]) -> Callable[[Any], None]:
         def fire(_ev: Any) -> None:
