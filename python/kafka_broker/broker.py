@@ -8,6 +8,7 @@ the ranges, like kafka-python, pick 4.0 and message format v2).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import re
 from collections.abc import Callable
@@ -167,7 +168,19 @@ class Broker:
             req, _end = cls.decode(frame, h.api_version, h.body_offset)
         except ProtocolError as e:
             raise type(e)(f"cannot parse {cls.__name__} v{h.api_version}: {e}", e.error_code) from None
+        cluster = self.cluster
+        if cluster is not None and not cluster.serving.is_set() and h.api_key not in cluster.EARLY_APIS:
+            return self._when_serving(handler, ctx, req)
         return handler(self, ctx, req)
+
+    async def _when_serving(self, handler: Handler, ctx: RequestContext, req: Any) -> Any:
+        """Cluster: a client request that arrives before this broker is registered and has the
+        controller's first UpdateMetadata waits for that (Kafka processes requests only once its
+        start-up is complete), so nobody is told the cluster has no brokers or no such topic."""
+        assert self.cluster is not None
+        await self.cluster.serving.wait()
+        res = handler(self, ctx, req)
+        return await res if inspect.isawaitable(res) else res
 
     # -- helpers for handlers ------------------------------------------------------
 

@@ -51,6 +51,7 @@ class InconsistentClusterId(RuntimeError):
 
 
 class ClusterNode:
+    EARLY_APIS = frozenset({4, 5, 6, 7, 18})   # LeaderAndIsr, StopReplica, UpdateMetadata, ControlledShutdown, ApiVersions
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self.config = broker.config
@@ -70,6 +71,9 @@ class ClusterNode:
         self.registry = ZkRegistry(self)
         self.storage.producer_id_blocks = self.allocate_producer_ids
         self.registered = asyncio.Event()
+        # Client requests are served once registered and the controller's first UpdateMetadata
+        # arrived; the controller's own requests (and ApiVersions) before that.
+        self.serving = asyncio.Event()
         self.session_lost = False
         self.closing = False
 
@@ -191,6 +195,8 @@ class ClusterNode:
         got = await self.zk.get(path)
         self.broker_epoch = got[1].czxid
         self.registered.set()
+        if self.broker_id in self.metadata.brokers:    # the controller was quicker than this line
+            self.serving.set()
         log.info("registered broker %d at %s (broker epoch %d)", self.broker_id, path, self.broker_epoch)
 
     def _zk_state(self, state: str) -> None:

@@ -293,6 +293,8 @@ class ReplicaManager:
         if self._stale(req):
             return kp.UpdateMetadataResponse(error_code=E.STALE_CONTROLLER_EPOCH)
         self.node.metadata.update(req)
+        if self.node.registered.is_set() and self.broker_id in self.node.metadata.brokers:
+            self.node.serving.set()
         return kp.UpdateMetadataResponse(error_code=0)
 
     # -- the leader's side of replication -----------------------------------------------
