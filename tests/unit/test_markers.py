@@ -31,11 +31,11 @@ def test_apache_kafka_half_of_client_tests_is_interop():
 
 
 def test_cluster_tests_on_apache_kafka_are_interop():
-    """tests/cluster: the ZooKeeper tests and the `kafka-core cluster` CLI tests (our own client
-    only) are in the fast loop; everything else there (Apache Kafka 3.9, third-party clients on
+    """tests/cluster: the ZooKeeper tests, the `kafka-core cluster` CLI tests (our own client
+    only) and the in-process race tests are in the fast loop; everything else there (Apache Kafka 3.9, third-party clients on
     a kafka-core cluster, the fault tests) is interop."""
     everything = set(_collect("tests/cluster"))
-    own = ("test_zookeeper.py", "test_cluster_cli.py")
+    own = ("test_zookeeper.py", "test_cluster_cli.py", "test_controller_races.py", "test_replica_races.py")
     fast = set(_collect("-m", "not interop", "tests/cluster"))
     assert fast and {t for t in everything if any(f in t for f in own)} == fast
     assert everything - fast == set(_collect("-m", "interop", "tests/cluster"))
