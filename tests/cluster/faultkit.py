@@ -32,13 +32,20 @@ FAULT_SETTINGS = {"replica.lag.time.max.ms": "3000", "zookeeper.session.timeout.
 
 
 def wait_for(cond: Callable[[], Any], timeout: float = 30, what: str = "condition", every: float = 0.1) -> Any:
+    """Until ``cond()`` is truthy.  A condition that fails (an assertion, a client error, a topic a
+    broker does not know yet: UpdateMetadata reaches each broker on its own time) is tried again."""
     deadline = time.monotonic() + timeout
+    last: Exception | None = None
     while True:
-        got = cond()
+        try:
+            got = cond()
+        except (AssertionError, ck.KafkaException, KeyError) as e:
+            got, last = None, e
         if got:
             return got
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}"
+                                 + (f" (last: {last})" if last else ""))
         time.sleep(every)
 
 

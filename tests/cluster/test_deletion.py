@@ -4,10 +4,10 @@ once; the deletion completes (znodes gone, logs removed on every broker) when th
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from kafka_bench.kafka_core_cluster import KafkaCoreCluster
+
+from .faultkit import wait_for as _wait
 
 ck = pytest.importorskip("confluent_kafka")
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
@@ -17,13 +17,6 @@ pytestmark = pytest.mark.interop
 FAST = {"replica.lag.time.max.ms": "3000", "zookeeper.session.timeout.ms": "4000"}
 
 
-def _wait(cond, timeout: float = 30, what: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_delete_waits_for_a_broker_that_is_down(zk_chroot: str, zk_client) -> None:  # type: ignore[no-untyped-def]

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 import pytest
 from kafka_bench.kafka_core_cluster import KafkaCoreCluster
 
+from .faultkit import wait_for as _wait
+
 ck = pytest.importorskip("confluent_kafka")
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
@@ -32,16 +34,6 @@ def _part0(bootstrap: str, topic: str) -> tuple[int, list[int]]:
     return p.leader, sorted(p.isrs)
 
 
-def _wait(cond, timeout: float = 30, what: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if cond():
-                return
-        except (ck.KafkaException, KeyError):
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_unclean_election_only_where_allowed(cluster: KafkaCoreCluster) -> None:

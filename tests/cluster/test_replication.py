@@ -12,6 +12,8 @@ from collections.abc import Iterator
 import pytest
 from kafka_bench.kafka_core_cluster import KafkaCoreCluster
 
+from .faultkit import wait_for as _wait
+
 ck = pytest.importorskip("confluent_kafka")
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
@@ -52,20 +54,6 @@ def _describe(bootstrap: str, name: str) -> dict[int, tuple[int, list[int], list
     return {p.id: (p.leader, sorted(p.replicas), sorted(p.isrs)) for p in t.partitions.values()}
 
 
-def _wait(cond, timeout: float = 30, what: str = "condition"):  # type: ignore[no-untyped-def]
-    """Until ``cond()`` is truthy.  A condition that fails an assertion (``_describe`` of a topic a
-    broker does not know yet: UpdateMetadata reaches each broker on its own time) is tried again."""
-    deadline = time.monotonic() + timeout
-    last: AssertionError | None = None
-    while time.monotonic() < deadline:
-        try:
-            got = cond()
-        except AssertionError as e:
-            got, last = None, e
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}" + (f" (last: {last})" if last else ""))
 
 
 def test_replicas_spread_and_every_broker_returns_the_same_metadata(cluster: KafkaCoreCluster) -> None:

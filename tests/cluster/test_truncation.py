@@ -11,6 +11,8 @@ import time
 import pytest
 from kafka_bench.kafka_core_cluster import KafkaCoreCluster
 
+from .faultkit import wait_for as _wait
+
 ck = pytest.importorskip("confluent_kafka")
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
@@ -23,17 +25,6 @@ def _leader_isr(bootstrap: str) -> tuple[int, list[int]]:
     return p.leader, sorted(p.isrs)
 
 
-def _wait(cond, timeout: float = 30, what: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            got = cond()
-        except ck.KafkaException:
-            got = None
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _read_all(bootstrap: str, expect: int) -> dict[int, bytes]:
