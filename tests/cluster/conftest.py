@@ -10,6 +10,8 @@ Fixtures:
 - ``apache_zk_cluster``: three Apache Kafka 3.9 brokers in ZooKeeper mode on ``zk_chroot``
   (``kafka_bench.apache_kafka_zk.ApacheKafkaZkCluster``); a test that takes it is an interop
   test (tests/conftest.py marks it).  Other sizes: ``ApacheKafkaZkCluster(n, zk_chroot)``.
+- ``cluster``: three kafka-core brokers on ``zk_chroot`` with ``faultkit.CLUSTER_SETTINGS``,
+  registered (``kafka_bench.kafka_core_cluster.KafkaCoreCluster``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Iterator
 
 import pytest
 from kafka_bench.apache_kafka_zk import ApacheKafkaZkCluster, split_chroot
+from kafka_bench.kafka_core_cluster import KafkaCoreCluster
 from kafka_bench.zookeeper import ZooKeeper
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
@@ -60,3 +63,12 @@ def apache_zk_cluster(zk_chroot: str) -> Iterator[ApacheKafkaZkCluster]:
     assert split_chroot(zk_chroot)[1]
     with ApacheKafkaZkCluster(3, zk_chroot) as cluster:
         yield cluster
+
+
+@pytest.fixture
+def cluster(zk_chroot: str) -> Iterator[KafkaCoreCluster]:
+    from .faultkit import CLUSTER_SETTINGS
+
+    with KafkaCoreCluster(3, zk_chroot, settings=CLUSTER_SETTINGS) as c:
+        c.wait_registered()
+        yield c

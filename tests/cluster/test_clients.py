@@ -7,22 +7,12 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
-from collections.abc import Iterator
 
 import pytest
 from kafka_bench.kafka_core_cluster import KafkaCoreCluster
 
 pytestmark = pytest.mark.interop
 
-FAST = {"replica.lag.time.max.ms": "3000", "zookeeper.session.timeout.ms": "4000",
-        "controlled.shutdown.retry.backoff.ms": "200", "replica.fetch.backoff.ms": "200"}
-
-
-@pytest.fixture
-def cluster(zk_chroot: str) -> Iterator[KafkaCoreCluster]:
-    with KafkaCoreCluster(3, zk_chroot, settings=FAST) as c:
-        c.wait_registered()
-        yield c
 
 
 def _create(c: KafkaCoreCluster, name: str, partitions: int = 3) -> None:

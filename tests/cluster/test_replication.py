@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 from kafka_bench.kafka_core_cluster import KafkaCoreCluster
 
+from .faultkit import CLUSTER_SETTINGS as FAST
 from .faultkit import wait_for as _wait
 
 ck = pytest.importorskip("confluent_kafka")
@@ -19,15 +19,6 @@ from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 pytestmark = pytest.mark.interop
 
-FAST = {"replica.lag.time.max.ms": "3000", "zookeeper.session.timeout.ms": "4000",
-        "controlled.shutdown.retry.backoff.ms": "200", "replica.fetch.backoff.ms": "200"}
-
-
-@pytest.fixture
-def cluster(zk_chroot: str) -> Iterator[KafkaCoreCluster]:
-    with KafkaCoreCluster(3, zk_chroot, settings=FAST) as c:
-        c.wait_registered()
-        yield c
 
 
 def _admin(c: KafkaCoreCluster) -> AdminClient:

@@ -29,7 +29,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import kafka_protocol as kp
 from kafka_protocol.errors import ErrorCode as E
@@ -38,6 +38,7 @@ from . import zk as Z
 from .channel import Channel, ChannelError
 
 log = logging.getLogger("kafka_broker.cluster.controller")
+T = TypeVar("T")
 
 LEADER_AND_ISR_V = 6
 UPDATE_METADATA_V = 7
@@ -129,6 +130,18 @@ class Controller:
     def enqueue(self, fn: Callable[[], Awaitable[None]]) -> None:
         if not self.closed:
             self.events.put_nowait(fn)
+
+    async def _in_queue(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run ``fn`` as one event of the queue (after those before it) and return its result."""
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+
+        async def run() -> None:
+            try:
+                fut.set_result(await fn())
+            except Exception as e:  # noqa: BLE001 - the caller gets it
+                fut.set_exception(e)
+        self.enqueue(run)
+        return await fut
 
     async def _work(self) -> None:
         while True:
@@ -559,15 +572,7 @@ class Controller:
 
     async def elect_leaders(self, keys: list[tuple[str, int]] | None, unclean: bool) -> dict[tuple[str, int], int]:
         """ElectLeaders: partition -> 0 or its error (all partitions when ``keys`` is None)."""
-        fut: asyncio.Future[dict[tuple[str, int], int]] = asyncio.get_running_loop().create_future()
-
-        async def run() -> None:
-            try:
-                fut.set_result(await self._elect_leaders(keys, unclean))
-            except Exception as e:  # noqa: BLE001
-                fut.set_exception(e)
-        self.enqueue(run)
-        return await fut
+        return await self._in_queue(lambda: self._elect_leaders(keys, unclean))
 
     async def _elect_leaders(self, keys: list[tuple[str, int]] | None, unclean: bool) -> dict[tuple[str, int], int]:
         out: dict[tuple[str, int], int] = {}
@@ -644,19 +649,9 @@ class Controller:
 
     async def alter_reassignments(self, items: list[tuple[tuple[str, int], list[int] | None]]
                                   ) -> dict[tuple[str, int], tuple[int, str | None]]:
-        fut: asyncio.Future[dict[tuple[str, int], tuple[int, str | None]]] = \
-            asyncio.get_running_loop().create_future()
-
-        async def run() -> None:
-            try:
-                out = {}
-                for key, target in items:
-                    out[key] = await self._reassign(key, target)
-                fut.set_result(out)
-            except Exception as e:  # noqa: BLE001
-                fut.set_exception(e)
-        self.enqueue(run)
-        return await fut
+        async def run() -> dict[tuple[str, int], tuple[int, str | None]]:
+            return {key: await self._reassign(key, target) for key, target in items}
+        return await self._in_queue(run)
 
     async def _reassign(self, key: tuple[str, int], target: list[int] | None) -> tuple[int, str | None]:
         """Start (or cancel: ``target`` None) moving a partition to ``target``: the replicas become
@@ -744,15 +739,7 @@ class Controller:
     async def controlled_shutdown(self, broker_id: int, broker_epoch: int) -> tuple[int, list[tuple[str, int]]]:
         """Move leadership off ``broker_id`` and take it out of the ISRs; returns (error, the
         partitions it still leads)."""
-        fut: asyncio.Future[tuple[int, list[tuple[str, int]]]] = asyncio.get_running_loop().create_future()
-
-        async def run() -> None:
-            try:
-                fut.set_result(await self._controlled_shutdown(broker_id, broker_epoch))
-            except Exception as e:  # noqa: BLE001
-                fut.set_exception(e)
-        self.enqueue(run)
-        return await fut
+        return await self._in_queue(lambda: self._controlled_shutdown(broker_id, broker_epoch))
 
     async def _controlled_shutdown(self, broker_id: int, broker_epoch: int) -> tuple[int, list[tuple[str, int]]]:
         if not self.active:
