@@ -32,6 +32,7 @@ void kc_compact_config_default(kc_compact_config_t *cfg, int64_t now_ms) {
     cfg->delete_retention_ms = 86400000;
     cfg->min_compaction_lag_ms = 0;
     cfg->max_map_bytes = 32 << 20;
+    cfg->max_offset = -1;
 }
 
 /* ------------------------------------------------------- 128-bit key hash */
@@ -543,26 +544,28 @@ int kc_compact_write_checkpoint(const char *dir, int64_t offset) {
 
 /* The plan of a pass (mu held): segments [0, first_dirty) are clean,
  * [first_dirty, end_idx) dirty and cleanable. */
-static void plan_locked(const kc_log_t *l, int64_t now_ms, int64_t lag_ms, int64_t *dirty_start,
-                        size_t *first_dirty, size_t *end_idx) {
+static void plan_locked(const kc_log_t *l, int64_t now_ms, int64_t lag_ms, int64_t max_offset,
+                        int64_t *dirty_start, size_t *first_dirty, size_t *end_idx) {
     size_t n = l->nsegs - 1, i = 0; /* never the active segment */
     *dirty_start = l->clean_offset > l->start_offset ? l->clean_offset : l->start_offset;
     while (i < n && l->segs[i]->next_offset <= *dirty_start)
         i++;
     *first_dirty = i;
-    while (i < n && !(lag_ms > 0 && l->segs[i]->max_timestamp > now_ms - lag_ms))
+    while (i < n && !(lag_ms > 0 && l->segs[i]->max_timestamp > now_ms - lag_ms) &&
+           (max_offset < 0 || l->segs[i + 1]->base_offset <= max_offset))
         i++;
     *end_idx = i;
 }
 
-int kc_log_cleanable_bytes(kc_log_t *l, int64_t now_ms, int64_t min_compaction_lag_ms, int64_t *clean_bytes,
+int kc_log_cleanable_bytes(kc_log_t *l, int64_t now_ms, int64_t min_compaction_lag_ms, int64_t max_offset,
+                           int64_t *clean_bytes,
                            int64_t *dirty_bytes) {
     if (!l || !clean_bytes || !dirty_bytes)
         return KC_ERR_ARG;
     pthread_mutex_lock(&l->mu);
     int64_t ds;
     size_t fd, end;
-    plan_locked(l, now_ms, min_compaction_lag_ms, &ds, &fd, &end);
+    plan_locked(l, now_ms, min_compaction_lag_ms, max_offset, &ds, &fd, &end);
     *clean_bytes = *dirty_bytes = 0;
     for (size_t i = 0; i < end; i++)
         *(i < fd ? clean_bytes : dirty_bytes) += l->segs[i]->size;
@@ -585,7 +588,8 @@ int kc_log_compact(kc_log_t *l, const kc_compact_config_t *cfg, kc_compact_stats
     pass_t p = {.l = l, .cfg = cfg, .st = st};
     size_t first_dirty, end_idx;
     pthread_mutex_lock(&l->mu);
-    plan_locked(l, cfg->now_ms, cfg->min_compaction_lag_ms, &p.dirty_start, &first_dirty, &end_idx);
+    plan_locked(l, cfg->now_ms, cfg->min_compaction_lag_ms, cfg->max_offset, &p.dirty_start, &first_dirty,
+                &end_idx);
     st->dirty_start = st->end_offset = p.dirty_start;
     p.after_base = l->segs[end_idx]->base_offset; /* end_idx < nsegs: the active one at most */
     int rc = KC_OK;

@@ -3,8 +3,11 @@
  *
  * One pass of kc_log_compact:
  *  1. The dirty section is [cleaner checkpoint, first uncleanable offset):
- *     never the active segment, and no segment whose largest timestamp is
- *     newer than now - min_compaction_lag_ms (nor any after it).
+ *     never the active segment, no segment whose largest timestamp is
+ *     newer than now - min_compaction_lag_ms (nor any after it), and only
+ *     segments wholly below max_offset when one is given (a replicated log
+ *     passes its high watermark: Kafka cleans no further than the last
+ *     stable offset).
  *  2. A map key -> latest offset is built over the dirty section, whole
  *     segments at a time while they fit in max_map_bytes.  Keys are stored
  *     as a 128-bit hash (two 64-bit murmur3 lanes, like Kafka's MD5 map:
@@ -66,6 +69,8 @@ typedef struct kc_compact_config {
     int64_t delete_retention_ms;   /* delete.retention.ms (default 86400000) */
     int64_t min_compaction_lag_ms; /* min.compaction.lag.ms (default 0) */
     int64_t max_map_bytes;         /* log.cleaner.dedupe.buffer.size share for this pass */
+    int64_t max_offset;            /* -1 (default): no bound; else no offset at or above it is
+                                      cleaned (the high watermark) */
     kc_codec_fn decompress;        /* NULL: compressed batches kept whole */
     kc_codec_fn compress;
     void *codec_ctx;
@@ -98,7 +103,8 @@ int kc_log_compact(kc_log_t *l, const kc_compact_config_t *cfg, kc_compact_stats
 /* Bytes of the clean section (below the cleaner checkpoint) and of the
  * cleanable dirty section (same bounds as a pass would use).  The broker
  * cleans a log when dirty / (clean + dirty) > min.cleanable.dirty.ratio. */
-int kc_log_cleanable_bytes(kc_log_t *l, int64_t now_ms, int64_t min_compaction_lag_ms, int64_t *clean_bytes,
+int kc_log_cleanable_bytes(kc_log_t *l, int64_t now_ms, int64_t min_compaction_lag_ms, int64_t max_offset,
+                           int64_t *clean_bytes,
                            int64_t *dirty_bytes);
 /* The persisted cleaner checkpoint (0 for a log never cleaned). */
 int64_t kc_log_cleaner_checkpoint(kc_log_t *l);

@@ -228,7 +228,41 @@ int kc_log_append(kc_log_t *l, uint8_t *buf, size_t len, uint32_t flags, int32_t
 
 /* ---------------------------------------------------------------- reads */
 
+static int32_t batch_records(const kc_segment_t *s, int64_t pos) {
+    return (int32_t)kc_be32(s->map + pos + KC_BATCH_OF_RECORD_COUNT);
+}
+
+/* From the batch h at (*si, *pos): the first batch holding a record (see KC_READ_SKIP_EMPTY).
+ * Leaves the position as it was when none follows below max_offset (mu held). */
+static void skip_empty(kc_log_t *l, int64_t max_offset, size_t *si, int64_t *pos, kc_hdr_t *h) {
+    size_t i = *si;
+    int64_t p = *pos;
+    kc_hdr_t cur = *h;
+    if (kc_segment_map(&l->cfg, l->segs[i], l->segs[i]->size) != KC_OK)
+        return;
+    for (int n = 0; batch_records(l->segs[i], p) == 0 && n < KC_READ_SKIP_MAX; n++) {
+        p += cur.size;
+        while (p >= l->segs[i]->size) {
+            if (++i >= l->nsegs)
+                return;
+            p = 0;
+        }
+        kc_segment_t *s = l->segs[i];
+        if (kc_segment_map(&l->cfg, s, s->size) != KC_OK || kc_segment_hdr(s, p, s->size, &cur) != KC_OK ||
+            (max_offset >= 0 && cur.last >= max_offset))
+            return;
+    }
+    *si = i;
+    *pos = p;
+    *h = cur;
+}
+
 int kc_log_read(kc_log_t *l, int64_t offset, int64_t max_bytes, int64_t max_offset, kc_slice_t *out) {
+    return kc_log_read_ex(l, offset, max_bytes, max_offset, 0, out);
+}
+
+int kc_log_read_ex(kc_log_t *l, int64_t offset, int64_t max_bytes, int64_t max_offset, uint32_t flags,
+                   kc_slice_t *out) {
     if (!l || !out)
         return KC_ERR_ARG;
     memset(out, 0, sizeof(*out));
@@ -250,6 +284,8 @@ int kc_log_read(kc_log_t *l, int64_t offset, int64_t max_bytes, int64_t max_offs
             rc = KC_OK; /* a gap up to the end (compacted tail): nothing to read */
         goto done;
     }
+    if ((flags & KC_READ_SKIP_EMPTY) && !(max_offset >= 0 && h0.last >= max_offset))
+        skip_empty(l, max_offset, &si, &start, &h0);
     kc_segment_t *s = l->segs[si];
     /* a batch that reaches max_offset is not readable yet */
     if (max_offset >= 0 && h0.last >= max_offset)
@@ -586,8 +622,17 @@ static int delete_prefix(kc_log_t *l, size_t n, int64_t now_ms, int64_t *count) 
     return KC_OK;
 }
 
+/* The longest prefix of the first n segments that ends at or below upper (-1: all n). */
+static size_t below_bound(const kc_log_t *l, size_t n, int64_t upper) {
+    if (upper < 0)
+        return n;
+    while (n > 0 && (n < l->nsegs ? l->segs[n]->base_offset : l->end_offset) > upper)
+        n--;
+    return n;
+}
+
 int kc_log_retention(kc_log_t *l, int64_t now_ms, int64_t retention_ms, int64_t retention_bytes,
-                     int64_t *deleted) {
+                     int64_t upper_bound, int64_t *deleted) {
     if (!l)
         return KC_ERR_ARG;
     int64_t gone = 0;
@@ -603,7 +648,7 @@ int kc_log_retention(kc_log_t *l, int64_t now_ms, int64_t retention_ms, int64_t 
                 break;
             n++;
         }
-        rc = delete_prefix(l, n, now_ms, &gone);
+        rc = delete_prefix(l, below_bound(l, n, upper_bound), now_ms, &gone);
     }
     if (rc == KC_OK && retention_bytes >= 0) {
         int64_t total = 0;
@@ -614,7 +659,7 @@ int kc_log_retention(kc_log_t *l, int64_t now_ms, int64_t retention_ms, int64_t 
                                                      diff - l->segs[n]->size >= 0;
              n++)
             diff -= l->segs[n]->size;
-        rc = delete_prefix(l, n, now_ms, &gone);
+        rc = delete_prefix(l, below_bound(l, n, upper_bound), now_ms, &gone);
     }
     int dir = l->dir_dirty;
     pthread_mutex_unlock(&l->mu);

@@ -132,6 +132,17 @@ typedef struct kc_slice {
  * A batch reaching max_offset is not readable (its last offset must be
  * below it), so a batch straddling max_offset also gives length 0. */
 int kc_log_read(kc_log_t *l, int64_t offset, int64_t max_bytes, int64_t max_offset, kc_slice_t *out);
+/* kc_log_read with flags.  KC_READ_SKIP_EMPTY (consumers): batches the cleaner left with no
+ * record (recordCount 0) are skipped when they come first, across segments, as Kafka's read
+ * moves past a segment cleaned empty; the slice then starts at the first batch holding a
+ * record.  A consumer handed only empty batches sees no record at all, and librdkafka takes
+ * that for a record too large to fetch.  At most KC_READ_SKIP_MAX batches are skipped (the
+ * slice starts where that ends); when no batch holding a record follows below max_offset, the
+ * read is the plain one. */
+#define KC_READ_SKIP_EMPTY 1u
+#define KC_READ_SKIP_MAX 4096
+int kc_log_read_ex(kc_log_t *l, int64_t offset, int64_t max_bytes, int64_t max_offset, uint32_t flags,
+                   kc_slice_t *out);
 void kc_slice_release(kc_slice_t *s);
 
 typedef struct kc_position {
@@ -170,9 +181,12 @@ int kc_log_truncate_fully(kc_log_t *l, int64_t offset);
 /* Delete whole segments: by time (now - segment's largest timestamp >
  * retention_ms) and by size (oldest first while the log exceeds
  * retention_bytes); -1 disables each.  An expired active segment is rolled
- * first, so the log end offset never moves back.  *deleted = segments removed. */
+ * first, so the log end offset never moves back.  A segment goes only when
+ * all its offsets lie below upper_bound (-1: no bound): a replicated log
+ * passes its high watermark, so nothing an in-sync replica may still lack
+ * is deleted (Kafka's deletableSegments).  *deleted = segments removed. */
 int kc_log_retention(kc_log_t *l, int64_t now_ms, int64_t retention_ms, int64_t retention_bytes,
-                     int64_t *deleted);
+                     int64_t upper_bound, int64_t *deleted);
 /* Advance the log start offset (DeleteRecords); whole segments below it go. */
 int kc_log_delete_records(kc_log_t *l, int64_t new_start_offset);
 

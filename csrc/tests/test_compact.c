@@ -140,6 +140,84 @@ static void check_model(kc_log_t *l, const model_t *m, int64_t end, int tomb_gon
     }
 }
 
+/* nrec records all with key k (value "v"), one batch at timestamp ts. */
+static void append_same_key(kc_log_t *l, int k, int nrec, int64_t ts) {
+    uint8_t buf[4096];
+    kc_builder_t b;
+    CHECK_EQ_INT(kc_builder_init(&b, buf, sizeof buf, ts, 0, -1, -1, -1), KC_OK);
+    char key[16];
+    int kl = snprintf(key, sizeof key, "key%d", k);
+    for (int i = 0; i < nrec; i++)
+        CHECK_EQ_INT(kc_builder_append(&b, ts, (uint8_t *)key, kl, (const uint8_t *)"v", 1, NULL, 0), KC_OK);
+    kc_append_info_t ai;
+    CHECK_EQ_INT(kc_log_append(l, buf, kc_builder_finish(&b), KC_APPEND_ASSIGN_OFFSETS, 0, -1, ts, &ai), KC_OK);
+}
+
+static int32_t first_batch_records(const kc_slice_t *s) {
+    uint8_t h[KC_BATCH_HEADER_SIZE];
+    CHECK_EQ_INT(pread(s->fd, h, sizeof h, s->position), (ssize_t)sizeof h);
+    return (int32_t)kc_be32(h + KC_BATCH_OF_RECORD_COUNT);
+}
+
+/* A key overwritten again and again: the cleaner leaves empty batches (and whole segments of
+ * them); a consumer's read (KC_READ_SKIP_EMPTY) starts at the first batch with a record. */
+static void test_read_skips_empty_batches(void) {
+    static model_t m;
+    kc_log_t *l = open_fresh("skipempty", &m);
+    for (int i = 0; i < 200; i++)
+        append_same_key(l, 0, 4, 1000 + i);
+    append_same_key(l, 1, 2, 1300);
+    int64_t hot_end = kc_log_end_offset(l); /* the last key0 record is hot_end - 3 */
+    kc_log_roll(l, 2000);
+    CHECK(kc_log_segment_count(l) > 4);
+    kc_compact_config_t cc = young_tombstones_cfg();
+    kc_compact_stats_t st;
+    CHECK_EQ_INT(kc_log_compact(l, &cc, &st), KC_OK);
+    CHECK_EQ_INT(st.end_offset, hot_end);
+    kc_slice_t s;
+    CHECK_EQ_INT(kc_log_read(l, 0, 1 << 20, -1, &s), KC_OK);
+    CHECK(s.length > 0);
+    CHECK_EQ_INT(first_batch_records(&s), 0);     /* a plain read: the empty batches come first */
+    int64_t plain_first = s.first_offset;
+    kc_slice_release(&s);
+    CHECK_EQ_INT(kc_log_read_ex(l, 0, 1 << 20, -1, KC_READ_SKIP_EMPTY, &s), KC_OK);
+    CHECK_EQ_INT(first_batch_records(&s), 1);     /* the latest key0 record */
+    CHECK_EQ_INT(s.first_offset, hot_end - 6);    /* its batch: 4 records before key1's 2 */
+    CHECK(s.segment_base > 0);                     /* found past the first segment */
+    kc_slice_release(&s);
+    /* nothing with a record below max_offset: the plain read */
+    CHECK_EQ_INT(kc_log_read_ex(l, 0, 1 << 20, hot_end - 6, KC_READ_SKIP_EMPTY, &s), KC_OK);
+    CHECK_EQ_INT(s.first_offset, plain_first);
+    CHECK_EQ_INT(first_batch_records(&s), 0);
+    kc_slice_release(&s);
+    CHECK_EQ_INT(kc_log_delete(l), KC_OK);
+}
+
+/* max_offset (a replicated log's high watermark): nothing at or above it is cleaned. */
+static void test_max_offset(void) {
+    static model_t m;
+    kc_log_t *l = open_fresh("maxoff", &m);
+    for (int i = 0; i < 120; i++)
+        append_batch(l, &m, 1 + i % 4, 1000 + i);
+    size_t n;
+    kc_segment_info_t si[256];
+    CHECK_EQ_INT(kc_log_segments(l, si, 256, &n), KC_OK);
+    CHECK(n > 4);
+    int64_t bound = si[3].base_offset + 1; /* inside segment 3: only 0..2 are cleanable */
+    int64_t clean, dirty, want = si[0].size_bytes + si[1].size_bytes + si[2].size_bytes;
+    CHECK_EQ_INT(kc_log_cleanable_bytes(l, 2000, 0, bound, &clean, &dirty), KC_OK);
+    CHECK_EQ_INT(dirty, want);
+    CHECK_EQ_INT(kc_log_cleanable_bytes(l, 2000, 0, 0, &clean, &dirty), KC_OK);
+    CHECK_EQ_INT(dirty, 0);
+    kc_compact_config_t cc = young_tombstones_cfg();
+    cc.max_offset = bound;
+    kc_compact_stats_t st;
+    CHECK_EQ_INT(kc_log_compact(l, &cc, &st), KC_OK);
+    CHECK_EQ_INT(st.end_offset, si[3].base_offset);
+    check_model(l, &m, si[3].base_offset, 0);
+    CHECK_EQ_INT(kc_log_delete(l), KC_OK);
+}
+
 static void test_dedupe_and_tombstones(void) {
     kc_log_config_t cfg = small_cfg();
     static model_t m;
@@ -149,11 +227,11 @@ static void test_dedupe_and_tombstones(void) {
     int64_t segs_before = kc_log_segment_count(l);
     CHECK(segs_before > 4);
     int64_t clean, dirty;
-    CHECK_EQ_INT(kc_log_cleanable_bytes(l, 2000, 0, &clean, &dirty), KC_OK);
+    CHECK_EQ_INT(kc_log_cleanable_bytes(l, 2000, 0, -1, &clean, &dirty), KC_OK);
     CHECK_EQ_INT(clean, 0);
     CHECK(dirty > 0);
     /* a lag longer than the log's age leaves nothing cleanable */
-    CHECK_EQ_INT(kc_log_cleanable_bytes(l, 2000, 100000, &clean, &dirty), KC_OK);
+    CHECK_EQ_INT(kc_log_cleanable_bytes(l, 2000, 100000, -1, &clean, &dirty), KC_OK);
     CHECK_EQ_INT(dirty, 0);
 
     /* pass 1: tombstones are young (horizon before every timestamp) */
@@ -168,7 +246,7 @@ static void test_dedupe_and_tombstones(void) {
     CHECK(st.segments_after <= st.segments_before);
     CHECK_EQ_INT(kc_log_end_offset(l), m.n);
     check_model(l, &m, end, 0);
-    CHECK_EQ_INT(kc_log_cleanable_bytes(l, 2000, 0, &clean, &dirty), KC_OK);
+    CHECK_EQ_INT(kc_log_cleanable_bytes(l, 2000, 0, -1, &clean, &dirty), KC_OK);
     CHECK(clean > 0);
     CHECK_EQ_INT(dirty, 0);
 
@@ -325,6 +403,8 @@ static void test_small_map_and_truncate(void) {
 
 int main(void) {
     RUN(test_dedupe_and_tombstones);
+    RUN(test_max_offset);
+    RUN(test_read_skips_empty_batches);
     RUN(test_crash_mid_swap);
     RUN(test_appends_during_compaction);
     RUN(test_small_map_and_truncate);

@@ -181,7 +181,7 @@ static void test_append_read(void) {
     /* a slice survives deletion of its segment */
     CHECK_EQ_INT(kc_log_read(l, 0, 100, -1, &s), KC_OK);
     int64_t del;
-    CHECK_EQ_INT(kc_log_retention(l, 1000, -1, 0, &del), KC_OK);
+    CHECK_EQ_INT(kc_log_retention(l, 1000, -1, 0, -1, &del), KC_OK);
     CHECK(del > 0);
     uint8_t b8[8];
     CHECK_EQ_INT(pread(s.fd, b8, 8, s.position), 8);
@@ -359,17 +359,46 @@ static void test_retention_time(void) {
     kc_segment_info_t si[64];
     kc_log_segments(l, si, 64, &n);
     /* everything older than segment 2's largest timestamp goes */
-    CHECK_EQ_INT(kc_log_retention(l, si[2].max_timestamp + 99, 99, -1, &del), KC_OK);
+    CHECK_EQ_INT(kc_log_retention(l, si[2].max_timestamp + 99, 99, -1, -1, &del), KC_OK);
     CHECK_EQ_INT(del, 2);
     CHECK_EQ_INT(kc_log_segment_count(l), segs - 2);
     CHECK_EQ_INT(kc_log_start_offset(l), si[2].base_offset);
     /* all expired: the active one is rolled first and the end stays */
-    CHECK_EQ_INT(kc_log_retention(l, 100000, 99, -1, &del), KC_OK);
+    CHECK_EQ_INT(kc_log_retention(l, 100000, 99, -1, -1, &del), KC_OK);
     CHECK_EQ_INT(del, segs - 2);
     CHECK_EQ_INT(kc_log_end_offset(l), end);
     CHECK_EQ_INT(kc_log_segment_count(l), 1);
     CHECK_EQ_INT(kc_log_close(l, 0), KC_OK);
     CHECK_EQ_INT(kc_log_open(g_dir, &c, 0, &l), KC_OK);
+    CHECK_EQ_INT(kc_log_end_offset(l), end);
+    CHECK_EQ_INT(kc_log_start_offset(l), end);
+    CHECK_EQ_INT(kc_log_delete(l), KC_OK);
+}
+
+/* A replicated log passes its high watermark: no segment holding an offset at or above it goes. */
+static void test_retention_upper_bound(void) {
+    kc_log_config_t c;
+    kc_log_t *l = open_small("retub", &c);
+    append_n(l, 100, 1000);
+    int64_t segs = kc_log_segment_count(l), del, end = kc_log_end_offset(l);
+    size_t n;
+    kc_segment_info_t si[64];
+    kc_log_segments(l, si, 64, &n);
+    CHECK(n >= 4);
+    /* all expired, but the bound lies inside segment 2: segments 0 and 1 go */
+    CHECK_EQ_INT(kc_log_retention(l, 100000, 99, -1, si[2].base_offset + 1, &del), KC_OK);
+    CHECK_EQ_INT(del, 2);
+    CHECK_EQ_INT(kc_log_start_offset(l), si[2].base_offset);
+    /* a bound exactly at a segment's end lets it go */
+    CHECK_EQ_INT(kc_log_retention(l, 100000, 99, -1, si[3].base_offset, &del), KC_OK);
+    CHECK_EQ_INT(del, 1);
+    /* by size too: everything is over a 0-byte budget, the bound holds the rest */
+    CHECK_EQ_INT(kc_log_retention(l, 0, -1, 0, si[3].base_offset, &del), KC_OK);
+    CHECK_EQ_INT(del, 0);
+    CHECK_EQ_INT(kc_log_segment_count(l), segs - 3);
+    /* a bound at the log end: the active segment is rolled and goes as before */
+    CHECK_EQ_INT(kc_log_retention(l, 100000, 99, -1, end, &del), KC_OK);
+    CHECK_EQ_INT(del, segs - 3);
     CHECK_EQ_INT(kc_log_end_offset(l), end);
     CHECK_EQ_INT(kc_log_start_offset(l), end);
     CHECK_EQ_INT(kc_log_delete(l), KC_OK);
@@ -479,7 +508,7 @@ static void test_concurrent_flush(void) {
     append_n(l, 300, 1000);
     int64_t del;
     for (int i = 0; i < 5; i++)
-        kc_log_retention(l, 0, -1, 20000, &del);
+        kc_log_retention(l, 0, -1, 20000, -1, &del);
     f.stop = 1;
     pthread_join(t, NULL);
     CHECK_EQ_INT(f.errors, 0);
@@ -527,6 +556,7 @@ static void test_index_full_rolls(void) {
 
 int main(void) {
     RUN(test_index_basic);
+    RUN(test_retention_upper_bound);
     RUN(test_append_read);
     RUN(test_bad_input);
     RUN(test_replica_append_keeps_epochs);

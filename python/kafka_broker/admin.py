@@ -331,7 +331,8 @@ def handle_delete_records(b: AdminDeps, ctx: RequestContext, req: Any) -> Any:
     async def run() -> Any:
         for r, p, off in todo:
             try:
-                r.low_watermark = await st.delete_records(p, off)
+                await st.delete_records(p, off)
+                r.error_code, r.low_watermark = await b.registry.low_watermark(p, off, req.timeout_ms)
             except KeyError:
                 r.error_code = E.UNKNOWN_TOPIC_OR_PARTITION
             except Exception as e:  # noqa: BLE001

@@ -88,7 +88,7 @@ class LogCleaner(threading.Thread):
                 with p.clean_lock:
                     if p.closed:
                         continue
-                    ratio = p.log.dirty_ratio(now, eff["min.compaction.lag.ms"])
+                    ratio = p.log.dirty_ratio(now, eff["min.compaction.lag.ms"], p.maintenance_bound)
                 if ratio > eff["min.cleanable.dirty.ratio"]:
                     out.append((ratio, p, eff))
         out.sort(key=lambda x: -x[0])
@@ -108,7 +108,7 @@ class LogCleaner(threading.Thread):
             before = p.log.cleaner_checkpoint
             stats = p.log.compact(now, delete_retention_ms=eff["delete.retention.ms"],
                                   min_compaction_lag_ms=eff["min.compaction.lag.ms"],
-                                  max_map_bytes=self.max_map_bytes)
+                                  max_map_bytes=self.max_map_bytes, max_offset=p.maintenance_bound)
             after = p.log.cleaner_checkpoint
             end = p.log.end_offset
         self.passes += 1

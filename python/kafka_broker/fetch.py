@@ -94,6 +94,7 @@ def handle_fetch(b: FetchDeps, ctx: RequestContext, req: Any) -> Any:
                 sp.fetch_offset = fp.fetch_offset
                 sp.max_bytes = fp.partition_max_bytes
                 sp.leader_epoch = fp.current_leader_epoch if v >= 9 else -1
+                sp.replica_log_start = fp.log_start_offset if v >= 5 else -1
                 plist.append(sp)
         if sepoch == 0:
             session = cache.create(use_ids)
@@ -123,6 +124,7 @@ def handle_fetch(b: FetchDeps, ctx: RequestContext, req: Any) -> Any:
                 sp.fetch_offset = fp.fetch_offset
                 sp.max_bytes = fp.partition_max_bytes
                 sp.leader_epoch = fp.current_leader_epoch if v >= 9 else -1
+                sp.replica_log_start = fp.log_start_offset if v >= 5 else -1
         for fg in req.forgotten_topics_data:
             tkey = fg.topic_id if use_ids else fg.topic
             for pi in fg.partitions:
@@ -142,9 +144,14 @@ def handle_fetch(b: FetchDeps, ctx: RequestContext, req: Any) -> Any:
         for sp in plist:
             err, p = _read_partition(b, sp, use_ids)
             if p is not None:
-                code = b.cluster.replicas.follower_fetched(p, replica_id, sp.fetch_offset)
+                code = b.cluster.replicas.follower_fetched(p, replica_id, sp.fetch_offset, sp.replica_log_start)
                 if code:
                     refused[id(sp)] = code
+
+    # Consumers skip the batches compaction left empty when they come first (kc_log.h,
+    # KC_READ_SKIP_EMPTY: librdkafka takes a response of only empty batches for a record too
+    # large to fetch); followers copy them, since they carry producer state.
+    consumer = replica_id < 0
 
     def attempt(final: bool) -> Any | None:
         """Read every partition; return the response, or None to keep waiting."""
@@ -166,7 +173,7 @@ def handle_fetch(b: FetchDeps, ctx: RequestContext, req: Any) -> Any:
             lg = p.log
             hw = p.high_watermark
             end = lg.end_offset
-            upto = end if replica_id >= 0 else hw
+            upto = hw if consumer else end
             ls = lg.start_offset
             off = sp.fetch_offset
             if off < ls or off > end:
@@ -178,7 +185,7 @@ def handle_fetch(b: FetchDeps, ctx: RequestContext, req: Any) -> Any:
             if off < upto and (budget > 0 or total == 0):
                 limit = min(sp.max_bytes, budget) if total else max(min(sp.max_bytes, budget), 1)
                 try:
-                    sl = lg.read(off, limit, upto)
+                    sl = lg.read(off, limit, upto, consumer)
                 except Exception as e:  # noqa: BLE001 - log gone or I/O error
                     log.warning("read of %s at %d: %s", p.name, off, e)
                     errors = True

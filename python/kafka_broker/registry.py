@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
-    from .log import Topic
+    from .log import Partition, Topic
     from .storage import Storage
 
 
@@ -51,6 +51,12 @@ class TopicRegistry(Protocol):
 
     async def alter_configs(self, name: str, overrides: dict[str, str]) -> None:
         """Replace the topic's overrides (every broker applies them)."""
+        ...
+
+    async def low_watermark(self, p: Partition, offset: int, timeout_ms: int) -> tuple[int, int]:
+        """After DeleteRecords moved this leader's log start to ``offset``: (0 or an error code,
+        the low watermark), once every replica on a live broker has moved its own log start
+        too, or after ``timeout_ms`` (REQUEST_TIMED_OUT)."""
         ...
 
 
@@ -105,3 +111,6 @@ class LocalRegistry:
 
     async def alter_configs(self, name: str, overrides: dict[str, str]) -> None:
         await self.storage.alter_topic_configs(self.storage.topics[name], overrides)
+
+    async def low_watermark(self, p: Partition, offset: int, timeout_ms: int) -> tuple[int, int]:
+        return 0, p.log.start_offset     # the only replica

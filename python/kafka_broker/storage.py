@@ -571,7 +571,7 @@ class Storage:
                         if p.closed:
                             continue
                         try:
-                            n = p.log.retention(now, rms, rbytes)
+                            n = p.log.retention(now, rms, rbytes, p.maintenance_bound)
                             if n:
                                 p.log_start_moved()
                         except Exception as e:  # noqa: BLE001

@@ -311,13 +311,16 @@ cdef class Log:
         ai.flush_due = info.flush_due
         return ai
 
-    def read(self, long long offset, long long max_bytes, long long max_offset=-1):
-        """Whole batches from the one holding offset, within max_bytes (at least one)."""
+    def read(self, long long offset, long long max_bytes, long long max_offset=-1, bint skip_empty=False):
+        """Whole batches from the one holding offset, within max_bytes (at least one).
+        skip_empty (consumers): leading batches compaction left without a record are passed
+        over (kc_log.h, KC_READ_SKIP_EMPTY)."""
         cdef kc_log_t *l = self._log()
         cdef FileSlice fs = FileSlice.__new__(FileSlice)
         cdef int rc, e = 0
+        cdef uint32_t flags = KC_READ_SKIP_EMPTY if skip_empty else 0
         with nogil:
-            rc = kc_log_read(l, offset, max_bytes, max_offset, &fs._s)
+            rc = kc_log_read_ex(l, offset, max_bytes, max_offset, flags, &fs._s)
             if rc != 0:
                 e = errno
         if rc != 0:
@@ -440,13 +443,16 @@ cdef class Log:
         if rc != 0:
             raise _err(rc, f"full truncate of {self.path!r} to start at {offset}", e)
 
-    def retention(self, now_ms, long long retention_ms=-1, long long retention_bytes=-1) -> int:
-        """Delete expired / excess whole segments; returns how many went."""
+    def retention(self, now_ms, long long retention_ms=-1, long long retention_bytes=-1,
+                  long long upper_bound=-1) -> int:
+        """Delete expired / excess whole segments, none holding an offset at or above
+        upper_bound (-1: no bound; a replicated log passes its high watermark); returns how
+        many went."""
         cdef kc_log_t *l = self._log()
         cdef int64_t now = _now(now_ms), deleted = 0
         cdef int rc, e = 0
         with nogil:
-            rc = kc_log_retention(l, now, retention_ms, retention_bytes, &deleted)
+            rc = kc_log_retention(l, now, retention_ms, retention_bytes, upper_bound, &deleted)
             if rc != 0:
                 e = errno
         if rc != 0:
@@ -466,13 +472,15 @@ cdef class Log:
                        f"{kc_log_start_offset(l)}, end {kc_log_end_offset(l)})", e)
 
     def compact(self, now_ms=None, *, long long delete_retention_ms=86400000,
-                long long min_compaction_lag_ms=0, long long max_map_bytes=32 << 20, codec="auto",
+                long long min_compaction_lag_ms=0, long long max_map_bytes=32 << 20,
+                long long max_offset=-1, codec="auto",
                 int _crash_after=0) -> dict:
         """One log-cleaner pass (cleanup.policy=compact; csrc/kc_compact.h).
 
         Keeps the latest record of every key up to the first uncleanable
         offset (never the active segment, nor segments newer than
-        min_compaction_lag_ms), drops tombstones whose segment is older than
+        min_compaction_lag_ms, nor any offset at or above max_offset when it is
+        not -1: a replicated log passes its high watermark), drops tombstones whose segment is older than
         delete_retention_ms, keeps offsets, swaps the cleaned segments in
         crash-safely.  The GIL is released for the pass; appends and reads may
         go on from other threads.  codec: an object with compress(codec, data)
@@ -491,6 +499,7 @@ cdef class Log:
         cfg.delete_retention_ms = delete_retention_ms
         cfg.min_compaction_lag_ms = min_compaction_lag_ms
         cfg.max_map_bytes = max_map_bytes
+        cfg.max_offset = max_offset
         cfg.crash_after = _crash_after
         if codec is not None:
             cfg.decompress = _decompress_hook
@@ -513,18 +522,18 @@ cdef class Log:
                 "tombstones_removed": st.tombstones_removed, "batches_removed": st.batches_removed,
                 "compressed_kept_whole": st.compressed_kept_whole, "aborted": bool(st.aborted)}
 
-    def cleanable_bytes(self, now_ms=None, long long min_compaction_lag_ms=0) -> tuple:
+    def cleanable_bytes(self, now_ms=None, long long min_compaction_lag_ms=0, long long max_offset=-1) -> tuple:
         """(clean bytes below the cleaner checkpoint, dirty cleanable bytes)."""
         cdef kc_log_t *l = self._log()
         cdef int64_t clean = 0, dirty = 0, now = _now(now_ms)
         with nogil:
-            kc_log_cleanable_bytes(l, now, min_compaction_lag_ms, &clean, &dirty)
+            kc_log_cleanable_bytes(l, now, min_compaction_lag_ms, max_offset, &clean, &dirty)
         return (clean, dirty)
 
-    def dirty_ratio(self, now_ms=None, long long min_compaction_lag_ms=0) -> float:
+    def dirty_ratio(self, now_ms=None, long long min_compaction_lag_ms=0, long long max_offset=-1) -> float:
         """dirty / (clean + dirty): the broker cleans when it exceeds
         min.cleanable.dirty.ratio (0.5).  0.0 for an empty log."""
-        clean, dirty = self.cleanable_bytes(now_ms, min_compaction_lag_ms)
+        clean, dirty = self.cleanable_bytes(now_ms, min_compaction_lag_ms, max_offset)
         return dirty / (clean + dirty) if clean + dirty else 0.0
 
     @property

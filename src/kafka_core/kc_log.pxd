@@ -61,6 +61,9 @@ cdef extern from "kc_log.h" nogil:
         void *ref
 
     int kc_log_read(kc_log_t *l, int64_t offset, int64_t max_bytes, int64_t max_offset, kc_slice_t *out)
+    int kc_log_read_ex(kc_log_t *l, int64_t offset, int64_t max_bytes, int64_t max_offset, uint32_t flags,
+                       kc_slice_t *out)
+    uint32_t KC_READ_SKIP_EMPTY
     void kc_slice_release(kc_slice_t *s)
 
     ctypedef struct kc_position_t:
@@ -81,7 +84,7 @@ cdef extern from "kc_log.h" nogil:
     int kc_log_truncate_to(kc_log_t *l, int64_t offset)
     int kc_log_truncate_fully(kc_log_t *l, int64_t offset)
     int kc_log_retention(kc_log_t *l, int64_t now_ms, int64_t retention_ms, int64_t retention_bytes,
-                         int64_t *deleted)
+                         int64_t upper_bound, int64_t *deleted)
     int kc_log_delete_records(kc_log_t *l, int64_t new_start_offset)
 
     int64_t kc_log_start_offset(kc_log_t *l)
@@ -112,6 +115,7 @@ cdef extern from "kc_compact.h" nogil:
         int64_t delete_retention_ms
         int64_t min_compaction_lag_ms
         int64_t max_map_bytes
+        int64_t max_offset
         kc_codec_fn decompress
         kc_codec_fn compress
         void *codec_ctx
@@ -136,5 +140,5 @@ cdef extern from "kc_compact.h" nogil:
 
     int kc_log_compact(kc_log_t *l, const kc_compact_config_t *cfg, kc_compact_stats_t *stats)
     int kc_log_cleanable_bytes(kc_log_t *l, int64_t now_ms, int64_t min_compaction_lag_ms,
-                               int64_t *clean_bytes, int64_t *dirty_bytes)
+                               int64_t max_offset, int64_t *clean_bytes, int64_t *dirty_bytes)
     int64_t kc_log_cleaner_checkpoint(kc_log_t *l)

@@ -26,9 +26,11 @@ from kazoo.client import KazooClient
 
 # Fast failure detection for a 2-core machine: a follower that stalls 3 s leaves the ISR, a broker
 # silent 4 s loses its session, a fetch to a frozen leader gives up after 3 s.
-# Quick failure detection for the three-broker tests (the ``cluster`` fixture of conftest.py).
+# Quick failure detection for the three-broker tests (the ``cluster`` fixture of conftest.py), and
+# retention and the log cleaner that look every half second.
 CLUSTER_SETTINGS = {"replica.lag.time.max.ms": "3000", "zookeeper.session.timeout.ms": "4000",
-                    "controlled.shutdown.retry.backoff.ms": "200", "replica.fetch.backoff.ms": "200"}
+                    "controlled.shutdown.retry.backoff.ms": "200", "replica.fetch.backoff.ms": "200",
+                    "log.retention.check.interval.ms": "500", "log.cleaner.backoff.ms": "200"}
 FAULT_SETTINGS = {"replica.lag.time.max.ms": "3000", "zookeeper.session.timeout.ms": "4000",
                   "controlled.shutdown.retry.backoff.ms": "200", "replica.fetch.backoff.ms": "200",
                   "replica.socket.timeout.ms": "3000"}

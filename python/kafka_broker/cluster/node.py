@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import kafka_protocol as kp
+from kafka_protocol.errors import ErrorCode as E
 
 from ..log import INTERNAL_TOPICS
 from ..registry import TopicInfo
@@ -321,6 +322,17 @@ class ZkRegistry:
     def __init__(self, node: ClusterNode) -> None:
         self.node = node
         self.configs: dict[str, dict[str, str]] = {}     # /config/topics, kept by the change watch
+
+    async def low_watermark(self, p: Partition, offset: int, timeout_ms: int) -> tuple[int, int]:
+        replicas = self.node.replicas
+        fut = replicas.wait_low_watermark(p, offset)
+        code = 0
+        if fut is not None:
+            try:
+                code = await asyncio.wait_for(fut, max(timeout_ms, 0) / 1000)
+            except TimeoutError:
+                code = 0 if replicas.low_watermark(p) >= offset else E.REQUEST_TIMED_OUT
+        return code, replicas.low_watermark(p)
 
     def topic_view(self, name: str) -> Topic | None:
         from ..log import Topic

@@ -42,6 +42,7 @@ log = logging.getLogger("kafka_broker.cluster.replicas")
 @dataclass
 class FollowerState:
     leo: int = -1                   # its log end as its last fetch told (-1: not fetched yet)
+    log_start: int = -1             # its log start, likewise
     last_caught_up_ms: int = 0
     last_fetch_leader_leo: int = -1
     last_fetch_ms: int = 0
@@ -61,6 +62,8 @@ class Replication:
     followers: dict[int, FollowerState] = field(default_factory=dict)
     # acks=all produce requests waiting for the high watermark: (offset it must pass, future)
     acks_waiting: collections.deque[tuple[int, asyncio.Future[int]]] = field(default_factory=collections.deque)
+    # DeleteRecords waiting for every live replica's log start: (offset it must reach, future)
+    deletes_waiting: list[tuple[int, asyncio.Future[int]]] = field(default_factory=list)
     isr_pending: bool = False       # a conditional ISR write in flight
 
 
@@ -135,6 +138,7 @@ class ReplicaManager:
         self.isr_notify: set[tuple[str, int]] = set()
         self.isr_notify_handle: asyncio.TimerHandle | None = None
         self.isr_task: asyncio.Task[None] | None = None
+        self.deleting: set[Partition] = set()    # leaders with DeleteRecords waiting
         self.lock = asyncio.Lock()       # LeaderAndIsr / StopReplica are applied one at a time
 
     def start(self) -> None:
@@ -224,6 +228,7 @@ class ReplicaManager:
             rep.followers[r] = prev or FollowerState(last_caught_up_ms=now if r in ps.isr else 0)
         if old is not None and old.is_leader and not new_epoch:
             rep.acks_waiting = old.acks_waiting
+            rep.deletes_waiting = old.deletes_waiting
         elif old is not None:
             self._fail_waiters(old, E.NOT_LEADER_OR_FOLLOWER)
         p.leader_epoch = ps.leader_epoch
@@ -293,14 +298,18 @@ class ReplicaManager:
         if self._stale(req):
             return kp.UpdateMetadataResponse(error_code=E.STALE_CONTROLLER_EPOCH)
         self.node.metadata.update(req)
+        for p in list(self.deleting):       # a broker that died no longer holds them back
+            if p.replication is not None:
+                self._wake_deletes(p, p.replication)
         if self.node.registered.is_set() and self.broker_id in self.node.metadata.brokers:
             self.node.serving.set()
         return kp.UpdateMetadataResponse(error_code=0)
 
     # -- the leader's side of replication -----------------------------------------------
 
-    def follower_fetched(self, p: Partition, replica_id: int, fetch_offset: int) -> int:
-        """A follower's fetch at ``fetch_offset`` (its log end): 0, or the error to answer."""
+    def follower_fetched(self, p: Partition, replica_id: int, fetch_offset: int, log_start: int = -1) -> int:
+        """A follower's fetch at ``fetch_offset`` (its log end) with its log start (-1: Fetch
+        below v5 does not say): 0, or the error to answer."""
         rep = p.replication
         if rep is None or not rep.is_leader:
             return E.NOT_LEADER_OR_FOLLOWER
@@ -316,6 +325,10 @@ class ReplicaManager:
         f.last_fetch_leader_leo = leo
         f.last_fetch_ms = now
         f.leo = fetch_offset
+        if log_start >= 0 and log_start != f.log_start:
+            f.log_start = log_start
+            if rep.deletes_waiting:
+                self._wake_deletes(p, rep)
         if replica_id not in rep.isr:
             start = p.epochs.start_offset_of(rep.leader_epoch) if hasattr(p.epochs, "start_offset_of") else -1
             if fetch_offset >= p.high_watermark and fetch_offset >= start:
@@ -356,10 +369,57 @@ class ReplicaManager:
         rep.acks_waiting.append((end_offset, fut))
         return fut
 
+    def low_watermark(self, p: Partition) -> int:
+        """The smallest log start over the leader and its replicas on live brokers (-1 while one
+        has not said): what DeleteRecords answers (Kafka's ``lowWatermarkIfLeader``)."""
+        rep = p.replication
+        lw = p.log.start_offset
+        if rep is None:
+            return lw
+        live = self.node.metadata.brokers
+        for r, f in rep.followers.items():
+            if r in live and f.log_start < lw:
+                lw = f.log_start
+        return lw
+
+    def wait_low_watermark(self, p: Partition, offset: int) -> asyncio.Future[int] | None:
+        """After DeleteRecords moved the leader's log start to ``offset``: a future resolved (with
+        0, or an error code) once every live replica has followed; None when they already have
+        (Kafka's ``DelayedDeleteRecords``)."""
+        rep = p.replication
+        if rep is None or not rep.is_leader:
+            fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            fut.set_result(E.NOT_LEADER_OR_FOLLOWER)
+            return fut
+        if self.low_watermark(p) >= offset:
+            return None
+        fut = asyncio.get_running_loop().create_future()
+        rep.deletes_waiting.append((offset, fut))
+        self.deleting.add(p)
+        return fut
+
+    def _wake_deletes(self, p: Partition, rep: Replication) -> None:
+        lw = self.low_watermark(p)
+        keep = []
+        for offset, fut in rep.deletes_waiting:
+            if fut.done():
+                continue
+            if lw >= offset:
+                fut.set_result(0)
+            else:
+                keep.append((offset, fut))
+        rep.deletes_waiting = keep
+        if not keep:
+            self.deleting.discard(p)
+
     @staticmethod
     def _fail_waiters(rep: Replication, code: int) -> None:
         while rep.acks_waiting:
             _, fut = rep.acks_waiting.popleft()
+            if not fut.done():
+                fut.set_result(code)
+        waiting, rep.deletes_waiting = rep.deletes_waiting, []
+        for _, fut in waiting:
             if not fut.done():
                 fut.set_result(code)
 

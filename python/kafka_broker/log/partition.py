@@ -279,6 +279,13 @@ class Partition:
         self.snapshot_changes = -1
         self.high_watermark = offset
 
+    @property
+    def maintenance_bound(self) -> int:
+        """Retention and compaction touch no offset at or above this (-1: none): a replica's
+        high watermark, so nothing an in-sync replica may still lack is deleted or rewritten
+        (Kafka's ``deletableSegments`` and the cleaner's first uncleanable offset)."""
+        return self.high_watermark if self.replicated else -1
+
     def log_start_moved(self) -> None:
         """After retention or DeleteRecords moved the log start: epochs below it go (any thread
         holding ``lock``: the epoch cache has its own lock)."""
