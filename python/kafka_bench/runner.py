@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -94,6 +95,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                                           "--cluster: kafka-core,apache-kafka, the only two)")
     ap.add_argument("--cluster", action="store_true",
                     help="3-broker cluster benchmarks on ZooKeeper (kafka-core vs Apache Kafka 3.9.1)")
+    ap.add_argument("--failover-rounds", type=int, metavar="N",
+                    help="with --cluster: failover rounds per system (default 3, 1 with --quick)")
     ap.add_argument("--out", help="output folder (default benches/results/<date>/ in a checkout, else "
                                       "./bench-results/<date>/; <date>-quick/ with --quick)")
     ap.add_argument("--no-profile", action="store_true", help="do not py-spy the kafka-core broker")
@@ -182,6 +185,11 @@ def _cluster_main(args: argparse.Namespace, argv: list[str] | None, names: list[
     from .report import write_cluster
 
     scale = CLUSTER_QUICK if args.quick else CLUSTER_FULL
+    if args.failover_rounds is not None:
+        if args.failover_rounds < 1:
+            print("kafka-core bench: --failover-rounds must be at least 1", file=sys.stderr)
+            return 2
+        scale = dataclasses.replace(scale, failover_rounds=args.failover_rounds)
     t_start = time.monotonic()
 
     def log(msg: str) -> None:

@@ -55,6 +55,11 @@ def test_cluster_mode_takes_only_the_two_kafka_systems(tmp_path: Path, capsys: p
     assert "kafka-core,apache-kafka" in capsys.readouterr().err
 
 
+def test_failover_rounds_must_be_positive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert runner.main(["--cluster", "--failover-rounds", "0", "--out", str(tmp_path)]) == 2
+    assert "--failover-rounds must be at least 1" in capsys.readouterr().err
+
+
 def test_median_of_keeps_every_round() -> None:
     rounds = [{"records_per_sec": 3.0}, {"records_per_sec": 1.0}, {"records_per_sec": 2.0}]
     m = median_of(rounds, "records_per_sec")
