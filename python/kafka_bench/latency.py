@@ -97,7 +97,7 @@ def confluent_send(bootstrap: str, topic: str, count: int, warmup: int) -> list[
 
 
 def aiokafka_send(bootstrap: str, topic: str, count: int, warmup: int) -> list[float]:
-    import aiokafka
+    import aiokafka  # type: ignore[import-untyped]
 
     async def main() -> list[float]:
         p = aiokafka.AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
@@ -123,7 +123,7 @@ def kc_aio_commit(bootstrap: str, topic: str, count: int, warmup: int) -> list[f
             await _atimed(warmup, lambda i: c.commit({tp: i + 1}))
             return await _atimed(count, lambda i: c.commit({tp: warmup + i + 1}))
         finally:
-            await c.stop()
+            await c.close()
     return _run(main())
 
 
@@ -145,7 +145,7 @@ def confluent_commit(bootstrap: str, topic: str, count: int, warmup: int) -> lis
 
 def aiokafka_commit(bootstrap: str, topic: str, count: int, warmup: int) -> list[float]:
     import aiokafka
-    from aiokafka.structs import TopicPartition as ATP
+    from aiokafka.structs import TopicPartition as ATP  # type: ignore[import-untyped]
 
     async def main() -> list[float]:
         c = aiokafka.AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=f"lat-{uuid.uuid4().hex[:8]}",
@@ -173,7 +173,8 @@ def create_topic(bootstrap: str) -> str:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     name = f"latency-{uuid.uuid4().hex[:8]}"
-    AdminClient({"bootstrap.servers": bootstrap}).create_topics([NewTopic(name, 1, 1)])[name].result(30)
+    admin = AdminClient({"bootstrap.servers": bootstrap})   # held until the result
+    admin.create_topics([NewTopic(name, 1, 1)])[name].result(30)
     return name
 
 

@@ -81,6 +81,9 @@ class TopicMeta:
         return [p for p, m in self.partitions.items() if m.leader >= 0]
 
 
+_COORDINATOR_BASE = 0x7FFFFFFF   # Integer.MAX_VALUE, as in the Java client
+
+
 class Cluster:
     def __init__(self, bootstrap_servers: str | Iterable[str], *, client_id: str = "kafka-core-python",
                  request_timeout_ms: int = 30000, connect_timeout_ms: int = 10000,
@@ -107,12 +110,16 @@ class Cluster:
         self._refresh_again = False
         self._refresh_started = 0.0
         self._coordinators: dict[tuple[int, str], int] = {}
+        self._coordinator_nodes: dict[int, int] = {}     # coordinator connection id -> broker id
         self._bootstrap_ids: dict[tuple[str, int], int] = {}
         self.closed = False
         self.metadata_listeners: list[Any] = []
 
     # ---- connections ----
     def _address(self, node_id: int) -> tuple[str, int]:
+        real = self._coordinator_nodes.get(node_id)
+        if real is not None:
+            node_id = real
         addr = self.brokers.get(node_id)
         if addr is None:
             for a, i in self._bootstrap_ids.items():
@@ -363,6 +370,15 @@ class Cluster:
             if not err.retriable or time.monotonic() > deadline:
                 raise err
             await asyncio.sleep(self.retry_backoff)
+
+    async def coordinator_connection(self, node_id: int) -> BrokerConnection:
+        """A connection to broker ``node_id`` of its own for coordinator requests (commits,
+        heartbeats, joins), as the Java client (node id ``Integer.MAX_VALUE - id``) and librdkafka
+        (its "GroupCoordinator" handle) keep one: a broker answers a connection's requests in
+        order, so a commit sent behind a fetch parked for ``fetch_max_wait_ms`` would wait for it."""
+        cid = _COORDINATOR_BASE - node_id
+        self._coordinator_nodes[cid] = node_id
+        return await self.connection(cid)
 
     def coordinator_dead(self, key: str, key_type: int = 0) -> None:
         self._coordinators.pop((key_type, key), None)

@@ -79,7 +79,7 @@ async def commit_offsets(cluster: Cluster, group_id: str, offsets: dict[TopicPar
     deadline = time.monotonic() + timeout
     while True:
         node = await cluster.coordinator(group_id, timeout=max(0.1, deadline - time.monotonic()))
-        conn = await cluster.connection(node)
+        conn = await cluster.coordinator_connection(node)
         by_topic: dict[str, list[Any]] = {}
         for tp, om in offsets.items():
             by_topic.setdefault(tp.topic, []).append(kp.OffsetCommitRequest.OffsetCommitRequestPartition(
@@ -116,7 +116,7 @@ async def fetch_committed(cluster: Cluster, group_id: str, partitions: Iterable[
     parts = None if partitions is None else list(partitions)
     while True:
         node = await cluster.coordinator(group_id, timeout=max(0.1, deadline - time.monotonic()))
-        conn = await cluster.connection(node)
+        conn = await cluster.coordinator_connection(node)
         topics = None
         if parts is not None:
             by_topic: dict[str, list[int]] = {}
@@ -193,7 +193,7 @@ class GroupCoordinator:
 
     async def _send(self, req: kp.Message) -> Any:
         node = await self.cluster.coordinator(self.group_id)
-        conn = await self.cluster.connection(node)
+        conn = await self.cluster.coordinator_connection(node)
         try:
             return await conn.send(req, timeout=self.rebalance_timeout_ms / 1000 + 5
                                    if req.API_KEY == ApiKey.JOIN_GROUP else None)
@@ -335,7 +335,7 @@ class GroupCoordinator:
         if self.member_id and self.generation >= 0:
             try:
                 node = await self.cluster.coordinator(self.group_id, timeout=5)
-                conn = await self.cluster.connection(node)
+                conn = await self.cluster.coordinator_connection(node)
                 if conn.version(ApiKey.LEAVE_GROUP) >= 3:
                     req = kp.LeaveGroupRequest(group_id=self.group_id, members=[
                         kp.LeaveGroupRequest.MemberIdentity(member_id=self.member_id,

@@ -154,6 +154,29 @@ def test_manual_commit_and_committed(kafka, bootstrap: str, new_topic) -> None: 
         assert c2.poll(10)[tp][0].offset == 15
 
 
+def test_commit_is_not_queued_behind_a_parked_fetch(kafka, bootstrap: str, new_topic) -> None:  # type: ignore[no-untyped-def]
+    """A broker answers one connection's requests in order, so a commit sent on the connection of
+    a fetch parked for fetch_max_wait_ms waits for that fetch (awaited commits had a p90 of 500 ms,
+    issue 11).  The coordinator gets a connection of its own, as in the Java client and
+    librdkafka: with a 20 s long poll in flight on the empty partition, each commit returns long
+    before it ends."""
+    require_api(kafka, 8, "OffsetCommit")
+    topic = new_topic()
+    tp = TopicPartition(topic, 0)
+
+    async def go() -> None:
+        async with AIOConsumer(bootstrap_servers=bootstrap, group_id=f"g-{uuid.uuid4().hex[:8]}",
+                               enable_auto_commit=False, fetch_max_wait_ms=20000,
+                               auto_offset_reset="earliest") as c:
+            c.assign([tp])
+            for i in range(5):
+                assert await c.getmany(timeout_ms=200) == {}    # the fetch loop has a fetch parked
+                await asyncio.wait_for(c.commit({tp: i + 1}), 10)
+            assert await c.committed(tp) == 5
+
+    asyncio.run(go())
+
+
 class _Recorder(RebalanceListener):
     def __init__(self) -> None:
         self.assigned: list[set] = []
