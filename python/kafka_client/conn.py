@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import math
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import kafka_protocol as kp
@@ -98,15 +100,34 @@ SOFTWARE_VERSION = "0.1.0"
 
 
 class _Pending:
-    __slots__ = ("correlation_id", "api_key", "version", "future", "timer")
+    """A request in flight: its response settles ``future``, or goes to ``callback(body, exc)``
+    (called from the frame's loop turn, one turn sooner than a future's done callbacks)."""
 
-    def __init__(self, correlation_id: int, api_key: int, version: int, future: asyncio.Future[Any],
-                 timer: asyncio.TimerHandle | None) -> None:
+    __slots__ = ("correlation_id", "api_key", "version", "future", "callback", "deadline", "timeout")
+
+    def __init__(self, correlation_id: int, api_key: int, version: int, future: asyncio.Future[Any] | None,
+                 callback: Callable[[Any, BaseException | None], None] | None, deadline: float,
+                 timeout: float) -> None:
         self.correlation_id = correlation_id
         self.api_key = api_key
         self.version = version
         self.future = future
-        self.timer = timer
+        self.callback = callback
+        self.deadline = deadline     # loop time; inf without a timeout
+        self.timeout = timeout
+
+    def settle(self, body: Any, exc: BaseException | None) -> None:
+        if self.callback is not None:
+            cb, self.callback = self.callback, None
+            cb(body, exc)
+            return
+        fut = self.future
+        if fut is None or fut.done():
+            return
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(body)
 
 
 class _Protocol(asyncio.BufferedProtocol):
@@ -198,6 +219,7 @@ class BrokerConnection:
         self._correlation_id = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._close_callbacks: list[Any] = []
+        self._timer: asyncio.TimerHandle | None = None
 
     def __repr__(self) -> str:
         return f"<BrokerConnection node={self.node_id} {self.host}:{self.port}>"
@@ -286,36 +308,67 @@ class BrokerConnection:
         return await self.send_nowait(request, version=version, expect_response=expect_response,
                                       timeout=timeout)
 
+    def send_with_callback(self, request: kp.Message, callback: Callable[[Any, BaseException | None], None], *,
+                           version: int | None = None, expect_response: bool = True,
+                           timeout: float | None = None) -> None:
+        """Write the request now; ``callback(body, None)`` with the decoded response (None when
+        no response is expected), or ``callback(None, exc)``, runs in the loop turn that reads
+        the response (or, on an error or without a response, before this returns)."""
+        api_key = request.API_KEY
+        if version is None:
+            version = self.version(api_key)
+        self._write(request, api_key, version, expect_response,
+                    self.request_timeout if timeout is None else timeout, None, callback)
+
     def _send(self, request: kp.Message, api_key: int, version: int, expect_response: bool,
               timeout: float) -> asyncio.Future[Any]:
         loop = self._loop or asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
+        self._write(request, api_key, version, expect_response, timeout, fut, None)
+        return fut
+
+    def _write(self, request: kp.Message, api_key: int, version: int, expect_response: bool, timeout: float,
+               fut: asyncio.Future[Any] | None, callback: Callable[[Any, BaseException | None], None] | None
+               ) -> None:
         if self.closed or self._transport is None:
-            fut.set_exception(self.close_reason or KafkaConnectionError(f"{self}: not connected"))
-            return fut
+            _Pending(0, api_key, version, fut, callback, 0.0, 0.0).settle(
+                None, self.close_reason or KafkaConnectionError(f"{self}: not connected"))
+            return
         self._correlation_id = cid = (self._correlation_id + 1) & 0x7FFFFFFF
         hdr = kp.encode_request_header(api_key, version, cid, self.client_id)
         parts = request.encode_parts(version)
         size = len(hdr) + sum(len(p) for p in parts)
         self._transport.writelines([size.to_bytes(4, "big") + hdr, *parts])
         if not expect_response:
-            fut.set_result(None)
-            return fut
-        timer = loop.call_later(timeout, self._on_timeout, cid, timeout) if timeout > 0 else None
-        self._pending.append(_Pending(cid, api_key, version, fut, timer))
-        return fut
+            _Pending(cid, api_key, version, fut, callback, 0.0, 0.0).settle(None, None)
+            return
+        loop = self._loop or asyncio.get_running_loop()
+        deadline = loop.time() + timeout if timeout > 0 else math.inf
+        self._pending.append(_Pending(cid, api_key, version, fut, callback, deadline, timeout))
+        # One timer per connection, not one per request: it fires at the earliest deadline of
+        # what is in flight and re-arms for the next (a request's timeout fails the connection).
+        if self._timer is None and deadline != math.inf:
+            self._timer = loop.call_at(deadline, self._check_timeouts)
 
     async def drain(self) -> None:
         """Wait while the socket's write buffer is above its high-water mark."""
         if self._protocol is not None:
             await self._protocol.drain()
 
-    def _on_timeout(self, cid: int, timeout: float) -> None:
+    def _check_timeouts(self) -> None:
+        self._timer = None
+        if self.closed or not self._pending:
+            return
+        loop = self._loop or asyncio.get_running_loop()
+        now = loop.time()
         for p in self._pending:
-            if p.correlation_id == cid:
+            if p.deadline <= now:
                 name = kp.API_NAMES.get(p.api_key, p.api_key)
-                self._fail(KafkaTimeoutError(f"{self}: {name} request timed out after {timeout:.3g}s"))
+                self._fail(KafkaTimeoutError(f"{self}: {name} request timed out after {p.timeout:.3g}s"))
                 return
+        nxt = min(p.deadline for p in self._pending)
+        if nxt != math.inf:
+            self._timer = loop.call_at(nxt, self._check_timeouts)
 
     def _on_frame(self, frame: memoryview) -> None:
         if not self._pending:
@@ -332,8 +385,6 @@ class BrokerConnection:
                 f"{self}: correlation id {cid} does not match the request in flight ({p.correlation_id})"))
             return
         self._pending.popleft()
-        if p.timer is not None:
-            p.timer.cancel()
         cls = kp.RESPONSES[p.api_key]
         try:
             body, end = cls.decode(frame, p.version, pos)
@@ -345,16 +396,13 @@ class BrokerConnection:
                 except kp.ProtocolError:
                     body = None
                 if body is not None:
-                    if not p.future.done():
-                        p.future.set_result(body)
+                    p.settle(body, None)
                     return
             err = BadResponseError(f"{self}: {cls.__name__} v{p.version} does not decode: {exc}")
-            if not p.future.done():
-                p.future.set_exception(err)
+            p.settle(None, err)
             self._fail(err)
             return
-        if not p.future.done():
-            p.future.set_result(body)
+        p.settle(body, None)
 
     def _fail(self, exc: KafkaError) -> None:
         if self.closed:
@@ -363,13 +411,15 @@ class BrokerConnection:
         self.close_reason = exc
         if self._transport is not None:
             self._transport.abort()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         pending, self._pending = self._pending, collections.deque()
         for p in pending:
-            if p.timer is not None:
-                p.timer.cancel()
-            if not p.future.done():
-                p.future.set_exception(exc)
-                p.future.exception()  # retrieved: callers that gave up must not log noise
+            fut = p.future
+            p.settle(None, exc)
+            if fut is not None and fut.done() and not fut.cancelled():
+                fut.exception()  # retrieved: callers that gave up must not log noise
         for cb in self._close_callbacks:
             try:
                 cb(self, exc)

@@ -489,26 +489,21 @@ class _Engine:
                                             for t, p in topics.items()])
         self.node_inflight[node] += 1
         self.total_inflight += 1
-        fut = conn.send_nowait(req, expect_response=self.cfg.acks != 0,
-                               timeout=self.cfg.request_timeout_ms / 1000 + 5)
-        if fut.done():
-            self._on_response(node, batches, fut)
-        else:
-            fut.add_done_callback(functools.partial(self._on_response, node, batches))
+        # The response comes to _on_response in the loop turn that reads it (no future between).
+        conn.send_with_callback(req, functools.partial(self._on_response, node, batches),
+                                expect_response=self.cfg.acks != 0, timeout=self.cfg.request_timeout_ms / 1000 + 5)
 
-    def _on_response(self, node: int, batches: list[Batch], fut: asyncio.Future[Any]) -> None:
+    def _on_response(self, node: int, batches: list[Batch], resp: Any, exc: BaseException | None) -> None:
         done: list[Any] = []
         with self.lock:
             self.node_inflight[node] -= 1
             self.total_inflight -= 1
-            exc = fut.exception() if not fut.cancelled() else KafkaConnectionError("request cancelled")
             if exc is not None:
                 err = exc if isinstance(exc, KafkaError) else KafkaConnectionError(str(exc))
                 self.cluster.request_refresh()
                 for b in batches:
                     self._retry_or_fail(b, err, done)
             else:
-                resp = fut.result()
                 if resp is None:  # acks=0
                     for b in batches:
                         self._complete(b, -1, -1, None, done)
@@ -528,7 +523,7 @@ class _Engine:
         self._resolve(done)
         # Send what the freed slot allows right away; the sender task only needs waking when
         # something must happen later (a retry backoff, a linger timer).
-        if self.drain() is not None or self.bump_needed:
+        if (self.pending and self.drain() is not None) or self.bump_needed:
             self._wake()
 
     def _on_partition(self, b: Batch, pr: Any, done: list[Any]) -> None:
