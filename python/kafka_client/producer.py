@@ -195,6 +195,8 @@ class _Engine:
         self._connecting: set[int] = set()
         self._tasks: set[asyncio.Future[Any]] = set()
         self.fatal: KafkaError | None = None
+        self.records_sent = 0       # acknowledged (Java's record-send-total counts attempts)
+        self.records_failed = 0     # settled with an error (record-error-total)
 
     @property
     def used(self) -> int:
@@ -661,9 +663,19 @@ class _Engine:
             self.mem_cond.notify_all()
         for b, offset, lat, err in done:
             st = b.part
+            if err is None:
+                self.records_sent += b.count
+            else:
+                self.records_failed += b.count
             n = b.resolve(st.topic, st.partition, offset, lat if lat is not None else -1, err, RecordMetadata)
             if err is not None and n < b.count:
                 log.warning("%d record(s) for %s-%d not delivered: %s", b.count - n, st.topic, st.partition, err)
+
+    def metrics(self) -> dict[str, int]:
+        """Counters of the producer's life so far under the Java client's metric names:
+        ``record-send-total`` (records acknowledged) and ``record-error-total`` (records settled
+        with an error, whether or not a callback or future was there to tell)."""
+        return {"record-send-total": self.records_sent, "record-error-total": self.records_failed}
 
     def _background(self, coro: Any) -> asyncio.Future[Any]:
         """A task the engine does not await; close() cancels and awaits what is left."""
@@ -823,6 +835,10 @@ class AIOProducer:
     async def flush(self, timeout: float | None = None) -> None:
         await self.engine.flush(timeout)
 
+    def metrics(self) -> dict[str, int]:
+        """``record-send-total`` and ``record-error-total`` (see ``_Engine.metrics``)."""
+        return self.engine.metrics()
+
     async def close(self, timeout: float | None = None) -> None:
         if self._engine is not None:
             await self._engine.close(timeout)
@@ -962,6 +978,10 @@ class Producer:
 
     def flush(self, timeout: float | None = None) -> None:
         self._thread.run(self._engine.flush(timeout))
+
+    def metrics(self) -> dict[str, int]:
+        """``record-send-total`` and ``record-error-total`` (see ``_Engine.metrics``)."""
+        return self._engine.metrics()
 
     def close(self, timeout: float | None = None) -> None:
         if self._thread.stopped:

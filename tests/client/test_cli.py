@@ -190,6 +190,23 @@ def test_perf_produce_and_consume_json(capsys, bootstrap: str, new_topic) -> Non
     assert rc == 1 and "only 3000 of 3001" in err
 
 
+def test_perf_produce_counts_failures_of_records_it_does_not_time(capsys, bootstrap: str, new_topic) -> None:  # type: ignore[no-untyped-def]
+    """perf produce times one record in every num_records / 10,000 with a callback; the others'
+    failures still count (the producer's record-error-total): batches too large for the topic's
+    max.message.bytes (even one record alone) fail and the run says how many records."""
+    t = new_topic(config={"max.message.bytes": "100"})
+    rc, out, err = run(capsys, ["perf", "produce", "-b", bootstrap, "--topic", t, "--num-records", "20000",
+                                "--record-size", "100", "--throughput", "-1", "--producer-props", "acks=1",
+                                "batch.size=1000000"])
+    assert rc == 1, err
+    assert "20000 of 20000 records failed" in err      # 10,000 of them timed
+    res_rc, out, err = run(capsys, ["perf", "produce", "-b", bootstrap, "--topic", new_topic(), "--num-records",
+                                    "50000", "--record-size", "100", "--throughput", "-1", "--json"])
+    assert res_rc == 0, err
+    res = json.loads(out)
+    assert res["latency_samples"] == 10_000 and res["records"] == 50000
+
+
 def test_subprocess_pipe_is_machine_readable(bootstrap: str, new_topic) -> None:  # type: ignore[no-untyped-def]
     """Run as a program with pipes: no progress bar or escape codes, the exit status tells."""
     t = new_topic()
