@@ -12,6 +12,7 @@ import re
 import resource
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -56,6 +57,13 @@ def _last_json(out: str, err: str, what: str) -> dict:
     if not lines:
         raise ClientError(f"{what} printed no result: {err[-1500:]}")
     return json.loads(lines[-1])
+
+
+def awaited(bootstrap: str, count: int, warmup: int, timeout: float = 600) -> dict:
+    """kafka_bench.latency against ``bootstrap``: client -> percentiles of its awaited operations."""
+    out, err, _wall, _cpu = run_client([sys.executable, "-m", "kafka_bench.latency", "--bootstrap", bootstrap,
+                                        "--count", str(count), "--warmup", str(warmup)], timeout)
+    return _last_json(out, err, "kafka_bench.latency")
 
 
 # ---- kc_loadgen -------------------------------------------------------------------------------

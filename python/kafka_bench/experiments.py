@@ -46,6 +46,7 @@ class Scale:
     drain_partitions: tuple[int, ...] = (1, 3, 6, 50)
     drain_records: int = 200_000
     drain_rounds: int = 3
+    awaited_count: int = 2000        # awaited single sends and commits per client (kafka_bench.latency)
     repeats: int = 1
     java_tools_count: int = 1_000_000
     extra: dict = field(default_factory=dict)
@@ -54,7 +55,7 @@ class Scale:
 QUICK = Scale(quick=True, b1_seconds=3, b50_count=100_000, b50_seconds=10, e2e_rate=1000, e2e_seconds=4,
               sizes=[10, 1000, 102400], sweep_bytes=20 << 20, sweep_seconds=4, store_gb_kafka=0.2,
               store_gb_peer=0.1, store_chunks=4, store_record=10240, store_chunk_seconds=8, java_tools=False,
-              drain_partitions=(1, 6), drain_records=50_000, drain_rounds=2)
+              drain_partitions=(1, 6), drain_records=50_000, drain_rounds=2, awaited_count=300)
 FULL = Scale(quick=False, repeats=3, b1_seconds=6, b50_count=1_000_000, b50_seconds=25, e2e_rate=2000, e2e_seconds=15,
              sizes=[10, 100, 1000, 10000, 102400], sweep_bytes=300 << 20, sweep_seconds=15, store_gb_kafka=3.0,
              store_gb_peer=1.0, store_chunks=6, store_record=10240, store_chunk_seconds=30, java_tools=True,
@@ -191,6 +192,7 @@ class Runner:
         out["produce_b1"], out["produce_b50"], out["consume"] = median(b1), median(b50), median(cons)
         if self.kafka:
             out["drain"] = self._drain()
+            out["awaited"] = self._awaited()
         if self.kafka and sc.java_tools:
             self._java_tools(out)
         # 3) end-to-end latency at a fixed rate
@@ -237,6 +239,20 @@ class Runner:
             self.log(f"drain, {parts} partition(s): median {row['records_per_sec']:,.0f} msg/s, "
                      f"worst {rates[0]:,.0f}")
         return rows
+
+    def _awaited(self) -> dict:
+        """Issue 11: awaited single sends and commits of kafka_client, confluent-kafka and aiokafka
+        (kafka_bench.latency, in a process of its own), p50/p99 per client."""
+        n = self.sc.awaited_count
+        self.log(f"awaited single sends and commits ({n} each, every client)")
+        try:
+            res = clients.awaited(self.s.bootstrap, n, max(50, n // 10))
+        except clients.ClientError as e:
+            self.log(f"  awaited latency failed: {e}")
+            return {"error": str(e)}
+        for name, v in res.items():
+            self.log(f"  {name}: p50 {v['p50_ms']:.3f} ms, p99 {v['p99_ms']:.3f} ms")
+        return res
 
     def produce_spread(self, dest: str, count: int) -> None:
         """``count`` 200-byte records over every partition of ``dest`` (the default partitioner)."""

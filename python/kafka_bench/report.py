@@ -112,6 +112,53 @@ def drain_table(results: dict, names: list[str]) -> list[str]:
     return L + [""]
 
 
+AWAITED_LABELS = {
+    "kc_aio_send": "kafka_client `await AIOProducer.send`", "kc_sync_send": "kafka_client `Producer.send().result()`",
+    "confluent_send": "confluent-kafka `produce` + `flush`", "aiokafka_send": "aiokafka `send_and_wait`",
+    "kc_aio_commit": "kafka_client `await AIOConsumer.commit`", "confluent_commit": "confluent-kafka `commit(asynchronous=False)`",
+    "aiokafka_commit": "aiokafka `commit`"}
+AWAITED_PEER = {"kc_aio_send": "confluent_send", "kc_sync_send": "confluent_send", "aiokafka_send": "confluent_send",
+                "kc_aio_commit": "confluent_commit", "aiokafka_commit": "confluent_commit"}
+
+
+def awaited_rows(r: dict) -> dict[str, dict]:
+    a = r.get("awaited") or {}
+    return {} if "error" in a else a
+
+
+def awaited_table(results: dict, names: list[str]) -> list[str]:
+    """Issue 11: awaited single sends and commits, p50/p99 per client and broker, with two ratios:
+    the client's p99 over confluent-kafka's on the same broker, and the kafka-core broker's p99 over
+    Apache Kafka's for the same client."""
+    S = results["systems"]
+    names = [n for n in names if awaited_rows(S[n])]
+    if not names:
+        return []
+    ops = [o for o in AWAITED_LABELS if any(o in awaited_rows(S[n]) for n in names)]
+    both = REF in names and "apache-kafka" in names
+    L = ["### Awaited single sends and commits (`kafka_bench.latency`)", "",
+         "One operation at a time, each waited for: a 100 B record with acks=all and linger 0, or one "
+         "offset committed. Milliseconds. \"p99 / confluent\" is the client's p99 over confluent-kafka's on "
+         "the kafka-core broker (issue 11 target: at most 1.0x for sends)"
+         + ("; \"broker p99\" is kafka-core's p99 over Apache Kafka's for the same client." if both else "."), "",
+         "| operation | " + " | ".join(f"{n} p50 | {n} p99" for n in names) + " | p99 / confluent |"
+         + (" broker p99 |" if both else ""),
+         "|---|" + "---:|---:|" * len(names) + "---:|" + ("---:|" if both else "")]
+    ref = awaited_rows(S[REF]) if REF in names else awaited_rows(S[names[0]])
+    for o in ops:
+        cells = []
+        for n in names:
+            v = awaited_rows(S[n]).get(o, {})
+            cells += [fmt(v.get("p50_ms"), 3), fmt(v.get("p99_ms"), 3)]
+        peer = AWAITED_PEER.get(o)
+        vs = fr(ratio(ref.get(o, {}).get("p99_ms"), ref.get(peer, {}).get("p99_ms"))) if peer else ""
+        line = f"| {AWAITED_LABELS[o]} | " + " | ".join(cells) + f" | {vs} |"
+        if both:
+            line += f" {fr(ratio(awaited_rows(S[REF]).get(o, {}).get('p99_ms'), awaited_rows(S['apache-kafka']).get(o, {}).get('p99_ms')))} |"
+        L.append(line)
+    return L + [""]
+
+
 def microbench_lines() -> list[str]:
     files = sorted(RESULTS.glob("*.json"))
     if not files:
@@ -185,6 +232,7 @@ def render(results: dict) -> str:
           "prefetch 1000, multiple-ack every 100; ActiveMQ: DUPS_OK_ACKNOWLEDGE, prefetch 1000.", ""]
     L += throughput_table(results, names, "consume", "Consumer")
     L += drain_table(results, [n for n in names if S[n].get("drain")])
+    L += awaited_table(results, names)
     if any("producer_perf" in S[n] or "consumer_perf" in S[n] for n in names):
         L += ["## Kafka's own perf tools (kafka-tools)", "",
               "ProducerPerformance with the Java producer's defaults and `acks=1` (pipelined, "
@@ -360,6 +408,23 @@ def make_plots(results: dict, out: Path) -> list[str]:
         ax.set_title("Drain by partition count (one confluent-kafka consumer)")
         ax.legend()
         save(fig, "drain.png")
+
+    awaited = [n for n in names if awaited_rows(S[n])]
+    if awaited:
+        fig, ax = plt.subplots(figsize=(10, 4.5))
+        ops = [o for o in AWAITED_LABELS if any(o in awaited_rows(S[n]) for n in awaited)]
+        w = 0.8 / len(awaited)
+        for i, n in enumerate(awaited):
+            rows = awaited_rows(S[n])
+            xs = [x + i * w for x in range(len(ops))]
+            ax.bar(xs, [rows.get(o, {}).get("p99_ms", 0) for o in ops], w, label=f"{n} broker, p99")
+            ax.scatter(xs, [rows.get(o, {}).get("p50_ms", 0) for o in ops], marker="_", s=200, color="black",
+                       zorder=3, label="p50" if i == 0 else None)
+        ax.set_xticks([x + w * (len(awaited) - 1) / 2 for x in range(len(ops))], ops, rotation=20)
+        ax.set_ylabel("ms per awaited operation")
+        ax.set_title("Awaited single sends (acks=all, linger 0) and commits")
+        ax.legend()
+        save(fig, "awaited.png")
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
     a1.bar(names, [get(S[n], ("produce_b50", "broker_cpu_s_per_million")) or 0 for n in names], 0.4,

@@ -62,7 +62,13 @@ def test_quick_run_against_kafka_core(tmp_path: Path) -> None:
     for d in kc["drain"]:
         assert d["records"] == res["scale"]["drain_records"] and 0 < d["worst_records_per_sec"] <= d["records_per_sec"]
         assert len(d["round_records_per_sec"]) == res["scale"]["drain_rounds"]
+    # issue 11's awaited single sends and commits: every client, p50 <= p99
+    assert set(kc["awaited"]) == {"kc_aio_send", "kc_sync_send", "confluent_send", "aiokafka_send",
+                                  "kc_aio_commit", "confluent_commit", "aiokafka_commit"}, kc["awaited"]
+    assert all(0 < v["p50_ms"] <= v["p99_ms"] and v["n"] == res["scale"]["awaited_count"]
+               for v in kc["awaited"].values())
     text = (out / "report.md").read_text()
+    assert "### Awaited single sends and commits" in text
     for heading in ("## 1. Producer", "## 2. Consumer", "## 3. End-to-end latency", "## 4. Throughput vs record size",
                     "## 5. Throughput while the stored data grows", "## 6. Broker CPU and memory"):
         assert heading in text
@@ -122,11 +128,18 @@ def test_report_ratios_and_targets(tmp_path: Path) -> None:
            "systems": {"kafka-core": _fake(300.0, 2.0, 50.0), "apache-kafka": _fake(100.0, 1.0, 400.0)}}
     for name, rows in drains.items():
         res["systems"][name]["drain"] = rows
+    res["systems"]["kafka-core"]["awaited"] = {"kc_aio_send": {"p50_ms": 0.2, "p99_ms": 0.3},
+                                               "confluent_send": {"p50_ms": 0.1, "p99_ms": 0.2}}
+    res["systems"]["apache-kafka"]["awaited"] = {"kc_aio_send": {"p50_ms": 0.5, "p99_ms": 0.6},
+                                                 "confluent_send": {"p50_ms": 0.3, "p99_ms": 0.4}}
     report.write_all(res, tmp_path, plots=False)
     text = (tmp_path / "report.md").read_text()
     drain = {ln.split("|")[1].strip(): ln for ln in text.split("### Drain by partition count")[1].splitlines()
              if ln.startswith("| ") and ln.split("|")[1].strip().isdigit()}
     assert "| 900 | 100 | 1,000 | 900 | 0.90x |" in drain["1"] and "2.00x" in drain["6"]
+    awaited = text.split("### Awaited single sends and commits")[1]
+    # kafka_client's p99 over confluent-kafka's on kafka-core (1.50x), then kafka-core's over Apache's (0.50x)
+    assert "| 0.200 | 0.300 | 0.500 | 0.600 | 1.50x | 0.50x |" in awaited
     rows = {ln.split("|")[1].strip(): ln for ln in text.splitlines() if ln.startswith("| ")}
     assert "3.00x" in rows["producer throughput, batch 50"] and "pass" in rows["producer throughput, batch 50"]
     assert "2.00x" in rows["p99 end-to-end latency"] and "**miss**" in rows["p99 end-to-end latency"]
