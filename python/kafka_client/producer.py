@@ -829,7 +829,10 @@ class AIOProducer:
     async def send(self, topic: str, value: Any = None, key: Any = None, headers: Sequence[Any] | None = None,
                    partition: int | None = None, timestamp_ms: int | None = None) -> RecordMetadata:
         """Append the record and wait for its delivery; returns its offset."""
-        await self._prepare(topic)
+        e = self.engine
+        meta = e.cluster.topics.get(topic)
+        if meta is None or not meta.partitions or e.used >= self.config.buffer_memory:
+            await self._prepare(topic)       # (not a coroutine per record when nothing waits)
         return await self.send_nowait(topic, value, key, headers, partition, timestamp_ms)
 
     async def flush(self, timeout: float | None = None) -> None:
