@@ -22,6 +22,7 @@ from kafka_protocol.messages import REQUESTS
 from . import admin, fetch, produce
 from .config import BrokerConfig, Listener
 from .log import OFFSETS_TOPIC, topic_name_error
+from .metrics import MetricsServer, parse_listener
 from .registry import LocalRegistry, TopicRegistry
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ class Broker:
         self.apis.update(group_apis.handlers())
         self._api_versions_cache: dict[int, bytes] = {}
         self.server: Server | None = None
+        self.metrics_server: Any = None
         self.groups: group_apis.Groups | None = None
         self.cleaner: Any = None
         self.cluster: ClusterNode | None = None
@@ -110,7 +112,19 @@ class Broker:
         self.server = Server(self.loop, self.config.listeners, self.config["socket.request.max.bytes"],
                              self.dispatch, self.config["socket.listen.backlog.size"],
                              idle_ms=self.config["connections.max.idle.ms"])
-        return self.server.start()
+        bound = self.server.start()
+        where = parse_listener(self.config["metrics.listener"])
+        if where is not None:
+            self.metrics_server = MetricsServer(self, *where)
+            self.metrics_server.start()
+        return bound
+
+    def offline_partitions(self) -> int:
+        """Partitions with no leader in this broker's view of the cluster (0 on a single node)."""
+        if self.cluster is None:
+            return 0
+        return sum(1 for t in list(self.cluster.metadata.topics.values())
+                   for pm in list(t.partitions.values()) if pm.leader < 0)
 
     async def join_cluster(self, bound: list[tuple[str, int]]) -> None:
         """Cluster mode: register in ZooKeeper with the bound ports and run for controller."""
@@ -131,6 +145,9 @@ class Broker:
         st = self.fetch_stats
         log.info("fetch: %d long poll(s) parked, %d of them with a record readable", st.parked,
                  st.parked_with_data)
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
+            self.metrics_server = None
         if self.server is not None:
             self.server.close()
         if self.cluster is not None:

@@ -133,6 +133,16 @@ def parse_value(defn: ConfigDef, raw: str | None) -> Any:
     return v
 
 
+def _check_metrics_listener(v: str) -> str | None:
+    from .metrics import parse_listener
+
+    try:
+        parse_listener(v)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
 def _defs(*items: ConfigDef) -> dict[str, ConfigDef]:
     return {d.name: d for d in items}
 
@@ -150,6 +160,8 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     C("node.id", "int", -1, at_least(-1)),
     C("broker.id", "int", -1, at_least(-1)),
     C("broker.rack", "string", None),
+    C("metrics.listener", "string", "", _check_metrics_listener,
+      "http://HOST:PORT of the Prometheus endpoint (/metrics); empty: none (kafka-core's own key)"),
     C("cluster.id", "string", None),
     C("log.dirs", "list", None),
     C("log.dir", "list", ["./kafka-data"]),

@@ -64,11 +64,12 @@ class FetchStats:
     """Long polls that parked, and those that parked although a record was readable (min_bytes 1):
     the broker logs both at shutdown; the second must stay 0 (tests/interop/test_fetch_parking.py)."""
 
-    __slots__ = ("parked", "parked_with_data")
+    __slots__ = ("parked", "parked_with_data", "parked_now")
 
     def __init__(self) -> None:
         self.parked = 0
         self.parked_with_data = 0
+        self.parked_now = 0       # long polls waiting at this moment (the fetch purgatory's size)
 
 
 def _next_epoch(e: int) -> int:
@@ -162,6 +163,7 @@ def handle_fetch(b: FetchDeps, ctx: RequestContext, req: Any) -> Any:
         readable = False      # some partition has records below its limit
         budget = max_bytes
         out: list[tuple[SessionPartition, int, int, int, Any]] = []
+        taken: list[tuple[Partition, int]] = []      # what the response carries, for the metrics
         for sp, (err, p) in zip(plist, reads, strict=True):
             if not err and refused:
                 err = refused.get(id(sp), 0)
@@ -196,6 +198,7 @@ def handle_fetch(b: FetchDeps, ctx: RequestContext, req: Any) -> Any:
                     records = sl
                     total += n
                     budget -= n
+                    taken.append((p, n))
                 else:
                     sl.release()
                     untaken = True
@@ -215,6 +218,18 @@ def handle_fetch(b: FetchDeps, ctx: RequestContext, req: Any) -> Any:
                 if not isinstance(rec, bytes):
                     rec.release()
             return None
+        for p, n in taken:
+            st = p.topic.stats
+            if consumer:
+                st.bytes_out += n
+            else:
+                st.replication_bytes_out += n
+        for (_err, p), (_sp, code, *_rest) in zip(reads, out, strict=True):
+            if p is not None:
+                st = p.topic.stats
+                st.fetch_requests += 1
+                if code:
+                    st.failed_fetch += 1
         resp = _build(b, out, incremental, use_ids, read_committed, resp_sid)
         if session is not None:
             # Partitions that returned records go to the back, so that one busy partition
@@ -297,6 +312,16 @@ async def _long_poll(b: FetchDeps, plist: list[SessionPartition], use_ids: bool,
         err, p = _read_partition(b, sp, use_ids)
         if p is not None:
             parts.append(p)
+    stats = b.fetch_stats
+    stats.parked_now += 1
+    try:
+        return await _park(loop, deadline, parts, min_bytes, attempt)
+    finally:
+        stats.parked_now -= 1
+
+
+async def _park(loop: asyncio.AbstractEventLoop, deadline: float, parts: list[Partition], min_bytes: int,
+                attempt: Any) -> Any:
     while True:
         fut: asyncio.Future[None] = loop.create_future()
         got = [0]

@@ -102,6 +102,10 @@ def handle_produce(b: ProduceDeps, ctx: RequestContext, req: Any) -> HandlerResu
                                     replicated.append((w, r, p))
             any_error = any_error or r.error_code != 0
             presp.append(r)
+        if topic is not None:
+            st = topic.stats
+            st.produce_requests += 1
+            st.failed_produce += sum(1 for r in presp if r.error_code)
         responses.append(R.TopicProduceResponse(name=td.name, partition_responses=presp))
     if acks == 0:
         if any_error:

@@ -44,6 +44,7 @@ import functools
 import logging
 import os
 import socket
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
@@ -54,6 +55,7 @@ from kafka_protocol.errors import ErrorCode, FrameTooLargeError, ProtocolError
 import kafka_core
 
 from .config import Listener
+from .metrics import RequestMetrics
 
 log = logging.getLogger("kafka_broker.server")
 
@@ -98,11 +100,12 @@ class Slot:
 class RequestContext:
     """What a handler knows about the request besides its body."""
 
-    __slots__ = ("conn", "header", "listener", "response_version")
+    __slots__ = ("conn", "header", "listener", "response_version", "started")
 
-    def __init__(self, conn: Connection, header: RequestHeader) -> None:
+    def __init__(self, conn: Connection, header: RequestHeader, started: float) -> None:
         self.conn = conn
         self.header = header
+        self.started = started          # perf_counter() when its frame was taken
         self.listener = conn.listener
         # The version the response is encoded in: the request's, except where Kafka answers in
         # another (ApiVersions at an unsupported version gets a v0 UNSUPPORTED_VERSION reply).
@@ -186,12 +189,13 @@ class Connection:
     # -- dispatch ------------------------------------------------------------
 
     def _dispatch(self, frame: memoryview) -> None:
+        started = time.perf_counter()
         try:
             header = decode_request_header(frame)
         except ProtocolError as e:
             self._protocol_error(e, None)
             return
-        ctx = RequestContext(self, header)
+        ctx = RequestContext(self, header, started)
         try:
             result = self.server.dispatch(ctx, frame)
         except ProtocolError as e:
@@ -203,6 +207,7 @@ class Connection:
             self.close(None)
             return
         if result is None:   # no response (acks=0 produce)
+            self.server.metrics.done(header.api_key, started)
             return
         slot = Slot(ctx)
         self.queue.append(slot)
@@ -256,6 +261,7 @@ class Connection:
             self.close(None)
             return False
         slot.ready = True
+        self.server.metrics.done(h.api_key, slot.ctx.started)
         return True
 
     # -- writing -------------------------------------------------------------
@@ -356,6 +362,7 @@ class Server:
         self.backlog = backlog
         self.sockets: list[tuple[socket.socket, Listener]] = []
         self.connections: set[Connection] = set()
+        self.metrics = RequestMetrics()
 
     def start(self) -> list[tuple[str, int]]:
         bound = []

@@ -217,6 +217,7 @@ class ConsumerProtocolMixin:
 
     groups: dict[str, Any]
     started: bool
+    rebalances: int
 
     if TYPE_CHECKING:
         def unavailable(self, group_id: str | None) -> int: ...
@@ -363,6 +364,7 @@ class ConsumerProtocolMixin:
             bump = True
         if bump:
             g.group_epoch += 1
+            self.rebalances += 1
         if g.group_epoch != g.assignment_epoch:
             self._cg_assign(g, sub_ids)
         before = set(m.assigned)
@@ -472,6 +474,7 @@ class ConsumerProtocolMixin:
             del g.static[m.instance_id]
         if bump:
             g.group_epoch += 1
+            self.rebalances += 1
 
     def _cg_leave(self, g: ConsumerGroup, member_id: str, epoch: int) -> tuple[str, int, TP | None]:
         m = g.members.get(member_id)

@@ -116,6 +116,7 @@ class GroupCoordinator(OffsetsMixin, ConsumerProtocolMixin):
         self.max_member_metadata_bytes = max_member_metadata_bytes
         self.transactions = transactions    # answer FindCoordinator for transactional ids too
         self.groups: dict[str, ClassicGroup | ConsumerGroup] = {}
+        self.rebalances = 0     # classic generations started and KIP-848 group epochs bumped
         # In a cluster: group id -> 0, NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS (None: all here)
         self.owner: Callable[[str], int] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -516,6 +517,7 @@ class GroupCoordinator(OffsetsMixin, ConsumerProtocolMixin):
             g.join_timer = self.call_later(g.max_rebalance_timeout_ms(), lambda: self._complete_join(g))
             return
         g.init_next_generation(self.now_ms())
+        self.rebalances += 1
         log.info("group %s: generation %d (%s) with %d members", g.group_id, g.generation_id,
                  g.protocol_name, len(g.members))
         if g.state == EMPTY:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING, Protocol
 
 from .clock import now_ms
+from .stats import Histogram
 
 if TYPE_CHECKING:
     from .partition import Partition
@@ -39,6 +41,7 @@ class Flusher(threading.Thread):
         self.cond = threading.Condition()
         self.pending: dict[Partition, list[asyncio.Future[None]]] = {}
         self.stopping = False
+        self.flush_times = Histogram()    # seconds per log fsync (the metrics endpoint's)
 
     def request(self, p: Partition, fut: asyncio.Future[None] | None) -> None:
         with self.cond:
@@ -74,7 +77,9 @@ class Flusher(threading.Thread):
                         err = None if not futs else OSError("partition deleted")
                     else:
                         try:
+                            t0 = time.perf_counter()
                             p.log.flush()
+                            self.flush_times.observe(time.perf_counter() - t0)
                             p.last_flush_ms = now_ms()
                         except Exception as e:  # noqa: BLE001 - reported to the waiting requests
                             log.error("flush of %s failed: %s", p.name, e)

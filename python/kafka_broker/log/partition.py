@@ -182,6 +182,10 @@ class Partition:
             self.epochs.assign(self.leader_epoch, info.first_offset)
         if not self.replicated:
             self.high_watermark = info.last_offset + 1
+        if origin is AppendOrigin.CLIENT:
+            st = self.topic.stats
+            st.messages_in += info.records
+            st.bytes_in += len(records)
         if self.waiters:
             self.notify(len(records))
         flushed: asyncio.Future[None] | None = None
@@ -208,6 +212,7 @@ class Partition:
             ple = b.partition_leader_epoch
             if ple != epochs.latest and ple >= 0:
                 epochs.assign(ple, b.base_offset)
+        self.topic.stats.replication_bytes_in += len(records)
         if self.waiters:
             self.notify(len(records))
         if info.flush_due:

@@ -12,6 +12,8 @@ import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from .stats import TopicStats
+
 if TYPE_CHECKING:
     from .partition import Partition
 
@@ -47,7 +49,7 @@ def topic_name_error(name: str | None) -> str | None:
 
 
 class Topic:
-    __slots__ = ("name", "id", "partitions", "overrides", "effective", "deleted")
+    __slots__ = ("name", "id", "partitions", "overrides", "effective", "deleted", "stats")
 
     def __init__(self, name: str, topic_id: uuid.UUID, overrides: dict[str, str]) -> None:
         self.name = name
@@ -58,6 +60,7 @@ class Topic:
         self.overrides = dict(overrides)       # text values as set by the user
         self.effective: dict[str, Any] = {}
         self.deleted = False
+        self.stats = TopicStats()              # counters the metrics endpoint reads
 
     @property
     def internal(self) -> bool:
