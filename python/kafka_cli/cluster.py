@@ -54,6 +54,12 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_status)
 
+    p = sub.add_parser("broker-health", help="exit 0 when the broker answers and every partition has its "
+                                             "leader and full ISR, else 1 (for health checks)")
+    add_bootstrap(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_broker_health)
+
 
 # -- up ----------------------------------------------------------------------------
 
@@ -181,6 +187,33 @@ def cluster_status(bootstrap: str) -> dict:
                         for b in sorted(desc.brokers, key=lambda b: b.node_id)],
             "topics": len(names), "partitions": total, "under_replicated": under, "offline": offline,
             "healthy": not under and not offline}
+
+
+def cmd_broker_health(args: argparse.Namespace) -> int:
+    """One line (or JSON) for a health check: the broker answers, knows the cluster, and no
+    partition is offline or under-replicated; exit status 0 or 1."""
+    try:
+        st = cluster_status(args.bootstrap_server)
+    except CliError as e:
+        if args.json:
+            print(json.dumps({"healthy": False, "error": str(e)}))
+            return 1
+        raise
+    reasons = [f"{len(st[k])} {what} partition(s)" for k, what in (("offline", "offline"),
+                                                                     ("under_replicated", "under-replicated"))
+               if st[k]]
+    if not st["brokers"]:
+        reasons.append("no broker in its metadata")
+    st["healthy"] = not reasons
+    if args.json:
+        print(json.dumps({k: st[k] for k in ("healthy", "cluster_id", "controller", "brokers", "partitions")}
+                         | {"offline": len(st["offline"]), "under_replicated": len(st["under_replicated"])}))
+    elif reasons:
+        print(f"NOT healthy: {', '.join(reasons)} (kafka-core cluster status -b {args.bootstrap_server} lists them)")
+    else:
+        print(f"healthy: {len(st['brokers'])} broker(s), {st['partitions']} partition(s), none offline or "
+              "under-replicated")
+    return 0 if st["healthy"] else 1
 
 
 def cmd_status(args: argparse.Namespace) -> int:

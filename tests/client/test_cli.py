@@ -24,6 +24,14 @@ def run(capsys, argv: list[str], stdin: str | None = None, monkeypatch=None) -> 
     return rc, out, err
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def name() -> str:
     return f"cli-{uuid.uuid4().hex[:8]}"
 
@@ -205,6 +213,21 @@ def test_perf_produce_counts_failures_of_records_it_does_not_time(capsys, bootst
     assert res_rc == 0, err
     res = json.loads(out)
     assert res["latency_samples"] == 10_000 and res["records"] == 50000
+
+
+def test_broker_health(capsys, bootstrap: str, new_topic) -> None:  # type: ignore[no-untyped-def]
+    """Healthy: exit 0 and one line; --json parses; nothing listening: exit 1 with the reason."""
+    new_topic(partitions=2)
+    rc, out, err = run(capsys, ["broker-health", "-b", bootstrap])
+    assert rc == 0 and out.startswith("healthy: ") and "none offline" in out, out + err
+    rc, out, _ = run(capsys, ["broker-health", "-b", bootstrap, "--json"])
+    res = json.loads(out)
+    assert rc == 0 and res["healthy"] is True and res["offline"] == 0 and res["partitions"] >= 2
+    dead = f"127.0.0.1:{_free_port()}"
+    rc, out, err = run(capsys, ["broker-health", "-b", dead, "--json"])
+    assert rc == 1 and json.loads(out)["healthy"] is False and dead in json.loads(out)["error"]
+    rc, out, err = run(capsys, ["broker-health", "-b", dead])
+    assert rc == 1 and "cannot connect" in err and dead in err
 
 
 def test_subprocess_pipe_is_machine_readable(bootstrap: str, new_topic) -> None:  # type: ignore[no-untyped-def]
