@@ -160,6 +160,8 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     C("node.id", "int", -1, at_least(-1)),
     C("broker.id", "int", -1, at_least(-1)),
     C("broker.rack", "string", None),
+    C("log.format", "string", "text", one_of("text", "json"),
+      "the broker's log lines: text, or json (one object per line; kafka-core's own key)"),
     C("metrics.listener", "string", "", _check_metrics_listener,
       "http://HOST:PORT of the Prometheus endpoint (/metrics); empty: none (kafka-core's own key)"),
     C("cluster.id", "string", None),

@@ -10,11 +10,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
+import json
 import logging
 import signal
 import sys
 
 log = logging.getLogger("kafka_broker")
+
+
+class JsonFormatter(logging.Formatter):
+    """``log.format=json``: one JSON object per line (time in UTC, level, logger, message, and the
+    traceback when there is one), for log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        d = {"time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(timespec="milliseconds"),
+             "level": record.levelname, "logger": record.name, "message": record.getMessage(),
+             "thread": record.threadName}
+        if record.exc_info:
+            d["exception"] = self.formatException(record.exc_info)
+        return json.dumps(d)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +51,9 @@ def run_broker(args: argparse.Namespace) -> int:
         log.error("configuration error: %s", e)
         print(f"kafka-core: configuration error: {e}", file=sys.stderr)
         return 1
+    if config["log.format"] == "json":
+        for h in logging.getLogger().handlers:
+            h.setFormatter(JsonFormatter())
     config.log_unused()
     loop: asyncio.AbstractEventLoop
     try:

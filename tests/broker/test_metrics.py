@@ -85,3 +85,24 @@ def test_a_bad_metrics_listener_is_refused(value: str) -> None:
     with pytest.raises(ConfigError) as ei:
         BrokerConfig({"metrics.listener": value})
     assert "metrics.listener" in str(ei.value) and "http://HOST:PORT" in str(ei.value)
+
+
+def test_log_format_json(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """log.format=json: every log line of a broker's run is one JSON object."""
+    import json
+    import re
+
+    b = KafkaCoreBroker(data_dir=tmp_path, settings={"log.format": "json"})
+    b.start()
+    b.stop()
+    lines = [ln for ln in b.log_text().splitlines() if ln.strip()]
+    assert len(lines) >= 3, lines
+    assert not [ln for ln in lines if re.match(r"\d{4}-\d\d-\d\d ", ln)], "a text log line"
+    recs = [json.loads(ln) for ln in lines]
+    assert all({"time", "level", "logger", "message"} <= r.keys() for r in recs)
+    assert any("listening" in r["message"] or "long poll" in r["message"] for r in recs), recs[-3:]
+
+
+def test_log_format_is_checked() -> None:
+    with pytest.raises(ConfigError, match="log.format"):
+        BrokerConfig({"log.format": "xml"})
