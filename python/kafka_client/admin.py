@@ -24,6 +24,7 @@ from .cluster import Cluster, TopicMeta
 from .conn import ApiKey
 from .errors import KafkaError, KafkaTimeoutError, for_code
 from .group import OffsetAndMetadata, TopicPartition, commit_offsets, fetch_committed
+from .settings import check_settings
 
 __all__ = ["AIOAdminClient", "AdminClient", "NewTopic", "ConfigResource", "ConfigResourceType", "AlterConfigOp",
            "ConfigEntry", "ClusterDescription", "BrokerDescription", "GroupListing", "GroupDescription",
@@ -345,6 +346,7 @@ class AdminClient:
     """Synchronous admin client (the AIO one on a background loop)."""
 
     def __init__(self, bootstrap_servers: str | Iterable[str] = "localhost:9092", **config: Any) -> None:
+        config = check_settings(AIOAdminClient.__init__, config, "admin")
         self._thread = LoopThread("kafka-admin")
 
         async def make() -> AIOAdminClient:

@@ -44,6 +44,7 @@ from .group import (
     fetch_committed,
 )
 from .records import Record, decode_records
+from .settings import check_settings
 
 __all__ = ["AIOConsumer", "Consumer", "ConsumerRecord", "TopicPartition", "OffsetAndMetadata",
            "OffsetAndTimestamp", "RebalanceListener"]
@@ -746,6 +747,8 @@ class Consumer:
     """Synchronous consumer over AIOConsumer, its loop in a background thread."""
 
     def __init__(self, *topics: str, **config: Any) -> None:
+        """``config``: AIOConsumer's settings, or the Java client's dotted names."""
+        config = check_settings(AIOConsumer.__init__, config, "consumer")
         self._thread = LoopThread("kafka-consumer")
         self._c: AIOConsumer = self._thread.call(self._create(topics, config))
 

@@ -91,6 +91,7 @@ from .errors import (
     for_code,
 )
 from .records import HEADER_SIZE, decode_records, record_size_upper_bound, restamp
+from .settings import check_settings
 
 __all__ = ["AIOProducer", "Producer", "RecordMetadata", "ProducerConfig", "DeliveryFuture"]
 
@@ -747,7 +748,7 @@ class AIOProducer:
     ``await send(...)`` waits for the delivery."""
 
     def __init__(self, bootstrap_servers: str | Iterable[str] = "localhost:9092", **config: Any) -> None:
-        self.config = ProducerConfig(bootstrap_servers, **config)
+        self.config = ProducerConfig(bootstrap_servers, **check_settings(ProducerConfig.__init__, config, "producer"))
         self._engine: _Engine | None = None
 
     async def start(self) -> AIOProducer:
@@ -891,7 +892,7 @@ class Producer:
     ``produce`` never creates a future."""
 
     def __init__(self, bootstrap_servers: str | Iterable[str] = "localhost:9092", **config: Any) -> None:
-        self.config = ProducerConfig(bootstrap_servers, **config)
+        self.config = ProducerConfig(bootstrap_servers, **check_settings(ProducerConfig.__init__, config, "producer"))
         self._thread = LoopThread("kafka-producer")
         self._engine: _Engine = self._thread.call(self._create)
         accum = self._accum = self._engine.accum

@@ -304,3 +304,32 @@ def test_delivery_future_shares_a_condition() -> None:
     t0 = time.monotonic()
     assert b.exception() is err and seen == [err]
     assert time.monotonic() - t0 < 5
+
+
+def test_a_typo_in_a_setting_names_the_closest_ones() -> None:
+    """issue 15: ``lingr_ms`` is a ValueError saying ``linger_ms``, before any connection."""
+    from kafka_client import AdminClient, Consumer, Producer
+
+    with pytest.raises(ValueError, match=r"unknown producer setting 'lingr_ms'; did you mean linger_ms"):
+        Producer("127.0.0.1:1", lingr_ms=5)
+    with pytest.raises(ValueError, match=r"unknown consumer setting 'group.idd'; did you mean group_id"):
+        Consumer(bootstrap_servers="127.0.0.1:1", **{"group.idd": "g"})
+    with pytest.raises(ValueError, match=r"unknown admin setting"):
+        AdminClient("127.0.0.1:1", no_such_thing=1)
+
+
+def test_dotted_names_and_string_values_as_in_java_configs() -> None:
+    from kafka_client.producer import ProducerConfig
+    from kafka_client.settings import check_settings
+
+    got = check_settings(ProducerConfig.__init__, {"linger.ms": "7", "batch-size": "1000", "acks": "1",
+                                                   "enable.idempotence": "false", "compression.type": "lz4"},
+                         "producer")
+    assert got == {"linger_ms": 7, "batch_size": 1000, "acks": "1", "enable_idempotence": False,
+                   "compression_type": "lz4"}
+    cfg = ProducerConfig("x:1", **got)
+    assert cfg.linger == 0.007 and cfg.batch_size == 1000 and cfg.acks == 1 and not cfg.idempotent
+    with pytest.raises(ValueError, match="linger_ms' must be a number"):
+        check_settings(ProducerConfig.__init__, {"linger.ms": "soon"}, "producer")
+    with pytest.raises(ValueError, match="must be true or false"):
+        check_settings(ProducerConfig.__init__, {"enable.idempotence": "yes"}, "producer")
