@@ -761,40 +761,48 @@ def cmd_perf_produce(args: argparse.Namespace) -> int:
     topic = args.topic
     start = clock()
     window_start, window_n, next_report = start, 0, 0
+    sent = 0
+    interrupted = False
     try:
-        for i in range(0, n, every):
-            t0 = clock()
-            produce(topic, payload, on_delivery=functools.partial(report, t0))
-            for _ in range(min(every, n - i) - 1):
-                produce(topic, payload)
-            if rate > 0:
-                # As Kafka's ThroughputThrottler: sleep when ahead of the target rate.
-                ahead = (i + every) / rate - (clock() - start)
-                if ahead > 0.002:
-                    time.sleep(ahead)
-            if i >= next_report:
-                next_report = i + 5000
-                progress.update(i)
-                now = clock()
-                if not progress.enabled and not args.json and now - window_start >= 5:
-                    sent = i - window_n
-                    print(f"{sent} records sent, {sent / (now - window_start):.1f} records/sec "
-                          f"({sent * args.record_size / (now - window_start) / 1048576:.2f} MB/sec).", flush=True)
-                    window_start, window_n = now, i
-        p.flush(120)
+        try:
+            for i in range(0, n, every):
+                t0 = clock()
+                produce(topic, payload, on_delivery=functools.partial(report, t0))
+                for _ in range(min(every, n - i) - 1):
+                    produce(topic, payload)
+                sent = i + min(every, n - i)
+                if rate > 0:
+                    # As Kafka's ThroughputThrottler: sleep when ahead of the target rate.
+                    ahead = (i + every) / rate - (clock() - start)
+                    if ahead > 0.002:
+                        time.sleep(ahead)
+                if i >= next_report:
+                    next_report = i + 5000
+                    progress.update(i)
+                    now = clock()
+                    if not progress.enabled and not args.json and now - window_start >= 5:
+                        w = i - window_n
+                        print(f"{w} records sent, {w / (now - window_start):.1f} records/sec "
+                              f"({w * args.record_size / (now - window_start) / 1048576:.2f} MB/sec).", flush=True)
+                        window_start, window_n = now, i
+        except KeyboardInterrupt:
+            # As ProducerPerformance's shutdown hook: what was sent so far is still reported.
+            interrupted = True
+        p.flush(120 if not interrupted else 10)
         failed = p.metrics()["record-error-total"]
     finally:
         progress.close()
         p.close(5)
     elapsed = clock() - start
+    n = sent
     if failed or failures:
         why = f": {failures[0]}" if failures else ""
         raise CliError(f"{max(failed, len(failures))} of {n} records failed{why}")
-    lat = sorted(latencies)
+    lat = sorted(latencies) or [0.0]
     result = {
         "records": n, "record_size": args.record_size,
         "records_per_sec": n / elapsed, "mb_per_sec": n * args.record_size / elapsed / 1048576,
-        "avg_latency_ms": sum(lat) / len(lat), "max_latency_ms": lat[-1], "latency_samples": len(lat),
+        "avg_latency_ms": sum(lat) / len(lat), "max_latency_ms": lat[-1], "latency_samples": len(latencies),
         "p50_ms": _percentile(lat, 0.5), "p95_ms": _percentile(lat, 0.95), "p99_ms": _percentile(lat, 0.99),
         "p999_ms": _percentile(lat, 0.999), "elapsed_s": elapsed,
     }
@@ -803,7 +811,7 @@ def cmd_perf_produce(args: argparse.Namespace) -> int:
           f"{result['p50_ms']:.0f} ms 50th, {result['p95_ms']:.0f} ms 95th, {result['p99_ms']:.0f} ms 99th, "
           f"{result['p999_ms']:.0f} ms 99.9th.", flush=True, file=_human_out(args))
     _json_out(args, result)
-    return 0
+    return 130 if interrupted else 0
 
 
 def cmd_perf_consume(args: argparse.Namespace) -> int:
@@ -821,6 +829,7 @@ def cmd_perf_consume(args: argparse.Namespace) -> int:
     progress = Progress(args.messages, "records")
     start = time.perf_counter()
     first_at: float | None = None
+    interrupted = False
     try:
         parts = _partitions(c, args.topic)
         if group:
@@ -830,21 +839,24 @@ def cmd_perf_consume(args: argparse.Namespace) -> int:
             c.assign(tps)
             c.seek_to_beginning(*tps)
         idle_since = time.monotonic()
-        while n < args.messages:
-            got = c.poll(0.5, max_records=args.messages - n)
-            if not got:
-                if time.monotonic() - idle_since > args.timeout_ms / 1000:
-                    break
-                continue
-            idle_since = time.monotonic()
-            if first_at is None:
-                first_at = time.perf_counter()
-            for recs in got.values():
-                n += len(recs)
-                for r in recs:
-                    if r.value is not None:
-                        nbytes += len(r.value)
-            progress.update(n)
+        try:
+            while n < args.messages:
+                got = c.poll(0.5, max_records=args.messages - n)
+                if not got:
+                    if time.monotonic() - idle_since > args.timeout_ms / 1000:
+                        break
+                    continue
+                idle_since = time.monotonic()
+                if first_at is None:
+                    first_at = time.perf_counter()
+                for recs in got.values():
+                    n += len(recs)
+                    for r in recs:
+                        if r.value is not None:
+                            nbytes += len(r.value)
+                progress.update(n)
+        except KeyboardInterrupt:
+            interrupted = True      # the summary of what arrived so far still prints
     finally:
         progress.close()
         c.close()
@@ -862,6 +874,8 @@ def cmd_perf_consume(args: argparse.Namespace) -> int:
           f"{result['records_per_sec']:.4f}, {fetch_elapsed * 1000:.0f}, {result['fetch_mb_per_sec']:.4f}, "
           f"{result['fetch_records_per_sec']:.4f}", flush=True, file=_human_out(args))
     _json_out(args, result)
+    if interrupted:
+        return 130
     if n < args.messages:
         raise CliError(f"only {n} of {args.messages} records arrived within --timeout-ms {args.timeout_ms}")
     return 0

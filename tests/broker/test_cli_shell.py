@@ -101,3 +101,29 @@ def test_ctrl_c_on_consume_prints_the_total(broker):
     _, err = p.communicate(timeout=30)
     assert got == ["a\n", "b\n", "c\n"]
     assert p.returncode == 130 and "Processed a total of 3 messages" in err, err[-2000:]
+
+
+def test_ctrl_c_on_perf_prints_the_summary(broker):
+    """As Kafka's perf tools: Ctrl-C still prints what was done so far, and the exit status is 130."""
+    import json
+    import signal
+    import time
+
+    topic = f"perfintr-{uuid.uuid4().hex[:6]}"
+    p = subprocess.Popen([sys.executable, "-m", "kafka_cli", "perf", "produce", "-b", broker.bootstrap, "--topic",
+                          topic, "--num-records", "100000000", "--record-size", "100", "--throughput", "2000",
+                          "--json"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err[-2000:]
+    res = json.loads(out)
+    assert 0 < res["records"] < 100000000 and "records sent" in err
+    c = subprocess.Popen([sys.executable, "-m", "kafka_cli", "perf", "consume", "-b", broker.bootstrap, "--topic",
+                          topic, "--messages", "100000000", "--timeout-ms", "60000", "--json"], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    c.send_signal(signal.SIGINT)
+    out, err = c.communicate(timeout=60)
+    assert c.returncode == 130, err[-2000:]
+    assert json.loads(out)["records"] == res["records"] and "data.consumed.in.MB" in err
