@@ -211,12 +211,19 @@ class _Engine:
 
     # ---- start / stop (on the loop) ----
     async def start(self) -> None:
+        """Metadata and (idempotent) a producer id, within max_block_ms, else KafkaTimeoutError."""
         self._wakeup = asyncio.Event()
         self.mem_event = asyncio.Event()
-        await self.cluster.bootstrap_metadata()
-        self._sync_topics()
-        if self.cfg.idempotent:
-            await self.ensure_pid()
+        limit = self.cfg.max_block
+        deadline = time.monotonic() + limit
+        try:
+            await self.cluster.bootstrap_metadata(timeout=limit)
+            self._sync_topics()
+            if self.cfg.idempotent:
+                await asyncio.wait_for(self.ensure_pid(), max(0.01, deadline - time.monotonic()))
+        except (TimeoutError, KafkaTimeoutError, KafkaConnectionError) as exc:
+            raise KafkaTimeoutError(f"no broker of {self.cfg.bootstrap_servers!r} answered within max_block_ms "
+                                    f"({limit * 1000:.0f} ms): {exc or type(exc).__name__}") from exc
         self._sender = asyncio.ensure_future(self._run())
 
     async def ensure_pid(self) -> None:

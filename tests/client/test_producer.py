@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import kafka_protocol as kp
 import pytest
@@ -204,8 +205,19 @@ def test_send_from_many_threads(bootstrap: str, new_topic) -> None:  # type: ign
 
 
 def test_unknown_broker_times_out() -> None:
-    with pytest.raises(KafkaTimeoutError):
-        Producer("127.0.0.1:1", request_timeout_ms=500, connect_timeout_ms=200)
+    with pytest.raises(KafkaTimeoutError):     # after max_block_ms, as the Java producer's metadata wait
+        Producer("127.0.0.1:1", max_block_ms=500, connect_timeout_ms=200)
+
+
+def test_send_to_a_topic_that_never_appears_gives_up_after_max_block_ms(bootstrap: str) -> None:
+    """issue 15: send() blocks on metadata for max_block_ms at most, then raises (no auto-create)."""
+    import time
+
+    with Producer(bootstrap, max_block_ms=1500, allow_auto_create_topics=False) as p:
+        t0 = time.monotonic()
+        with pytest.raises(KafkaTimeoutError):
+            p.send(f"never-{uuid.uuid4().hex[:8]}", b"x")
+        assert time.monotonic() - t0 < 1.5 + 5
 
 
 def test_sync_produce_without_futures(bootstrap: str, new_topic) -> None:  # type: ignore[no-untyped-def]

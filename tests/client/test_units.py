@@ -333,3 +333,17 @@ def test_dotted_names_and_string_values_as_in_java_configs() -> None:
         check_settings(ProducerConfig.__init__, {"linger.ms": "soon"}, "producer")
     with pytest.raises(ValueError, match="must be true or false"):
         check_settings(ProducerConfig.__init__, {"enable.idempotence": "yes"}, "producer")
+
+
+def test_a_dead_broker_fails_the_producer_within_max_block_ms() -> None:
+    """issue 15: no broker answers: the constructor gives up after max_block_ms with the reason
+    (it waited 30 s and then raised a bare TimeoutError)."""
+    import time
+
+    from kafka_client import Producer
+    from kafka_client.errors import KafkaTimeoutError
+
+    t0 = time.monotonic()
+    with pytest.raises(KafkaTimeoutError, match=r"no broker of '127.0.0.1:1' answered within max_block_ms \(1500 ms\)"):
+        Producer("127.0.0.1:1", max_block_ms=1500)
+    assert time.monotonic() - t0 < 1500 / 1000 + 5     # the limit, not request_timeout_ms (30 s)
