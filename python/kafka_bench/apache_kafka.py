@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
+
+from kafka_broker.testing import free_port, wait_for_port  # noqa: F401 - re-exported for the benches and tests
 
 from . import paths
 
@@ -109,25 +109,6 @@ def java_main(main: str, args: list[str], *, input: bytes | None = None, timeout
     """Run an Apache Kafka main class to completion and return the result."""
     return subprocess.run(java_cmd(main, args, heap), input=input, capture_output=True,
                           timeout=timeout, check=check)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
 class ApacheKafka:

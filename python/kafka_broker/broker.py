@@ -112,12 +112,11 @@ class Broker:
         self.server = Server(self.loop, self.config.listeners, self.config["socket.request.max.bytes"],
                              self.dispatch, self.config["socket.listen.backlog.size"],
                              idle_ms=self.config["connections.max.idle.ms"])
-        bound = self.server.start()
         where = parse_listener(self.config["metrics.listener"])
-        if where is not None:
+        if where is not None:     # first: once the Kafka port accepts, the metrics answer too
             self.metrics_server = MetricsServer(self, *where)
             self.metrics_server.start()
-        return bound
+        return self.server.start()
 
     def offline_partitions(self) -> int:
         """Partitions with no leader in this broker's view of the cluster (0 on a single node)."""
