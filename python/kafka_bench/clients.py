@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from . import paths, procs
 from .apache_kafka import CONSUMER_PERF, PRODUCER_PERF, java_cmd
@@ -177,14 +178,15 @@ def peer(mode: str, system: str, port: int, queue: str, count: int, size: int = 
     return res | {"client": "PeerBench", "client_cpu_s": cpu, "wall_s": wall}
 
 
-def drain(bootstrap: str, topic: str, partitions: int, count: int, timeout: float = 120) -> dict:
+def drain(bootstrap: str, topic: str, partitions: int, count: int, timeout: float = 120,
+          conf: dict[str, Any] | None = None) -> dict:
     """One confluent-kafka consumer as a new user writes it (``assign`` every partition from offset 0,
-    ``fetch.max.bytes=52428800``, other settings default) drains ``count`` records; timed from the
-    first record to the last, as issue 11 measured it."""
+    ``fetch.max.bytes=52428800``, other settings default, plus ``conf``) drains ``count`` records;
+    timed from the first record to the last, as issue 11 measured it."""
     from confluent_kafka import Consumer, TopicPartition
 
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"drain-{topic}", "enable.auto.commit": False,
-                  "fetch.max.bytes": 52428800, "log_level": 3})
+                  "fetch.max.bytes": 52428800, "log_level": 3, **(conf or {})})
     try:
         c.assign([TopicPartition(topic, i, 0) for i in range(partitions)])
         got, first, deadline = 0, 0.0, time.monotonic() + timeout

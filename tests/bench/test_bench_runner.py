@@ -62,6 +62,8 @@ def test_quick_run_against_kafka_core(tmp_path: Path) -> None:
     for d in kc["drain"]:
         assert d["records"] == res["scale"]["drain_records"] and 0 < d["worst_records_per_sec"] <= d["records_per_sec"]
         assert len(d["round_records_per_sec"]) == res["scale"]["drain_rounds"]
+        assert 0 < d["tuned_worst_records_per_sec"] <= d["tuned_records_per_sec"]   # fetch.queue.backoff.ms=10
+        assert len(d["tuned_round_records_per_sec"]) == res["scale"]["drain_rounds"]
     # issue 11's awaited single sends and commits: every client, p50 <= p99
     assert set(kc["awaited"]) == {"kc_aio_send", "kc_sync_send", "confluent_send", "aiokafka_send",
                                   "kc_aio_commit", "confluent_commit", "aiokafka_commit"}, kc["awaited"]
@@ -118,9 +120,11 @@ def _fake(rate: float, p99: float, rss: float) -> dict:
 
 
 def test_report_ratios_and_targets(tmp_path: Path) -> None:
-    drains = {"kafka-core": [{"partitions": 1, "records_per_sec": 900.0, "worst_records_per_sec": 100.0},
+    drains = {"kafka-core": [{"partitions": 1, "records_per_sec": 900.0, "worst_records_per_sec": 100.0,
+                              "tuned_records_per_sec": 3000.0, "tuned_worst_records_per_sec": 2500.0},
                              {"partitions": 6, "records_per_sec": 1200.0, "worst_records_per_sec": 1100.0}],
-              "apache-kafka": [{"partitions": 1, "records_per_sec": 1000.0, "worst_records_per_sec": 900.0},
+              "apache-kafka": [{"partitions": 1, "records_per_sec": 1000.0, "worst_records_per_sec": 900.0,
+                                "tuned_records_per_sec": 2000.0, "tuned_worst_records_per_sec": 1500.0},
                                {"partitions": 6, "records_per_sec": 600.0, "worst_records_per_sec": 500.0}]}
     res = {"date": "2026-01-01T00:00:00", "quick": True, "command": "kafka-core bench --quick", "seconds": 1.0,
            "machine": runner.machine(), "errors": {},
@@ -134,9 +138,11 @@ def test_report_ratios_and_targets(tmp_path: Path) -> None:
                                                  "confluent_send": {"p50_ms": 0.3, "p99_ms": 0.4}}
     report.write_all(res, tmp_path, plots=False)
     text = (tmp_path / "report.md").read_text()
-    drain = {ln.split("|")[1].strip(): ln for ln in text.split("### Drain by partition count")[1].splitlines()
+    drain = {ln.split("|")[1].strip(): ln for ln in text.split("### Drain by partition count")[1].split("####")[0].splitlines()
              if ln.startswith("| ") and ln.split("|")[1].strip().isdigit()}
     assert "| 900 | 100 | 1,000 | 900 | 0.90x |" in drain["1"] and "2.00x" in drain["6"]
+    tuned = text.split("#### The same drain with `fetch.queue.backoff.ms=10`")[1].split("###")[0]
+    assert "| 1 | 3,000 | 2,500 | 2,000 | 1,500 | 1.50x |" in tuned
     awaited = text.split("### Awaited single sends and commits")[1]
     # kafka_client's p99 over confluent-kafka's on kafka-core (1.50x), then kafka-core's over Apache's (0.50x)
     assert "| 0.200 | 0.300 | 0.500 | 0.600 | 1.50x | 0.50x |" in awaited
