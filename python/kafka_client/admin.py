@@ -359,16 +359,72 @@ class AdminClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __getattr__(self, name: str) -> Any:
-        fn = getattr(self._a, name)
-        if not asyncio.iscoroutinefunction(fn):
-            return fn
+    # The same methods as AIOAdminClient, each run to completion on the client's loop thread.
 
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return self._thread.run(fn(*args, **kwargs))
-        call.__name__ = name
-        call.__doc__ = fn.__doc__
-        return call
+    def create_topics(self, topics: Iterable[NewTopic], *, timeout_ms: int = 30000, validate_only: bool = False,
+                      wait: bool = True, raise_on_error: bool = False) -> dict[str, KafkaError | None]:
+        """Create topics; with ``wait`` also wait until every created topic has leaders in metadata.
+        Returns each topic's error (None: created); ``raise_on_error`` raises the first instead."""
+        return self._thread.run(self._a.create_topics(topics, timeout_ms=timeout_ms, validate_only=validate_only,
+                                                      wait=wait, raise_on_error=raise_on_error))
+
+    def delete_topics(self, names: Iterable[str], *, timeout_ms: int = 30000, wait: bool = True,
+                      raise_on_error: bool = False) -> dict[str, KafkaError | None]:
+        """Delete topics; with ``wait`` also until they are gone from metadata."""
+        return self._thread.run(self._a.delete_topics(names, timeout_ms=timeout_ms, wait=wait,
+                                                      raise_on_error=raise_on_error))
+
+    def create_partitions(self, new_counts: Mapping[str, int], *, timeout_ms: int = 30000,
+                          validate_only: bool = False, raise_on_error: bool = False) -> dict[str, KafkaError | None]:
+        """Grow each topic to the given total number of partitions."""
+        return self._thread.run(self._a.create_partitions(new_counts, timeout_ms=timeout_ms,
+                                                          validate_only=validate_only, raise_on_error=raise_on_error))
+
+    def list_topics(self, include_internal: bool = False) -> set[str]:
+        """Names of the cluster's topics (``__consumer_offsets`` and co. with ``include_internal``)."""
+        return self._thread.run(self._a.list_topics(include_internal))
+
+    def describe_topics(self, names: Iterable[str]) -> dict[str, TopicMeta]:
+        """Partition layout of each topic; raises the error of a topic that does not exist."""
+        return self._thread.run(self._a.describe_topics(names))
+
+    def describe_configs(self, resources: Iterable[ConfigResource], *, keys: Iterable[str] | None = None
+                         ) -> dict[ConfigResource, dict[str, ConfigEntry]]:
+        """Configs of topics or brokers (all, or only ``keys``)."""
+        return self._thread.run(self._a.describe_configs(resources, keys=keys))
+
+    def incremental_alter_configs(self, changes: Mapping[ConfigResource, Iterable[AlterConfigOp]], *,
+                                  validate_only: bool = False, raise_on_error: bool = False
+                                  ) -> dict[ConfigResource, KafkaError | None]:
+        """Set, delete, append to or subtract from config values (IncrementalAlterConfigs)."""
+        return self._thread.run(self._a.incremental_alter_configs(changes, validate_only=validate_only,
+                                                                  raise_on_error=raise_on_error))
+
+    def describe_cluster(self) -> ClusterDescription:
+        """Cluster id, controller and brokers."""
+        return self._thread.run(self._a.describe_cluster())
+
+    def list_groups(self) -> list[GroupListing]:
+        """Groups of every broker (each lists the groups it coordinates)."""
+        return self._thread.run(self._a.list_groups())
+
+    def describe_groups(self, group_ids: Iterable[str]) -> dict[str, GroupDescription]:
+        """State, protocol and members (with their assignments) of each group."""
+        return self._thread.run(self._a.describe_groups(group_ids))
+
+    def delete_groups(self, group_ids: Iterable[str], *, raise_on_error: bool = False
+                      ) -> dict[str, KafkaError | None]:
+        """Delete groups that have no members, with their committed offsets."""
+        return self._thread.run(self._a.delete_groups(group_ids, raise_on_error=raise_on_error))
+
+    def list_group_offsets(self, group_id: str, partitions: Iterable[TopicPartition] | None = None
+                           ) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Committed offsets of a group (all its partitions, or ``partitions``)."""
+        return self._thread.run(self._a.list_group_offsets(group_id, partitions))
+
+    def alter_group_offsets(self, group_id: str, offsets: Mapping[TopicPartition, int | OffsetAndMetadata]) -> None:
+        """Set committed offsets of a group that has no active members."""
+        self._thread.run(self._a.alter_group_offsets(group_id, offsets))
 
     def close(self) -> None:
         if self._thread.stopped:

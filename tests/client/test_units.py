@@ -347,3 +347,20 @@ def test_a_dead_broker_fails_the_producer_within_max_block_ms() -> None:
     with pytest.raises(KafkaTimeoutError, match=r"no broker of '127.0.0.1:1' answered within max_block_ms \(1500 ms\)"):
         Producer("127.0.0.1:1", max_block_ms=1500)
     assert time.monotonic() - t0 < 1500 / 1000 + 5     # the limit, not request_timeout_ms (30 s)
+
+
+def test_admin_client_methods_are_real_methods() -> None:
+    """issue 15: dir(), help() and IDEs see AdminClient's API (it came through __getattr__): the same
+    methods as AIOAdminClient, with the same parameters."""
+    import inspect
+
+    from kafka_client import AdminClient
+    from kafka_client.admin import AIOAdminClient
+
+    public = {n for n, f in vars(AIOAdminClient).items() if inspect.iscoroutinefunction(f) and not n.startswith("_")}
+    public -= {"start", "close"}
+    assert public <= set(vars(AdminClient)), sorted(public - set(vars(AdminClient)))
+    for n in public:
+        sync, aio = inspect.signature(getattr(AdminClient, n)), inspect.signature(getattr(AIOAdminClient, n))
+        assert list(sync.parameters) == list(aio.parameters), n
+        assert getattr(AdminClient, n).__doc__, n
