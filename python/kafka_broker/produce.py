@@ -34,6 +34,13 @@ class ProduceDeps(Protocol):
 
 PR = R.PartitionProduceResponse
 
+# Produce errors logged once per client (RequestContext.warn_once): the client's data or state is
+# wrong, or the broker's storage is; not the routine ones (NOT_LEADER, unknown topics).
+ATTENTION = frozenset({E.CORRUPT_MESSAGE, E.INVALID_RECORD, E.MESSAGE_TOO_LARGE, E.RECORD_LIST_TOO_LARGE,
+                       E.INVALID_TIMESTAMP, E.UNSUPPORTED_COMPRESSION_TYPE, E.INVALID_REQUIRED_ACKS,
+                       E.INVALID_TOPIC_EXCEPTION, E.OUT_OF_ORDER_SEQUENCE_NUMBER, E.INVALID_PRODUCER_EPOCH,
+                       E.UNKNOWN_PRODUCER_ID, E.KAFKA_STORAGE_ERROR, E.INVALID_TXN_STATE})
+
 
 def _fail(index: int, code: int, message: str | None = None, log_start_offset: int = -1) -> Any:
     return PR(index=index, error_code=code, base_offset=-1, error_message=message,
@@ -106,6 +113,9 @@ def handle_produce(b: ProduceDeps, ctx: RequestContext, req: Any) -> HandlerResu
             st = topic.stats
             st.produce_requests += 1
             st.failed_produce += sum(1 for r in presp if r.error_code)
+        for r in presp:
+            if r.error_code in ATTENTION:
+                ctx.warn_once(r.error_code, f"{td.name}-{r.index}: {r.error_message or 'refused'}")
         responses.append(R.TopicProduceResponse(name=td.name, partition_responses=presp))
     if acks == 0:
         if any_error:

@@ -45,11 +45,18 @@ import logging
 import os
 import socket
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
 
-from kafka_protocol import FrameReader, Message, RequestHeader, decode_request_header, encode_response_parts
+from kafka_protocol import (
+    API_NAMES,
+    FrameReader,
+    Message,
+    RequestHeader,
+    decode_request_header,
+    encode_response_parts,
+)
 from kafka_protocol.errors import ErrorCode, FrameTooLargeError, ProtocolError
 
 import kafka_core
@@ -71,6 +78,13 @@ if kafka_core.NO_EXTENSIONS:
 else:
     from kafka_core import Transfer as _Transfer
     SEND_PATH = "transfer"
+
+
+def _code_name(code: int) -> str:
+    try:
+        return ErrorCode(code).name
+    except ValueError:
+        return str(code)
 
 
 class CloseConnection(ProtocolError):
@@ -118,6 +132,12 @@ class RequestContext:
     @property
     def client_id(self) -> str | None:
         return self.header.client_id
+
+    def warn_once(self, code: int, what: str) -> None:
+        """Log at WARNING a request error an operator should see (a corrupt or oversized batch, a
+        producer out of sequence, a storage error...), once per client id, peer host, API and
+        error code: a misbehaving client is named without flooding the log."""
+        self.conn.server.warn_once(self, code, what)
 
 
 Dispatch = Callable[[RequestContext, memoryview], HandlerResult]
@@ -363,6 +383,7 @@ class Server:
         self.sockets: list[tuple[socket.socket, Listener]] = []
         self.connections: set[Connection] = set()
         self.metrics = RequestMetrics()
+        self._warned: OrderedDict[tuple[str | None, str, int, int], None] = OrderedDict()
 
     def start(self) -> list[tuple[str, int]]:
         bound = []
@@ -384,6 +405,19 @@ class Server:
             log.warning("%s is set: file slices are sent by pread + send (the pure-Python path), "
                         "not kafka_core.Transfer", kafka_core.ENV_NO_EXTENSIONS)
         return bound
+
+    def warn_once(self, ctx: RequestContext, code: int, what: str) -> None:
+        host = ctx.conn.peer.rsplit(":", 1)[0]
+        key = (ctx.client_id, host, ctx.header.api_key, code)
+        if key in self._warned:
+            self._warned.move_to_end(key)
+            return
+        self._warned[key] = None
+        if len(self._warned) > 4096:
+            self._warned.popitem(last=False)
+        log.warning("%s from client %r at %s: %s: %s (logged once per client and error)",
+                    API_NAMES.get(ctx.header.api_key, ctx.header.api_key), ctx.client_id, ctx.conn.peer,
+                    _code_name(code), what)
 
     # -- idle connections ------------------------------------------------------
 

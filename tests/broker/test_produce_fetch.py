@@ -307,3 +307,29 @@ def test_min_insync_replicas_above_one_rejects_acks_all(client):
     assert pr.error_code == 19
     pr = client.call(produce_req(name, 0, make_batch([b"x"]), acks=1), 9).responses[0].partition_responses[0]
     assert pr.error_code == 0
+
+
+def test_request_errors_are_logged_once_per_client(broker, topic):
+    """issue 15: a corrupt batch is logged at WARNING with the client id, once per client and error
+    (a client that retries it does not flood the log); another client gets its own line."""
+    import re
+
+    def corrupt() -> bytearray:
+        bad = make_batch([b"payload"])
+        bad[-1] ^= 0xFF
+        return bad
+
+    for cid in ("bad-app", "bad-app", "bad-app", "other-app"):
+        with RawClient(broker.port, client_id=cid) as c:
+            pr = c.call(produce_req(topic, 0, corrupt()), 9).responses[0].partition_responses[0]
+            assert pr.error_code == 2
+    with RawClient(broker.port, client_id="bad-app") as c:
+        big = make_batch([b"z" * 1_100_000])
+        assert c.call(produce_req(topic, 0, big), 9).responses[0].partition_responses[0].error_code == 10
+    log = broker.log_text()
+    corrupt_lines = [ln for ln in log.splitlines() if "CORRUPT_MESSAGE" in ln and f"{topic}-0" in ln]
+    assert len([ln for ln in corrupt_lines if "'bad-app'" in ln]) == 1, corrupt_lines
+    assert len([ln for ln in corrupt_lines if "'other-app'" in ln]) == 1, corrupt_lines
+    assert all(" WARNING " in ln and re.search(r"Produce from client '\w+-app' at 127\.0\.0\.1:\d+", ln)
+               for ln in corrupt_lines), corrupt_lines
+    assert len([ln for ln in log.splitlines() if "MESSAGE_TOO_LARGE" in ln and "'bad-app'" in ln]) == 1
