@@ -54,6 +54,7 @@ def register(sub: Any) -> None:
     p.add_argument("--replication-factor", type=int, default=-1, help="replicas (broker default)")
     p.add_argument("--config", action="append", default=[], metavar="KEY=VALUE", help="topic config (repeatable)")
     p.add_argument("--if-not-exists", action="store_true", help="succeed if the topic exists")
+    p.add_argument("--json", action="store_true", help="one JSON object of the outcome on stdout")
     p.set_defaults(func=_wrap(cmd_topic_create))
 
     p = tsub.add_parser("list", help="list topic names")
@@ -72,6 +73,7 @@ def register(sub: Any) -> None:
     bootstrap(p)
     p.add_argument("--topic", required=True, action="append")
     p.add_argument("--if-exists", action="store_true", help="succeed if the topic does not exist")
+    p.add_argument("--json", action="store_true", help="one JSON object per topic and outcome on stdout")
     p.set_defaults(func=_wrap(cmd_topic_delete))
 
     p = tsub.add_parser("alter-config", help="set or delete topic configs (as kafka-configs --alter)")
@@ -81,6 +83,7 @@ def register(sub: Any) -> None:
                    help="configs to set, comma separated; [a,b] for list values")
     p.add_argument("--delete-config", action="append", default=[], metavar="K[,K]",
                    help="configs to remove (back to the default), comma separated")
+    p.add_argument("--json", action="store_true", help="one JSON object of the outcome on stdout")
     p.set_defaults(func=_wrap(cmd_topic_alter_config))
 
     p = sub.add_parser("produce", help="write records read from stdin (one per line), as kafka-console-producer")
@@ -95,6 +98,7 @@ def register(sub: Any) -> None:
     p.add_argument("--request-required-acks", metavar="ACKS", help="acks: 0, 1 or all")
     p.add_argument("--compression-codec", metavar="CODEC", help="none, gzip, snappy, lz4, zstd")
     p.add_argument("--partition", type=int, help="write every record to this partition")
+    p.add_argument("--json", action="store_true", help="end with one JSON object (records written) on stdout")
     p.set_defaults(func=_wrap(cmd_produce))
 
     p = sub.add_parser("consume", help="print records, as kafka-console-consumer")
@@ -279,9 +283,12 @@ def cmd_topic_create(args: argparse.Namespace) -> int:
     err = res.get(args.topic)
     if err is not None:
         if isinstance(err, TopicAlreadyExistsError) and args.if_not_exists:
+            _json_out(args, {"topic": args.topic, "created": False, "existed": True})
             return 0
         raise CliError(f"cannot create topic {args.topic!r}: {err}")
-    print(f"Created topic {args.topic}.")
+    print(f"Created topic {args.topic}.", file=_human_out(args))
+    _json_out(args, {"topic": args.topic, "created": True, "partitions": args.partitions,
+                     "replication_factor": args.replication_factor, "configs": configs})
     return 0
 
 
@@ -342,10 +349,12 @@ def cmd_topic_delete(args: argparse.Namespace) -> int:
     with _admin(args.bootstrap_server) as admin:
         res = admin.delete_topics(args.topic)
     rc = 0
+    outcome = []
     for name in args.topic:
         err = res.get(name)
+        outcome.append({"topic": name, "deleted": err is None, "error": None if err is None else str(err)})
         if err is None:
-            print(f"Deleted topic {name}.")
+            print(f"Deleted topic {name}.", file=_human_out(args))
         elif isinstance(err, UnknownTopicOrPartitionError):
             if not args.if_exists:
                 _err("kafka-core topic delete", f"unknown topic {name!r}")
@@ -353,6 +362,7 @@ def cmd_topic_delete(args: argparse.Namespace) -> int:
         else:
             _err("kafka-core topic delete", f"cannot delete topic {name!r}: {err}")
             rc = 1
+    _json_out(args, outcome)
     return rc
 
 
@@ -401,7 +411,9 @@ def cmd_topic_alter_config(args: argparse.Namespace) -> int:
     err = out.get(res)
     if err is not None:
         raise CliError(f"cannot alter configs of {args.topic!r}: {err}")
-    print(f"Completed updating config for topic {args.topic}.")
+    print(f"Completed updating config for topic {args.topic}.", file=_human_out(args))
+    _json_out(args, {"topic": args.topic, "set": {o.name: o.value for o in ops if o.op == "set"},
+                     "deleted": [o.name for o in ops if o.op == "delete"]})
     return 0
 
 
@@ -532,6 +544,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
         p.close(5)
     if failures:
         raise CliError(f"{len(failures)} of {n} records were not delivered: {failures[0]}")
+    _json_out(args, {"topic": args.topic, "records": n})
     return 0
 
 

@@ -99,6 +99,7 @@ def register(sub: Any) -> None:
     common(p)
     p.add_argument("--topic", action="append", metavar="TOPIC",
                    help="delete only the group's offsets of these topics (OffsetDelete)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     g.set_defaults(func=run)
 
 
@@ -514,13 +515,21 @@ async def _cmd_delete(ga: GroupAdmin, args: argparse.Namespace, gids: list[str])
             counts = await ga.partitions([t for t, ps in wanted if ps is None])
             tps = sorted({(t, p) for t, ps in wanted for p in (ps if ps is not None else range(counts[t]))})
             res = await ga.delete_offsets(gid, tps)
+            rows = []
             for (t, p), err in sorted(res.items()):
-                print(f"{gid} {t} {p} {'Successful' if err is None else 'Error: ' + err}")
+                rows.append({"group": gid, "topic": t, "partition": p, "error": err})
+                if not args.json:
+                    print(f"{gid} {t} {p} {'Successful' if err is None else 'Error: ' + err}")
                 rc |= err is not None
+            if args.json:
+                print(json.dumps(rows))
         return rc
     deleted = await ga.delete_groups(gids)
     ok = [g for g, e in deleted.items() if e is None]
-    if ok:
+    if args.json:
+        print(json.dumps([{"group": g, "deleted": e is None, "error": None if e is None else str(e)}
+                          for g, e in deleted.items()]))
+    elif ok:
         print("Deletion of requested consumer groups (" + ", ".join(f"'{g}'" for g in ok) + ") was successful.")
     for g, e in deleted.items():
         if e is not None:

@@ -127,3 +127,29 @@ def test_ctrl_c_on_perf_prints_the_summary(broker):
     out, err = c.communicate(timeout=60)
     assert c.returncode == 130, err[-2000:]
     assert json.loads(out)["records"] == res["records"] and "data.consumed.in.MB" in err
+
+
+def test_json_output_of_the_write_commands(broker):
+    """issue 15: --json on topic create/alter-config/delete, produce and group delete: stdout holds one
+    JSON document (human lines go to stderr), as the read commands already did."""
+    import json
+
+    topic = f"js-{uuid.uuid4().hex[:6]}"
+    r = kc("topic", "create", "-b", broker.bootstrap, "--topic", topic, "--partitions", "2", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout) == {"topic": topic, "created": True, "partitions": 2,
+                                                          "replication_factor": -1, "configs": {}}
+    r = kc("topic", "create", "-b", broker.bootstrap, "--topic", topic, "--if-not-exists", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["existed"] is True
+    r = kc("topic", "alter-config", "-b", broker.bootstrap, "--topic", topic, "--add-config", "retention.ms=1000",
+           "--delete-config", "segment.ms", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout) == {"topic": topic, "set": {"retention.ms": "1000"},
+                                                          "deleted": ["segment.ms"]}
+    r = kc("produce", "-b", broker.bootstrap, "--topic", topic, "--json", input="a\nb\nc\n")
+    assert r.returncode == 0 and json.loads(r.stdout) == {"topic": topic, "records": 3}
+    g = f"g-{uuid.uuid4().hex[:6]}"
+    assert kc("consume", "-b", broker.bootstrap, "--topic", topic, "--group", g, "--from-beginning",
+              "--max-messages", "3", "--timeout-ms", "20000").returncode == 0
+    r = kc("group", "delete", "-b", broker.bootstrap, "--group", g, "--json")
+    assert r.returncode == 0 and json.loads(r.stdout) == [{"group": g, "deleted": True, "error": None}]
+    r = kc("topic", "delete", "-b", broker.bootstrap, "--topic", topic, "--json")
+    assert r.returncode == 0 and json.loads(r.stdout) == [{"topic": topic, "deleted": True, "error": None}]
