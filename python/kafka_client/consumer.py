@@ -21,7 +21,7 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 import kafka_protocol as kp
 
@@ -62,14 +62,9 @@ EARLIEST = -2
 LATEST = -1
 
 
-class ConsumerRecord(NamedTuple):
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes | None]]
+# The one record type of every consumer API (poll, getmany, getone, iteration): kafka_core's
+# Record with topic, partition, offset, timestamp, key, value and headers.
+ConsumerRecord: TypeAlias = Record
 
 
 class OffsetAndTimestamp(NamedTuple):
@@ -649,7 +644,8 @@ class AIOConsumer:
         if self.isolation_level and p.aborted_transactions:
             aborted = [(a.producer_id, a.first_offset) for a in p.aborted_transactions]
         try:
-            recs, nxt = decode_records(records, offset, check_crcs=self.check_crcs, aborted=aborted)
+            recs, nxt = decode_records(records, offset, check_crcs=self.check_crcs, aborted=aborted, topic=tp.topic,
+                                       partition=tp.partition)
         except Exception as exc:  # corrupt data: surface it, do not skip silently
             st.error = for_code(2, f"{tp} at offset {offset}: {exc}")
             self._data.set()
@@ -728,9 +724,8 @@ class AIOConsumer:
     async def getone(self, *partitions: TopicPartition) -> ConsumerRecord:
         while True:
             got = await self.getmany(*partitions, timeout_ms=1000, max_records=1)
-            for tp, recs in got.items():
-                r = recs[0]
-                return ConsumerRecord(tp.topic, tp.partition, r.offset, r.timestamp, r.key, r.value, r.headers)
+            for recs in got.values():
+                return recs[0]
 
     def __aiter__(self) -> AsyncIterator[ConsumerRecord]:
         return self._iter()
@@ -738,9 +733,9 @@ class AIOConsumer:
     async def _iter(self) -> AsyncIterator[ConsumerRecord]:
         while not self._closed:
             got = await self.getmany(timeout_ms=1000)
-            for tp, recs in got.items():
+            for recs in got.values():
                 for r in recs:
-                    yield ConsumerRecord(tp.topic, tp.partition, r.offset, r.timestamp, r.key, r.value, r.headers)
+                    yield r
 
 
 class Consumer:
@@ -788,9 +783,8 @@ class Consumer:
 
     def __iter__(self) -> Iterator[ConsumerRecord]:
         while True:
-            for tp, recs in self.poll(1.0).items():
-                for r in recs:
-                    yield ConsumerRecord(tp.topic, tp.partition, r.offset, r.timestamp, r.key, r.value, r.headers)
+            for recs in self.poll(1.0).values():
+                yield from recs
 
     def seek(self, tp: TopicPartition | tuple[str, int], offset: int) -> None:
         self._sync(self._c.seek, tp, offset)

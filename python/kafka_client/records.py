@@ -63,7 +63,7 @@ def _is_abort_marker(mv: memoryview, info: Any) -> bool:
 
 
 def decode_records(buf: Any, fetch_offset: int, *, check_crcs: bool = True,
-                   aborted: Any = None) -> tuple[list[Record], int]:
+                   aborted: Any = None, topic: str | None = None, partition: int = -1) -> tuple[list[Record], int]:
     """Records at or after ``fetch_offset`` in fetched data (whole batches; a truncated last batch
     is ignored), and the offset to fetch next.  Control batches are never returned.
 
@@ -102,9 +102,10 @@ def decode_records(buf: Any, fetch_offset: int, *, check_crcs: bool = True,
         pos = info.position
         if info.codec:
             section = decompress(info.codec, mv[pos + HEADER_SIZE:pos + info.size])
-            recs = iter_records(section, info.base_offset, info.base_timestamp, log_append_time=lat)
+            recs = iter_records(section, info.base_offset, info.base_timestamp, log_append_time=lat, topic=topic,
+                                partition=partition)
         else:
-            recs = iter_records(mv[pos:pos + info.size], log_append_time=lat)
+            recs = iter_records(mv[pos:pos + info.size], log_append_time=lat, topic=topic, partition=partition)
         if info.base_offset < fetch_offset:
             recs = [r for r in recs if r.offset >= fetch_offset]
         out += recs

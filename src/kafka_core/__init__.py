@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import *  # noqa: F403
 from ._errors import KcError, error_for  # noqa: F401
@@ -54,6 +54,30 @@ _EXPORTS = {
     "uring_available": "_transfer",
     "auto_mode": "_transfer",
 }
+
+if TYPE_CHECKING:   # the lazily exported names, typed from the extensions' stubs
+    # ruff: noqa: F401
+    from ._batch import (
+        BatchBuilder,
+        BatchInfo,
+        BatchSummary,
+        Record,
+        assign_offsets,
+        iter_records,
+        scan_batches,
+        validate_batches,
+    )
+    from ._crc32c import crc32c, crc32c_hardware, crc32c_impl, crc32c_portable
+    from ._log import AppendInfo, FileSlice, Log, Position, SegmentInfo
+    from ._transfer import (
+        XFER_AUTO,
+        XFER_COPY,
+        XFER_SENDFILE,
+        XFER_URING,
+        Transfer,
+        auto_mode,
+        uring_available,
+    )
 
 EXTENSIONS = ("_crc32c", "_batch", "_log", "_transfer", "_accum")
 ENV_NO_EXTENSIONS = "KAFKA_CORE_NO_EXTENSIONS"

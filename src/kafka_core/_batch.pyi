@@ -45,12 +45,15 @@ class BatchSummary:
 
 class Record:
     def __init__(self, offset: int, timestamp: int, key: bytes | None, value: bytes | None,
-                 headers: Iterable[tuple[str, bytes | None]] = ...) -> None: ...
+                 headers: Iterable[tuple[str, bytes | None]] = ..., topic: str | None = None,
+                 partition: int = -1) -> None: ...
     offset: Final[int]
     timestamp: Final[int]
     key: Final[bytes | None]
     value: Final[bytes | None]
     headers: Final[list[tuple[str, bytes | None]]]
+    topic: Final[str | None]
+    partition: Final[int]
 
 def scan_batches(buf: Buffer, *, verify_crc: bool = True, allow_partial: bool = False,
                  reject_control: bool = False, max_batch_size: int = 0,
@@ -59,7 +62,8 @@ def validate_batches(buf: Buffer, *, max_batch_size: int = 0, reject_control: bo
 def assign_offsets(buf: WritableBuffer, base_offset: int, leader_epoch: int = -1,
                    log_append_time: int = -1) -> int: ...
 def iter_records(batch: Buffer, base_offset: int | None = None, base_timestamp: int | None = None, *,
-                 log_append_time: int = -1, verify_crc: bool = False) -> list[Record]: ...
+                 log_append_time: int = -1, verify_crc: bool = False, topic: str | None = None,
+                 partition: int = -1) -> list[Record]: ...
 def check_records(batch: Buffer, records: Buffer | None = None, *, require_keys: bool = False,
                   verify_crc: bool = False, allow_compacted: bool = False) -> int: ...
 def recompress_batch(batch: Buffer, target_codec: int, level: int | None = None, *,

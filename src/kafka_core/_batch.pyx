@@ -335,23 +335,30 @@ def assign_offsets(buf, int64_t base_offset, int32_t leader_epoch=-1, int64_t lo
 # ---------------------------------------------------------------- records
 
 cdef class Record:
-    """One decoded record: offset, timestamp, key, value, headers."""
+    """One decoded record: offset, timestamp, key, value, headers, and the topic and partition it
+    was fetched from (None and -1 when decoded from bytes alone)."""
 
     cdef readonly int64_t offset
     cdef readonly int64_t timestamp
     cdef readonly object key
     cdef readonly object value
     cdef readonly list headers
+    cdef readonly object topic
+    cdef readonly int32_t partition
 
-    def __init__(self, int64_t offset, int64_t timestamp, key, value, headers=()):
+    def __init__(self, int64_t offset, int64_t timestamp, key, value, headers=(), topic=None,
+                 int32_t partition=-1):
         self.offset = offset
         self.timestamp = timestamp
         self.key = key
         self.value = value
         self.headers = list(headers)
+        self.topic = topic
+        self.partition = partition
 
     def __repr__(self):
-        return (f"Record(offset={self.offset}, timestamp={self.timestamp}, key={self.key!r}, "
+        where = f"topic={self.topic!r}, partition={self.partition}, " if self.topic is not None else ""
+        return (f"Record({where}offset={self.offset}, timestamp={self.timestamp}, key={self.key!r}, "
                 f"value={self.value!r}, headers={self.headers!r})")
 
     def __eq__(self, other):
@@ -359,12 +366,14 @@ cdef class Record:
             return NotImplemented
         o = <Record>other
         return (self.offset == o.offset and self.timestamp == o.timestamp and self.key == o.key
-                and self.value == o.value and self.headers == o.headers)
+                and self.value == o.value and self.headers == o.headers and self.topic == o.topic
+                and self.partition == o.partition)
 
     __hash__ = None
 
     def __reduce__(self):
-        return (Record, (self.offset, self.timestamp, self.key, self.value, self.headers))
+        return (Record, (self.offset, self.timestamp, self.key, self.value, self.headers, self.topic,
+                         self.partition))
 
 
 cdef str _record_detail(const uint8_t *buf, size_t length, size_t pos, Py_ssize_t index, size_t base):
@@ -377,7 +386,7 @@ cdef str _record_detail(const uint8_t *buf, size_t length, size_t pos, Py_ssize_
 
 
 cdef list _decode_records(const uint8_t *buf, size_t length, int64_t base_offset, int64_t base_timestamp,
-                          int64_t log_append_time, size_t base):
+                          int64_t log_append_time, size_t base, object topic=None, int32_t partition=-1):
     """Records of buf[0..length): base is the section's byte position, for messages."""
     cdef size_t pos = 0, hpos, start
     cdef kc_record_t r
@@ -410,16 +419,19 @@ cdef list _decode_records(const uint8_t *buf, size_t length, int64_t base_offset
                     None if h.value == NULL else PyBytes_FromStringAndSize(<const char *>h.value, h.value_len),
                 ))
         rec.headers = hdrs
+        rec.topic = topic
+        rec.partition = partition
         out.append(rec)
         i += 1
     return out
 
 
 def iter_records(batch, base_offset=None, base_timestamp=None, *, int64_t log_append_time=-1,
-                 bint verify_crc=False):
+                 bint verify_crc=False, topic=None, int32_t partition=-1):
     """Decode the records of ONE uncompressed batch (offsets and timestamps
     from its header), or of a decompressed records section when base_offset
-    and base_timestamp are given.  Returns list[Record]."""
+    and base_timestamp are given.  Returns list[Record], each labelled with
+    topic and partition."""
     cdef Py_buffer view
     cdef kc_batch_info_t bi
     cdef int rc
@@ -433,7 +445,7 @@ def iter_records(batch, base_offset=None, base_timestamp=None, *, int64_t log_ap
         if base_offset is not None or base_timestamp is not None:
             if base_offset is None or base_timestamp is None:
                 raise TypeError("iter_records: a records section needs both base_offset and base_timestamp")
-            return _decode_records(p, n, base_offset, base_timestamp, log_append_time, 0)
+            return _decode_records(p, n, base_offset, base_timestamp, log_append_time, 0, topic, partition)
         # a batch read from a log may be compacted (fewer records than offsets)
         _one_batch(p, n, _scan_flags(verify_crc, False, False, True), &bi)
         if bi.attributes & KC_ATTR_CODEC_MASK:
@@ -443,7 +455,7 @@ def iter_records(batch, base_offset=None, base_timestamp=None, *, int64_t log_ap
         if bi.attributes & KC_ATTR_LOG_APPEND_TIME and log_append_time < 0:
             log_append_time = bi.max_timestamp
         out = _decode_records(p + KC_BATCH_HEADER_SIZE, n - KC_BATCH_HEADER_SIZE, bi.base_offset,
-                              bi.base_timestamp, log_append_time, KC_BATCH_HEADER_SIZE)
+                              bi.base_timestamp, log_append_time, KC_BATCH_HEADER_SIZE, topic, partition)
         if len(out) != bi.record_count:
             raise _err(KC_ERR_BAD_COUNT,
                        f"batch at byte 0: field recordCount = {bi.record_count}, {len(out)} records decoded")

@@ -177,6 +177,35 @@ def test_commit_is_not_queued_behind_a_parked_fetch(kafka, bootstrap: str, new_t
     asyncio.run(go())
 
 
+def test_one_record_type_everywhere(bootstrap: str, new_topic) -> None:  # type: ignore[no-untyped-def]
+    """issue 15: poll, getmany, getone and iteration all give kafka_core's Record, which knows its
+    topic and partition (poll gave Record, getone a ConsumerRecord tuple)."""
+    from kafka_core import Record
+
+    topic = new_topic(partitions=2)
+    _produce(bootstrap, topic, 4, partitions=2)
+    with Consumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest") as c:
+        c.assign([TopicPartition(topic, 0), TopicPartition(topic, 1)])
+        got: list[Any] = []
+        for _ in range(20):
+            for recs in c.poll(1.0).values():
+                got += recs
+            if len(got) == 4:
+                break
+    assert len(got) == 4 and all(type(r) is Record for r in got)
+    assert sorted((r.topic, r.partition, r.offset) for r in got) == [(topic, p, o) for p in (0, 1) for o in (0, 1)]
+
+    async def aio() -> Any:
+        async with AIOConsumer(topic, bootstrap_servers=bootstrap, group_id=f"g-{uuid.uuid4().hex[:6]}",
+                               auto_offset_reset="earliest") as c:
+            one = await asyncio.wait_for(c.getone(), 20)
+            async for r in c:
+                return one, r
+    one, it = asyncio.run(aio())
+    assert type(one) is Record and type(it) is Record and one.topic == it.topic == topic
+    assert one.partition in (0, 1) and one.key is not None
+
+
 class _Recorder(RebalanceListener):
     def __init__(self) -> None:
         self.assigned: list[set] = []
