@@ -229,7 +229,8 @@ def _admin(bootstrap: str) -> Any:
     from kafka_client.admin import AdminClient
 
     _check_reachable(bootstrap)
-    return AdminClient(bootstrap, **_CLIENT_TIMEOUTS)
+    kw: dict[str, Any] = dict(_CLIENT_TIMEOUTS)
+    return AdminClient(bootstrap, **kw)
 
 
 # ------------------------------------------------------------------ progress
@@ -503,7 +504,7 @@ def _producer(bootstrap: str, topic: str, config: dict[str, Any]) -> Any:
     from kafka_client.producer import Producer
 
     _check_reachable(bootstrap)
-    kw = dict(_CLIENT_TIMEOUTS, max_block_ms=10000)
+    kw: dict[str, Any] = dict(_CLIENT_TIMEOUTS, max_block_ms=10000)
     kw.update(config)
     p = Producer(bootstrap, **kw)
     try:
@@ -554,8 +555,8 @@ def _consumer(bootstrap: str, group: str | None, config: dict[str, Any]) -> Any:
     from kafka_client.consumer import Consumer
 
     _check_reachable(bootstrap)
-    kw = dict(_CLIENT_TIMEOUTS, group_id=group, enable_auto_commit=group is not None,
-              allow_auto_create_topics=False)
+    kw: dict[str, Any] = dict(_CLIENT_TIMEOUTS, group_id=group, enable_auto_commit=group is not None,
+                              allow_auto_create_topics=False)
     kw.update(config)
     return Consumer(bootstrap_servers=bootstrap, **kw)
 

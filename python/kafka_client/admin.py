@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any
+from typing import Any, Unpack
 
 import kafka_protocol as kp
 
@@ -24,7 +24,7 @@ from .cluster import Cluster, TopicMeta
 from .conn import ApiKey
 from .errors import KafkaError, KafkaTimeoutError, for_code
 from .group import OffsetAndMetadata, TopicPartition, commit_offsets, fetch_committed
-from .settings import check_settings
+from .settings import AdminSettings, check_settings
 
 __all__ = ["AIOAdminClient", "AdminClient", "NewTopic", "ConfigResource", "ConfigResourceType", "AlterConfigOp",
            "ConfigEntry", "ClusterDescription", "BrokerDescription", "GroupListing", "GroupDescription",
@@ -345,12 +345,13 @@ class AIOAdminClient:
 class AdminClient:
     """Synchronous admin client (the AIO one on a background loop)."""
 
-    def __init__(self, bootstrap_servers: str | Iterable[str] = "localhost:9092", **config: Any) -> None:
-        config = check_settings(AIOAdminClient.__init__, config, "admin")
+    def __init__(self, bootstrap_servers: str | Iterable[str] = "localhost:9092",
+                 **config: Unpack[AdminSettings]) -> None:
+        settings = check_settings(AIOAdminClient.__init__, config, "admin")
         self._thread = LoopThread("kafka-admin")
 
         async def make() -> AIOAdminClient:
-            return await AIOAdminClient(bootstrap_servers, **config).start()
+            return await AIOAdminClient(bootstrap_servers, **settings).start()
         self._a: AIOAdminClient = self._thread.run(make())
 
     def __enter__(self) -> AdminClient:

@@ -21,7 +21,7 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
-from typing import Any, NamedTuple, TypeAlias
+from typing import Any, NamedTuple, TypeAlias, Unpack
 
 import kafka_protocol as kp
 
@@ -44,7 +44,7 @@ from .group import (
     fetch_committed,
 )
 from .records import Record, decode_records
-from .settings import check_settings
+from .settings import ConsumerSettings, check_settings
 
 __all__ = ["AIOConsumer", "Consumer", "ConsumerRecord", "TopicPartition", "OffsetAndMetadata",
            "OffsetAndTimestamp", "RebalanceListener"]
@@ -741,11 +741,11 @@ class AIOConsumer:
 class Consumer:
     """Synchronous consumer over AIOConsumer, its loop in a background thread."""
 
-    def __init__(self, *topics: str, **config: Any) -> None:
+    def __init__(self, *topics: str, **config: Unpack[ConsumerSettings]) -> None:
         """``config``: AIOConsumer's settings, or the Java client's dotted names."""
-        config = check_settings(AIOConsumer.__init__, config, "consumer")
+        settings = check_settings(AIOConsumer.__init__, config, "consumer")
         self._thread = LoopThread("kafka-consumer")
-        self._c: AIOConsumer = self._thread.call(self._create(topics, config))
+        self._c: AIOConsumer = self._thread.call(self._create(topics, settings))
 
     def _create(self, topics: tuple[str, ...], config: dict[str, Any]) -> Any:
         async def make() -> AIOConsumer:

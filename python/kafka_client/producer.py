@@ -58,7 +58,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures._base import PENDING as _FUTURE_PENDING
 from concurrent.futures._base import RUNNING as _FUTURE_RUNNING
-from typing import Any, NamedTuple, overload
+from typing import Any, NamedTuple, Unpack, overload
 
 import kafka_protocol as kp
 
@@ -91,7 +91,7 @@ from .errors import (
     for_code,
 )
 from .records import HEADER_SIZE, decode_records, record_size_upper_bound, restamp
-from .settings import check_settings
+from .settings import ProducerSettings, check_settings
 
 __all__ = ["AIOProducer", "Producer", "RecordMetadata", "ProducerConfig", "DeliveryFuture"]
 
@@ -754,7 +754,8 @@ class AIOProducer:
     ``on_delivery(err, metadata)`` called on the loop); ``send_nowait`` returns a future;
     ``await send(...)`` waits for the delivery."""
 
-    def __init__(self, bootstrap_servers: str | Iterable[str] = "localhost:9092", **config: Any) -> None:
+    def __init__(self, bootstrap_servers: str | Iterable[str] = "localhost:9092",
+                 **config: Unpack[ProducerSettings]) -> None:
         self.config = ProducerConfig(bootstrap_servers, **check_settings(ProducerConfig.__init__, config, "producer"))
         self._engine: _Engine | None = None
 
@@ -898,7 +899,8 @@ class Producer:
     ``concurrent.futures.Future`` of ``RecordMetadata`` (or None with ``on_delivery``);
     ``produce`` never creates a future."""
 
-    def __init__(self, bootstrap_servers: str | Iterable[str] = "localhost:9092", **config: Any) -> None:
+    def __init__(self, bootstrap_servers: str | Iterable[str] = "localhost:9092",
+                 **config: Unpack[ProducerSettings]) -> None:
         self.config = ProducerConfig(bootstrap_servers, **check_settings(ProducerConfig.__init__, config, "producer"))
         self._thread = LoopThread("kafka-producer")
         self._engine: _Engine = self._thread.call(self._create)

@@ -1,18 +1,21 @@
 """Client settings given as keyword arguments: the Java client's and librdkafka's dotted names
 are accepted too (``**{"linger.ms": 5}``, values from a properties file as strings), and a
-setting that does not exist is a ``ValueError`` naming it and the closest valid names."""
+setting that does not exist is a ``ValueError`` naming it and the closest valid names.
+
+``ProducerSettings``, ``ConsumerSettings`` and ``AdminSettings`` type the ``**settings`` of the
+synchronous clients (``Unpack``), so type checkers and IDEs know every setting."""
 
 from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypedDict
 
 _NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
 
-def check_settings(target: Callable[..., Any], given: dict[str, Any], what: str) -> dict[str, Any]:
+def check_settings(target: Callable[..., Any], given: Mapping[str, Any], what: str) -> dict[str, Any]:
     """``given`` as keyword arguments of ``target``: ``linger.ms`` / ``linger-ms`` become
     ``linger_ms``; a string value for a number or boolean setting is converted; an unknown name
     raises ``ValueError`` with the closest settings of ``target``."""
@@ -62,3 +65,64 @@ def _convert(key: str, value: str, kind: type | None) -> Any:
         except ValueError:
             raise ValueError(f"setting {key!r} must be a number, not {value!r}") from None
     return value
+
+
+class ProducerSettings(TypedDict, total=False):
+    """``Producer(bootstrap, **settings)`` / ``AIOProducer``: the keyword settings, typed (see
+    ``ProducerConfig`` for defaults and meaning; the Java client's names with dots as underscores)."""
+
+    client_id: str
+    acks: int | str
+    enable_idempotence: bool | None
+    linger_ms: float
+    batch_size: int
+    buffer_memory: int
+    max_block_ms: int
+    compression_type: str | int | None
+    max_request_size: int
+    request_timeout_ms: int
+    delivery_timeout_ms: int
+    retry_backoff_ms: int
+    max_in_flight_requests_per_connection: int
+    metadata_max_age_ms: int
+    connect_timeout_ms: int
+    partitioner: Any
+    allow_auto_create_topics: bool
+
+
+class ConsumerSettings(TypedDict, total=False):
+    """``Consumer(*topics, **settings)``: AIOConsumer's keyword settings, typed."""
+
+    bootstrap_servers: str | Iterable[str]
+    group_id: str | None
+    client_id: str
+    auto_offset_reset: str
+    enable_auto_commit: bool
+    auto_commit_interval_ms: int
+    fetch_min_bytes: int
+    fetch_max_wait_ms: int
+    fetch_max_bytes: int
+    max_partition_fetch_bytes: int
+    max_poll_records: int
+    isolation_level: str
+    check_crcs: bool
+    session_timeout_ms: int
+    heartbeat_interval_ms: int
+    max_poll_interval_ms: int
+    request_timeout_ms: int
+    retry_backoff_ms: int
+    metadata_max_age_ms: int
+    partition_assignment_strategy: Iterable[str]
+    group_instance_id: str | None
+    allow_auto_create_topics: bool
+    connect_timeout_ms: int
+    fetch_sessions: bool
+
+
+class AdminSettings(TypedDict, total=False):
+    """``AdminClient(bootstrap, **settings)``: AIOAdminClient's keyword settings, typed."""
+
+    client_id: str
+    request_timeout_ms: int
+    retry_backoff_ms: int
+    connect_timeout_ms: int

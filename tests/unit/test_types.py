@@ -28,3 +28,36 @@ def test_an_application_type_checks_strictly_against_kafka_client():
     r = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent", "--no-error-summary",
                         str(app)], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+
+
+def test_a_mistyped_setting_is_a_type_error(tmp_path: Path) -> None:
+    """The sync clients' ``**settings`` are typed (``Unpack[ProducerSettings]`` and co.): mypy
+    catches a misspelt or mistyped setting before the code runs (at run time it is a ValueError)."""
+    bad = tmp_path / "bad_app.py"
+    bad.write_text("from kafka_client import AdminClient, Consumer, Producer\n"
+                   "Producer('localhost:9092', lingr_ms=5)\n"
+                   "Consumer('t', bootstrap_servers='localhost:9092', max_poll_records='ten')\n"
+                   "AdminClient('localhost:9092', request_timeout_ms=1000, client='x')\n"
+                   "Producer('localhost:9092', linger_ms=5, acks='all')\n")
+    r = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent", "--no-error-summary",
+                        str(bad)], cwd=ROOT, capture_output=True, text=True)
+    errors = [ln for ln in r.stdout.splitlines() if ": error:" in ln]
+    assert [int(ln.split(":")[1]) for ln in errors] == [2, 3, 4], r.stdout
+    assert "lingr_ms" in errors[0] and "max_poll_records" in errors[1] and "client" in errors[2]
+
+
+def test_the_settings_types_list_every_setting() -> None:
+    """ProducerSettings, ConsumerSettings and AdminSettings name exactly the keyword parameters of
+    ProducerConfig, AIOConsumer and AIOAdminClient."""
+    import inspect
+
+    from kafka_client.admin import AIOAdminClient
+    from kafka_client.consumer import AIOConsumer
+    from kafka_client.producer import ProducerConfig
+    from kafka_client.settings import AdminSettings, ConsumerSettings, ProducerSettings
+
+    for td, fn, skip in ((ProducerSettings, ProducerConfig.__init__, {"self", "bootstrap_servers"}),
+                         (ConsumerSettings, AIOConsumer.__init__, {"self", "topics"}),
+                         (AdminSettings, AIOAdminClient.__init__, {"self", "bootstrap_servers"})):
+        params = [n for n in inspect.signature(fn).parameters if n not in skip]
+        assert list(td.__annotations__) == params, td.__name__
