@@ -28,9 +28,11 @@ from .errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, for_cod
 from .group import OffsetAndMetadata, RebalanceListener, TopicPartition
 from .partitioner import murmur2, partition_for_key
 from .producer import AIOProducer, Producer, RecordMetadata
+from .settings import AdminSettings, ConsumerSettings, ProducerSettings
 
 __all__ = [
-    "AIOAdminClient", "AIOConsumer", "AIOProducer", "AdminClient", "AlterConfigOp", "BrokerConnection",
+    "AIOAdminClient", "AIOConsumer", "AIOProducer", "AdminClient", "AdminSettings", "AlterConfigOp",
+    "BrokerConnection", "ConsumerSettings", "ProducerSettings",
     "ConfigResource", "ConfigResourceType", "Consumer", "ConsumerRecord", "CooperativeStickyAssignor",
     "KafkaConnectionError", "KafkaError", "KafkaTimeoutError", "NewTopic", "OffsetAndMetadata",
     "OffsetAndTimestamp", "Producer", "RangeAssignor", "RebalanceListener", "RecordMetadata",

@@ -119,6 +119,8 @@ def _check(results: Mapping[Any, KafkaError | None], raise_on_error: bool) -> An
 
 
 class AIOAdminClient:
+    """asyncio admin client: topics, configs, the cluster and groups (``await start()`` first, or use the
+    sync ``AdminClient``)."""
     def __init__(self, bootstrap_servers: str | Iterable[str] = "localhost:9092", *,
                  client_id: str = "kafka-core-admin", request_timeout_ms: int = 30000,
                  retry_backoff_ms: int = 100, connect_timeout_ms: int = 10000) -> None:
@@ -128,6 +130,7 @@ class AIOAdminClient:
         self.timeout = request_timeout_ms / 1000
 
     async def start(self) -> AIOAdminClient:
+        """Connect to a bootstrap server; returns self."""
         await self.cluster.bootstrap_metadata()
         return self
 
@@ -138,6 +141,7 @@ class AIOAdminClient:
         await self.close()
 
     async def close(self) -> None:
+        """Close the connections."""
         await self.cluster.close()
 
     async def _controller(self) -> Any:
@@ -192,6 +196,7 @@ class AIOAdminClient:
 
     async def delete_topics(self, names: Iterable[str], *, timeout_ms: int = 30000, wait: bool = True,
                             raise_on_error: bool = False) -> dict[str, KafkaError | None]:
+        """Delete topics; with ``wait`` also until they are gone from metadata."""
         names = list(names)
         conn = await self._controller()
         resp = await conn.send(kp.DeleteTopicsRequest(topic_names=names, timeout_ms=timeout_ms),
@@ -217,6 +222,7 @@ class AIOAdminClient:
         return _check(out, raise_on_error)
 
     async def list_topics(self, include_internal: bool = False) -> set[str]:
+        """Names of the cluster's topics (``__consumer_offsets`` and co. with ``include_internal``)."""
         conn = await self.cluster.any_connection()
         resp = await conn.send(kp.MetadataRequest(topics=None, allow_auto_topic_creation=False))
         return {t.name for t in resp.topics if not t.error_code and (include_internal or not t.is_internal)}
@@ -238,6 +244,7 @@ class AIOAdminClient:
     # ---- configs ----
     async def describe_configs(self, resources: Iterable[ConfigResource], *, keys: Iterable[str] | None = None
                                ) -> dict[ConfigResource, dict[str, ConfigEntry]]:
+        """Configs of topics or brokers (all, or only ``keys``)."""
         resources = list(resources)
         key_list = list(keys) if keys is not None else None
         req = kp.DescribeConfigsRequest(resources=[kp.DescribeConfigsRequest.DescribeConfigsResource(
@@ -261,6 +268,7 @@ class AIOAdminClient:
     async def incremental_alter_configs(self, changes: Mapping[ConfigResource, Iterable[AlterConfigOp]], *,
                                         validate_only: bool = False, raise_on_error: bool = False
                                         ) -> dict[ConfigResource, KafkaError | None]:
+        """Set, delete, append to or subtract from config values (IncrementalAlterConfigs)."""
         req = kp.IncrementalAlterConfigsRequest(resources=[kp.IncrementalAlterConfigsRequest.AlterConfigsResource(
             resource_type=int(r.type), resource_name=r.name,
             configs=[kp.IncrementalAlterConfigsRequest.AlterableConfig(
@@ -274,6 +282,7 @@ class AIOAdminClient:
 
     # ---- cluster ----
     async def describe_cluster(self) -> ClusterDescription:
+        """Cluster id, controller and brokers."""
         conn = await self.cluster.any_connection()
         if conn.supports(ApiKey.DESCRIBE_CLUSTER):
             resp = await conn.send(kp.DescribeClusterRequest(include_cluster_authorized_operations=False))
@@ -299,6 +308,7 @@ class AIOAdminClient:
         return sorted(out.values(), key=lambda g: g.group_id)
 
     async def describe_groups(self, group_ids: Iterable[str]) -> dict[str, GroupDescription]:
+        """State, protocol and members (with their assignments) of each group."""
         out = {}
         for gid in group_ids:
             node = await self.cluster.coordinator(gid)
@@ -322,6 +332,7 @@ class AIOAdminClient:
 
     async def delete_groups(self, group_ids: Iterable[str], *, raise_on_error: bool = False
                             ) -> dict[str, KafkaError | None]:
+        """Delete groups that have no members, with their committed offsets."""
         out: dict[str, KafkaError | None] = {}
         for gid in group_ids:
             node = await self.cluster.coordinator(gid)
@@ -332,6 +343,7 @@ class AIOAdminClient:
 
     async def list_group_offsets(self, group_id: str, partitions: Iterable[TopicPartition] | None = None
                                  ) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Committed offsets of a group (all its partitions, or ``partitions``)."""
         got = await fetch_committed(self.cluster, group_id, partitions, timeout=self.timeout)
         return {tp: om for tp, om in got.items() if om is not None}
 
@@ -428,6 +440,7 @@ class AdminClient:
         self._thread.run(self._a.alter_group_offsets(group_id, offsets))
 
     def close(self) -> None:
+        """Close the connections and the client's thread."""
         if self._thread.stopped:
             return
         try:

@@ -106,6 +106,9 @@ class _FetchSession:
 
 
 class AIOConsumer:
+    """asyncio consumer: ``await start()`` (or ``async with``), then ``assign`` or ``subscribe``; records
+    come from ``getmany``/``getone``/``async for``, and ``commit`` stores the group's offsets. Settings
+    are the Java consumer's names with dots as underscores."""
     def __init__(self, *topics: str, bootstrap_servers: str | Iterable[str] = "localhost:9092",
                  group_id: str | None = None, client_id: str = "kafka-core-python",
                  auto_offset_reset: str = "latest", enable_auto_commit: bool = True,
@@ -160,6 +163,7 @@ class AIOConsumer:
 
     # ---- life cycle ----
     async def start(self) -> AIOConsumer:
+        """Connect and fetch the cluster's metadata; returns self."""
         self._data = asyncio.Event()
         self._wake = asyncio.Event()
         self.cluster = Cluster(self.bootstrap_servers, **self._cluster_kw)  # type: ignore[arg-type]
@@ -182,6 +186,7 @@ class AIOConsumer:
         await self.close()
 
     async def close(self) -> None:
+        """Leave the group (if any), commit when auto-commit is on, and close the connections."""
         if self._closed:
             return
         try:
@@ -227,6 +232,8 @@ class AIOConsumer:
         self._wake.set()
 
     def subscribe(self, topics: Iterable[str], listener: RebalanceListener | None = None) -> None:
+        """Join the group on these topics (needs group_id); the group assigns the partitions, ``listener``
+        hears of revocations and assignments."""
         if self.group_id is None:
             raise IllegalStateError("subscribe() needs a group_id")
         topics = list(topics)
@@ -238,15 +245,18 @@ class AIOConsumer:
         self._wake.set()
 
     def unsubscribe(self) -> None:
+        """Leave the group's subscription: no partition is assigned any more."""
         self._subscribed = None
         if self._group is not None:
             self._group.set_subscription([])
         self._set_assignment(set())
 
     def subscription(self) -> set[str]:
+        """The topics subscribed to."""
         return set(self._subscribed or ())
 
     def assignment(self) -> set[TopicPartition]:
+        """The partitions currently assigned (by ``assign`` or by the group)."""
         return set(self._parts)
 
     def _on_group_assignment(self, owned: set[TopicPartition], added: set[TopicPartition]) -> None:  # noqa: ARG002
@@ -274,6 +284,7 @@ class AIOConsumer:
         return st
 
     def seek(self, tp: TopicPartition | tuple[str, int], offset: int) -> None:
+        """Fetch ``tp`` from ``offset`` next."""
         st = self._state(tp)
         self._move(st, offset)
 
@@ -287,14 +298,17 @@ class AIOConsumer:
         self._wake.set()
 
     def seek_to_beginning(self, *tps: TopicPartition | tuple[str, int]) -> None:
+        """Fetch these partitions (all assigned when none given) from their log start next."""
         for tp in tps or list(self._parts):
             self._move(self._state(tp), None, EARLIEST)
 
     def seek_to_end(self, *tps: TopicPartition | tuple[str, int]) -> None:
+        """Fetch these partitions (all assigned when none given) from their log end next."""
         for tp in tps or list(self._parts):
             self._move(self._state(tp), None, LATEST)
 
     async def position(self, tp: TopicPartition | tuple[str, int]) -> int:
+        """The offset of the next record this consumer will return for ``tp``."""
         st = self._state(tp)
         deadline = time.monotonic() + self.request_timeout_ms / 1000
         while st.position is None:
@@ -308,18 +322,22 @@ class AIOConsumer:
         return st.position
 
     def pause(self, *tps: TopicPartition | tuple[str, int]) -> None:
+        """Stop fetching these partitions until ``resume``."""
         for tp in tps:
             self._state(tp).paused = True
 
     def resume(self, *tps: TopicPartition | tuple[str, int]) -> None:
+        """Fetch these paused partitions again."""
         for tp in tps:
             self._state(tp).paused = False
         self._wake.set()
 
     def paused(self) -> set[TopicPartition]:
+        """The partitions paused."""
         return {tp for tp, st in self._parts.items() if st.paused}
 
     def highwater(self, tp: TopicPartition | tuple[str, int]) -> int:
+        """The high watermark of ``tp`` as the last fetch response said (-1 before the first)."""
         return self._state(tp).high_watermark
 
     async def _init_positions(self) -> None:
@@ -406,23 +424,29 @@ class AIOConsumer:
         return out
 
     async def offsets_for_times(self, timestamps: dict[TopicPartition, int]) -> dict[TopicPartition, OffsetAndTimestamp | None]:
+        """For each partition, the first offset whose timestamp is at or after the given one (ListOffsets
+        by time), or None."""
         found = await self._list_offsets({TopicPartition(*tp): ts for tp, ts in timestamps.items()})
         return {tp: None if off is None else OffsetAndTimestamp(off, ts) for tp, (off, ts) in found.items()}
 
     async def beginning_offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """Log start offset of each partition."""
         found = await self._list_offsets({TopicPartition(*tp): EARLIEST for tp in tps})
         return {tp: off if off is not None else -1 for tp, (off, _) in found.items()}
 
     async def end_offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """The log end offset (high watermark) of each partition, -1 where the broker gave none."""
         found = await self._list_offsets({TopicPartition(*tp): LATEST for tp in tps})
         return {tp: off if off is not None else -1 for tp, (off, _) in found.items()}
 
     async def partitions_for_topic(self, topic: str) -> set[int]:
+        """Partition numbers of ``topic``, waiting up to request_timeout_ms for its metadata."""
         assert self.cluster is not None
         meta = await self.cluster.wait_for_topic(topic, self.request_timeout_ms / 1000)
         return set(meta.partitions)
 
     async def topics(self) -> set[str]:
+        """Names of the cluster's topics."""
         assert self.cluster is not None
         conn = await self.cluster.any_connection()
         resp = await conn.send(kp.MetadataRequest(topics=None, allow_auto_topic_creation=False))
@@ -443,6 +467,7 @@ class AIOConsumer:
 
     def commit_async(self, offsets: dict[TopicPartition, int | OffsetAndMetadata] | None = None,
                      callback: Any = None) -> asyncio.Future[None]:
+        """Commit without waiting; ``callback(err)`` gets None or the error once it is done."""
         fut = asyncio.ensure_future(self.commit(offsets))
         if callback is not None:
             fut.add_done_callback(lambda f: callback(None if f.cancelled() else f.exception()))
@@ -456,6 +481,7 @@ class AIOConsumer:
         self._last_commit = time.monotonic()
 
     async def committed(self, tp: TopicPartition | tuple[str, int]) -> int | None:
+        """The group's committed offset of ``tp`` (None when nothing is committed)."""
         if self.group_id is None:
             raise IllegalStateError("committed() needs a group_id")
         r = await fetch_committed(self.cluster, self.group_id, [TopicPartition(*tp)])  # type: ignore[arg-type]
@@ -722,6 +748,7 @@ class AIOConsumer:
                 return {}
 
     async def getone(self, *partitions: TopicPartition) -> ConsumerRecord:
+        """The next record of these partitions (any assigned when none given), waiting as long as it takes."""
         while True:
             got = await self.getmany(*partitions, timeout_ms=1000, max_records=1)
             for recs in got.values():
@@ -766,15 +793,21 @@ class Consumer:
         return self._thread.run(call())
 
     def assign(self, partitions: Iterable[TopicPartition | tuple[str, int]]) -> None:
+        """Take these partitions by hand (no group rebalancing); positions come from committed offsets or
+        auto_offset_reset."""
         self._sync(self._c.assign, list(partitions))
 
     def subscribe(self, topics: Iterable[str], listener: RebalanceListener | None = None) -> None:
+        """Join the group on these topics (needs group_id); the group assigns the partitions, ``listener``
+        hears of revocations and assignments."""
         self._sync(self._c.subscribe, list(topics), listener)
 
     def unsubscribe(self) -> None:
+        """Leave the group's subscription: no partition is assigned any more."""
         self._sync(self._c.unsubscribe)
 
     def assignment(self) -> set[TopicPartition]:
+        """The partitions currently assigned (by ``assign`` or by the group)."""
         return self._sync(self._c.assignment)
 
     def poll(self, timeout: float = 0.0, max_records: int | None = None) -> dict[TopicPartition, list[Record]]:
@@ -787,49 +820,66 @@ class Consumer:
                 yield from recs
 
     def seek(self, tp: TopicPartition | tuple[str, int], offset: int) -> None:
+        """Fetch ``tp`` from ``offset`` next."""
         self._sync(self._c.seek, tp, offset)
 
     def seek_to_beginning(self, *tps: TopicPartition) -> None:
+        """Fetch these partitions (all assigned when none given) from their log start next."""
         self._sync(self._c.seek_to_beginning, *tps)
 
     def seek_to_end(self, *tps: TopicPartition) -> None:
+        """Fetch these partitions (all assigned when none given) from their log end next."""
         self._sync(self._c.seek_to_end, *tps)
 
     def position(self, tp: TopicPartition | tuple[str, int]) -> int:
+        """The offset of the next record this consumer will return for ``tp``."""
         return self._thread.run(self._c.position(tp))
 
     def pause(self, *tps: TopicPartition) -> None:
+        """Stop fetching these partitions until ``resume``."""
         self._sync(self._c.pause, *tps)
 
     def resume(self, *tps: TopicPartition) -> None:
+        """Fetch these paused partitions again."""
         self._sync(self._c.resume, *tps)
 
     def paused(self) -> set[TopicPartition]:
+        """The partitions paused."""
         return self._sync(self._c.paused)
 
     def commit(self, offsets: dict[TopicPartition, int | OffsetAndMetadata] | None = None) -> None:
+        """Commit these offsets (default: the current positions) for the group and wait until the
+        coordinator has them."""
         self._thread.run(self._c.commit(offsets))
 
     def commit_async(self, offsets: dict[TopicPartition, int | OffsetAndMetadata] | None = None,
                      callback: Any = None) -> None:
+        """Commit without waiting; ``callback(err)`` gets None or the error once it is done."""
         self._sync(self._c.commit_async, offsets, callback)
 
     def committed(self, tp: TopicPartition | tuple[str, int]) -> int | None:
+        """The group's committed offset of ``tp`` (None when nothing is committed)."""
         return self._thread.run(self._c.committed(tp))
 
     def offsets_for_times(self, timestamps: dict[TopicPartition, int]) -> dict[TopicPartition, OffsetAndTimestamp | None]:
+        """For each partition, the first offset whose timestamp is at or after the given one (ListOffsets
+        by time), or None."""
         return self._thread.run(self._c.offsets_for_times(timestamps))
 
     def beginning_offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """Log start offset of each partition."""
         return self._thread.run(self._c.beginning_offsets(list(tps)))
 
     def end_offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """The log end offset (high watermark) of each partition, -1 where the broker gave none."""
         return self._thread.run(self._c.end_offsets(list(tps)))
 
     def partitions_for_topic(self, topic: str) -> set[int]:
+        """Partition numbers of ``topic``, waiting up to request_timeout_ms for its metadata."""
         return self._thread.run(self._c.partitions_for_topic(topic))
 
     def close(self) -> None:
+        """Leave the group (if any), commit when auto-commit is on, and stop the consumer's thread."""
         if self._thread.stopped:
             return
         try:

@@ -760,6 +760,7 @@ class AIOProducer:
         self._engine: _Engine | None = None
 
     async def start(self) -> AIOProducer:
+        """Fetch metadata and (idempotent) a producer id within max_block_ms; returns self."""
         e = self._engine = _Engine(self.config, asyncio.get_running_loop())
         e.accum.wake = e.drain if self.config.linger == 0 else e._wake
         e.accum.slow = self._slow
@@ -783,6 +784,7 @@ class AIOProducer:
         return self._engine
 
     async def partitions_for(self, topic: str) -> list[int]:
+        """Partition numbers of ``topic``, waiting up to max_block_ms for its metadata."""
         meta = await self.engine.cluster.wait_for_topic(topic, self.config.max_block)
         self.engine._sync_topics()
         return sorted(meta.partitions)
@@ -845,6 +847,8 @@ class AIOProducer:
         return await self.send_nowait(topic, value, key, headers, partition, timestamp_ms)
 
     async def flush(self, timeout: float | None = None) -> None:
+        """Send everything buffered now (linger ends) and wait until every record is acknowledged or
+        failed."""
         await self.engine.flush(timeout)
 
     def metrics(self) -> dict[str, int]:
@@ -852,6 +856,7 @@ class AIOProducer:
         return self.engine.metrics()
 
     async def close(self, timeout: float | None = None) -> None:
+        """Send what is buffered (up to ``timeout`` seconds), then close the connections."""
         if self._engine is not None:
             await self._engine.close(timeout)
 
@@ -937,6 +942,7 @@ class Producer:
         self.close()
 
     def partitions_for(self, topic: str) -> list[int]:
+        """Partition numbers of ``topic``, waiting up to max_block_ms for its metadata."""
         meta = self._thread.run(self._engine.cluster.wait_for_topic(topic, self.config.max_block))
         self._engine._sync_topics()
         return sorted(meta.partitions)
@@ -990,6 +996,8 @@ class Producer:
         return fut
 
     def flush(self, timeout: float | None = None) -> None:
+        """Send everything buffered now (linger ends) and wait until every record is acknowledged or
+        failed."""
         self._thread.run(self._engine.flush(timeout))
 
     def metrics(self) -> dict[str, int]:
@@ -997,6 +1005,8 @@ class Producer:
         return self._engine.metrics()
 
     def close(self, timeout: float | None = None) -> None:
+        """Send what is buffered (up to ``timeout`` seconds), then close the connections and the I/O
+        thread."""
         if self._thread.stopped:
             return
         try:
