@@ -236,40 +236,23 @@ def _admin(bootstrap: str) -> Any:
 # ------------------------------------------------------------------ progress
 
 class Progress:
-    """A one-line progress bar on stderr, only when stderr is a terminal."""
+    """A one-line progress bar on stderr (tqdm), only when stderr is a terminal."""
 
     def __init__(self, total: int | None, what: str = "records", stream: TextIO | None = None,
                  force: bool | None = None) -> None:
+        from tqdm import tqdm  # type: ignore[import-untyped]
+
         self.stream = stream or sys.stderr
         self.enabled = force if force is not None else self.stream.isatty()
-        self.total = total
-        self.what = what
-        self.start = time.monotonic()
-        self.last = 0.0
-        self.shown = False
+        self.bar = tqdm(total=total, unit=f" {what}", file=self.stream, disable=not self.enabled, leave=False,
+                        mininterval=0.1, dynamic_ncols=True)
 
     def update(self, done: int) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if now - self.last < 0.1:
-            return
-        self.last = now
-        rate = done / max(now - self.start, 1e-9)
-        if self.total:
-            frac = min(1.0, done / self.total)
-            bar = "#" * int(frac * 30)
-            line = f"[{bar:<30}] {frac * 100:5.1f}% {done}/{self.total} {self.what} {rate:,.0f}/s"
-        else:
-            line = f"{done} {self.what} {rate:,.0f}/s"
-        self.stream.write("\r" + line + "\x1b[K")
-        self.stream.flush()
-        self.shown = True
+        if self.enabled and done > self.bar.n:
+            self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
-        if self.shown:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
+        self.bar.close()
 
 
 # ------------------------------------------------------------------ topic
