@@ -311,6 +311,11 @@ def handle_delete_records(b: AdminDeps, ctx: RequestContext, req: Any) -> Any:
             if topic is None or idx < 0 or idx >= len(topic.partitions):
                 r.error_code = E.UNKNOWN_TOPIC_OR_PARTITION
                 continue
+            if topic.internal:
+                # Kafka: InvalidTopicException "Cannot delete records of internal topic" (deleting
+                # __consumer_offsets records would drop every group's committed offsets)
+                r.error_code = E.INVALID_TOPIC_EXCEPTION
+                continue
             p = topic.partitions[idx]
             if p is None or (p.replication is not None and not p.replication.is_leader):
                 r.error_code = E.NOT_LEADER_OR_FOLLOWER     # not hosted here, or not led here

@@ -191,6 +191,26 @@ def test_delete_records(client, topic):
     assert res.error_code == 1
 
 
+def test_delete_records_of_an_internal_topic_is_refused(client):
+    """issue 16: DeleteRecords on __consumer_offsets dropped every group's committed offsets after a
+    restart; Kafka refuses it (InvalidTopicException), and so do we."""
+    import time
+
+    Metadata = REQUESTS[3]
+    deadline = time.monotonic() + 20
+    while True:     # a metadata request naming __consumer_offsets creates it, as Kafka does
+        md = client.call(Metadata(topics=[Metadata.MetadataRequestTopic(name="__consumer_offsets")],
+                                  allow_auto_topic_creation=True), 9)
+        if md.topics[0].error_code == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert md.topics[0].error_code == 0 and md.topics[0].is_internal
+    D = DeleteRecords
+    res = client.call(D(topics=[D.DeleteRecordsTopic(name="__consumer_offsets", partitions=[
+        D.DeleteRecordsPartition(partition_index=0, offset=-1)])], timeout_ms=5000), 2).topics[0].partitions[0]
+    assert res.error_code == 17      # INVALID_TOPIC_EXCEPTION
+
+
 def test_describe_log_dirs_and_cluster(client, topic):
     client.call(produce_req(topic, 0, make_batch([b"abc"])), 9)
     resp = client.call(DescribeLogDirs(topics=None), 4)
