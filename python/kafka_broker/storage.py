@@ -47,6 +47,14 @@ HW_CHECKPOINT = "replication-offset-checkpoint"   # per log dir: "topic partitio
 PRODUCER_ID_BLOCK = 1000
 
 
+def _delete_dir_name(path: str, topic: str, index: int) -> str:
+    """``<topic>-<partition>.<uuid>-delete`` beside ``path``, the topic cut so that the name fits
+    in 255 bytes (Kafka's ``LocalLog.logDeleteDirName``: a 249-character topic must still go)."""
+    suffix = f"-{index}.{uuid.uuid4().hex}-delete"
+    name = topic.encode()[:255 - len(suffix.encode())].decode(errors="ignore") + suffix
+    return os.path.join(os.path.dirname(path), name)
+
+
 class Storage:
     """All topics of this broker and the threads that keep their logs."""
 
@@ -411,12 +419,15 @@ class Storage:
                     p.log.close(clean=False)
                 except Exception as e:  # noqa: BLE001
                     log.error("closing %s: %s", p.path, e)
-                dst = f"{p.path}.{uuid.uuid4().hex}-delete"
+                dst = _delete_dir_name(p.path, p.topic.name, p.index)
                 try:
                     os.rename(p.path, dst)
                     trash.append(dst)
                 except FileNotFoundError:
                     pass
+                except OSError as e:     # the metadata no longer has the topic: its data goes anyway
+                    log.error("renaming %s for deletion: %s; removing it in place", p.path, e)
+                    trash.append(p.path)
         with self._meta_lock:
             atomic_write(self._meta_path(), meta)
         for d in trash:

@@ -191,6 +191,26 @@ def test_delete_records(client, topic):
     assert res.error_code == 1
 
 
+def test_a_topic_with_a_249_character_name_is_deleted_from_disk(broker, client):
+    """issue 16: the rename to ``<topic>-<partition>.<uuid>-delete`` failed with ENAMETOOLONG and the
+    data stayed for ever although DeleteTopics reported success; the name is cut as Kafka does."""
+    import time
+
+    name = "L" * 240 + uuid.uuid4().hex[:9]
+    assert len(name) == 249
+    create_topic(client, name, partitions=2)
+    client.call(produce_req(name, 1, make_batch([b"x"])), 9)
+    logs = broker.data_dir / "logs"
+    assert (logs / f"{name}-1").is_dir()
+    res = client.call(DeleteTopics(topic_names=[name], timeout_ms=5000), 5).responses
+    assert res[0].error_code == 0
+    deadline = time.monotonic() + 10
+    while any(e.name.startswith("L" * 200) for e in logs.iterdir()):
+        assert time.monotonic() < deadline, sorted(e.name[-60:] for e in logs.iterdir())
+        time.sleep(0.05)
+    assert "ENAMETOOLONG" not in broker.log_text() and "File name too long" not in broker.log_text()
+
+
 def test_delete_records_of_an_internal_topic_is_refused(client):
     """issue 16: DeleteRecords on __consumer_offsets dropped every group's committed offsets after a
     restart; Kafka refuses it (InvalidTopicException), and so do we."""
