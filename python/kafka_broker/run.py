@@ -83,6 +83,13 @@ async def _serve(config: object, loop: asyncio.AbstractEventLoop) -> int:
             return 1
     try:
         broker.open(cluster_id)   # before serving: recovery may take a while, nothing else to do meanwhile
+    except OSError as e:
+        # an unusable log.dirs (not a directory, not writable, a full disk): say which, no traceback
+        log.error("cannot use log.dirs %s: %s", ",".join(broker.storage.dirs), e)
+        print(f"kafka-core: cannot use log.dirs {','.join(broker.storage.dirs)}: {e}", file=sys.stderr)
+        if broker.cluster is not None:
+            broker.cluster.close()
+        return 1
     except Exception as e:
         log.exception("cannot open storage: %s", e)
         if broker.cluster is not None:

@@ -153,3 +153,13 @@ def test_json_output_of_the_write_commands(broker):
     assert r.returncode == 0 and json.loads(r.stdout) == [{"group": g, "deleted": True, "error": None}]
     r = kc("topic", "delete", "-b", broker.bootstrap, "--topic", topic, "--json")
     assert r.returncode == 0 and json.loads(r.stdout) == [{"topic": topic, "deleted": True, "error": None}]
+
+
+def test_an_unusable_log_dir_is_a_message_not_a_traceback(tmp_path):
+    """issue 16: log.dirs naming a file (or an unwritable or full place) stops the broker with one
+    line saying which directory and why, exit status 1."""
+    f = tmp_path / "not-a-dir"
+    f.write_text("x")
+    r = kc("broker", "--set", f"log.dirs={f}", "--set", "listeners=PLAINTEXT://127.0.0.1:0")
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert f"kafka-core: cannot use log.dirs {f}" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
