@@ -257,7 +257,6 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     C("num.io.threads", "int", 8, at_least(1), dynamic=True),
     C("num.recovery.threads.per.data.dir", "int", 2, at_least(1), dynamic=True),
     C("background.threads", "int", 10, at_least(1), dynamic=True),
-    C("queued.max.requests", "int", 500, at_least(1)),
     C("request.timeout.ms", "int", 30000),
     C("process.roles", "list", [], one_of("broker", "controller", multi=True)),
     C("controller.quorum.voters", "list", []),
@@ -340,6 +339,9 @@ _NOT_IMPLEMENTED: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
         "group.coordinator.rebalance.protocols": ("classic,consumer", "consumer,classic"),
     }),
     ("unstable API versions", {"unstable.api.versions.enable": ("false",)}),
+    ("a broker-wide request queue bound (requests are bounded per connection: 128 queued)", {
+        "queued.max.requests": ("500",),
+    }),
 )
 NOT_IMPLEMENTED: dict[str, tuple[tuple[str, ...], str]] = {
     key: (accepted, feature) for feature, keys in _NOT_IMPLEMENTED for key, accepted in keys.items()}

@@ -371,9 +371,11 @@ class Server:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, listeners: list[Listener], max_request: int,
                  dispatch: Dispatch, backlog: int = 128,
-                 idle_ms: int = 600000) -> None:
+                 idle_ms: int = 600000, max_connections: int = 2**31 - 1) -> None:
         self.loop = loop
         self.idle_ms = idle_ms      # connections.max.idle.ms; < 0: never close idle connections
+        self.max_connections = max_connections   # max.connections: more are closed as they arrive
+        self._refused_logged = 0.0
         self.tick = 0
         self._sweep_handle: asyncio.TimerHandle | None = None
         self.listeners = listeners
@@ -448,6 +450,14 @@ class Server:
             except OSError as e:
                 log.warning("accept failed: %s", e)
                 return
+            if len(self.connections) >= self.max_connections:
+                sock.close()
+                now = time.monotonic()
+                if now - self._refused_logged > 10:
+                    self._refused_logged = now
+                    log.warning("refusing a connection from %s: max.connections (%d) are open", peer,
+                                self.max_connections)
+                continue
             sock.setblocking(False)
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
