@@ -23,8 +23,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -38,6 +40,8 @@ from .clock import now_ms
 from .leader_epoch import LeaderEpochCache
 from .producer_state import PRODUCER_SNAPSHOT, SEQ_MOD, DuplicateBatch, ProducerState, read_snapshot
 from .validate import AppendError
+
+log = logging.getLogger("kafka_broker.log")
 
 if TYPE_CHECKING:
     from .flusher import Flusher
@@ -67,7 +71,7 @@ class AppendResult(NamedTuple):
 class Partition:
     __slots__ = ("topic", "index", "path", "log", "flusher", "lock", "clean_lock", "closed", "waiters",
                  "producers", "leader_epoch", "last_flush_ms", "segment_base", "snapshot_changes",
-                 "checkpoint_rp", "high_watermark", "replicated", "epochs", "replication")
+                 "checkpoint_rp", "high_watermark", "replicated", "epochs", "replication", "failure_logged")
 
     def __init__(self, topic: Topic, index: int, path: str, log_: Any, flusher: Flusher, *,
                  replicated: bool = False, high_watermark: int | None = None) -> None:
@@ -103,6 +107,7 @@ class Partition:
         self.epochs.truncate_from_start(log_.start_offset)
         self.epochs.flush()
         self.replication: Any = None  # owned by the cluster package; the log layer never reads it
+        self.failure_logged = 0.0     # monotonic time an append failure was last logged
 
     @property
     def name(self) -> str:
@@ -174,7 +179,7 @@ class Partition:
             info = lg.append(records, leader_epoch=self.leader_epoch, log_append_time=log_append_time,
                              now_ms=now)
         except Exception as e:  # noqa: BLE001 - every core error maps to a Kafka error code
-            return AppendError(error_code_for(e), str(e))
+            return self._append_failed(e)
         if pid >= 0:
             self.producers.update(pid, epoch, base_seq, last_seq, info.first_offset, info.last_offset,
                                   info.log_append_time if log_append_time >= 0 else info.max_timestamp)
@@ -196,6 +201,18 @@ class Partition:
         return AppendResult(info.first_offset, info.last_offset,
                             info.log_append_time if log_append_time >= 0 else -1, lg.start_offset, flushed)
 
+    def _append_failed(self, e: BaseException) -> AppendError:
+        """The error an append failure answers; a storage failure (a full disk, an I/O error) is
+        also logged, at most every 10 s per partition (the batch was the client's, the failure is
+        the operator's)."""
+        code = error_code_for(e)
+        if code in (E.KAFKA_STORAGE_ERROR, E.UNKNOWN_SERVER_ERROR):
+            t = time.monotonic()
+            if t - self.failure_logged > 10:
+                self.failure_logged = t
+                log.error("append to %s failed: %s (answered %s)", self.name, e, code.name)
+        return AppendError(code, str(e))
+
     def _append_replica(self, records: Any, now: int) -> AppendResult | AppendError:
         """A follower's append: whole batches fetched from the leader, offsets and partition
         leader epochs kept (``records`` may be a read-only memoryview into the fetch response)."""
@@ -203,7 +220,7 @@ class Partition:
         try:
             info = lg.append(records, assign_offsets=False, now_ms=now)
         except Exception as e:  # noqa: BLE001 - every core error maps to a Kafka error code
-            return AppendError(error_code_for(e), str(e))
+            return self._append_failed(e)
         # the append validated every batch: read the headers back without the CRC
         infos, _ = kafka_core.scan_batches(records, verify_crc=False, allow_compacted=True)
         self.producers.apply_batches(infos, info.first_offset)
