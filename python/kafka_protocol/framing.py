@@ -1,15 +1,17 @@
 """Incremental framing of the Kafka byte stream: int32 size prefix, then that many bytes.
 
-Goals (after h11's ``_receivebuffer.py``): no I/O; every received byte is copied at most
-once (worst case O(n) in the bytes received, however the stream is split); frames come
-out as memoryviews that stay valid after later reads; a size prefix above ``max_frame_size``
-(or negative) is refused before anything is allocated for it.
+Goals (after h11's ``_receivebuffer.py``): no I/O; the copying is O(n) in the bytes received,
+however the stream is split; frames come out as memoryviews that stay valid after later reads;
+a size prefix above ``max_frame_size`` (or negative) is refused before anything is allocated
+for it, and memory follows the bytes that arrived, not the size a prefix claims.
 
 How: bytes land in a chunk (a bytearray). Whole frames inside the chunk are handed out as
 memoryview slices of it; the chunk is never written below its fill mark, so handed-out
-frames are never overwritten. When a frame does not fit in the space left, a new chunk
-at least as large as that frame is allocated and the partial frame is copied into it once;
-since the new chunk holds the whole frame, those bytes never move again.
+frames are never overwritten. When a frame does not fit in the space left, it moves to a new
+chunk: one that holds it whole when it is at most ``chunk_size`` (those bytes never move
+again), else one of twice what has arrived of it, up to its size (a frame larger than a chunk
+is copied O(log size) times as it arrives, at most twice its size in all; a client that
+sends a 100 MB prefix and nothing more costs one chunk).
 
 Two ways to feed it:
 - ``feed(data) -> list[memoryview]``: copy ``data`` in (one copy).
@@ -72,11 +74,15 @@ class FrameReader:
         free = len(self._buf) - self._end
         need = self._needed()
         have = self._end - self._start
-        if free == 0 or self._start + need > len(self._buf):
-            # The current frame does not fit in what is left: move it (once) to a chunk that holds it.
-            size = max(self.chunk_size, need, sizehint if sizehint > 0 else 0)
+        # A frame larger than a chunk gets room for twice what has arrived, up to its size: a size
+        # prefix alone (a client that claims 100 MB and sends 24 bytes) costs a chunk, not 100 MB,
+        # and a real large frame is copied O(log size) times as it arrives.
+        target = need if need <= self.chunk_size else min(need, max(self.chunk_size, 2 * have))
+        if free == 0 or self._start + target > len(self._buf):
+            # The current frame does not fit in what is left: move it to a chunk that holds it.
+            size = max(self.chunk_size, target, sizehint if sizehint > 0 else 0)
             if need > self.chunk_size:
-                size = need  # exactly one frame: it will never be copied again
+                size = target  # one frame (all of it once target == need: never copied again)
             new = bytearray(size)
             new[:have] = self._view[self._start:self._end]
             self._buf = new

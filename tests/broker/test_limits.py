@@ -26,22 +26,34 @@ def _closed_by_peer(s: socket.socket, timeout: float = 5) -> bool:
         return False
 
 
+def _answered_client(port: int, req: object, timeout: float = 10) -> RawClient:
+    """A connection the broker has accepted and answered (a connection it is still closing, such as
+    the start-up probe's, may hold a slot for a moment)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        c = RawClient(port)
+        try:
+            assert c.call(req, 3).error_code == 0
+            return c
+        except OSError:
+            c.close()
+            assert time.monotonic() < deadline, "no slot became free"
+            time.sleep(0.1)
+
+
 def test_max_connections_is_enforced(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from kafka_protocol.messages import REQUESTS
 
+    req = REQUESTS[API_VERSIONS](client_software_name="t", client_software_version="1")
     with KafkaCoreBroker(data_dir=tmp_path, settings={"max.connections": "3"}) as b:
-        held = [socket.create_connection(("127.0.0.1", b.port)) for _ in range(3)]
-        time.sleep(0.3)                          # the broker has accepted the three
+        held = [_answered_client(b.port, req) for _ in range(3)]    # the broker holds these three
         extra = socket.create_connection(("127.0.0.1", b.port))
         assert _closed_by_peer(extra)            # the fourth is closed as it arrives
         extra.close()
         held.pop().close()
-        time.sleep(0.3)
-        with RawClient(b.port) as c:             # a slot is free again: a request is answered
-            req = REQUESTS[API_VERSIONS](client_software_name="t", client_software_version="1")
-            assert c.call(req, 3).error_code == 0
-        for s in held:
-            s.close()
+        _answered_client(b.port, req).close()   # a slot frees once the broker sees the close
+        for c in held:
+            c.close()
         assert "max.connections (3) are open" in b.log_text()
 
 
@@ -96,3 +108,30 @@ def test_a_full_disk_answers_storage_errors_and_is_logged(tmp_path, small_disk) 
                 got += sum(i.record_count for i in infos)
             assert got >= acked
         assert "append to full-0 failed" in b.log_text() and "No space left" in b.log_text()
+
+
+def test_size_prefixes_alone_do_not_allocate_their_size(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """issue 16: ten connections each sending a 100 MB size prefix and 24 bytes took the broker's RSS
+    to 1 GB (the whole frame was allocated when the prefix arrived); now memory follows the bytes."""
+    import struct
+
+    from kafka_bench.procs import tree_stats
+
+    with KafkaCoreBroker(data_dir=tmp_path) as b:
+        assert b.proc is not None
+        before = tree_stats(b.proc.pid).rss_bytes
+        socks = []
+        for _ in range(10):
+            s = socket.create_connection(("127.0.0.1", b.port))
+            s.sendall(struct.pack(">i", 100 << 20) + bytes(24))
+            socks.append(s)
+        time.sleep(1.0)
+        grown = tree_stats(b.proc.pid).rss_bytes - before
+        for s in socks:
+            s.close()
+        assert grown < 50 << 20, f"RSS grew by {grown >> 20} MiB"
+        with RawClient(b.port) as c:     # and it still serves
+            from kafka_protocol.messages import REQUESTS
+
+            assert c.call(REQUESTS[API_VERSIONS](client_software_name="t", client_software_version="1"),
+                          3).error_code == 0

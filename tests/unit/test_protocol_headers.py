@@ -186,18 +186,30 @@ def test_frame_reader_buffered_protocol_and_views_stay_valid() -> None:
     assert not views[1].readonly  # writable: offsets may be assigned in place
 
 
-def test_frame_reader_copies_each_byte_at_most_once() -> None:
-    # A 1 MiB frame fed one byte at a time: O(n) total work, i.e. the big frame is moved once.
+def test_frame_reader_grows_with_the_bytes_not_the_prefix() -> None:
+    """A 1 MiB frame fed in pieces: the buffer grows with what arrived (twice it, up to the frame),
+    so the copying stays O(n) with O(log n) moves, and the frame comes out whole."""
     reader = FrameReader(chunk_size=64)
     body = bytes(range(256)) * 4096
     data = struct.pack(">i", len(body)) + body
     out = []
     for i in range(0, 100):
         out += reader.feed(data[i:i + 1])
-    big = reader.get_buffer()
-    assert len(big) == len(data) - 100  # one chunk sized for the whole frame
-    out += reader.feed(data[100:])
+    assert len(reader.get_buffer()) <= 200        # not the 1 MiB the prefix claims
+    bufs = set()
+    for i in range(100, len(data), 4096):
+        out += reader.feed(data[i:i + 4096])
+        bufs.add(id(reader._buf))
     assert len(out) == 1 and out[0] == body
+    assert len(bufs) <= 20                        # doublings, not one move per piece
+
+
+def test_a_size_prefix_alone_allocates_one_chunk() -> None:
+    """issue 16: ten connections that each sent a 100 MB prefix and 24 bytes took the broker to 1 GB."""
+    reader = FrameReader(max_frame_size=100 << 20)
+    assert reader.feed(struct.pack(">i", 100 << 20) + bytes(24)) == []
+    reader.get_buffer()
+    assert len(reader._buf) <= 65536
 
 
 def test_frame_reader_limits() -> None:
