@@ -110,20 +110,21 @@ def aiokafka_send(bootstrap: str, topic: str, count: int, warmup: int) -> list[f
     return _run(main())
 
 
+async def _aio_commits(c: Any, tp: Any, count: int, warmup: int) -> list[float]:
+    """One offset of ``tp`` committed and awaited at a time on a started asyncio consumer (kafka_client
+    or aiokafka: the same assign/commit calls)."""
+    c.assign([tp])
+    await _atimed(warmup, lambda i: c.commit({tp: i + 1}))
+    return await _atimed(count, lambda i: c.commit({tp: warmup + i + 1}))
+
+
 def kc_aio_commit(bootstrap: str, topic: str, count: int, warmup: int) -> list[float]:
     from kafka_client import AIOConsumer, TopicPartition
 
     async def main() -> list[float]:
-        c = AIOConsumer(bootstrap_servers=bootstrap, group_id=f"lat-{uuid.uuid4().hex[:8]}",
-                        enable_auto_commit=False)
-        await c.start()
-        try:
-            tp = TopicPartition(topic, 0)
-            c.assign([tp])
-            await _atimed(warmup, lambda i: c.commit({tp: i + 1}))
-            return await _atimed(count, lambda i: c.commit({tp: warmup + i + 1}))
-        finally:
-            await c.close()
+        async with AIOConsumer(bootstrap_servers=bootstrap, group_id=f"lat-{uuid.uuid4().hex[:8]}",
+                               enable_auto_commit=False) as c:
+            return await _aio_commits(c, TopicPartition(topic, 0), count, warmup)
     return _run(main())
 
 
@@ -152,10 +153,7 @@ def aiokafka_commit(bootstrap: str, topic: str, count: int, warmup: int) -> list
                                       enable_auto_commit=False)
         await c.start()
         try:
-            tp = ATP(topic, 0)
-            c.assign([tp])
-            await _atimed(warmup, lambda i: c.commit({tp: i + 1}))
-            return await _atimed(count, lambda i: c.commit({tp: warmup + i + 1}))
+            return await _aio_commits(c, ATP(topic, 0), count, warmup)
         finally:
             await c.stop()
     return _run(main())
