@@ -54,12 +54,25 @@ class KafkaCoreCluster:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if zk.exists("/brokers/ids") and want <= set(zk.get_children("/brokers/ids")):
-                    return
+                    break
                 time.sleep(0.1)
-            raise TimeoutError(f"brokers {sorted(want)} did not all register in ZooKeeper")
+            else:
+                raise TimeoutError(f"brokers {sorted(want)} did not all register in ZooKeeper")
         finally:
             zk.stop()
             zk.close()
+        # registered is not yet known: each broker learns the others from the controller's
+        # UpdateMetadata (a CreateTopics with RF=3 sent before that sees fewer brokers)
+        from kafka_client import AdminClient
+
+        for i, b in self.brokers.items():
+            if b.proc is None:
+                continue
+            with AdminClient(b.bootstrap) as admin:
+                while {str(x.node_id) for x in admin.describe_cluster().brokers} < want:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"broker {i}'s metadata does not list brokers {sorted(want)}")
+                    time.sleep(0.1)
 
     def kill(self, i: int) -> None:
         self.brokers[i].stop(signal.SIGKILL)
