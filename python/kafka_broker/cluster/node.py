@@ -114,6 +114,7 @@ class ClusterNode:
         self.replicas.start()
         await self._load_topic_configs()
         await self._register()
+        await self.registry.watch_registrations()
         self.controller.start()
 
     # -- topic configs: /config/topics/T and /config/changes -------------------------------
@@ -214,6 +215,7 @@ class ClusterNode:
             async def again() -> None:
                 try:
                     await self._register()
+                    await self.registry.watch_registrations()   # a new session has no watches
                 except Exception as e:  # noqa: BLE001
                     log.error("re-registering after session expiry: %s", e)
                     return
@@ -317,11 +319,38 @@ def _new_cluster_id() -> str:
 
 
 class ZkRegistry:
-    """Topics of the cluster: assignments in ZooKeeper, read through the metadata cache."""
+    """Topics of the cluster: assignments in ZooKeeper, read through the metadata cache.
+
+    Replica placement reads the broker registrations in ZooKeeper (``/brokers/ids``, kept by a
+    children watch), not the metadata cache, as Kafka's ``AdminZkClient`` does: a broker that
+    has registered but is not yet in the controller's last UpdateMetadata still counts, so an
+    RF=3 CreateTopics right after a three-broker start is not refused with 2 brokers seen."""
 
     def __init__(self, node: ClusterNode) -> None:
         self.node = node
         self.configs: dict[str, dict[str, str]] = {}     # /config/topics, kept by the change watch
+        # /brokers/ids: broker id -> rack, re-read on every change of its children (None: not yet read)
+        self.registrations: dict[int, str | None] | None = None
+        self._registered_gen = 0
+
+    async def watch_registrations(self) -> None:
+        """Read ``/brokers/ids`` (and each broker's rack), and again whenever it changes."""
+        zk = self.node.zk
+        self._registered_gen += 1
+        gen = self._registered_gen
+
+        def changed(_ev: Any) -> None:
+            if not self.node.closing:
+                asyncio.ensure_future(self.watch_registrations())
+        kids = await zk.children(Z.BROKER_IDS, zk.watcher(changed))
+        ids = sorted(int(k) for k in kids if k.isdigit())
+        got = await asyncio.gather(*(zk.get_or_none(f"{Z.BROKER_IDS}/{i}") for i in ids))
+        out: dict[int, str | None] = {}
+        for i, g in zip(ids, got, strict=True):
+            if g is not None:    # gone since the listing
+                out[i] = Z.BrokerInfo.decode(i, g[0]).rack
+        if gen == self._registered_gen:     # an older read finishing late must not win
+            self.registrations = out
 
     async def low_watermark(self, p: Partition, offset: int, timeout_ms: int) -> tuple[int, int]:
         replicas = self.node.replicas
@@ -380,6 +409,9 @@ class ZkRegistry:
         return False
 
     def brokers(self) -> dict[int, str | None]:
+        """Registered brokers (id -> rack): ``/brokers/ids`` once read, else the metadata cache."""
+        if self.registrations is not None:
+            return dict(self.registrations)
         return {b: rack for b, (_eps, rack) in self.node.metadata.brokers.items()}
 
     async def create(self, name: str, num_partitions: int, replication_factor: int,
