@@ -112,7 +112,8 @@ class Broker:
         self.server = Server(self.loop, self.config.listeners, self.config["socket.request.max.bytes"],
                              self.dispatch, self.config["socket.listen.backlog.size"],
                              idle_ms=self.config["connections.max.idle.ms"],
-                             max_connections=self.config["max.connections"])
+                             max_connections=self.config["max.connections"],
+                             tls=self.config.tls_contexts)
         where = parse_listener(self.config["metrics.listener"])
         if where is not None:     # first: once the Kafka port accepts, the metrics answer too
             self.metrics_server = MetricsServer(self, *where)

@@ -267,7 +267,27 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     C("producer.id.expiration.ms", "int", 86400000, at_least(1), dynamic=True),
     C("transactional.id.expiration.ms", "int", 604800000, at_least(1)),
     C("max.connections", "int", INT_MAX, at_least(0), dynamic=True),
+    # TLS (kafka_broker/tls.py): broker-wide, and per listener as listener.name.<l>.ssl.*
+    C("security.inter.broker.protocol", "string", "PLAINTEXT", one_of("PLAINTEXT", "SSL")),
+    C("ssl.keystore.type", "string", "JKS", one_of("JKS", "PKCS12", "PEM")),
+    C("ssl.keystore.location", "string", None),
+    C("ssl.keystore.password", "password", None, sensitive=True),
+    C("ssl.key.password", "password", None, sensitive=True),
+    C("ssl.keystore.key", "password", None, sensitive=True),
+    C("ssl.keystore.certificate.chain", "password", None, sensitive=True),
+    C("ssl.truststore.type", "string", "JKS", one_of("JKS", "PKCS12", "PEM")),
+    C("ssl.truststore.location", "string", None),
+    C("ssl.truststore.password", "password", None, sensitive=True),
+    C("ssl.truststore.certificates", "password", None, sensitive=True),
+    C("ssl.client.auth", "string", "none", one_of("none", "requested", "required")),
+    C("ssl.enabled.protocols", "list", ["TLSv1.2", "TLSv1.3"], one_of("TLSv1.2", "TLSv1.3", multi=True)),
+    C("ssl.protocol", "string", "TLSv1.3", one_of("TLSv1.2", "TLSv1.3", "TLS")),
+    C("ssl.cipher.suites", "list", []),
+    C("ssl.endpoint.identification.algorithm", "string", "https"),
+    C("ssl.principal.mapping.rules", "string", "DEFAULT", one_of("DEFAULT")),
 )
+SSL_KEYS = tuple(k for k in BROKER_CONFIGS if k.startswith("ssl."))
+LISTENER_PROTOCOLS = ("PLAINTEXT", "SSL")   # SASL_PLAINTEXT and SASL_SSL: not yet
 
 # Kafka keys this broker does not implement.  At Kafka's default (as a server.properties copied from
 # Kafka leaves them) they change nothing here and are accepted; any other value stops the broker at
@@ -319,6 +339,11 @@ _NOT_IMPLEMENTED: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
     (_SECURITY, {
         "authorizer.class.name": ("",), "super.users": (), "allow.everyone.if.no.acl.found": ("false",),
     }),
+    ("Java's TLS provider settings (TLS is OpenSSL's, through Python's ssl)", {
+        "ssl.keymanager.algorithm": ("SunX509",), "ssl.trustmanager.algorithm": ("PKIX",),
+        "ssl.secure.random.implementation": (), "ssl.provider": (), "ssl.engine.factory.class": (),
+        "ssl.allow.dn.changes": ("false",), "ssl.allow.san.changes": ("false",),
+    }),
     ("the offsets topic's write timeout, load buffer and compression (offsets are written uncompressed, "
      "acknowledged once appended)", {
         "offsets.commit.timeout.ms": ("5000",), "offsets.load.buffer.size": ("5242880",),
@@ -348,8 +373,9 @@ NOT_IMPLEMENTED: dict[str, tuple[tuple[str, ...], str]] = {
 # Key families that ask for a missing feature by being set at all: always refused.
 REFUSED_PREFIXES: tuple[tuple[str, str], ...] = (
     ("zookeeper.", "this ZooKeeper client setting (TLS/SASL to ZooKeeper, ACLs on znodes)"),
-    ("ssl.", "TLS"), ("sasl.", "SASL"), ("sasl_", "SASL"), ("security.", "TLS and SASL"),
-    ("listener.name.", "per-listener TLS/SASL settings"), ("principal.", "authentication"),
+    ("sasl.", "SASL"), ("sasl_", "SASL"), ("security.", "TLS and SASL"),
+    ("listener.name.", "this per-listener setting (only ssl.* keys are per listener)"),
+    ("principal.", "authentication"),
     ("connection.failed.authentication", "authentication"), ("password.encoder.", "dynamic password configs"),
     ("delegation.token.", "delegation tokens"), ("replica.", _CLUSTER), ("controller.", _KRAFT),
     ("metadata.", _KRAFT), ("transaction.", _TXN), ("share.", "share groups (KIP-932)"),
@@ -520,6 +546,7 @@ class Listener:
     name: str
     host: str
     port: int
+    security_protocol: str = "PLAINTEXT"     # listener.security.protocol.map's value for ``name``
 
     @classmethod
     def parse(cls, uri: str) -> Listener:
@@ -543,8 +570,16 @@ class BrokerConfig:
         self.inert: dict[str, str] = {}     # not-implemented keys set to a value that changes nothing
         self.values: dict[str, Any] = {k: d.default for k, d in BROKER_CONFIGS.items()}
         origin = origin or {}
+        self.listener_ssl: dict[str, dict[str, Any]] = {}    # listener name -> its own ssl.* values
         for key, raw in items:
             key = key.strip()
+            if key.startswith("listener.name.") and ".ssl." in key:
+                lname, _, sub = key[len("listener.name."):].partition(".")
+                sdef = BROKER_CONFIGS.get(sub)
+                if sub in SSL_KEYS and sdef is not None:
+                    self.listener_ssl.setdefault(lname.upper(), {})[sub] = parse_value(sdef, raw)
+                    self.explicit[key] = raw
+                    continue
             defn = BROKER_CONFIGS.get(key)
             if defn is None:
                 where = f" ({origin[key]})" if key in origin else ""
@@ -576,10 +611,36 @@ class BrokerConfig:
         if len(set(names)) != len(names):
             raise ConfigError("listeners: each listener needs a distinct name")
         proto_map = dict(x.split(":", 1) for x in v["listener.security.protocol.map"] if ":" in x)
+        protos: dict[str, str] = {}
         for ln in self.listeners:
             proto = proto_map.get(ln.name, ln.name)
-            if proto != "PLAINTEXT":
-                raise ConfigError(f"listeners: {ln.name} uses {proto}; only PLAINTEXT is supported")
+            if proto not in LISTENER_PROTOCOLS:
+                if proto in ("SASL_PLAINTEXT", "SASL_SSL"):
+                    raise ConfigError(f"listeners: {ln.name} uses {proto}; kafka-core does not implement SASL "
+                                      "yet (PLAINTEXT and SSL listeners are served)")
+                raise ConfigError(f"listeners: {ln.name} uses {proto}, which is not a security protocol "
+                                  "(listener.security.protocol.map: PLAINTEXT or SSL)")
+            protos[ln.name] = proto
+        unknown_ssl = set(self.listener_ssl) - set(names)
+        if unknown_ssl:
+            raise ConfigError(f"listener.name.*.ssl.* names unknown listener(s) {sorted(unknown_ssl)}")
+        self.listeners = [Listener(ln.name, ln.host, ln.port, protos[ln.name]) for ln in self.listeners]
+        self.tls_contexts: dict[str, Any] = {}     # SSL listener name -> ssl.SSLContext
+        for ln in self.listeners:
+            if ln.security_protocol == "SSL":
+                from .tls import TlsConfigError, server_context
+                try:
+                    self.tls_contexts[ln.name] = server_context(self.ssl_settings(ln.name), ln.name)
+                except TlsConfigError as e:
+                    raise ConfigError(str(e)) from None
+        if "security.inter.broker.protocol" in self.explicit and v.get("inter.broker.listener.name"):
+            raise ConfigError("Only one of inter.broker.listener.name and security.inter.broker.protocol "
+                              "should be set.")
+        ibl = v.get("inter.broker.listener.name")
+        inter_proto = protos.get(ibl, "") if ibl else v["security.inter.broker.protocol"]
+        if v.get("zookeeper.connect") and inter_proto == "SSL":
+            raise ConfigError("the inter-broker listener uses SSL: kafka-core's brokers do not talk to each other "
+                              "over TLS yet (clients may use SSL listeners; keep a PLAINTEXT inter-broker listener)")
         adv = [Listener.parse(u) for u in (v["advertised.listeners"] or [])]
         by_name = {a.name: a for a in adv}
         unknown = set(by_name) - set(names)
@@ -595,9 +656,16 @@ class BrokerConfig:
             if not host:
                 import socket
                 host = socket.getfqdn()
-            self.advertised[ln.name] = Listener(ln.name, host, a.port)
+            self.advertised[ln.name] = Listener(ln.name, host, a.port, ln.security_protocol)
         for key in ("log.retention.ms", "log.roll.ms", "log.roll.jitter.ms"):
             self.values[key] = self.resolved_ms(key)
+
+    def ssl_settings(self, listener: str) -> dict[str, Any]:
+        """The ``ssl.*`` values of ``listener``: ``listener.name.<listener>.ssl.*`` over the
+        broker-wide keys (Kafka's per-listener prefix)."""
+        out = {k: self.values[k] for k in SSL_KEYS}
+        out.update(self.listener_ssl.get(listener.upper(), {}))
+        return out
 
     def resolved_ms(self, key: str) -> int | None:
         fam = _MS_FAMILIES[key]

@@ -63,7 +63,8 @@ def test_retention_families_and_synonyms():
     ("auto.create.topics.enable", "yes", "true or false"),
     ("log.message.timestamp.type", "WallClock", "one of"),
     ("listeners", "localhost:9092", "NAME://host:port"),
-    ("listeners", "SSL://localhost:9093", "only PLAINTEXT"),
+    ("listeners", "SSL://localhost:9093", "needs a keystore"),
+    ("listeners", "SASL_SSL://localhost:9093", "does not implement SASL"),
     ("message.max.bytes", "99999999999", "out of range"),
     ("no.such.key", "1", "unknown configuration key"),
 ])
@@ -76,7 +77,7 @@ def test_invalid_settings_name_the_key(key, value, fragment):
 
 @pytest.mark.parametrize("key, value, fragment", [
     ("zookeeper.ssl.client.enable", "true", "ZooKeeper client setting"),
-    ("ssl.keystore.location", "/k", "TLS"),
+    ("ssl.engine.factory.class", "com.example.Engine", "TLS provider"),
     ("sasl.enabled.mechanisms", "PLAIN", "SASL"),
     ("metric.reporters", "com.example.Reporter", "metrics reporters"),
     ("authorizer.class.name", "org.apache.kafka.metadata.authorizer.StandardAuthorizer", "authorization"),
