@@ -17,11 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kafka_bench.tlskit import PASSWORD, Pki, make_pki
 from kafka_broker.config import BrokerConfig, ConfigError
 from kafka_broker.testing import EmbeddedBroker, free_port
 from kafka_broker.tls import principal, server_context
-
-from .tlskit import PASSWORD, Pki, make_pki
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Certificates for the TLS tests: a CA, a server certificate for 127.0.0.1/localhost, a client
+"""Certificates for the TLS tests and benchmarks: a CA, a server certificate for 127.0.0.1/localhost, a client
 certificate, and a second CA that nobody trusts, written as PEM and PKCS12 (``cryptography``)."""
 
 from __future__ import annotations
