@@ -81,3 +81,32 @@ def make_pki(d: Path) -> Pki:
     p.rogue_cert.write_bytes(rogue.public_bytes(pem))
     p.rogue_key.write_bytes(_pem_key(rogue_key))
     return p
+
+
+def keytool_truststore(ca: Path, path: Path, password: str) -> Path:
+    """A PKCS12 truststore as a Java operator makes one: ``keytool -importcert`` marks the CA a
+    trusted entry (a store written by ``cryptography`` has no such mark, and Java ignores it)."""
+    import shutil
+    import subprocess
+
+    keytool = Path(shutil.which("java") or "java").resolve().parent / "keytool"
+    subprocess.run([str(keytool), "-importcert", "-noprompt", "-alias", "ca", "-file", str(ca), "-keystore",
+                    str(path), "-storetype", "PKCS12", "-storepass", password], check=True, capture_output=True,
+                   timeout=60)
+    return path
+
+
+def java_console_consume(bootstrap: str, topic: str, n: int, client_properties: str, work: Path) -> list[str]:
+    """Apache Kafka's console consumer reading ``n`` records of ``topic`` from the beginning with
+    the given client properties (security settings); its output lines."""
+    from kafka_bench import apache_kafka as ak
+
+    props = work / "client.properties"
+    props.write_text(client_properties)
+    r = ak.java_main(ak.CONSOLE_CONSUMER, ["--bootstrap-server", bootstrap, "--topic", topic, "--from-beginning",
+                                           "--max-messages", str(n), "--timeout-ms", "30000",
+                                           "--consumer.config", str(props)], timeout=90, check=False)
+    out = r.stdout.decode().splitlines()
+    if len(out) != n:
+        raise AssertionError(f"console consumer printed {len(out)} of {n} lines: " + r.stderr.decode()[-3000:])
+    return out

@@ -70,8 +70,14 @@ class Broker:
             44: (0, 1, admin.handle_incremental_alter_configs),
             60: (0, 2, handle_describe_cluster),
         }
-        from . import group_apis
+        from . import group_apis, sasl_apis
         self.apis.update(group_apis.handlers())
+        self.apis.update(sasl_apis.handlers())
+        import os
+
+        from .sasl import CREDENTIALS_FILE, ScramCredentials
+        # SCRAM credentials: a file of the first log dir (a cluster keeps them in ZooKeeper)
+        self.scram: Any = ScramCredentials(os.path.join(config.log_dirs[0], CREDENTIALS_FILE))
         self._api_versions_cache: dict[int, bytes] = {}
         self.server: Server | None = None
         self.metrics_server: Any = None
@@ -113,12 +119,17 @@ class Broker:
                              self.dispatch, self.config["socket.listen.backlog.size"],
                              idle_ms=self.config["connections.max.idle.ms"],
                              max_connections=self.config["max.connections"],
-                             tls=self.config.tls_contexts)
+                             tls=self.config.tls_contexts, sasl=self.config.sasl_listeners,
+                             sasl_token=self._sasl_token)
         where = parse_listener(self.config["metrics.listener"])
         if where is not None:     # first: once the Kafka port accepts, the metrics answer too
             self.metrics_server = MetricsServer(self, *where)
             self.metrics_server.start()
         return self.server.start()
+
+    def _sasl_token(self, conn: Any, token: bytes) -> Any:
+        from .sasl_apis import raw_token
+        return raw_token(self, conn, token)
 
     def offline_partitions(self) -> int:
         """Partitions with no leader in this broker's view of the cluster (0 on a single node)."""
@@ -186,6 +197,9 @@ class Broker:
             req, _end = cls.decode(frame, h.api_version, h.body_offset)
         except ProtocolError as e:
             raise type(e)(f"cannot parse {cls.__name__} v{h.api_version}: {e}", e.error_code) from None
+        if ctx.conn.sasl is not None:
+            from .sasl_apis import check_request
+            check_request(ctx.conn, h.api_key)
         cluster = self.cluster
         if cluster is not None and not cluster.serving.is_set() and h.api_key not in cluster.EARLY_APIS:
             return self._when_serving(handler, ctx, req)

@@ -268,7 +268,8 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     C("transactional.id.expiration.ms", "int", 604800000, at_least(1)),
     C("max.connections", "int", INT_MAX, at_least(0), dynamic=True),
     # TLS (kafka_broker/tls.py): broker-wide, and per listener as listener.name.<l>.ssl.*
-    C("security.inter.broker.protocol", "string", "PLAINTEXT", one_of("PLAINTEXT", "SSL")),
+    C("security.inter.broker.protocol", "string", "PLAINTEXT",
+      one_of("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")),
     C("ssl.keystore.type", "string", "JKS", one_of("JKS", "PKCS12", "PEM")),
     C("ssl.keystore.location", "string", None),
     C("ssl.keystore.password", "password", None, sensitive=True),
@@ -285,9 +286,16 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     C("ssl.cipher.suites", "list", []),
     C("ssl.endpoint.identification.algorithm", "string", "https"),
     C("ssl.principal.mapping.rules", "string", "DEFAULT", one_of("DEFAULT")),
+    # SASL (kafka_broker/sasl.py): per listener as listener.name.<l>.sasl.enabled.mechanisms and
+    # listener.name.<l>.<mechanism>.sasl.jaas.config
+    C("sasl.enabled.mechanisms", "list", ["GSSAPI"]),
+    C("sasl.mechanism.inter.broker.protocol", "string", "GSSAPI"),
+    C("sasl.server.max.receive.size", "int", 524288, at_least(1)),
+    C("connections.max.reauth.ms", "long", 0, at_least(0)),
+    C("connection.failed.authentication.delay.ms", "int", 100, at_least(0)),
 )
 SSL_KEYS = tuple(k for k in BROKER_CONFIGS if k.startswith("ssl."))
-LISTENER_PROTOCOLS = ("PLAINTEXT", "SSL")   # SASL_PLAINTEXT and SASL_SSL: not yet
+LISTENER_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
 # Kafka keys this broker does not implement.  At Kafka's default (as a server.properties copied from
 # Kafka leaves them) they change nothing here and are accepted; any other value stops the broker at
@@ -571,13 +579,24 @@ class BrokerConfig:
         self.values: dict[str, Any] = {k: d.default for k, d in BROKER_CONFIGS.items()}
         origin = origin or {}
         self.listener_ssl: dict[str, dict[str, Any]] = {}    # listener name -> its own ssl.* values
+        self.listener_sasl: dict[str, dict[str, Any]] = {}   # listener name -> sasl.enabled.mechanisms
+        self.listener_jaas: dict[str, dict[str, str]] = {}   # listener name -> mechanism -> JAAS config
         for key, raw in items:
             key = key.strip()
-            if key.startswith("listener.name.") and ".ssl." in key:
+            if key.startswith("listener.name."):
                 lname, _, sub = key[len("listener.name."):].partition(".")
                 sdef = BROKER_CONFIGS.get(sub)
                 if sub in SSL_KEYS and sdef is not None:
                     self.listener_ssl.setdefault(lname.upper(), {})[sub] = parse_value(sdef, raw)
+                    self.explicit[key] = raw
+                    continue
+                if sub == "sasl.enabled.mechanisms" and sdef is not None:
+                    self.listener_sasl.setdefault(lname.upper(), {})[sub] = parse_value(sdef, raw)
+                    self.explicit[key] = raw
+                    continue
+                mech, _, rest = sub.rpartition(".sasl.")
+                if rest == "jaas.config" and mech:
+                    self.listener_jaas.setdefault(lname.upper(), {})[mech.upper()] = raw.strip()
                     self.explicit[key] = raw
                     continue
             defn = BROKER_CONFIGS.get(key)
@@ -615,29 +634,40 @@ class BrokerConfig:
         for ln in self.listeners:
             proto = proto_map.get(ln.name, ln.name)
             if proto not in LISTENER_PROTOCOLS:
-                if proto in ("SASL_PLAINTEXT", "SASL_SSL"):
-                    raise ConfigError(f"listeners: {ln.name} uses {proto}; kafka-core does not implement SASL "
-                                      "yet (PLAINTEXT and SSL listeners are served)")
                 raise ConfigError(f"listeners: {ln.name} uses {proto}, which is not a security protocol "
-                                  "(listener.security.protocol.map: PLAINTEXT or SSL)")
+                                  "(listener.security.protocol.map: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL)")
             protos[ln.name] = proto
-        unknown_ssl = set(self.listener_ssl) - set(names)
-        if unknown_ssl:
-            raise ConfigError(f"listener.name.*.ssl.* names unknown listener(s) {sorted(unknown_ssl)}")
+        for what, per in (("ssl.*", self.listener_ssl), ("sasl.*", self.listener_sasl),
+                          ("<mechanism>.sasl.jaas.config", self.listener_jaas)):
+            unknown_l = set(per) - set(names)
+            if unknown_l:
+                raise ConfigError(f"listener.name.*.{what} names unknown listener(s) {sorted(unknown_l)}")
         self.listeners = [Listener(ln.name, ln.host, ln.port, protos[ln.name]) for ln in self.listeners]
-        self.tls_contexts: dict[str, Any] = {}     # SSL listener name -> ssl.SSLContext
+        self.tls_contexts: dict[str, Any] = {}     # SSL / SASL_SSL listener name -> ssl.SSLContext
+        self.sasl_listeners: dict[str, Any] = {}   # SASL listener name -> sasl.ListenerSasl
         for ln in self.listeners:
-            if ln.security_protocol == "SSL":
+            if ln.security_protocol in ("SSL", "SASL_SSL"):
                 from .tls import TlsConfigError, server_context
                 try:
                     self.tls_contexts[ln.name] = server_context(self.ssl_settings(ln.name), ln.name)
                 except TlsConfigError as e:
                     raise ConfigError(str(e)) from None
+            if ln.security_protocol.startswith("SASL_"):
+                from .sasl import SaslConfigError, listener_sasl
+                mechs = self.listener_sasl.get(ln.name, {}).get("sasl.enabled.mechanisms",
+                                                                  v["sasl.enabled.mechanisms"])
+                try:
+                    self.sasl_listeners[ln.name] = listener_sasl(ln.name, mechs, self.listener_jaas.get(ln.name, {}))
+                except SaslConfigError as e:
+                    raise ConfigError(f"listeners: {e}") from None
         if "security.inter.broker.protocol" in self.explicit and v.get("inter.broker.listener.name"):
             raise ConfigError("Only one of inter.broker.listener.name and security.inter.broker.protocol "
                               "should be set.")
         ibl = v.get("inter.broker.listener.name")
         inter_proto = protos.get(ibl, "") if ibl else v["security.inter.broker.protocol"]
+        if v.get("zookeeper.connect") and inter_proto.startswith("SASL"):
+            raise ConfigError("the inter-broker listener uses SASL: kafka-core's brokers do not authenticate to "
+                              "each other yet (keep a PLAINTEXT inter-broker listener)")
         if v.get("zookeeper.connect") and inter_proto == "SSL":
             raise ConfigError("the inter-broker listener uses SSL: kafka-core's brokers do not talk to each other "
                               "over TLS yet (clients may use SSL listeners; keep a PLAINTEXT inter-broker listener)")

@@ -144,9 +144,28 @@ class RequestContext:
 Dispatch = Callable[[RequestContext, memoryview], HandlerResult]
 
 
+class SaslState:
+    """A SASL listener's connection: where its authentication stands (``kafka_broker.sasl``)."""
+
+    __slots__ = ("listener", "server", "mechanism", "raw", "authenticated", "principal", "expires", "failed")
+
+    def __init__(self, listener: Any) -> None:
+        self.listener = listener            # sasl.ListenerSasl
+        self.server: Any = None             # the mechanism's authenticator, after SaslHandshake
+        self.mechanism = ""
+        self.raw = False                    # SaslHandshake v0: tokens follow as raw frames
+        self.authenticated = False
+        self.principal = "User:ANONYMOUS"
+        self.expires: float | None = None   # monotonic end of the session (connections.max.reauth.ms)
+        self.failed = False
+
+
 class Connection:
     def __init__(self, server: Server, sock: socket.socket, peer: Any, listener: Listener) -> None:
         self.server = server
+        sl = server.sasl.get(listener.name)
+        self.sasl: SaslState | None = SaslState(sl) if sl is not None else None
+        self.close_when_sent = False    # close once every queued response is out (failed authentication)
         self.loop = server.loop
         self.sock = sock
         self.fd = sock.fileno()
@@ -216,6 +235,11 @@ class Connection:
     # -- dispatch ------------------------------------------------------------
 
     def _dispatch(self, frame: memoryview) -> None:
+        if self.close_when_sent:       # after a failed authentication nothing more is read
+            return
+        if self.sasl is not None and self.sasl.raw:
+            self._dispatch_raw_token(frame)
+            return
         started = time.perf_counter()
         try:
             header = decode_request_header(frame)
@@ -248,6 +272,26 @@ class Connection:
             self._pause_read()
         if self.queue[0].ready:
             self._pump()
+
+    def _dispatch_raw_token(self, frame: memoryview) -> None:
+        """SaslHandshake v0: a SASL token as a raw size-prefixed frame, answered the same way
+        (no Kafka header); a failed exchange closes the connection without an answer."""
+        slot = Slot(None)  # type: ignore[arg-type]  # a raw token has no request context; done() sets it ready
+        self.queue.append(slot)
+        task = asyncio.ensure_future(self.server.sasl_token(self, bytes(frame)))
+        slot.task = task
+
+        def done(t: asyncio.Task[Any]) -> None:
+            if self.closed:
+                return
+            if t.cancelled() or t.exception() is not None or t.result() is None:
+                self.close(None)
+                return
+            tok = t.result()
+            slot.parts = [len(tok).to_bytes(4, "big") + tok]
+            slot.ready = True
+            self._pump()
+        task.add_done_callback(done)
 
     def _protocol_error(self, e: ProtocolError, header: RequestHeader | None) -> None:
         """A request that cannot be served: Kafka closes the connection (its SocketServer does so
@@ -344,6 +388,9 @@ class Connection:
         if self.writing:
             self.loop.remove_writer(self.fd)
             self.writing = False
+        if self.close_when_sent and not self.queue:
+            self.close(None)
+            return
         if not self.reading and len(self.queue) < MAX_INFLIGHT // 2:
             self._resume_read()
 
@@ -532,9 +579,12 @@ class Server:
     def __init__(self, loop: asyncio.AbstractEventLoop, listeners: list[Listener], max_request: int,
                  dispatch: Dispatch, backlog: int = 128,
                  idle_ms: int = 600000, max_connections: int = 2**31 - 1,
-                 tls: dict[str, ssl.SSLContext] | None = None) -> None:
+                 tls: dict[str, ssl.SSLContext] | None = None, sasl: dict[str, Any] | None = None,
+                 sasl_token: Callable[[Connection, bytes], Awaitable[bytes | None]] | None = None) -> None:
         self.loop = loop
         self.tls = tls or {}        # SSL listener name -> its context
+        self.sasl = sasl or {}      # SASL listener name -> sasl.ListenerSasl
+        self._sasl_token = sasl_token
         self.idle_ms = idle_ms      # connections.max.idle.ms; < 0: never close idle connections
         self.max_connections = max_connections   # max.connections: more are closed as they arrive
         self._refused_logged = 0.0
@@ -569,6 +619,11 @@ class Server:
             log.warning("%s is set: file slices are sent by pread + send (the pure-Python path), "
                         "not kafka_core.Transfer", kafka_core.ENV_NO_EXTENSIONS)
         return bound
+
+    def sasl_token(self, conn: Connection, token: bytes) -> Awaitable[bytes | None]:
+        """A raw SASL token (SaslHandshake v0): the answer token, or None to close."""
+        assert self._sasl_token is not None
+        return self._sasl_token(conn, token)
 
     def warn_once(self, ctx: RequestContext, code: int, what: str) -> None:
         host = ctx.conn.peer.rsplit(":", 1)[0]

@@ -17,10 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kafka_bench.tlskit import PASSWORD, Pki, make_pki
+from kafka_bench.tlskit import PASSWORD, Pki, java_console_consume, keytool_truststore, make_pki
 from kafka_broker.config import BrokerConfig, ConfigError
 from kafka_broker.testing import EmbeddedBroker, free_port
 from kafka_broker.tls import principal, server_context
+
+from .conftest import aio_drain
 
 
 @pytest.fixture(scope="module")
@@ -114,11 +116,7 @@ def test_pkcs12_keystore_and_truststore_and_protocol_limits(pki: Pki) -> None:
 
 @pytest.mark.skipif(shutil.which("java") is None, reason="java (keytool) is installed by ./dev test")
 def test_a_truststore_made_by_keytool_verifies_clients(pki: Pki, tmp_path: Path) -> None:
-    ts = tmp_path / "truststore.p12"
-    keytool = Path(shutil.which("java") or "java").resolve().parent / "keytool"
-    subprocess.run([str(keytool), "-importcert", "-noprompt", "-alias", "ca", "-file", str(pki.ca), "-keystore",
-                    str(ts), "-storetype", "PKCS12", "-storepass", PASSWORD], check=True, capture_output=True,
-                   timeout=60)
+    ts = keytool_truststore(pki.ca, tmp_path / "truststore.p12", PASSWORD)
     ctx = server_context(_settings(pki, **{"ssl.client.auth": "required", "ssl.truststore.location": str(ts),
                                            "ssl.truststore.password": PASSWORD}), "SSL")
     assert _handshake(ctx, pki.client_cert, pki.client_key, pki.ca) == "User:CN=app,OU=eng,O=Example"
@@ -169,11 +167,6 @@ def test_per_listener_settings_override_the_broker_wide_ones(pki: Pki, tmp_path:
     with pytest.raises(ConfigError, match="unknown listener"):
         BrokerConfig({"listeners": f"SSL://127.0.0.1:{a}", "log.dirs": str(tmp_path), "ssl.keystore.type": "PEM",
                       "ssl.keystore.location": str(pki.server_pem), "listener.name.other.ssl.client.auth": "required"})
-
-
-def test_sasl_listeners_are_still_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="does not implement SASL"):
-        BrokerConfig({"listeners": f"SASL_SSL://127.0.0.1:{free_port()}", "log.dirs": str(tmp_path)})
 
 
 # -- the broker over TLS, real clients -----------------------------------------------------
@@ -238,17 +231,9 @@ def test_kafka_python_and_aiokafka_over_tls(broker: EmbeddedBroker, pki: Pki) ->
             await p.flush()
         finally:
             await p.stop()
-        c = aiokafka.AIOKafkaConsumer(topic, bootstrap_servers=ssl_bootstrap(broker), security_protocol="SSL",
-                                      ssl_context=ctx, auto_offset_reset="earliest")
-        await c.start()
-        out: list[bytes] = []
-        try:
-            while len(out) < 400:
-                batch = await asyncio.wait_for(c.getmany(timeout_ms=1000), 30)
-                out += [m.value for ms in batch.values() for m in ms]
-        finally:
-            await c.stop()
-        return out
+        return await aio_drain(aiokafka.AIOKafkaConsumer(
+            topic, bootstrap_servers=ssl_bootstrap(broker), security_protocol="SSL", ssl_context=ctx,
+            auto_offset_reset="earliest"), 400)
     got = asyncio.run(run())
     assert sorted(got) == sorted([f"kp-{i}".encode() for i in range(200)] + [f"aio-{i}".encode() for i in range(200)])
 
@@ -296,27 +281,16 @@ def test_mutual_tls_required_admits_only_trusted_client_certificates(pki: Pki) -
 def test_apache_kafka_console_consumer_over_tls_with_a_pkcs12_truststore(broker: EmbeddedBroker, pki: Pki,
                                                                          tmp_path: Path) -> None:
     ck = pytest.importorskip("confluent_kafka")
-    from kafka_bench import apache_kafka as ak
 
     topic = f"tls-{uuid.uuid4().hex[:8]}"
     p = ck.Producer({"bootstrap.servers": broker.bootstrap})        # written over PLAINTEXT
     for i in range(50):
         p.produce(topic, f"java-{i}".encode())
     assert p.flush(30) == 0
-    # a truststore as a Java operator makes one (keytool marks the CA a trusted entry)
-    ts = tmp_path / "truststore.p12"
-    keytool = Path(shutil.which("java") or "java").resolve().parent / "keytool"
-    subprocess.run([str(keytool), "-importcert", "-noprompt", "-alias", "ca", "-file", str(pki.ca), "-keystore",
-                    str(ts), "-storetype", "PKCS12", "-storepass", PASSWORD], check=True, capture_output=True,
-                   timeout=60)
-    props = tmp_path / "client.properties"
-    props.write_text(f"security.protocol=SSL\nssl.truststore.type=PKCS12\nssl.truststore.location={ts}\n"
-                     f"ssl.truststore.password={PASSWORD}\n")
-    r = ak.java_main(ak.CONSOLE_CONSUMER, ["--bootstrap-server", ssl_bootstrap(broker), "--topic", topic,
-                                           "--from-beginning", "--max-messages", "50", "--timeout-ms", "30000",
-                                           "--consumer.config", str(props)], timeout=90, check=False)
-    out = r.stdout.decode().splitlines()
-    assert out == [f"java-{i}" for i in range(50)], r.stderr.decode()[-3000:]
+    ts = keytool_truststore(pki.ca, tmp_path / "truststore.p12", PASSWORD)
+    out = java_console_consume(ssl_bootstrap(broker), topic, 50, "security.protocol=SSL\nssl.truststore.type=PKCS12\n"
+                               f"ssl.truststore.location={ts}\nssl.truststore.password={PASSWORD}\n", tmp_path)
+    assert out == [f"java-{i}" for i in range(50)]
 
 
 def test_inter_broker_tls_is_refused_until_the_cluster_speaks_it(pki: Pki, tmp_path: Path) -> None:
