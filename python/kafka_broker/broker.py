@@ -90,6 +90,8 @@ class Broker:
 
             self.cluster = ClusterNode(self)
             self.registry = self.cluster.registry
+            from .cluster.scram import ZkScramCredentials
+            self.scram = ZkScramCredentials(self.cluster.zk)
             self.apis.update(INTER_BROKER_APIS)
 
     # -- lifecycle -------------------------------------------------------------

@@ -663,14 +663,39 @@ class BrokerConfig:
         if "security.inter.broker.protocol" in self.explicit and v.get("inter.broker.listener.name"):
             raise ConfigError("Only one of inter.broker.listener.name and security.inter.broker.protocol "
                               "should be set.")
+        # The listener brokers use to reach each other (Kafka: inter.broker.listener.name, else the
+        # listener named after security.inter.broker.protocol)
         ibl = v.get("inter.broker.listener.name")
-        inter_proto = protos.get(ibl, "") if ibl else v["security.inter.broker.protocol"]
-        if v.get("zookeeper.connect") and inter_proto.startswith("SASL"):
-            raise ConfigError("the inter-broker listener uses SASL: kafka-core's brokers do not authenticate to "
-                              "each other yet (keep a PLAINTEXT inter-broker listener)")
-        if v.get("zookeeper.connect") and inter_proto == "SSL":
-            raise ConfigError("the inter-broker listener uses SSL: kafka-core's brokers do not talk to each other "
-                              "over TLS yet (clients may use SSL listeners; keep a PLAINTEXT inter-broker listener)")
+        if ibl:
+            if ibl not in protos:
+                raise ConfigError(f"inter.broker.listener.name={ibl} is not one of the listeners {names}")
+            self.inter_broker_listener: str = ibl
+        elif "security.inter.broker.protocol" in self.explicit:
+            want = v["security.inter.broker.protocol"]
+            if want not in protos:
+                raise ConfigError(f"security.inter.broker.protocol={want}: no listener is named {want} "
+                                  f"(listeners {names}); name one so, or set inter.broker.listener.name")
+            self.inter_broker_listener = want
+        else:
+            self.inter_broker_listener = "PLAINTEXT" if "PLAINTEXT" in protos else names[0]
+        inter_proto = protos[self.inter_broker_listener]
+        if inter_proto.startswith("SASL_"):
+            mech = v["sasl.mechanism.inter.broker.protocol"]
+            sl = self.sasl_listeners[self.inter_broker_listener]
+            if mech not in sl.mechanisms:
+                raise ConfigError(f"sasl.mechanism.inter.broker.protocol={mech} is not enabled on the inter-broker "
+                                  f"listener {self.inter_broker_listener} (sasl.enabled.mechanisms: "
+                                  f"{','.join(sl.mechanisms)})")
+            from .sasl import parse_jaas
+            jaas = self.listener_jaas.get(self.inter_broker_listener, {}).get(mech)
+            opts = parse_jaas(jaas)[1] if jaas else {}
+            if not opts.get("username") or "password" not in opts:
+                raise ConfigError(f"the inter-broker listener {self.inter_broker_listener} uses SASL/{mech}: its "
+                                  f"listener.name.{self.inter_broker_listener.lower()}.{mech.lower()}.sasl.jaas.config "
+                                  "needs username=\"...\" password=\"...\" for this broker's own connections")
+            self.inter_broker_sasl: tuple[str, str, str] | None = (mech, opts["username"], opts["password"])
+        else:
+            self.inter_broker_sasl = None
         adv = [Listener.parse(u) for u in (v["advertised.listeners"] or [])]
         by_name = {a.name: a for a in adv}
         unknown = set(by_name) - set(names)

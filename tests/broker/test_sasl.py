@@ -247,12 +247,16 @@ def test_jaas_parsing() -> None:
     ({"sasl.enabled.mechanisms": "SCRAM-SHA-256", "listener.name.other.sasl.enabled.mechanisms": "PLAIN"},
      "unknown listener"),
     ({"sasl.enabled.mechanisms": "OAUTHBEARER"}, "not OAUTHBEARER"),
+    ({"sasl.enabled.mechanisms": "SCRAM-SHA-512", "security.inter.broker.protocol": "SASL_PLAINTEXT",
+      "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512"}, "needs username"),
+    ({"sasl.enabled.mechanisms": "SCRAM-SHA-512", "security.inter.broker.protocol": "SASL_PLAINTEXT",
+      "sasl.mechanism.inter.broker.protocol": "PLAIN"}, "is not enabled on the inter-broker listener"),
 ])
 def test_unusable_sasl_settings_stop_the_broker(settings: dict[str, str], message: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("<", ".")
                        .replace(">", ".")):
         BrokerConfig({"listeners": f"SASL_PLAINTEXT://127.0.0.1:{free_port()}", "log.dirs": str(tmp_path),
-                      **settings})
+                      "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT", **settings})
 
 
 # -- real clients ----------------------------------------------------------------------
@@ -382,3 +386,28 @@ def test_kafka_configs_adds_a_scram_user_and_the_java_consumer_uses_it(broker: E
                                "ssl.truststore.password=changeit\n", tmp_path)
     assert out == [f"java-{i}" for i in range(30)]
 
+
+
+def test_the_brokers_scram_client_and_server_agree_and_detect_a_fake() -> None:
+    import asyncio
+
+    from kafka_broker.sasl import (
+        AuthenticationFailed,
+        ScramClient,
+        ScramCredential,
+        ScramCredentials,
+        ScramServer,
+    )
+
+    async def run(password: str, mech: str, tamper: bool = False) -> None:
+        store = ScramCredentials(None)
+        await store.alter([("u", mech, ScramCredential.from_password(mech, "right", 4096))])
+        srv, cli = ScramServer(mech), ScramClient(mech, "u", password)
+        final = await srv.step(cli.final(await srv.step(cli.first(), store)), store)
+        cli.verify(b"v=" + base64.b64encode(b"\0" * 32) if tamper else final)
+    for mech in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
+        asyncio.run(run("right", mech))
+        with pytest.raises(AuthenticationFailed, match="Invalid user credentials"):
+            asyncio.run(run("wrong", mech))
+        with pytest.raises(AuthenticationFailed, match="not the real broker"):
+            asyncio.run(run("right", mech, tamper=True))

@@ -293,9 +293,20 @@ def test_apache_kafka_console_consumer_over_tls_with_a_pkcs12_truststore(broker:
     assert out == [f"java-{i}" for i in range(50)]
 
 
-def test_inter_broker_tls_is_refused_until_the_cluster_speaks_it(pki: Pki, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="do not talk to each other over TLS yet"):
-        BrokerConfig({"listeners": f"PLAINTEXT://127.0.0.1:{free_port()},SSL://127.0.0.1:{free_port()}",
-                      "log.dirs": str(tmp_path), "zookeeper.connect": "127.0.0.1:2181",
-                      "inter.broker.listener.name": "SSL", "ssl.keystore.type": "PEM",
-                      "ssl.keystore.location": str(pki.server_pem)})
+def test_the_inter_broker_listener_s_tls_settings_make_the_client_side(pki: Pki, tmp_path: Path) -> None:
+    from kafka_broker.cluster.node import inter_broker_security
+
+    base = {"listeners": f"PLAINTEXT://127.0.0.1:{free_port()},SSL://127.0.0.1:{free_port()}",
+            "log.dirs": str(tmp_path), "zookeeper.connect": "127.0.0.1:2181", "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(pki.server_pem), "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(pki.ca)}
+    cfg = BrokerConfig({**base, "security.inter.broker.protocol": "SSL"})
+    assert cfg.inter_broker_listener == "SSL"
+    sec = inter_broker_security(cfg)
+    assert sec.ssl is not None and sec.ssl.check_hostname and sec.sasl is None   # https: names are checked
+    assert inter_broker_security(BrokerConfig(base)).ssl is None                  # PLAINTEXT by default
+    with pytest.raises(ConfigError, match="no listener is named SSL"):
+        BrokerConfig({**base, "listeners": f"PLAINTEXT://127.0.0.1:{free_port()}",
+                      "security.inter.broker.protocol": "SSL"})
+    with pytest.raises(ConfigError, match="Only one of"):
+        BrokerConfig({**base, "security.inter.broker.protocol": "SSL", "inter.broker.listener.name": "SSL"})

@@ -31,7 +31,7 @@ from ..log import INTERNAL_TOPICS
 from ..registry import TopicInfo
 from . import zk as Z
 from .assign import AssignmentError, assign_replicas
-from .channel import Channel, ChannelError
+from .channel import Channel, ChannelError, ChannelSecurity
 from .controller import NO_LEADER, Controller
 from .fetcher import FetcherManager
 from .replicas import MetadataCache, ReplicaManager
@@ -51,8 +51,22 @@ class InconsistentClusterId(RuntimeError):
     pass
 
 
+def inter_broker_security(cfg: Any) -> ChannelSecurity:
+    """TLS and SASL of the inter-broker listener, as the client side of this broker's channels:
+    the listener's own ssl.* settings (truststore: who the other brokers are; keystore: this
+    broker's certificate when they ask for one) and its SASL credentials."""
+    proto = next(ln.security_protocol for ln in cfg.listeners if ln.name == cfg.inter_broker_listener)
+    ctx = None
+    if proto in ("SSL", "SASL_SSL"):
+        from ..tls import client_context
+        ctx = client_context(cfg.ssl_settings(cfg.inter_broker_listener))
+    return ChannelSecurity(ctx, cfg.inter_broker_sasl)
+
+
 class ClusterNode:
-    EARLY_APIS = frozenset({4, 5, 6, 7, 18})   # LeaderAndIsr, StopReplica, UpdateMetadata, ControlledShutdown, ApiVersions
+    # LeaderAndIsr, StopReplica, UpdateMetadata, ControlledShutdown, ApiVersions, and the SASL exchange (the
+    # controller authenticates before its first UpdateMetadata)
+    EARLY_APIS = frozenset({4, 5, 6, 7, 18, 17, 36})
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self.config = broker.config
@@ -63,7 +77,8 @@ class ClusterNode:
         session_ms = cfg["zookeeper.session.timeout.ms"]
         self.zk = Z.Zk(cfg["zookeeper.connect"], session_ms, cfg["zookeeper.connection.timeout.ms"] or session_ms,
                        self.loop)
-        self.listener_name = cfg.get("inter.broker.listener.name") or self._default_listener()
+        self.listener_name = cfg.inter_broker_listener
+        self.channel_security = inter_broker_security(cfg)
         self.metadata = MetadataCache()
         self.controller = Controller(self.zk, self.broker_id, self.listener_name, cfg, self._controller_changed)
         self.replicas = ReplicaManager(self)
@@ -77,10 +92,6 @@ class ClusterNode:
         self.serving = asyncio.Event()
         self.session_lost = False
         self.closing = False
-
-    def _default_listener(self) -> str:
-        names = [ln.name for ln in self.config.listeners]
-        return "PLAINTEXT" if "PLAINTEXT" in names else names[0]
 
     # -- start-up ------------------------------------------------------------------------
 
@@ -242,7 +253,7 @@ class ClusterNode:
                 continue
             try:
                 ch = await Channel(ep[0], ep[1], client_id=f"broker-{self.broker_id}-shutdown",
-                                   node_id=cid).connect()
+                                   node_id=cid, security=self.channel_security).connect()
                 try:
                     resp = await ch.send(kp.ControlledShutdownRequest(broker_id=self.broker_id,
                                                                       broker_epoch=self.broker_epoch),
