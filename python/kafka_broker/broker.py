@@ -78,6 +78,14 @@ class Broker:
         from .sasl import CREDENTIALS_FILE, ScramCredentials
         # SCRAM credentials: a file of the first log dir (a cluster keeps them in ZooKeeper)
         self.scram: Any = ScramCredentials(os.path.join(config.log_dirs[0], CREDENTIALS_FILE))
+        from . import acl_apis
+        from .acl import ACLS_FILE, Authorizer, FileAcls
+        self.apis.update(acl_apis.handlers())
+        # ACLs: on with Kafka's authorizer class (a cluster keeps them in ZooKeeper)
+        self.authorizer: Authorizer | None = None
+        if config["authorizer.class.name"]:
+            self.authorizer = Authorizer(FileAcls(os.path.join(config.log_dirs[0], ACLS_FILE)),
+                                         config["super.users"].split(";"), config["allow.everyone.if.no.acl.found"])
         self._api_versions_cache: dict[int, bytes] = {}
         self.server: Server | None = None
         self.metrics_server: Any = None
@@ -92,6 +100,9 @@ class Broker:
             self.registry = self.cluster.registry
             from .cluster.scram import ZkScramCredentials
             self.scram = ZkScramCredentials(self.cluster.zk)
+            if self.authorizer is not None:
+                from .cluster.acls import ZkAcls
+                self.authorizer.store = ZkAcls(self.cluster.zk, self.authorizer.invalidate)
             self.apis.update(INTER_BROKER_APIS)
 
     # -- lifecycle -------------------------------------------------------------
@@ -205,6 +216,9 @@ class Broker:
         cluster = self.cluster
         if cluster is not None and not cluster.serving.is_set() and h.api_key not in cluster.EARLY_APIS:
             return self._when_serving(handler, ctx, req)
+        if self.authorizer is not None:
+            from .authz import guard
+            return guard(self.authorizer, self, ctx, req, handler)
         return handler(self, ctx, req)
 
     async def _when_serving(self, handler: Handler, ctx: RequestContext, req: Any) -> Any:
@@ -213,7 +227,11 @@ class Broker:
         start-up is complete), so nobody is told the cluster has no brokers or no such topic."""
         assert self.cluster is not None
         await self.cluster.serving.wait()
-        res = handler(self, ctx, req)
+        if self.authorizer is not None:
+            from .authz import guard
+            res = guard(self.authorizer, self, ctx, req, handler)
+        else:
+            res = handler(self, ctx, req)
         return await res if inspect.isawaitable(res) else res
 
     # -- helpers for handlers ------------------------------------------------------

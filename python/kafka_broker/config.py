@@ -293,6 +293,11 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     C("sasl.server.max.receive.size", "int", 524288, at_least(1)),
     C("connections.max.reauth.ms", "long", 0, at_least(0)),
     C("connection.failed.authentication.delay.ms", "int", 100, at_least(0)),
+    # ACLs (kafka_broker/acl.py, authz.py)
+    C("authorizer.class.name", "string", "", one_of("", "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                                                     "kafka.security.authorizer.AclAuthorizer")),
+    C("super.users", "string", ""),
+    C("allow.everyone.if.no.acl.found", "boolean", False),
 )
 SSL_KEYS = tuple(k for k in BROKER_CONFIGS if k.startswith("ssl."))
 LISTENER_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -307,7 +312,6 @@ _KRAFT = "KRaft controller quorums (kafka-core runs as one combined node; its me
 _METRICS = "metrics reporters and JMX"
 _TXN = "transactions"
 _QUOTAS = "client quotas"
-_SECURITY = "authorization (ACLs)"
 _NOT_IMPLEMENTED: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
     (_CLUSTER, {
         "replica.high.watermark.checkpoint.interval.ms": ("5000",),
@@ -343,9 +347,6 @@ _NOT_IMPLEMENTED: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
     (_QUOTAS, {
         "quota.window.num": ("11",), "quota.window.size.seconds": ("1",),
         "max.connections.per.ip": ("2147483647",), "max.connections.per.ip.overrides": ("",),
-    }),
-    (_SECURITY, {
-        "authorizer.class.name": ("",), "super.users": (), "allow.everyone.if.no.acl.found": ("false",),
     }),
     ("Java's TLS provider settings (TLS is OpenSSL's, through Python's ssl)", {
         "ssl.keymanager.algorithm": ("SunX509",), "ssl.trustmanager.algorithm": ("PKIX",),
@@ -739,6 +740,11 @@ class BrokerConfig:
         return self.values.get(key, default)
 
     def log_unused(self) -> None:
+        if not self.tls_contexts and any(k.startswith("ssl.keystore") or k.startswith("ssl.truststore")
+                                         for k in self.explicit):
+            log.warning("ssl.* keystore/truststore settings are given but no listener is SSL or SASL_SSL: "
+                        "every listener is without TLS (listeners=%s)",
+                        ",".join(f"{ln.name}://{ln.host}:{ln.port}" for ln in self.listeners))
         for key in sorted(self.inert):
             log.info("config %s=%s is Kafka's default for a feature kafka-core does not implement: no effect",
                      key, self.inert[key])

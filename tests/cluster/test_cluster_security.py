@@ -1,7 +1,8 @@
 """The cluster over TLS and SASL (issue 14): brokers that reach each other through a SASL_SSL
-inter-broker listener (TLS verified against the cluster's CA, SASL/PLAIN as the broker user)
-replicate and elect as over PLAINTEXT, and SCRAM credentials kept in ZooKeeper
-(``/config/users``) let a user created through one broker log in on every other."""
+inter-broker listener (TLS verified against the cluster's CA, SASL/PLAIN as the broker user, a
+super user under ACLs) replicate and elect as over PLAINTEXT; SCRAM credentials kept in ZooKeeper
+(``/config/users``) let a user created through one broker log in on every other; ACLs created
+through one broker (``/kafka-acl``) hold on all of them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka_bench.kafka_core_cluster import KafkaCoreCluster
@@ -37,6 +39,9 @@ def secure_cluster(zk_chroot: str, pki: Pki) -> Iterator[KafkaCoreCluster]:
         "listener.name.internal.plain.sasl.jaas.config": JAAS,
         "ssl.keystore.type": "PEM", "ssl.keystore.location": str(pki.server_pem),
         "ssl.truststore.type": "PEM", "ssl.truststore.location": str(pki.ca),
+        # ACLs on: the brokers (User:broker over SASL) and PLAINTEXT clients (the tests' admin) are super users
+        "authorizer.class.name": "kafka.security.authorizer.AclAuthorizer",
+        "super.users": "User:broker;User:ANONYMOUS",
     }
     c = KafkaCoreCluster(3, zk_chroot, settings=settings)
     for b in c.brokers.values():
@@ -116,6 +121,19 @@ def test_scram_credentials_in_zookeeper_hold_on_every_broker(secure_cluster: Kaf
             "zoe", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096), b"zoe-pw")]).values():
         f.result(30)
     topic = f"scram-{uuid.uuid4().hex[:6]}"
+    from confluent_kafka.admin import (
+        AclBinding,
+        AclOperation,
+        AclPermissionType,
+        ResourcePatternType,
+        ResourceType,
+    )
+    for f in admin.create_acls([AclBinding(ResourceType.TOPIC, "scram-", ResourcePatternType.PREFIXED, "User:zoe",
+                                           "*", AclOperation.ALL, AclPermissionType.ALLOW)]).values():
+        f.result(30)
+    from confluent_kafka.admin import NewTopic
+    for f in admin.create_topics([NewTopic(topic, 1, 3)]).values():
+        f.result(30)
     for i, b in c.brokers.items():     # the user logs in on every broker's SASL_SSL listener
         acked: list[bool] = []
         p = ck.Producer({"bootstrap.servers": f"127.0.0.1:{b.internal_port}", "security.protocol": "SASL_SSL",  # type: ignore[attr-defined]
@@ -126,3 +144,48 @@ def test_scram_credentials_in_zookeeper_hold_on_every_broker(secure_cluster: Kaf
         assert acked == [True], f"SCRAM login through broker {i} failed"
     desc = admin.describe_user_scram_credentials(["zoe"])["zoe"].result()
     assert [(x.mechanism.name, x.iterations) for x in desc.scram_credential_infos] == [("SCRAM_SHA_512", 4096)]
+
+
+def test_acls_in_zookeeper_hold_on_every_broker(secure_cluster: KafkaCoreCluster, pki: Pki, zk_chroot: str) -> None:
+    ck = pytest.importorskip("confluent_kafka")
+    from confluent_kafka.admin import (
+        AclBinding,
+        AclOperation,
+        AclPermissionType,
+        AdminClient,
+        NewTopic,
+        ResourcePatternType,
+        ResourceType,
+    )
+
+    c = secure_cluster
+    admin = AdminClient({"bootstrap.servers": c.brokers[1].bootstrap})
+    ok, no = f"ok-{uuid.uuid4().hex[:6]}", f"no-{uuid.uuid4().hex[:6]}"
+    for f in admin.create_topics([NewTopic(ok, 1, 3), NewTopic(no, 1, 3)]).values():
+        f.result(30)
+    for f in admin.create_acls([AclBinding(ResourceType.TOPIC, ok, ResourcePatternType.LITERAL, "User:app", "*",
+                                           AclOperation.WRITE, AclPermissionType.ALLOW)]).values():
+        f.result(30)
+    zk = KazooClient(zk_chroot)
+    zk.start(10)
+    try:
+        import json
+        stored = json.loads(zk.get(f"/kafka-acl/Topic/{ok}")[0])
+        assert stored["acls"] == [{"principal": "User:app", "permissionType": "Allow", "operation": "Write",
+                                   "host": "*"}]
+    finally:
+        zk.stop()
+
+    def produce(b: Any, topic: str) -> bool:
+        acked: list[bool] = []
+        p = ck.Producer({"bootstrap.servers": f"127.0.0.1:{b.internal_port}", "security.protocol": "SASL_SSL",
+                         "ssl.ca.location": str(pki.ca), "sasl.mechanism": "PLAIN", "sasl.username": "app",
+                         "sasl.password": "app-pw", "message.timeout.ms": 8000})
+        p.produce(topic, b"v", on_delivery=lambda err, _m: acked.append(err is None))
+        p.flush(15)
+        return acked == [True]
+    deadline = time.monotonic() + 20
+    for i, b in c.brokers.items():   # every broker reloads the ACLs from ZooKeeper's change notification
+        while not produce(b, ok):
+            assert time.monotonic() < deadline, f"broker {i} does not allow what the ACL allows"
+        assert not produce(b, no), f"broker {i} allowed a topic without an ACL"

@@ -123,6 +123,9 @@ class ClusterNode:
         """Register (with the ports the listeners bound) and run for controller."""
         self.bound = bound
         self.replicas.start()
+        az = self.broker.authorizer
+        if az is not None:      # ACLs before the first client request is served
+            await az.store.start()
         await self._load_topic_configs()
         await self._register()
         await self.registry.watch_registrations()
