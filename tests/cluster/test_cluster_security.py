@@ -47,8 +47,7 @@ def secure_cluster(zk_chroot: str, pki: Pki) -> Iterator[KafkaCoreCluster]:
     for b in c.brokers.values():
         b.internal_port = free_port()  # type: ignore[attr-defined]
         b.settings["listeners"] = f"PLAINTEXT://127.0.0.1:{b.port},INTERNAL://127.0.0.1:{b.internal_port}"  # type: ignore[attr-defined]
-    with c:
-        c.start()
+    with c:                 # starts the brokers
         c.wait_registered()
         yield c
 
