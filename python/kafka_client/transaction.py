@@ -114,7 +114,7 @@ class TransactionManager:
         self.partitions: set[tuple[str, int]] = set()   # in the transaction at the coordinator
         self._new: set[tuple[str, int]] = set()         # waiting for AddPartitionsToTxn
         self._adding: asyncio.Future[Any] | None = None
-        self.offsets_added = False                      # AddOffsetsToTxn done in this transaction
+        self.groups: set[str] = set()                   # AddOffsetsToTxn done in this transaction
         self.bump_epoch = False                         # a batch failed: bump at the next abort
         self._pending: tuple[str, asyncio.Future[Any]] | None = None  # an operation that timed out
         self._gate()
@@ -330,11 +330,11 @@ class TransactionManager:
         tid = self.transactional_id
         deadline = self._long_deadline()
         try:
-            if not self.offsets_added:
+            if meta.group_id not in self.groups:
                 await self._call(ApiKey.ADD_OFFSETS_TO_TXN, lambda v: kp.AddOffsetsToTxnRequest(
                     transactional_id=tid, producer_id=e.producer_id, producer_epoch=e.producer_epoch,
                     group_id=meta.group_id), lambda r: r.error_code, "AddOffsetsToTxn", deadline)
-                self.offsets_added = True
+                self.groups.add(meta.group_id)
             by_topic: dict[str, list[Any]] = {}
             for tp, om in oam.items():
                 by_topic.setdefault(tp.topic, []).append(kp.TxnOffsetCommitRequest.TxnOffsetCommitRequestPartition(
@@ -442,7 +442,7 @@ class TransactionManager:
                 raise self.last_error
             raise self._abortable_error("commit")
         try:
-            if self.partitions or self.offsets_added:
+            if self.partitions or self.groups:
                 await self._call(ApiKey.END_TXN, lambda v: kp.EndTxnRequest(
                     transactional_id=self.transactional_id, producer_id=e.producer_id,
                     producer_epoch=e.producer_epoch, committed=commit), lambda r: r.error_code,
@@ -467,7 +467,7 @@ class TransactionManager:
                     st.next_seq = (st.last_acked + 1) & 0x7FFFFFFF
             self.partitions.clear()
             self._new.clear()
-            self.offsets_added = False
+            self.groups.clear()
             if not commit:
                 self.bump_epoch = False
             self.last_error = None

@@ -8,6 +8,7 @@ variant skips until that broker advertises AddPartitionsToTxn."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import sys
 import time
@@ -376,6 +377,39 @@ def test_cli_produce_in_a_transaction_then_consume_read_committed(kafka, bootstr
     n_bad = len(lines) - 1000
     assert n_bad > 0 and lines[:n_bad] == [f"bad{i}" for i in range(n_bad)]   # written, then aborted
     assert lines[n_bad:] == [f"line {i}" for i in range(1000)]
+
+
+def test_cli_produce_transaction_is_aborted_on_ctrl_c(kafka, bootstrap: str, new_topic) -> None:  # type: ignore[no-untyped-def]
+    """Ctrl-C (SIGINT) during ``produce --transactional-id``: the records already written are
+    aborted at once (the LSO moves past them, so read_committed consumers are not held back
+    until transaction.timeout.ms), none is committed, the exit status is 130."""
+    require_api(kafka, 24, "transactions")
+    topic = new_topic()
+    code = "import sys; from kafka_cli.main import main; sys.exit(main(sys.argv[1:]))"
+    env = {"PYTHONPATH": ":".join(sys.path), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen([sys.executable, "-c", code, "produce", "--bootstrap-server", bootstrap, "--topic", topic,
+                             "--transactional-id", _tid(), "--producer-property", "linger.ms=0"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write("".join(f"line {i}\n" for i in range(500)))
+        proc.stdin.flush()
+        tp = TopicPartition(topic, 0)
+        deadline = time.monotonic() + 30
+        with Consumer(bootstrap_servers=bootstrap) as c:   # wait until the records are written
+            while c.end_offsets([tp])[tp] < 500 and time.monotonic() < deadline:
+                time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    with Consumer(bootstrap_servers=bootstrap, isolation_level="read_committed") as c:
+        lso = c.end_offsets([tp])[tp]
+    assert lso == 501                     # 500 records and the ABORT marker: the transaction ended
+    assert read_values(bootstrap, topic, "read_committed") == []
+    assert len(read_values(bootstrap, topic, "read_uncommitted")) == 500
 
 
 def test_typed_transactional_app(kafka, bootstrap: str) -> None:  # type: ignore[no-untyped-def]
