@@ -21,6 +21,7 @@ from kafka_client import (
     AIOConsumer,
     AIOProducer,
     Consumer,
+    ConsumerGroupMetadata,
     OffsetAndMetadata,
     Producer,
     TopicPartition,
@@ -135,6 +136,29 @@ def test_abort_is_invisible_and_unsent_records_are_dropped(kafka, bootstrap: str
     assert confluent_read_committed(bootstrap, topic, 1) == [b"committed"]
 
 
+def test_abort_of_closed_batches_waiting_for_their_partition(kafka, bootstrap: str, new_topic) -> None:  # type: ignore[no-untyped-def]
+    """Full batches that took sequence numbers but were still waiting for AddPartitionsToTxn
+    when abort was called are dropped; the next transactions' batches continue the partition's
+    sequences from the last one written (no OUT_OF_ORDER_SEQUENCE_NUMBER, no epoch bump)."""
+    require_api(kafka, 24, "transactions")
+    topic = new_topic()
+    with Producer(bootstrap, transactional_id=_tid(), linger_ms=0, batch_size=1024) as p:
+        p.init_transactions(30)
+        epoch = p._engine.producer_epoch
+        for round_ in range(3):
+            p.begin_transaction()
+            futs = [p.send(topic, f"r{round_}-{i}-".encode() * 40) for i in range(60)]
+            p.abort_transaction(30)
+            errors = [f.exception(30) for f in futs]
+            assert any(isinstance(e, TransactionAbortedError) for e in errors)
+            assert all(e is None or isinstance(e, TransactionAbortedError) for e in errors)
+            p.begin_transaction()
+            p.send(topic, f"kept{round_}".encode()).result(30)
+            p.commit_transaction(30)
+        assert p._engine.producer_epoch == epoch
+    assert read_values(bootstrap, topic, "read_committed") == [b"kept0", b"kept1", b"kept2"]
+
+
 @pytest.mark.parametrize("codec", ["gzip", "zstd"])
 def test_two_producers_interleaved_on_one_partition(kafka, bootstrap: str, new_topic, codec: str) -> None:  # type: ignore[no-untyped-def]
     """Two transactional producers write compressed batches to one partition, their
@@ -233,6 +257,41 @@ def test_consume_transform_produce(kafka, bootstrap: str, new_topic) -> None:  #
     assert before == [-1, 10, 10]         # sent offsets are invisible before the commit
     assert after == [10, 10, 20]          # the aborted round's offsets never appear
     assert read_values(bootstrap, dst, "read_committed") == [f"IN{i}".encode() for i in range(20)]
+
+
+def test_offsets_of_a_stale_group_member_are_refused(kafka, bootstrap: str, new_topic) -> None:  # type: ignore[no-untyped-def]
+    """KIP-447: TxnOffsetCommit carries the member's generation and id; the group coordinator
+    refuses offsets from a member not in the current generation (ILLEGAL_GENERATION), which
+    makes the transaction abortable: nothing of it is committed, offsets included."""
+    require_api(kafka, 24, "transactions")
+    src, dst = new_topic(), new_topic()
+    group = f"stale-{uuid.uuid4().hex[:8]}"
+    with Producer(bootstrap) as p:
+        p.send(src, b"in").result(30)
+    with Consumer(src, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
+                  enable_auto_commit=False, isolation_level="read_committed") as c, \
+            Producer(bootstrap, transactional_id=_tid()) as prod:
+        prod.init_transactions(30)
+        recs: list[Any] = []
+        deadline = time.monotonic() + 30
+        while not recs and time.monotonic() < deadline:
+            recs = [r for rs in c.poll(0.5).values() for r in rs]
+        meta = c.group_metadata()
+        stale = ConsumerGroupMetadata(meta.group_id, meta.generation_id + 1, meta.member_id, None)
+        prod.begin_transaction()
+        prod.send(dst, b"out")
+        with pytest.raises(KafkaError) as info:
+            prod.send_offsets_to_transaction({TopicPartition(src, 0): 1}, stale, 30)
+        assert info.value.name == "ILLEGAL_GENERATION"
+        with pytest.raises(TransactionAbortableError):
+            prod.commit_transaction(30)
+        prod.abort_transaction(30)
+        prod.begin_transaction()                       # the real member's offsets are accepted
+        prod.send(dst, b"out again")
+        prod.send_offsets_to_transaction({TopicPartition(src, 0): 1}, meta, 30)
+        prod.commit_transaction(30)
+        assert c.committed(TopicPartition(src, 0)) == 1
+    assert read_values(bootstrap, dst, "read_committed") == [b"out again"]
 
 
 def test_fencing_by_a_second_producer_with_the_same_id(kafka, bootstrap: str, new_topic) -> None:  # type: ignore[no-untyped-def]
