@@ -11,6 +11,14 @@ are bytes created once from the response buffer.
 is where the next fetch starts (ahead of ``position`` while data is
 buffered).  Seeking bumps a partition's generation so fetches already in
 flight for the old position are dropped when they return.
+
+read_committed: fetches and ListOffsets carry isolation level 1, so the broker
+serves data only up to the last stable offset and lists the aborted
+transactions of the range; records.decode_records drops those transactions'
+batches (and every control batch).  Committed offsets are fetched with
+require_stable (KIP-447), so offsets written by a transaction being completed
+are waited for, not read stale.  ``group_metadata()`` is what a transactional
+producer's ``send_offsets_to_transaction`` needs.
 """
 
 from __future__ import annotations

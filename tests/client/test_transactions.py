@@ -29,6 +29,7 @@ from kafka_client import (
 from kafka_client.errors import (
     IllegalStateError,
     KafkaError,
+    KafkaTimeoutError,
     ProducerFencedError,
     TransactionAbortableError,
     TransactionAbortedError,
@@ -343,12 +344,34 @@ def test_abortable_error_then_abort_and_continue(kafka, bootstrap: str, new_topi
             p.send(topic, b"refused")
         with pytest.raises(TransactionAbortableError):
             p.begin_transaction()
+        epoch = p._engine.producer_epoch
         p.abort_transaction(30)
+        assert p._engine.producer_epoch == epoch + 1    # KIP-360: the failed batch's sequences are gone
         for round_ in range(2):
             p.begin_transaction()
             p.send(topic, f"after{round_}".encode())
             p.commit_transaction(30)
     assert read_values(bootstrap, topic, "read_committed") == [b"after0", b"after1"]
+
+
+def test_a_timed_out_commit_is_resumed_by_calling_it_again(kafka, bootstrap: str, new_topic) -> None:  # type: ignore[no-untyped-def]
+    """As Java: commit_transaction that times out leaves the commit running; another method
+    is refused meanwhile, and calling commit_transaction again waits for the same commit."""
+    require_api(kafka, 24, "transactions")
+    topic = new_topic()
+    with Producer(bootstrap, transactional_id=_tid(), linger_ms=0) as p:
+        p.init_transactions(30)
+        p.begin_transaction()
+        for i in range(100):
+            p.send(topic, f"v{i}".encode())
+        with pytest.raises(KafkaTimeoutError, match="call it again"):
+            p.commit_transaction(0)
+        with pytest.raises(IllegalStateError, match="commit_transaction"):
+            p.abort_transaction(5)
+        p.commit_transaction(30)
+        p.begin_transaction()       # the commit completed: a new transaction may start
+        p.abort_transaction(30)
+    assert read_values(bootstrap, topic, "read_committed") == [f"v{i}".encode() for i in range(100)]
 
 
 def test_misuse_is_refused_with_a_clear_error(kafka, bootstrap: str, new_topic) -> None:  # type: ignore[no-untyped-def]
