@@ -88,6 +88,8 @@ class ProducerSettings(TypedDict, total=False):
     connect_timeout_ms: int
     partitioner: Any
     allow_auto_create_topics: bool
+    transactional_id: str | None
+    transaction_timeout_ms: int
 
 
 class ConsumerSettings(TypedDict, total=False):
