@@ -53,6 +53,7 @@ from .group import (
     fetch_committed,
 )
 from .records import Record, decode_records
+from .security import Security, SecuritySettings
 from .settings import ConsumerSettings, check_settings
 
 __all__ = ["AIOConsumer", "Consumer", "ConsumerRecord", "TopicPartition", "OffsetAndMetadata",
@@ -129,7 +130,8 @@ class AIOConsumer:
                  retry_backoff_ms: int = 100, metadata_max_age_ms: int = 300000,
                  partition_assignment_strategy: Iterable[str] = ("range", "cooperative-sticky"),
                  group_instance_id: str | None = None, allow_auto_create_topics: bool = True,
-                 connect_timeout_ms: int = 10000, fetch_sessions: bool = True) -> None:
+                 connect_timeout_ms: int = 10000, fetch_sessions: bool = True,
+                 **security: Unpack[SecuritySettings]) -> None:
         if auto_offset_reset not in ("earliest", "latest", "none"):
             raise ValueError("auto_offset_reset must be 'earliest', 'latest' or 'none'")
         self._initial_topics = topics
@@ -153,7 +155,8 @@ class AIOConsumer:
         self.retry_backoff = retry_backoff_ms / 1000
         self._cluster_kw = dict(client_id=client_id, request_timeout_ms=request_timeout_ms,
                                 connect_timeout_ms=connect_timeout_ms, metadata_max_age_ms=metadata_max_age_ms,
-                                retry_backoff_ms=retry_backoff_ms, allow_auto_create_topics=allow_auto_create_topics)
+                                retry_backoff_ms=retry_backoff_ms, allow_auto_create_topics=allow_auto_create_topics,
+                                security=Security(**security))
         self._group_kw = dict(session_timeout_ms=session_timeout_ms, rebalance_timeout_ms=max_poll_interval_ms,
                               heartbeat_interval_ms=heartbeat_interval_ms, assignors=partition_assignment_strategy,
                               group_instance_id=group_instance_id)

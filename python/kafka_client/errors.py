@@ -14,6 +14,7 @@ from __future__ import annotations
 from kafka_protocol.errors import ErrorCode
 
 __all__ = [
+    "SslAuthenticationError",
     "KafkaError",
     "BrokerResponseError",
     "KafkaConnectionError",
@@ -62,6 +63,15 @@ class KafkaConnectionError(KafkaError):
 
     retriable = True
     name = "NETWORK_EXCEPTION"
+
+
+class SslAuthenticationError(KafkaConnectionError):
+    """The TLS handshake failed: the broker's certificate does not verify against the trusted CAs
+    or its host name, or the broker refused this client's certificate (Java:
+    SslAuthenticationException). Not retried: another attempt meets the same certificate."""
+
+    retriable = False
+    name = "SSL_AUTHENTICATION_FAILED"
 
 
 class KafkaTimeoutError(KafkaError):
@@ -141,6 +151,8 @@ InvalidTransactionTimeoutError = _CLASSES[int(ErrorCode.INVALID_TRANSACTION_TIME
 InvalidTxnStateError = _CLASSES[int(ErrorCode.INVALID_TXN_STATE)]
 ConcurrentTransactionsError = _CLASSES[int(ErrorCode.CONCURRENT_TRANSACTIONS)]
 TransactionAbortableError = _CLASSES[int(ErrorCode.TRANSACTION_ABORTABLE)]
+SaslAuthenticationFailedError = _CLASSES[int(ErrorCode.SASL_AUTHENTICATION_FAILED)]
+TopicAuthorizationFailedError = _CLASSES[int(ErrorCode.TOPIC_AUTHORIZATION_FAILED)]
 
 # Errors after which a transactional producer can do nothing but close (Java's
 # TransactionManager.transitionToFatalError): fenced by a newer instance, not authorized, a

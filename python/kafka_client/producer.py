@@ -100,6 +100,7 @@ from .errors import (
 )
 from .group import ConsumerGroupMetadata, TopicPartition
 from .records import HEADER_SIZE, decode_records, record_size_upper_bound, restamp
+from .security import Security, SecuritySettings
 from .settings import ProducerSettings, check_settings
 from .transaction import DROP_STATES, TransactionManager
 
@@ -142,8 +143,10 @@ class ProducerConfig:
                  retry_backoff_ms: int = 100, max_in_flight_requests_per_connection: int = 5,
                  metadata_max_age_ms: int = 300000, connect_timeout_ms: int = 10000,
                  partitioner: Any = None, allow_auto_create_topics: bool = True,
-                 transactional_id: str | None = None, transaction_timeout_ms: int = 60000) -> None:
+                 transactional_id: str | None = None, transaction_timeout_ms: int = 60000,
+                 **security: Unpack[SecuritySettings]) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.security = Security(**security)
         self.client_id = client_id
         if acks in ("all", -1, "-1"):
             self.acks = -1
@@ -198,7 +201,7 @@ class _Engine:
                                request_timeout_ms=cfg.request_timeout_ms,
                                connect_timeout_ms=cfg.connect_timeout_ms,
                                metadata_max_age_ms=cfg.metadata_max_age_ms, retry_backoff_ms=int(cfg.retry_backoff * 1000),
-                               allow_auto_create_topics=cfg.allow_auto_create_topics)
+                               allow_auto_create_topics=cfg.allow_auto_create_topics, security=cfg.security)
         self.cluster.metadata_listeners.append(self._sync_topics)
         self.cluster.metadata_listeners.append(self._wake)
         # The accumulator holds the open batches and is the engine's (reentrant) lock too.

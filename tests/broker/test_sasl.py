@@ -391,13 +391,8 @@ def test_kafka_configs_adds_a_scram_user_and_the_java_consumer_uses_it(broker: E
 def test_the_brokers_scram_client_and_server_agree_and_detect_a_fake() -> None:
     import asyncio
 
-    from kafka_broker.sasl import (
-        AuthenticationFailed,
-        ScramClient,
-        ScramCredential,
-        ScramCredentials,
-        ScramServer,
-    )
+    from kafka_broker.sasl import ScramCredential, ScramCredentials, ScramServer
+    from kafka_protocol.sasl import AuthenticationFailed, ScramClient
 
     async def run(password: str, mech: str, tamper: bool = False) -> None:
         store = ScramCredentials(None)

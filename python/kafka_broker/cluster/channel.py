@@ -103,7 +103,7 @@ class Channel:
             raise ChannelError(f"{self}: cannot connect: {e or 'timed out'}") from None
         self.transport = tr
         if sec.sasl is not None:
-            from ..sasl import AuthenticationFailed, authenticate
+            from kafka_protocol.sasl import AuthenticationFailed, authenticate
             mech, user, password = sec.sasl
             try:
                 await asyncio.wait_for(authenticate(self.send, mech, user, password), timeout)
