@@ -70,8 +70,11 @@ class Broker:
             44: (0, 1, admin.handle_incremental_alter_configs),
             60: (0, 2, handle_describe_cluster),
         }
-        from . import group_apis, sasl_apis
+        from . import group_apis, sasl_apis, txn_markers
         self.apis.update(group_apis.handlers())
+        self.apis[27] = (1, 1, txn_markers.handle_write_txn_markers)     # Kafka 4.0 advertises v1
+        # (partition, producer id, commit) once a transaction marker is durable (txn_markers.py)
+        self.txn_marker_listeners: list[Callable[[Any, int, bool], None]] = []
         self.apis.update(sasl_apis.handlers())
         import os
 
@@ -117,6 +120,12 @@ class Broker:
 
         self.groups = Groups(self.storage, self.config, self.node_id, self.cluster, self.registry)
         await self.groups.start()
+        coord = self.groups.coord
+
+        def settle(p: Any, pid: int, commit: bool) -> None:    # TxnOffsetCommit's offsets
+            if p.topic.name == OFFSETS_TOPIC:
+                coord.complete_txn(p.index, pid, commit)
+        self.txn_marker_listeners.append(settle)
         if self.config["log.cleaner.enable"] and self.config["log.cleaner.threads"] > 0:
             self.cleaner = LogCleaner(self.storage, self.config)
             self.cleaner.start()
