@@ -60,8 +60,6 @@ def handle_produce(b: ProduceDeps, ctx: RequestContext, req: Any) -> HandlerResu
     request_error: tuple[int, str | None] | None = None
     if acks not in (0, 1, -1):
         request_error = (E.INVALID_REQUIRED_ACKS, None)
-    elif req.transactional_id is not None:
-        request_error = (E.INVALID_TXN_STATE, "transactions are not supported by this broker")
     for td in req.topic_data:
         topic = topics.get(td.name)
         presp = []
