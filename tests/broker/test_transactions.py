@@ -57,6 +57,16 @@ def producer(b: KafkaCoreBroker, tid: str, **extra: Any) -> ck.Producer:
     return ck.Producer({"bootstrap.servers": b.bootstrap, "transactional.id": tid, "linger.ms": 5, **extra})
 
 
+def open_txn(b: KafkaCoreBroker, tid: str, topic: str, value: bytes, partition: int) -> ck.Producer:
+    """A producer of ``tid`` with a transaction open: one record sent to ``topic``/``partition``."""
+    p = producer(b, tid)
+    p.init_transactions(30)
+    p.begin_transaction()
+    p.produce(topic, value, partition=partition)
+    p.flush(10)
+    return p
+
+
 def read_all(b: KafkaCoreBroker, topic: str, isolation: str, expect: int | None = None,
              wait: float = 3.0) -> list[bytes]:
     """Every record of ``topic`` a consumer with ``isolation`` sees, reading until the end."""
@@ -125,11 +135,7 @@ def test_confluent_commit_and_abort(tbroker: KafkaCoreBroker, topic: str) -> Non
 @needs_log_layer
 def test_second_producer_fences_the_first(tbroker: KafkaCoreBroker, topic: str) -> None:
     tid = f"fence-{uuid.uuid4().hex[:6]}"
-    p1 = producer(tbroker, tid)
-    p1.init_transactions(30)
-    p1.begin_transaction()
-    p1.produce(topic, b"zombie", partition=0)
-    p1.flush(10)
+    p1 = open_txn(tbroker, tid, topic, b"zombie", 0)
     p2 = producer(tbroker, tid)
     p2.init_transactions(30)        # aborts p1's transaction (CONCURRENT_TRANSACTIONS, retried), then bumps
     st = describe(tbroker, tid)
@@ -265,11 +271,7 @@ def test_aiokafka_commit_and_abort(tbroker: KafkaCoreBroker, topic: str) -> None
 
 def test_list_and_describe_over_the_wire(tbroker: KafkaCoreBroker, topic: str) -> None:
     tid = f"ld-{uuid.uuid4().hex[:6]}"
-    p = producer(tbroker, tid)
-    p.init_transactions(30)
-    p.begin_transaction()
-    p.produce(topic, b"x", partition=1)
-    p.flush(10)
+    p = open_txn(tbroker, tid, topic, b"x", 1)
     with RawClient(tbroker.port) as c:
         r = c.call(ListTransactionsRequest(state_filters=["Ongoing", "Nope"]), 1)
         assert r.error_code == 0 and r.unknown_state_filters == ["Nope"]
@@ -291,11 +293,7 @@ java = pytest.mark.skipif(shutil.which("java") is None, reason="java is installe
 def test_kafka_transactions_tool_lists_and_describes(tbroker: KafkaCoreBroker, topic: str) -> None:
     from kafka_bench import apache_kafka as ak
     tid = f"tool-{uuid.uuid4().hex[:6]}"
-    p = producer(tbroker, tid)
-    p.init_transactions(30)
-    p.begin_transaction()
-    p.produce(topic, b"x", partition=0)
-    p.flush(10)
+    p = open_txn(tbroker, tid, topic, b"x", 0)
 
     def tool(*args: str) -> str:
         r = ak.java_main("org.apache.kafka.tools.TransactionsCommand",
