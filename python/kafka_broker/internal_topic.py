@@ -32,11 +32,13 @@ if TYPE_CHECKING:
 class InternalTopic:
     """``rf_key``/``segment_key``/``min_isr_key``: the broker keys of its replication factor,
     segment size and (cluster only: one broker is the whole ISR) min ISR; ``what`` names it in
-    errors as Kafka does ("offsets topic", "transactions state topic")."""
+    errors as Kafka does ("offsets topic", "transactions state topic"); ``fixed``: topic configs the
+    coordinator enforces besides compaction and the segment size."""
 
     def __init__(self, name: str, num_partitions: int, *, storage: Storage, config: BrokerConfig,
                  cluster: ClusterNode | None, registry: TopicRegistry, rf_key: str, segment_key: str,
-                 what: str, min_isr_key: str | None = None, timeout_s: float = 5.0) -> None:
+                 what: str, min_isr_key: str | None = None, timeout_s: float = 5.0,
+                 fixed: dict[str, str] | None = None) -> None:
         self.name = name
         self.num_partitions = num_partitions
         self.storage = storage
@@ -48,10 +50,11 @@ class InternalTopic:
         self.min_isr_key = min_isr_key
         self.what = what
         self.timeout_s = timeout_s
+        self.fixed = fixed or {}
         self._creating: asyncio.Future[Topic] | None = None
 
     def overrides(self, cluster: bool) -> dict[str, str]:
-        out = {"cleanup.policy": "compact", "segment.bytes": str(self.config[self.segment_key])}
+        out = {"cleanup.policy": "compact", "segment.bytes": str(self.config[self.segment_key]), **self.fixed}
         if cluster and self.min_isr_key is not None:
             out["min.insync.replicas"] = str(self.config[self.min_isr_key])
         return out

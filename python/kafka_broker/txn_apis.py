@@ -65,7 +65,10 @@ class Txns:
                                    registry=b.registry, rf_key="transaction.state.log.replication.factor",
                                    segment_key="transaction.state.log.segment.bytes",
                                    what="transactions state topic", min_isr_key="transaction.state.log.min.isr",
-                                   timeout_s=cfg["request.timeout.ms"] / 1000)
+                                   timeout_s=cfg["request.timeout.ms"] / 1000,
+                                   # Kafka's TransactionStateManager.transactionTopicConfigs
+                                   fixed={"unclean.leader.election.enable": "false",
+                                          "compression.type": "uncompressed"})
         self.backend = LogBackend(None, n, logs=self.topic.log_for, append=self.topic.append)
         self.markers = MarkerSender(self._leader_of, self._send)
         self.coord = TxnCoordinator(config=cfg, num_partitions=n, append=self.topic.append, read=self.backend.read,

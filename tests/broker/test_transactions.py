@@ -27,9 +27,15 @@ from typing import Any
 import confluent_kafka as ck
 import pytest
 from kafka_bench.kafka_core_broker import KafkaCoreBroker
-from kafka_protocol.messages import DescribeTransactionsRequest, ListTransactionsRequest
+from kafka_protocol.messages import (
+    DescribeConfigsRequest,
+    DescribeTransactionsRequest,
+    InitProducerIdRequest,
+    ListTransactionsRequest,
+    MetadataRequest,
+)
 
-from .conftest import RawClient, create_topic
+from .conftest import RawClient, create_topic, make_batch, produce_req
 
 # Markers and read_committed are the log layer's (kafka_broker.txn_markers, branch txlog): until
 # it is merged a transactional batch is refused and no marker can be written.
@@ -282,6 +288,27 @@ def test_list_and_describe_over_the_wire(tbroker: KafkaCoreBroker, topic: str) -
     assert (st[0].transaction_state, [(t.topic, t.partitions) for t in st[0].topics]) == ("Ongoing", [(topic, [1])])
     assert st[1].error_code == 105      # TRANSACTIONAL_ID_NOT_FOUND
     p.abort_transaction(30)
+
+
+def test_transaction_state_topic(tbroker: KafkaCoreBroker) -> None:
+    """``__transaction_state``: created by the first InitProducerId with a transactional id,
+    internal (no client produces to it), compacted, uncompressed, with the configured 5 partitions."""
+    with RawClient(tbroker.port) as c:
+        r = c.call(InitProducerIdRequest(transactional_id=f"topic-{uuid.uuid4().hex[:6]}", transaction_timeout_ms=60000,
+                                         producer_id=-1, producer_epoch=-1), 4)
+        assert r.error_code == 0 and r.producer_id >= 0 and r.producer_epoch == 0
+        r2 = c.call(InitProducerIdRequest(transactional_id="t", transaction_timeout_ms=900001,
+                                          producer_id=-1, producer_epoch=-1), 4)
+        assert r2.error_code == 50      # INVALID_TRANSACTION_TIMEOUT: above transaction.max.timeout.ms
+        md = c.call(MetadataRequest(topics=[MetadataRequest.MetadataRequestTopic(name="__transaction_state")],
+                                    allow_auto_topic_creation=False), 12).topics[0]
+        assert md.error_code == 0 and md.is_internal and len(md.partitions) == 5
+        R = DescribeConfigsRequest.DescribeConfigsResource
+        cfg = {x.name: x.value for x in c.call(DescribeConfigsRequest(resources=[
+            R(resource_type=2, resource_name="__transaction_state", configuration_keys=None)]), 4).results[0].configs}
+        assert (cfg["cleanup.policy"], cfg["compression.type"]) == ("compact", "uncompressed")
+        resp = c.call(produce_req("__transaction_state", 0, make_batch([b"x"])), 9)
+        assert resp.responses[0].partition_responses[0].error_code == 17      # INVALID_TOPIC_EXCEPTION
 
 
 java = pytest.mark.skipif(shutil.which("java") is None, reason="java is installed by ./dev test")
