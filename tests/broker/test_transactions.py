@@ -336,3 +336,34 @@ def test_kafka_transactions_tool_lists_and_describes(tbroker: KafkaCoreBroker, t
     p.commit_transaction(30)
     assert "CompleteCommit" in tool("describe", "--transactional-id", tid)
 
+
+@java
+@pytest.mark.interop
+def test_kafka_dump_log_decodes_our_transaction_state(tbroker: KafkaCoreBroker, topic: str) -> None:
+    """Kafka's own ``kafka-dump-log.sh --transaction-log-decoder`` reads our ``__transaction_state``
+    segments: the record format is Kafka's."""
+    from kafka_bench import apache_kafka as ak
+    from kafka_broker.txn.records import partition_for
+    tid = f"dump-{uuid.uuid4().hex[:6]}"
+    p = producer(tbroker, tid)
+    p.init_transactions(30)
+    with RawClient(tbroker.port) as c:
+        from kafka_protocol.messages import AddPartitionsToTxnRequest as A
+        st = describe(tbroker, tid)
+        r = c.call(A(v3_and_below_transactional_id=tid, v3_and_below_producer_id=st.producer_id,
+                     v3_and_below_producer_epoch=st.producer_epoch,
+                     v3_and_below_topics=[A.AddPartitionsToTxnTopic(name=topic, partitions=[1])]), 3)
+        assert r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code == 0
+    seg = sorted((tbroker.data_dir / "logs" / f"__transaction_state-{partition_for(tid, 5)}").glob("*.log"))[0]
+    r2 = ak.java_main("kafka.tools.DumpLogSegments", ["--files", str(seg), "--transaction-log-decoder",
+                                                      "--print-data-log"], timeout=90, check=False)
+    out = r2.stdout.decode(errors="replace")
+    assert r2.returncode == 0, out + r2.stderr.decode(errors="replace")[-3000:]
+    import json
+    values = [json.loads(line.split(" payload: ", 1)[1]) for line in out.splitlines() if f'"{tid}"' in line]
+    assert [v["version"] for v in values] == ["0", "0"], out     # TransactionLogValue v0, as Kafka writes it
+    empty, ongoing = (v["data"] for v in values)                  # after InitProducerId, then AddPartitions
+    assert (empty["producerId"], empty["producerEpoch"], empty["transactionStatus"]) == (st.producer_id, 0, 0)
+    assert empty["transactionPartitions"] is None and empty["transactionTimeoutMs"] == 60000
+    assert ongoing["transactionStatus"] == 1
+    assert ongoing["transactionPartitions"] == [{"topic": topic, "partitionIds": [1]}]
