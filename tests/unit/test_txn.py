@@ -294,3 +294,20 @@ def test_not_coordinator_and_loading() -> None:
         assert (await c.init_producer_id("tx", 100)).error == E.COORDINATOR_LOAD_IN_PROGRESS
         assert c.list([], [])[0] == E.COORDINATOR_LOAD_IN_PROGRESS
     run(go())
+
+
+def test_stale_markers_are_abandoned() -> None:
+    """A leader answering INVALID_PRODUCER_EPOCH (a newer epoch wrote there): the markers stop, no
+    Complete* is written by this coordinator, and the id keeps answering CONCURRENT_TRANSACTIONS."""
+    async def go() -> None:
+        h = Harness()
+        c = await h.start()
+        await c.init_producer_id("tx", 30000)
+        await c.add_partitions("tx", 101, 0, {("t", 0)})
+        h.codes[("t", 0)] = E.INVALID_PRODUCER_EPOCH
+        await c.end_txn("tx", 101, 0, commit=True)
+        await h.settle()
+        md = c.txns["tx"]
+        assert (md.state, md.pending, len(h.sent)) == (PREPARE_COMMIT, None, 1)
+        assert await c.add_partitions("tx", 101, 0, {("t", 1)}) == E.CONCURRENT_TRANSACTIONS
+    run(go())
