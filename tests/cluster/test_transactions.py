@@ -22,8 +22,9 @@ from kafka_protocol.messages import DescribeTransactionsRequest, FindCoordinator
 
 from .faultkit import FAULT_SETTINGS, wait_for
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("kafka_broker.txn_markers") is None,
-                                reason="needs the log layer's WriteTxnMarkers (branch txlog)")
+pytestmark = [pytest.mark.interop,
+              pytest.mark.skipif(importlib.util.find_spec("kafka_broker.txn_markers") is None,
+                                 reason="needs the log layer's WriteTxnMarkers (branch txlog)")]
 
 
 @pytest.fixture
