@@ -22,9 +22,9 @@ from kafka_protocol.messages import DescribeTransactionsRequest, FindCoordinator
 
 from .faultkit import FAULT_SETTINGS, wait_for
 
-pytestmark = [pytest.mark.interop,
-              pytest.mark.skipif(importlib.util.find_spec("kafka_broker.txn_markers") is None,
-                                 reason="needs the log layer's WriteTxnMarkers (branch txlog)")]
+pytestmark = pytest.mark.interop
+needs_log_layer = pytest.mark.skipif(importlib.util.find_spec("kafka_broker.txn_markers") is None,
+                                     reason="needs the log layer's WriteTxnMarkers (branch txlog)")
 
 
 @pytest.fixture
@@ -75,6 +75,7 @@ def make_topic(c: KafkaCoreCluster, name: str) -> None:
     a.create_topics([NewTopic(name, 3, 3)])[name].result(30)
 
 
+@needs_log_layer
 def test_transaction_over_three_leaders_commits(cluster: KafkaCoreCluster) -> None:
     make_topic(cluster, "spread")
     tid = "spread-tx"
@@ -89,6 +90,7 @@ def test_transaction_over_three_leaders_commits(cluster: KafkaCoreCluster) -> No
     assert committed(cluster, "spread", 3, 9) == sorted(f"v{i}".encode() for i in range(9))
 
 
+@needs_log_layer
 def test_coordinator_killed_mid_transaction(cluster: KafkaCoreCluster) -> None:
     make_topic(cluster, "orphan")
     tid = "orphan-tx"
@@ -109,3 +111,25 @@ def test_coordinator_killed_mid_transaction(cluster: KafkaCoreCluster) -> None:
     p2.produce("orphan", b"after", partition=0)
     p2.commit_transaction(60)
     assert committed(cluster, "orphan", 3, 1) == [b"after"]
+
+
+def test_coordinator_is_the_leader_of_the_id_partition_and_moves_with_it(cluster: KafkaCoreCluster) -> None:
+    """FindCoordinator names the leader of the id's ``__transaction_state`` partition (created on
+    first use with RF=3); the other brokers answer NOT_COORDINATOR; after that broker is killed the
+    new leader loads the partition and serves the id with the state it had."""
+    tid = "moving-tx"
+    p = ck.Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": tid})
+    p.init_transactions(60)
+    old, port = coordinator(cluster, tid)
+    st = describe(port, tid)
+    assert (st.error_code, st.transaction_state, st.producer_epoch) == (0, "Empty", 0)
+    others = [b.port for i, b in cluster.brokers.items() if i != old]
+    assert [describe(o, tid).error_code for o in others] == [16, 16]        # NOT_COORDINATOR
+    cluster.kill(old)
+    new, port2 = wait_for(lambda: (got := coordinator(cluster, tid))[0] != old and got, 60, "a new coordinator")
+    st2 = wait_for(lambda: (d := describe(port2, tid)).error_code == 0 and d, 30, "the id loaded")
+    assert (st2.transaction_state, st2.producer_id, st2.producer_epoch) == ("Empty", st.producer_id, 0)
+    p2 = ck.Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": tid})
+    p2.init_transactions(60)
+    assert describe(port2, tid).producer_epoch == 1
+
