@@ -21,7 +21,7 @@ from kafka_protocol.messages import REQUESTS
 
 from . import admin, fetch, produce
 from .config import BrokerConfig, Listener
-from .log import OFFSETS_TOPIC, topic_name_error
+from .log import OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, topic_name_error
 from .metrics import MetricsServer, parse_listener
 from .registry import LocalRegistry, TopicRegistry
 
@@ -70,8 +70,9 @@ class Broker:
             44: (0, 1, admin.handle_incremental_alter_configs),
             60: (0, 2, handle_describe_cluster),
         }
-        from . import group_apis, sasl_apis, txn_markers
+        from . import group_apis, sasl_apis, txn_apis, txn_markers
         self.apis.update(group_apis.handlers())
+        self.apis.update(txn_apis.handlers())
         self.apis[27] = (1, 1, txn_markers.handle_write_txn_markers)     # Kafka 4.0 advertises v1
         # (partition, producer id, commit) once a transaction marker is durable (txn_markers.py)
         self.txn_marker_listeners: list[Callable[[Any, int, bool], None]] = []
@@ -93,6 +94,7 @@ class Broker:
         self.server: Server | None = None
         self.metrics_server: Any = None
         self.groups: group_apis.Groups | None = None
+        self.txns: txn_apis.Txns | None = None
         self.cleaner: Any = None
         self.cluster: ClusterNode | None = None
         if config.get("zookeeper.connect"):
@@ -114,9 +116,11 @@ class Broker:
         self.storage.open(cluster_id)
 
     async def start_groups(self) -> None:
-        """Load ``__consumer_offsets`` and start the group coordinator and the log cleaner."""
+        """Load ``__consumer_offsets`` and ``__transaction_state``, start the group and
+        transaction coordinators and the log cleaner."""
         from .cleaner import LogCleaner
         from .group_apis import Groups
+        from .txn_apis import Txns
 
         self.groups = Groups(self.storage, self.config, self.node_id, self.cluster, self.registry)
         await self.groups.start()
@@ -126,15 +130,21 @@ class Broker:
             if p.topic.name == OFFSETS_TOPIC:
                 coord.complete_txn(p.index, pid, commit)
         self.txn_marker_listeners.append(settle)
+        self.txns = Txns(self)
+        await self.txns.start()
+        self.groups.coord.transactions = True    # FindCoordinator answers key type 1 too
         if self.config["log.cleaner.enable"] and self.config["log.cleaner.threads"] > 0:
             self.cleaner = LogCleaner(self.storage, self.config)
             self.cleaner.start()
 
     def on_leadership(self, p: Any, leader: bool) -> None:
         """Cluster: this broker started or stopped leading ``p`` (the group coordinator follows
-        the leadership of ``__consumer_offsets``)."""
+        the leadership of ``__consumer_offsets``, the transaction coordinator that of
+        ``__transaction_state``)."""
         if p.topic.name == OFFSETS_TOPIC and self.groups is not None:
             self.groups.on_leadership(p.index, leader)
+        elif p.topic.name == TRANSACTION_STATE_TOPIC and self.txns is not None:
+            self.txns.on_leadership(p, leader)
 
     def start_server(self) -> list[tuple[str, int]]:
         self.server = Server(self.loop, self.config.listeners, self.config["socket.request.max.bytes"],
@@ -186,6 +196,8 @@ class Broker:
             self.server.close()
         if self.cluster is not None:
             self.cluster.close()
+        if self.txns is not None:
+            self.txns.close()
         if self.groups is not None:
             self.groups.close()
         if self.cleaner is not None:
@@ -331,6 +343,9 @@ def handle_metadata(b: Broker, ctx: RequestContext, req: Any) -> Any:
             try:
                 if name == OFFSETS_TOPIC and b.groups is not None:
                     await (b.groups.ensure_cluster_topic() if b.cluster is not None else b.groups.ensure_topic())
+                elif name == TRANSACTION_STATE_TOPIC and b.txns is not None:
+                    it = b.txns.topic
+                    await (it.ensure_cluster_topic() if b.cluster is not None else it.ensure_topic())
                 elif b.registry.get(name) is None:
                     await b.registry.create(name, b.config["num.partitions"], b.config["default.replication.factor"],
                                             None, {})
@@ -407,8 +422,8 @@ def handle_init_producer_id(b: Broker, ctx: RequestContext, req: Any) -> Any:
     from kafka_protocol.messages import InitProducerIdResponse as R
 
     if req.transactional_id is not None:
-        # No transaction coordinator here (FindCoordinator answers COORDINATOR_NOT_AVAILABLE for them).
-        return R(error_code=E.COORDINATOR_NOT_AVAILABLE, producer_id=-1, producer_epoch=-1)
+        from .txn_apis import handle_init_producer_id as transactional
+        return transactional(b, ctx, req)
 
     if (req.producer_id == -1) != (req.producer_epoch == -1):
         return R(error_code=E.INVALID_REQUEST, producer_id=-1, producer_epoch=-1)

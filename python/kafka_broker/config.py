@@ -192,6 +192,11 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     C("controlled.shutdown.retry.backoff.ms", "long", 5000, at_least(0)),
     C("transaction.state.log.replication.factor", "short", 3, at_least(1)),
     C("transaction.state.log.min.isr", "int", 2, at_least(1)),
+    C("transaction.state.log.num.partitions", "int", 50, at_least(1)),
+    C("transaction.state.log.segment.bytes", "int", 104857600, at_least(1)),
+    C("transaction.max.timeout.ms", "int", 900000, at_least(1)),
+    C("transaction.abort.timed.out.transaction.cleanup.interval.ms", "int", 10000, at_least(1)),
+    C("transaction.remove.expired.transaction.cleanup.interval.ms", "int", 3600000, at_least(1)),
     C("log.segment.bytes", "int", 1 << 30, at_least(14), dynamic=True),
     C("log.roll.ms", "long", None, at_least(1), dynamic=True),
     C("log.roll.hours", "int", 168, at_least(1)),
@@ -310,7 +315,7 @@ LISTENER_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 _CLUSTER = "this cluster setting (the cluster on ZooKeeper does not have it yet)"
 _KRAFT = "KRaft controller quorums (kafka-core runs as one combined node; its metadata is kc-metadata.json)"
 _METRICS = "metrics reporters and JMX"
-_TXN = "transactions"
+_TXN = "this transaction coordinator setting"
 _QUOTAS = "client quotas"
 _NOT_IMPLEMENTED: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
     (_CLUSTER, {
@@ -329,10 +334,8 @@ _NOT_IMPLEMENTED: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
         "initial.broker.registration.timeout.ms": ("60000",), "broker.heartbeat.interval.ms": ("2000",),
         "broker.session.timeout.ms": ("9000",),
     }),
-    (_TXN, {
-        "transaction.state.log.num.partitions": ("50",), "transaction.state.log.segment.bytes": ("104857600",),
-        "transaction.max.timeout.ms": ("900000",),
-        "transaction.abort.timed.out.transaction.cleanup.interval.ms": ("10000",),
+    ("a load buffer for __transaction_state (it is read in whole 1 MiB chunks of batches)", {
+        "transaction.state.log.load.buffer.size": ("5242880",),
     }),
     ("share groups (KIP-932)", {
         "share.coordinator.state.topic.replication.factor": ("3", "1"),

@@ -1,10 +1,10 @@
 """Wiring of the group coordinator (``kafka_broker.groups``) into the broker.
 
-``__consumer_offsets`` is an ordinary compacted topic of ``Storage`` (so the
-log cleaner, DescribeLogDirs and fetches see it), created on the first write
-with ``offsets.topic.num.partitions`` partitions; the coordinator reads it
-back at start-up through the same ``kafka_core.Log`` objects.  Appends go
-through ``append``: in call order on the event loop, then (when the flush
+``__consumer_offsets`` is an ``InternalTopic`` (internal_topic.py): an ordinary
+compacted topic of ``Storage``, created on the first write with
+``offsets.topic.num.partitions`` partitions; the coordinator reads it back at
+start-up through the same ``kafka_core.Log`` objects.  Appends go through
+``InternalTopic.append``: in call order on the event loop, then (when the flush
 policy asks) the flush thread's group commit, exactly like an acks=all
 produce, so an OffsetCommit answered with NONE is in the log (page cache at
 least: it survives kill -9 of the broker).
@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from kafka_protocol.errors import ErrorCode as E
 
 from .groups import GroupCoordinator, LogBackend, NodeInfo, OffsetsStore, RequestContext, TopicInfo
-from .log import INTERNAL_TOPICS, OFFSETS_TOPIC, AppendError, AppendFailed, AppendOrigin
+from .internal_topic import InternalTopic
+from .log import INTERNAL_TOPICS, OFFSETS_TOPIC
 from .registry import LocalRegistry, TopicRegistry
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from .log import Topic
     from .server import RequestContext as ServerContext
     from .storage import Storage
+    from .txn_apis import Txns
 
 log = logging.getLogger("kafka_broker.groups")
 OFFSETS_COMMIT_TIMEOUT_S = 5.0      # Kafka's offsets.commit.timeout.ms default
@@ -59,6 +61,7 @@ class GroupDeps(Protocol):
     """What the group handlers need of the broker: the coordinator and the advertised addresses."""
 
     groups: Groups | None
+    txns: Txns | None
 
     def advertised(self, listener: Listener) -> Listener: ...
 
@@ -72,10 +75,13 @@ class Groups:
         self.config = config
         self.cluster = cluster
         self.registry: TopicRegistry = registry or LocalRegistry(storage, node_id, config.get("broker.rack"))
-        self._creating: asyncio.Future[Topic] | None = None
         existing = self.storage.topics.get(OFFSETS_TOPIC)
         n = len(existing.partitions) if existing is not None else self.config["offsets.topic.num.partitions"]
-        self.backend = LogBackend(None, n, logs=self._log_for, append=self._append)
+        self.topic = InternalTopic(OFFSETS_TOPIC, n, storage=storage, config=config, cluster=cluster,
+                                   registry=self.registry, rf_key="offsets.topic.replication.factor",
+                                   segment_key="offsets.topic.segment.bytes", what="offsets topic",
+                                   timeout_s=OFFSETS_COMMIT_TIMEOUT_S)
+        self.backend = LogBackend(None, n, logs=self.topic.log_for, append=self.topic.append)
         self.store = OffsetsStore(self.backend)
         # In a cluster this broker coordinates the groups of the __consumer_offsets partitions it
         # leads, loaded when it becomes their leader (Kafka's GroupMetadataManager).
@@ -144,75 +150,15 @@ class Groups:
         t = self.registry.get_by_id(topic_id)
         return None if t is None else t.name
 
-    def _log_for(self, partition: int) -> Any:
-        p = self.storage.partition(OFFSETS_TOPIC, partition)
-        return None if p is None or p.closed else p.log
-
     async def ensure_cluster_topic(self) -> None:
         """In a cluster: ``__consumer_offsets`` in ZooKeeper with offsets.topic.replication.factor
         replicas; refused (COORDINATOR_NOT_AVAILABLE to the asking client) while fewer brokers
         are alive, as Kafka does."""
-        reg = self.registry
-        if reg.get(OFFSETS_TOPIC) is not None:
-            return
-        rf = self.config["offsets.topic.replication.factor"]
-        live = len(reg.brokers())
-        if live < rf:
-            raise RuntimeError(f"Number of alive brokers '{live}' does not meet the required replication "
-                               f"factor '{rf}' for the offsets topic (configured via "
-                               "'offsets.topic.replication.factor')")
-        overrides = {"cleanup.policy": "compact", "segment.bytes": str(self.config["offsets.topic.segment.bytes"])}
-        try:
-            await reg.create(OFFSETS_TOPIC, self.backend.num_partitions, rf, None, overrides)
-        except FileExistsError:
-            pass
+        await self.topic.ensure_cluster_topic()
 
     async def ensure_topic(self) -> Topic:
         """``__consumer_offsets`` (created once, on first use, like Kafka does)."""
-        t = self.storage.topics.get(OFFSETS_TOPIC)
-        if t is not None and t.partitions:
-            return t
-        if self._creating is None:
-            self._creating = asyncio.ensure_future(self._create())
-        return await asyncio.shield(self._creating)
-
-    async def _create(self) -> Topic:
-        overrides = {"cleanup.policy": "compact",
-                     "segment.bytes": str(self.config["offsets.topic.segment.bytes"])}
-        try:
-            return await self.storage.create_topic(OFFSETS_TOPIC, self.backend.num_partitions, overrides)
-        finally:
-            self._creating = None
-
-    async def _append(self, partition: int, batch: bytearray) -> None:
-        t = self.storage.topics.get(OFFSETS_TOPIC)
-        if (t is None or not t.partitions) and self.cluster is not None:
-            raise AppendFailed(f"{OFFSETS_TOPIC}-{partition}", AppendError(E.NOT_LEADER_OR_FOLLOWER, None))
-        if t is None or not t.partitions:
-            t = await self.ensure_topic()
-        p = t.partitions[partition]
-        if p is None:   # not hosted here: this broker cannot coordinate its groups
-            raise AppendFailed(f"{OFFSETS_TOPIC}-{partition}", AppendError(E.NOT_LEADER_OR_FOLLOWER, None))
-        cluster = self.cluster
-        if cluster is not None and (p.replication is None or not p.replication.is_leader):
-            raise AppendFailed(p.name, AppendError(E.NOT_LEADER_OR_FOLLOWER, None))
-        res = p.append(batch, AppendOrigin.COORDINATOR)
-        if isinstance(res, AppendError):
-            raise AppendFailed(p.name, res)
-        if res.flushed is not None:
-            await res.flushed
-        if cluster is not None:
-            # Committed offsets and group state are acknowledged once the ISR has them
-            # (offsets.commit.required.acks=-1), like an acks=all produce.
-            cluster.replicas.maybe_advance_hw(p)
-            w = cluster.replicas.wait_replicated(p, res.last_offset + 1)
-            if w is not None:
-                try:
-                    code = await asyncio.wait_for(w, OFFSETS_COMMIT_TIMEOUT_S)
-                except TimeoutError:
-                    code = E.REQUEST_TIMED_OUT
-                if code:
-                    raise AppendFailed(p.name, AppendError(code, None))
+        return await self.topic.ensure_topic()
 
 
 def _group_handler(method: str) -> Callable[[GroupDeps, ServerContext, Any], Any]:
@@ -230,18 +176,25 @@ def _ctx(ctx: ServerContext) -> RequestContext:
 
 
 def handle_find_coordinator(b: GroupDeps, ctx: ServerContext, req: Any) -> Any:
-    """The coordinator is this node, as reached through the listener the request came in on."""
+    """The coordinator is this node, as reached through the listener the request came in on; in a
+    cluster, the leader of the key's partition of ``__consumer_offsets`` (groups) or of
+    ``__transaction_state`` (key type 1, transactional ids), created on first use."""
     g = b.groups
     assert g is not None
     adv = b.advertised(ctx.listener)
     cluster = g.cluster
+    topic: InternalTopic = g.topic
+    partition_for: Callable[[str], int] = g.store.partition_for
+    txns = b.txns
+    if ctx.api_version >= 1 and req.key_type == 1 and txns is not None:
+        topic, partition_for = txns.topic, txns.coord.partition_for
 
     async def run() -> Any:
         resp = await g.coord.find_coordinator(req, ctx.api_version, _ctx(ctx))
         entries = getattr(resp, "coordinators", None) if ctx.api_version >= 4 else [resp]
         if cluster is not None:
             try:
-                await g.ensure_cluster_topic()
+                await topic.ensure_cluster_topic()
                 missing = None
             except Exception as exc:  # noqa: BLE001 - not enough brokers yet, or ZooKeeper unreachable
                 missing = str(exc)
@@ -249,7 +202,7 @@ def handle_find_coordinator(b: GroupDeps, ctx: ServerContext, req: Any) -> Any:
                 if e.error_code != 0:
                     continue
                 key = e.key if ctx.api_version >= 4 else req.key
-                leader = cluster.metadata.leader_of(OFFSETS_TOPIC, g.store.partition_for(key))
+                leader = cluster.metadata.leader_of(topic.name, partition_for(key))
                 ep = cluster.metadata.endpoint(leader, ctx.listener.name) if leader >= 0 else None
                 if missing is not None or ep is None:
                     e.error_code, e.error_message = E.COORDINATOR_NOT_AVAILABLE, missing

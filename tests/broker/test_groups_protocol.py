@@ -105,7 +105,9 @@ def test_find_coordinator_batched_and_single(gb, c):
     r = c.call(FindCoordinator(key="grp", key_type=0), 3)
     assert r.error_code == 0 and r.port == gb.port
     r = c.call(FindCoordinator(key="txn", key_type=1), 3)
-    assert r.error_code == 15   # COORDINATOR_NOT_AVAILABLE: no transaction coordinator
+    assert r.error_code == 0 and r.port == gb.port      # the transaction coordinator is this node too
+    r = c.call(FindCoordinator(key_type=1, coordinator_keys=["t1", ""]), 4)
+    assert [(x.key, x.error_code) for x in r.coordinators] == [("t1", 0), ("", 0)]
 
 
 def test_member_id_round_trip_and_stale_generation(c):

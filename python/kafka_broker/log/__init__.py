@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from .clock import now_ms
 from .partition import AppendOrigin, AppendResult, Partition
-from .topics import INTERNAL_TOPICS, OFFSETS_TOPIC, Topic, topic_name_error
+from .topics import INTERNAL_TOPICS, OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, Topic, topic_name_error
 from .validate import AppendError, AppendFailed
 
-__all__ = ["INTERNAL_TOPICS", "OFFSETS_TOPIC", "AppendError", "AppendFailed", "AppendOrigin", "AppendResult", "Partition",
+__all__ = ["INTERNAL_TOPICS", "OFFSETS_TOPIC", "TRANSACTION_STATE_TOPIC", "AppendError", "AppendFailed", "AppendOrigin", "AppendResult", "Partition",
            "Topic", "now_ms", "topic_name_error"]

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from .partition import Partition
 
 OFFSETS_TOPIC = "__consumer_offsets"
-INTERNAL_TOPICS = frozenset({OFFSETS_TOPIC})
+TRANSACTION_STATE_TOPIC = "__transaction_state"
+INTERNAL_TOPICS = frozenset({OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC})
 TOPIC_NAME_RE = re.compile(r"[a-zA-Z0-9._-]+")
 MAX_TOPIC_NAME = 249
 

@@ -1,0 +1,16 @@
+"""The transaction coordinator (KIP-98, KIP-447; Kafka 4.x's TransactionCoordinator,
+TransactionStateManager and TransactionMarkerChannelManager, TV1 semantics).
+
+- ``records.py``: ``__transaction_state`` keys and values in Kafka's byte layout.
+- ``state.py``: one transactional id's state and its legal transitions.
+- ``markers.py``: WriteTxnMarkers to the leaders of a transaction's partitions, with retries.
+- ``coordinator.py``: the APIs' semantics, loading, recovery of Prepare* and the two timers.
+
+The broker wiring (the topic, appends through ``Partition.append``, leadership, the request
+handlers) is ``kafka_broker/txn_apis.py``.
+"""
+
+from .coordinator import TOPIC, InitResult, TxnCoordinator
+from .markers import MarkersAbandoned, MarkerSender
+
+__all__ = ["TOPIC", "InitResult", "MarkerSender", "MarkersAbandoned", "TxnCoordinator"]
