@@ -23,10 +23,16 @@ application consumes fills that queue sooner (setting it to 200 ms turns the
 1.0 s stall into 0.2 s).  Measured in issue 11 with kafka_bench's drain step:
 Apache Kafka stalls the same way (4 rounds of 5 at 50 partitions).
 
+Isolation: read_uncommitted consumers read below the high watermark, read_committed ones below
+the last stable offset (the first offset of the oldest open transaction, ``log/txn.py``), with
+the aborted transactions overlapping what is returned in ``aborted_transactions`` so they drop
+those records; a COMMIT/ABORT marker wakes parked fetches like any append.  Followers read to
+the log end.
+
 Sessions: a full fetch with epoch 0 creates a session holding the fetch
 state of its partitions; incremental fetches (epoch > 0) send only
 changes and get back only partitions with records, an error, or a changed
-high watermark / log start offset (``FetchSession.scala``).
+high watermark / log start offset / last stable offset (``FetchSession.scala``).
 """
 
 from __future__ import annotations

@@ -9,6 +9,12 @@ epoch's first offset) -> high watermark (single node: the log end) -> wake long-
 flush policy (``flush.messages`` reached: the flush thread's next group commit, which the caller
 may await before answering, as Kafka's append path flushes before it answers).
 
+Transactions (``txn.py``): a transactional batch opens its producer's transaction at its first
+offset (a client's, or a coordinator's TxnOffsetCommit batch on ``__consumer_offsets``);
+``append_marker`` writes a COMMIT / ABORT control batch through the same append and ends it, an
+abort going to the aborted-transaction index; ``last_stable_offset`` is what read_committed
+consumers read below, and ``maintenance_bound`` keeps the cleaner below open transactions.
+
 A follower's append (``AppendOrigin.REPLICATION``) keeps the leader's offsets and epochs, replays
 the batch headers into producer state and the epoch cache (one header scan per append: the only
 per-batch Python work), and leaves the high watermark to the follower, which learns it from the
