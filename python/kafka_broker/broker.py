@@ -74,6 +74,7 @@ class Broker:
         self.apis.update(group_apis.handlers())
         self.apis.update(txn_apis.handlers())
         self.apis[27] = (1, 1, txn_markers.handle_write_txn_markers)     # Kafka 4.0 advertises v1
+        self.apis[61] = (0, 0, txn_markers.handle_describe_producers)
         # (partition, producer id, commit) once a transaction marker is durable (txn_markers.py)
         self.txn_marker_listeners: list[Callable[[Any, int, bool], None]] = []
         self.apis.update(sasl_apis.handlers())

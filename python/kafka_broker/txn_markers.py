@@ -85,3 +85,35 @@ async def write_txn_markers(b: Broker, req: Any) -> Any:
 
 def handle_write_txn_markers(b: Broker, ctx: RequestContext, req: Any) -> Any:
     return write_txn_markers(b, req)
+
+
+def handle_describe_producers(b: Broker, ctx: RequestContext, req: Any) -> Any:
+    """DescribeProducers (API 61): the active producers of each partition led here, from its
+    producer state (Apache Kafka's ``kafka-transactions describe-producers``)."""
+    from kafka_protocol.messages import DescribeProducersResponse as R
+
+    topics = []
+    for t in req.topics:
+        parts = []
+        topic = b.storage.topics.get(t.name)
+        for i in t.partition_indexes:
+            p = topic.partitions[i] if topic is not None and 0 <= i < len(topic.partitions) else None
+            if topic is None or not 0 <= i < len(topic.partitions):
+                parts.append(R.PartitionResponse(partition_index=i, error_code=E.UNKNOWN_TOPIC_OR_PARTITION,
+                                                 active_producers=[]))
+                continue
+            if p is None or (b.cluster is not None and (p.replication is None or not p.replication.is_leader)):
+                parts.append(R.PartitionResponse(partition_index=i, error_code=E.NOT_LEADER_OR_FOLLOWER,
+                                                 active_producers=[]))
+                continue
+            st = p.producers
+            producers = []
+            for pid, e in sorted(st.entries.items()):
+                last = e.batches[-1] if e.batches else None
+                producers.append(R.ProducerState(
+                    producer_id=pid, producer_epoch=e.epoch, last_sequence=last[1] if last else -1,
+                    last_timestamp=last[4] if last else -1, coordinator_epoch=e.coordinator_epoch,
+                    current_txn_start_offset=st.ongoing.get(pid, -1)))
+            parts.append(R.PartitionResponse(partition_index=i, error_code=0, active_producers=producers))
+        topics.append(R.TopicResponse(name=t.name, partitions=parts))
+    return R(throttle_time_ms=0, topics=topics)

@@ -231,3 +231,26 @@ def test_a_txn_offset_commit_becomes_the_group_s_offset_at_the_commit_marker(bro
                 break
             time.sleep(0.1)
         assert resp.topics[0].partitions[0].committed_offset == 42
+
+
+@pytest.mark.interop
+@pytest.mark.skipif(__import__("shutil").which("java") is None, reason="java is installed by ./dev test")
+def test_kafka_transactions_describe_producers(broker: EmbeddedBroker) -> None:
+    from kafka_bench import apache_kafka as ak
+
+    topic = f"txn-{uuid.uuid4().hex[:6]}"
+    with RawClient(broker.port) as c:
+        create_topic(c, topic)
+        open_pid, done_pid = pid_of(c), pid_of(c)
+        assert produce(c, topic, txn_batch([b"x", b"y"], done_pid)) == 0        # 0-1, then its marker (2)
+        assert marker(c, topic, done_pid, True, coord_epoch=7) == [0]
+        assert produce(c, topic, txn_batch([b"z"], open_pid)) == 0              # 3: still open
+    r = ak.java_main("org.apache.kafka.tools.TransactionsCommand",
+                     ["--bootstrap-server", broker.bootstrap, "describe-producers", "--topic", topic,
+                      "--partition", "0"], timeout=90, check=False)
+    out = r.stdout.decode()
+    assert r.returncode == 0, out + r.stderr.decode()[-3000:]
+    rows = {int(line.split()[0]): line.split() for line in out.splitlines()[1:] if line.strip()}
+    # ProducerId ProducerEpoch LatestCoordinatorEpoch LastSequence LastTimestamp CurrentTransactionStartOffset
+    assert rows[open_pid][2] == "-1" and rows[open_pid][3] == "0" and rows[open_pid][-1] == "3", out
+    assert rows[done_pid][2] == "7" and rows[done_pid][3] == "1" and rows[done_pid][-1] in ("None", "-1"), out
