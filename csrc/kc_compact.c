@@ -195,6 +195,29 @@ static int64_t count_records(const src_t *s, int64_t from) {
     return n;
 }
 
+/* Whether the batch bi belongs to an aborted transaction of cfg.aborted:
+ * transactional, and its producer's abort covers its base offset.  The
+ * entries are sorted by last offset: bisect to the first that ends at or
+ * after the batch, then look at those that could hold it. */
+static int is_aborted(const kc_compact_config_t *cfg, const kc_batch_info_t *bi) {
+    if (!cfg->n_aborted || !(bi->attributes & KC_ATTR_TRANSACTIONAL) || bi->producer_id < 0)
+        return 0;
+    size_t lo = 0, hi = cfg->n_aborted;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (cfg->aborted[mid].last_offset < bi->base_offset)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i < cfg->n_aborted; i++) {
+        const kc_aborted_txn_t *a = &cfg->aborted[i];
+        if (a->producer_id == bi->producer_id && a->first_offset <= bi->base_offset)
+            return 1;
+    }
+    return 0;
+}
+
 /* Put every key of s at offsets >= from into the map. */
 static void map_segment(pass_t *p, const src_t *s, int64_t from) {
     kc_batch_info_t bi;
@@ -202,7 +225,8 @@ static void map_segment(pass_t *p, const src_t *s, int64_t from) {
         const uint8_t *b = s->map + pos;
         if (kc_batch_check(b, (size_t)(s->size - pos), 0, KC_SCAN_ALLOW_COMPACTED, &bi) != KC_OK)
             break;
-        if ((bi.attributes & KC_ATTR_CONTROL) || bi.base_offset + bi.last_offset_delta < from)
+        if ((bi.attributes & KC_ATTR_CONTROL) || bi.base_offset + bi.last_offset_delta < from ||
+            is_aborted(p->cfg, &bi))
             continue;
         const uint8_t *recs;
         size_t len, rp = 0;
@@ -287,6 +311,27 @@ static int clean_batch(pass_t *p, out_t *o, const uint8_t *b, const kc_batch_inf
                        int last) {
     if (bi->attributes & KC_ATTR_CONTROL) {
         out_batch(p, o, b, bi->size);
+        return KC_OK;
+    }
+    if (is_aborted(p->cfg, bi)) {
+        /* an aborted transaction's batch: its records go, the empty batch stays (producer
+         * state, and the group's next offset) */
+        if (bi->record_count == 0) {
+            out_batch(p, o, b, bi->size);
+            return KC_OK;
+        }
+        int rc0 = scratch_reserve(p, KC_BATCH_HEADER_SIZE);
+        if (rc0 != KC_OK)
+            return rc0;
+        uint8_t *nb = p->scratch;
+        memcpy(nb, b, KC_BATCH_HEADER_SIZE);
+        kc_put_be16(nb + KC_BATCH_OF_ATTRIBUTES, (uint16_t)(bi->attributes & ~KC_ATTR_CODEC_MASK));
+        kc_put_be32(nb + KC_BATCH_OF_LENGTH, (uint32_t)(KC_BATCH_HEADER_SIZE - KC_BATCH_LOG_OVERHEAD));
+        kc_put_be32(nb + KC_BATCH_OF_RECORD_COUNT, 0);
+        kc_batch_update_crc(nb, KC_BATCH_HEADER_SIZE);
+        p->st->records_read += bi->record_count;
+        p->st->records_removed += bi->record_count;
+        out_batch(p, o, nb, KC_BATCH_HEADER_SIZE);
         return KC_OK;
     }
     const uint8_t *recs;

@@ -25,7 +25,9 @@
  *     last batch of a group (so the group ends at the same next offset,
  *     which crash recovery relies on) and batches of idempotent/
  *     transactional producers (producerId >= 0: they carry producer
- *     state).  Control batches are kept whole.
+ *     state).  Control batches are kept whole.  A transactional batch of an
+ *     aborted transaction (cfg.aborted) is neither mapped nor kept: it
+ *     stays as an empty batch (its producer state), its records go.
  *  4. Swap, crash-safe as Kafka's replaceSegments: the .cleaned files are
  *     fsynced and renamed to ".swap" (the log file last); then, under the
  *     log's lock, the old segments' files are unlinked and the .swap files
@@ -64,6 +66,16 @@
 typedef int (*kc_codec_fn)(void *ctx, int codec, const uint8_t *in, size_t in_len, uint8_t **out,
                            size_t *out_len);
 
+/* An aborted transaction of the log (the broker's aborted-transaction index):
+ * the records of producer_id's transactional batches within
+ * [first_offset, last_offset] are discarded by the cleaner, never mapped as a
+ * key's latest value (Kafka's LogCleaner drops aborted transactional data). */
+typedef struct kc_aborted_txn {
+    int64_t producer_id;
+    int64_t first_offset;
+    int64_t last_offset;           /* the ABORT marker's offset */
+} kc_aborted_txn_t;
+
 typedef struct kc_compact_config {
     int64_t now_ms;
     int64_t delete_retention_ms;   /* delete.retention.ms (default 86400000) */
@@ -71,6 +83,8 @@ typedef struct kc_compact_config {
     int64_t max_map_bytes;         /* log.cleaner.dedupe.buffer.size share for this pass */
     int64_t max_offset;            /* -1 (default): no bound; else no offset at or above it is
                                       cleaned (the high watermark) */
+    const kc_aborted_txn_t *aborted; /* sorted by last_offset; NULL: none */
+    size_t n_aborted;
     kc_codec_fn decompress;        /* NULL: compressed batches kept whole */
     kc_codec_fn compress;
     void *codec_ctx;

@@ -218,6 +218,74 @@ static void test_max_offset(void) {
     CHECK_EQ_INT(kc_log_delete(l), KC_OK);
 }
 
+/* One batch of one record key/value of producer pid (transactional when txn). */
+static int64_t append_one(kc_log_t *l, const char *key, const char *val, int64_t pid, int txn) {
+    uint8_t buf[512];
+    kc_builder_t b;
+    CHECK_EQ_INT(kc_builder_init(&b, buf, sizeof buf, 1000, txn ? KC_ATTR_TRANSACTIONAL : 0, pid, pid < 0 ? -1 : 0,
+                                 pid < 0 ? -1 : 0), KC_OK);
+    CHECK_EQ_INT(kc_builder_append(&b, 1000, key ? (const uint8_t *)key : NULL, key ? (int32_t)strlen(key) : -1,
+                                   (const uint8_t *)val, (int32_t)strlen(val), NULL, 0), KC_OK);
+    size_t sz = kc_builder_finish(&b);
+    kc_append_info_t ai;
+    CHECK_EQ_INT(kc_log_append(l, buf, sz, KC_APPEND_ASSIGN_OFFSETS, 0, -1, 1000, &ai), KC_OK);
+    return ai.first_offset;
+}
+
+/* The offsets at which a record remains, and the record count of each batch, up to off_max. */
+static void offsets_left(kc_log_t *l, int64_t off_max, char *left, int32_t *counts) {
+    memset(left, 0, (size_t)off_max);
+    kc_slice_t s;
+    CHECK_EQ_INT(kc_log_read(l, kc_log_start_offset(l), 1 << 20, -1, &s), KC_OK);
+    uint8_t *buf = malloc((size_t)s.length);
+    CHECK_EQ_INT(pread(s.fd, buf, (size_t)s.length, s.position), s.length);
+    for (size_t p = 0; p < (size_t)s.length;) {
+        kc_batch_info_t bi;
+        CHECK_EQ_INT(kc_batch_check(buf + p, (size_t)s.length - p, 0, KC_SCAN_ALLOW_COMPACTED | KC_SCAN_VERIFY_CRC, &bi), KC_OK);
+        if (bi.base_offset < off_max)
+            counts[bi.base_offset] = bi.record_count;
+        size_t rp = KC_BATCH_HEADER_SIZE;
+        kc_record_t r;
+        while (rp < bi.size && kc_record_next(buf + p, bi.size, &rp, &r) == KC_OK)
+            if (bi.base_offset + r.offset_delta < off_max)
+                left[bi.base_offset + r.offset_delta] = 1;
+        p += bi.size;
+    }
+    free(buf);
+    kc_slice_release(&s);
+}
+
+/* An aborted transaction's records are dropped, never a key's latest value: the
+ * committed value written before them stays; the aborted batch remains, empty. */
+static void test_aborted_transactions_are_discarded(void) {
+    static model_t m;
+    for (int with = 0; with < 2; with++) {
+        kc_log_t *l = open_fresh(with ? "aborted" : "aborted-none", &m);
+        int64_t o_plain = append_one(l, "k", "committed", -1, 0);
+        int64_t o_txn = append_one(l, "k", "aborted", 7, 1);
+        int64_t o_other = append_one(l, "j", "other-producer", 8, 1);   /* pid 8: not aborted */
+        for (int i = 0; i < 60; i++)                                     /* filler: roll segments */
+            append_one(l, NULL, "filler-filler-filler-filler-filler-filler", -1, 0);
+        kc_aborted_txn_t ab[] = {{3, 0, 0}, {7, o_txn, o_txn + 1}};       /* sorted by last offset */
+        kc_compact_config_t cc = young_tombstones_cfg();
+        if (with) {
+            cc.aborted = ab;
+            cc.n_aborted = 2;
+        }
+        kc_compact_stats_t st;
+        CHECK_EQ_INT(kc_log_compact(l, &cc, &st), KC_OK);
+        CHECK(st.end_offset > o_other);
+        char left[8];
+        int32_t counts[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
+        offsets_left(l, 8, left, counts);
+        CHECK_EQ_INT(left[o_plain], with);       /* without the abort, the aborted value won */
+        CHECK_EQ_INT(left[o_txn], !with);
+        CHECK_EQ_INT(counts[o_txn], !with);      /* the empty batch stays (producer state) */
+        CHECK_EQ_INT(left[o_other], 1);
+        CHECK_EQ_INT(kc_log_delete(l), KC_OK);
+    }
+}
+
 static void test_dedupe_and_tombstones(void) {
     kc_log_config_t cfg = small_cfg();
     static model_t m;
@@ -404,6 +472,7 @@ static void test_small_map_and_truncate(void) {
 int main(void) {
     RUN(test_dedupe_and_tombstones);
     RUN(test_max_offset);
+    RUN(test_aborted_transactions_are_discarded);
     RUN(test_read_skips_empty_batches);
     RUN(test_crash_mid_swap);
     RUN(test_appends_during_compaction);

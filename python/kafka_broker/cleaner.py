@@ -108,7 +108,9 @@ class LogCleaner(threading.Thread):
             before = p.log.cleaner_checkpoint
             stats = p.log.compact(now, delete_retention_ms=eff["delete.retention.ms"],
                                   min_compaction_lag_ms=eff["min.compaction.lag.ms"],
-                                  max_map_bytes=self.max_map_bytes, max_offset=p.maintenance_bound)
+                                  max_map_bytes=self.max_map_bytes, max_offset=p.maintenance_bound,
+                                  aborted=[(a.producer_id, a.first_offset, a.last_offset)
+                                           for a in list(p.aborted.entries)])
             after = p.log.cleaner_checkpoint
             end = p.log.end_offset
         self.passes += 1

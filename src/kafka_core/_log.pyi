@@ -1,3 +1,4 @@
+from collections.abc import Iterable
 from os import PathLike
 from types import TracebackType
 from typing import Any, Final, Self, TypeAlias
@@ -105,6 +106,7 @@ class Log:
         max_map_bytes: int = ...,
         max_offset: int = -1,
         codec: Any = "auto",
+        aborted: Iterable[tuple[int, int, int]] = (),
         _crash_after: int = 0,
     ) -> dict[str, int | bool]: ...
     def cleanable_bytes(

@@ -473,7 +473,7 @@ cdef class Log:
 
     def compact(self, now_ms=None, *, long long delete_retention_ms=86400000,
                 long long min_compaction_lag_ms=0, long long max_map_bytes=32 << 20,
-                long long max_offset=-1, codec="auto",
+                long long max_offset=-1, codec="auto", aborted=(),
                 int _crash_after=0) -> dict:
         """One log-cleaner pass (cleanup.policy=compact; csrc/kc_compact.h).
 
@@ -483,7 +483,9 @@ cdef class Log:
         not -1: a replicated log passes its high watermark), drops tombstones whose segment is older than
         delete_retention_ms, keeps offsets, swaps the cleaned segments in
         crash-safely.  The GIL is released for the pass; appends and reads may
-        go on from other threads.  codec: an object with compress(codec, data)
+        go on from other threads.  aborted: (producer id, first offset, last
+        offset) of the log's aborted transactions, sorted by last offset: their
+        batches' records are discarded, never a key's latest value.  codec: an object with compress(codec, data)
         and decompress(codec, data) used for compressed batches ("auto":
         kafka_core.compression; None: compressed batches are
         kept whole and tombstones stay while any exists).  Returns the pass's
@@ -493,6 +495,7 @@ cdef class Log:
         cdef kc_compact_config_t cfg
         cdef kc_compact_stats_t st
         cdef int rc, e = 0
+        cdef kc_aborted_txn_t *arr = NULL
         if codec == "auto":
             codec = _default_codec()
         kc_compact_config_default(&cfg, _now(now_ms))
@@ -501,6 +504,17 @@ cdef class Log:
         cfg.max_map_bytes = max_map_bytes
         cfg.max_offset = max_offset
         cfg.crash_after = _crash_after
+        ab = sorted((int(x[2]), int(x[0]), int(x[1])) for x in aborted)
+        if ab:
+            arr = <kc_aborted_txn_t *>malloc(len(ab) * sizeof(kc_aborted_txn_t))
+            if arr == NULL:
+                raise MemoryError()
+            for i, (last, pid, first) in enumerate(ab):
+                arr[i].producer_id = pid
+                arr[i].first_offset = first
+                arr[i].last_offset = last
+            cfg.aborted = arr
+            cfg.n_aborted = len(ab)
         if codec is not None:
             cfg.decompress = _decompress_hook
             cfg.compress = _compress_hook
@@ -513,6 +527,7 @@ cdef class Log:
                     e = errno
         finally:
             self._compacting -= 1
+            free(arr)
         if rc != 0:
             raise _err(rc, f"compaction of {self.path!r} (max_map_bytes={max_map_bytes})", e)
         return {"dirty_start": st.dirty_start, "end_offset": st.end_offset, "map_entries": st.map_entries,

@@ -110,12 +110,19 @@ cdef extern from "kc_compact.h" nogil:
     ctypedef int (*kc_codec_fn)(void *ctx, int codec, const uint8_t *inp, size_t in_len, uint8_t **out,
                                 size_t *out_len) noexcept
 
+    ctypedef struct kc_aborted_txn_t:
+        int64_t producer_id
+        int64_t first_offset
+        int64_t last_offset
+
     ctypedef struct kc_compact_config_t:
         int64_t now_ms
         int64_t delete_retention_ms
         int64_t min_compaction_lag_ms
         int64_t max_map_bytes
         int64_t max_offset
+        const kc_aborted_txn_t *aborted
+        size_t n_aborted
         kc_codec_fn decompress
         kc_codec_fn compress
         void *codec_ctx
