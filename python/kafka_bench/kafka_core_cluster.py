@@ -101,7 +101,11 @@ class KafkaCoreCluster:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def __enter__(self) -> KafkaCoreCluster:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.cleanup()      # the brokers that did start must not outlive a failed start
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()

@@ -70,9 +70,26 @@ class Broker:
             44: (0, 1, admin.handle_incremental_alter_configs),
             60: (0, 2, handle_describe_cluster),
         }
-        from . import group_apis, txn_apis
+        from . import group_apis, sasl_apis, txn_apis, txn_markers
         self.apis.update(group_apis.handlers())
         self.apis.update(txn_apis.handlers())
+        self.apis[27] = (1, 1, txn_markers.handle_write_txn_markers)     # Kafka 4.0 advertises v1
+        # (partition, producer id, commit) once a transaction marker is durable (txn_markers.py)
+        self.txn_marker_listeners: list[Callable[[Any, int, bool], None]] = []
+        self.apis.update(sasl_apis.handlers())
+        import os
+
+        from .sasl import CREDENTIALS_FILE, ScramCredentials
+        # SCRAM credentials: a file of the first log dir (a cluster keeps them in ZooKeeper)
+        self.scram: Any = ScramCredentials(os.path.join(config.log_dirs[0], CREDENTIALS_FILE))
+        from . import acl_apis
+        from .acl import ACLS_FILE, Authorizer, FileAcls
+        self.apis.update(acl_apis.handlers())
+        # ACLs: on with Kafka's authorizer class (a cluster keeps them in ZooKeeper)
+        self.authorizer: Authorizer | None = None
+        if config["authorizer.class.name"]:
+            self.authorizer = Authorizer(FileAcls(os.path.join(config.log_dirs[0], ACLS_FILE)),
+                                         config["super.users"].split(";"), config["allow.everyone.if.no.acl.found"])
         self._api_versions_cache: dict[int, bytes] = {}
         self.server: Server | None = None
         self.metrics_server: Any = None
@@ -86,6 +103,11 @@ class Broker:
 
             self.cluster = ClusterNode(self)
             self.registry = self.cluster.registry
+            from .cluster.scram import ZkScramCredentials
+            self.scram = ZkScramCredentials(self.cluster.zk)
+            if self.authorizer is not None:
+                from .cluster.acls import ZkAcls
+                self.authorizer.store = ZkAcls(self.cluster.zk, self.authorizer.invalidate)
             self.apis.update(INTER_BROKER_APIS)
 
     # -- lifecycle -------------------------------------------------------------
@@ -102,9 +124,15 @@ class Broker:
 
         self.groups = Groups(self.storage, self.config, self.node_id, self.cluster, self.registry)
         await self.groups.start()
+        coord = self.groups.coord
+
+        def settle(p: Any, pid: int, commit: bool) -> None:    # TxnOffsetCommit's offsets
+            if p.topic.name == OFFSETS_TOPIC:
+                coord.complete_txn(p.index, pid, commit)
+        self.txn_marker_listeners.append(settle)
         self.txns = Txns(self)
         await self.txns.start()
-        self.groups.coord.transactions = True    # FindCoordinator answers key type 1 too
+        coord.transactions = True    # FindCoordinator answers key type 1 too
         if self.config["log.cleaner.enable"] and self.config["log.cleaner.threads"] > 0:
             self.cleaner = LogCleaner(self.storage, self.config)
             self.cleaner.start()
@@ -122,12 +150,18 @@ class Broker:
         self.server = Server(self.loop, self.config.listeners, self.config["socket.request.max.bytes"],
                              self.dispatch, self.config["socket.listen.backlog.size"],
                              idle_ms=self.config["connections.max.idle.ms"],
-                             max_connections=self.config["max.connections"])
+                             max_connections=self.config["max.connections"],
+                             tls=self.config.tls_contexts, sasl=self.config.sasl_listeners,
+                             sasl_token=self._sasl_token)
         where = parse_listener(self.config["metrics.listener"])
         if where is not None:     # first: once the Kafka port accepts, the metrics answer too
             self.metrics_server = MetricsServer(self, *where)
             self.metrics_server.start()
         return self.server.start()
+
+    def _sasl_token(self, conn: Any, token: bytes) -> Any:
+        from .sasl_apis import raw_token
+        return raw_token(self, conn, token)
 
     def offline_partitions(self) -> int:
         """Partitions with no leader in this broker's view of the cluster (0 on a single node)."""
@@ -197,9 +231,15 @@ class Broker:
             req, _end = cls.decode(frame, h.api_version, h.body_offset)
         except ProtocolError as e:
             raise type(e)(f"cannot parse {cls.__name__} v{h.api_version}: {e}", e.error_code) from None
+        if ctx.conn.sasl is not None:
+            from .sasl_apis import check_request
+            check_request(ctx.conn, h.api_key)
         cluster = self.cluster
         if cluster is not None and not cluster.serving.is_set() and h.api_key not in cluster.EARLY_APIS:
             return self._when_serving(handler, ctx, req)
+        if self.authorizer is not None:
+            from .authz import guard
+            return guard(self.authorizer, self, ctx, req, handler)
         return handler(self, ctx, req)
 
     async def _when_serving(self, handler: Handler, ctx: RequestContext, req: Any) -> Any:
@@ -208,7 +248,11 @@ class Broker:
         start-up is complete), so nobody is told the cluster has no brokers or no such topic."""
         assert self.cluster is not None
         await self.cluster.serving.wait()
-        res = handler(self, ctx, req)
+        if self.authorizer is not None:
+            from .authz import guard
+            res = guard(self.authorizer, self, ctx, req, handler)
+        else:
+            res = handler(self, ctx, req)
         return await res if inspect.isawaitable(res) else res
 
     # -- helpers for handlers ------------------------------------------------------

@@ -272,7 +272,40 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     C("producer.id.expiration.ms", "int", 86400000, at_least(1), dynamic=True),
     C("transactional.id.expiration.ms", "int", 604800000, at_least(1)),
     C("max.connections", "int", INT_MAX, at_least(0), dynamic=True),
+    # TLS (kafka_broker/tls.py): broker-wide, and per listener as listener.name.<l>.ssl.*
+    C("security.inter.broker.protocol", "string", "PLAINTEXT",
+      one_of("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")),
+    C("ssl.keystore.type", "string", "JKS", one_of("JKS", "PKCS12", "PEM")),
+    C("ssl.keystore.location", "string", None),
+    C("ssl.keystore.password", "password", None, sensitive=True),
+    C("ssl.key.password", "password", None, sensitive=True),
+    C("ssl.keystore.key", "password", None, sensitive=True),
+    C("ssl.keystore.certificate.chain", "password", None, sensitive=True),
+    C("ssl.truststore.type", "string", "JKS", one_of("JKS", "PKCS12", "PEM")),
+    C("ssl.truststore.location", "string", None),
+    C("ssl.truststore.password", "password", None, sensitive=True),
+    C("ssl.truststore.certificates", "password", None, sensitive=True),
+    C("ssl.client.auth", "string", "none", one_of("none", "requested", "required")),
+    C("ssl.enabled.protocols", "list", ["TLSv1.2", "TLSv1.3"], one_of("TLSv1.2", "TLSv1.3", multi=True)),
+    C("ssl.protocol", "string", "TLSv1.3", one_of("TLSv1.2", "TLSv1.3", "TLS")),
+    C("ssl.cipher.suites", "list", []),
+    C("ssl.endpoint.identification.algorithm", "string", "https"),
+    C("ssl.principal.mapping.rules", "string", "DEFAULT", one_of("DEFAULT")),
+    # SASL (kafka_broker/sasl.py): per listener as listener.name.<l>.sasl.enabled.mechanisms and
+    # listener.name.<l>.<mechanism>.sasl.jaas.config
+    C("sasl.enabled.mechanisms", "list", ["GSSAPI"]),
+    C("sasl.mechanism.inter.broker.protocol", "string", "GSSAPI"),
+    C("sasl.server.max.receive.size", "int", 524288, at_least(1)),
+    C("connections.max.reauth.ms", "long", 0, at_least(0)),
+    C("connection.failed.authentication.delay.ms", "int", 100, at_least(0)),
+    # ACLs (kafka_broker/acl.py, authz.py)
+    C("authorizer.class.name", "string", "", one_of("", "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                                                     "kafka.security.authorizer.AclAuthorizer")),
+    C("super.users", "string", ""),
+    C("allow.everyone.if.no.acl.found", "boolean", False),
 )
+SSL_KEYS = tuple(k for k in BROKER_CONFIGS if k.startswith("ssl."))
+LISTENER_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
 # Kafka keys this broker does not implement.  At Kafka's default (as a server.properties copied from
 # Kafka leaves them) they change nothing here and are accepted; any other value stops the broker at
@@ -284,7 +317,6 @@ _KRAFT = "KRaft controller quorums (kafka-core runs as one combined node; its me
 _METRICS = "metrics reporters and JMX"
 _TXN = "this transaction coordinator setting"
 _QUOTAS = "client quotas"
-_SECURITY = "authorization (ACLs)"
 _NOT_IMPLEMENTED: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
     (_CLUSTER, {
         "replica.high.watermark.checkpoint.interval.ms": ("5000",),
@@ -319,8 +351,10 @@ _NOT_IMPLEMENTED: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
         "quota.window.num": ("11",), "quota.window.size.seconds": ("1",),
         "max.connections.per.ip": ("2147483647",), "max.connections.per.ip.overrides": ("",),
     }),
-    (_SECURITY, {
-        "authorizer.class.name": ("",), "super.users": (), "allow.everyone.if.no.acl.found": ("false",),
+    ("Java's TLS provider settings (TLS is OpenSSL's, through Python's ssl)", {
+        "ssl.keymanager.algorithm": ("SunX509",), "ssl.trustmanager.algorithm": ("PKIX",),
+        "ssl.secure.random.implementation": (), "ssl.provider": (), "ssl.engine.factory.class": (),
+        "ssl.allow.dn.changes": ("false",), "ssl.allow.san.changes": ("false",),
     }),
     ("the offsets topic's write timeout, load buffer and compression (offsets are written uncompressed, "
      "acknowledged once appended)", {
@@ -351,8 +385,9 @@ NOT_IMPLEMENTED: dict[str, tuple[tuple[str, ...], str]] = {
 # Key families that ask for a missing feature by being set at all: always refused.
 REFUSED_PREFIXES: tuple[tuple[str, str], ...] = (
     ("zookeeper.", "this ZooKeeper client setting (TLS/SASL to ZooKeeper, ACLs on znodes)"),
-    ("ssl.", "TLS"), ("sasl.", "SASL"), ("sasl_", "SASL"), ("security.", "TLS and SASL"),
-    ("listener.name.", "per-listener TLS/SASL settings"), ("principal.", "authentication"),
+    ("sasl.", "SASL"), ("sasl_", "SASL"), ("security.", "TLS and SASL"),
+    ("listener.name.", "this per-listener setting (only ssl.* keys are per listener)"),
+    ("principal.", "authentication"),
     ("connection.failed.authentication", "authentication"), ("password.encoder.", "dynamic password configs"),
     ("delegation.token.", "delegation tokens"), ("replica.", _CLUSTER), ("controller.", _KRAFT),
     ("metadata.", _KRAFT), ("transaction.", _TXN), ("share.", "share groups (KIP-932)"),
@@ -523,6 +558,7 @@ class Listener:
     name: str
     host: str
     port: int
+    security_protocol: str = "PLAINTEXT"     # listener.security.protocol.map's value for ``name``
 
     @classmethod
     def parse(cls, uri: str) -> Listener:
@@ -546,8 +582,27 @@ class BrokerConfig:
         self.inert: dict[str, str] = {}     # not-implemented keys set to a value that changes nothing
         self.values: dict[str, Any] = {k: d.default for k, d in BROKER_CONFIGS.items()}
         origin = origin or {}
+        self.listener_ssl: dict[str, dict[str, Any]] = {}    # listener name -> its own ssl.* values
+        self.listener_sasl: dict[str, dict[str, Any]] = {}   # listener name -> sasl.enabled.mechanisms
+        self.listener_jaas: dict[str, dict[str, str]] = {}   # listener name -> mechanism -> JAAS config
         for key, raw in items:
             key = key.strip()
+            if key.startswith("listener.name."):
+                lname, _, sub = key[len("listener.name."):].partition(".")
+                sdef = BROKER_CONFIGS.get(sub)
+                if sub in SSL_KEYS and sdef is not None:
+                    self.listener_ssl.setdefault(lname.upper(), {})[sub] = parse_value(sdef, raw)
+                    self.explicit[key] = raw
+                    continue
+                if sub == "sasl.enabled.mechanisms" and sdef is not None:
+                    self.listener_sasl.setdefault(lname.upper(), {})[sub] = parse_value(sdef, raw)
+                    self.explicit[key] = raw
+                    continue
+                mech, _, rest = sub.rpartition(".sasl.")
+                if rest == "jaas.config" and mech:
+                    self.listener_jaas.setdefault(lname.upper(), {})[mech.upper()] = raw.strip()
+                    self.explicit[key] = raw
+                    continue
             defn = BROKER_CONFIGS.get(key)
             if defn is None:
                 where = f" ({origin[key]})" if key in origin else ""
@@ -579,10 +634,72 @@ class BrokerConfig:
         if len(set(names)) != len(names):
             raise ConfigError("listeners: each listener needs a distinct name")
         proto_map = dict(x.split(":", 1) for x in v["listener.security.protocol.map"] if ":" in x)
+        protos: dict[str, str] = {}
         for ln in self.listeners:
             proto = proto_map.get(ln.name, ln.name)
-            if proto != "PLAINTEXT":
-                raise ConfigError(f"listeners: {ln.name} uses {proto}; only PLAINTEXT is supported")
+            if proto not in LISTENER_PROTOCOLS:
+                raise ConfigError(f"listeners: {ln.name} uses {proto}, which is not a security protocol "
+                                  "(listener.security.protocol.map: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL)")
+            protos[ln.name] = proto
+        for what, per in (("ssl.*", self.listener_ssl), ("sasl.*", self.listener_sasl),
+                          ("<mechanism>.sasl.jaas.config", self.listener_jaas)):
+            unknown_l = set(per) - set(names)
+            if unknown_l:
+                raise ConfigError(f"listener.name.*.{what} names unknown listener(s) {sorted(unknown_l)}")
+        self.listeners = [Listener(ln.name, ln.host, ln.port, protos[ln.name]) for ln in self.listeners]
+        self.tls_contexts: dict[str, Any] = {}     # SSL / SASL_SSL listener name -> ssl.SSLContext
+        self.sasl_listeners: dict[str, Any] = {}   # SASL listener name -> sasl.ListenerSasl
+        for ln in self.listeners:
+            if ln.security_protocol in ("SSL", "SASL_SSL"):
+                from .tls import TlsConfigError, server_context
+                try:
+                    self.tls_contexts[ln.name] = server_context(self.ssl_settings(ln.name), ln.name)
+                except TlsConfigError as e:
+                    raise ConfigError(str(e)) from None
+            if ln.security_protocol.startswith("SASL_"):
+                from .sasl import SaslConfigError, listener_sasl
+                mechs = self.listener_sasl.get(ln.name, {}).get("sasl.enabled.mechanisms",
+                                                                  v["sasl.enabled.mechanisms"])
+                try:
+                    self.sasl_listeners[ln.name] = listener_sasl(ln.name, mechs, self.listener_jaas.get(ln.name, {}))
+                except SaslConfigError as e:
+                    raise ConfigError(f"listeners: {e}") from None
+        if "security.inter.broker.protocol" in self.explicit and v.get("inter.broker.listener.name"):
+            raise ConfigError("Only one of inter.broker.listener.name and security.inter.broker.protocol "
+                              "should be set.")
+        # The listener brokers use to reach each other (Kafka: inter.broker.listener.name, else the
+        # listener named after security.inter.broker.protocol)
+        ibl = v.get("inter.broker.listener.name")
+        if ibl:
+            if ibl not in protos:
+                raise ConfigError(f"inter.broker.listener.name={ibl} is not one of the listeners {names}")
+            self.inter_broker_listener: str = ibl
+        elif "security.inter.broker.protocol" in self.explicit:
+            want = v["security.inter.broker.protocol"]
+            if want not in protos:
+                raise ConfigError(f"security.inter.broker.protocol={want}: no listener is named {want} "
+                                  f"(listeners {names}); name one so, or set inter.broker.listener.name")
+            self.inter_broker_listener = want
+        else:
+            self.inter_broker_listener = "PLAINTEXT" if "PLAINTEXT" in protos else names[0]
+        inter_proto = protos[self.inter_broker_listener]
+        if inter_proto.startswith("SASL_"):
+            mech = v["sasl.mechanism.inter.broker.protocol"]
+            sl = self.sasl_listeners[self.inter_broker_listener]
+            if mech not in sl.mechanisms:
+                raise ConfigError(f"sasl.mechanism.inter.broker.protocol={mech} is not enabled on the inter-broker "
+                                  f"listener {self.inter_broker_listener} (sasl.enabled.mechanisms: "
+                                  f"{','.join(sl.mechanisms)})")
+            from .sasl import parse_jaas
+            jaas = self.listener_jaas.get(self.inter_broker_listener, {}).get(mech)
+            opts = parse_jaas(jaas)[1] if jaas else {}
+            if not opts.get("username") or "password" not in opts:
+                raise ConfigError(f"the inter-broker listener {self.inter_broker_listener} uses SASL/{mech}: its "
+                                  f"listener.name.{self.inter_broker_listener.lower()}.{mech.lower()}.sasl.jaas.config "
+                                  "needs username=\"...\" password=\"...\" for this broker's own connections")
+            self.inter_broker_sasl: tuple[str, str, str] | None = (mech, opts["username"], opts["password"])
+        else:
+            self.inter_broker_sasl = None
         adv = [Listener.parse(u) for u in (v["advertised.listeners"] or [])]
         by_name = {a.name: a for a in adv}
         unknown = set(by_name) - set(names)
@@ -598,9 +715,16 @@ class BrokerConfig:
             if not host:
                 import socket
                 host = socket.getfqdn()
-            self.advertised[ln.name] = Listener(ln.name, host, a.port)
+            self.advertised[ln.name] = Listener(ln.name, host, a.port, ln.security_protocol)
         for key in ("log.retention.ms", "log.roll.ms", "log.roll.jitter.ms"):
             self.values[key] = self.resolved_ms(key)
+
+    def ssl_settings(self, listener: str) -> dict[str, Any]:
+        """The ``ssl.*`` values of ``listener``: ``listener.name.<listener>.ssl.*`` over the
+        broker-wide keys (Kafka's per-listener prefix)."""
+        out = {k: self.values[k] for k in SSL_KEYS}
+        out.update(self.listener_ssl.get(listener.upper(), {}))
+        return out
 
     def resolved_ms(self, key: str) -> int | None:
         fam = _MS_FAMILIES[key]
@@ -619,6 +743,11 @@ class BrokerConfig:
         return self.values.get(key, default)
 
     def log_unused(self) -> None:
+        if not self.tls_contexts and any(k.startswith("ssl.keystore") or k.startswith("ssl.truststore")
+                                         for k in self.explicit):
+            log.warning("ssl.* keystore/truststore settings are given but no listener is SSL or SASL_SSL: "
+                        "every listener is without TLS (listeners=%s)",
+                        ",".join(f"{ln.name}://{ln.host}:{ln.port}" for ln in self.listeners))
         for key in sorted(self.inert):
             log.info("config %s=%s is Kafka's default for a feature kafka-core does not implement: no effect",
                      key, self.inert[key])

@@ -162,25 +162,28 @@ def handle_fetch(b: FetchDeps, ctx: RequestContext, req: Any) -> Any:
         untaken = False       # records readable that this response has no room for
         readable = False      # some partition has records below its limit
         budget = max_bytes
-        out: list[tuple[SessionPartition, int, int, int, Any]] = []
+        out: list[tuple[SessionPartition, int, int, int, Any, int, Any]] = []
         taken: list[tuple[Partition, int]] = []      # what the response carries, for the metrics
         for sp, (err, p) in zip(plist, reads, strict=True):
             if not err and refused:
                 err = refused.get(id(sp), 0)
             if err:
                 errors = True
-                out.append((sp, err, -1, -1, b""))
+                out.append((sp, err, -1, -1, b"", -1, None))
                 continue
             assert p is not None
             lg = p.log
             hw = p.high_watermark
+            lso = p.last_stable_offset
             end = lg.end_offset
-            upto = hw if consumer else end
+            # read_committed consumers read below the last stable offset, others below the high
+            # watermark, followers to the log end
+            upto = (lso if read_committed else hw) if consumer else end
             ls = lg.start_offset
             off = sp.fetch_offset
             if off < ls or off > end:
                 errors = True
-                out.append((sp, E.OFFSET_OUT_OF_RANGE, hw, ls, b""))
+                out.append((sp, E.OFFSET_OUT_OF_RANGE, hw, ls, b"", lso, None))
                 continue
             records: Any = b""
             readable = readable or off < upto
@@ -191,7 +194,7 @@ def handle_fetch(b: FetchDeps, ctx: RequestContext, req: Any) -> Any:
                 except Exception as e:  # noqa: BLE001 - log gone or I/O error
                     log.warning("read of %s at %d: %s", p.name, off, e)
                     errors = True
-                    out.append((sp, E.KAFKA_STORAGE_ERROR, hw, ls, b""))
+                    out.append((sp, E.KAFKA_STORAGE_ERROR, hw, ls, b"", lso, None))
                     continue
                 n = len(sl)
                 if n and (total == 0 or n <= limit):
@@ -204,7 +207,10 @@ def handle_fetch(b: FetchDeps, ctx: RequestContext, req: Any) -> Any:
                     untaken = True
             elif off < upto:
                 untaken = True
-            out.append((sp, 0, hw, ls, records))
+            # the aborted transactions with records in what is returned (the client drops them)
+            aborted = p.aborted.between(off, upto) if read_committed and records else ([] if read_committed
+                                                                                      else None)
+            out.append((sp, 0, hw, ls, records, lso, aborted))
         # Park only while fewer than min_bytes are readable: records that did not fit in this
         # response count as readable (waiting cannot make the response bigger), as Kafka's
         # DelayedFetch sums what each partition has, not what the response could take.
@@ -214,7 +220,7 @@ def handle_fetch(b: FetchDeps, ctx: RequestContext, req: Any) -> Any:
             if readable and req.min_bytes <= 1:
                 # Never expected: a record was readable and the fetch waits anyway (issue 11).
                 stats.parked_with_data += 1
-            for *_, rec in out:
+            for _sp, _c, _hw, _ls, rec, _lso, _ab in out:
                 if not isinstance(rec, bytes):
                     rec.release()
             return None
@@ -235,7 +241,7 @@ def handle_fetch(b: FetchDeps, ctx: RequestContext, req: Any) -> Any:
             # Partitions that returned records go to the back, so that one busy partition
             # cannot starve the others of the response budget (FetchSession.scala).
             parts = session.parts
-            for sp, _err, _hw, _ls, rec in out:
+            for sp, _err, _hw, _ls, rec, _lso, _ab in out:
                 if rec:
                     key = (sp.topic_id if use_ids else sp.topic, sp.partition)
                     parts[key] = parts.pop(key)
@@ -271,19 +277,20 @@ def _read_partition(b: FetchDeps, sp: SessionPartition, use_ids: bool) -> tuple[
     return 0, p
 
 
-def _build(b: FetchDeps, out: list[tuple[SessionPartition, int, int, int, Any]], incremental: bool,
+def _build(b: FetchDeps, out: list[tuple[SessionPartition, int, int, int, Any, int, Any]], incremental: bool,
            use_ids: bool, read_committed: bool, sid: int) -> Any:
     from kafka_protocol.messages import FetchResponse as R
 
     PD = R.PartitionData
+    AT = PD.AbortedTransaction
     topics: list[Any] = []
     cur_key: Any = None
     cur: list[Any] | None = None
-    aborted: list[Any] | None = [] if read_committed else None
-    for sp, err, hw, ls, records in out:
-        if incremental and not err and not records and hw == sp.hw and ls == sp.log_start:
+    for sp, err, hw, ls, records, lso, ab in out:
+        if incremental and not err and not records and hw == sp.hw and ls == sp.log_start and lso == sp.lso:
             continue
-        sp.hw, sp.log_start = hw, ls
+        sp.hw, sp.log_start, sp.lso = hw, ls, lso
+        aborted = None if ab is None else [AT(producer_id=a.producer_id, first_offset=a.first_offset) for a in ab]
         key = sp.topic_id if use_ids else sp.topic
         if cur is None or key != cur_key:
             cur = []
@@ -292,8 +299,9 @@ def _build(b: FetchDeps, out: list[tuple[SessionPartition, int, int, int, Any]],
                 topics.append(R.FetchableTopicResponse(topic_id=sp.topic_id, partitions=cur))
             else:
                 topics.append(R.FetchableTopicResponse(topic=sp.topic, partitions=cur))
-        cur.append(PD(partition_index=sp.partition, error_code=err, high_watermark=hw, last_stable_offset=hw,
-                      log_start_offset=ls, aborted_transactions=aborted, preferred_read_replica=-1,
+        cur.append(PD(partition_index=sp.partition, error_code=err, high_watermark=hw,
+                      last_stable_offset=lso if lso >= 0 else hw, log_start_offset=ls,
+                      aborted_transactions=aborted if read_committed else None, preferred_read_replica=-1,
                       records=records))
     return R(throttle_time_ms=0, error_code=0, session_id=sid, responses=topics)
 
@@ -410,7 +418,8 @@ def handle_list_offsets(b: FetchDeps, ctx: RequestContext, req: Any) -> Any:
             if ts == EARLIEST or ts == EARLIEST_LOCAL:
                 off, rts = lg.start_offset, -1
             elif ts == LATEST:
-                off, rts = p.high_watermark, -1     # what a consumer can read (single node: the end)
+                # what a consumer can read: the last stable offset under read_committed
+                off, rts = (p.last_stable_offset if req.isolation_level == 1 else p.high_watermark), -1
             elif ts == MAX_TIMESTAMP:
                 rts, off = lg.max_timestamp()
                 if off < 0:

@@ -49,6 +49,7 @@ GROUP_APIS: dict[int, tuple[int, int, str]] = {
     14: (0, 5, "sync_group"),
     15: (0, 6, "describe_groups"),
     16: (0, 5, "list_groups"),
+    28: (0, 5, "txn_offset_commit"),
     42: (0, 2, "delete_groups"),
     47: (0, 0, "offset_delete"),
     68: (0, 1, "consumer_group_heartbeat"),

@@ -44,6 +44,7 @@ import functools
 import logging
 import os
 import socket
+import ssl
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
@@ -143,9 +144,28 @@ class RequestContext:
 Dispatch = Callable[[RequestContext, memoryview], HandlerResult]
 
 
+class SaslState:
+    """A SASL listener's connection: where its authentication stands (``kafka_broker.sasl``)."""
+
+    __slots__ = ("listener", "server", "mechanism", "raw", "authenticated", "principal", "expires", "failed")
+
+    def __init__(self, listener: Any) -> None:
+        self.listener = listener            # sasl.ListenerSasl
+        self.server: Any = None             # the mechanism's authenticator, after SaslHandshake
+        self.mechanism = ""
+        self.raw = False                    # SaslHandshake v0: tokens follow as raw frames
+        self.authenticated = False
+        self.principal = "User:ANONYMOUS"
+        self.expires: float | None = None   # monotonic end of the session (connections.max.reauth.ms)
+        self.failed = False
+
+
 class Connection:
     def __init__(self, server: Server, sock: socket.socket, peer: Any, listener: Listener) -> None:
         self.server = server
+        sl = server.sasl.get(listener.name)
+        self.sasl: SaslState | None = SaslState(sl) if sl is not None else None
+        self.close_when_sent = False    # close once every queued response is out (failed authentication)
         self.loop = server.loop
         self.sock = sock
         self.fd = sock.fileno()
@@ -189,15 +209,21 @@ class Connection:
             self.close(None)
             return
         self.last_tick = self.server.tick
+        self._received(n)
+
+    def _received(self, n: int) -> bool:
+        """``n`` more bytes are in the reader's buffer: dispatch the frames they complete.
+        False when the connection closed meanwhile."""
         try:
-            frames = reader.buffer_updated(n)
+            frames = self.reader.buffer_updated(n)
         except FrameTooLargeError as e:
             self._refuse_frame(e)
-            return
+            return False
         for frame in frames:
             self._dispatch(frame)
             if self.closed:
-                return
+                return False
+        return True
 
     def _refuse_frame(self, e: FrameTooLargeError) -> None:
         # Kafka's Selector raises InvalidReceiveException and closes: nothing can be answered,
@@ -209,6 +235,11 @@ class Connection:
     # -- dispatch ------------------------------------------------------------
 
     def _dispatch(self, frame: memoryview) -> None:
+        if self.close_when_sent:       # after a failed authentication nothing more is read
+            return
+        if self.sasl is not None and self.sasl.raw:
+            self._dispatch_raw_token(frame)
+            return
         started = time.perf_counter()
         try:
             header = decode_request_header(frame)
@@ -241,6 +272,26 @@ class Connection:
             self._pause_read()
         if self.queue[0].ready:
             self._pump()
+
+    def _dispatch_raw_token(self, frame: memoryview) -> None:
+        """SaslHandshake v0: a SASL token as a raw size-prefixed frame, answered the same way
+        (no Kafka header); a failed exchange closes the connection without an answer."""
+        slot = Slot(None)  # type: ignore[arg-type]  # a raw token has no request context; done() sets it ready
+        self.queue.append(slot)
+        task = asyncio.ensure_future(self.server.sasl_token(self, bytes(frame)))
+        slot.task = task
+
+        def done(t: asyncio.Task[Any]) -> None:
+            if self.closed:
+                return
+            if t.cancelled() or t.exception() is not None or t.result() is None:
+                self.close(None)
+                return
+            tok = t.result()
+            slot.parts = [len(tok).to_bytes(4, "big") + tok]
+            slot.ready = True
+            self._pump()
+        task.add_done_callback(done)
 
     def _protocol_error(self, e: ProtocolError, header: RequestHeader | None) -> None:
         """A request that cannot be served: Kafka closes the connection (its SocketServer does so
@@ -286,24 +337,29 @@ class Connection:
 
     # -- writing -------------------------------------------------------------
 
+    def _next_out(self) -> bool:
+        """Make the next ready response ``self.out``; False when none is ready."""
+        if not self.queue or not self.queue[0].ready:
+            return False
+        slot = self.queue.popleft()
+        parts = slot.parts
+        assert parts is not None
+        if all(isinstance(p, _BUFFER_TYPES) for p in parts):
+            self.out = memoryview(parts[0] if len(parts) == 1 else b"".join(parts))
+        elif SEND_PATH == "transfer":
+            self.out = _Transfer(parts)
+        else:   # the pure-Python twin: copy the file slices
+            self.out = memoryview(b"".join(
+                p if isinstance(p, _BUFFER_TYPES) else os.pread(p.fd, len(p), p.position)
+                for p in parts))
+        return True
+
     def _pump(self) -> None:
         """Send ready responses in request order until the socket is full."""
         self.last_tick = self.server.tick
         while True:
-            if self.out is None:
-                if not self.queue or not self.queue[0].ready:
-                    break
-                slot = self.queue.popleft()
-                parts = slot.parts
-                assert parts is not None
-                if all(isinstance(p, _BUFFER_TYPES) for p in parts):
-                    self.out = memoryview(parts[0] if len(parts) == 1 else b"".join(parts))
-                elif SEND_PATH == "transfer":
-                    self.out = _Transfer(parts)
-                else:   # the pure-Python twin: copy the file slices
-                    self.out = memoryview(b"".join(
-                        p if isinstance(p, _BUFFER_TYPES) else os.pread(p.fd, len(p), p.position)
-                        for p in parts))
+            if self.out is None and not self._next_out():
+                break
             try:
                 if isinstance(self.out, memoryview):
                     n = self.sock.send(self.out)
@@ -332,6 +388,9 @@ class Connection:
         if self.writing:
             self.loop.remove_writer(self.fd)
             self.writing = False
+        if self.close_when_sent and not self.queue:
+            self.close(None)
+            return
         if not self.reading and len(self.queue) < MAX_INFLIGHT // 2:
             self._resume_read()
 
@@ -366,13 +425,166 @@ class Connection:
         self.server.connections.discard(self)
 
 
+TLS_CHUNK = 256 * 1024     # plaintext encrypted per step of a response (bounds the copy held)
+
+
+class TlsConnection(Connection):
+    """A connection on an SSL listener: OpenSSL through an ``ssl.SSLObject`` on two memory BIOs,
+    so the connection keeps driving its own non-blocking socket.  Ciphertext is read from the
+    socket into the incoming BIO and the plaintext decrypted straight into the FrameReader's
+    buffer; responses are encrypted ``TLS_CHUNK`` bytes at a time as the socket drains, file
+    slices read with ``pread`` (bytes leave the page cache through user space: no sendfile under
+    TLS, see tls.py).  Everything OpenSSL writes (handshake, session tickets, records) is queued
+    in the order it was produced."""
+
+    def __init__(self, server: Server, sock: socket.socket, peer: Any, listener: Listener,
+                 context: ssl.SSLContext) -> None:
+        self.inbio = ssl.MemoryBIO()
+        self.outbio = ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.inbio, self.outbio, server_side=True)
+        self.handshaken = False
+        self.principal = "User:ANONYMOUS"
+        self.cipher: deque[bytes] = deque()     # ciphertext to send, in order
+        self.plain: deque[Any] = deque()        # rest of the response being encrypted
+        self.offset = 0                         # bytes of plain[0] already encrypted (a file slice)
+        super().__init__(server, sock, peer, listener)
+
+    def _on_readable(self) -> None:
+        try:
+            data = self.sock.recv(CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as e:
+            self.close(f"receive failed: {e.strerror}")
+            return
+        if not data:
+            self.close(None)
+            return
+        self.last_tick = self.server.tick
+        self.inbio.write(data)
+        if not self.handshaken and not self._handshake():
+            return
+        self._decrypt()
+
+    def _handshake(self) -> bool:
+        try:
+            self.tls.do_handshake()
+        except ssl.SSLWantReadError:
+            self._flush_tls()
+            return False
+        except (ssl.SSLError, ValueError) as e:
+            self._flush_tls()      # the alert, if OpenSSL wrote one
+            log.info("TLS handshake with %s on listener %s failed: %s", self.peer, self.listener.name,
+                     getattr(e, "reason", None) or e)
+            self._send_and_close()
+            return False
+        self.handshaken = True
+        from .tls import principal
+        self.principal = principal(self.tls.getpeercert())
+        self._flush_tls()
+        return True
+
+    def _decrypt(self) -> None:
+        reader = self.reader
+        while self.reading and not self.closed:
+            try:
+                buf = reader.get_buffer()
+                n: int = self.tls.read(len(buf), buf)  # type: ignore[assignment]  # int with a buffer
+            except ssl.SSLWantReadError:
+                break
+            except FrameTooLargeError as e:
+                self._refuse_frame(e)
+                return
+            except ssl.SSLZeroReturnError:     # close_notify
+                self.close(None)
+                return
+            except ssl.SSLError as e:
+                self.close(f"TLS error: {e.reason or e}")
+                return
+            if n == 0:
+                self.close(None)
+                return
+            if not self._received(n):
+                return
+        self._flush_tls()
+
+    def _resume_read(self) -> None:
+        was = self.reading
+        super()._resume_read()
+        if not was and self.reading and self.handshaken:
+            # plaintext OpenSSL already decrypted may be waiting: no socket event will announce it
+            self.loop.call_soon(self._decrypt)
+
+    def _flush_tls(self) -> None:
+        data = self.outbio.read()
+        if data:
+            self.cipher.append(data)
+            if not self.writing and not self.closed:
+                self._pump()
+
+    def _send_and_close(self) -> None:
+        """Best effort: the handshake alert out, then close."""
+        for data in self.cipher:
+            try:
+                self.sock.send(data)
+            except OSError:
+                break
+        self.cipher.clear()
+        self.close(None)
+
+    def _next_out(self) -> bool:
+        if not self.cipher:
+            if not self.plain:
+                if not self.handshaken or not self.queue or not self.queue[0].ready:
+                    return False
+                parts = self.queue.popleft().parts
+                assert parts is not None
+                self.plain.extend(parts)
+                self.offset = 0
+            self.tls.write(self._take_plain())
+            self.cipher.append(self.outbio.read())
+        self.out = memoryview(self.cipher.popleft())
+        return True
+
+    def _take_plain(self) -> bytes:
+        """Up to TLS_CHUNK bytes of the response being sent (file slices read with pread)."""
+        out: list[Any] = []
+        room = TLS_CHUNK
+        plain = self.plain
+        while plain and room > 0:
+            p = plain[0]
+            if isinstance(p, _BUFFER_TYPES):
+                out.append(p)
+                room -= len(p)
+                plain.popleft()
+                continue
+            n = min(len(p) - self.offset, room)
+            out.append(os.pread(p.fd, n, p.position + self.offset))
+            self.offset += n
+            room -= n
+            if self.offset >= len(p):
+                plain.popleft()
+                self.offset = 0
+        return b"".join(out)
+
+    def close(self, reason: str | None) -> None:
+        self.plain.clear()
+        self.cipher.clear()
+        super().close(reason)
+
+
 class Server:
     """Accepts connections on the listeners and hands frames to ``dispatch``."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, listeners: list[Listener], max_request: int,
                  dispatch: Dispatch, backlog: int = 128,
-                 idle_ms: int = 600000, max_connections: int = 2**31 - 1) -> None:
+                 idle_ms: int = 600000, max_connections: int = 2**31 - 1,
+                 tls: dict[str, ssl.SSLContext] | None = None, sasl: dict[str, Any] | None = None,
+                 sasl_token: Callable[[Connection, bytes], Awaitable[bytes | None]] | None = None) -> None:
         self.loop = loop
+        self.tls = tls or {}        # SSL listener name -> its context
+        self.sasl = sasl or {}      # SASL listener name -> sasl.ListenerSasl
+        self._sasl_token = sasl_token
         self.idle_ms = idle_ms      # connections.max.idle.ms; < 0: never close idle connections
         self.max_connections = max_connections   # max.connections: more are closed as they arrive
         self._refused_logged = 0.0
@@ -407,6 +619,11 @@ class Server:
             log.warning("%s is set: file slices are sent by pread + send (the pure-Python path), "
                         "not kafka_core.Transfer", kafka_core.ENV_NO_EXTENSIONS)
         return bound
+
+    def sasl_token(self, conn: Connection, token: bytes) -> Awaitable[bytes | None]:
+        """A raw SASL token (SaslHandshake v0): the answer token, or None to close."""
+        assert self._sasl_token is not None
+        return self._sasl_token(conn, token)
 
     def warn_once(self, ctx: RequestContext, code: int, what: str) -> None:
         host = ctx.conn.peer.rsplit(":", 1)[0]
@@ -463,7 +680,9 @@ class Server:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
-            self.connections.add(Connection(self, sock, peer, ln))
+            ctx = self.tls.get(ln.name)
+            self.connections.add(Connection(self, sock, peer, ln) if ctx is None
+                                 else TlsConnection(self, sock, peer, ln, ctx))
 
     def close(self) -> None:
         if self._sweep_handle is not None:

@@ -106,6 +106,7 @@ class EmbeddedBroker:
         return self.data_dir
 
     def start(self, timeout: float = 30) -> EmbeddedBroker:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         path = package_paths(self.PACKAGES)
         if os.environ.get("PYTHONPATH"):

@@ -6,7 +6,9 @@ kafka-consumer-perf-test), so muscle memory carries over:
 
   kafka-core topic create|list|describe|delete|alter-config --bootstrap-server HOST:PORT ...
   kafka-core produce --bootstrap-server B --topic T [--file F] [--property parse.key=true ...]
-  kafka-core consume --bootstrap-server B --topic T [--from-beginning|--offset N|--timestamp MS] ...
+                     [--transactional-id ID]   (the whole run in one transaction)
+  kafka-core consume --bootstrap-server B --topic T [--from-beginning|--offset N|--timestamp MS]
+                     [--isolation-level read_committed] ...
   kafka-core perf produce|consume ...
 
 ``register(subparsers)`` adds them to the ``kafka-core`` parser (kafka_cli.main); each
@@ -22,6 +24,7 @@ import argparse
 import base64
 import functools
 import json
+import logging
 import socket
 import sys
 import time
@@ -33,6 +36,8 @@ from kafka_client.errors import KafkaError
 
 from .errors import CliError
 from .options import add_bootstrap
+
+log = logging.getLogger("kafka_cli")
 
 __all__ = ["register"]
 
@@ -98,6 +103,9 @@ def register(sub: Any) -> None:
     p.add_argument("--request-required-acks", metavar="ACKS", help="acks: 0, 1 or all")
     p.add_argument("--compression-codec", metavar="CODEC", help="none, gzip, snappy, lz4, zstd")
     p.add_argument("--partition", type=int, help="write every record to this partition")
+    p.add_argument("--transactional-id", metavar="ID",
+                   help="write every line of this run in one transaction, committed at the end "
+                        "(aborted on an error or Ctrl-C)")
     p.add_argument("--json", action="store_true", help="end with one JSON object (records written) on stdout")
     p.set_defaults(func=_wrap(cmd_produce))
 
@@ -498,6 +506,16 @@ def _producer(bootstrap: str, topic: str, config: dict[str, Any]) -> Any:
     return p
 
 
+def _abort_quietly(p: Any) -> None:
+    """Abort the run's transaction on the way out (an error or Ctrl-C): nothing of it is
+    committed.  If even that fails (fenced, broker gone), the coordinator aborts it after
+    transaction.timeout.ms; the original error is the one reported."""
+    try:
+        p.abort_transaction(30)
+    except (KafkaError, KeyboardInterrupt) as exc:
+        log.warning("abort of the transaction failed: %s", exc)
+
+
 def cmd_produce(args: argparse.Namespace) -> int:
     parser = LineParser(_props(args.property, "--property"))
     config = _java_config(_props(args.producer_property, "--producer-property"))
@@ -506,6 +524,9 @@ def cmd_produce(args: argparse.Namespace) -> int:
     if args.compression_codec is not None:
         config["compression_type"] = args.compression_codec
     config.setdefault("linger_ms", 5)
+    txn = args.transactional_id
+    if txn:
+        config["transactional_id"] = txn
     failures: list[BaseException] = []
 
     def on_delivery(err: BaseException | None, _md: Any) -> None:
@@ -515,14 +536,26 @@ def cmd_produce(args: argparse.Namespace) -> int:
     p = _producer(args.bootstrap_server, args.topic, config)
     n = 0
     progress = Progress(None, "records")
+    committed = False
     try:
+        if txn:
+            p.init_transactions(60)
+            p.begin_transaction()
         for n, line in enumerate(_lines(args.file), 1):
             key, value, headers = parser.parse(line, n)
             p.produce(args.topic, value, key=key, headers=headers or None, partition=args.partition,
                       on_delivery=on_delivery)
             if n % 1000 == 0:
                 progress.update(n)
-        p.flush(60)
+        if txn:
+            p.commit_transaction(60)   # flushes first; raises if a record failed
+            committed = True
+        else:
+            p.flush(60)
+    except BaseException:
+        if txn and not committed:
+            _abort_quietly(p)
+        raise
     finally:
         progress.close()
         p.close(5)

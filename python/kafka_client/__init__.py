@@ -4,7 +4,8 @@ Speaks the Kafka protocol (kafka_protocol codecs) to kafka-core's broker and
 to Apache Kafka 4.x; record batches are built and parsed by kafka_core (C).
 
 - ``AIOProducer`` / ``Producer``: batching, compression, Java-compatible
-  partitioning, idempotence by default, pipelined requests.
+  partitioning, idempotence by default, pipelined requests, transactions
+  (``transactional_id``; kafka_client.transaction).
 - ``AIOConsumer`` / ``Consumer``: manual assignment or classic consumer
   groups, pipelined fetches, commits, seeks, offsets for times.
 - ``AIOAdminClient`` / ``AdminClient``: topics, partitions, configs,
@@ -25,14 +26,14 @@ from .assignors import CooperativeStickyAssignor, RangeAssignor, RoundRobinAssig
 from .conn import BrokerConnection
 from .consumer import AIOConsumer, Consumer, ConsumerRecord, OffsetAndTimestamp
 from .errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, for_code
-from .group import OffsetAndMetadata, RebalanceListener, TopicPartition
+from .group import ConsumerGroupMetadata, OffsetAndMetadata, RebalanceListener, TopicPartition
 from .partitioner import murmur2, partition_for_key
 from .producer import AIOProducer, Producer, RecordMetadata
 from .settings import AdminSettings, ConsumerSettings, ProducerSettings
 
 __all__ = [
     "AIOAdminClient", "AIOConsumer", "AIOProducer", "AdminClient", "AdminSettings", "AlterConfigOp",
-    "BrokerConnection", "ConsumerSettings", "ProducerSettings",
+    "BrokerConnection", "ConsumerGroupMetadata", "ConsumerSettings", "ProducerSettings",
     "ConfigResource", "ConfigResourceType", "Consumer", "ConsumerRecord", "CooperativeStickyAssignor",
     "KafkaConnectionError", "KafkaError", "KafkaTimeoutError", "NewTopic", "OffsetAndMetadata",
     "OffsetAndTimestamp", "Producer", "RangeAssignor", "RebalanceListener", "RecordMetadata",

@@ -24,6 +24,7 @@ from .cluster import Cluster, TopicMeta
 from .conn import ApiKey
 from .errors import KafkaError, KafkaTimeoutError, for_code
 from .group import OffsetAndMetadata, TopicPartition, commit_offsets, fetch_committed
+from .security import Security, SecuritySettings
 from .settings import AdminSettings, check_settings
 
 __all__ = ["AIOAdminClient", "AdminClient", "NewTopic", "ConfigResource", "ConfigResourceType", "AlterConfigOp",
@@ -123,10 +124,11 @@ class AIOAdminClient:
     sync ``AdminClient``)."""
     def __init__(self, bootstrap_servers: str | Iterable[str] = "localhost:9092", *,
                  client_id: str = "kafka-core-admin", request_timeout_ms: int = 30000,
-                 retry_backoff_ms: int = 100, connect_timeout_ms: int = 10000) -> None:
+                 retry_backoff_ms: int = 100, connect_timeout_ms: int = 10000,
+                 **security: Unpack[SecuritySettings]) -> None:
         self.cluster = Cluster(bootstrap_servers, client_id=client_id, request_timeout_ms=request_timeout_ms,
                                retry_backoff_ms=retry_backoff_ms, connect_timeout_ms=connect_timeout_ms,
-                               allow_auto_create_topics=False)
+                               allow_auto_create_topics=False, security=Security(**security))
         self.timeout = request_timeout_ms / 1000
 
     async def start(self) -> AIOAdminClient:

@@ -25,8 +25,11 @@ from .errors import (
     KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
+    SaslAuthenticationFailedError,
+    SslAuthenticationError,
     for_code,
 )
+from .security import Security
 
 __all__ = ["Cluster", "TopicMeta", "PartitionMeta", "parse_bootstrap"]
 
@@ -88,8 +91,10 @@ class Cluster:
     def __init__(self, bootstrap_servers: str | Iterable[str], *, client_id: str = "kafka-core-python",
                  request_timeout_ms: int = 30000, connect_timeout_ms: int = 10000,
                  metadata_max_age_ms: int = 300000, retry_backoff_ms: int = 100,
-                 reconnect_backoff_ms: int = 50, allow_auto_create_topics: bool = True) -> None:
+                 reconnect_backoff_ms: int = 50, allow_auto_create_topics: bool = True,
+                 security: Security | None = None) -> None:
         self.bootstrap = parse_bootstrap(bootstrap_servers)
+        self.security = security
         self.client_id = client_id
         self.request_timeout_ms = request_timeout_ms
         self.connect_timeout_ms = connect_timeout_ms
@@ -155,7 +160,7 @@ class Cluster:
         host, port = self._address(node_id)
         conn = BrokerConnection(host, port, node_id=node_id, client_id=self.client_id,
                                 request_timeout_ms=self.request_timeout_ms,
-                                connect_timeout_ms=self.connect_timeout_ms)
+                                connect_timeout_ms=self.connect_timeout_ms, security=self.security)
         try:
             await conn.connect()
         except KafkaError:
@@ -278,6 +283,8 @@ class Cluster:
                     req = kp.MetadataRequest(topics=topics,
                                              allow_auto_topic_creation=self.allow_auto_create_topics)
                     resp = await conn.send(req, version=version)
+                except (SaslAuthenticationFailedError, SslAuthenticationError):
+                    raise       # wrong credentials or certificates do not get better with retries (Java's rule too)
                 except (TimeoutError, KafkaError) as exc:
                     last = exc
                     continue

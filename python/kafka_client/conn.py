@@ -20,6 +20,7 @@ import collections
 import logging
 import math
 import socket
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -30,9 +31,11 @@ from .errors import (
     KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
+    SslAuthenticationError,
     UnsupportedVersionError,
     for_code,
 )
+from .security import Security
 
 __all__ = ["BrokerConnection", "CLIENT_VERSIONS", "ApiKey"]
 
@@ -57,6 +60,10 @@ class ApiKey:
     CREATE_TOPICS = 19
     DELETE_TOPICS = 20
     INIT_PRODUCER_ID = 22
+    ADD_PARTITIONS_TO_TXN = 24
+    ADD_OFFSETS_TO_TXN = 25
+    END_TXN = 26
+    TXN_OFFSET_COMMIT = 28
     DESCRIBE_CONFIGS = 32
     CREATE_PARTITIONS = 37
     DELETE_GROUPS = 42
@@ -87,6 +94,12 @@ CLIENT_VERSIONS: dict[int, tuple[int, int]] = {
     ApiKey.CREATE_TOPICS: (2, 7),
     ApiKey.DELETE_TOPICS: (1, 5),
     ApiKey.INIT_PRODUCER_ID: (0, 5),
+    # Transactions as transaction version 1 (see kafka_client.transaction): AddPartitionsToTxn
+    # v4+ is the brokers' batched form, EndTxn/TxnOffsetCommit v5 mean KIP-890 part 2.
+    ApiKey.ADD_PARTITIONS_TO_TXN: (0, 3),
+    ApiKey.ADD_OFFSETS_TO_TXN: (0, 4),
+    ApiKey.END_TXN: (0, 4),
+    ApiKey.TXN_OFFSET_COMMIT: (0, 4),
     ApiKey.DESCRIBE_CONFIGS: (1, 4),
     ApiKey.CREATE_PARTITIONS: (0, 3),
     ApiKey.DELETE_GROUPS: (0, 2),
@@ -201,8 +214,9 @@ class BrokerConnection:
 
     def __init__(self, host: str, port: int, *, node_id: int = -1, client_id: str = "kafka-core-python",
                  request_timeout_ms: int = 30000, connect_timeout_ms: int = 10000,
-                 max_frame_size: int = kp.DEFAULT_MAX_FRAME_SIZE) -> None:
+                 max_frame_size: int = kp.DEFAULT_MAX_FRAME_SIZE, security: Security | None = None) -> None:
         self.host = host
+        self.security = security or Security()
         self.port = port
         self.node_id = node_id
         self.client_id = client_id
@@ -238,12 +252,17 @@ class BrokerConnection:
     async def connect(self) -> BrokerConnection:
         self._loop = asyncio.get_running_loop()
         try:
+            ctx = self.security.context
             transport, protocol = await asyncio.wait_for(
-                self._loop.create_connection(lambda: _Protocol(self, self.max_frame_size), self.host, self.port),
+                self._loop.create_connection(lambda: _Protocol(self, self.max_frame_size), self.host, self.port,
+                                             ssl=ctx, server_hostname=self.host if ctx is not None else None),
                 self.connect_timeout)
         except TimeoutError:
             self.closed = True
             raise KafkaTimeoutError(f"{self}: connect timed out after {self.connect_timeout}s") from None
+        except ssl.SSLError as exc:
+            self.closed = True
+            raise SslAuthenticationError(f"{self}: TLS handshake failed: {exc}") from exc
         except OSError as exc:
             self.closed = True
             raise KafkaConnectionError(f"{self}: connect failed: {exc}") from exc
@@ -251,10 +270,24 @@ class BrokerConnection:
         self._protocol = protocol
         try:
             await self._negotiate()
+            if self.security.sasl is not None:
+                await self._authenticate(*self.security.sasl)
         except BaseException:
             self.close()
             raise
         return self
+
+    async def _authenticate(self, mechanism: str, user: str, password: str) -> None:
+        from kafka_protocol.sasl import AuthenticationFailed, authenticate
+
+        from .errors import SaslAuthenticationFailedError
+
+        async def send(req: kp.Message, version: int) -> Any:
+            return await self.send(req, version=version, timeout=self.request_timeout)
+        try:
+            await authenticate(send, mechanism, user, password)
+        except AuthenticationFailed as e:
+            raise SaslAuthenticationFailedError(f"{self}: SASL/{mechanism} as {user!r}: {e}") from None
 
     async def _negotiate(self) -> None:
         """ApiVersions first (v3: client software name); a broker that does not know v3 answers

@@ -11,6 +11,14 @@ are bytes created once from the response buffer.
 is where the next fetch starts (ahead of ``position`` while data is
 buffered).  Seeking bumps a partition's generation so fetches already in
 flight for the old position are dropped when they return.
+
+read_committed: fetches and ListOffsets carry isolation level 1, so the broker
+serves data only up to the last stable offset and lists the aborted
+transactions of the range; records.decode_records drops those transactions'
+batches (and every control batch).  Committed offsets are fetched with
+require_stable (KIP-447), so offsets written by a transaction being completed
+are waited for, not read stale.  ``group_metadata()`` is what a transactional
+producer's ``send_offsets_to_transaction`` needs.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from .errors import (
     for_code,
 )
 from .group import (
+    ConsumerGroupMetadata,
     GroupCoordinator,
     OffsetAndMetadata,
     RebalanceListener,
@@ -44,6 +53,7 @@ from .group import (
     fetch_committed,
 )
 from .records import Record, decode_records
+from .security import Security, SecuritySettings
 from .settings import ConsumerSettings, check_settings
 
 __all__ = ["AIOConsumer", "Consumer", "ConsumerRecord", "TopicPartition", "OffsetAndMetadata",
@@ -120,7 +130,8 @@ class AIOConsumer:
                  retry_backoff_ms: int = 100, metadata_max_age_ms: int = 300000,
                  partition_assignment_strategy: Iterable[str] = ("range", "cooperative-sticky"),
                  group_instance_id: str | None = None, allow_auto_create_topics: bool = True,
-                 connect_timeout_ms: int = 10000, fetch_sessions: bool = True) -> None:
+                 connect_timeout_ms: int = 10000, fetch_sessions: bool = True,
+                 **security: Unpack[SecuritySettings]) -> None:
         if auto_offset_reset not in ("earliest", "latest", "none"):
             raise ValueError("auto_offset_reset must be 'earliest', 'latest' or 'none'")
         self._initial_topics = topics
@@ -144,7 +155,8 @@ class AIOConsumer:
         self.retry_backoff = retry_backoff_ms / 1000
         self._cluster_kw = dict(client_id=client_id, request_timeout_ms=request_timeout_ms,
                                 connect_timeout_ms=connect_timeout_ms, metadata_max_age_ms=metadata_max_age_ms,
-                                retry_backoff_ms=retry_backoff_ms, allow_auto_create_topics=allow_auto_create_topics)
+                                retry_backoff_ms=retry_backoff_ms, allow_auto_create_topics=allow_auto_create_topics,
+                                security=Security(**security))
         self._group_kw = dict(session_timeout_ms=session_timeout_ms, rebalance_timeout_ms=max_poll_interval_ms,
                               heartbeat_interval_ms=heartbeat_interval_ms, assignors=partition_assignment_strategy,
                               group_instance_id=group_instance_id)
@@ -348,7 +360,8 @@ class AIOConsumer:
         if self.group_id is not None:
             need = [tp for tp in missing if self._parts[tp].reset is None]
             if need:
-                committed = await fetch_committed(self.cluster, self.group_id, need)  # type: ignore[arg-type]
+                committed = await fetch_committed(self.cluster, self.group_id, need,  # type: ignore[arg-type]
+                                                  require_stable=self.isolation_level == 1)
                 for tp, om in committed.items():
                     st = self._parts.get(tp)
                     if st is not None and st.position is None and st.reset is None and om is not None:
@@ -480,11 +493,26 @@ class AIOConsumer:
                              timeout=self.request_timeout_ms / 1000)
         self._last_commit = time.monotonic()
 
+    def group_metadata(self) -> ConsumerGroupMetadata:
+        """This member's group id, generation, member id and group instance id, for a
+        transactional producer's ``send_offsets_to_transaction`` (KIP-447: the group coordinator
+        refuses the offsets if this member has left the generation since).  Without a
+        subscription (assign mode) the generation is -1 and the member id empty."""
+        if self.group_id is None:
+            raise IllegalStateError("group_metadata() needs a group_id")
+        g = self._group
+        instance = self._group_kw.get("group_instance_id")
+        if g is None or self._subscribed is None:
+            return ConsumerGroupMetadata(self.group_id, -1, "", instance)  # type: ignore[arg-type]
+        return ConsumerGroupMetadata(self.group_id, g.generation, g.member_id, g.group_instance_id)
+
     async def committed(self, tp: TopicPartition | tuple[str, int]) -> int | None:
-        """The group's committed offset of ``tp`` (None when nothing is committed)."""
+        """The group's committed offset of ``tp`` (None when nothing is committed).  With
+        read_committed, offsets of a transaction still being completed are waited for (KIP-447)."""
         if self.group_id is None:
             raise IllegalStateError("committed() needs a group_id")
-        r = await fetch_committed(self.cluster, self.group_id, [TopicPartition(*tp)])  # type: ignore[arg-type]
+        r = await fetch_committed(self.cluster, self.group_id, [TopicPartition(*tp)],  # type: ignore[arg-type]
+                                  require_stable=self.isolation_level == 1)
         om = r.get(TopicPartition(*tp))
         return None if om is None else om.offset
 
@@ -857,8 +885,13 @@ class Consumer:
         """Commit without waiting; ``callback(err)`` gets None or the error once it is done."""
         self._sync(self._c.commit_async, offsets, callback)
 
+    def group_metadata(self) -> ConsumerGroupMetadata:
+        """The member's group metadata for ``send_offsets_to_transaction`` (see AIOConsumer)."""
+        return self._c.group_metadata()
+
     def committed(self, tp: TopicPartition | tuple[str, int]) -> int | None:
-        """The group's committed offset of ``tp`` (None when nothing is committed)."""
+        """The group's committed offset of ``tp`` (None when nothing is committed).  With
+        read_committed, offsets of a transaction still being completed are waited for (KIP-447)."""
         return self._thread.run(self._c.committed(tp))
 
     def offsets_for_times(self, timestamps: dict[TopicPartition, int]) -> dict[TopicPartition, OffsetAndTimestamp | None]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from kafka_protocol.errors import ErrorCode
 
 __all__ = [
+    "SslAuthenticationError",
     "KafkaError",
     "BrokerResponseError",
     "KafkaConnectionError",
@@ -25,6 +26,8 @@ __all__ = [
     "BufferFullError",
     "OutOfOrderSequenceError",
     "IllegalStateError",
+    "TransactionAbortedError",
+    "FATAL_TRANSACTION_ERRORS",
     "ErrorCode",
     "for_code",
     "raise_for_code",
@@ -62,6 +65,15 @@ class KafkaConnectionError(KafkaError):
     name = "NETWORK_EXCEPTION"
 
 
+class SslAuthenticationError(KafkaConnectionError):
+    """The TLS handshake failed: the broker's certificate does not verify against the trusted CAs
+    or its host name, or the broker refused this client's certificate (Java:
+    SslAuthenticationException). Not retried: another attempt meets the same certificate."""
+
+    retriable = False
+    name = "SSL_AUTHENTICATION_FAILED"
+
+
 class KafkaTimeoutError(KafkaError):
     """No answer within the configured time (request.timeout.ms, delivery.timeout.ms, ...)."""
 
@@ -82,6 +94,13 @@ class ClientClosedError(KafkaError):
 
 class IllegalStateError(KafkaError):
     name = "ILLEGAL_STATE"
+
+
+class TransactionAbortedError(KafkaError):
+    """A record's delivery failed because its transaction was aborted before the record was
+    sent (Java: TransactionAbortedException): ``abort_transaction()`` drops unsent batches."""
+
+    name = "TRANSACTION_ABORTED"
 
 
 class RecordTooLargeError(KafkaError):
@@ -125,6 +144,26 @@ OutOfOrderSequenceError = _CLASSES[int(ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER)]
 OffsetOutOfRangeError = _CLASSES[int(ErrorCode.OFFSET_OUT_OF_RANGE)]
 TopicAlreadyExistsError = _CLASSES[int(ErrorCode.TOPIC_ALREADY_EXISTS)]
 UnknownTopicOrPartitionError = _CLASSES[int(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)]
+ProducerFencedError = _CLASSES[int(ErrorCode.PRODUCER_FENCED)]
+InvalidProducerEpochError = _CLASSES[int(ErrorCode.INVALID_PRODUCER_EPOCH)]
+TransactionalIdAuthorizationFailedError = _CLASSES[int(ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)]
+InvalidTransactionTimeoutError = _CLASSES[int(ErrorCode.INVALID_TRANSACTION_TIMEOUT)]
+InvalidTxnStateError = _CLASSES[int(ErrorCode.INVALID_TXN_STATE)]
+ConcurrentTransactionsError = _CLASSES[int(ErrorCode.CONCURRENT_TRANSACTIONS)]
+TransactionAbortableError = _CLASSES[int(ErrorCode.TRANSACTION_ABORTABLE)]
+SaslAuthenticationFailedError = _CLASSES[int(ErrorCode.SASL_AUTHENTICATION_FAILED)]
+TopicAuthorizationFailedError = _CLASSES[int(ErrorCode.TOPIC_AUTHORIZATION_FAILED)]
+
+# Errors after which a transactional producer can do nothing but close (Java's
+# TransactionManager.transitionToFatalError): fenced by a newer instance, not authorized, a
+# timeout the coordinator refuses, a state the coordinator does not recognise, a broker too old.
+FATAL_TRANSACTION_ERRORS = frozenset({
+    int(ErrorCode.PRODUCER_FENCED), int(ErrorCode.INVALID_PRODUCER_EPOCH),
+    int(ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED), int(ErrorCode.CLUSTER_AUTHORIZATION_FAILED),
+    int(ErrorCode.INVALID_TRANSACTION_TIMEOUT), int(ErrorCode.INVALID_TXN_STATE),
+    int(ErrorCode.UNSUPPORTED_VERSION), int(ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT),
+    int(ErrorCode.TRANSACTION_COORDINATOR_FENCED),
+})
 
 
 def error_class(code: int) -> type[BrokerResponseError]:

@@ -33,8 +33,8 @@ from .cluster import Cluster
 from .conn import ApiKey
 from .errors import KafkaError, KafkaTimeoutError, for_code
 
-__all__ = ["TopicPartition", "OffsetAndMetadata", "GroupCoordinator", "RebalanceListener",
-           "commit_offsets", "fetch_committed"]
+__all__ = ["TopicPartition", "OffsetAndMetadata", "ConsumerGroupMetadata", "GroupCoordinator",
+           "RebalanceListener", "commit_offsets", "fetch_committed"]
 
 log = logging.getLogger("kafka_client.group")
 
@@ -52,6 +52,17 @@ class OffsetAndMetadata(NamedTuple):
     offset: int
     metadata: str = ""
     leader_epoch: int = -1
+
+
+class ConsumerGroupMetadata(NamedTuple):
+    """A consumer's group membership as ``send_offsets_to_transaction`` needs it (KIP-447): the
+    group coordinator refuses a TxnOffsetCommit from a member that is no longer in the generation,
+    so a zombie that lost its partitions cannot commit offsets for them."""
+
+    group_id: str
+    generation_id: int = -1
+    member_id: str = ""
+    group_instance_id: str | None = None
 
 
 class RebalanceListener:
@@ -110,8 +121,13 @@ async def commit_offsets(cluster: Cluster, group_id: str, offsets: dict[TopicPar
 
 
 async def fetch_committed(cluster: Cluster, group_id: str, partitions: Iterable[TopicPartition] | None,
-                          *, timeout: float = 30.0) -> dict[TopicPartition, OffsetAndMetadata | None]:
-    """Committed offsets of ``partitions`` (None: all the group has)."""
+                          *, timeout: float = 30.0,
+                          require_stable: bool = False) -> dict[TopicPartition, OffsetAndMetadata | None]:
+    """Committed offsets of ``partitions`` (None: all the group has).  ``require_stable``
+    (KIP-447, OffsetFetch v7+; a read_committed consumer sets it, as Java's does): while a
+    transaction that commits offsets of these partitions is being completed the broker answers
+    UNSTABLE_OFFSET_COMMIT, retried here, so the offsets a just-committed transaction wrote
+    are seen rather than the older ones."""
     deadline = time.monotonic() + timeout
     parts = None if partitions is None else list(partitions)
     while True:
@@ -124,7 +140,9 @@ async def fetch_committed(cluster: Cluster, group_id: str, partitions: Iterable[
                 by_topic.setdefault(tp.topic, []).append(tp.partition)
             topics = [kp.OffsetFetchRequest.OffsetFetchRequestTopic(name=t, partition_indexes=ps)
                       for t, ps in by_topic.items()]
-        req = kp.OffsetFetchRequest(group_id=group_id, topics=topics, require_stable=False)
+        # (a broker without OffsetFetch v7 has no transactional offsets to wait for)
+        stable = require_stable and conn.version(ApiKey.OFFSET_FETCH) >= 7
+        req = kp.OffsetFetchRequest(group_id=group_id, topics=topics, require_stable=stable)
         try:
             resp = await conn.send(req)
             code = resp.error_code

@@ -26,6 +26,14 @@ and resend.  Any batch that fails for good leaves a gap in its partition's
 sequences, so the epoch is bumped then too, and pending batches are
 re-stamped with the new epoch and sequences.
 
+Transactions (``transactional_id``; the state machine is kafka_client.transaction):
+the producer is idempotent, gets its id and epoch from ``init_transactions`` (the
+transaction coordinator) rather than at start, marks every batch transactional and names
+the transactional id in every Produce request (v11 at most).  The sender holds back a
+partition's batches until AddPartitionsToTxn put the partition in the transaction, never
+bumps the epoch itself (a failed batch makes the transaction abortable; the abort bumps),
+and drops unsent batches while the transaction is failed or aborting.
+
 The per-record path is one C call (``kafka_core._accum.Accumulator``): it
 picks the partition (explicit, murmur2 of the key, or sticky), appends to
 that partition's open batch and returns; Python runs once per batch.  The
@@ -55,7 +63,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures._base import PENDING as _FUTURE_PENDING
 from concurrent.futures._base import RUNNING as _FUTURE_RUNNING
 from typing import Any, NamedTuple, Unpack, overload
@@ -90,8 +98,11 @@ from .errors import (
     RecordTooLargeError,
     for_code,
 )
+from .group import ConsumerGroupMetadata, TopicPartition
 from .records import HEADER_SIZE, decode_records, record_size_upper_bound, restamp
+from .security import Security, SecuritySettings
 from .settings import ProducerSettings, check_settings
+from .transaction import DROP_STATES, TransactionManager
 
 __all__ = ["AIOProducer", "Producer", "RecordMetadata", "ProducerConfig", "DeliveryFuture"]
 
@@ -106,6 +117,11 @@ _OUT_OF_ORDER = 45
 _UNKNOWN_PRODUCER_ID = 59
 _INVALID_PRODUCER_EPOCH = 47
 _MESSAGE_TOO_LARGE = 10
+_TXN_PRODUCE_MAX = 11
+# Produce errors that fail a transactional batch at once instead of the idempotent producer's
+# epoch bump: OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH, UNKNOWN_PRODUCER_ID,
+# TRANSACTIONAL_ID_AUTHORIZATION_FAILED, INVALID_TXN_STATE, PRODUCER_FENCED.
+_TXN_BATCH_FATAL = {45, 47, 59, 53, 48, 90}
 
 
 class RecordMetadata(NamedTuple):
@@ -126,8 +142,11 @@ class ProducerConfig:
                  request_timeout_ms: int = 30000, delivery_timeout_ms: int = 120000,
                  retry_backoff_ms: int = 100, max_in_flight_requests_per_connection: int = 5,
                  metadata_max_age_ms: int = 300000, connect_timeout_ms: int = 10000,
-                 partitioner: Any = None, allow_auto_create_topics: bool = True) -> None:
+                 partitioner: Any = None, allow_auto_create_topics: bool = True,
+                 transactional_id: str | None = None, transaction_timeout_ms: int = 60000,
+                 **security: Unpack[SecuritySettings]) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.security = Security(**security)
         self.client_id = client_id
         if acks in ("all", -1, "-1"):
             self.acks = -1
@@ -135,6 +154,19 @@ class ProducerConfig:
             self.acks = int(acks)
         else:
             raise ValueError(f"acks must be 0, 1 or 'all', not {acks!r}")
+        # As Java's ProducerConfig: a transactional producer is idempotent, and settings that
+        # contradict it are refused rather than silently overridden.
+        self.transactional_id = transactional_id or None
+        self.transaction_timeout_ms = transaction_timeout_ms
+        if self.transactional_id is not None:
+            if enable_idempotence is False:
+                raise ValueError("transactional_id requires enable_idempotence (a transactional "
+                                 "producer is idempotent)")
+            if self.acks != -1:
+                raise ValueError(f"transactional_id requires acks='all', not {acks!r}")
+            if transaction_timeout_ms <= 0:
+                raise ValueError(f"transaction_timeout_ms must be positive, not {transaction_timeout_ms}")
+            enable_idempotence = True
         if enable_idempotence is None:
             enable_idempotence = self.acks == -1
         if enable_idempotence and self.acks != -1:
@@ -151,7 +183,8 @@ class ProducerConfig:
         self.retry_backoff = retry_backoff_ms / 1000
         self.max_in_flight = max(1, max_in_flight_requests_per_connection)
         if self.idempotent and self.max_in_flight > 5:
-            raise ValueError("idempotence needs max_in_flight_requests_per_connection <= 5")
+            raise ValueError("idempotence (and so transactional_id) needs "
+                             "max_in_flight_requests_per_connection <= 5")
         self.metadata_max_age_ms = metadata_max_age_ms
         self.connect_timeout_ms = connect_timeout_ms
         self.partitioner = partitioner
@@ -168,7 +201,7 @@ class _Engine:
                                request_timeout_ms=cfg.request_timeout_ms,
                                connect_timeout_ms=cfg.connect_timeout_ms,
                                metadata_max_age_ms=cfg.metadata_max_age_ms, retry_backoff_ms=int(cfg.retry_backoff * 1000),
-                               allow_auto_create_topics=cfg.allow_auto_create_topics)
+                               allow_auto_create_topics=cfg.allow_auto_create_topics, security=cfg.security)
         self.cluster.metadata_listeners.append(self._sync_topics)
         self.cluster.metadata_listeners.append(self._wake)
         # The accumulator holds the open batches and is the engine's (reentrant) lock too.
@@ -198,6 +231,9 @@ class _Engine:
         self.fatal: KafkaError | None = None
         self.records_sent = 0       # acknowledged (Java's record-send-total counts attempts)
         self.records_failed = 0     # settled with an error (record-error-total)
+        self.txn: TransactionManager | None = None
+        if cfg.transactional_id is not None:
+            self.txn = TransactionManager(self, cfg.transactional_id, cfg.transaction_timeout_ms)
 
     @property
     def used(self) -> int:
@@ -219,7 +255,7 @@ class _Engine:
         try:
             await self.cluster.bootstrap_metadata(timeout=limit)
             self._sync_topics()
-            if self.cfg.idempotent:
+            if self.cfg.idempotent and self.txn is None:  # transactional: init_transactions() gets it
                 await asyncio.wait_for(self.ensure_pid(), max(0.01, deadline - time.monotonic()))
         except (TimeoutError, KafkaTimeoutError, KafkaConnectionError) as exc:
             raise KafkaTimeoutError(f"no broker of {self.cfg.bootstrap_servers!r} answered within max_block_ms "
@@ -307,6 +343,8 @@ class _Engine:
         if reason == SLOW_CLOSED:
             if self.fatal is not None:
                 raise self.fatal
+            if self.txn is not None and not self.closed:
+                raise self.txn.send_refused()
             raise ClientClosedError("producer is closed")
         if reason == SLOW_TOO_LARGE:
             need = record_size_upper_bound(key, value, headers or ())
@@ -329,6 +367,7 @@ class _Engine:
         the configured codec unless that makes them larger."""
         codec = self.cfg.codec
         data = None
+        b.transactional = self.txn is not None
         if codec:
             section = b.records_view()
             packed = compress(codec, section)
@@ -397,10 +436,14 @@ class _Engine:
         next_at: float | None = None
         expired: list[Any] = []
         by_node: dict[int, list[PartState]] = {}
+        txn = self.txn
+        to_add: list[tuple[str, int]] = []
         with self.lock:
             if self.bump_needed:
                 self._maybe_bump()
                 return None
+            if txn is not None and txn.state in DROP_STATES and self.pending:
+                self._drop_unsent(txn.drop_error(), expired)
             need_meta = False
             for tp, st in list(self.pending.items()):
                 if not st.queue and st.open is None:
@@ -424,6 +467,9 @@ class _Engine:
                         continue
                 if not st.queue:
                     continue
+                if txn is not None and tp not in txn.partitions:
+                    to_add.append(tp)  # sent once the partition is in the transaction
+                    continue
                 leader = self.cluster.leader_for(st.topic, st.partition)
                 if leader < 0:
                     need_meta = True
@@ -437,8 +483,28 @@ class _Engine:
                 due = self._drain_node(node, parts, now)
                 if due is not None:
                     next_at = due if next_at is None else min(next_at, due)
+            if to_add:
+                assert txn is not None
+                txn.partitions_ready(to_add)
         self._resolve(expired)
         return next_at
+
+    def drop_unsent(self, err: KafkaError) -> None:
+        """Fail every batch not sent yet (queued or open) with ``err``: the transaction is
+        aborted or failed, so they must not be written (Java: abortUndrainedBatches).  In-flight
+        batches settle as the broker answers."""
+        done: list[Any] = []
+        self._drop_unsent(err, done)
+        self._resolve(done)
+
+    def _drop_unsent(self, err: KafkaError, done: list[Any]) -> None:
+        with self.lock:
+            for st in self.parts.values():
+                batches = list(st.queue) + ([st.open] if st.open is not None else [])
+                st.queue.clear()
+                st.open = None
+                for b in batches:
+                    self._complete(b, -1, -1, err, done)
 
     def _drain_node(self, node: int, parts: list[PartState], now: float) -> float | None:
         conn = self.cluster.connection_if_ready(node)
@@ -494,13 +560,17 @@ class _Engine:
             topics.setdefault(st.topic, []).append(
                 kp.ProduceRequest.PartitionProduceData(index=st.partition, records=b.data))
             st.inflight.append(b)
-        req = kp.ProduceRequest(transactional_id=None, acks=self.cfg.acks, timeout_ms=self.cfg.request_timeout_ms,
+        txn = self.txn
+        req = kp.ProduceRequest(transactional_id=txn.transactional_id if txn is not None else None,
+                                acks=self.cfg.acks, timeout_ms=self.cfg.request_timeout_ms,
                                 topic_data=[kp.ProduceRequest.TopicProduceData(name=t, partition_data=p)
                                             for t, p in topics.items()])
+        # Transactional Produce stays at v11: v12 means KIP-890 part 2 (partitions added implicitly).
+        version = min(conn.version(ApiKey.PRODUCE), _TXN_PRODUCE_MAX) if txn is not None else None
         self.node_inflight[node] += 1
         self.total_inflight += 1
         # The response comes to _on_response in the loop turn that reads it (no future between).
-        conn.send_with_callback(req, functools.partial(self._on_response, node, batches),
+        conn.send_with_callback(req, functools.partial(self._on_response, node, batches), version=version,
                                 expect_response=self.cfg.acks != 0, timeout=self.cfg.request_timeout_ms / 1000 + 5)
 
     def _on_response(self, node: int, batches: list[Batch], resp: Any, exc: BaseException | None) -> None:
@@ -551,6 +621,11 @@ class _Engine:
         if code in _PRODUCE_RETRY_METADATA:
             self.cluster.invalidate_leader(st.topic, st.partition)
             self.cluster.request_refresh()
+        if self.txn is not None and code in _TXN_BATCH_FATAL:
+            # In a transaction the epoch is bumped by the coordinator, never by the sender: a
+            # sequence or epoch problem fails the batch (the transaction must be aborted).
+            self._fail_batch(b, err, done)
+            return
         if self.cfg.idempotent:
             expected = (st.last_acked + 1) & 0x7FFFFFFF
             if code == _OUT_OF_ORDER:
@@ -644,7 +719,9 @@ class _Engine:
         self._fail_batch(b, err, done)
 
     def _fail_batch(self, b: Batch, err: KafkaError, done: list[Any]) -> None:
-        if self.cfg.idempotent:
+        if self.txn is not None:
+            self.txn.batch_failed(err)  # abortable (or fatal); the abort bumps the epoch
+        elif self.cfg.idempotent:
             # The batch's sequences were never written: later batches would be out of order.
             self.bump_needed = True
         self._complete(b, -1, -1, err, done)
@@ -747,6 +824,12 @@ class _Engine:
             self.force -= 1
 
 
+def _txn(engine: _Engine) -> TransactionManager:
+    if engine.txn is None:
+        raise IllegalStateError("transactional method called on a producer without transactional_id")
+    return engine.txn
+
+
 class AIOProducer:
     """asyncio producer. ``await start()`` (or ``async with``) before sending.
 
@@ -845,6 +928,37 @@ class AIOProducer:
         if meta is None or not meta.partitions or e.used >= self.config.buffer_memory:
             await self._prepare(topic)       # (not a coroutine per record when nothing waits)
         return await self.send_nowait(topic, value, key, headers, partition, timestamp_ms)
+
+    # ---- transactions (transactional_id set) ----
+    async def init_transactions(self, timeout: float | None = None) -> None:
+        """Register the transactional id with its coordinator and get the producer id and epoch;
+        this fences older producers with the same id and completes their open transactions.
+        Call once, before the first ``begin_transaction``.  ``timeout`` (seconds, default
+        max_block_ms): KafkaTimeoutError, and calling again keeps waiting."""
+        await _txn(self.engine).init(timeout)
+
+    def begin_transaction(self) -> None:
+        """Open a transaction: records sent from now until commit or abort belong to it (local;
+        the coordinator learns of it with the first partition or offsets)."""
+        _txn(self.engine).begin()
+
+    async def send_offsets_to_transaction(self, offsets: Mapping[TopicPartition | tuple[str, int], Any],
+                                          group_metadata: ConsumerGroupMetadata | str,
+                                          timeout: float | None = None) -> None:
+        """Commit ``offsets`` (the next offsets to consume, ``int`` or ``OffsetAndMetadata``) for
+        the consumer group of ``group_metadata`` (``consumer.group_metadata()``) as part of the
+        transaction: visible to the group only if the transaction commits (consume-transform-produce)."""
+        await _txn(self.engine).send_offsets(offsets, group_metadata, timeout)
+
+    async def commit_transaction(self, timeout: float | None = None) -> None:
+        """Send every record of the transaction, wait for their acknowledgements, then commit.
+        If a record failed, raises TransactionAbortableError: call ``abort_transaction``."""
+        await _txn(self.engine).commit(timeout)
+
+    async def abort_transaction(self, timeout: float | None = None) -> None:
+        """Abort the transaction: unsent records fail with TransactionAbortedError, records already
+        written are never shown to read_committed consumers, offsets sent are discarded."""
+        await _txn(self.engine).abort(timeout)
 
     async def flush(self, timeout: float | None = None) -> None:
         """Send everything buffered now (linger ends) and wait until every record is acknowledged or
@@ -994,6 +1108,32 @@ class Producer:
         fut: concurrent.futures.Future[RecordMetadata] = DeliveryFuture(self._cond)
         self._accum.produce_future(topic, value, key, headers, partition, timestamp_ms, fut)
         return fut
+
+    # ---- transactions (transactional_id set): see AIOProducer for what each one does ----
+    def init_transactions(self, timeout: float | None = None) -> None:
+        """Register the transactional id and get the producer id and epoch (fences older producers
+        with the same id); once, before the first ``begin_transaction``."""
+        self._thread.run(_txn(self._engine).init(timeout))
+
+    def begin_transaction(self) -> None:
+        """Open a transaction: records sent until commit or abort belong to it."""
+        _txn(self._engine).begin()
+
+    def send_offsets_to_transaction(self, offsets: Mapping[TopicPartition | tuple[str, int], Any],
+                                    group_metadata: ConsumerGroupMetadata | str,
+                                    timeout: float | None = None) -> None:
+        """Commit the consumer group's ``offsets`` as part of the transaction (KIP-447 fencing with
+        ``consumer.group_metadata()``)."""
+        self._thread.run(_txn(self._engine).send_offsets(offsets, group_metadata, timeout))
+
+    def commit_transaction(self, timeout: float | None = None) -> None:
+        """Send and acknowledge every record of the transaction, then commit it; raises
+        TransactionAbortableError if a record failed (then call ``abort_transaction``)."""
+        self._thread.run(_txn(self._engine).commit(timeout))
+
+    def abort_transaction(self, timeout: float | None = None) -> None:
+        """Abort the transaction (unsent records fail with TransactionAbortedError)."""
+        self._thread.run(_txn(self._engine).abort(timeout))
 
     def flush(self, timeout: float | None = None) -> None:
         """Send everything buffered now (linger ends) and wait until every record is acknowledged or

@@ -10,7 +10,9 @@ from __future__ import annotations
 import difflib
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypedDict
+from typing import Any
+
+from .security import SecuritySettings
 
 _NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
@@ -19,11 +21,18 @@ def check_settings(target: Callable[..., Any], given: Mapping[str, Any], what: s
     """``given`` as keyword arguments of ``target``: ``linger.ms`` / ``linger-ms`` become
     ``linger_ms``; a string value for a number or boolean setting is converted; an unknown name
     raises ``ValueError`` with the closest settings of ``target``."""
-    params = {n: p for n, p in inspect.signature(target).parameters.items()
-              if p.kind in _NAMED and n != "self"}
+    sig = inspect.signature(target).parameters
+    params = {n: p for n, p in sig.items() if p.kind in _NAMED and n != "self"}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.values()):
+        # ``**security``: the security settings every client takes (kafka_client.security)
+        from .security import Security
+        params.update({n: p for n, p in inspect.signature(Security.__init__).parameters.items()
+                       if p.kind in _NAMED and n != "self"})
+    from .security import ALIASES
     out: dict[str, Any] = {}
     for name, value in given.items():
         key = name.replace(".", "_").replace("-", "_")
+        key = ALIASES.get(key, key)
         p = params.get(key)
         if p is None:
             close = difflib.get_close_matches(key, list(params), n=3)
@@ -67,7 +76,7 @@ def _convert(key: str, value: str, kind: type | None) -> Any:
     return value
 
 
-class ProducerSettings(TypedDict, total=False):
+class ProducerSettings(SecuritySettings, total=False):
     """``Producer(bootstrap, **settings)`` / ``AIOProducer``: the keyword settings, typed (see
     ``ProducerConfig`` for defaults and meaning; the Java client's names with dots as underscores)."""
 
@@ -88,9 +97,11 @@ class ProducerSettings(TypedDict, total=False):
     connect_timeout_ms: int
     partitioner: Any
     allow_auto_create_topics: bool
+    transactional_id: str | None
+    transaction_timeout_ms: int
 
 
-class ConsumerSettings(TypedDict, total=False):
+class ConsumerSettings(SecuritySettings, total=False):
     """``Consumer(*topics, **settings)``: AIOConsumer's keyword settings, typed."""
 
     bootstrap_servers: str | Iterable[str]
@@ -119,7 +130,7 @@ class ConsumerSettings(TypedDict, total=False):
     fetch_sessions: bool
 
 
-class AdminSettings(TypedDict, total=False):
+class AdminSettings(SecuritySettings, total=False):
     """``AdminClient(bootstrap, **settings)``: AIOAdminClient's keyword settings, typed."""
 
     client_id: str

@@ -33,6 +33,7 @@ class Batch:
     base_seq: int
     attempts: int
     done: bool
+    transactional: bool
     capacity: Final[int]
     def __init__(self, capacity: int, base_timestamp: int, initial: int = 0) -> None: ...
     count: Final[int]

@@ -207,6 +207,7 @@ cdef class Batch:
     cdef public int base_seq
     cdef public int attempts
     cdef public bint done
+    cdef public bint transactional  # the batch belongs to a transaction (attribute bit 4, set at finish)
     cdef readonly Py_ssize_t capacity
 
     def __init__(self, Py_ssize_t capacity, int64_t base_timestamp, Py_ssize_t initial=0):
@@ -245,6 +246,10 @@ cdef class Batch:
         raise _err(rc, f"record {self.b.count} does not fit in {self.b.cap} bytes")
 
     cdef inline void _stamp(self):
+        if self.transactional:
+            self.b.attributes = <int16_t>(self.b.attributes | KC_ATTR_TRANSACTIONAL)
+        else:
+            self.b.attributes = <int16_t>(self.b.attributes & ~KC_ATTR_TRANSACTIONAL)
         self.b.producer_id = self.pid
         self.b.producer_epoch = <int16_t>self.epoch
         self.b.base_sequence = self.base_seq
@@ -254,7 +259,7 @@ cdef class Batch:
         return memoryview(self._buf)[KC_BATCH_HEADER_SIZE:self.b.pos]
 
     def finish(self):
-        """Fill the header (with this batch's pid/epoch/base_seq) and CRC; the batch as a
+        """Fill the header (with this batch's pid/epoch/base_seq and transactional bit) and CRC; the batch as a
         memoryview of the builder's buffer (no copy)."""
         self._stamp()
         with nogil:

@@ -156,3 +156,18 @@ def topic(client, request) -> str:
     name = f"{request.node.name[:40].replace('[', '-').replace(']', '')}-{uuid.uuid4().hex[:6]}"
     create_topic(client, name)
     return name
+
+
+async def aio_drain(consumer: Any, n: int, timeout: float = 30) -> list[bytes]:
+    """Start an aiokafka consumer, read ``n`` values (each getmany within ``timeout``), stop it."""
+    import asyncio
+
+    await consumer.start()
+    out: list[bytes] = []
+    try:
+        while len(out) < n:
+            batch = await asyncio.wait_for(consumer.getmany(timeout_ms=1000), timeout)
+            out += [m.value for ms in batch.values() for m in ms]
+    finally:
+        await consumer.stop()
+    return out

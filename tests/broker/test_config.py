@@ -63,7 +63,9 @@ def test_retention_families_and_synonyms():
     ("auto.create.topics.enable", "yes", "true or false"),
     ("log.message.timestamp.type", "WallClock", "one of"),
     ("listeners", "localhost:9092", "NAME://host:port"),
-    ("listeners", "SSL://localhost:9093", "only PLAINTEXT"),
+    ("listeners", "SSL://localhost:9093", "needs a keystore"),
+    ("authorizer.class.name", "com.example.MyAuthorizer", "must be one of"),
+    ("listeners", "SASL_PLAINTEXT://localhost:9093", "not GSSAPI"),
     ("message.max.bytes", "99999999999", "out of range"),
     ("no.such.key", "1", "unknown configuration key"),
 ])
@@ -76,10 +78,9 @@ def test_invalid_settings_name_the_key(key, value, fragment):
 
 @pytest.mark.parametrize("key, value, fragment", [
     ("zookeeper.ssl.client.enable", "true", "ZooKeeper client setting"),
-    ("ssl.keystore.location", "/k", "TLS"),
-    ("sasl.enabled.mechanisms", "PLAIN", "SASL"),
+    ("ssl.engine.factory.class", "com.example.Engine", "TLS provider"),
+    ("sasl.kerberos.service.name", "kafka", "SASL"),
     ("metric.reporters", "com.example.Reporter", "metrics reporters"),
-    ("authorizer.class.name", "org.apache.kafka.metadata.authorizer.StandardAuthorizer", "authorization"),
     ("share.coordinator.state.topic.replication.factor", "3 ", None),   # Kafka's default: accepted
     ("transaction.partition.verification.enable", "true", "transaction coordinator setting"),
     ("transaction.state.log.load.buffer.size", "1048576", "load buffer"),

@@ -87,7 +87,7 @@ def test_unreachable_zookeeper_fails_start(tmp_path):
 
 @pytest.mark.parametrize("setting, says", [
     ("zookeeper.set.acl=true", "ZooKeeper client setting"),
-    ("ssl.keystore.location=/etc/kafka/keystore.jks", "TLS"),
+    ("ssl.engine.factory.class=com.example.Engine", "TLS"),
 ])
 def test_unimplemented_feature_fails_start(tmp_path, setting, says):
     """Settings of features kafka-core lacks stop the broker: TLS settings must not be taken as

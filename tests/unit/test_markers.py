@@ -35,7 +35,8 @@ def test_cluster_tests_on_apache_kafka_are_interop():
     only) and the in-process race tests are in the fast loop; everything else there (Apache Kafka 3.9, third-party clients on
     a kafka-core cluster, the fault tests) is interop."""
     everything = set(_collect("tests/cluster"))
-    own = ("test_zookeeper.py", "test_cluster_cli.py", "test_controller_races.py", "test_replica_races.py")
+    own = ("test_zookeeper.py", "test_cluster_cli.py", "test_controller_races.py", "test_replica_races.py",
+           "test_broker_registrations.py")
     fast = set(_collect("-m", "not interop", "tests/cluster"))
     assert fast and {t for t in everything if any(f in t for f in own)} == fast
     assert everything - fast == set(_collect("-m", "interop", "tests/cluster"))

@@ -54,10 +54,14 @@ def test_the_settings_types_list_every_setting() -> None:
     from kafka_client.admin import AIOAdminClient
     from kafka_client.consumer import AIOConsumer
     from kafka_client.producer import ProducerConfig
+    from kafka_client.security import Security, SecuritySettings
     from kafka_client.settings import AdminSettings, ConsumerSettings, ProducerSettings
 
+    # the security settings every client takes as **security: the same names as Security's
+    security = [n for n in inspect.signature(Security.__init__).parameters if n != "self"]
+    assert list(SecuritySettings.__annotations__) == security
     for td, fn, skip in ((ProducerSettings, ProducerConfig.__init__, {"self", "bootstrap_servers"}),
                          (ConsumerSettings, AIOConsumer.__init__, {"self", "topics"}),
                          (AdminSettings, AIOAdminClient.__init__, {"self", "bootstrap_servers"})):
-        params = [n for n in inspect.signature(fn).parameters if n not in skip]
-        assert list(td.__annotations__) == params, td.__name__
+        params = [n for n in inspect.signature(fn).parameters if n not in skip and n != "security"]
+        assert sorted(td.__annotations__) == sorted(params + security), td.__name__

@@ -57,10 +57,28 @@ class _Proto(asyncio.BufferedProtocol):
         self.ch.fail(ChannelError(f"{self.ch}: connection lost ({exc or 'closed'})"))
 
 
+class ChannelSecurity:
+    """How this broker reaches the others: the inter-broker listener's TLS client context and SASL
+    credentials (``security.inter.broker.protocol`` / ``inter.broker.listener.name``,
+    ``sasl.mechanism.inter.broker.protocol`` with the username/password of that listener's
+    ``<mechanism>.sasl.jaas.config``, as Kafka's brokers take theirs)."""
+
+    __slots__ = ("ssl", "sasl")
+
+    def __init__(self, ssl: Any = None, sasl: tuple[str, str, str] | None = None) -> None:
+        self.ssl = ssl          # ssl.SSLContext or None
+        self.sasl = sasl        # (mechanism, username, password) or None
+
+
+PLAINTEXT = ChannelSecurity()
+
+
 class Channel:
     def __init__(self, host: str, port: int, *, client_id: str, node_id: int = -1,
-                 request_timeout_ms: int = 30000, max_frame_size: int = 104857600) -> None:
+                 request_timeout_ms: int = 30000, max_frame_size: int = 104857600,
+                 security: ChannelSecurity = PLAINTEXT) -> None:
         self.host, self.port = host, port
+        self.security = security
         self.client_id = client_id
         self.node_id = node_id
         self.request_timeout = request_timeout_ms / 1000
@@ -75,13 +93,23 @@ class Channel:
 
     async def connect(self, timeout: float = 10.0) -> Channel:
         loop = asyncio.get_running_loop()
+        sec = self.security
         try:
-            tr, _ = await asyncio.wait_for(loop.create_connection(lambda: _Proto(self), self.host, self.port),
-                                           timeout)
+            tr, _ = await asyncio.wait_for(loop.create_connection(
+                lambda: _Proto(self), self.host, self.port, ssl=sec.ssl,
+                server_hostname=self.host if sec.ssl is not None else None), timeout)
         except (OSError, TimeoutError) as e:
             self.closed = True
             raise ChannelError(f"{self}: cannot connect: {e or 'timed out'}") from None
         self.transport = tr
+        if sec.sasl is not None:
+            from kafka_protocol.sasl import AuthenticationFailed, authenticate
+            mech, user, password = sec.sasl
+            try:
+                await asyncio.wait_for(authenticate(self.send, mech, user, password), timeout)
+            except (AuthenticationFailed, TimeoutError, ChannelError) as e:
+                self.close()
+                raise ChannelError(f"{self}: SASL/{mech} authentication as {user!r} failed: {e}") from None
         return self
 
     def send(self, req: kp.Message, version: int, timeout: float | None = None) -> asyncio.Future[Any]:

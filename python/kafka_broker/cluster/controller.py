@@ -35,7 +35,7 @@ import kafka_protocol as kp
 from kafka_protocol.errors import ErrorCode as E
 
 from . import zk as Z
-from .channel import Channel, ChannelError
+from .channel import PLAINTEXT, Channel, ChannelError
 
 log = logging.getLogger("kafka_broker.cluster.controller")
 T = TypeVar("T")
@@ -78,7 +78,7 @@ class _BrokerSender:
                     if self.channel is None or self.channel.closed:
                         host, port = self.ctl.endpoint_of(self.info)
                         self.channel = await Channel(host, port, client_id=f"controller-{self.ctl.broker_id}",
-                                                     node_id=self.info.id).connect()
+                                                     node_id=self.info.id, security=self.ctl.security).connect()
                     resp = await self.channel.send(req, version)
                     if fut is not None and not fut.done():
                         fut.set_result(resp)
@@ -100,6 +100,8 @@ class Controller:
         self.broker_id = broker_id
         self.listener_name = listener_name
         self.config = config
+        from .node import inter_broker_security
+        self.security = inter_broker_security(config) if hasattr(config, "inter_broker_listener") else PLAINTEXT
         self.on_change = on_change            # active controller id changed (broker updates its view)
         self.active = False
         self.epoch = 0

@@ -75,7 +75,8 @@ class LeaderFetcher:
             host, port = self.endpoint
             self.channel = await Channel(host, port, client_id=f"replica-fetcher-{self.node.broker_id}-{self.slot}",
                                          node_id=self.leader,
-                                         request_timeout_ms=self.node.config["replica.socket.timeout.ms"]).connect()
+                                         request_timeout_ms=self.node.config["replica.socket.timeout.ms"],
+                                         security=self.node.channel_security).connect()
         return self.channel
 
     async def _run(self) -> None:

@@ -31,7 +31,7 @@ from ..log import INTERNAL_TOPICS
 from ..registry import TopicInfo
 from . import zk as Z
 from .assign import AssignmentError, assign_replicas
-from .channel import Channel, ChannelError
+from .channel import Channel, ChannelError, ChannelSecurity
 from .controller import NO_LEADER, Controller
 from .fetcher import FetcherManager
 from .replicas import MetadataCache, ReplicaManager
@@ -51,8 +51,22 @@ class InconsistentClusterId(RuntimeError):
     pass
 
 
+def inter_broker_security(cfg: Any) -> ChannelSecurity:
+    """TLS and SASL of the inter-broker listener, as the client side of this broker's channels:
+    the listener's own ssl.* settings (truststore: who the other brokers are; keystore: this
+    broker's certificate when they ask for one) and its SASL credentials."""
+    proto = next(ln.security_protocol for ln in cfg.listeners if ln.name == cfg.inter_broker_listener)
+    ctx = None
+    if proto in ("SSL", "SASL_SSL"):
+        from ..tls import client_context
+        ctx = client_context(cfg.ssl_settings(cfg.inter_broker_listener))
+    return ChannelSecurity(ctx, cfg.inter_broker_sasl)
+
+
 class ClusterNode:
-    EARLY_APIS = frozenset({4, 5, 6, 7, 18})   # LeaderAndIsr, StopReplica, UpdateMetadata, ControlledShutdown, ApiVersions
+    # LeaderAndIsr, StopReplica, UpdateMetadata, ControlledShutdown, ApiVersions, and the SASL exchange (the
+    # controller authenticates before its first UpdateMetadata)
+    EARLY_APIS = frozenset({4, 5, 6, 7, 18, 17, 36})
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self.config = broker.config
@@ -63,7 +77,8 @@ class ClusterNode:
         session_ms = cfg["zookeeper.session.timeout.ms"]
         self.zk = Z.Zk(cfg["zookeeper.connect"], session_ms, cfg["zookeeper.connection.timeout.ms"] or session_ms,
                        self.loop)
-        self.listener_name = cfg.get("inter.broker.listener.name") or self._default_listener()
+        self.listener_name = cfg.inter_broker_listener
+        self.channel_security = inter_broker_security(cfg)
         self.metadata = MetadataCache()
         self.controller = Controller(self.zk, self.broker_id, self.listener_name, cfg, self._controller_changed)
         self.replicas = ReplicaManager(self)
@@ -77,10 +92,6 @@ class ClusterNode:
         self.serving = asyncio.Event()
         self.session_lost = False
         self.closing = False
-
-    def _default_listener(self) -> str:
-        names = [ln.name for ln in self.config.listeners]
-        return "PLAINTEXT" if "PLAINTEXT" in names else names[0]
 
     # -- start-up ------------------------------------------------------------------------
 
@@ -112,8 +123,12 @@ class ClusterNode:
         """Register (with the ports the listeners bound) and run for controller."""
         self.bound = bound
         self.replicas.start()
+        az = self.broker.authorizer
+        if az is not None:      # ACLs before the first client request is served
+            await az.store.start()
         await self._load_topic_configs()
         await self._register()
+        await self.registry.watch_registrations()
         self.controller.start()
 
     # -- topic configs: /config/topics/T and /config/changes -------------------------------
@@ -214,6 +229,7 @@ class ClusterNode:
             async def again() -> None:
                 try:
                     await self._register()
+                    await self.registry.watch_registrations()   # a new session has no watches
                 except Exception as e:  # noqa: BLE001
                     log.error("re-registering after session expiry: %s", e)
                     return
@@ -240,7 +256,7 @@ class ClusterNode:
                 continue
             try:
                 ch = await Channel(ep[0], ep[1], client_id=f"broker-{self.broker_id}-shutdown",
-                                   node_id=cid).connect()
+                                   node_id=cid, security=self.channel_security).connect()
                 try:
                     resp = await ch.send(kp.ControlledShutdownRequest(broker_id=self.broker_id,
                                                                       broker_epoch=self.broker_epoch),
@@ -317,11 +333,38 @@ def _new_cluster_id() -> str:
 
 
 class ZkRegistry:
-    """Topics of the cluster: assignments in ZooKeeper, read through the metadata cache."""
+    """Topics of the cluster: assignments in ZooKeeper, read through the metadata cache.
+
+    Replica placement reads the broker registrations in ZooKeeper (``/brokers/ids``, kept by a
+    children watch), not the metadata cache, as Kafka's ``AdminZkClient`` does: a broker that
+    has registered but is not yet in the controller's last UpdateMetadata still counts, so an
+    RF=3 CreateTopics right after a three-broker start is not refused with 2 brokers seen."""
 
     def __init__(self, node: ClusterNode) -> None:
         self.node = node
         self.configs: dict[str, dict[str, str]] = {}     # /config/topics, kept by the change watch
+        # /brokers/ids: broker id -> rack, re-read on every change of its children (None: not yet read)
+        self.registrations: dict[int, str | None] | None = None
+        self._registered_gen = 0
+
+    async def watch_registrations(self) -> None:
+        """Read ``/brokers/ids`` (and each broker's rack), and again whenever it changes."""
+        zk = self.node.zk
+        self._registered_gen += 1
+        gen = self._registered_gen
+
+        def changed(_ev: Any) -> None:
+            if not self.node.closing:
+                asyncio.ensure_future(self.watch_registrations())
+        kids = await zk.children(Z.BROKER_IDS, zk.watcher(changed))
+        ids = sorted(int(k) for k in kids if k.isdigit())
+        got = await asyncio.gather(*(zk.get_or_none(f"{Z.BROKER_IDS}/{i}") for i in ids))
+        out: dict[int, str | None] = {}
+        for i, g in zip(ids, got, strict=True):
+            if g is not None:    # gone since the listing
+                out[i] = Z.BrokerInfo.decode(i, g[0]).rack
+        if gen == self._registered_gen:     # an older read finishing late must not win
+            self.registrations = out
 
     async def low_watermark(self, p: Partition, offset: int, timeout_ms: int) -> tuple[int, int]:
         replicas = self.node.replicas
@@ -380,6 +423,9 @@ class ZkRegistry:
         return False
 
     def brokers(self) -> dict[int, str | None]:
+        """Registered brokers (id -> rack): ``/brokers/ids`` once read, else the metadata cache."""
+        if self.registrations is not None:
+            return dict(self.registrations)
         return {b: rack for b, (_eps, rack) in self.node.metadata.brokers.items()}
 
     async def create(self, name: str, num_partitions: int, replication_factor: int,

@@ -44,6 +44,7 @@ the connection keeps reading (responses still leave in request order).
 | 14 | SyncGroup | ``sync_group`` | 0-5 |
 | 15 | DescribeGroups | ``describe_groups`` | 0-6 |
 | 16 | ListGroups | ``list_groups`` | 0-5 |
+| 28 | TxnOffsetCommit | ``txn_offset_commit`` | 0-5 (settled by ``complete_txn`` when the marker is in the log) |
 | 42 | DeleteGroups | ``delete_groups`` | 0-2 |
 | 47 | OffsetDelete | ``offset_delete`` | 0 |
 | 68 | ConsumerGroupHeartbeat | ``consumer_group_heartbeat`` | 0-1 |

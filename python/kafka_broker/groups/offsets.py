@@ -98,6 +98,83 @@ class OffsetsMixin:
                                               for pi, c in results[ti]]))
         return P.build(cls, version, throttle_time_ms=0, topics=topics)
 
+    # -- TxnOffsetCommit (28) ---------------------------------------------------------
+    async def txn_offset_commit(self, req: Any, version: int, ctx: Any = None) -> Any:
+        """Offsets committed inside a transaction (KIP-98, KIP-447): validated as an OffsetCommit
+        of the group (a missing group with generation -1 is a simple group; with a generation it
+        is ILLEGAL_GENERATION, as Kafka's ``validateTransactionalOffsetCommit``), written as the
+        producer's transactional batch, and visible to OffsetFetch only once the transaction's
+        COMMIT marker reaches ``__consumer_offsets`` (``complete_txn``)."""
+        cls = P.message_class("TxnOffsetCommitResponse")
+        tcls = P.child(cls, "topics")
+        pcls = P.child(tcls, "partitions")
+        group_id = req.group_id
+        err = self.unavailable(group_id)
+        if not err and not group_id:
+            err = E.INVALID_GROUP_ID
+        if not err and (req.producer_id < 0 or req.producer_epoch < 0):
+            err = E.INVALID_PRODUCER_ID_MAPPING
+        if not err:
+            g = self.groups.get(group_id)
+            generation = P.get(req, "generation_id", -1) if version >= 3 else -1
+            if g is None and generation is not None and generation >= 0:
+                err = E.ILLEGAL_GENERATION
+            elif g is not None:
+                shim = _CommitShim(group_id, -1 if generation is None else generation,
+                                   (P.get(req, "member_id", "") or "") if version >= 3 else "",
+                                   P.get(req, "group_instance_id") if version >= 3 else None)
+                err = self._validate_commit(shim, 9)
+                if err == E.STALE_MEMBER_EPOCH:   # not in TxnOffsetCommit's errors: Kafka answers this
+                    err = E.ILLEGAL_GENERATION
+        now = self.now_ms()
+        max_meta = self.cfg("offset.metadata.max.bytes")
+        results: list[tuple[str, list[tuple[int, int]]]] = []
+        to_write: list[tuple[str, int, OffsetValue]] = []
+        slots: list[tuple[int, int]] = []
+        for t in req.topics:
+            out: list[tuple[int, int]] = []
+            results.append((t.name, out))
+            for p in t.partitions:
+                code = err
+                meta = p.committed_metadata
+                if not code:
+                    if not self._partition_exists(t.name, p.partition_index):
+                        code = E.UNKNOWN_TOPIC_OR_PARTITION
+                    elif meta is not None and len(meta.encode()) > max_meta:
+                        code = E.OFFSET_METADATA_TOO_LARGE
+                    else:
+                        epoch = P.get(p, "committed_leader_epoch", -1) if version >= 2 else -1
+                        to_write.append((t.name, p.partition_index, OffsetValue(
+                            p.committed_offset, -1 if epoch is None else epoch, meta or "", now, -1)))
+                        slots.append((len(results) - 1, len(out)))
+                out.append((p.partition_index, code))
+        if to_write:
+            if group_id not in self.groups:
+                self.groups[group_id] = ClassicGroup(group_id, now)
+            try:
+                await self.store.txn_commit(group_id, req.producer_id, req.producer_epoch, to_write)
+            except Exception as e:  # noqa: BLE001
+                code = getattr(e, "error_code", 0)
+                log.warning("group %s: writing transactional offsets failed: %s", group_id, e)
+                # a fenced or stale producer is the log's answer (INVALID_PRODUCER_EPOCH...)
+                answer = code if code in (E.INVALID_PRODUCER_EPOCH, E.PRODUCER_FENCED, E.INVALID_TXN_STATE) \
+                    else E.COORDINATOR_NOT_AVAILABLE
+                for ti, i in slots:
+                    pi = results[ti][1][i][0]
+                    results[ti][1][i] = (pi, answer)
+        return P.build(cls, version, throttle_time_ms=0, topics=[
+            P.build(tcls, version, name=name, partitions=[
+                P.build(pcls, version, partition_index=pi, error_code=c) for pi, c in parts])
+            for name, parts in results])
+
+    def complete_txn(self, partition: int, producer_id: int, commit: bool) -> None:
+        """A transaction marker reached ``__consumer_offsets-<partition>`` (the broker calls this
+        once it is durable): settle the producer's pending offsets of that partition's groups."""
+        n = self.store.complete_txn(partition, producer_id, commit)
+        if n:
+            log.debug("groups of %s-%d: %d transactional offset(s) of producer %d %s", "__consumer_offsets",
+                      partition, n, producer_id, "committed" if commit else "aborted")
+
     def _partition_exists(self, topic: str, partition: int) -> bool:
         if self._topic_info is None:
             return True
@@ -320,3 +397,15 @@ class OffsetsMixin:
                 log.warning("group %s: deleting failed: %s", gid, e)
                 return
         self._drop_group(gid)
+
+
+class _CommitShim:
+    """The OffsetCommit fields ``_validate_commit`` reads, from a TxnOffsetCommit."""
+
+    __slots__ = ("group_id", "generation_id_or_member_epoch", "member_id", "group_instance_id")
+
+    def __init__(self, group_id: str, generation: int, member_id: str, instance_id: str | None) -> None:
+        self.group_id = group_id
+        self.generation_id_or_member_epoch = generation
+        self.member_id = member_id
+        self.group_instance_id = instance_id

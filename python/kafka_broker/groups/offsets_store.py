@@ -16,8 +16,17 @@ KIP-848 groups: ``sync_consumer_group`` appends the changed records of a
 group (key versions 3-8, ``records.py``); the view keeps their raw values
 per key, and the coordinator decodes them at start-up.
 
+Transactions (TxnOffsetCommit, KIP-98/447): ``txn_commit`` appends the offsets as
+the producer's transactional batch; they stay pending (``pending`` is true, so
+OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT) until the
+broker reports the transaction's marker on the group's partition through
+``complete_txn``: COMMIT makes them the committed offsets (unless a plain
+commit of the same partition was written after them), ABORT drops them.
+
 Start-up: ``load()`` scans every partition from its start, last value per key
-wins, a null value (tombstone) deletes the key.  Scanning reads whole batches
+wins, a null value (tombstone) deletes the key; a transactional batch's
+records wait for their producer's marker in the log (COMMIT applies them,
+ABORT drops them, none yet: pending).  Scanning reads whole batches
 and decodes records in C (``kafka_core._batch``) when it is built, else with
 the pure-Python reference decoder.
 """
@@ -60,41 +69,84 @@ class OffsetsBackend(Protocol):
 RECORDS_PATH = "python" if kafka_core.NO_EXTENSIONS else "c"
 
 
-def build_batch(items: list[tuple[bytes, bytes | None]], now_ms: int) -> bytearray:
-    """One uncompressed v2 batch holding ``items`` (key, value); offsets are assigned by the log."""
+ATTR_TRANSACTIONAL = 0x10
+
+
+def build_batch(items: list[tuple[bytes, bytes | None]], now_ms: int, *, producer_id: int = -1,
+                producer_epoch: int = -1) -> bytearray:
+    """One uncompressed v2 batch holding ``items`` (key, value); offsets are assigned by the log.
+
+    With ``producer_id`` the batch is transactional (TxnOffsetCommit): the producer's id and epoch,
+    no sequence (Kafka writes transactional offset commits with ``NO_SEQUENCE``)."""
+    attrs = ATTR_TRANSACTIONAL if producer_id >= 0 else 0
     if RECORDS_PATH == "python":
         from kafka_protocol._pyrecords import make_batch
-        return bytearray(make_batch([(now_ms, k, v, []) for k, v in items], base_timestamp=now_ms))
+        return bytearray(make_batch([(now_ms, k, v, []) for k, v in items], base_timestamp=now_ms,
+                                    producer_id=producer_id, producer_epoch=producer_epoch, attributes=attrs))
     from kafka_core import BatchBuilder
     capacity = 61 + sum(len(k) + (len(v) if v is not None else 0) + 48 for k, v in items)
-    b = BatchBuilder(capacity, base_timestamp=now_ms)
+    b = BatchBuilder(capacity, base_timestamp=now_ms, producer_id=producer_id, producer_epoch=producer_epoch,
+                     attributes=attrs)
     for k, v in items:
         if not b.append(now_ms, k, v):
             raise RuntimeError("offsets batch builder ran out of room")
     return bytearray(b.finish())
 
 
-def decode_records(buf: bytes) -> Iterator[tuple[bytes | None, bytes | None]]:
-    """(key, value) of every record of the whole batches in ``buf``."""
+# What ``decode_entries`` yields besides records: a transaction's end on this partition.
+PLAIN, TXN, COMMIT, ABORT = 0, 1, 2, 3
+
+
+def _marker(key: bytes | None) -> int:
+    """COMMIT or ABORT for a control record's key (version int16, type int16: 0 abort, 1 commit)."""
+    if key is None or len(key) < 4:
+        return -1
+    kind = int.from_bytes(key[2:4], "big", signed=True)
+    return COMMIT if kind == 1 else ABORT if kind == 0 else -1
+
+
+def decode_entries(buf: bytes) -> Iterator[tuple[int, int, bytes | None, bytes | None]]:
+    """(kind, producer id, key, value) for every record of the whole batches in ``buf``: kind
+    PLAIN or TXN (a transactional batch's record), or COMMIT / ABORT for a transaction marker
+    (key and value None)."""
     if RECORDS_PATH == "python":
         from kafka_protocol._pyrecords import decode_batches
         for b in decode_batches(buf):
             if b.attributes & 0x20:     # control batch
+                for r in b.records[:1]:
+                    m = _marker(r.key)
+                    if m >= 0:
+                        yield m, b.producer_id, None, None
                 continue
+            kind = TXN if b.attributes & ATTR_TRANSACTIONAL and b.producer_id >= 0 else PLAIN
             for r in b.records:
-                yield r.key, r.value
+                yield kind, b.producer_id, r.key, r.value
         return
     from kafka_core import iter_records, scan_batches
     mv = memoryview(buf)
-    infos, _ = scan_batches(mv, allow_partial=True)
+    infos, _ = scan_batches(mv, allow_partial=True, allow_compacted=True)
     for info in infos:
+        batch = mv[info.position:info.position + info.size]
         if info.is_control:
+            for rec in iter_records(batch):
+                m = _marker(None if rec.key is None else bytes(rec.key))
+                if m >= 0:
+                    yield m, info.producer_id, None, None
+                break
             continue
         if info.codec != 0:
             log.warning("%s: skipping a compressed batch at offset %d", TOPIC, info.base_offset)
             continue
-        for rec in iter_records(mv[info.position:info.position + info.size]):
-            yield rec.key, rec.value
+        kind = TXN if info.is_transactional and info.producer_id >= 0 else PLAIN
+        for rec in iter_records(batch):
+            yield kind, info.producer_id, rec.key, rec.value
+
+
+def decode_records(buf: bytes) -> Iterator[tuple[bytes | None, bytes | None]]:
+    """(key, value) of every record of the whole batches in ``buf`` (markers left out)."""
+    for kind, _pid, key, value in decode_entries(buf):
+        if kind <= TXN:
+            yield key, value
 
 
 # -- backends --------------------------------------------------------------------
@@ -207,6 +259,16 @@ class OffsetsStore:
         self.consumer: dict[str, dict[bytes, bytes]] = {}
         self.loaded = False
         self._inflight: dict[tuple[str, str, int], int] = {}
+        # Offsets committed inside a transaction (TxnOffsetCommit): in the log at once, as the
+        # producer's transactional batch, but the group's committed offsets only once the COMMIT
+        # marker reaches the group's partition; ABORT drops them (Kafka's
+        # pendingTransactionalOffsetCommits).  producer id -> group -> (topic, partition) ->
+        # (write order, value).  A plain commit written after a transactional one of the same
+        # partition wins over it when the transaction commits (Kafka compares record offsets;
+        # appends happen in call order, so the write order here is the log order).
+        self.txn_pending: dict[int, dict[str, dict[tuple[str, int], tuple[int, OffsetValue]]]] = {}
+        self._writes = 0
+        self._plain_order: dict[tuple[str, str, int], int] = {}   # only for partitions with pending txn offsets
 
     def now_ms(self) -> int:
         return int(self._wall() * 1000)
@@ -225,26 +287,74 @@ class OffsetsStore:
         offsets: dict[str, dict[tuple[str, int], OffsetValue]] = {}
         groups: dict[str, GroupRecord] = {}
         consumer: dict[str, dict[bytes, bytes]] = {}
+        # transactional offset records waiting for their marker: producer id -> [(order, key, value)]
+        open_txns: dict[int, list[tuple[int, bytes, bytes | None]]] = {}
+        plain: dict[bytes, int] = {}      # offset key -> order of its last plain write, while txns are open
         bad = 0
+        order = 0
+
+        def apply(key: bytes, value: bytes | None) -> None:
+            nonlocal bad
+            try:
+                self._apply(offsets, groups, consumer, key, value)
+            except R.RecordFormatError as e:
+                bad += 1
+                log.warning("%s: skipping a record: %s", TOPIC, e)
         for p in partitions:
             for chunk in self.backend.read(p):
-                for key, value in decode_records(chunk):
-                    if key is None:
-                        continue
-                    try:
-                        self._apply(offsets, groups, consumer, bytes(key), None if value is None else bytes(value))
-                    except R.RecordFormatError as e:
-                        bad += 1
-                        log.warning("%s-%d: skipping a record: %s", TOPIC, p, e)
+                for kind, pid, key, value in decode_entries(chunk):
+                    order += 1
+                    if kind == PLAIN:
+                        if key is None:
+                            continue
+                        k = bytes(key)
+                        if open_txns:
+                            plain[k] = order
+                        apply(k, None if value is None else bytes(value))
+                    elif kind == TXN:
+                        if key is not None:
+                            open_txns.setdefault(pid, []).append((order, bytes(key),
+                                                                  None if value is None else bytes(value)))
+                    else:
+                        done = open_txns.pop(pid, [])
+                        if kind == COMMIT:
+                            for o, k, v in done:
+                                if plain.get(k, -1) < o:
+                                    apply(k, v)
+                        if not open_txns:
+                            plain.clear()
         if bad:
             log.warning("%s: %d undecodable records skipped", TOPIC, bad)
+        pending = self._decode_open_txns(open_txns)
         if replace:
             self.offsets, self.groups, self.consumer = offsets, groups, consumer
+            self.txn_pending = pending
+            self._plain_order.clear()
         else:
             self.offsets.update(offsets)
             self.groups.update(groups)
             self.consumer.update(consumer)
+            for pid, by_group in pending.items():
+                self.txn_pending.setdefault(pid, {}).update(by_group)
         self.loaded = True
+
+    def _decode_open_txns(self, open_txns: dict[int, list[tuple[int, bytes, bytes | None]]],
+                          ) -> dict[int, dict[str, dict[tuple[str, int], tuple[int, OffsetValue]]]]:
+        """Transactions still open at the end of a load become pending offsets (their marker is
+        still to come: the transaction coordinator resends it after a failover)."""
+        out: dict[int, dict[str, dict[tuple[str, int], tuple[int, OffsetValue]]]] = {}
+        for pid, entries in open_txns.items():
+            for _o, key, value in entries:
+                try:
+                    kind, group, topic, partition = R.decode_key(key)
+                except R.RecordFormatError:
+                    continue
+                if kind != "offset" or topic is None or value is None:
+                    continue
+                self._writes += 1
+                out.setdefault(pid, {}).setdefault(group, {})[(topic, partition)] = (
+                    self._writes, R.decode_offset_value(value))
+        return out
 
     def unload_partition(self, partition: int) -> list[str]:
         """Forget the groups of ``partition`` (this broker no longer leads it); their ids."""
@@ -254,6 +364,14 @@ class OffsetsStore:
             self.offsets.pop(g, None)
             self.groups.pop(g, None)
             self.consumer.pop(g, None)
+        for pid in list(self.txn_pending):
+            by_group = self.txn_pending[pid]
+            for g in [g for g in by_group if self.partition_for(g) == partition]:
+                del by_group[g]
+            if not by_group:
+                del self.txn_pending[pid]
+        for k in [k for k in self._plain_order if self.partition_for(k[0]) == partition]:
+            del self._plain_order[k]
         return sorted(gone)
 
     async def load(self) -> None:
@@ -311,12 +429,55 @@ class OffsetsStore:
                 else:
                     del self._inflight[k]
         g = self.offsets.setdefault(group_id, {})
+        self._writes += 1
+        txn = self.txn_pending and any(group_id in by_group for by_group in self.txn_pending.values())
         for t, p, v in entries:
             g[(t, p)] = v
+            if txn:
+                self._plain_order[(group_id, t, p)] = self._writes
+
+    async def txn_commit(self, group_id: str, producer_id: int, producer_epoch: int,
+                         entries: Iterable[tuple[str, int, OffsetValue]]) -> None:
+        """TxnOffsetCommit: the offsets as one transactional batch of the producer; they are
+        pending (OffsetFetch does not show them) until ``complete_txn``."""
+        entries = list(entries)
+        batch = build_batch([(R.offset_key(group_id, t, p), R.offset_value(v)) for t, p, v in entries],
+                            self.now_ms(), producer_id=producer_id, producer_epoch=producer_epoch)
+        await self.backend.append(self.partition_for(group_id), batch)
+        self._writes += 1
+        mine = self.txn_pending.setdefault(producer_id, {}).setdefault(group_id, {})
+        for t, p, v in entries:
+            mine[(t, p)] = (self._writes, v)
+
+    def complete_txn(self, partition: int, producer_id: int, commit: bool) -> int:
+        """The transaction marker of ``producer_id`` is in ``__consumer_offsets-<partition>``:
+        its pending offsets for the groups of that partition become committed (COMMIT) or go
+        (ABORT).  Returns how many offsets were settled."""
+        by_group = self.txn_pending.get(producer_id)
+        if not by_group:
+            return 0
+        n = 0
+        for g in [g for g in by_group if self.partition_for(g) == partition]:
+            pend = by_group.pop(g)
+            n += len(pend)
+            if commit:
+                view = self.offsets.setdefault(g, {})
+                for (t, p), (order, v) in pend.items():
+                    if self._plain_order.get((g, t, p), -1) < order:
+                        view[(t, p)] = v
+            if not any(g in other for other in self.txn_pending.values()):
+                for k in [k for k in self._plain_order if k[0] == g]:
+                    del self._plain_order[k]
+        if not by_group:
+            del self.txn_pending[producer_id]
+        return n
 
     def pending(self, group_id: str, topic: str, partition: int) -> bool:
-        """A commit of this partition is being written (OffsetFetch require_stable answers UNSTABLE)."""
-        return (group_id, topic, partition) in self._inflight
+        """A commit of this partition is being written, or is part of an open transaction
+        (OffsetFetch require_stable answers UNSTABLE_OFFSET_COMMIT, KIP-447)."""
+        if (group_id, topic, partition) in self._inflight:
+            return True
+        return any((topic, partition) in by_group.get(group_id, ()) for by_group in self.txn_pending.values())
 
     async def delete_offsets(self, group_id: str, keys: Iterable[tuple[str, int]]) -> None:
         keys = list(keys)

@@ -15,7 +15,7 @@ INT_MAX = (1 << 31) - 1
 
 class SessionPartition:
     __slots__ = ("topic", "topic_id", "partition", "fetch_offset", "max_bytes", "leader_epoch",
-                 "hw", "log_start", "replica_log_start")
+                 "hw", "log_start", "replica_log_start", "lso")
 
     def __init__(self, topic: str | None, topic_id: Any, partition: int) -> None:
         self.topic = topic
@@ -26,6 +26,7 @@ class SessionPartition:
         self.leader_epoch = -1
         self.hw = -1          # last high watermark sent (incremental: resend on change)
         self.log_start = -1
+        self.lso = -1         # last stable offset sent (a marker moves it with no new records)
         self.replica_log_start = -1   # a follower's own log start, as its fetch said
 
 

@@ -25,6 +25,7 @@ import contextlib
 import enum
 import logging
 import os
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from . import validate
 from .clock import now_ms
 from .leader_epoch import LeaderEpochCache
 from .producer_state import PRODUCER_SNAPSHOT, SEQ_MOD, DuplicateBatch, ProducerState, read_snapshot
+from .txn import ABORT, ATTR_CONTROL, ATTR_TRANSACTIONAL, COMMIT, Aborted, AbortedIndex, control_record
 from .validate import AppendError
 
 log = logging.getLogger("kafka_broker.log")
@@ -71,7 +73,8 @@ class AppendResult(NamedTuple):
 class Partition:
     __slots__ = ("topic", "index", "path", "log", "flusher", "lock", "clean_lock", "closed", "waiters",
                  "producers", "leader_epoch", "last_flush_ms", "segment_base", "snapshot_changes",
-                 "checkpoint_rp", "high_watermark", "replicated", "epochs", "replication", "failure_logged")
+                 "checkpoint_rp", "high_watermark", "replicated", "epochs", "replication", "failure_logged",
+                 "aborted")
 
     def __init__(self, topic: Topic, index: int, path: str, log_: Any, flusher: Flusher, *,
                  replicated: bool = False, high_watermark: int | None = None) -> None:
@@ -108,10 +111,20 @@ class Partition:
         self.epochs.flush()
         self.replication: Any = None  # owned by the cluster package; the log layer never reads it
         self.failure_logged = 0.0     # monotonic time an append failure was last logged
+        self.aborted = AbortedIndex(path)     # aborted transactions (txn.py)
+        self.aborted.truncate_from(end)       # a stale index may run past the log too
 
     @property
     def name(self) -> str:
         return f"{self.topic.name}-{self.index}"
+
+    @property
+    def last_stable_offset(self) -> int:
+        """min(first offset of the oldest open transaction, high watermark): a read_committed
+        consumer reads below it (txn.py)."""
+        fu = self.producers.first_unstable()
+        hw = self.high_watermark
+        return hw if fu < 0 or fu > hw else fu
 
     def notify(self, nbytes: int) -> None:
         """Wake long-poll fetches waiting on this partition (loop thread)."""
@@ -157,7 +170,14 @@ class Partition:
                 if err is not None:
                     return err
             pid = h.producer_id
+            transactional = bool(h.attributes & ATTR_TRANSACTIONAL)
+            if transactional and pid < 0:
+                return AppendError(E.INVALID_RECORD, "A transactional batch needs a producer id")
             if pid >= 0:
+                code = self.producers.check_txn(pid, transactional)
+                if code:
+                    return AppendError(code, "a non-transactional batch from a producer with an open transaction",
+                                       lg.start_offset)
                 epoch, base_seq = h.producer_epoch, h.base_sequence
                 if base_seq < 0:
                     return AppendError(E.INVALID_RECORD, "Idempotent batches need a base sequence")
@@ -175,6 +195,13 @@ class Partition:
                 if isinstance(rewritten, AppendError):
                     return rewritten
                 records = rewritten
+        coord_txn = None
+        if origin is AppendOrigin.COORDINATOR:
+            # a coordinator's transactional batch (TxnOffsetCommit) or a transaction marker: the
+            # header tells which (one unpack, no scan)
+            attrs = struct.unpack_from(">h", records, 21)[0]
+            if attrs & (ATTR_TRANSACTIONAL | ATTR_CONTROL):
+                coord_txn = (attrs, struct.unpack_from(">qh", records, 43))
         try:
             info = lg.append(records, leader_epoch=self.leader_epoch, log_append_time=log_append_time,
                              now_ms=now)
@@ -183,6 +210,15 @@ class Partition:
         if pid >= 0:
             self.producers.update(pid, epoch, base_seq, last_seq, info.first_offset, info.last_offset,
                                   info.log_append_time if log_append_time >= 0 else info.max_timestamp)
+            if transactional:
+                self.producers.begin(pid, info.first_offset)
+        elif coord_txn is not None:
+            attrs, (cpid, cepoch) = coord_txn
+            if attrs & ATTR_CONTROL:
+                kind, coord_epoch = control_record(records, 0)
+                self._txn_ended(cpid, cepoch, coord_epoch, kind, info.first_offset)
+            else:
+                self.producers.begin(cpid, info.first_offset)
         if self.leader_epoch > self.epochs.latest:   # the first append of a new leader epoch
             self.epochs.assign(self.leader_epoch, info.first_offset)
         if not self.replicated:
@@ -200,6 +236,28 @@ class Partition:
             self.flusher.request(self, flushed)
         return AppendResult(info.first_offset, info.last_offset,
                             info.log_append_time if log_append_time >= 0 else -1, lg.start_offset, flushed)
+
+    def append_marker(self, producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int,
+                      *, wait_flush: bool = True) -> AppendResult | AppendError:
+        """A transaction's COMMIT or ABORT marker (WriteTxnMarkers): a control batch as Kafka
+        writes it, appended like any coordinator batch; it ends the producer's transaction here.
+        An older producer epoch is INVALID_PRODUCER_EPOCH, an older coordinator epoch than the
+        last marker's TRANSACTION_COORDINATOR_FENCED (Kafka's ``checkCoordinatorEpoch``)."""
+        code = self.producers.check_marker(producer_id, producer_epoch, coordinator_epoch)
+        if code:
+            return AppendError(code, None, self.log.start_offset)
+        now = now_ms()
+        b = kafka_core.BatchBuilder(128, base_timestamp=now, producer_id=producer_id, producer_epoch=producer_epoch,
+                                    base_sequence=-1, attributes=ATTR_TRANSACTIONAL | ATTR_CONTROL)
+        if not b.append(now, struct.pack(">hh", 0, COMMIT if commit else ABORT),
+                        struct.pack(">hi", 0, coordinator_epoch)):
+            raise RuntimeError("marker batch builder ran out of room")
+        return self.append(bytearray(b.finish()), AppendOrigin.COORDINATOR, wait_flush=wait_flush, now=now)
+
+    def _txn_ended(self, pid: int, epoch: int, coordinator_epoch: int, kind: int, marker_offset: int) -> None:
+        first = self.producers.end(pid, epoch, coordinator_epoch)
+        if kind == ABORT and first >= 0:
+            self.aborted.add(Aborted(pid, first, marker_offset, self.last_stable_offset))
 
     def _append_failed(self, e: BaseException) -> AppendError:
         """The error an append failure answers; a storage failure (a full disk, an I/O error) is
@@ -223,7 +281,9 @@ class Partition:
             return self._append_failed(e)
         # the append validated every batch: read the headers back without the CRC
         infos, _ = kafka_core.scan_batches(records, verify_crc=False, allow_compacted=True)
-        self.producers.apply_batches(infos, info.first_offset)
+        _pid, aborted = self.producers.apply_batches(infos, info.first_offset, records)
+        for pid, first, last in aborted:
+            self.aborted.add(Aborted(pid, first, last, self.last_stable_offset))
         epochs = self.epochs
         for b in infos:
             ple = b.partition_leader_epoch
@@ -264,7 +324,10 @@ class Partition:
                                                     allow_compacted=True)
             if not infos:
                 break
-            max_pid = max(max_pid, state.apply_batches(infos, off))
+            top, aborted = state.apply_batches(infos, off, data)
+            max_pid = max(max_pid, top)
+            for pid, first, last in aborted:      # a crash may have lost the index entry
+                self.aborted.add(Aborted(pid, first, last, -1))
             off = infos[-1].last_offset + 1
         self.producers = state
         return max_pid
@@ -278,6 +341,7 @@ class Partition:
             return
         lg.truncate_to(offset)
         end = lg.end_offset
+        self.aborted.truncate_from(end)
         self.epochs.truncate_from_end(end)
         self.epochs.flush()
         snap = read_snapshot(self.path)
@@ -293,6 +357,7 @@ class Partition:
         """Drop the whole log and start over, empty, at ``offset`` (a follower whose log ends
         before its leader's log start: Kafka's ``truncateFullyAndStartAt``)."""
         self.log.truncate_fully(offset)
+        self.aborted.clear()
         self.epochs.clear()
         self.epochs.flush()
         with contextlib.suppress(FileNotFoundError):
@@ -306,10 +371,15 @@ class Partition:
         """Retention and compaction touch no offset at or above this (-1: none): a replica's
         high watermark, so nothing an in-sync replica may still lack is deleted or rewritten
         (Kafka's ``deletableSegments`` and the cleaner's first uncleanable offset)."""
-        return self.high_watermark if self.replicated else -1
+        hw = self.high_watermark if self.replicated else -1
+        fu = self.producers.first_unstable()   # nor anything an open transaction may still abort
+        if fu < 0:
+            return hw
+        return fu if hw < 0 else min(fu, hw)
 
     def log_start_moved(self) -> None:
-        """After retention or DeleteRecords moved the log start: epochs below it go (any thread
-        holding ``lock``: the epoch cache has its own lock)."""
+        """After retention or DeleteRecords moved the log start: epochs and aborted transactions
+        below it go (any thread holding ``lock``: the epoch cache has its own lock)."""
         self.epochs.truncate_from_start(self.log.start_offset)
         self.epochs.flush()
+        self.aborted.drop_before(self.log.start_offset)

@@ -89,8 +89,6 @@ def read_client_batch(recs: Any, produce_version: int, max_message_bytes: int) -
                                                 f"({max_message_bytes})")
     if attrs & ATTR_CONTROL:
         return AppendError(E.INVALID_RECORD, "Produce requests may not contain control batches")
-    if attrs & ATTR_TRANSACTIONAL:
-        return AppendError(E.INVALID_TXN_STATE, "transactional batches are not supported by this broker")
     return BatchHeader(attrs, last_delta, base_ts, max_ts, pid, epoch, base_seq)
 
 
