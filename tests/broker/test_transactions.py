@@ -1,6 +1,7 @@
 """Transactions end to end on one kafka-core broker, with real clients: confluent-kafka,
 kafka-python and aiokafka transactional producers commit and abort (a read_committed consumer
-sees exactly the committed records), a second producer with the same transactional id fences
+sees exactly the committed records), offsets sent to a transaction become the group's only when it
+commits (AddOffsetsToTxn with the group coordinator's TxnOffsetCommit), a second producer with the same transactional id fences
 the first, a producer killed mid-transaction is aborted after its transaction.timeout.ms, a
 PrepareCommit left in ``__transaction_state`` by a crash is completed after the restart, and
 Apache Kafka's ``kafka-transactions.sh`` lists and describes our transactions.
@@ -130,6 +131,32 @@ def test_confluent_commit_and_abort(tbroker: KafkaCoreBroker, topic: str) -> Non
     committed = sorted([f"c{i}".encode() for i in range(10)] + [b"c-last"])
     assert read_all(tbroker, topic, "read_committed", expect=len(committed)) == committed
     assert len(read_all(tbroker, topic, "read_uncommitted", expect=17)) == 17
+
+
+def test_offsets_committed_in_a_transaction(tbroker: KafkaCoreBroker, topic: str) -> None:
+    """KIP-447 consume-transform-produce: AddOffsetsToTxn puts the group's ``__consumer_offsets``
+    partition in the transaction; the offsets the transaction commits are the group's once it
+    commits, and those of an aborted one never are."""
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    c = ck.Consumer({"bootstrap.servers": tbroker.bootstrap, "group.id": group, "enable.auto.commit": False})
+    p = producer(tbroker, f"eos-{uuid.uuid4().hex[:6]}")
+    p.init_transactions(30)
+    meta = c.consumer_group_metadata()
+    p.begin_transaction()
+    p.produce(topic, b"out", partition=0)
+    p.send_offsets_to_transaction([ck.TopicPartition(topic, 0, 7)], meta, 30)
+    p.commit_transaction(30)
+    p.begin_transaction()
+    p.send_offsets_to_transaction([ck.TopicPartition(topic, 0, 99)], meta, 30)
+    p.abort_transaction(30)
+    deadline = time.monotonic() + 20
+    while True:
+        got = c.committed([ck.TopicPartition(topic, 0)], 10)[0].offset
+        if got == 7 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    c.close()
+    assert got == 7
 
 
 def test_second_producer_fences_the_first(tbroker: KafkaCoreBroker, topic: str) -> None:
