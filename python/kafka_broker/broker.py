@@ -133,7 +133,7 @@ class Broker:
         self.txn_marker_listeners.append(settle)
         self.txns = Txns(self)
         await self.txns.start()
-        self.groups.coord.transactions = True    # FindCoordinator answers key type 1 too
+        coord.transactions = True    # FindCoordinator answers key type 1 too
         if self.config["log.cleaner.enable"] and self.config["log.cleaner.threads"] > 0:
             self.cleaner = LogCleaner(self.storage, self.config)
             self.cleaner.start()

@@ -22,7 +22,6 @@ request order.  API ranges are Apache Kafka 4.0's.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -43,6 +42,7 @@ from .internal_topic import InternalTopic
 from .log import OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC
 from .txn import MarkerSender, TxnCoordinator
 from .txn.markers import WRITE_TXN_MARKERS_VERSION
+from .txn_markers import write_txn_markers
 
 if TYPE_CHECKING:
     from .broker import Broker
@@ -119,11 +119,7 @@ class Txns:
 
     async def _send(self, broker: int, req: Any) -> Any:
         if broker == self.b.node_id:
-            # The log layer's WriteTxnMarkers (kafka_broker.txn_markers.write_txn_markers, built on
-            # branch txlog), looked up when called: until that branch is merged the marker
-            # sender logs the failure and retries, and transactional batches are refused anyway.
-            markers = importlib.import_module(".txn_markers", __package__)
-            return await markers.write_txn_markers(self.b, req)
+            return await write_txn_markers(self.b, req)
         assert self.cluster is not None
         ch = self.channels.get(broker)
         if ch is None or ch.closed:

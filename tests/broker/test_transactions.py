@@ -1,6 +1,7 @@
 """Transactions end to end on one kafka-core broker, with real clients: confluent-kafka,
 kafka-python and aiokafka transactional producers commit and abort (a read_committed consumer
-sees exactly the committed records), a second producer with the same transactional id fences
+sees exactly the committed records), offsets sent to a transaction become the group's only when it
+commits (AddOffsetsToTxn with the group coordinator's TxnOffsetCommit), a second producer with the same transactional id fences
 the first, a producer killed mid-transaction is aborted after its transaction.timeout.ms, a
 PrepareCommit left in ``__transaction_state`` by a crash is completed after the restart, and
 Apache Kafka's ``kafka-transactions.sh`` lists and describes our transactions.
@@ -13,7 +14,6 @@ timeout test takes seconds.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import shutil
 import signal
 import subprocess
@@ -37,10 +37,6 @@ from kafka_protocol.messages import (
 
 from .conftest import RawClient, create_topic, make_batch, produce_req
 
-# Markers and read_committed are the log layer's (kafka_broker.txn_markers, branch txlog): until
-# it is merged a transactional batch is refused and no marker can be written.
-needs_log_layer = pytest.mark.skipif(importlib.util.find_spec("kafka_broker.txn_markers") is None,
-                                     reason="needs the log layer's WriteTxnMarkers (branch txlog)")
 SETTINGS = {"num.partitions": "1", "transaction.abort.timed.out.transaction.cleanup.interval.ms": "300",
             "transaction.state.log.num.partitions": "5"}
 
@@ -113,7 +109,6 @@ def wait_state(b: KafkaCoreBroker, tid: str, state: str, timeout: float = 20) ->
 
 # -- confluent-kafka --------------------------------------------------------------------------
 
-@needs_log_layer
 def test_confluent_commit_and_abort(tbroker: KafkaCoreBroker, topic: str) -> None:
     tid = f"ck-{uuid.uuid4().hex[:6]}"
     p = producer(tbroker, tid)
@@ -138,14 +133,39 @@ def test_confluent_commit_and_abort(tbroker: KafkaCoreBroker, topic: str) -> Non
     assert len(read_all(tbroker, topic, "read_uncommitted", expect=17)) == 17
 
 
-@needs_log_layer
+def test_offsets_committed_in_a_transaction(tbroker: KafkaCoreBroker, topic: str) -> None:
+    """KIP-447 consume-transform-produce: AddOffsetsToTxn puts the group's ``__consumer_offsets``
+    partition in the transaction; the offsets the transaction commits are the group's once it
+    commits, and those of an aborted one never are."""
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    c = ck.Consumer({"bootstrap.servers": tbroker.bootstrap, "group.id": group, "enable.auto.commit": False})
+    p = producer(tbroker, f"eos-{uuid.uuid4().hex[:6]}")
+    p.init_transactions(30)
+    meta = c.consumer_group_metadata()
+    p.begin_transaction()
+    p.produce(topic, b"out", partition=0)
+    p.send_offsets_to_transaction([ck.TopicPartition(topic, 0, 7)], meta, 30)
+    p.commit_transaction(30)
+    p.begin_transaction()
+    p.send_offsets_to_transaction([ck.TopicPartition(topic, 0, 99)], meta, 30)
+    p.abort_transaction(30)
+    deadline = time.monotonic() + 20
+    while True:
+        got = c.committed([ck.TopicPartition(topic, 0)], 10)[0].offset
+        if got == 7 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    c.close()
+    assert got == 7
+
+
 def test_second_producer_fences_the_first(tbroker: KafkaCoreBroker, topic: str) -> None:
     tid = f"fence-{uuid.uuid4().hex[:6]}"
     p1 = open_txn(tbroker, tid, topic, b"zombie", 0)
     p2 = producer(tbroker, tid)
     p2.init_transactions(30)        # aborts p1's transaction (CONCURRENT_TRANSACTIONS, retried), then bumps
     st = describe(tbroker, tid)
-    assert st.producer_epoch == 2 and st.transaction_state == "CompleteAbort"
+    assert st.producer_epoch == 2 and st.transaction_state == "Empty"     # bumped again after the abort
     p1.produce(topic, b"zombie-2", partition=0)
     with pytest.raises(ck.KafkaException) as ei:
         p1.commit_transaction(10)
@@ -172,7 +192,6 @@ _VANISHING = textwrap.dedent("""
 """)
 
 
-@needs_log_layer
 def test_vanished_producer_is_aborted_after_its_timeout(tbroker: KafkaCoreBroker, topic: str) -> None:
     tid = f"gone-{uuid.uuid4().hex[:6]}"
     proc = subprocess.Popen([sys.executable, "-c", _VANISHING, tbroker.bootstrap, tid, topic],
@@ -192,7 +211,6 @@ def test_vanished_producer_is_aborted_after_its_timeout(tbroker: KafkaCoreBroker
     assert describe(tbroker, tid).producer_epoch == 2
 
 
-@needs_log_layer
 def test_prepare_commit_left_by_a_crash_completes_after_restart(tmp_path: Any) -> None:
     """The state between PrepareCommit and the markers, made the way a crash leaves it: the
     transaction's records in the partition, PrepareCommit the last record of its id in
@@ -236,7 +254,6 @@ def test_prepare_commit_left_by_a_crash_completes_after_restart(tmp_path: Any) -
 
 # -- kafka-python and aiokafka --------------------------------------------------------------------
 
-@needs_log_layer
 def test_kafka_python_commit_and_abort(tbroker: KafkaCoreBroker, topic: str) -> None:
     kafka = pytest.importorskip("kafka")
     p = kafka.KafkaProducer(bootstrap_servers=tbroker.bootstrap, transactional_id=f"kp-{uuid.uuid4().hex[:6]}")
@@ -252,7 +269,6 @@ def test_kafka_python_commit_and_abort(tbroker: KafkaCoreBroker, topic: str) -> 
     assert read_all(tbroker, topic, "read_committed", expect=3) == [b"kp-c0", b"kp-c1", b"kp-c2"]
 
 
-@needs_log_layer
 def test_aiokafka_commit_and_abort(tbroker: KafkaCoreBroker, topic: str) -> None:
     aiokafka = pytest.importorskip("aiokafka")
 
@@ -316,7 +332,6 @@ java = pytest.mark.skipif(shutil.which("java") is None, reason="java is installe
 
 @java
 @pytest.mark.interop
-@needs_log_layer
 def test_kafka_transactions_tool_lists_and_describes(tbroker: KafkaCoreBroker, topic: str) -> None:
     from kafka_bench import apache_kafka as ak
     tid = f"tool-{uuid.uuid4().hex[:6]}"
