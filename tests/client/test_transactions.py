@@ -1,9 +1,7 @@
 """Transactions in kafka_client (KIP-98, KIP-447): the producer's transaction API against a
 real transaction coordinator, read back by kafka_client's and confluent-kafka's read_committed
-consumers, the CLI's ``produce --transactional-id``.
-
-Every broker-facing test calls ``require_api(kafka, 24, "transactions")`` first: the kafka-core
-variant skips until that broker advertises AddPartitionsToTxn."""
+consumers, the CLI's ``produce --transactional-id``; every broker-facing test runs against Apache
+Kafka 4.x and kafka-core."""
 
 from __future__ import annotations
 
@@ -34,8 +32,6 @@ from kafka_client.errors import (
     TransactionAbortableError,
     TransactionAbortedError,
 )
-
-from .conftest import require_api
 
 
 def _tid() -> str:
@@ -90,7 +86,6 @@ def confluent_read_committed(bootstrap: str, topic: str, n: int, timeout: float 
 def test_commit_is_visible_to_read_committed_consumers(kafka, bootstrap: str, new_topic) -> None:  # type: ignore[no-untyped-def]
     """A committed transaction over two partitions is read by read_committed consumers of
     kafka_client and confluent-kafka; the batches carry the transactional attribute."""
-    require_api(kafka, 24, "transactions")
     topic = new_topic(2)
     with Producer(bootstrap, **{"transactional.id": _tid(), "transaction.timeout.ms": "30000"}) as p:
         p.init_transactions(30)
@@ -111,7 +106,6 @@ def test_commit_is_visible_to_read_committed_consumers(kafka, bootstrap: str, ne
 def test_abort_is_invisible_and_unsent_records_are_dropped(kafka, bootstrap: str, new_topic) -> None:  # type: ignore[no-untyped-def]
     """Aborted records are written but never shown to read_committed consumers; records not sent
     yet when abort is called fail with TransactionAbortedError; the next transaction commits."""
-    require_api(kafka, 24, "transactions")
     topic = new_topic()
     with Producer(bootstrap, transactional_id=_tid(), linger_ms=0) as p:
         p.init_transactions(30)
@@ -141,7 +135,6 @@ def test_abort_of_closed_batches_waiting_for_their_partition(kafka, bootstrap: s
     """Full batches that took sequence numbers but were still waiting for AddPartitionsToTxn
     when abort was called are dropped; the next transactions' batches continue the partition's
     sequences from the last one written (no OUT_OF_ORDER_SEQUENCE_NUMBER, no epoch bump)."""
-    require_api(kafka, 24, "transactions")
     topic = new_topic()
     with Producer(bootstrap, transactional_id=_tid(), linger_ms=0, batch_size=1024) as p:
         p.init_transactions(30)
@@ -166,7 +159,6 @@ def test_two_producers_interleaved_on_one_partition(kafka, bootstrap: str, new_t
     transactions interleaved, some committed, some aborted.  read_committed (kafka_client and
     confluent-kafka) sees exactly the committed records in offset order; while a transaction
     is open, ListOffsets latest with read_committed returns the LSO (its first offset)."""
-    require_api(kafka, 24, "transactions")
     topic = new_topic()
     a = Producer(bootstrap, transactional_id=_tid(), compression_type=codec, linger_ms=0)
     b = Producer(bootstrap, transactional_id=_tid(), compression_type=codec, linger_ms=0)
@@ -214,7 +206,6 @@ def test_consume_transform_produce(kafka, bootstrap: str, new_topic) -> None:  #
     sent to the transaction; the group's committed offsets appear only when it commits (and an
     aborted round's offsets never).  The read_committed consumer's ``committed()`` asks for
     stable offsets (KIP-447 require_stable), so it sees a commit as soon as it returns."""
-    require_api(kafka, 24, "transactions")
     src, dst = new_topic(), new_topic()
     group = f"ctp-{uuid.uuid4().hex[:8]}"
     with Producer(bootstrap) as p:
@@ -264,7 +255,6 @@ def test_offsets_of_a_stale_group_member_are_refused(kafka, bootstrap: str, new_
     """KIP-447: TxnOffsetCommit carries the member's generation and id; the group coordinator
     refuses offsets from a member not in the current generation (ILLEGAL_GENERATION), which
     makes the transaction abortable: nothing of it is committed, offsets included."""
-    require_api(kafka, 24, "transactions")
     src, dst = new_topic(), new_topic()
     group = f"stale-{uuid.uuid4().hex[:8]}"
     with Producer(bootstrap) as p:
@@ -299,7 +289,6 @@ def test_fencing_by_a_second_producer_with_the_same_id(kafka, bootstrap: str, ne
     """A second producer with the same transactional id fences the first: the first's open
     transaction is aborted, and its next call raises ProducerFencedError (and every call
     after it); the second works."""
-    require_api(kafka, 24, "transactions")
     topic = new_topic()
     tid = _tid()
     first = Producer(bootstrap, transactional_id=tid, linger_ms=0)
@@ -327,7 +316,6 @@ def test_abortable_error_then_abort_and_continue(kafka, bootstrap: str, new_topi
     """A record the broker refuses (larger than the topic's max.message.bytes) makes the
     transaction abortable: commit and send raise TransactionAbortableError; after
     abort_transaction (which bumps the epoch, KIP-360) the producer goes on."""
-    require_api(kafka, 24, "transactions")
     topic = new_topic(config={"max.message.bytes": "2000"})
     with Producer(bootstrap, transactional_id=_tid(), linger_ms=0) as p:
         p.init_transactions(30)
@@ -357,7 +345,6 @@ def test_abortable_error_then_abort_and_continue(kafka, bootstrap: str, new_topi
 def test_a_timed_out_commit_is_resumed_by_calling_it_again(kafka, bootstrap: str, new_topic) -> None:  # type: ignore[no-untyped-def]
     """As Java: commit_transaction that times out leaves the commit running; another method
     is refused meanwhile, and calling commit_transaction again waits for the same commit."""
-    require_api(kafka, 24, "transactions")
     topic = new_topic()
     with Producer(bootstrap, transactional_id=_tid(), linger_ms=0) as p:
         p.init_transactions(30)
@@ -377,7 +364,6 @@ def test_a_timed_out_commit_is_resumed_by_calling_it_again(kafka, bootstrap: str
 def test_misuse_is_refused_with_a_clear_error(kafka, bootstrap: str, new_topic) -> None:  # type: ignore[no-untyped-def]
     """As Java's IllegalStateException: transactional calls on a plain producer, sending outside
     a transaction, begin twice, commit or abort without begin, init twice."""
-    require_api(kafka, 24, "transactions")
     topic = new_topic()
     with Producer(bootstrap) as plain:
         with pytest.raises(IllegalStateError, match="transactional_id"):
@@ -431,7 +417,6 @@ def test_cli_produce_in_a_transaction_then_consume_read_committed(kafka, bootstr
     """``kafka-core produce --transactional-id``: a run's lines are one transaction, committed at
     the end; a run that fails on a bad line is aborted (its records written, never committed).
     ``consume --isolation-level read_committed`` shows the committed run only."""
-    require_api(kafka, 24, "transactions")
     topic = new_topic()
     code = "import sys; from kafka_cli.main import main; sys.exit(main(sys.argv[1:]))"
     env = {"PYTHONPATH": ":".join(sys.path), "PATH": "/usr/bin:/bin"}
@@ -465,7 +450,6 @@ def test_cli_produce_transaction_is_aborted_on_ctrl_c(kafka, bootstrap: str, new
     """Ctrl-C (SIGINT) during ``produce --transactional-id``: the records already written are
     aborted at once (the LSO moves past them, so read_committed consumers are not held back
     until transaction.timeout.ms), none is committed, the exit status is 130."""
-    require_api(kafka, 24, "transactions")
     topic = new_topic()
     code = "import sys; from kafka_cli.main import main; sys.exit(main(sys.argv[1:]))"
     env = {"PYTHONPATH": ":".join(sys.path), "PATH": "/usr/bin:/bin"}
@@ -497,7 +481,6 @@ def test_cli_produce_transaction_is_aborted_on_ctrl_c(kafka, bootstrap: str, new
 def test_typed_transactional_app(kafka, bootstrap: str) -> None:  # type: ignore[no-untyped-def]
     """The type-checked example (tests/unit/typed/app.py, mypy --strict in tests/unit/test_types.py)
     runs a consume-transform-produce transaction."""
-    require_api(kafka, 24, "transactions")
     from tests.unit.typed.app import transform_in_transaction
 
     src, dst = f"typed-src-{uuid.uuid4().hex[:6]}", f"typed-dst-{uuid.uuid4().hex[:6]}"
