@@ -513,6 +513,7 @@ RULES: dict[int, Callable[[Check, Any, Call], Any]] = {
                    lambda g: _child(RESPONSES[42], "results")(group_id=g, error_code=GROUP_DENIED)),
     44: _configs(ALTER_CONFIGS, "responses", 44),
     47: _offset_delete,
+    48: _cluster_top(DESCRIBE_CONFIGS), 49: _cluster_top(ALTER_CONFIGS),
     50: _cluster_top(DESCRIBE), 51: _cluster_top(ALTER),
     60: _cluster_top(DESCRIBE),
     61: _per_topic("topics", lambda t: t.name, READ, _describe_producers_err, "topics"),

@@ -83,9 +83,13 @@ class Broker:
         from .sasl import CREDENTIALS_FILE, ScramCredentials
         # SCRAM credentials: a file of the first log dir (a cluster keeps them in ZooKeeper)
         self.scram: Any = ScramCredentials(os.path.join(config.log_dirs[0], CREDENTIALS_FILE))
-        from . import acl_apis
+        from . import acl_apis, quotas
         from .acl import ACLS_FILE, Authorizer, FileAcls
         self.apis.update(acl_apis.handlers())
+        self.apis[48] = (0, 1, quotas.handle_describe_client_quotas)
+        self.apis[49] = (0, 1, quotas.handle_alter_client_quotas)
+        self.quotas = quotas.Quotas(os.path.join(config.log_dirs[0], quotas.QUOTAS_FILE),
+                                    config["quota.window.num"], config["quota.window.size.seconds"])
         # ACLs: on with Kafka's authorizer class (a cluster keeps them in ZooKeeper)
         self.authorizer: Authorizer | None = None
         if config["authorizer.class.name"]:
@@ -238,10 +242,50 @@ class Broker:
         cluster = self.cluster
         if cluster is not None and not cluster.serving.is_set() and h.api_key not in cluster.EARLY_APIS:
             return self._when_serving(handler, ctx, req)
+        if self.quotas.active and h.api_key in (0, 1):
+            return self._throttled(ctx, req, handler)
         if self.authorizer is not None:
             from .authz import guard
             return guard(self.authorizer, self, ctx, req, handler)
         return handler(self, ctx, req)
+
+    def _throttled(self, ctx: RequestContext, req: Any, handler: Handler) -> HandlerResult:
+        """Produce and consumer Fetch under client quotas (quotas.py): the bytes count against
+        the user's and client id's rate; over it, the response carries throttle_time_ms and the
+        connection is muted for as long."""
+        from .authz import principal_of
+
+        conn = ctx.conn
+        user = principal_of(conn).split(":", 1)[-1]
+        cid = ctx.client_id or ""
+        produce = ctx.header.api_key == 0
+        nbytes = sum(len(pd.records) for td in req.topic_data for pd in td.partition_data if pd.records) \
+            if produce else 0
+        consumer = not produce and (req.replica_id is None or req.replica_id < 0)
+        if self.authorizer is not None:
+            from .authz import guard
+            res = guard(self.authorizer, self, ctx, req, handler)
+        else:
+            res = handler(self, ctx, req)
+
+        def fix(resp: Any) -> Any:
+            if produce:
+                ms = self.quotas.record("producer_byte_rate", user, cid, nbytes)
+            elif consumer and resp is not None:
+                got = sum(len(p.records) for t in resp.responses for p in t.partitions if p.records)
+                ms = self.quotas.record("consumer_byte_rate", user, cid, got)
+            else:
+                ms = 0
+            if ms:
+                if resp is not None:
+                    resp.throttle_time_ms = ms
+                conn.mute(ms)
+            return resp
+        if inspect.isawaitable(res):
+            async def later() -> Any:
+                return fix(await res)
+            return later()
+        return fix(res)
 
     async def _when_serving(self, handler: Handler, ctx: RequestContext, req: Any) -> Any:
         """Cluster: a client request that arrives before this broker is registered and has the

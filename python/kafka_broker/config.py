@@ -303,6 +303,9 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
                                                      "kafka.security.authorizer.AclAuthorizer")),
     C("super.users", "string", ""),
     C("allow.everyone.if.no.acl.found", "boolean", False),
+    # client quotas (kafka_broker/quotas.py)
+    C("quota.window.num", "int", 11, at_least(1)),
+    C("quota.window.size.seconds", "int", 1, at_least(1)),
 )
 SSL_KEYS = tuple(k for k in BROKER_CONFIGS if k.startswith("ssl."))
 LISTENER_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -348,7 +351,6 @@ _NOT_IMPLEMENTED: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
         "kafka.metrics.polling.interval.secs": ("10",),
     }),
     (_QUOTAS, {
-        "quota.window.num": ("11",), "quota.window.size.seconds": ("1",),
         "max.connections.per.ip": ("2147483647",), "max.connections.per.ip.overrides": ("",),
     }),
     ("Java's TLS provider settings (TLS is OpenSSL's, through Python's ssl)", {

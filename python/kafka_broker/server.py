@@ -166,6 +166,8 @@ class Connection:
         sl = server.sasl.get(listener.name)
         self.sasl: SaslState | None = SaslState(sl) if sl is not None else None
         self.close_when_sent = False    # close once every queued response is out (failed authentication)
+        self.muted_until = 0.0          # loop time before which nothing is read (a quota's throttle)
+        self._unmute_timer: asyncio.TimerHandle | None = None
         self.loop = server.loop
         self.sock = sock
         self.fd = sock.fileno()
@@ -184,9 +186,30 @@ class Connection:
     # -- reading -------------------------------------------------------------
 
     def _resume_read(self) -> None:
-        if not self.reading and not self.closed:
+        if not self.reading and not self.closed and self.loop.time() >= self.muted_until:
             self.loop.add_reader(self.fd, self._on_readable)
             self.reading = True
+
+    def mute(self, ms: int) -> None:
+        """Read nothing more from this client for ``ms`` (KIP-219: a throttled client's channel is
+        muted after its response, which goes out at once with ``throttle_time_ms``)."""
+        if ms <= 0 or self.closed:
+            return
+        until = self.loop.time() + ms / 1000
+        if until <= self.muted_until:
+            return
+        self.muted_until = until
+        self._pause_read()
+        if self._unmute_timer is not None:
+            self._unmute_timer.cancel()
+        # the timer itself ends the mute (a timer may fire a hair before ``until`` by the clock)
+        self._unmute_timer = self.loop.call_at(until, self._unmute)
+
+    def _unmute(self) -> None:
+        self._unmute_timer = None
+        self.muted_until = 0.0
+        if not self.closed and len(self.queue) < MAX_INFLIGHT:
+            self._resume_read()
 
     def _pause_read(self) -> None:
         if self.reading:
@@ -405,6 +428,8 @@ class Connection:
         if self.closed:
             return
         self.closed = True
+        if self._unmute_timer is not None:
+            self._unmute_timer.cancel()
         if reason:
             log.info("connection from %s closed: %s", self.peer, reason)
         if self.reading:
