@@ -42,6 +42,20 @@ def _small_create_with_a_real_client(port: int) -> float:
     return time.monotonic() - t
 
 
+def _auto_create(port: int, topic: str) -> float:
+    """Seconds until a Metadata request with auto-creation lists topic (auto.create.topics.enable
+    is Kafka's default, true)."""
+    M = REQUESTS[METADATA]
+    t = time.monotonic()
+    with RawClient(port, timeout=60) as c:
+        while time.monotonic() - t < 60:
+            resp = c.call(M(topics=[M.MetadataRequestTopic(name=topic)], allow_auto_topic_creation=True), 9)
+            if resp.topics[0].error_code == 0 and resp.topics[0].partitions:
+                break
+            time.sleep(0.1)
+    return time.monotonic() - t
+
+
 def _partition_counts(port: int, topic: str) -> int:
     """Partitions of topic in the broker's metadata (0: no such topic)."""
     M = REQUESTS[METADATA]
@@ -72,6 +86,8 @@ def test_small_create_completes_while_a_50000_partition_create_runs(tmp_path: Pa
         assert answered < 15, f"the timed-out create was answered after {answered:.1f}s"
         took = _small_create_with_a_real_client(b.port)
         assert took < 10, f"a one-partition create took {took:.1f}s behind the big one"
+        took = _auto_create(b.port, f"auto-{uuid.uuid4().hex[:6]}")
+        assert took < 10, f"a metadata auto-create took {took:.1f}s behind the big one"
         assert _folders(data, "big") < 50_000        # still going on in the background
         code, stopped_in = _stop_timed(b)
         assert code == 0 and stopped_in < 10, (code, stopped_in)
