@@ -1,4 +1,5 @@
-"""Record-batch compression codecs (attributes bits 0-2), over cramjam.
+"""Record-batch compression codecs (attributes bits 0-2): cramjam compresses; zlib, zstandard,
+lz4 and cramjam's snappy decompress, bounded.
 
 Kafka compresses the records section of a batch (everything after
 recordCount) as one block:
@@ -146,12 +147,13 @@ def _lz4_decompress(data: Any, limit: int) -> bytes:
 
 # a zstd RLE block: 4 bytes of input for up to 128 KiB of output, the format's highest ratio
 _ZSTD_MAX_RATIO = 32768
+_ZSTD_STEP = 256
 
 
 def _zstd_decompress(data: Any, limit: int) -> bytes:
-    """zstd frames, fed in input slices small enough that one slice cannot inflate much past
-    what limit still allows (zstandard's decompressobj bounds its input, not its output; its
-    stream reader bounds output but takes a truncated frame for a complete one)."""
+    """zstd frames, fed in input slices of _ZSTD_STEP bytes, which cannot inflate past
+    _ZSTD_STEP * _ZSTD_MAX_RATIO (zstandard's decompressobj bounds its input, not its output;
+    its stream reader bounds output but takes a truncated frame for a complete one)."""
     mv = memoryview(data).cast("B")
     out = bytearray()
     pos = 0
@@ -160,9 +162,10 @@ def _zstd_decompress(data: Any, limit: int) -> bytes:
         while not d.eof:
             if pos >= len(mv):
                 raise ValueError("truncated zstd frame")
-            step = max(256, (limit - len(out)) // _ZSTD_MAX_RATIO)
-            out += d.decompress(mv[pos:pos + step])
-            pos += step
+            # 256 input bytes inflate to at most 8 MiB: the overshoot past limit, and the most
+            # one piece adds beside the output held so far
+            out += d.decompress(mv[pos:pos + _ZSTD_STEP])
+            pos += _ZSTD_STEP
             if len(out) > limit:
                 raise _over(limit)
         pos -= len(d.unused_data)
