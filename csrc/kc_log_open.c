@@ -247,6 +247,10 @@ int kc_log_open(const char *dir, const kc_log_config_t *cfg, int64_t now_ms, kc_
 
     int64_t rp, lso;
     char *marker = kc_log_dir_file(l, KC_LOG_CLEAN_MARKER);
+    char *ckpt = kc_log_dir_file(l, KC_LOG_CHECKPOINT);
+    /* no checkpoint yet: a new log (or one that never got past empty) */
+    int no_ckpt = ckpt && access(ckpt, F_OK) != 0;
+    free(ckpt);
     rc = marker ? read_checkpoint(l, &rp, &lso) : KC_ERR_NOMEM;
     int clean = marker && access(marker, F_OK) == 0;
     l->rec.clean = clean;
@@ -271,10 +275,18 @@ int kc_log_open(const char *dir, const kc_log_config_t *cfg, int64_t now_ms, kc_
         l->recovery_point = l->end_offset;
         if (kc_log_active(l)->size == 0)
             kc_log_active(l)->created_ms = now_ms;
-        rc = kc_fsync_dir(l->dir);
-        l->dir_dirty = 0;
-        if (rc == KC_OK)
-            rc = kc_log_write_checkpoint(l, l->recovery_point, l->start_offset);
+        if (no_ckpt && l->nsegs == 1 && l->end_offset == 0 && kc_log_active(l)->size == 0) {
+            /* A new, empty log: nothing to make durable yet.  Its directory entries are synced by
+             * the first flush (dir_dirty), and a missing checkpoint means "recover everything",
+             * here nothing.  Three fsyncs per new partition made creating 50,000 of them a storm
+             * (issue 16); Kafka does not sync a new log either. */
+            l->dir_dirty = 1;
+        } else {
+            rc = kc_fsync_dir(l->dir);
+            l->dir_dirty = 0;
+            if (rc == KC_OK)
+                rc = kc_log_write_checkpoint(l, l->recovery_point, l->start_offset);
+        }
     }
     if (rc != KC_OK) {
         int e = errno;

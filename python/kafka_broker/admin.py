@@ -4,14 +4,21 @@ Errors and messages follow Kafka's (``ControllerApis``, ``ConfigHelper``,
 ``ReplicationControlManager``), since admin tools print them verbatim.
 Disk work (creating and deleting logs, rewriting the metadata file) runs on
 the storage worker; the handlers return coroutines for it.
+
+CreateTopics and CreatePartitions wait at most the request's ``timeout_ms``
+(``_within_timeout``): a topic not done by then is answered REQUEST_TIMED_OUT
+and its creation goes on in the background, as Kafka's controller does
+(the storage worker creates partitions in slices, so a 50,000-partition
+create neither holds up other requests nor is cut short).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kafka_protocol.errors import ErrorCode as E
@@ -52,6 +59,24 @@ class AdminDeps(Protocol):
     config: BrokerConfig
     node_id: int
     registry: TopicRegistry
+
+
+# creations answered REQUEST_TIMED_OUT and still running (kept so that they are not collected)
+_background: set[asyncio.Task[None]] = set()
+
+
+async def _within_timeout(jobs: list[tuple[Any, Awaitable[None]]], timeout_ms: int, what: str) -> None:
+    """Run every job (result, work) at once; the results of those not finished within timeout_ms
+    (> 0; otherwise wait for all) get REQUEST_TIMED_OUT while their work carries on."""
+    tasks = {asyncio.ensure_future(work): r for r, work in jobs}
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=timeout_ms / 1000 if timeout_ms > 0 else None)
+    for t in pending:
+        r = tasks[t]
+        r.error_code, r.error_message = E.REQUEST_TIMED_OUT, f"Timed out waiting for {what}; it goes on."
+        _background.add(t)
+        t.add_done_callback(_background.discard)
 
 
 def _replication_error(b: AdminDeps, rf: int) -> str | None:
@@ -151,17 +176,19 @@ def handle_create_topics(b: AdminDeps, ctx: RequestContext, req: Any) -> Any:
     if req.validate_only or not todo:
         return R(throttle_time_ms=0, topics=results)
 
+    async def create_one(r: Any, name: str, nparts: int, rf: int, assignment: Any, configs: Any) -> None:
+        try:
+            r.topic_id = await reg.create(name, nparts, rf, assignment, configs)
+        except FileExistsError:
+            r.error_code, r.error_message = E.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists."
+            r.configs, r.num_partitions, r.replication_factor = None, -1, -1
+        except Exception as e:  # noqa: BLE001
+            log.error("creating topic %s: %s", name, e)
+            r.error_code, r.error_message = code_for_exception(e), str(e)
+            r.configs, r.num_partitions, r.replication_factor = None, -1, -1
+
     async def create() -> Any:
-        for r, name, nparts, rf, assignment, configs in todo:
-            try:
-                r.topic_id = await reg.create(name, nparts, rf, assignment, configs)
-            except FileExistsError:
-                r.error_code, r.error_message = E.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists."
-                r.configs, r.num_partitions, r.replication_factor = None, -1, -1
-            except Exception as e:  # noqa: BLE001
-                log.error("creating topic %s: %s", name, e)
-                r.error_code, r.error_message = code_for_exception(e), str(e)
-                r.configs, r.num_partitions, r.replication_factor = None, -1, -1
+        await _within_timeout([(job[0], create_one(*job)) for job in todo], req.timeout_ms, "topic creation")
         return R(throttle_time_ms=0, topics=results)
     return create()
 
@@ -285,12 +312,14 @@ def handle_create_partitions(b: AdminDeps, ctx: RequestContext, req: Any) -> Any
     if req.validate_only or not todo:
         return R(throttle_time_ms=0, results=results)
 
+    async def add_one(r: Any, name: str, count: int, assignment: Any) -> None:
+        try:
+            await reg.add_partitions(name, count, assignment)
+        except Exception as e:  # noqa: BLE001
+            r.error_code, r.error_message = code_for_exception(e), str(e)
+
     async def create() -> Any:
-        for r, name, count, assignment in todo:
-            try:
-                await reg.add_partitions(name, count, assignment)
-            except Exception as e:  # noqa: BLE001
-                r.error_code, r.error_message = code_for_exception(e), str(e)
+        await _within_timeout([(job[0], add_one(*job)) for job in todo], req.timeout_ms, "partition creation")
         return R(throttle_time_ms=0, results=results)
     return create()
 

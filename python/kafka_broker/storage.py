@@ -15,6 +15,13 @@ durability) and the storage worker (one thread: metadata writes, log
 creation and deletion, retention, checkpoints).  A partition's ``lock``
 is taken by those threads around anything that could race with closing
 its log; the loop never takes it.
+
+Creating partitions (CreateTopics, CreatePartitions) goes to the worker
+``CREATE_SLICE`` partitions at a time, so other work queued meanwhile runs
+between slices; a creation that fails or is cut by shutdown removes the logs
+it made (``_create_logs``), so the metadata and the folders always agree.
+New partition folders are placed on the log dir holding fewest, counted once
+and then kept (``_dir_load``), not listed per partition.
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ log = logging.getLogger("kafka_broker.storage")
 META_FILE = "kc-metadata.json"
 HW_CHECKPOINT = "replication-offset-checkpoint"   # per log dir: "topic partition highWatermark" lines
 PRODUCER_ID_BLOCK = 1000
+# partitions created per storage-worker job (see Storage._create_logs)
+CREATE_SLICE = 64
 
 
 def _delete_dir_name(path: str, topic: str, index: int) -> str:
@@ -82,6 +91,11 @@ class Storage:
         self.flusher = Flusher(loop, self)
         self._timers: list[asyncio.TimerHandle] = []
         self._meta_lock = threading.Lock()
+        # partition directories per log dir (None: not counted yet), for placing new partitions
+        self._dir_load: list[int] | None = None
+        self._dir_load_lock = threading.Lock()
+        self._creating: list[list[Partition]] = []   # logs of creations still in progress
+        self._closing = False
         self._flush_ms_active = False
         self._hw_checkpoint: dict[tuple[str, int], int] = {}    # as read at open
         self._hw_written: dict[str, list[tuple[str, int, int]]] = {}   # per log dir, last written
@@ -151,8 +165,12 @@ class Storage:
         for t in self._timers:
             t.cancel()
         self._timers.clear()
+        self._closing = True   # creations in progress stop at their next slice
         self.flusher.stop()
         self.worker.shutdown(wait=True)
+        for made in self._creating:   # unfinished creations: no metadata lists their logs
+            self._discard_logs(made)
+        self._creating.clear()
         self._write_hw_checkpoints(self._hw_snapshot())
         for topic in self.topics.values():
             for p in topic.hosted():
@@ -285,14 +303,33 @@ class Storage:
         for d in self.dirs:
             if os.path.isdir(os.path.join(d, leaf)):
                 return os.path.join(d, leaf)
-        # new: the log dir holding the fewest partitions
-        counts = [(sum(1 for e in os.listdir(d) if os.path.isdir(os.path.join(d, e))), i)
-                  for i, d in enumerate(self.dirs)]
-        return os.path.join(self.dirs[min(counts)[1]], leaf)
+        # new: the log dir holding the fewest partitions.  Counted once, then kept: listing the
+        # dirs for every new partition made a 50,000-partition create quadratic (issue 16).
+        with self._dir_load_lock:
+            if self._dir_load is None:
+                self._dir_load = [sum(1 for e in os.scandir(d) if e.is_dir()) for d in self.dirs]
+            i = min(range(len(self.dirs)), key=self._dir_load.__getitem__)
+            self._dir_load[i] += 1
+        return os.path.join(self.dirs[i], leaf)
 
-    def _open_partition(self, topic: Topic, index: int, create: bool) -> Partition:
-        path = self._partition_dir(topic.name, index)
+    def _dir_removed(self, path: str) -> None:
+        """A partition directory left its log dir (deleted or renamed for deletion)."""
+        with self._dir_load_lock:
+            parent = os.path.dirname(path)
+            if self._dir_load is not None and parent in self.dirs:
+                i = self.dirs.index(parent)
+                self._dir_load[i] = max(0, self._dir_load[i] - 1)
+
+    def _open_partition(self, topic: Topic, index: int, create: bool, path: str | None = None) -> Partition:
+        path = path or self._partition_dir(topic.name, index)
         lg = self.kc.Log(path, **self._log_kwargs(topic))
+        try:
+            return self._partition_over(topic, index, path, lg)
+        except BaseException:
+            lg.close(clean=False)
+            raise
+
+    def _partition_over(self, topic: Topic, index: int, path: str, lg: Any) -> Partition:
         rec = lg.recovery
         if rec and not rec.get("clean", 1) and (rec.get("segments_scanned") or rec.get("bytes_truncated")):
             log.info("recovered %s: %s", path, rec)
@@ -366,8 +403,7 @@ class Storage:
         self.topics[name] = topic
         self.topics_by_id[topic.id] = topic
         try:
-            parts = await self.loop.run_in_executor(
-                self.worker, lambda: [self._open_partition(topic, i, True) for i in range(num_partitions)])
+            parts = await self._create_logs(topic, 0, num_partitions)
         except BaseException:
             self.topics.pop(name, None)
             self.topics_by_id.pop(topic.id, None)
@@ -380,13 +416,61 @@ class Storage:
 
     async def add_partitions(self, topic: Topic, count: int) -> None:
         first = len(topic.partitions)
-        parts = await self.loop.run_in_executor(
-            self.worker, lambda: [self._open_partition(topic, i, True) for i in range(first, count)])
+        parts = await self._create_logs(topic, first, count)
         if topic.deleted:
             return
         topic.partitions.extend(parts)
         await self.persist()
         log.info("topic %s now has %d partitions", topic.name, count)
+
+    async def _create_logs(self, topic: Topic, first: int, end: int) -> list[Partition]:
+        """Partitions first..end-1 of topic, created on the storage worker CREATE_SLICE at a time:
+        the worker is one FIFO thread, so whatever else is queued (another create, an auto-create,
+        a metadata write) runs between two slices instead of after a 50,000-partition create.
+        A failure, or a shutdown (close), midway removes the logs made so far: the metadata only
+        ever lists partitions whose logs exist, and no directory is left that it does not list."""
+        made: list[Partition] = []
+
+        def create_slice(lo: int, hi: int) -> None:
+            # appended on the worker, one by one: a close() that waits for this slice sees them all
+            for i in range(lo, hi):
+                path = self._partition_dir(topic.name, i)
+                existed = os.path.isdir(path)
+                try:
+                    made.append(self._open_partition(topic, i, True, path))
+                except BaseException:
+                    if not existed:     # half made (out of file descriptors, say): leave nothing
+                        shutil.rmtree(path, ignore_errors=True)
+                        self._dir_removed(path)
+                    raise
+
+        self._creating.append(made)
+        try:
+            for lo in range(first, end, CREATE_SLICE):
+                if self._closing:
+                    raise RuntimeError("the broker is shutting down")
+                await self.loop.run_in_executor(self.worker, create_slice, lo, min(end, lo + CREATE_SLICE))
+        except BaseException:
+            self._creating.remove(made)
+            if not self._closing:    # close() removes them itself, the worker being shut down
+                await self.loop.run_in_executor(self.worker, self._discard_logs, list(made))
+            raise
+        self._creating.remove(made)
+        return made
+
+    def _discard_logs(self, parts: list[Partition]) -> None:
+        """Close and remove logs no metadata lists (a creation that did not finish)."""
+        for p in parts:
+            with p.clean_lock, p.lock:
+                if p.closed:
+                    continue
+                p.closed = True
+                try:
+                    p.log.close(clean=False)
+                except Exception as e:  # noqa: BLE001
+                    log.error("closing %s: %s", p.path, e)
+                shutil.rmtree(p.path, ignore_errors=True)
+                self._dir_removed(p.path)
 
     async def delete_topic(self, topic: Topic) -> None:
         """Unpublish now; then, on the storage worker: close the logs, rename their directories
@@ -423,6 +507,7 @@ class Storage:
                 try:
                     os.rename(p.path, dst)
                     trash.append(dst)
+                    self._dir_removed(p.path)
                 except FileNotFoundError:
                     pass
                 except OSError as e:     # the metadata no longer has the topic: its data goes anyway

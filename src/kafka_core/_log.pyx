@@ -72,7 +72,8 @@ cdef int _compress_hook(void *ctx, int codec, const uint8_t *inp, size_t in_len,
 
 
 def _default_codec():
-    """kafka_core.compression (cramjam), the codecs the whole project uses."""
+    """kafka_core.compression, the codecs the whole project uses.  Its decompress() stops at
+    DEFAULT_LIMIT, so a decompression bomb in a log is kept whole (counted), never inflated."""
     from kafka_core import compression
     return compression
 

@@ -172,7 +172,7 @@ class Partition:
                     return err
             section = None
             if "compact" in eff["cleanup.policy"]:
-                err, section = validate.check_keys(records, h.attributes, self.name)
+                err, section = validate.check_keys(records, h.attributes, self.name, eff["max.message.bytes"])
                 if err is not None:
                     return err
             pid = h.producer_id

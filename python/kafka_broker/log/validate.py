@@ -9,6 +9,10 @@ Topic ``compression.type``: ``producer`` stores the batch as sent; any other val
 differs from the batch's gets the batch rewritten by the core's ``recompress_batch`` (the records
 section moves as one block, decompressed and/or compressed in C, the header re-signed in C).
 Compacted topics: ``check_records(require_keys=True)`` checks every key in one C pass.
+
+Both need the records section inflated (``_section``), bounded by ``compression.section_limit``
+(the header's record count times max.message.bytes, at most MAX_INFLATION batches): a
+decompression bomb is CORRUPT_MESSAGE before its inflated size is allocated (issue 16).
 """
 
 from __future__ import annotations
@@ -103,10 +107,21 @@ def check_timestamps(h: BatchHeader, now: int, eff: dict[str, Any]) -> AppendErr
     return None
 
 
-def check_keys(recs: Any, attrs: int, partition_name: str) -> tuple[AppendError | None, Any]:
+def _section(recs: Any, codec: int, max_batch_bytes: int) -> bytes:
+    """The batch's records section inflated, never past what its record count and
+    max.message.bytes allow (DecompressionLimitError, a ValueError, past it)."""
+    from kafka_core.compression import decompress, section_limit
+
+    mv = memoryview(recs).cast("B")
+    (count,) = struct.unpack_from(">i", mv, HEADER - 4)
+    return decompress(codec, mv[HEADER:], limit=section_limit(count, max_batch_bytes))
+
+
+def check_keys(recs: Any, attrs: int, partition_name: str,
+               max_batch_bytes: int) -> tuple[AppendError | None, Any]:
     """Kafka's rule for compacted topics: every record needs a key.  Returns (error, section):
     section is the decompressed records section (None when uncompressed), for reuse by the
-    recompression.  One C pass over the records (``check_records``), one decompress."""
+    recompression.  One C pass over the records (``check_records``), one bounded decompress."""
     from kafka_core._batch import check_records
     from kafka_core._errors import MissingKeyError
 
@@ -114,8 +129,7 @@ def check_keys(recs: Any, attrs: int, partition_name: str) -> tuple[AppendError 
     section = None
     try:
         if codec:
-            from kafka_core.compression import decompress
-            section = decompress(codec, memoryview(recs).cast("B")[HEADER:])
+            section = _section(recs, codec, max_batch_bytes)
         check_records(recs, section, require_keys=True)
     except MissingKeyError:
         return AppendError(E.INVALID_RECORD, f"Compacted topic cannot accept message without key in topic "
@@ -137,10 +151,17 @@ def recompress(recs: Any, target: int, eff: dict[str, Any], section: Any = None)
     """The batch rewritten for the topic's compression.type (a bytearray), or an AppendError.
 
     One core call (``recompress_batch``): CRC checked first (never re-sign a corrupt batch),
-    records section decompressed once (or ``section``, already decompressed), records checked
-    in C, compressed once at the topic's level, header re-signed in C."""
+    records section decompressed once here, bounded (or ``section``, already decompressed),
+    records checked in C, compressed once at the topic's level, header re-signed in C."""
     from kafka_core._batch import recompress_batch
 
+    # the CRC is still checked by recompress_batch before anything is re-signed
+    codec = _BATCH.unpack_from(recs)[5] & ATTR_CODEC
+    if section is None and codec:
+        try:
+            section = _section(recs, codec, eff["max.message.bytes"])
+        except Exception as e:  # noqa: BLE001 - undecodable or a bomb: CORRUPT_MESSAGE
+            return AppendError(E.CORRUPT_MESSAGE, f"Cannot decompress the record batch: {e}")
     try:
         out = recompress_batch(recs, target, compress=lambda d: _compress(target, d, eff), records=section)
     except Exception as e:  # noqa: BLE001 - every core or codec error maps to a Kafka error code
