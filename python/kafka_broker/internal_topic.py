@@ -114,16 +114,23 @@ class InternalTopic:
         res = p.append(batch, AppendOrigin.COORDINATOR)
         if isinstance(res, AppendError):
             raise AppendFailed(p.name, res)
-        if res.flushed is not None:
-            await res.flushed
-        if cluster is not None:
-            # acknowledged once the ISR has it, like an acks=all produce
-            cluster.replicas.maybe_advance_hw(p)
-            w = cluster.replicas.wait_replicated(p, res.last_offset + 1)
-            if w is not None:
-                try:
-                    code = await asyncio.wait_for(w, self.timeout_s)
-                except TimeoutError:
-                    code = E.REQUEST_TIMED_OUT
-                if code:
-                    raise AppendFailed(p.name, AppendError(code, None))
+        code = await durable(cluster, p, res, self.timeout_s)
+        if code:
+            raise AppendFailed(p.name, AppendError(code, None))
+
+
+async def durable(cluster: Any, p: Any, res: Any, timeout_s: float) -> int:
+    """After an append: until the flush policy's fsync (its error propagates) and, in a cluster,
+    the ISR have it, as an acks=all produce is acknowledged; 0, or the error code."""
+    if res.flushed is not None:
+        await res.flushed
+    if cluster is None:
+        return 0
+    cluster.replicas.maybe_advance_hw(p)
+    w = cluster.replicas.wait_replicated(p, res.last_offset + 1)
+    if w is None:
+        return 0
+    try:
+        return int(await asyncio.wait_for(w, timeout_s))
+    except TimeoutError:
+        return int(E.REQUEST_TIMED_OUT)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from kafka_protocol.errors import ErrorCode as E
 
+from .internal_topic import durable
 from .log import AppendError
 
 if TYPE_CHECKING:
@@ -42,22 +43,13 @@ async def _one(b: Broker, topic: str, index: int, pid: int, epoch: int, commit: 
     res = p.append_marker(pid, epoch, commit, coord_epoch)
     if isinstance(res, AppendError):
         return res.error_code
-    if res.flushed is not None:
-        try:
-            await res.flushed
-        except Exception as e:  # noqa: BLE001 - the flush thread's I/O error
-            log.warning("marker on %s not flushed: %s", p.name, e)
-            return E.KAFKA_STORAGE_ERROR
-    if cluster is not None:
-        cluster.replicas.maybe_advance_hw(p)
-        w = cluster.replicas.wait_replicated(p, res.last_offset + 1)
-        if w is not None:
-            try:
-                code = await asyncio.wait_for(w, MARKER_TIMEOUT_S)
-            except TimeoutError:
-                code = E.REQUEST_TIMED_OUT
-            if code:
-                return int(code)
+    try:
+        code = await durable(cluster, p, res, MARKER_TIMEOUT_S)
+    except Exception as e:  # noqa: BLE001 - the flush thread's I/O error
+        log.warning("marker on %s not flushed: %s", p.name, e)
+        return E.KAFKA_STORAGE_ERROR
+    if code:
+        return code
     for listener in b.txn_marker_listeners:
         listener(p, pid, commit)
     return 0
