@@ -54,6 +54,7 @@ def test_package_imports_nothing_above_it(package: str, forbidden: set[str], tmp
     ("kafka_broker", {"kafka_client", "kafka_bench", "kafka_cli", "tests", "benches"}),
     ("kafka_client", {"kafka_broker", "kafka_bench", "kafka_cli", "tests", "benches"}),
     ("kafka_bench", {"kafka_cli", "tests", "benches"}),
+    ("kafka_tools", {"kafka_broker", "kafka_bench", "kafka_cli", "tests", "benches"}),
 ])
 def test_no_import_statement_names_a_package_above(package: str, forbidden: set[str]) -> None:
     """Also the imports inside functions, which importing the modules does not run."""

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ["kafka_protocol", "kafka_core", "kafka_broker", "kafka_client", "kafka_bench", "kafka_cli"]
+PACKAGES = ["kafka_protocol", "kafka_core", "kafka_broker", "kafka_client", "kafka_bench", "kafka_cli", "kafka_tools"]
 
 
 def test_mypy_clean():
