@@ -25,7 +25,7 @@ from .conn import ApiKey
 from .errors import KafkaError, KafkaTimeoutError, for_code
 from .group import OffsetAndMetadata, TopicPartition, commit_offsets, fetch_committed
 from .security import Security, SecuritySettings
-from .settings import AdminSettings, check_settings
+from .settings import AdminSettings, check_settings, lists_settings
 
 __all__ = ["AIOAdminClient", "AdminClient", "NewTopic", "ConfigResource", "ConfigResourceType", "AlterConfigOp",
            "ConfigEntry", "ClusterDescription", "BrokerDescription", "GroupListing", "GroupDescription",
@@ -359,6 +359,7 @@ class AIOAdminClient:
 class AdminClient:
     """Synchronous admin client (the AIO one on a background loop)."""
 
+    @lists_settings(AIOAdminClient.__init__)
     def __init__(self, bootstrap_servers: str | Iterable[str] = "localhost:9092",
                  **config: Unpack[AdminSettings]) -> None:
         settings = check_settings(AIOAdminClient.__init__, config, "admin")

@@ -54,7 +54,7 @@ from .group import (
 )
 from .records import Record, decode_records
 from .security import Security, SecuritySettings
-from .settings import ConsumerSettings, check_settings
+from .settings import ConsumerSettings, check_settings, lists_settings
 
 __all__ = ["AIOConsumer", "Consumer", "ConsumerRecord", "TopicPartition", "OffsetAndMetadata",
            "OffsetAndTimestamp", "RebalanceListener"]
@@ -796,6 +796,7 @@ class AIOConsumer:
 class Consumer:
     """Synchronous consumer over AIOConsumer, its loop in a background thread."""
 
+    @lists_settings(AIOConsumer.__init__)
     def __init__(self, *topics: str, **config: Unpack[ConsumerSettings]) -> None:
         """``config``: AIOConsumer's settings, or the Java client's dotted names."""
         settings = check_settings(AIOConsumer.__init__, config, "consumer")

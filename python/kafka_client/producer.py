@@ -101,7 +101,7 @@ from .errors import (
 from .group import ConsumerGroupMetadata, TopicPartition
 from .records import HEADER_SIZE, decode_records, record_size_upper_bound, restamp
 from .security import Security, SecuritySettings
-from .settings import ProducerSettings, check_settings
+from .settings import ProducerSettings, check_settings, lists_settings
 from .transaction import DROP_STATES, TransactionManager
 
 __all__ = ["AIOProducer", "Producer", "RecordMetadata", "ProducerConfig", "DeliveryFuture"]
@@ -837,6 +837,7 @@ class AIOProducer:
     ``on_delivery(err, metadata)`` called on the loop); ``send_nowait`` returns a future;
     ``await send(...)`` waits for the delivery."""
 
+    @lists_settings(ProducerConfig.__init__)
     def __init__(self, bootstrap_servers: str | Iterable[str] = "localhost:9092",
                  **config: Unpack[ProducerSettings]) -> None:
         self.config = ProducerConfig(bootstrap_servers, **check_settings(ProducerConfig.__init__, config, "producer"))
@@ -1018,6 +1019,7 @@ class Producer:
     ``concurrent.futures.Future`` of ``RecordMetadata`` (or None with ``on_delivery``);
     ``produce`` never creates a future."""
 
+    @lists_settings(ProducerConfig.__init__)
     def __init__(self, bootstrap_servers: str | Iterable[str] = "localhost:9092",
                  **config: Unpack[ProducerSettings]) -> None:
         self.config = ProducerConfig(bootstrap_servers, **check_settings(ProducerConfig.__init__, config, "producer"))

@@ -3,14 +3,16 @@ are accepted too (``**{"linger.ms": 5}``, values from a properties file as strin
 setting that does not exist is a ``ValueError`` naming it and the closest valid names.
 
 ``ProducerSettings``, ``ConsumerSettings`` and ``AdminSettings`` type the ``**settings`` of the
-synchronous clients (``Unpack``), so type checkers and IDEs know every setting."""
+synchronous clients (``Unpack``), so type checkers and IDEs know every setting; ``lists_settings``
+gives those constructors a runtime signature that lists every setting with its default, so
+``help()``, ``inspect.signature`` and the API documentation (pdoc) show them too."""
 
 from __future__ import annotations
 
 import difflib
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from .security import SecuritySettings
 
@@ -42,6 +44,27 @@ def check_settings(target: Callable[..., Any], given: Mapping[str, Any], what: s
             value = _convert(key, value, _kind(p))
         out[key] = value
     return out
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def lists_settings(source: Callable[..., Any]) -> Callable[[_F], _F]:
+    """Decorate an ``__init__(self, ..., **config)`` whose settings are ``source``'s keyword
+    parameters: its ``__signature__`` becomes its own leading parameters, then every setting of
+    ``source`` as a keyword-only parameter with its default and annotation, then ``source``'s
+    ``**security``.  The settings are written once (in ``source``); the wrapper shows them."""
+    def decorate(init: _F) -> _F:
+        own = [p for p in inspect.signature(init).parameters.values()
+               if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        taken = {p.name for p in own}
+        src = inspect.signature(source).parameters.values()
+        keywords = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in src
+                    if p.kind in _NAMED and p.name != "self" and p.name not in taken]
+        rest = [p for p in src if p.kind is inspect.Parameter.VAR_KEYWORD]
+        init.__signature__ = inspect.Signature([*own, *keywords, *rest])  # type: ignore[attr-defined]
+        return init
+    return decorate
 
 
 def _kind(p: inspect.Parameter) -> type | None:

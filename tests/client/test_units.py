@@ -335,6 +335,30 @@ def test_dotted_names_and_string_values_as_in_java_configs() -> None:
         check_settings(ProducerConfig.__init__, {"enable.idempotence": "yes"}, "producer")
 
 
+@pytest.mark.parametrize("name", ["Producer", "AIOProducer", "Consumer", "AdminClient"])
+def test_constructors_list_every_setting_with_its_default(name: str) -> None:
+    """issue 15: ``help(Producer)``, ``inspect.signature`` and the API docs show each setting
+    with its default, not ``**config`` (the settings are those of the config it builds)."""
+    import inspect
+    import pydoc
+
+    import kafka_client
+    from kafka_client.admin import AIOAdminClient
+    from kafka_client.consumer import AIOConsumer
+    from kafka_client.producer import ProducerConfig
+
+    cls = getattr(kafka_client, name)
+    source = {"Consumer": AIOConsumer.__init__, "AdminClient": AIOAdminClient.__init__}.get(name, ProducerConfig.__init__)
+    want = {n: p.default for n, p in inspect.signature(source).parameters.items()
+            if n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    got = inspect.signature(cls).parameters
+    assert {n: got[n].default for n in want if n in got} == want
+    assert "config" not in got and "security" in got
+    page = pydoc.render_doc(cls, renderer=pydoc.plaintext)
+    example = {"Consumer": "fetch_max_wait_ms: 'int' = 500", "AdminClient": "request_timeout_ms: 'int' = 30000"}
+    assert example.get(name, "linger_ms: 'float' = 5") in page
+
+
 def test_a_dead_broker_fails_the_producer_within_max_block_ms() -> None:
     """issue 15: no broker answers: the constructor gives up after max_block_ms with the reason
     (it waited 30 s and then raised a bare TimeoutError)."""
