@@ -101,6 +101,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                                       "./bench-results/<date>/; <date>-quick/ with --quick)")
     ap.add_argument("--no-profile", action="store_true", help="do not py-spy the kafka-core broker")
     ap.add_argument("--no-plots", action="store_true", help="skip the PNG plots (no matplotlib needed)")
+    ap.add_argument("--json", action="store_true",
+                    help="the progress lines to stderr, and the results (as results.json) alone on stdout")
     return ap.parse_args(argv)
 
 
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.monotonic()
 
     def log(msg: str) -> None:
-        print(f"[{time.monotonic() - t_start:6.1f}s] {msg}", flush=True)
+        print(f"[{time.monotonic() - t_start:6.1f}s] {msg}", flush=True, file=sys.stderr if args.json else sys.stdout)
 
     results: dict = {"date": dt.datetime.now().isoformat(timespec="seconds"), "quick": args.quick,
                      "command": "kafka-core bench " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -174,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
 
     write_all(results, out, plots=not args.no_plots)
     log(f"wrote {out / 'report.md'}, {out / 'results.json'}")
+    _json_out(args, results)
     if results["errors"]:
         print("kafka-core bench: FAILED: " + "; ".join(results["errors"].values()), file=sys.stderr)
     return rc
@@ -193,7 +196,7 @@ def _cluster_main(args: argparse.Namespace, argv: list[str] | None, names: list[
     t_start = time.monotonic()
 
     def log(msg: str) -> None:
-        print(f"[{time.monotonic() - t_start:6.1f}s] {msg}", flush=True)
+        print(f"[{time.monotonic() - t_start:6.1f}s] {msg}", flush=True, file=sys.stderr if args.json else sys.stdout)
 
     results: dict = {"date": dt.datetime.now().isoformat(timespec="seconds"), "quick": args.quick, "cluster": True,
                      "command": "kafka-core bench " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -206,10 +209,16 @@ def _cluster_main(args: argparse.Namespace, argv: list[str] | None, names: list[
     results["seconds"] = round(time.monotonic() - t_start, 1)
     write_cluster(results, out)
     log(f"wrote {out / 'report.md'}, {out / 'results.json'}")
+    _json_out(args, results)
     if results["errors"]:
         print("kafka-core bench: FAILED: " + "; ".join(results["errors"].values()), file=sys.stderr)
         rc = rc or 1
     return rc
+
+
+def _json_out(args: argparse.Namespace, results: dict) -> None:
+    if args.json:
+        print(json.dumps(results, default=str), flush=True)
 
 
 def dump(results: dict, path: Path) -> None:

@@ -4,6 +4,11 @@
 SIGINT/SIGTERM stop the broker cleanly: listeners close, pending flushes
 complete, producer state is snapshotted and every log is closed clean (so
 the next start skips recovery).
+
+``--json``: the log stays on stderr, and stdout carries one JSON object per line for a
+supervisor or a script: ``{"event": "started", ...}`` once the broker listens (its id, the bound
+and advertised listeners, data dirs, cluster id, pid), then ``{"event": "stopped", "status": 0}``,
+or ``{"event": "failed", "status": 1, "error": ...}`` when it cannot start.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ import asyncio
 import datetime
 import json
 import logging
+import os
 import signal
 import sys
+from collections.abc import Callable
 
 log = logging.getLogger("kafka_broker")
 
@@ -38,6 +45,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", "-s", metavar="KEY=VALUE", action="append", default=[],
                         help="override one configuration key (repeatable)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--json", action="store_true",
+                        help="one JSON line on stdout when the broker listens, and one when it stops")
+
+
+def _event(args: argparse.Namespace, event: str, **fields: object) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps({"event": event, **fields}), flush=True)
 
 
 def run_broker(args: argparse.Namespace) -> int:
@@ -50,6 +64,7 @@ def run_broker(args: argparse.Namespace) -> int:
     except ConfigError as e:
         log.error("configuration error: %s", e)
         print(f"kafka-core: configuration error: {e}", file=sys.stderr)
+        _event(args, "failed", status=1, error=f"configuration error: {e}")
         return 1
     if config["log.format"] == "json":
         for h in logging.getLogger().handlers:
@@ -63,13 +78,42 @@ def run_broker(args: argparse.Namespace) -> int:
     else:
         loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
+    failure: list[str] = []
     try:
-        return loop.run_until_complete(_serve(config, loop))
+        rc = loop.run_until_complete(_serve(config, loop, lambda **f: _event(args, "started", **f), failure))
     finally:
         loop.close()
+    if failure:
+        _event(args, "failed", status=rc, error=failure[0])
+    else:
+        _event(args, "stopped", status=rc)
+    return rc
 
 
-async def _serve(config: object, loop: asyncio.AbstractEventLoop) -> int:
+class _FailureLog(logging.Handler):
+    """Keeps the first ERROR logged while the broker starts: the ``failed`` event's reason."""
+
+    def __init__(self, into: list[str]) -> None:
+        super().__init__(logging.ERROR)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.into:
+            self.into.append(record.getMessage())
+
+
+async def _serve(config: object, loop: asyncio.AbstractEventLoop, started: Callable[..., None],
+                 failure: list[str]) -> int:
+    catch = _FailureLog(failure)
+    log.addHandler(catch)
+    try:
+        return await _serve_logged(config, loop, started, catch)
+    finally:
+        log.removeHandler(catch)
+
+
+async def _serve_logged(config: object, loop: asyncio.AbstractEventLoop, started: Callable[..., None],
+                        catch: logging.Handler) -> int:
     from .broker import Broker
 
     broker = Broker(config, loop)  # type: ignore[arg-type]
@@ -131,6 +175,10 @@ async def _serve(config: object, loop: asyncio.AbstractEventLoop) -> int:
              ", ".join(f"{a.name}://{a.host}:{a.port}" for a in broker.config.advertised.values()),
              ", ".join(broker.storage.dirs), broker.storage.cluster_id, info["crc32c"], info["transfer"],
              type(loop).__module__)
+    log.removeHandler(catch)     # started: later errors are not a failure to start
+    started(node_id=broker.node_id, listeners=[f"{h}:{p}" for h, p in bound],
+            advertised=[f"{a.name}://{a.host}:{a.port}" for a in broker.config.advertised.values()],
+            log_dirs=list(broker.storage.dirs), cluster_id=broker.storage.cluster_id, pid=os.getpid())
     await stop.wait()
     log.info("shutting down")
     await broker.shutdown()

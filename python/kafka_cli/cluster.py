@@ -6,7 +6,9 @@ the bootstrap string and where each log is, and stays in the foreground; Ctrl-C 
 stops the brokers (SIGTERM to all at once: each does a controlled shutdown) and then ZooKeeper,
 and the exit status is 0.  The data stays in ``--dir`` (default: a temporary folder, removed at
 exit); started again on the same folder, the cluster comes back with its topics, since the
-embedded ZooKeeper keeps its data there too.
+embedded ZooKeeper keeps its data there too.  With ``--json`` those lines go to stderr and stdout
+has one JSON object once the cluster is up (``{"event": "started", "bootstrap": ..., "brokers":
+[...], "zookeeper_connect": ..., "data": ...}``) and one when it has stopped.
 
 ``cluster status`` asks one broker for the metadata and lists the brokers (id, host:port, rack),
 the controller, and the partitions that are under-replicated (ISR smaller than the replica
@@ -47,6 +49,8 @@ def register(sub: Any) -> None:
                    help="first broker port (default 9092; a port in use is replaced by a free one)")
     p.add_argument("--set", "-s", metavar="KEY=VALUE", action="append", default=[],
                    help="broker configuration for every broker (repeatable)")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON line on stdout once the cluster is up, one when it stops (the rest to stderr)")
     p.set_defaults(func=cmd_up)
 
     p = gsub.add_parser("status", help="brokers, controller, under-replicated and offline partitions")
@@ -94,6 +98,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from kafka_bench.kafka_core_cluster import KafkaCoreCluster
     from kafka_bench.zookeeper import ZooKeeper, ensure_path
 
+    out = sys.stderr if args.json else sys.stdout   # the human lines
     own_dir = args.dir is None
     data = Path(args.dir or tempfile.mkdtemp(prefix="kafka-core-cluster-")).resolve()
     data.mkdir(parents=True, exist_ok=True)
@@ -104,14 +109,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     try:
         if args.zookeeper:
             zk_connect = args.zookeeper
-            print(f"ZooKeeper: {zk_connect} (not started here)", flush=True)
+            print(f"ZooKeeper: {zk_connect} (not started here)", file=out, flush=True)
         else:
             zk_port = 2181 if _port_free(2181) else free_port()
             zk = ZooKeeper(port=zk_port, data_dir=data / "zookeeper")
             zk.start()
             ensure_path(zk.connect, CHROOT)
             zk_connect = zk.connect + CHROOT
-            print(f"ZooKeeper: {zk.connect} (log {zk.log_path})", flush=True)
+            print(f"ZooKeeper: {zk.connect} (log {zk.log_path})", file=out, flush=True)
         cluster = KafkaCoreCluster(args.brokers, zk_connect, data_dir=data, settings=settings)
         port, taken = args.port, set()
         for b in cluster.brokers.values():   # 9092, 9093, ... where free
@@ -124,13 +129,19 @@ def cmd_up(args: argparse.Namespace) -> int:
             if stop.is_set():
                 break
             b.start(60)
-            print(f"broker {i}: {b.bootstrap} (log {b.log_path})", flush=True)
+            print(f"broker {i}: {b.bootstrap} (log {b.log_path})", file=out, flush=True)
         if not stop.is_set():
             cluster.wait_registered(60)
-            print(f"zookeeper.connect: {zk_connect}", flush=True)
-            print(f"data: {data}{' (removed at exit)' if own_dir else ''}", flush=True)
-            print(f"bootstrap: {cluster.bootstrap}", flush=True)
-            print("Ctrl-C stops the cluster.", flush=True)
+            print(f"zookeeper.connect: {zk_connect}", file=out, flush=True)
+            print(f"data: {data}{' (removed at exit)' if own_dir else ''}", file=out, flush=True)
+            print(f"bootstrap: {cluster.bootstrap}", file=out, flush=True)
+            print("Ctrl-C stops the cluster.", file=out, flush=True)
+            if args.json:
+                print(json.dumps({"event": "started", "bootstrap": cluster.bootstrap, "zookeeper_connect": zk_connect,
+                                  "data": str(data), "data_removed_at_exit": own_dir,
+                                  "brokers": [{"id": i, "bootstrap": b.bootstrap, "log": str(b.log_path),
+                                               "pid": b.proc.pid if b.proc else None}
+                                              for i, b in cluster.brokers.items()]}), flush=True)
         reported: set[int] = set()
         while not stop.wait(1.0):
             for i, b in cluster.brokers.items():
@@ -144,16 +155,18 @@ def cmd_up(args: argparse.Namespace) -> int:
         # brokers first (SIGTERM to all at once: a controlled shutdown each), then ZooKeeper
         signal.signal(signal.SIGINT, signal.SIG_IGN)   # a second Ctrl-C must not cut the shutdown short
         if cluster is not None:
-            print("stopping the brokers", flush=True)
+            print("stopping the brokers", file=out, flush=True)
             cluster.cleanup()
         if zk is not None:
-            print("stopping ZooKeeper", flush=True)
+            print("stopping ZooKeeper", file=out, flush=True)
             zk.stop()
         for s, h in old.items():
             signal.signal(s, h)
         if own_dir:
             shutil.rmtree(data, ignore_errors=True)
-    print("stopped", flush=True)
+    print("stopped", file=out, flush=True)
+    if args.json:
+        print(json.dumps({"event": "stopped", "status": 0}), flush=True)
     return 0
 
 

@@ -163,3 +163,40 @@ def test_an_unusable_log_dir_is_a_message_not_a_traceback(tmp_path):
     r = kc("broker", "--set", f"log.dirs={f}", "--set", "listeners=PLAINTEXT://127.0.0.1:0")
     assert r.returncode == 1, r.stderr[-2000:]
     assert f"kafka-core: cannot use log.dirs {f}" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+
+
+def test_broker_json_events(tmp_path):
+    """issue 15: ``kafka-core broker --json``: stdout holds only JSON lines, a ``started`` event once
+    it listens (a client can connect to what it names) and ``stopped`` after SIGTERM; a broker
+    that cannot start says ``failed`` with the reason."""
+    import json
+    import signal
+    import socket
+
+    from kafka_broker.testing import free_port
+
+    port = free_port()
+    p = subprocess.Popen([sys.executable, "-m", "kafka_cli", "broker", "--json", "--set", f"log.dirs={tmp_path / 'd'}",
+                          "--set", f"listeners=PLAINTEXT://127.0.0.1:{port}"], cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout is not None
+        started = json.loads(p.stdout.readline())
+        assert started["event"] == "started" and started["listeners"] == [f"127.0.0.1:{port}"], started
+        assert started["log_dirs"] == [str(tmp_path / "d")] and started["pid"] == p.pid and started["cluster_id"]
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    assert p.returncode == 0, err[-2000:]
+    assert [json.loads(line) for line in out.splitlines()] == [{"event": "stopped", "status": 0}]
+    assert "listening on" in err      # the log stays on stderr
+    with socket.socket() as taken:    # the port is in use: the broker cannot listen
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        r = kc("broker", "--json", "--set", f"log.dirs={tmp_path / 'e'}", "--set", f"listeners=PLAINTEXT://127.0.0.1:{busy}")
+    assert r.returncode == 1
+    failed = json.loads(r.stdout)
+    assert failed["event"] == "failed" and failed["status"] == 1 and "cannot listen" in failed["error"], failed

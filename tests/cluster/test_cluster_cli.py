@@ -154,10 +154,28 @@ def _check_up_and_stop(p: subprocess.Popen[str], lines: list[str], expect_childr
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_cluster_up_on_a_given_zookeeper(zk_chroot: str, tmp_path: Path) -> None:
-    p, lines = _up(["--brokers", "3", "--zookeeper", zk_chroot, "--dir", str(tmp_path), "--port", str(free_port()),
-                    "--set", "zookeeper.session.timeout.ms=4000"])
-    _check_up_and_stop(p, lines, 3)
+def test_cluster_up_on_a_given_zookeeper_with_json(zk_chroot: str, tmp_path: Path) -> None:
+    """Also ``--json`` (issue 15): stdout holds only the ``started`` and ``stopped`` events, the
+    human lines go to stderr."""
+    p = subprocess.Popen([sys.executable, "-m", "kafka_cli", "cluster", "up", "--json", "--brokers", "3",
+                          "--zookeeper", zk_chroot, "--dir", str(tmp_path), "--port", str(free_port()),
+                          "--set", "zookeeper.session.timeout.ms=4000"], cwd=ROOT, env=_env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout is not None
+        started = json.loads(p.stdout.readline() or "null")
+        assert started and started["event"] == "started", started
+        assert started["zookeeper_connect"] == zk_chroot and started["data"] == str(tmp_path)
+        assert [b["id"] for b in started["brokers"]] == [1, 2, 3]
+        assert ",".join(b["bootstrap"] for b in started["brokers"]) == started["bootstrap"]
+        _round_trip(started["bootstrap"])
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=120)
+    finally:
+        p.kill()
+    assert p.returncode == 0, err[-3000:]
+    assert [json.loads(line) for line in out.splitlines()] == [{"event": "stopped", "status": 0}]
+    assert "bootstrap: " in err and "stopped" in err
     assert (tmp_path / "broker-1" / "broker.log").exists()     # --dir is kept
 
 
