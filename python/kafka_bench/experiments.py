@@ -47,6 +47,8 @@ class Scale:
     drain_records: int = 200_000
     drain_rounds: int = 3
     awaited_count: int = 2000        # awaited single sends and commits per client (kafka_bench.latency)
+    perf_tool_records: int = 300_000  # kafka-core perf produce/consume vs a confluent-kafka loop (perf_tool)
+    perf_tool_rounds: int = 3
     repeats: int = 1
     java_tools_count: int = 1_000_000
     extra: dict = field(default_factory=dict)
@@ -55,7 +57,8 @@ class Scale:
 QUICK = Scale(quick=True, b1_seconds=3, b50_count=100_000, b50_seconds=10, e2e_rate=1000, e2e_seconds=4,
               sizes=[10, 1000, 102400], sweep_bytes=20 << 20, sweep_seconds=4, store_gb_kafka=0.2,
               store_gb_peer=0.1, store_chunks=4, store_record=10240, store_chunk_seconds=8, java_tools=False,
-              drain_partitions=(1, 6), drain_records=50_000, drain_rounds=2, awaited_count=300)
+              drain_partitions=(1, 6), drain_records=50_000, drain_rounds=2, awaited_count=300,
+              perf_tool_records=100_000, perf_tool_rounds=1)
 FULL = Scale(quick=False, repeats=3, b1_seconds=6, b50_count=1_000_000, b50_seconds=25, e2e_rate=2000, e2e_seconds=15,
              sizes=[10, 100, 1000, 10000, 102400], sweep_bytes=300 << 20, sweep_seconds=15, store_gb_kafka=3.0,
              store_gb_peer=1.0, store_chunks=6, store_record=10240, store_chunk_seconds=30, java_tools=True,
@@ -193,6 +196,7 @@ class Runner:
         if self.kafka:
             out["drain"] = self._drain()
             out["awaited"] = self._awaited()
+            out["perf_tool"] = self._perf_tool()
         if self.kafka and sc.java_tools:
             self._java_tools(out)
         # 3) end-to-end latency at a fixed rate
@@ -266,6 +270,19 @@ class Runner:
         for name, v in res.items():
             self.log(f"  {name}: p50 {v['p50_ms']:.3f} ms, p99 {v['p99_ms']:.3f} ms")
         return res
+
+    def _perf_tool(self) -> dict:
+        """Issue 11 §3: ``kafka-core perf produce|consume`` against a plain confluent-kafka loop with
+        the same settings on this broker (kafka_bench.perf_tool)."""
+        from .perf_tool import compare
+
+        self.log("kafka-core perf produce/consume vs a confluent-kafka loop, same settings")
+        try:
+            return compare(self.s.bootstrap, self.sc.perf_tool_records, 200, self.sc.perf_tool_rounds,
+                           lambda t: create_topic(self.s.bootstrap, t), self.log)
+        except (clients.ClientError, RuntimeError) as e:
+            self.log(f"  perf tool comparison failed: {e}")
+            return {"error": str(e)}
 
     def produce_spread(self, dest: str, count: int) -> None:
         """``count`` 200-byte records over every partition of ``dest`` (the default partitioner)."""

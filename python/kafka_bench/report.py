@@ -175,6 +175,25 @@ def awaited_table(results: dict, names: list[str]) -> list[str]:
     return L + [""]
 
 
+def perf_tool_table(results: dict, names: list[str]) -> list[str]:
+    """Issue 11 §3: the perf tool over a plain confluent-kafka loop with the same settings, per broker."""
+    S = results["systems"]
+    names = [n for n in names if (S[n].get("perf_tool") or {}).get("produce")]
+    if not names:
+        return []
+    L = ["### `kafka-core perf` vs a confluent-kafka loop (`kafka_bench.perf_tool`)", "",
+         "The same settings given to both clients, on the same broker, alternating; median records/s of "
+         "200 B records, and the ratio perf tool / confluent-kafka (issue 11 target: at least 1.0x).", "",
+         "| broker | step | settings | kafka-core perf | confluent-kafka loop | ratio |", "|---|---|---|---:|---:|---:|"]
+    for n in names:
+        pt = S[n]["perf_tool"]
+        for step in ("produce", "consume"):
+            for setting, row in pt.get(step, {}).items():
+                L.append(f"| {n} | {step} | {setting} | {fmt(row['kafka_core_perf'], 0)} | "
+                         f"{fmt(row['confluent_loop'], 0)} | {fr(row['ratio'])} |")
+    return L + [""]
+
+
 def microbench_lines() -> list[str]:
     files = sorted(RESULTS.glob("*.json"))
     if not files:
@@ -249,6 +268,7 @@ def render(results: dict) -> str:
     L += throughput_table(results, names, "consume", "Consumer")
     L += drain_table(results, [n for n in names if S[n].get("drain")])
     L += awaited_table(results, names)
+    L += perf_tool_table(results, names)
     if any("producer_perf" in S[n] or "consumer_perf" in S[n] for n in names):
         L += ["## Kafka's own perf tools (kafka-tools)", "",
               "ProducerPerformance with the Java producer's defaults and `acks=1` (pipelined, "

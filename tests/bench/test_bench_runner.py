@@ -69,8 +69,16 @@ def test_quick_run_against_kafka_core(tmp_path: Path) -> None:
                                   "kc_aio_commit", "confluent_commit", "aiokafka_commit"}, kc["awaited"]
     assert all(0 < v["p50_ms"] <= v["p99_ms"] and v["n"] == res["scale"]["awaited_count"]
                for v in kc["awaited"].values())
+    # issue 11 §3: the perf tool and a confluent-kafka loop, the same settings, every round counted
+    pt = kc["perf_tool"]
+    assert set(pt["produce"]) == {"java-defaults", "librdkafka-defaults"}, pt
+    assert set(pt["consume"]) == {"defaults", "fetch.queue.backoff.ms=10"}, pt
+    for row in (*pt["produce"].values(), *pt["consume"].values()):
+        assert row["kafka_core_perf"] > 0 and row["confluent_loop"] > 0 and row["ratio"] > 0
+        assert len(row["rounds_kafka_core_perf"]) == len(row["rounds_confluent_loop"]) == res["scale"]["perf_tool_rounds"]
     text = (out / "report.md").read_text()
     assert "### Awaited single sends and commits" in text
+    assert "### `kafka-core perf` vs a confluent-kafka loop" in text
     for heading in ("## 1. Producer", "## 2. Consumer", "## 3. End-to-end latency", "## 4. Throughput vs record size",
                     "## 5. Throughput while the stored data grows", "## 6. Broker CPU and memory"):
         assert heading in text
@@ -136,8 +144,11 @@ def test_report_ratios_and_targets(tmp_path: Path) -> None:
                                                "confluent_send": {"p50_ms": 0.1, "p99_ms": 0.2}}
     res["systems"]["apache-kafka"]["awaited"] = {"kc_aio_send": {"p50_ms": 0.5, "p99_ms": 0.6},
                                                  "confluent_send": {"p50_ms": 0.3, "p99_ms": 0.4}}
+    res["systems"]["kafka-core"]["perf_tool"] = {"produce": {"java-defaults": {
+        "kafka_core_perf": 500000.0, "confluent_loop": 625000.0, "ratio": 0.8}}, "consume": {}}
     report.write_all(res, tmp_path, plots=False)
     text = (tmp_path / "report.md").read_text()
+    assert "| kafka-core | produce | java-defaults | 500,000 | 625,000 | 0.80x |" in text
     drain = {ln.split("|")[1].strip(): ln for ln in text.split("### Drain by partition count")[1].split("####")[0].splitlines()
              if ln.startswith("| ") and ln.split("|")[1].strip().isdigit()}
     assert "| 900 | 100 | 1,000 | 900 | 0.90x |" in drain["1"] and "2.00x" in drain["6"]
