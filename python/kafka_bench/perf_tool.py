@@ -91,13 +91,10 @@ def confluent_consume(bootstrap: str, topic: str, records: int, settings: dict[s
 
 
 def _json_of(cmd: list[str], timeout: float) -> dict:
-    from .clients import ClientError, run_client
+    from .clients import _last_json, run_client
 
     out, err, _wall, _cpu = run_client(cmd, timeout)
-    lines = [ln for ln in out.splitlines() if ln.startswith("{")]
-    if not lines:
-        raise ClientError(f"{' '.join(cmd[:5])} printed no result: {err[-1500:]}")
-    return dict(json.loads(lines[-1]))
+    return _last_json(out, err, " ".join(cmd[1:5]))
 
 
 def compare(bootstrap: str, records: int, size: int, rounds: int, create: Callable[[str], None],
