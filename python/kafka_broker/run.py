@@ -79,9 +79,17 @@ def run_broker(args: argparse.Namespace) -> int:
         loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     failure: list[str] = []
+    catch = _FailureLog(failure)
+
+    def started(**fields: object) -> None:
+        log.removeHandler(catch)     # listening: later errors are not a failure to start
+        _event(args, "started", **fields)
+
+    log.addHandler(catch)
     try:
-        rc = loop.run_until_complete(_serve(config, loop, lambda **f: _event(args, "started", **f), failure))
+        rc = loop.run_until_complete(_serve(config, loop, started))
     finally:
+        log.removeHandler(catch)
         loop.close()
     if failure:
         _event(args, "failed", status=rc, error=failure[0])
@@ -102,18 +110,7 @@ class _FailureLog(logging.Handler):
             self.into.append(record.getMessage())
 
 
-async def _serve(config: object, loop: asyncio.AbstractEventLoop, started: Callable[..., None],
-                 failure: list[str]) -> int:
-    catch = _FailureLog(failure)
-    log.addHandler(catch)
-    try:
-        return await _serve_logged(config, loop, started, catch)
-    finally:
-        log.removeHandler(catch)
-
-
-async def _serve_logged(config: object, loop: asyncio.AbstractEventLoop, started: Callable[..., None],
-                        catch: logging.Handler) -> int:
+async def _serve(config: object, loop: asyncio.AbstractEventLoop, started: Callable[..., None]) -> int:
     from .broker import Broker
 
     broker = Broker(config, loop)  # type: ignore[arg-type]
@@ -175,7 +172,6 @@ async def _serve_logged(config: object, loop: asyncio.AbstractEventLoop, started
              ", ".join(f"{a.name}://{a.host}:{a.port}" for a in broker.config.advertised.values()),
              ", ".join(broker.storage.dirs), broker.storage.cluster_id, info["crc32c"], info["transfer"],
              type(loop).__module__)
-    log.removeHandler(catch)     # started: later errors are not a failure to start
     started(node_id=broker.node_id, listeners=[f"{h}:{p}" for h, p in bound],
             advertised=[f"{a.name}://{a.host}:{a.port}" for a in broker.config.advertised.values()],
             log_dirs=list(broker.storage.dirs), cluster_id=broker.storage.cluster_id, pid=os.getpid())
