@@ -153,10 +153,13 @@ def test_controller_failover(cluster: KafkaCoreCluster) -> None:
         import json
         first = json.loads(zk.get("/controller")[0])["brokerid"]
         cluster.kill(first)
+        from kazoo.exceptions import NoNodeError
+
         def other() -> int | None:
-            if not zk.exists("/controller"):
+            try:   # (the znode may go between an exists() and a get(): read it once)
+                cid = json.loads(zk.get("/controller")[0])["brokerid"]
+            except NoNodeError:
                 return None
-            cid = json.loads(zk.get("/controller")[0])["brokerid"]
             return cid if cid != first else None
         # the dead controller's znode goes when its session expires (zookeeper.session.timeout.ms)
         new = _wait(other, what="a new controller")
