@@ -14,6 +14,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from kafka_broker.testing.process import terminate_group
+
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -106,23 +108,9 @@ def register(p: subprocess.Popen) -> subprocess.Popen:
 
 
 def terminate(p: subprocess.Popen, timeout: float = 30, sig: int = signal.SIGTERM) -> None:
-    """Stop p and every process in its session's group; SIGKILL after timeout."""
-    if p.poll() is None:
-        try:
-            os.killpg(p.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            p.send_signal(sig)
-        try:
-            p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
-    try:  # helpers left in the group (erl_child_setup, inet_gethost, ...)
-        os.killpg(p.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    if p.poll() is None:
-        p.kill()
-        p.wait(10)
+    """Stop p and every process in its session's group (erl_child_setup, inet_gethost, ...);
+    SIGKILL after timeout."""
+    terminate_group(p, timeout, sig)
     if p in _STARTED:
         _STARTED.remove(p)
 

@@ -1,41 +1,37 @@
-"""A standalone ZooKeeper server on loopback, for the ZooKeeper-mode cluster tests.
+"""ZooKeeper from Maven Central, for the ZooKeeper-mode cluster tests and benchmarks.
 
 ``ensure_jars()`` fetches ``org.apache.zookeeper:zookeeper`` 3.8.4 (the version Apache Kafka
 3.9.1 uses; pom in kafka_bench/data/zookeeper/) with its dependencies into
-``<cache>/zookeeper/libs`` once (``KC_ZOOKEEPER_CACHE`` overrides).  ``ZooKeeper`` runs
-``ZooKeeperServerMain`` from those jars on 127.0.0.1 with its own data folder:
+``<cache>/zookeeper/libs`` once (``KC_ZOOKEEPER_CACHE`` overrides).  ``ZooKeeper`` is
+kafka_broker.testing's ``EmbeddedZooKeeper`` (the server process: config, readiness, stop) on
+those jars, with logback's warnings to its log:
 
     with ZooKeeper() as zk:
         KazooClient(zk.connect + "/my-chroot")
 
-Ready means serving: ``srvr`` answers with a ``Mode:`` line.  ``ruok`` is not enough, it says
-``imok`` while the server is still loading (or has failed to load) its database.
-
-tickTime is 500 ms so that the session timeouts a test wants (1 s to 60 s) are all inside the
-server's [minSessionTimeout, maxSessionTimeout], which are set explicitly (ZooKeeper's defaults
-are 2 and 20 ticks).  The process is registered with ``procs`` (stopped at interpreter exit)
-and started under ``procs.die_with_parent`` (killed when this process dies without exiting
-cleanly), so no test session leaves a ZooKeeper behind.
+The process is registered with ``procs`` (stopped at interpreter exit) and started under
+``procs.die_with_parent`` (killed when this process dies without exiting cleanly), so no test
+session leaves a ZooKeeper behind.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
-import tempfile
-import time
 from pathlib import Path
+from typing import IO, Any
+
+from kafka_broker.testing.zookeeper import JVM_FLAGS, MAIN, EmbeddedZooKeeper, ensure_path, four_letter
 
 from . import paths, procs
-from .apache_kafka import fetch_jars, free_port, java
+from .apache_kafka import fetch_jars
+
+__all__ = ["JVM_FLAGS", "MAIN", "ZooKeeper", "classpath", "ensure_jars", "ensure_path", "four_letter"]
 
 POM = paths.DATA / "zookeeper" / "pom.xml"
 CACHE = Path(os.environ.get("KC_ZOOKEEPER_CACHE", paths.CACHE / "zookeeper"))
 LIBS = CACHE / "libs"
-MAIN = "org.apache.zookeeper.server.ZooKeeperServerMain"
 
 # logback (ZooKeeper's own binding): warnings and errors to stderr.  Parentheses group in a
 # logback pattern, hence the brackets round the logger name.
@@ -48,134 +44,38 @@ _LOGBACK = """<configuration>
 </configuration>
 """
 
-# A small server starts fastest on C1 alone with the serial collector (~0.3 s to serving).
-JVM_FLAGS = ["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true"]
-
 
 def ensure_jars() -> Path:
     """Fetch the jars with Maven unless already cached; return the libs folder."""
     return fetch_jars(POM, LIBS, {"logback.xml": _LOGBACK})
 
 
-def four_letter(port: int, cmd: str, timeout: float = 2.0) -> str:
-    """Send a four-letter command (``srvr``, ``stat``, ``mntr``, ``ruok``...) and return the answer."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(cmd.encode())
-        s.shutdown(socket.SHUT_WR)
-        out = b""
-        while chunk := s.recv(65536):
-            out += chunk
-    return out.decode(errors="replace")
+def classpath() -> str:
+    """``java -cp`` of the fetched jars (what ``KAFKA_CORE_ZOOKEEPER_CLASSPATH`` takes)."""
+    return str(ensure_jars() / "*")
 
 
-def ensure_path(connect: str, path: str) -> None:
-    """Create ``path`` (e.g. a chroot for a cluster) on the ZooKeeper at ``connect`` unless it exists."""
-    from kazoo.client import KazooClient
+class ZooKeeper(EmbeddedZooKeeper):
+    """``EmbeddedZooKeeper`` on the Maven jars (fetched on first start), under ``procs``."""
 
-    zk = KazooClient(connect, timeout=5)
-    zk.start(timeout=10)
-    try:
-        zk.ensure_path(path)
-    finally:
-        zk.stop()
-        zk.close()
+    def classpath(self) -> str:
+        return self._classpath or classpath()
 
+    def jvm_options(self) -> list[str]:
+        return [f"-Dlogback.configurationFile={ensure_jars() / 'logback.xml'}"]
 
-class ZooKeeper:
-    """``ZooKeeperServerMain`` on 127.0.0.1 (a free port unless given) with a data folder
-    (a temporary one, removed on exit, unless given)."""
+    def _spawn(self, cmd: list[str], log: IO[Any]) -> subprocess.Popen[bytes]:
+        return procs.register(subprocess.Popen(procs.die_with_parent(cmd), stdout=log, stderr=subprocess.STDOUT,
+                                               stdin=subprocess.DEVNULL, start_new_session=True))
 
-    def __init__(self, port: int | None = None, data_dir: str | Path | None = None, heap: str = "128m",
-                 tick_ms: int = 500, min_session_timeout_ms: int = 1000,
-                 max_session_timeout_ms: int = 60000, extra: dict[str, str] | None = None) -> None:
-        self.port = port or free_port()
-        self._own_dir = data_dir is None
-        self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="zookeeper-"))
-        self.heap = heap
-        self.config = {
-            "tickTime": str(tick_ms),
-            "minSessionTimeout": str(min_session_timeout_ms),
-            "maxSessionTimeout": str(max_session_timeout_ms),
-            "dataDir": str(self.data_dir / "data"),
-            "clientPort": str(self.port),
-            "clientPortAddress": "127.0.0.1",
-            "maxClientCnxns": "0",            # no per-IP limit: every test client comes from 127.0.0.1
-            "admin.enableServer": "false",    # the AdminServer would take port 8080
-            "4lw.commands.whitelist": "*",
-            **(extra or {}),
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = self.data_dir / "zookeeper.log"
-
-    @property
-    def connect(self) -> str:
-        """The connect string, without a chroot: ``127.0.0.1:PORT``."""
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc else None
-
-    def command(self) -> list[str]:
-        libs = ensure_jars()
-        return [java(), f"-Xms{self.heap}", f"-Xmx{self.heap}", *JVM_FLAGS,
-                f"-Dlogback.configurationFile={libs / 'logback.xml'}", "-cp", str(libs / "*"), MAIN,
-                str(self.data_dir / "zoo.cfg")]
+    def _signal(self, sig: int, timeout: float) -> None:
+        if self.proc is not None:
+            procs.terminate(self.proc, timeout=0 if sig == signal.SIGKILL else timeout, sig=sig)
+        self.proc = None
 
     def start(self, timeout: float = 30) -> ZooKeeper:
-        (self.data_dir / "data").mkdir(parents=True, exist_ok=True)
-        (self.data_dir / "zoo.cfg").write_text("".join(f"{k}={v}\n" for k, v in self.config.items()))
-        cmd = self.command()
-        with open(self.log_path, "ab") as log:
-            self.proc = procs.register(subprocess.Popen(procs.die_with_parent(cmd), stdout=log,
-                                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                                        start_new_session=True))
-        try:
-            self._wait_serving(timeout)
-        except Exception as e:
-            self.stop()
-            raise RuntimeError(f"{e}; ZooKeeper log {self.log_path}:\n{self.log_tail()}") from e
+        super().start(timeout)
         return self
-
-    def _wait_serving(self, timeout: float) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"ZooKeeper exited with {self.proc.returncode} before serving")
-            try:
-                if "Mode: " in four_letter(self.port, "srvr", timeout=1):
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise TimeoutError(f"ZooKeeper is not serving on {self.connect} after {timeout}s")
-
-    def log_tail(self, n: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
-
-    def stop(self, timeout: float = 10) -> None:
-        """SIGTERM (SIGKILL after ``timeout``); returns once the process is gone."""
-        if self.proc is not None:
-            procs.terminate(self.proc, timeout=timeout)
-        self.proc = None
-
-    def kill(self) -> None:
-        """SIGKILL: a crash, the data folder stays as it was."""
-        if self.proc is not None:
-            procs.terminate(self.proc, timeout=0, sig=signal.SIGKILL)
-        self.proc = None
-
-    def cleanup(self) -> None:
-        self.stop()
-        if self._own_dir:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def __enter__(self) -> ZooKeeper:
         return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.cleanup()

@@ -1,24 +1,4 @@
-"""A real kafka-core broker for an application's tests: no Docker, no JVM, a temporary folder.
-
-::
-
-    from kafka_broker.testing import EmbeddedBroker
-
-    with EmbeddedBroker() as broker:          # started, on a free loopback port
-        producer = confluent_kafka.Producer({"bootstrap.servers": broker.bootstrap})
-        ...                                   # stopped, its folder removed
-
-With pytest the ``kafka_core_broker`` fixture (this module is a pytest plugin, registered by
-kafka-core's ``pytest11`` entry point) gives each test a fresh broker the same way;
-``kafka_core_broker_session`` shares one broker across a session.
-
-The broker is ``python -m kafka_broker`` in a child process: the same broker as in production,
-speaking the Kafka protocol to any client, with settings that suit tests (``TEST_SETTINGS``:
-topics auto-created with one partition, groups formed without the initial rebalance delay, one
-``__consumer_offsets`` partition); ``settings=`` overrides or adds any broker key.  It starts in
-a fraction of a second (``benches/system/bench_embedded_start.py`` measures it against Apache
-Kafka's).
-"""
+"""One kafka-core broker in a child process, for tests (see the package docstring)."""
 
 from __future__ import annotations
 
@@ -26,38 +6,15 @@ import importlib.util
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+
+from .process import free_port, wait_for_port
 
 TEST_SETTINGS = {"num.partitions": "1", "auto.create.topics.enable": "true", "group.initial.rebalance.delay.ms": "0",
                  "offsets.topic.num.partitions": "1"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float, proc: subprocess.Popen[Any] | None = None) -> None:
-    """Until something accepts connections on 127.0.0.1:port (the broker listens only once its
-    logs are open and its group coordinator runs)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.01)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
 def package_paths(names: tuple[str, ...] = ("kafka_broker", "kafka_core", "kafka_protocol")) -> list[str]:
@@ -162,23 +119,3 @@ class EmbeddedBroker:
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
-
-
-# -- the pytest plugin ------------------------------------------------------------------
-
-try:
-    import pytest
-except ImportError:  # pragma: no cover - the plugin needs pytest; EmbeddedBroker does not
-    pass
-else:
-    @pytest.fixture
-    def kafka_core_broker() -> Iterator[EmbeddedBroker]:
-        """A fresh kafka-core broker for this test (``.bootstrap`` is its address)."""
-        with EmbeddedBroker() as b:
-            yield b
-
-    @pytest.fixture(scope="session")
-    def kafka_core_broker_session() -> Iterator[EmbeddedBroker]:
-        """One kafka-core broker shared by the whole session."""
-        with EmbeddedBroker() as b:
-            yield b
