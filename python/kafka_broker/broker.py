@@ -156,6 +156,8 @@ class Broker:
                              self.dispatch, self.config["socket.listen.backlog.size"],
                              idle_ms=self.config["connections.max.idle.ms"],
                              max_connections=self.config["max.connections"],
+                             max_per_ip=self.config["max.connections.per.ip"],
+                             per_ip_overrides=self.config.connections_per_ip,
                              tls=self.config.tls_contexts, sasl=self.config.sasl_listeners,
                              sasl_token=self._sasl_token)
         where = parse_listener(self.config["metrics.listener"])

@@ -133,6 +133,21 @@ def parse_value(defn: ConfigDef, raw: str | None) -> Any:
     return v
 
 
+def _ip_overrides(v: str | None) -> tuple[dict[str, int], str | None]:
+    """``max.connections.per.ip.overrides``: ``host:count`` pairs, comma-separated (Kafka's
+    ``getMap``); the hosts as given, resolved at start-up."""
+    out: dict[str, int] = {}
+    for item in (v or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        host, sep, count = item.rpartition(":")
+        if not sep or not host.strip() or not count.strip().isdigit():
+            return {}, f"{item!r} is not host:count"
+        out[host.strip().strip("[]")] = int(count)
+    return out, None
+
+
 def _check_metrics_listener(v: str) -> str | None:
     from .metrics import parse_listener
 
@@ -272,6 +287,8 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     C("producer.id.expiration.ms", "int", 86400000, at_least(1), dynamic=True),
     C("transactional.id.expiration.ms", "int", 604800000, at_least(1)),
     C("max.connections", "int", INT_MAX, at_least(0), dynamic=True),
+    C("max.connections.per.ip", "int", INT_MAX, at_least(0)),
+    C("max.connections.per.ip.overrides", "string", "", lambda v: _ip_overrides(v)[1]),
     # TLS (kafka_broker/tls.py): broker-wide, and per listener as listener.name.<l>.ssl.*
     C("security.inter.broker.protocol", "string", "PLAINTEXT",
       one_of("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")),
@@ -349,9 +366,6 @@ _NOT_IMPLEMENTED: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
         "metrics.sample.window.ms": ("30000",), "metrics.recording.level": ("INFO",),
         "auto.include.jmx.reporter": ("true",), "kafka.metrics.reporters": ("",),
         "kafka.metrics.polling.interval.secs": ("10",),
-    }),
-    (_QUOTAS, {
-        "max.connections.per.ip": ("2147483647",), "max.connections.per.ip.overrides": ("",),
     }),
     ("Java's TLS provider settings (TLS is OpenSSL's, through Python's ssl)", {
         "ssl.keymanager.algorithm": ("SunX509",), "ssl.trustmanager.algorithm": ("PKIX",),
@@ -619,6 +633,25 @@ class BrokerConfig:
             self.explicit[key] = raw
         self._derive()
 
+    def _connections_per_ip(self) -> dict[str, int]:
+        """``max.connections.per.ip.overrides`` by IP address (Kafka resolves each host once, at
+        start-up, as ConnectionQuotas does; a host that does not resolve stops the start)."""
+        import socket
+
+        overrides, _ = _ip_overrides(self.values["max.connections.per.ip.overrides"])
+        if self.values["max.connections.per.ip"] == 0 and not overrides:
+            raise ConfigError("max.connections.per.ip can be set to zero only if max.connections.per.ip.overrides "
+                              "property is set.")
+        out: dict[str, int] = {}
+        for host, count in overrides.items():
+            try:
+                infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+            except OSError as e:
+                raise ConfigError(f"max.connections.per.ip.overrides: host {host!r} does not resolve: {e}") from None
+            for info in infos:
+                out[str(info[4][0])] = count
+        return out
+
     def _derive(self) -> None:
         v = self.values
         node = v["node.id"] if v["node.id"] >= 0 else v["broker.id"]
@@ -631,6 +664,7 @@ class BrokerConfig:
         self.log_dirs: list[str] = list(dirs)
         if not v["listeners"]:
             raise ConfigError("listeners must name at least one listener")
+        self.connections_per_ip = self._connections_per_ip()
         self.listeners = [Listener.parse(u) for u in v["listeners"]]
         names = [ln.name for ln in self.listeners]
         if len(set(names)) != len(names):

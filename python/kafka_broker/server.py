@@ -34,6 +34,11 @@ activity (bytes received or sent) stamps the connection with the current
 tick, and a connection whose stamp is more than ``idle`` old, with no
 request still in flight, is closed.  So a connection goes after between
 ``idle`` and ``1.25 * idle`` without traffic, never before ``idle``.
+
+Connection limits (Kafka's ConnectionQuotas): at accept, a peer address that already holds
+``max.connections.per.ip`` connections (or its ``max.connections.per.ip.overrides`` count), or a
+broker already holding ``max.connections``, has the new socket closed before any byte is read;
+the refusal is logged at most every 10 s.  Counts follow opens and closes, O(1) each.
 """
 
 from __future__ import annotations
@@ -172,6 +177,7 @@ class Connection:
         self.sock = sock
         self.fd = sock.fileno()
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.host = str(peer[0]) if isinstance(peer, tuple) else str(peer)   # max.connections.per.ip counts by it
         self.listener = listener
         self.max_request = server.max_request
         self.reader = FrameReader(server.max_request, CHUNK)
@@ -447,7 +453,9 @@ class Connection:
             self.sock.close()
         except OSError:
             pass
-        self.server.connections.discard(self)
+        if self in self.server.connections:
+            self.server.connections.discard(self)
+            self.server.forget_peer(self.host)
 
 
 TLS_CHUNK = 256 * 1024     # plaintext encrypted per step of a response (bounds the copy held)
@@ -603,7 +611,8 @@ class Server:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, listeners: list[Listener], max_request: int,
                  dispatch: Dispatch, backlog: int = 128,
-                 idle_ms: int = 600000, max_connections: int = 2**31 - 1,
+                 idle_ms: int = 600000, max_connections: int = 2**31 - 1, max_per_ip: int = 2**31 - 1,
+                 per_ip_overrides: dict[str, int] | None = None,
                  tls: dict[str, ssl.SSLContext] | None = None, sasl: dict[str, Any] | None = None,
                  sasl_token: Callable[[Connection, bytes], Awaitable[bytes | None]] | None = None) -> None:
         self.loop = loop
@@ -612,6 +621,9 @@ class Server:
         self._sasl_token = sasl_token
         self.idle_ms = idle_ms      # connections.max.idle.ms; < 0: never close idle connections
         self.max_connections = max_connections   # max.connections: more are closed as they arrive
+        self.max_per_ip = max_per_ip              # max.connections.per.ip, and its overrides by address
+        self.per_ip_overrides = per_ip_overrides or {}
+        self.per_ip: dict[str, int] = {}          # open connections by peer address
         self._refused_logged = 0.0
         self.tick = 0
         self._sweep_handle: asyncio.TimerHandle | None = None
@@ -692,14 +704,21 @@ class Server:
             except OSError as e:
                 log.warning("accept failed: %s", e)
                 return
-            if len(self.connections) >= self.max_connections:
+            host = str(peer[0]) if isinstance(peer, tuple) else str(peer)
+            limit = self.per_ip_overrides.get(host, self.max_per_ip)
+            refused = None
+            if self.per_ip.get(host, 0) >= limit:
+                refused = f"{host} already has the configured maximum of {limit} connections (max.connections.per.ip)"
+            elif len(self.connections) >= self.max_connections:
+                refused = f"max.connections ({self.max_connections}) are open"
+            if refused is not None:
                 sock.close()
                 now = time.monotonic()
                 if now - self._refused_logged > 10:
                     self._refused_logged = now
-                    log.warning("refusing a connection from %s: max.connections (%d) are open", peer,
-                                self.max_connections)
+                    log.warning("refusing a connection from %s: %s", peer, refused)
                 continue
+            self.per_ip[host] = self.per_ip.get(host, 0) + 1
             sock.setblocking(False)
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -708,6 +727,13 @@ class Server:
             ctx = self.tls.get(ln.name)
             self.connections.add(Connection(self, sock, peer, ln) if ctx is None
                                  else TlsConnection(self, sock, peer, ln, ctx))
+
+    def forget_peer(self, host: str) -> None:
+        n = self.per_ip.get(host, 0) - 1
+        if n > 0:
+            self.per_ip[host] = n
+        else:
+            self.per_ip.pop(host, None)
 
     def close(self) -> None:
         if self._sweep_handle is not None:

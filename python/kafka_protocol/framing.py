@@ -27,6 +27,7 @@ from .errors import FrameTooLargeError
 
 __all__ = ["FrameReader", "DEFAULT_MAX_FRAME_SIZE"]
 
+INITIAL_BUFFER = 512
 # Kafka's socket.request.max.bytes default (100 MiB).
 DEFAULT_MAX_FRAME_SIZE = 104857600
 _SIZE = struct.Struct(">i")
@@ -42,7 +43,10 @@ class FrameReader:
             raise ValueError("max_frame_size must be >= 0 and chunk_size >= 16")
         self.max_frame_size = max_frame_size
         self.chunk_size = chunk_size
-        self._buf = bytearray(chunk_size)
+        # A new stream starts in a small buffer: a connection that never sends (or sends one small
+        # request, such as a long-poll fetch, and waits) holds 512 bytes, not a chunk; the first
+        # frame that does not fit moves to a chunk as any frame does.
+        self._buf = bytearray(min(chunk_size, INITIAL_BUFFER))
         self._view = memoryview(self._buf)
         self._start = 0  # first byte not yet handed out
         self._end = 0  # fill mark

@@ -87,7 +87,7 @@ def test_invalid_settings_name_the_key(key, value, fragment):
     ("replica.high.watermark.checkpoint.interval.ms", "1000", "cluster setting"),
     ("fetch.max.bytes", "1048576", "fetch size limit"),
     ("group.consumer.assignors", "uniform", "group coordinator setting"),
-    ("max.connections.per.ip", "10", "client quotas"),
+    ("client.quota.callback.class", "com.example.Callback", "client quotas"),
 ])
 def test_keys_we_do_not_honour_are_refused_at_start_up(key, value, fragment):
     """A Kafka key whose feature kafka-core lacks stops the broker, naming it (an operator must not

@@ -1,5 +1,6 @@
-"""Connection and request limits the broker honours (issue 16): ``max.connections`` is enforced,
-and ``queued.max.requests`` (a broker-wide queue kafka-core does not have) is refused unless at
+"""Connection and request limits the broker honours (issue 16): ``max.connections`` and
+``max.connections.per.ip`` (with its overrides) are enforced, the broker answers a fresh client
+while thousands of idle, half-sent and parked connections are open, and ``queued.max.requests`` (a broker-wide queue kafka-core does not have) is refused unless at
 Kafka's default."""
 
 from __future__ import annotations
@@ -56,6 +57,125 @@ def test_max_connections_is_enforced(tmp_path) -> None:  # type: ignore[no-untyp
         for c in held:
             c.close()
         assert "max.connections (3) are open" in b.log_text()
+
+
+def _from(source: str, port: int) -> socket.socket:
+    """A connection to the broker from the loopback address ``source`` (127.0.0.x)."""
+    s = socket.socket()
+    s.bind((source, 0))
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def _accepted(s: socket.socket, req: object) -> bool:
+    """Whether the broker answers an ApiVersions on ``s`` (False: it closed the connection)."""
+    from kafka_protocol import encode_request
+
+    try:
+        s.sendall(encode_request(API_VERSIONS, 3, 1, "t", req))
+        s.settimeout(5)
+        return len(s.recv(4)) == 4
+    except OSError:
+        return False
+
+
+def test_max_connections_per_ip_and_its_overrides(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from kafka_protocol.messages import REQUESTS
+
+    req = REQUESTS[API_VERSIONS](client_software_name="t", client_software_version="1")
+    settings = {"max.connections.per.ip": "2", "max.connections.per.ip.overrides": "127.0.0.2:4, localhost:3"}
+    with KafkaCoreBroker(data_dir=tmp_path, settings=settings) as b:
+        time.sleep(0.2)     # the start-up probe's connection is closed and counted out
+        # localhost resolves to 127.0.0.1 (and ::1): its override replaces the default of 2
+        ones = [_from("127.0.0.1", b.port) for _ in range(4)]
+        assert [_accepted(s, req) for s in ones] == [True, True, True, False]
+        twos = [_from("127.0.0.2", b.port) for _ in range(5)]
+        assert [_accepted(s, req) for s in twos] == [True, True, True, True, False]
+        threes = [_from("127.0.0.3", b.port) for _ in range(3)]        # no override: the default
+        assert [_accepted(s, req) for s in threes] == [True, True, False]
+        for s in ones[:2]:
+            s.close()
+        deadline = time.monotonic() + 10      # closed ones free their slots once the broker sees it
+        while not _accepted(_from("127.0.0.1", b.port), req):
+            assert time.monotonic() < deadline, "a closed connection's slot did not free"
+            time.sleep(0.1)
+        for s in ones + twos + threes:
+            s.close()
+        assert "max.connections.per.ip" in b.log_text()
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"max.connections.per.ip": "0"}, "can be set to zero only if max.connections.per.ip.overrides"),
+    ({"max.connections.per.ip.overrides": "127.0.0.1"}, "is not host:count"),
+    ({"max.connections.per.ip.overrides": "127.0.0.1:many"}, "is not host:count"),
+    ({"max.connections.per.ip.overrides": "no-such-host.invalid:3"}, "does not resolve"),
+    ({"max.connections.per.ip": "-1"}, "must be at least 0"),
+])
+def test_bad_per_ip_limits_are_refused(settings: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        BrokerConfig(settings)
+
+
+def test_zero_per_ip_with_overrides_admits_only_the_named(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from kafka_protocol.messages import REQUESTS
+
+    req = REQUESTS[API_VERSIONS](client_software_name="t", client_software_version="1")
+    settings = {"max.connections.per.ip": "0", "max.connections.per.ip.overrides": "127.0.0.1:100"}
+    with KafkaCoreBroker(data_dir=tmp_path, settings=settings) as b:
+        assert _accepted(_from("127.0.0.1", b.port), req)
+        assert not _accepted(_from("127.0.0.5", b.port), req)
+
+
+def test_a_fresh_client_is_served_through_a_connection_flood(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """2,000 idle connections, 200 that sent half a frame and stopped, and 500 long-poll fetches
+    parked on an empty partition: a new client still gets its metadata, every parked fetch is
+    answered when its wait ends, and the broker's memory stays bounded."""
+    from kafka_bench.procs import tree_stats
+    from kafka_client import AdminClient, NewTopic
+    from kafka_protocol import encode_request
+    from kafka_protocol.messages import REQUESTS
+
+    with KafkaCoreBroker(data_dir=tmp_path, settings={"num.partitions": "1"}) as b:
+        with AdminClient(b.bootstrap) as admin:
+            admin.create_topics([NewTopic("flood", 1)])
+            tid = admin.describe_topics(["flood"])["flood"].topic_id
+        assert b.proc is not None
+        rss_before = tree_stats(b.proc.pid).rss_bytes
+        idle = [socket.create_connection(("127.0.0.1", b.port)) for _ in range(2000)]
+        half = []
+        for _ in range(200):
+            s = socket.create_connection(("127.0.0.1", b.port))
+            s.sendall(b"\x00\x00\x10\x00" + b"\x00" * 10)     # a 4 KiB frame announced, 10 bytes sent
+            half.append(s)
+        F = REQUESTS[1]
+        fetch = F(replica_id=-1, max_wait_ms=8000, min_bytes=1, max_bytes=1 << 20, isolation_level=0,
+                  session_id=0, session_epoch=-1,
+                  topics=[F.FetchTopic(topic_id=tid, partitions=[F.FetchPartition(
+                      partition=0, current_leader_epoch=-1, fetch_offset=0, last_fetched_epoch=-1,
+                      log_start_offset=-1, partition_max_bytes=1 << 20)])],
+                  forgotten_topics_data=[], rack_id="")
+        frame = encode_request(1, 13, 7, "flood", fetch)
+        parked = []
+        for _ in range(500):
+            s = socket.create_connection(("127.0.0.1", b.port))
+            s.sendall(frame)
+            parked.append(s)
+        sent_at = time.monotonic()
+        with AdminClient(b.bootstrap) as admin:          # a fresh client, while all of them are open
+            t0 = time.monotonic()
+            assert "flood" in admin.list_topics()
+            took = time.monotonic() - t0
+        print(f"metadata for a fresh client took {took * 1000:.0f} ms with 2,700 connections open")
+        for s in parked:                          # every parked fetch is answered at its deadline
+            s.settimeout(max(1.0, sent_at + 30 - time.monotonic()))
+            assert len(s.recv(4)) == 4
+        rss_peak = tree_stats(b.proc.pid).rss_bytes
+        print(f"broker RSS {rss_before / 2**20:.0f} MiB before, {rss_peak / 2**20:.0f} MiB with the flood")
+        assert rss_peak - rss_before < 120 * 2**20      # 176 MiB when each connection held a 64 KiB buffer
+        for s in idle + half + parked:
+            s.close()
+        with AdminClient(b.bootstrap) as admin:
+            assert "flood" in admin.list_topics()
 
 
 def test_queued_max_requests_only_at_kafkas_default() -> None:
