@@ -1,0 +1,269 @@
+"""``kafka-core export`` (issue 13) on a kafka-core broker, through kafka_client only: the files read
+back with pyarrow and DuckDB hold exactly the topic's records, once, through restarts, lost
+commits, kill -9 and a group of two exporters."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from kafka_cli.main import main
+from kafka_tools.export import ledger_dir, read_ledger, recover_partition
+
+from .conftest import export_cmd, make_topic, run_export, subprocess_env
+from .helpers import (
+    assert_exactly_once,
+    produce,
+    read_duckdb,
+    read_pyarrow,
+    read_topic,
+    visible_files,
+)
+
+
+def test_export_100k_records_exactly_once(core_bootstrap: str, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    topic = make_topic(core_bootstrap, 4)
+    produce(core_bootstrap, topic, 100_000, 4)
+    truth = read_topic(core_bootstrap, topic)
+    assert len(truth) == 100_000
+    out = tmp_path / "out"
+    rc = main(["export", "-b", core_bootstrap, "--topic", topic, "--group", "g1", "--out", str(out),
+               "--until-caught-up", "--roll-records", "30000", "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert summary["records"] == 100_000
+    assert summary["partitions"] == {f"{topic}-{p}": 25_000 for p in range(4)}
+    # 25,000 records per partition in ranges of at most 30,000: one range each, over the five
+    # hours its timestamps fall in (22:00 to 02:00, and 21 for the late ones of the first hour).
+    assert summary["ranges"] == 4
+    dirs = {f.parent.relative_to(out).as_posix() for f in visible_files(out)}
+    assert dirs == {f"topic={topic}/date=2026-12-06/hour=21", f"topic={topic}/date=2026-12-06/hour=22", f"topic={topic}/date=2026-12-06/hour=23",
+                    f"topic={topic}/date=2026-12-07/hour=00", f"topic={topic}/date=2026-12-07/hour=01"}
+    names = sorted({f.name for f in visible_files(out)})
+    assert names == [f"part-{p}-{0:020d}-{24999:020d}.parquet" for p in range(4)]
+    assert_exactly_once(truth, read_pyarrow(out, topic))
+    assert_exactly_once(truth, read_duckdb(out, topic))
+
+    # A second run of the group has nothing left to do.
+    again = run_export(core_bootstrap, "--topic", topic, "--group", "g1", "--out", str(out), "--until-caught-up")
+    assert again["records"] == 0 and again["files"] == 0
+    # The whole output directory, as a warehouse user points at it (the ledger is skipped by its
+    # underscore).  pandas is not installed here; pandas.read_parquet is this same pyarrow call.
+    whole = pq.read_table(out)
+    assert whole.num_rows == 100_000 and set(whole.column_names) == {
+        "partition", "offset", "timestamp", "key", "value", "headers", "topic", "date", "hour"}
+
+
+def test_lost_commit_and_offset_reset_never_write_twice(core_bootstrap: str, tmp_path: Path) -> None:
+    """The files are durable but the group does not know (a crash between file and commit, a new
+    group, an offset reset to the middle of a range): the ledger makes the rerun skip what was
+    exported, even when the re-read would have rolled at other offsets."""
+    from kafka_client import Consumer, TopicPartition
+
+    topic = make_topic(core_bootstrap, 2)
+    produce(core_bootstrap, topic, 10_000, 2)
+    out = tmp_path / "out"
+    first = run_export(core_bootstrap, "--topic", topic, "--group", "a", "--out", str(out), "--until-caught-up",
+                       "--roll-records", "1500")
+    assert first["records"] == 10_000
+    # A group that never committed: reads from the start, with other roll sizes.
+    other = run_export(core_bootstrap, "--topic", topic, "--group", "b", "--out", str(out), "--until-caught-up",
+                       "--roll-records", "1000")
+    assert other["records"] == 0 and other["skipped_ranges"] >= 1
+    # Group a's offsets moved back into the middle of ranges.
+    c = Consumer(bootstrap_servers=core_bootstrap, group_id="a", enable_auto_commit=False)
+    c.assign([TopicPartition(topic, 0), TopicPartition(topic, 1)])
+    c.commit({TopicPartition(topic, 0): 700, TopicPartition(topic, 1): 0})
+    c.close()
+    more = run_export(core_bootstrap, "--topic", topic, "--group", "a", "--out", str(out), "--until-caught-up")
+    assert more["records"] == 0
+    # New records after that: exported once, in ranges after the old ones.
+    produce(core_bootstrap, topic, 3_000, 2, start=10_000)
+    tail = run_export(core_bootstrap, "--topic", topic, "--group", "b", "--out", str(out), "--until-caught-up")
+    assert tail["records"] == 3_000
+    truth = read_topic(core_bootstrap, topic)
+    assert_exactly_once(truth, read_pyarrow(out, topic))
+    assert_exactly_once(truth, read_duckdb(out, topic))
+    assert read_ledger(out, topic, 0)[-1] == (first["partitions"][f"{topic}-0"], 6_499)
+
+
+def test_recovery_finishes_done_ranges_and_drops_pending_ones(tmp_path: Path) -> None:
+    """The two crash windows of a range, laid out as a crash leaves them: after the commit point
+    (``.done`` with a temporary file not yet renamed) and before it (``.pending``)."""
+    out = tmp_path
+    ldir = ledger_dir(out, "t", 3)
+    ldir.mkdir(parents=True)
+    hour = out / "topic=t/date=2026-12-06/hour=22"
+    hour.mkdir(parents=True)
+    done_name, pending_name = f"{0:020d}-{9:020d}", f"{10:020d}-{19:020d}"
+    (ldir / f"{done_name}.done").write_text(json.dumps(
+        {"files": [f"topic=t/date=2026-12-06/hour=22/part-3-{done_name}.parquet"]}))
+    (hour / f".part-3-{done_name}.parquet.tmp").write_bytes(b"whole file")
+    (ldir / f"{pending_name}.pending").write_text(json.dumps(
+        {"files": [f"topic=t/date=2026-12-06/hour=22/part-3-{pending_name}.parquet"]}))
+    (hour / f".part-3-{pending_name}.parquet.tmp").write_bytes(b"half a fi")
+    (ldir / f"{20:020d}-{29:020d}.pending").write_text('{"files": ["top')   # torn: no file was written yet
+    rec = recover_partition(out, "t", 3)
+    assert rec.ranges == [(0, 9)] and rec.recovered == 1 and rec.discarded == 2
+    assert sorted(p.name for p in hour.iterdir()) == [f"part-3-{done_name}.parquet"]
+    assert (hour / f"part-3-{done_name}.parquet").read_bytes() == b"whole file"
+    assert sorted(p.name for p in ldir.iterdir()) == [f"{done_name}.done"]
+    assert recover_partition(out, "t", 3).recovered == 0      # idempotent
+
+
+def test_kill_9_ten_times_then_exactly_once(core_bootstrap: str, tmp_path: Path) -> None:
+    topic = make_topic(core_bootstrap, 3)
+    produce(core_bootstrap, topic, 60_000, 3)
+    truth = read_topic(core_bootstrap, topic)
+    out = tmp_path / "out"
+    rng = random.Random(13)
+    cmd = export_cmd(core_bootstrap, "--topic", topic, "--group", "crashy", "--out", str(out), "--until-caught-up",
+                     "--roll-records", "700")
+    killed = 0
+    for _ in range(10):
+        proc = subprocess.Popen(cmd, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(0.8, 2.5))   # start-up is about 0.7 s; then a range every few ms
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            killed += 1
+        proc.wait(30)
+        # What readers list is whole files only: each visible file reads, no temporary name shows.
+        for f in visible_files(out):
+            assert f.suffix == ".parquet" and not f.name.endswith(".tmp"), f
+            pq.read_table(f)
+        so_far = read_pyarrow_safe(out, topic)
+        assert_exactly_once({k: truth[k] for k, _ in so_far}, so_far)
+    assert killed >= 5, f"only {killed} of 10 runs were still going when killed: make the export longer"
+    final = run_export(core_bootstrap, "--topic", topic, "--group", "crashy", "--out", str(out),
+                       "--until-caught-up", "--roll-records", "700")
+    assert final["records"] < 60_000
+    assert_exactly_once(truth, read_pyarrow(out, topic))
+    assert_exactly_once(truth, read_duckdb(out, topic))
+
+
+def read_pyarrow_safe(out: Path, topic: str) -> list:  # type: ignore[type-arg]
+    return read_pyarrow(out, topic) if (out / f"topic={topic}").exists() else []
+
+
+def test_two_exporters_share_the_group(tmp_path: Path) -> None:
+    """Kafka's default group.initial.rebalance.delay.ms (3 s) lets both join the first generation:
+    each exports its share, the union is the topic, once."""
+    from kafka_bench.kafka_core_broker import KafkaCoreBroker
+
+    with KafkaCoreBroker(settings={"num.partitions": "1"}) as broker:
+        bootstrap = broker.bootstrap
+        topic = make_topic(bootstrap, 6)
+        produce(bootstrap, topic, 60_000, 6)
+        truth = read_topic(bootstrap, topic)
+        out = tmp_path / "out"
+        cmd = export_cmd(bootstrap, "--topic", topic, "--group", "pair", "--out", str(out), "--until-caught-up",
+                         "--roll-records", "2000", "--json")
+        procs = [subprocess.Popen(cmd, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for _ in range(2)]
+        results = []
+        for p in procs:
+            stdout, stderr = p.communicate(timeout=180)
+            assert p.returncode == 0, stderr[-3000:]
+            results.append(json.loads(stdout))
+        broker.stop()
+    assert all(r["records"] > 0 for r in results), results
+    assert sum(r["records"] for r in results) == 60_000
+    mine = [set(r["partitions"]) for r in results]
+    assert not mine[0] & mine[1] and len(mine[0] | mine[1]) == 6
+    assert_exactly_once(truth, read_pyarrow(out, topic))
+    assert_exactly_once(truth, read_duckdb(out, topic))
+
+
+def test_jsonl_and_string_values(core_bootstrap: str, tmp_path: Path) -> None:
+    topic = make_topic(core_bootstrap, 2)
+    produce(core_bootstrap, topic, 5_000, 2)
+    truth = read_topic(core_bootstrap, topic)
+    out = tmp_path / "jsonl"
+    s = run_export(core_bootstrap, "--topic", topic, "--group", "j", "--out", str(out), "--format", "jsonl",
+                   "--until-caught-up")
+    assert s["records"] == 5_000
+    assert all(f.suffix == ".jsonl" for f in visible_files(out))
+    assert_exactly_once(truth, read_duckdb(out, topic, "jsonl"))
+    # string values: Parquet strings DuckDB compares as text
+    out2 = tmp_path / "strings"
+    run_export(core_bootstrap, "--topic", topic, "--group", "s", "--out", str(out2), "--value-format", "string",
+               "--key-format", "string", "--until-caught-up")
+    import duckdb
+
+    rows = duckdb.sql(f"SELECT partition, \"offset\", value FROM read_parquet('{out2}/**/*.parquet')").fetchall()
+    got = {(p, o): v for p, o, v in rows}
+    assert len(got) == 5_000
+    assert all(got[(k[0], k[1])] == (None if v[2] is None else v[2].decode()) for k, v in truth.items())
+
+
+def test_json_values_and_a_bad_one(core_bootstrap: str, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from kafka_client import Producer
+
+    topic = make_topic(core_bootstrap, 1)
+    p = Producer(core_bootstrap)
+    for i in range(100):
+        p.produce(topic, json.dumps({"n": i, "s": "x" * (i % 5)}).encode(), partition=0)
+    p.flush(30)
+    out = tmp_path / "out"
+    assert main(["export", "-b", core_bootstrap, "--topic", topic, "--group", "js", "--out", str(out),
+                 "--value-format", "json", "--until-caught-up"]) == 0
+    import duckdb
+
+    got = duckdb.sql(f"SELECT sum((value->>'n')::INT), typeof(any_value(value)) FROM "
+                     f"read_parquet('{out}/**/*.parquet')").fetchall()
+    assert got == [(sum(range(100)), "JSON")]
+    # A value that is not JSON: the export stops, naming the record; nothing of it is committed.
+    p.produce(topic, b"{not json", partition=0)
+    p.produce(topic, b"{}", partition=0)
+    p.flush(30)
+    p.close()
+    capsys.readouterr()
+    rc = main(["export", "-b", core_bootstrap, "--topic", topic, "--group", "js", "--out", str(out),
+               "--value-format", "json", "--until-caught-up"])
+    err = capsys.readouterr().err
+    assert rc == 1 and f"{topic}-0 offset 100" in err and "json" in err, err
+    assert read_ledger(out, topic, 0) == [(0, 99)]
+
+
+def test_include_regex_exports_matching_topics(core_bootstrap: str, tmp_path: Path) -> None:
+    a, b = make_topic(core_bootstrap, 1), make_topic(core_bootstrap, 1)
+    produce(core_bootstrap, a, 200, 1)
+    produce(core_bootstrap, b, 300, 1)
+    out = tmp_path / "out"
+    s = run_export(core_bootstrap, "--include", f"({a}|{b})", "--group", "inc", "--out", str(out),
+                   "--until-caught-up")
+    assert sorted(s["topics"]) == sorted([a, b]) and s["records"] == 500
+    assert {p.name for p in out.iterdir()} == {f"topic={a}", f"topic={b}", "_ledger"}
+
+
+@pytest.mark.parametrize("argv, code, message", [
+    (["--topic", "x", "--out", "o"], 2, "--group"),                                    # argparse
+    (["--topic", "x", "--include", "y", "--group", "g", "--out", "o"], 2, "not allowed with"),
+    (["--include", "(", "--group", "g", "--out", "o"], 2, "bad --include regex"),
+    (["--topic", "x", "--group", "g", "--out", "o", "--value-format", "avro-schemaless"], 2, "not implemented"),
+    (["--topic", "x", "--group", "g", "--out", "o", "--roll-records", "0"], 2, "must be positive"),
+    (["--topic", "x", "--group", "g", "--out", "o", "--compression", "lzma"], 2, "--compression"),
+    (["--topic", "x", "--group", "g", "--out", "o", "-b", "127.0.0.1:1"], 1, "cannot connect"),
+])
+def test_bad_arguments(capsys, argv: list[str], code: int, message: str) -> None:  # type: ignore[no-untyped-def]
+    try:
+        rc = main(["export", *argv])
+    except SystemExit as exc:     # argparse's own errors
+        rc = int(exc.code or 0)
+    err = capsys.readouterr().err
+    assert rc == code and message in err, (rc, err)
+    assert "Traceback" not in err
+
+
+def test_unknown_topic(core_bootstrap: str, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    rc = main(["export", "-b", core_bootstrap, "--topic", "no-such-topic-here", "--group", "g", "--out",
+               str(tmp_path), "--until-caught-up", "--json"])
+    captured = capsys.readouterr()
+    assert rc == 1 and "unknown topic" in captured.err and captured.out == ""
