@@ -434,6 +434,7 @@ class Exporter:
         self.parts: dict[TopicPartition, _Part] = {}
         self.targets: dict[TopicPartition, int] = {}
         self.assigned_once = False
+        self.rebalancing = False          # between a revocation and the assignment that follows
         self._stop = threading.Event()
         self.consumer: Consumer | None = None
         self.ext = "parquet" if config.format == "parquet" else "jsonl"
@@ -491,7 +492,7 @@ class Exporter:
         while not self._stop.is_set():
             if self.cfg.until_caught_up and self.assigned_once:
                 with self.lock:
-                    if all(p.done for p in self.parts.values()):
+                    if not self.rebalancing and all(p.done for p in self.parts.values()):
                         return
             got = c.poll(self._poll_timeout())
             with self.lock:
@@ -531,7 +532,8 @@ class Exporter:
             part.next_offset = part.exported_to = last + 1
             self.summary.skipped_ranges += 1
             recs = recs[bisect.bisect_left(recs, last + 1, key=_offset):]
-            c.seek(part.tp, last + 1)          # what the consumer fetched beyond is filtered above
+            if not recs:                       # the consumer is inside the range: jump over it
+                c.seek(part.tp, last + 1)
             self._commit(c, part.tp, last + 1)
         self._buffer(part, recs)
 
@@ -643,6 +645,7 @@ class Exporter:
     # ---- rebalances (called on the consumer's thread, through the listener)
     def revoked(self, tps: Iterable[TopicPartition], lost: bool) -> None:
         with self.lock:
+            self.rebalancing = True        # an assignment follows (also after a loss: the consumer rejoins)
             for tp in tps:
                 part = self.parts.get(tp)
                 if part is None:
@@ -660,6 +663,7 @@ class Exporter:
         assert c is not None
         with self.lock:
             self.assigned_once = True
+            self.rebalancing = False
             for tp in tps:
                 rec = recover_partition(self.out, tp.topic, tp.partition)
                 self.summary.recovered_ranges += rec.recovered
