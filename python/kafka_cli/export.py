@@ -1,7 +1,8 @@
 """``kafka-core export``: topics into Parquet / JSON Lines files for the warehouse (issue 13).
 
   kafka-core export --bootstrap-server B (--topic T ... | --include REGEX) --group G --out DIR
-                    [--format parquet|jsonl] [--value-format binary|string|json] [--key-format ...]
+                    [--format parquet|jsonl] [--value-format binary|string|json|avro-schemaless
+                    [--value-schema FILE]] [--key-format binary|string]
                     [--until-caught-up] [--roll-seconds S] [--roll-records N] [--roll-bytes N] [--json]
 
 The work is kafka_tools.export's; this module parses, maps SIGTERM/SIGINT to a clean stop (the
@@ -39,7 +40,10 @@ def register(sub: Any) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--format", choices=FORMATS, default="parquet")
     p.add_argument("--value-format", choices=VALUE_FORMATS, default="binary",
-                   help="binary (default), string (UTF-8), json (validated; Parquet's JSON type)")
+                   help="binary (default), string (UTF-8), json (validated; Parquet's JSON type), "
+                        "avro-schemaless (Avro binary without header; needs --value-schema)")
+    p.add_argument("--value-schema", metavar="FILE|JSON",
+                   help="the Avro schema the values are written with: a file, or the schema's JSON itself")
     p.add_argument("--key-format", choices=KEY_FORMATS, default="binary")
     p.add_argument("--until-caught-up", action="store_true",
                    help="exit once the end offsets seen at start are exported (default: run until stopped)")
@@ -58,11 +62,17 @@ def register(sub: Any) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     from kafka_tools.export import ExportConfig, Exporter, ExportError
 
+    schema = args.value_schema
+    if schema is not None and not schema.lstrip().startswith(("{", "[", '"')):
+        try:
+            schema = Path(schema).read_text()
+        except OSError as exc:
+            raise CliError(f"cannot read --value-schema {args.value_schema!r}: {exc.strerror or exc}", 2) from exc
     consumer = _java_config(_props(args.consumer_property, "--consumer-property"))
     consumer["isolation_level"] = args.isolation_level
     cfg = ExportConfig(bootstrap_servers=args.bootstrap_server, out=Path(args.out), group=args.group,
                        topics=args.topic or [], include=args.include, format=args.format,
-                       value_format=args.value_format, key_format=args.key_format,
+                       value_format=args.value_format, value_schema=schema, key_format=args.key_format,
                        until_caught_up=args.until_caught_up, roll_seconds=args.roll_seconds,
                        roll_records=args.roll_records, roll_bytes=args.roll_bytes, compression=args.compression,
                        consumer_config=consumer)

@@ -40,8 +40,9 @@ group gave away without its listener running): it is not fenced from the files.
 
 Python works per poll and per file: Arrow columns are built from the consumer's records by
 pyarrow's C loops over ``operator.attrgetter`` (no Python bytecode per record), splitting a
-range by hour is an Arrow compute kernel, and Parquet is written by pyarrow.  JSON Lines (and
-``--value-format json``'s validation) is the exception: one ``json`` call per record.
+range by hour is an Arrow compute kernel, and Parquet is written by pyarrow.  The exceptions,
+one call per record because no batch decoder exists: JSON Lines output, ``--value-format json``'s
+validation, and ``avro-schemaless`` decoding (kafka_tools.avro, fastavro's C reader).
 
 Rebalances: revoked partitions are flushed (their open buffer written as a range and
 committed) before the group moves them; lost partitions (fenced: someone else may own them
@@ -70,6 +71,8 @@ from typing import Any
 from kafka_client import AdminClient, Consumer
 from kafka_client.errors import KafkaError
 from kafka_client.group import OffsetAndMetadata, RebalanceListener, TopicPartition
+
+from .avro import AvroError, AvroValues
 
 __all__ = ["ExportConfig", "ExportError", "ExportSummary", "Exporter", "FORMATS", "VALUE_FORMATS", "KEY_FORMATS",
            "ledger_dir", "read_ledger", "recover_partition", "split_by_hour"]
@@ -103,6 +106,7 @@ class ExportConfig:
     include: str | None = None            # a regex of topic names (full match), instead of topics
     format: str = "parquet"
     value_format: str = "binary"
+    value_schema: str | None = None       # avro-schemaless: the Avro schema (JSON text) values are written with
     key_format: str = "binary"
     until_caught_up: bool = False
     roll_seconds: float = 300.0
@@ -116,12 +120,11 @@ class ExportConfig:
             raise ExportError("give --topic or --include (one of them)")
         if self.format not in FORMATS:
             raise ExportError(f"--format must be one of {', '.join(FORMATS)}")
-        if self.value_format == "avro-schemaless":
-            raise ExportError("--value-format avro-schemaless is not implemented: it needs a writer schema "
-                              "and an Avro decoder (fastavro), which kafka-core does not ship; export "
-                              "--value-format binary and decode in the warehouse")
         if self.value_format not in VALUE_FORMATS:
             raise ExportError(f"--value-format must be one of {', '.join(VALUE_FORMATS)}")
+        if (self.value_format == "avro-schemaless") != (self.value_schema is not None):
+            raise ExportError("--value-schema (the writer's Avro schema) goes with --value-format avro-schemaless, "
+                              "and only with it")
         if self.key_format not in KEY_FORMATS:
             raise ExportError(f"--key-format must be one of {', '.join(KEY_FORMATS)}")
         if self.include is not None:
@@ -274,10 +277,9 @@ def _entry_files(out: Path, entry: Path) -> list[tuple[Path, Path]]:
 
 # ---------------------------------------------------------------- Arrow
 
-def _schema(value_format: str, key_format: str) -> Any:
+def _schema(value_type: Any, key_format: str) -> Any:
     import pyarrow as pa
 
-    value_type = {"binary": pa.binary(), "string": pa.string(), "json": pa.json_(pa.string())}[value_format]
     return pa.schema([
         ("partition", pa.int32()),
         ("offset", pa.int64()),
@@ -291,19 +293,35 @@ def _schema(value_format: str, key_format: str) -> Any:
 class _Columns:
     """Builds one Arrow table from a poll's records of one partition (pyarrow iterates in C)."""
 
-    def __init__(self, value_format: str, key_format: str) -> None:
+    def __init__(self, value_format: str, key_format: str, value_schema: str | None = None) -> None:
         import pyarrow as pa
 
         self.pa = pa
         self.value_format = value_format
         self.key_format = key_format
-        self.schema = _schema(value_format, key_format)
+        self.avro: AvroValues | None = None
+        if value_format == "avro-schemaless":
+            assert value_schema is not None
+            try:
+                self.avro = AvroValues(value_schema)
+            except AvroError as exc:
+                raise ExportError(f"--value-schema: {exc}") from exc
+            value_type = self.avro.arrow_type
+        else:
+            value_type = {"binary": pa.binary(), "string": pa.string(), "json": pa.json_(pa.string())}[value_format]
+        self.schema = _schema(value_type, key_format)
 
     def table(self, topic: str, partition: int, recs: list[Any]) -> Any:
         pa = self.pa
         n = len(recs)
         keys = pa.array(map(_key, recs), pa.binary())
-        values = pa.array(map(_value, recs), pa.binary())
+        if self.avro is not None:
+            try:
+                values = self.avro.decode(list(map(_value, recs)), list(map(_offset, recs)))
+            except AvroError as exc:
+                raise ExportError(f"{topic}-{partition} {exc}") from exc
+        else:
+            values = pa.array(map(_value, recs), pa.binary())
         try:
             if self.key_format == "string":
                 keys = keys.cast(pa.string())
@@ -374,6 +392,15 @@ def _write_parquet(table: Any, compression: str) -> Callable[[Any], None]:
     return write
 
 
+def _json_default(v: Any) -> Any:
+    """Avro values JSON has no type for: bytes as base64, times as ISO 8601, decimals as text."""
+    if isinstance(v, bytes):
+        return base64.b64encode(v).decode("ascii")
+    if isinstance(v, dt.datetime | dt.date | dt.time):
+        return v.isoformat()
+    return str(v)    # Decimal
+
+
 def _write_jsonl(table: Any, value_format: str, key_format: str) -> Callable[[Any], None]:
     def b64(v: bytes | None) -> str | None:
         return None if v is None else base64.b64encode(v).decode("ascii")
@@ -389,6 +416,8 @@ def _write_jsonl(table: Any, value_format: str, key_format: str) -> Callable[[An
                           "key": k if key_format == "string" else b64(k)}, separators=(",", ":"))
             if value_format == "json":
                 val = "null" if v is None else v          # validated JSON text, embedded as it is
+            elif value_format == "avro-schemaless":
+                val = dumps(v, separators=(",", ":"), default=_json_default)
             else:
                 val = dumps(v if value_format == "string" else b64(v))
             hdr = dumps([{"key": h["key"], "value": b64(h["value"])} for h in hs], separators=(",", ":"))
@@ -428,7 +457,7 @@ class Exporter:
         config.check()
         self.cfg = config
         self.out = Path(config.out)
-        self.columns = _Columns(config.value_format, config.key_format)
+        self.columns = _Columns(config.value_format, config.key_format, config.value_schema)
         self.summary = ExportSummary()
         self.lock = threading.Lock()
         self.parts: dict[TopicPartition, _Part] = {}
