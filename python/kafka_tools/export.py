@@ -517,7 +517,10 @@ class Exporter:
         return self.summary
 
     def _loop(self, c: Consumer, admin: AdminClient, topics: list[str]) -> None:
-        refresh_at = time.monotonic() + 30
+        # As the Java consumer's pattern subscription: new matching topics are looked for every
+        # metadata.max.age.ms (default 5 minutes).
+        every = float(self.cfg.consumer_config.get("metadata_max_age_ms", 300_000)) / 1000
+        refresh_at = time.monotonic() + every
         while not self._stop.is_set():
             if self.cfg.until_caught_up and self.assigned_once:
                 with self.lock:
@@ -531,7 +534,7 @@ class Exporter:
                         self._accept(c, part, recs)
                 self._roll(c, got)
             if self.cfg.include and not self.cfg.until_caught_up and time.monotonic() > refresh_at:
-                refresh_at = time.monotonic() + 30
+                refresh_at = time.monotonic() + every
                 now = self._topics(admin)
                 if now != topics:
                     topics = now

@@ -17,6 +17,8 @@ import pytest
 from kafka_cli.main import main
 from kafka_tools.export import ledger_dir, read_ledger, recover_partition
 
+from tests.client.conftest import make_topic as client_topic
+
 from .conftest import export_cmd, make_topic, run_export, subprocess_env
 from .helpers import (
     assert_exactly_once,
@@ -456,3 +458,26 @@ def test_avro_schemaless_values(core_bootstrap: str, tmp_path: Path, capsys) -> 
                "--value-format", "avro-schemaless", "--value-schema", json.dumps(AVRO_SCHEMA), "--until-caught-up"])
     err = capsys.readouterr().err
     assert rc == 1 and f"{topic}-0 offset 1000: not Avro" in err, err
+
+
+def test_include_picks_up_new_topics_while_running(core_bootstrap: str, tmp_path: Path) -> None:
+    """Continuous --include looks for new matching topics every metadata.max.age.ms, as the Java
+    consumer's pattern subscription does."""
+    prefix = f"inc-{os.getpid()}-{random.randrange(10**6)}"
+    first = client_topic(core_bootstrap, f"{prefix}-a")
+    produce(core_bootstrap, first, 100, 1)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(export_cmd(core_bootstrap, "--include", f"{prefix}-.*", "--group", "grow", "--out",
+                                       str(out), "--roll-seconds", "0.5", "--consumer-property",
+                                       "metadata.max.age.ms=1000", "--json"),
+                            env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: len(read_pyarrow_safe(out, first)) == 100, 60, "the first topic's records")
+        second = client_topic(core_bootstrap, f"{prefix}-b")
+        produce(core_bootstrap, second, 50, 1)
+        _wait_for(lambda: len(read_pyarrow_safe(out, second)) == 50, 60, "the new topic's records")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert sorted(json.loads(stdout)["topics"]) == [first, second]
