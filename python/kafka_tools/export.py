@@ -432,7 +432,7 @@ class _Part:
     """One owned partition: what is buffered, where reading goes on, which ranges to skip."""
 
     __slots__ = ("tp", "tables", "first", "last", "count", "nbytes", "opened", "next_offset", "skip", "target",
-                 "done", "exported_to")
+                 "done", "exported_to", "checked_at")
 
     def __init__(self, tp: TopicPartition, next_offset: int | None, skip: list[tuple[int, int]],
                  target: int | None) -> None:
@@ -448,6 +448,7 @@ class _Part:
         self.target = target             # --until-caught-up: the end offset seen at start
         self.done = False
         self.exported_to = next_offset
+        self.checked_at = 0.0             # when the consumer's position was last asked (a round trip)
 
 
 class Exporter:
@@ -600,9 +601,11 @@ class Exporter:
     def _check_caught_up(self, c: Consumer, part: _Part, had_data: bool) -> None:
         assert part.target is not None
         reached = part.next_offset is not None and part.next_offset >= part.target
-        if not reached and not had_data:
+        now = time.monotonic()
+        if not reached and not had_data and now - part.checked_at >= 0.2:
             # Only control batches (transaction markers) may lie between the last record and
-            # the end: the consumer's position tells.
+            # the end: the consumer's position tells (asked at most every 0.2 s per partition).
+            part.checked_at = now
             try:
                 reached = c.position(part.tp) >= part.target
             except KafkaError:
