@@ -308,6 +308,7 @@ def test_unknown_topic(core_bootstrap: str, tmp_path: Path, capsys) -> None:  # 
     assert rc == 1 and "unknown topic" in captured.err and captured.out == ""
 
 
+@pytest.mark.interop   # (the apache_kafka fixture marks it too: tests/conftest.py)
 def test_export_from_apache_kafka(apache_kafka, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Apache Kafka 4.x as the source: the same files, the same exactness."""
     bootstrap = apache_kafka.bootstrap
