@@ -116,20 +116,20 @@ def arrow_type(schema: Any, named: dict[str, Any] | None = None, namespace: str 
         return pa.time64("us")
     if logical == "decimal" and kind in ("bytes", "fixed"):
         return pa.decimal128(int(schema["precision"]), int(schema.get("scale", 0)))
-    if kind == "record" or kind == "error":
-        ns = schema.get("namespace", namespace)
-        name = schema["name"] if "." in schema["name"] or not ns else f"{ns}.{schema['name']}"
-        named[name] = named[schema["name"]] = None      # being defined: a reference now is recursion
-        fields = [pa.field(f["name"], arrow_type(f["type"], named, ns)) for f in schema["fields"]]
-        t = pa.struct(fields)
-        named[name] = named[schema["name"]] = t
-        return t
-    if kind == "enum":
-        named[schema["name"]] = pa.string()
-        return pa.string()
-    if kind == "fixed":
-        t = pa.binary(int(schema["size"]))
-        named[schema["name"]] = t
+    if kind in ("record", "error", "enum", "fixed"):
+        # A named type: known by its full name (and its short one) from here on; its namespace,
+        # from a dotted name or its "namespace", is the default of the names inside it.
+        name = schema["name"]
+        ns = name.rsplit(".", 1)[0] if "." in name else schema.get("namespace", namespace)
+        names = {name if "." in name or not ns else f"{ns}.{name}", name.rsplit(".", 1)[-1]}
+        if kind == "enum":
+            t = pa.string()
+        elif kind == "fixed":
+            t = pa.binary(int(schema["size"]))
+        else:
+            named.update(dict.fromkeys(names))          # being defined: a reference now is recursion
+            t = pa.struct([pa.field(f["name"], arrow_type(f["type"], named, ns)) for f in schema["fields"]])
+        named.update(dict.fromkeys(names, t))
         return t
     if kind == "array":
         return pa.list_(arrow_type(schema["items"], named, namespace))
