@@ -515,3 +515,27 @@ def test_read_committed_stops_past_the_last_transaction_marker(core_bootstrap: s
         assert c.committed(TopicPartition(topic, 0)) == 153      # past the last COMMIT marker
     finally:
         c.close()
+
+
+@pytest.mark.interop
+def test_kafka_consumer_groups_sees_the_export_caught_up(core_bootstrap: str, tmp_path: Path) -> None:
+    """Apache Kafka's own kafka-consumer-groups reads the exporter's committed offsets: every
+    partition at its log end, lag 0."""
+    import shutil
+
+    from kafka_bench import apache_kafka as ak
+
+    if shutil.which("java") is None:
+        pytest.skip("java is installed by ./dev test")
+    ak.ensure_jars()
+    topic, _truth = filled_topic(core_bootstrap, 3_000, 3)
+    run_export(core_bootstrap, "--topic", topic, "--group", "lag-check", "--out", str(tmp_path / "out"),
+               "--until-caught-up")
+    r = ak.java_main(ak.CONSUMER_GROUPS, ["--bootstrap-server", core_bootstrap, "--describe", "--group", "lag-check"],
+                     timeout=90, check=False)
+    out = r.stdout.decode(errors="replace")
+    assert r.returncode == 0, out + r.stderr.decode(errors="replace")[-3000:]
+    rows = [line.split() for line in out.splitlines() if line.startswith("lag-check ")]
+    # GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG ...
+    assert sorted((row[1], int(row[2]), row[3], row[4], row[5]) for row in rows) == [
+        (topic, p, "1000", "1000", "0") for p in range(3)]
