@@ -557,6 +557,8 @@ class Exporter:
             recs = recs[bisect.bisect_left(recs, nxt, key=_offset):]
         if part.target is not None and recs and recs[-1].offset >= part.target:
             recs = recs[:bisect.bisect_left(recs, part.target, key=_offset)]
+        while recs and part.skip and part.skip[0][1] < recs[0].offset:
+            part.skip.pop(0)     # wholly behind what the consumer hands out (reset to latest, retention)
         while recs and part.skip and recs[-1].offset >= part.skip[0][0]:
             first, last = part.skip.pop(0)
             cut = bisect.bisect_left(recs, first, key=_offset)
