@@ -180,7 +180,7 @@ def _makedirs_durable(path: Path) -> None:
         try:
             d.mkdir()
         except FileExistsError:
-            continue
+            pass         # another exporter made it: it may not have synced its parent yet
         _fsync_dir(d.parent)
 
 
