@@ -12,10 +12,10 @@ import os
 import sys
 from importlib import metadata
 
-from . import bench, broker, client, cluster, group
+from . import bench, broker, client, cluster, export, group
 from .errors import CliError
 
-SUBCOMMANDS = [broker, cluster, group, bench, client]
+SUBCOMMANDS = [broker, cluster, group, bench, client, export]
 
 
 def build_parser() -> argparse.ArgumentParser:
