@@ -307,7 +307,7 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     C("ssl.protocol", "string", "TLSv1.3", one_of("TLSv1.2", "TLSv1.3", "TLS")),
     C("ssl.cipher.suites", "list", []),
     C("ssl.endpoint.identification.algorithm", "string", "https"),
-    C("ssl.principal.mapping.rules", "string", "DEFAULT", one_of("DEFAULT")),
+    C("ssl.principal.mapping.rules", "string", "DEFAULT"),
     # SASL (kafka_broker/sasl.py): per listener as listener.name.<l>.sasl.enabled.mechanisms and
     # listener.name.<l>.<mechanism>.sasl.jaas.config
     C("sasl.enabled.mechanisms", "list", ["GSSAPI"]),

@@ -512,8 +512,13 @@ class TlsConnection(Connection):
             self._send_and_close()
             return False
         self.handshaken = True
-        from .tls import principal
-        self.principal = principal(self.tls.getpeercert())
+        from .tls import NoMatchingRule, principal
+        try:
+            self.principal = principal(self.tls.getpeercert(), getattr(self.tls.context, "kc_principal_mapper", None))
+        except NoMatchingRule as e:
+            log.warning("closing TLS connection from %s on listener %s: %s", self.peer, self.listener.name, e)
+            self._send_and_close()
+            return False
         self._flush_tls()
         return True
 

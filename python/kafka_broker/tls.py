@@ -16,8 +16,12 @@ broker-wide ``ssl.*``, as Kafka's ``ListenerName.configPrefix`` does):
   certificates (``ssl.client.auth``) and, for the inter-broker client, the brokers.
 - ``ssl.client.auth`` none | requested | required; ``ssl.enabled.protocols`` (TLSv1.2, TLSv1.3);
   ``ssl.cipher.suites`` (OpenSSL names for TLS 1.2; TLS 1.3 suites are OpenSSL's defaults);
-  ``ssl.principal.mapping.rules`` DEFAULT (the principal is ``User:`` + the certificate's subject
-  in RFC 2253 form, as Java's ``X500Principal.getName()`` prints it).
+  ``ssl.principal.mapping.rules`` (Kafka's SslPrincipalMapper: ``DEFAULT`` is ``User:`` + the
+  certificate's subject in RFC 2253 form, as Java's ``X500Principal.getName()`` prints it;
+  ``RULE:pattern/replacement/[LU]`` rules, comma-separated, are tried in order on that subject and
+  the first whose pattern matches it whole gives the name, replaced as Java's ``replaceAll`` does,
+  lower- or upper-cased with ``L``/``U``; a subject no rule matches fails the handshake's
+  authentication and the connection is closed, as Kafka does).
 
 Why Python's ``ssl`` and not kernel TLS: responses on a TLS connection are encrypted in user
 space (OpenSSL, in C, through an ``SSLObject`` on memory BIOs, see ``server.TlsConnection``), so
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import ssl
 import tempfile
 from collections.abc import Mapping
@@ -178,9 +183,7 @@ def server_context(s: Mapping[str, Any], listener: str) -> ssl.SSLContext:
                 raise TlsConfigError(f"ssl.client.auth={auth} needs a truststore (ssl.truststore.location or "
                                      "ssl.truststore.certificates) to verify client certificates")
             ctx.verify_mode = ssl.CERT_REQUIRED if auth == "required" else ssl.CERT_OPTIONAL
-        rules = (s.get("ssl.principal.mapping.rules") or "DEFAULT").strip()
-        if rules != "DEFAULT":
-            raise TlsConfigError(f"ssl.principal.mapping.rules={rules}: only DEFAULT is implemented")
+        ctx.kc_principal_mapper = PrincipalMapper(s.get("ssl.principal.mapping.rules"))  # type: ignore[attr-defined]
     except TlsConfigError as e:
         raise TlsConfigError(f"listeners: SSL listener {listener}: {e}") from None
     return ctx
@@ -215,13 +218,99 @@ def _escape(v: str) -> str:
     return "".join(out)
 
 
-def principal(peer_cert: Mapping[str, Any] | None) -> str:
-    """Kafka's principal for a connection: ``User:`` + the client certificate's subject in RFC 2253
-    order (most specific first, e.g. ``User:CN=app,OU=eng,O=Example``), or ``User:ANONYMOUS``
-    without a certificate (DEFAULT mapping rules)."""
+def subject_name(peer_cert: Mapping[str, Any] | None) -> str | None:
+    """The client certificate's subject in RFC 2253 order (most specific first, e.g.
+    ``CN=app,OU=eng,O=Example``), or None without a certificate."""
     if not peer_cert or not peer_cert.get("subject"):
-        return "User:ANONYMOUS"
+        return None
     rdns = []
     for rdn in reversed(peer_cert["subject"]):
         rdns.append("+".join(f"{_RFC2253.get(k, k)}={_escape(str(v))}" for k, v in rdn))
-    return "User:" + ",".join(rdns)
+    return ",".join(rdns)
+
+
+def principal(peer_cert: Mapping[str, Any] | None, mapper: PrincipalMapper | None = None) -> str:
+    """Kafka's principal for a connection: ``User:`` + the subject mapped by the listener's
+    ``ssl.principal.mapping.rules`` (DEFAULT: the subject itself), or ``User:ANONYMOUS`` without a
+    certificate.  Raises ``NoMatchingRule`` when no rule applies."""
+    dn = subject_name(peer_cert)
+    if dn is None:
+        return "User:ANONYMOUS"
+    return "User:" + (mapper.name(dn) if mapper is not None else dn)
+
+
+class NoMatchingRule(Exception):
+    pass
+
+
+# Kafka's SslPrincipalMapper grammar: DEFAULT, or RULE:pattern/replacement/ with an optional L or
+# U, where a backslash escapes the next character (so a pattern may hold "/" as "\/").
+_RULE = r"(DEFAULT)|RULE:((?:\\.|[^\\/])*)/((?:\\.|[^\\/])*)/([LU]?).*?|(.*?)"
+_RULE_SPLITTER = re.compile(r"\s*(" + _RULE + r")\s*(?:,\s*|$)")
+_RULE_PARSER = re.compile(_RULE)
+_BACKREF = re.compile(r"\$(\d+)")
+
+
+class PrincipalMapper:
+    """``ssl.principal.mapping.rules`` parsed once (at start-up: a bad rule stops the broker)."""
+
+    def __init__(self, rules: str | None) -> None:
+        text = (rules if rules is not None else "DEFAULT").strip()
+        self.rules: list[tuple[re.Pattern[str], str, str] | None] = []    # None: DEFAULT
+        for m in _RULE_SPLITTER.finditer(text):
+            rule = m.group(1)
+            if m.start() == m.end():
+                break
+            pm = _RULE_PARSER.match(rule)
+            if pm is None or pm.end() != len(rule):
+                raise TlsConfigError(f"ssl.principal.mapping.rules: invalid rule {rule!r}")
+            if pm.group(1) is not None:
+                self.rules.append(None)
+            elif pm.group(2) is not None:
+                try:
+                    pattern = re.compile(pm.group(2))
+                except re.error as e:
+                    raise TlsConfigError(f"ssl.principal.mapping.rules: bad pattern in {rule!r}: {e}") from None
+                self.rules.append((pattern, _java_replacement(pm.group(3), pattern.groups), pm.group(4)))
+            elif rule.strip():
+                raise TlsConfigError(f"ssl.principal.mapping.rules: invalid rule {rule!r} (expected DEFAULT or "
+                                     "RULE:pattern/replacement/[LU])")
+
+    def name(self, dn: str) -> str:
+        for rule in self.rules:
+            if rule is None:
+                return dn
+            pattern, repl, case = rule
+            if pattern.fullmatch(dn):
+                out = pattern.sub(repl, dn)
+                return out.lower() if case == "L" else out.upper() if case == "U" else out
+        raise NoMatchingRule(f"no ssl.principal.mapping.rules rule applies to {dn}")
+
+
+def _java_replacement(java: str, groups: int) -> str:
+    """A Java ``replaceAll`` replacement (``$n`` group references, ``\\`` escapes) as a Python
+    ``re.sub`` template.  As Java (and Kafka's escaping of references past the group count), a
+    ``$`` followed by digits takes the longest number that names a group; ``$`` with none is literal."""
+    out: list[str] = []
+    i = 0
+    while i < len(java):
+        ch = java[i]
+        if ch == "\\" and i + 1 < len(java):
+            out.append(java[i + 1].replace("\\", "\\\\"))
+            i += 2
+            continue
+        m = _BACKREF.match(java, i) if ch == "$" else None
+        if m is not None:
+            digits = m.group(1)
+            n = len(digits)
+            while n > 1 and int(digits[:n]) > groups:
+                n -= 1
+            if int(digits[:n]) <= groups:
+                out.append(f"\\g<{int(digits[:n])}>" + digits[n:])
+            else:
+                out.append("$" + digits)
+            i = m.end()
+            continue
+        out.append("\\\\" if ch == "\\" else ch)
+        i += 1
+    return "".join(out)

@@ -132,7 +132,8 @@ def _cfg(port: int, **kw: str) -> BrokerConfig:
     ({"ssl.keystore.type": "PEM", "ssl.client.auth": "required"}, "needs a truststore"),
     ({"ssl.keystore.type": "PEM", "ssl.enabled.protocols": "TLSv1.1"}, "invalid value"),
     ({"ssl.keystore.type": "PEM", "ssl.cipher.suites": "NOT-A-CIPHER"}, "none of them is known"),
-    ({"ssl.keystore.type": "PEM", "ssl.principal.mapping.rules": "RULE:^CN=(.*)$/$1/"}, "invalid value"),
+    ({"ssl.keystore.type": "PEM", "ssl.principal.mapping.rules": "RULE:^CN=(.*$/$1/"}, "bad pattern"),
+    ({"ssl.keystore.type": "PEM", "ssl.principal.mapping.rules": "RULE:^CN=(.*)$/$1/, NOT-A-RULE"}, "invalid rule"),
     ({"ssl.keystore.type": "PEM", "ssl.keymanager.algorithm": "PKIX"}, "does not implement"),
 ])
 def test_unusable_tls_settings_stop_the_broker_with_a_reason(pki: Pki, settings: dict[str, str],
@@ -252,6 +253,66 @@ def test_kcat_over_tls(broker: EmbeddedBroker, pki: Pki) -> None:
 
 
 @pytest.mark.interop
+@pytest.mark.parametrize("rules, dn, name", [
+    ("DEFAULT", "CN=app,OU=eng,O=Example", "CN=app,OU=eng,O=Example"),
+    ("RULE:^CN=(.*?),OU=ServiceUsers.*$/$1/,DEFAULT", "CN=kafka-admin,OU=ServiceUsers,O=Org", "kafka-admin"),
+    ("RULE:^CN=(.*?),OU=ServiceUsers.*$/$1/,DEFAULT", "CN=other,OU=eng", "CN=other,OU=eng"),   # falls through
+    ("RULE:^CN=(.*?),OU=(.*?),O=(.*?)$/$1@$2/L", "CN=App,OU=Eng,O=X", "app@eng"),
+    ("RULE:^CN=(.*?),OU=(.*?)$/$1/U", "CN=app,OU=eng", "APP"),
+    ("RULE:^.*[Cc][Nn]=([a-zA-Z0-9.]*).*$/$1/L", "CN=Duke,OU=JavaSoft,O=Sun Microsystems", "duke"),
+    ("RULE:^CN=([^,]*),.*$/$1\\$x/", "CN=a,O=b", "a$x"),            # an escaped $ is literal
+    ("RULE:^CN=(.*)$/$12/", "CN=a", "a2"),                            # $12 with one group: $1 then 2
+    ("  RULE:^CN=(.*)$/u-$1/ ,  DEFAULT  ", "CN=z", "u-z"),
+    ("RULE:^CN=(.*?)\\/x,.*$/$1/", "CN=a/x,O=b", "a"),              # an escaped / inside the pattern
+])
+def test_principal_mapping_rules_as_kafka_s_ssl_principal_mapper(rules: str, dn: str, name: str) -> None:
+    """Cases from Kafka's SslPrincipalMapperTest and its documentation."""
+    from kafka_broker.tls import PrincipalMapper
+
+    assert PrincipalMapper(rules).name(dn) == name
+
+
+def test_a_subject_no_rule_matches_is_refused() -> None:
+    from kafka_broker.tls import NoMatchingRule, PrincipalMapper
+
+    with pytest.raises(NoMatchingRule, match="CN=z"):
+        PrincipalMapper("RULE:^CN=x$/y/").name("CN=z")
+
+
+def test_mapped_principals_are_the_ones_acls_see(pki: Pki) -> None:
+    """``ssl.principal.mapping.rules`` on a broker with ACLs: the client certificate CN=app,OU=eng
+    maps to User:app, a super user, and may produce; under DEFAULT the same certificate is
+    User:CN=app,OU=eng,O=Example and may not; a certificate no rule maps is refused at the
+    handshake."""
+    ck = pytest.importorskip("confluent_kafka")
+    mtls = {"ssl.client.auth": "required", "ssl.truststore.type": "PEM", "ssl.truststore.location": str(pki.ca),
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": "User:app", "auto.create.topics.enable": "true"}
+    client = {"security.protocol": "SSL", "ssl.ca.location": str(pki.ca), "message.timeout.ms": 4000,
+              "ssl.certificate.location": str(pki.client_cert), "ssl.key.location": str(pki.client_key)}
+
+    def produce(b: EmbeddedBroker) -> str | None:
+        """The delivery error of one record (None: acknowledged)."""
+        out: list[str | None] = []
+        p = ck.Producer({**client, "bootstrap.servers": ssl_bootstrap(b)})
+        p.produce(f"m-{uuid.uuid4().hex[:8]}", b"v", on_delivery=lambda err, _m: out.append(
+            None if err is None else err.name()))
+        p.flush(8)
+        return out[0] if out else "no delivery report"
+
+    for rules, expect in (("RULE:^CN=([^,]*),OU=eng,.*$/$1/L,DEFAULT", None),
+                          ("DEFAULT", "TOPIC_AUTHORIZATION_FAILED"),
+                          ("RULE:^CN=([^,]*),OU=ops,.*$/$1/", "_MSG_TIMED_OUT")):
+        b = _tls_broker(pki, **mtls, **{"ssl.principal.mapping.rules": rules})
+        try:
+            assert produce(b) == expect, rules
+            if expect == "_MSG_TIMED_OUT":
+                assert "no ssl.principal.mapping.rules rule applies to CN=app,OU=eng,O=Example" in b.log_text()
+        finally:
+            b.stop()
+            b.cleanup()
+
+
 def test_mutual_tls_required_admits_only_trusted_client_certificates(pki: Pki) -> None:
     ck = pytest.importorskip("confluent_kafka")
     b = _tls_broker(pki, **{"ssl.client.auth": "required", "ssl.truststore.type": "PEM",
