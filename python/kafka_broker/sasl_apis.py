@@ -78,6 +78,10 @@ def handle_sasl_handshake(b: Broker, ctx: RequestContext, req: Any) -> Any:
     if st.authenticated and not b.config["connections.max.reauth.ms"]:
         return R(error_code=E.ILLEGAL_SASL_STATE, mechanisms=enabled)
     if st.server is not None and not st.server.complete:
+        # a second handshake in the middle of an exchange: Kafka's SaslServerAuthenticator throws
+        # IllegalSaslStateException there, which closes the connection
+        st.failed = True
+        ctx.conn.close_when_sent = True
         return R(error_code=E.ILLEGAL_SASL_STATE, mechanisms=enabled)
     if req.mechanism not in enabled:
         st.failed = True

@@ -149,6 +149,49 @@ def test_requests_before_authentication_close_the_connection(broker: EmbeddedBro
         assert c.call(REQUESTS[17](mechanism="PLAIN"), 1).error_code == E.ILLEGAL_SASL_STATE
 
 
+@pytest.mark.parametrize("mechanism, token, message", [
+    ("PLAIN", b"adminadmin-secret", "expected 3 tokens"),
+    ("PLAIN", b"", "expected 3 tokens"),
+    ("PLAIN", b"\0admin\0admin-secret\0more", "expected 3 tokens"),
+    ("PLAIN", b"alice\0admin\0admin-secret", "authorization id that is different from username"),
+    ("PLAIN", b"\0\xff\xfe\0x", "Invalid username or password"),
+    ("PLAIN", b"\0admin\0" + b"x" * 600_000, "larger than sasl.server.max.receive.size"),
+    ("SCRAM-SHA-256", b"garbage", "Invalid SCRAM client first message"),
+    ("SCRAM-SHA-256", b"", "Invalid SCRAM client first message"),
+    ("SCRAM-SHA-256", b"p=tls-server-end-point,,n=u,r=abc", "Invalid SCRAM client first message"),
+    ("SCRAM-SHA-256", b"n,a=other,n=u,r=abc", "authorization id that is different from username"),
+])
+def test_malformed_tokens_fail_authentication_and_close(broker: EmbeddedBroker, mechanism: str, token: bytes,
+                                                         message: str) -> None:
+    """Bad input on the authentication path: SASL_AUTHENTICATION_FAILED with Kafka's message, the
+    connection closed, and the broker serving the next client."""
+    with RawClient(broker.sasl_port) as c:  # type: ignore[attr-defined]
+        assert c.call(REQUESTS[17](mechanism=mechanism), 1).error_code == 0
+        r = c.call(REQUESTS[36](auth_bytes=token), 2)
+        assert r.error_code == E.SASL_AUTHENTICATION_FAILED and message in r.error_message
+        assert c.is_closed_by_peer()
+    with RawClient(broker.sasl_port) as c:  # type: ignore[attr-defined]
+        assert plain(c, "admin", "admin-secret").error_code == 0 and metadata(c).brokers
+
+
+def test_out_of_order_sasl_requests(broker: EmbeddedBroker) -> None:
+    """SaslAuthenticate before any handshake, and a second handshake mid-exchange, are
+    ILLEGAL_SASL_STATE and close the connection (Kafka's IllegalSaslStateException); a handshake
+    after authentication (no re-authentication configured) is answered ILLEGAL_SASL_STATE on a
+    connection that stays usable, as Kafka's KafkaApis answers it."""
+    with RawClient(broker.sasl_port) as c:  # type: ignore[attr-defined]
+        r = c.call(REQUESTS[36](auth_bytes=b"\0admin\0admin-secret"), 2)
+        assert r.error_code == E.ILLEGAL_SASL_STATE and c.is_closed_by_peer()
+    with RawClient(broker.sasl_port) as c:  # type: ignore[attr-defined]
+        assert c.call(REQUESTS[17](mechanism="SCRAM-SHA-256"), 1).error_code == 0
+        assert c.call(REQUESTS[17](mechanism="PLAIN"), 1).error_code == E.ILLEGAL_SASL_STATE
+        assert c.is_closed_by_peer()
+    with RawClient(broker.sasl_port) as c:  # type: ignore[attr-defined]
+        assert plain(c, "admin", "admin-secret").error_code == 0
+        assert c.call(REQUESTS[17](mechanism="PLAIN"), 1).error_code == E.ILLEGAL_SASL_STATE
+        assert metadata(c).brokers
+
+
 def test_saslhandshake_v0_sends_raw_tokens(broker: EmbeddedBroker) -> None:
     with RawClient(broker.sasl_port) as c:  # type: ignore[attr-defined]
         assert c.call(REQUESTS[17](mechanism="PLAIN"), 0).error_code == 0

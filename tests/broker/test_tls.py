@@ -313,6 +313,39 @@ def test_mapped_principals_are_the_ones_acls_see(pki: Pki) -> None:
             b.cleanup()
 
 
+def test_tls_only_on_tls_ports(broker: EmbeddedBroker, pki: Pki) -> None:
+    """A plaintext Kafka request to the SSL port gets no Kafka answer (the broker reads it as a
+    broken ClientHello and closes); a TLS handshake to the PLAINTEXT port fails; both ports go on
+    serving their own protocol."""
+    from kafka_protocol import encode_request
+    from kafka_protocol.messages import REQUESTS
+
+    frame = encode_request(18, 3, 42, "t", REQUESTS[18](client_software_name="t", client_software_version="1"))
+    with socket.create_connection(("127.0.0.1", broker.ssl_port), timeout=10) as s:  # type: ignore[attr-defined]
+        s.sendall(frame)
+        got = b""
+        try:
+            while chunk := s.recv(65536):
+                got += chunk
+        except (ConnectionResetError, TimeoutError):
+            pass
+    assert (42).to_bytes(4, "big") not in got[:12]        # no ApiVersions response, closed (or a TLS alert)
+    assert not got or got[0] == 0x15                     # anything sent back is a TLS alert record
+    cctx = ssl.create_default_context(cafile=str(pki.ca))
+    cctx.check_hostname = False
+    with socket.create_connection(("127.0.0.1", broker.port), timeout=10) as s, \
+            pytest.raises((ssl.SSLError, ConnectionResetError, TimeoutError)):
+        cctx.wrap_socket(s).do_handshake()
+    from .conftest import RawClient
+    with RawClient(broker.port) as c:
+        assert c.call(REQUESTS[18](client_software_name="t", client_software_version="1"), 3).error_code == 0
+    with socket.create_connection(("127.0.0.1", broker.ssl_port), timeout=10) as raw, \
+            cctx.wrap_socket(raw) as t:                               # type: ignore[attr-defined]
+        t.sendall(frame)
+        head = t.recv(8)
+        assert head[4:8] == (42).to_bytes(4, "big")      # over TLS: answered
+
+
 def test_mutual_tls_required_admits_only_trusted_client_certificates(pki: Pki) -> None:
     ck = pytest.importorskip("confluent_kafka")
     b = _tls_broker(pki, **{"ssl.client.auth": "required", "ssl.truststore.type": "PEM",
