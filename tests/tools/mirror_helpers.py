@@ -1,0 +1,104 @@
+"""What the mirror and audit tests share: a ``kafka-core mirror`` child process, and reading a
+topic's records per partition with kafka_client (the code under test uses it too, so the
+tests' reading is kept plain: assign, seek to the beginning, read to the end offsets)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from kafka_client import Consumer, TopicPartition
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli_env() -> dict[str, str]:
+    path = [str(ROOT / "python"), str(ROOT / "src")]
+    if os.environ.get("PYTHONPATH"):
+        path.append(os.environ["PYTHONPATH"])
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(path), PYTHONUNBUFFERED="1")
+
+
+def kafka_core(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """Run ``kafka-core ARGS`` to completion."""
+    return subprocess.run([sys.executable, "-m", "kafka_cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env=cli_env(), cwd=ROOT)
+
+
+class MirrorProcess:
+    """``kafka-core mirror ...`` in the background (its stderr in ``log``)."""
+
+    def __init__(self, source: str, target: str, *extra: str, log: Path) -> None:
+        self.log_path = log
+        self.args = ["--source-bootstrap", source, "--target-bootstrap", target, "--json", *extra]
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> MirrorProcess:
+        with open(self.log_path, "a") as err:
+            self.proc = subprocess.Popen([sys.executable, "-m", "kafka_cli", "mirror", *self.args],
+                                         stdout=subprocess.PIPE, stderr=err, text=True, env=cli_env(), cwd=ROOT)
+        return self
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+        self.proc = None
+
+    def stop(self, timeout: float = 60) -> dict[str, Any]:
+        """SIGTERM, then the JSON summary it printed."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        out, _ = self.proc.communicate(timeout=timeout)
+        rc = self.proc.returncode
+        self.proc = None
+        assert rc == 0, (rc, self.log_path.read_text()[-3000:])
+        return json.loads(out.strip().splitlines()[-1])
+
+    def wait(self, timeout: float = 180) -> dict[str, Any]:
+        assert self.proc is not None
+        out, _ = self.proc.communicate(timeout=timeout)
+        rc = self.proc.returncode
+        self.proc = None
+        assert rc == 0, (rc, self.log_path.read_text()[-3000:])
+        return json.loads(out.strip().splitlines()[-1])
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(30)
+            self.proc = None
+
+
+def read_partitions(bootstrap: str, topic: str, partitions: int, timeout: float = 60) -> dict[int, list[Any]]:
+    """Every record of ``topic`` per partition, from the log start to the end offsets seen now."""
+    out: dict[int, list[Any]] = {p: [] for p in range(partitions)}
+    with Consumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
+                  allow_auto_create_topics=False) as c:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        c.assign(tps)
+        c.seek_to_beginning(*tps)
+        end = c.end_offsets(tps)
+        todo = {tp for tp in tps if end[tp] > 0}
+        deadline = time.monotonic() + timeout
+        while todo:
+            assert time.monotonic() < deadline, f"{topic}: still reading {sorted(todo)} after {timeout}s"
+            for tp, recs in c.poll(0.5).items():
+                out[tp.partition] += recs
+            for tp in list(todo):
+                if c.position(tp) >= end[tp]:
+                    todo.discard(tp)
+    return out
+
+
+def wait_until(cond: Any, timeout: float, what: str, interval: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
+        time.sleep(interval)
