@@ -12,10 +12,10 @@ import os
 import sys
 from importlib import metadata
 
-from . import bench, broker, client, cluster, group, mirror
+from . import audit, bench, broker, client, cluster, group, mirror
 from .errors import CliError
 
-SUBCOMMANDS = [broker, cluster, group, bench, client, mirror]
+SUBCOMMANDS = [broker, cluster, group, bench, client, mirror, audit]
 
 
 def build_parser() -> argparse.ArgumentParser:
