@@ -242,3 +242,61 @@ def test_translate_offsets_moves_a_group_without_gap(clusters: tuple[EmbeddedBro
     assert got[1] == [b"1:%d" % i for i in range(start, 2000)]              # from the sync, on
     print(f"\npartition 1 moved at source offset 1500 resumes at {start}: {1500 - start} records re-read "
           f"(the checkpoint lag)")
+
+
+def test_two_mirrors_in_one_group_share_the_partitions(clusters: tuple[EmbeddedBroker, EmbeddedBroker],
+                                                       tmp_path: Path) -> None:
+    source, target = clusters
+    _create(source.bootstrap, "shared", 6)
+    stop = threading.Event()
+
+    def produce() -> None:
+        with Producer(source.bootstrap, linger_ms=2) as p:
+            for i in range(36000):
+                if stop.is_set():
+                    break
+                p.produce("shared", b"%d:%d" % (i % 6, i // 6), partition=i % 6)
+                if i % 200 == 199:
+                    time.sleep(0.05)     # ~4000 records/s for 9 s: the second mirror joins mid-run
+            p.flush()
+
+    t = threading.Thread(target=produce)
+    args = ("--include", "shared", "--group", "pair", "--sync-interval-ms", "300")
+    a = MirrorProcess(source.bootstrap, target.bootstrap, *args, log=tmp_path / "a.log").start()
+    b = MirrorProcess(source.bootstrap, target.bootstrap, *args, log=tmp_path / "b.log")
+
+    def assigned(n: int) -> bool:
+        with AdminClient(source.bootstrap) as admin:
+            g = admin.describe_groups(["pair"]).get("pair")
+        return g is not None and g.state == "Stable" and len(g.members) == n and all(m.assignment for m in g.members)
+
+    try:
+        wait_until(lambda: assigned(1), 60, "the first mirror to get the partitions")
+        t.start()
+        wait_until(lambda: sum(len(v) for v in read_partitions(target.bootstrap, "shared", 6).values()) > 4000, 60,
+                   "the first mirror to copy some")
+        b.start()     # joins mid-run: the first gives up half its partitions with records in flight
+        wait_until(lambda: assigned(2), 60, "both mirrors to share the group")
+        t.join(120)
+        src = read_partitions(source.bootstrap, "shared", 6)
+
+        def all_committed() -> bool:
+            with AdminClient(source.bootstrap) as admin:
+                got = {tp.partition: om.offset for tp, om in admin.list_group_offsets("pair").items()}
+            return got == {p: len(src[p]) for p in range(6)}
+
+        wait_until(all_committed, 120, "the pair to mirror and commit everything")
+        sa, sb = a.stop(), b.stop()
+    finally:
+        stop.set()
+        t.join(60)
+        a.kill()
+        b.kill()
+    # Both worked, on the partitions the group gave them; no record twice: a revoked partition's
+    # records are acknowledged and committed before it moves.
+    assert sa["records"] > 0 and sb["records"] > 0, (sa, sb)
+    assert set(sa["partitions"]) | set(sb["partitions"]) == {f"shared:{p}" for p in range(6)}
+    dups = check_copy(src, read_partitions(target.bootstrap, "shared", 6))
+    print(f"\ntwo mirrors: {sa['records']} + {sb['records']} records, partitions {sorted(sa['partitions'])} / "
+          f"{sorted(sb['partitions'])}, {dups} duplicates")
+    assert dups == 0
