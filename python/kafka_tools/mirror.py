@@ -19,16 +19,20 @@ target keeps the timestamps it is given).
 At least once: a source offset is committed only after every record before it was acknowledged
 by the target.  Each poll's records of one partition are one *chunk*; only the chunk's last
 record carries a delivery callback (the rest go through the producer's C append with no Python
-callback), and a checkpoint, every ``sync_interval_s``, commits per partition the end of the
-longest prefix of acknowledged chunks.  A chunk's last record acknowledged does not prove its
-earlier records were (a batch of it could have failed for good), so the checkpoint also checks
-that the producer's ``record-error-total`` did not move; if it did, every partition is sought
-back to its last committed offset and mirrored again (duplicates in the target, never a gap).
-The producer's delivery timeout is practically unlimited (as Kafka Connect sets it for source
-tasks), so a target that restarts only delays acknowledgements; a source that restarts only
-delays fetches and commits; any other client error is logged and retried with backoff.
-Duplicates therefore come only from a crash (of the mirror, or of its group membership): the
-records between the last checkpoint and the crash are mirrored again.
+callback), which tells the target offset for the offset syncs.  A checkpoint, every
+``sync_interval_s``, flushes the producer (one round trip per checkpoint, not per record) and then
+checks that its ``record-error-total`` did not move: then every record forwarded is in the
+target and the consumer's positions are committed.  If it did move (a record failed for good),
+every partition is sought back to its last committed offset and mirrored again (duplicates in the
+target, never a gap); ``max_rewinds`` of those in a row with no progress stop the mirror with an
+error (a record the target refuses every time, e.g. larger than its ``max.message.bytes``), having
+committed nothing past it.  The producer's delivery timeout is practically unlimited (as Kafka
+Connect sets it for source tasks), so a target that restarts only delays acknowledgements; a
+source that restarts only delays fetches and commits; any other client error is logged and
+retried with backoff.  Duplicates therefore come only from a crash (of the mirror, or of its
+group membership): the records between the last checkpoint and the crash are mirrored again.  A
+partition the group takes away is checkpointed first (flush, commit), so a rebalance copies
+nothing twice.
 
 Offset translation (MirrorMaker 2's offset syncs and checkpoints, in one topic): each checkpoint
 also writes, per partition whose committed offset moved, an *offset sync* to the compacted topic
@@ -126,7 +130,7 @@ class MirrorConfig:
     sync_interval_s: float = 1.0       # checkpoint period: commits, offset syncs (the checkpoint lag)
     refresh_topics_s: float = 30.0     # how often new source topics and partitions are looked for
     isolation_level: str = "read_committed"   # aborted transactions are not mirrored
-    max_rewinds: int = 10              # rewinds in a row without a checkpoint before giving up
+    max_rewinds: int = 10              # rewinds in a row with no commit progress before giving up
     producer: dict[str, Any] = field(default_factory=dict)
     consumer: dict[str, Any] = field(default_factory=dict)
 
@@ -220,6 +224,7 @@ class Mirror:
         self._end: dict[TopicPartition, int] | None = None
         self._errors_seen = 0
         self._rewinds_in_row = 0
+        self._failed = False     # run() is ending on an error: commit nothing more
         self.consumer: AIOConsumer | None = None
         self.producer: AIOProducer | None = None
         self.src_admin: AIOAdminClient | None = None
@@ -366,6 +371,11 @@ class Mirror:
                     backoff = min(_MAX_BACKOFF_S, backoff * 2)
             if started:
                 await self._final_checkpoint()
+        except BaseException:
+            # Leaving the group on close revokes the partitions: their listener must not
+            # checkpoint what the error made unsure.
+            self._failed = True
+            raise
         finally:
             self.stats.seconds = time.monotonic() - t0
             await self._close()
@@ -413,6 +423,16 @@ class Mirror:
         and write the offset syncs of the partitions that moved."""
         assert self.consumer is not None and self.producer is not None
         consumer, producer = self.consumer, self.producer
+        # Wait until everything forwarded so far is acknowledged or failed: only then does an
+        # unchanged error count prove it all reached the target (a chunk's last record can be
+        # acknowledged before an earlier one fails: a batch refused as too large is split and
+        # its halves settle separately).  One round trip per checkpoint, not per record.
+        await producer.flush()
+        errors = producer.metrics().get("record-error-total", 0)
+        if errors != self._errors_seen or any(c.err is not None for st in self._parts.values() for c in st.pending):
+            self._errors_seen = errors
+            await self._rewind()
+            return
         assigned = consumer.assignment()
         for tp in assigned:
             if tp not in self._parts and tp.topic in self._topics:
@@ -420,13 +440,6 @@ class Mirror:
         for tp, st in self._parts.items():
             if only is None or tp in only:
                 self._advance(st)
-        # Read after the chunks: a record that failed before a later chunk was acknowledged is
-        # counted by then (failures settle in batch order, before later batches' successes).
-        errors = producer.metrics().get("record-error-total", 0)
-        if errors != self._errors_seen or any(c.err is not None for st in self._parts.values() for c in st.pending):
-            self._errors_seen = errors
-            await self._rewind()
-            return
         offsets: dict[TopicPartition, int | OffsetAndMetadata] = {}
         syncs: list[tuple[TopicPartition, _Part]] = []
         for tp, st in self._parts.items():
@@ -457,9 +470,12 @@ class Mirror:
                 log.warning("commit of %d partitions failed (%s); retried at the next checkpoint", len(offsets), exc)
                 return
             for tp, off in offsets.items():
-                self._parts[tp].committed = off if isinstance(off, int) else off.offset
+                st = self._parts[tp]
+                new = off if isinstance(off, int) else off.offset
+                if st.committed is None or new > st.committed:
+                    self._rewinds_in_row = 0     # progress past whatever failed before
+                st.committed = new
         self.stats.checkpoints += 1
-        self._rewinds_in_row = 0
 
     async def _rewind(self) -> None:
         """Some record failed for good: wait for what is in flight, then mirror every partition
@@ -490,6 +506,8 @@ class Mirror:
     async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
         """The group takes partitions away: let what is in flight land, commit it, forget them."""
         assert self.producer is not None
+        if self._failed:
+            return
         try:
             await self.producer.flush(30)
             await self._checkpoint(only=revoked)
