@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 from kafka_broker.testing import EmbeddedBroker
-from kafka_client import AdminClient, NewTopic, Producer
-from kafka_tools.audit import AuditingProducer, compare, parse_window
+from kafka_client import AdminClient, ConfigResource, ConfigResourceType, NewTopic, Producer
+from kafka_tools.audit import AuditingProducer, compare, parse_window, produced_counts, stored_counts
 
 from .mirror_helpers import kafka_core, read_partitions
 
@@ -160,3 +160,34 @@ def test_compare_and_windows() -> None:
         parse_window("soon")
     rows = compare(60_000, {0: 10, 60_000: 5}, {0: 10, 60_000: 4}, {0: 9, 60_000: 4}, None)
     assert [(r.window_start_ms, r.shortfall) for r in rows] == [(0, {"mirrored": 1}), (60_000, {"stored": 1})]
+
+
+def test_auditing_producer_counts_deliveries_and_keeps_failed_counts(tmp_path: Path) -> None:
+    """send() futures and the caller's on_delivery still work through the wrapper; a failed record
+    is not counted; counts whose audit record fails are emitted again once it can be written."""
+    with EmbeddedBroker(tmp_path / "b") as b:
+        with AdminClient(b.bootstrap) as admin:
+            admin.create_topics([NewTopic("t", 1, 1), NewTopic("small", 1, 1, {"max.message.bytes": "200"}),
+                                 NewTopic("audit", 1, 1, {"max.message.bytes": "100"})], raise_on_error=True)
+        seen: list[Any] = []
+        p = AuditingProducer(Producer(b.bootstrap, linger_ms=0), audit_topic="audit", window_s=1,
+                             flush_interval_s=None)
+        futs = [p.send("t", b"x", timestamp_ms=BASE + i * 400) for i in range(5)]   # windows 0,0,0,1,1
+        assert [f.result(10).offset for f in futs] == [0, 1, 2, 3, 4]
+        p.produce("t", b"y", timestamp_ms=BASE + 2500, on_delivery=lambda err, md: seen.append((err, md.offset)))
+        p.produce("small", b"z" * 500, timestamp_ms=BASE)          # refused by the broker: not counted
+        p.flush()
+        assert seen == [(None, 5)]
+        # The audit topic refused the counts (too large for it): nothing there yet, counts kept.
+        assert produced_counts(b.bootstrap, "t", 1000, "audit") is None
+        with AdminClient(b.bootstrap) as admin:
+            from kafka_client import AlterConfigOp
+
+            res = ConfigResource(ConfigResourceType.TOPIC, "audit")
+            admin.incremental_alter_configs({res: [AlterConfigOp("max.message.bytes", None, "delete")]},
+                                            raise_on_error=True)
+        p.close()
+        assert produced_counts(b.bootstrap, "t", 1000, "audit") == {BASE: 3, BASE + 1000: 2, BASE + 2000: 1}
+        assert produced_counts(b.bootstrap, "small", 1000, "audit") is None
+        assert stored_counts(b.bootstrap, "t", 1000) == {BASE: 3, BASE + 1000: 2, BASE + 2000: 1}
+        p.producer.close()
