@@ -28,6 +28,7 @@ from kafka_client import (
     Producer,
     TopicPartition,
 )
+from kafka_tools.mirror import OffsetSync, translate
 
 from .mirror_helpers import MirrorProcess, kafka_core, read_partitions, wait_until
 
@@ -217,15 +218,17 @@ def test_translate_offsets_moves_a_group_without_gap(clusters: tuple[EmbeddedBro
     r = kafka_core(*mirror)
     assert r.returncode == 0, r.stderr[-3000:]
     # The application's group read partition 0 to exactly the end of the first run, partition 1
-    # half-way into the second, and nothing of partition 2.
-    committed = {0: 1000, 1: 1500}
+    # half-way into the second, and nothing of partition 2 (offset 0: no sync below it, so the
+    # target's log start).
+    committed = {0: 1000, 1: 1500, 2: 0}
     with AdminClient(source.bootstrap) as admin:
         admin.alter_group_offsets("app", {TopicPartition("orders", p): o for p, o in committed.items()})
     r = kafka_core("mirror", "translate-offsets", "--source-bootstrap", source.bootstrap,
                    "--target-bootstrap", target.bootstrap, "--group", "app", "--execute", "--json")
     assert r.returncode == 0, r.stderr[-3000:]
     rows = {row["partition"]: row for row in json.loads(r.stdout)["offsets"]}
-    assert set(rows) == {0, 1}
+    assert set(rows) == {0, 1, 2}
+    assert rows[2]["target_offset"] == 0 and rows[2]["max_rereads"] is None
     assert rows[0]["exact"] is True and rows[0]["target_offset"] == 1000
     assert rows[1]["target_offset"] <= 1500 and rows[1]["max_rereads"] == 1500 - rows[1]["target_offset"]
     # The group, moved, resumes on the target: no gap, and re-reads at most the checkpoint lag.
@@ -321,3 +324,14 @@ def test_a_record_the_target_refuses_stops_the_mirror_without_loss(
     assert committed.get(TopicPartition("big", 0)) is None or committed[TopicPartition("big", 0)].offset <= 20
     got = _values(read_partitions(target.bootstrap, "big", 1)[0])
     assert b"x" * 5000 not in got and set(got) <= {b"small %d" % i for i in range(30)}
+
+
+def test_translate_picks_the_largest_sync_below_the_offset() -> None:
+    def sync(up: int, down: int) -> OffsetSync:
+        return OffsetSync("t", 0, up, "t", 0, down)
+
+    syncs = [sync(99, 99), sync(199, 199), sync(150, 230), sync(199, 260)]   # a rewind re-copied 150..199
+    assert translate(syncs, 200) == sync(199, 260)      # of equal upstream offsets the newest: exact
+    assert translate(syncs, 180) == sync(150, 230)      # largest below: re-reads 151..179 at most
+    assert translate(syncs, 120) == sync(99, 99)
+    assert translate(syncs, 99) is None                  # nothing below: the caller falls back to log start
