@@ -1,7 +1,8 @@
 """``kafka-core audit``: per-window counts produced, stored, mirrored and exported (kafka_tools.audit).
 
   kafka-core audit --bootstrap-server B --topic T [--window 1m] [--audit-topic kafka-core-audit]
-                   [--target-bootstrap T2 [--target-topic NAME]] [--export-dir OUT] [--json]
+                   [--target-bootstrap T2 [--target-topic NAME]] [--export-dir OUT]
+                   [--since TIME] [--until TIME] [--json]
 
 Prints one row per time window with each stage's count and what falls short; exit status 1
 when some window falls short (a loss), 0 when none does, 2 for bad arguments.
@@ -29,8 +30,37 @@ def register(sub: Any) -> None:
     p.add_argument("--target-bootstrap", metavar="HOST:PORT", help="a mirror's target cluster: count its copy too")
     p.add_argument("--target-topic", help="the copy's name on the target (default: --topic)")
     p.add_argument("--export-dir", metavar="DIR", help="a kafka-core export's folder: count its files too")
+    p.add_argument("--since", metavar="TIME",
+                   help="only windows from this time on: an ISO date-time (UTC unless it says), epoch "
+                        "milliseconds, or a duration ago (2h); windows gone by retention are left out this way")
+    p.add_argument("--until", metavar="TIME",
+                   help="only windows that end by this time (same forms; e.g. 10m to give the mirror and "
+                        "the export 10 minutes to catch up)")
     p.add_argument("--json", action="store_true", help="one JSON object of the rows on stdout")
     p.set_defaults(func=cmd_audit)
+
+
+def _time(text: str | None, flag: str) -> int | None:
+    """An ISO date-time, epoch milliseconds or a duration before now, in epoch milliseconds."""
+    import time
+
+    from kafka_tools.audit import parse_window
+
+    from .group import parse_datetime
+
+    if text is None:
+        return None
+    t = text.strip()
+    if t.isdigit() and len(t) > 9:
+        return int(t)
+    try:
+        return int(time.time() * 1000) - parse_window(t)
+    except ValueError:
+        pass
+    try:
+        return parse_datetime(t)
+    except CliError:
+        raise CliError(f"cannot parse {flag} {text!r}: an ISO date-time, epoch ms or a duration (2h)", 2) from None
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -41,21 +71,22 @@ def cmd_audit(args: argparse.Namespace) -> int:
         window = audit.parse_window(args.window)
     except ValueError as exc:
         raise CliError(str(exc), 2) from exc
+    since, until = _time(args.since, "--since"), _time(args.until, "--until")
     try:
         produced = audit.produced_counts(args.bootstrap_server, args.topic, window,
                                          args.audit_topic or audit.AUDIT_TOPIC)
-        stored = audit.stored_counts(args.bootstrap_server, args.topic, window)
+        stored = audit.stored_counts(args.bootstrap_server, args.topic, window, since)
         if stored is None:
             raise CliError(f"topic {args.topic!r} does not exist on {args.bootstrap_server}")
         mirrored = None
         if args.target_bootstrap:
-            mirrored = audit.stored_counts(args.target_bootstrap, args.target_topic or args.topic, window) or {}
+            mirrored = audit.stored_counts(args.target_bootstrap, args.target_topic or args.topic, window, since) or {}
         exported = None
         if args.export_dir:
             exported = audit.exported_counts(args.export_dir, args.topic, window) or {}
     except (KafkaError, OSError, ValueError) as exc:
         raise CliError(str(exc)) from exc
-    rows = audit.compare(window, produced, stored, mirrored, exported)
+    rows = audit.compare(window, produced, stored, mirrored, exported, since_ms=since, until_ms=until)
     short = [r for r in rows if r.shortfall]
     if args.json:
         print(json.dumps({"topic": args.topic, "window_ms": window, "windows": len(rows),

@@ -10,8 +10,12 @@ counts with what each later stage holds for the same windows.  Here the stages a
 - ``exported``: the export's files (``kafka-core export``: ``OUT/topic=T/date=.../hour=.../*.parquet``
   or ``*.jsonl``, read for their ``timestamp`` column only, with pyarrow).
 
-A window falls short when ``stored < produced``, or ``mirrored``/``exported`` < ``stored`` (what the
-downstream copy should have holds).  Counting is all there is: a duplicate (the mirror is at
+``--since``/``--until`` (``compare``'s ``since_ms``/``until_ms``) limit the audit to the windows in a
+time range: the stored and mirrored topics are then read from the first offset at that time on
+(ListOffsets by time), and windows gone by retention or still being mirrored or exported stay out.
+
+A window falls short when ``stored < produced``, or ``mirrored``/``exported`` < ``stored`` (the
+stored topic is what a downstream copy should hold).  Counting is all there is: a duplicate (the mirror is at
 least once) can hide a loss in the same window, as in the paper's audit.
 
 ``AuditingProducer(producer, audit_topic=..., window_s=60)`` wraps a kafka_client ``Producer``
@@ -175,9 +179,11 @@ class AuditingProducer:
 
 # ---------------------------------------------------------------- counting each stage
 
-def _read_all(bootstrap: str, topic: str, each: Callable[[list[Any]], None], timeout: float = 300) -> bool:
-    """Hand every record of ``topic`` (log start to the end offsets seen now) to ``each``, a
-    partition's poll at a time; False when the topic does not exist."""
+def _read_all(bootstrap: str, topic: str, each: Callable[[list[Any]], None], timeout: float = 300,
+              since_ms: int | None = None) -> bool:
+    """Hand every record of ``topic`` (log start, or the first offset at or after ``since_ms``, to
+    the end offsets seen now) to ``each``, a partition's poll at a time; False when the topic does
+    not exist."""
     with Consumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
                   allow_auto_create_topics=False, client_id="kafka-core-audit") as c:
         try:
@@ -189,6 +195,14 @@ def _read_all(bootstrap: str, topic: str, each: Callable[[list[Any]], None], tim
         c.seek_to_beginning(*tps)
         end = c.end_offsets(tps)
         todo = {tp for tp in tps if end[tp] > 0}
+        if since_ms is not None and todo:
+            # ListOffsets by time: the first offset whose timestamp is at or after since_ms, so no
+            # record before it is in the range (a partition with none there is skipped)
+            for tp, found in c.offsets_for_times({tp: since_ms for tp in todo}).items():
+                if found is None:
+                    todo.discard(tp)
+                else:
+                    c.seek(tp, found.offset)
         deadline = time.monotonic() + timeout
         while todo:
             if time.monotonic() > deadline:
@@ -232,14 +246,16 @@ def produced_counts(bootstrap: str, topic: str, window_ms: int, audit_topic: str
     return dict(out) if found[0] else None
 
 
-def stored_counts(bootstrap: str, topic: str, window_ms: int) -> dict[int, int] | None:
-    """Per window start (ms), the records of ``topic`` on the cluster; None when there is no such topic."""
+def stored_counts(bootstrap: str, topic: str, window_ms: int, since_ms: int | None = None) -> dict[int, int] | None:
+    """Per window start (ms), the records of ``topic`` on the cluster (from the window holding
+    ``since_ms`` on, when given); None when there is no such topic."""
     out: Counter[int] = Counter()
 
     def each(recs: list[Any]) -> None:
         out.update(r.timestamp - r.timestamp % window_ms for r in recs)
 
-    return dict(out) if _read_all(bootstrap, topic, each) else None
+    start = None if since_ms is None else since_ms - since_ms % window_ms
+    return dict(out) if _read_all(bootstrap, topic, each, since_ms=start) else None
 
 
 def exported_counts(export_dir: str | os.PathLike[str], topic: str, window_ms: int) -> dict[int, int] | None:
@@ -294,12 +310,19 @@ class AuditRow:
 
 
 def compare(window_ms: int, produced: dict[int, int] | None, stored: dict[int, int],
-            mirrored: dict[int, int] | None = None, exported: dict[int, int] | None = None) -> list[AuditRow]:
-    """The rows of every window any stage saw, oldest first."""
+            mirrored: dict[int, int] | None = None, exported: dict[int, int] | None = None, *,
+            since_ms: int | None = None, until_ms: int | None = None) -> list[AuditRow]:
+    """The rows of every window any stage saw, oldest first: those from the window holding
+    ``since_ms`` on, and ending at or before ``until_ms`` (a window still being written, or not yet
+    mirrored or exported, is left out that way; so are windows already gone by retention)."""
     windows: set[int] = set(stored)
     for tier in (produced, mirrored, exported):
         if tier is not None:
             windows |= set(tier)
+    if since_ms is not None:
+        windows = {w for w in windows if w >= since_ms - since_ms % window_ms}
+    if until_ms is not None:
+        windows = {w for w in windows if w + window_ms <= until_ms}
     rows = []
     for w in sorted(windows):
         s = stored.get(w, 0)

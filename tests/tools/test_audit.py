@@ -102,6 +102,11 @@ def test_no_loss_every_stage_counts_the_same(setup: dict[str, Any]) -> None:
     assert [(r["window_start_ms"], r["produced"], r["stored"], r["mirrored"], r["exported"]) for r in out["rows"]] \
         == [(BASE + w * 60_000, PER_WINDOW, PER_WINDOW, PER_WINDOW, PER_WINDOW) for w in range(WINDOWS)]
     assert out["rows"][0]["window_start"] == "2023-11-14T22:14:00Z"
+    # --since (read from the first offset at that time on) and --until keep windows 22:15-22:17.
+    rc, out = _audit(setup, "--since", "2023-11-14T22:15:30Z", "--until", str(BASE + 4 * 60_000))
+    assert rc == 0, out
+    assert [(r["window_start"], r["produced"], r["stored"], r["mirrored"], r["exported"]) for r in out["rows"]] \
+        == [(f"2023-11-14T22:{m}:00Z", PER_WINDOW, PER_WINDOW, PER_WINDOW, PER_WINDOW) for m in (15, 16, 17)]
     # A coarser window sums the producers' one-minute counts.
     r = kafka_core("audit", "--bootstrap-server", setup["source"].bootstrap, "--topic", "clicks", "--window", "5m",
                    "--json")
