@@ -213,8 +213,15 @@ class Mirror:
 
     def __init__(self, cfg: MirrorConfig) -> None:
         self.cfg = cfg
-        self.include = re.compile(cfg.include)
-        self.exclude = re.compile(cfg.exclude) if cfg.exclude else None
+        try:
+            self.include = re.compile(cfg.include)
+            self.exclude = re.compile(cfg.exclude) if cfg.exclude else None
+        except re.error as exc:
+            raise MirrorError(f"bad topic regex: {exc}") from None
+        try:
+            cfg.rename.format(source="s", topic="t")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise MirrorError(f"--rename {cfg.rename!r}: only {{source}} and {{topic}} may be named ({exc!r})") from None
         if "{topic}" not in cfg.rename:
             raise MirrorError(f"--rename {cfg.rename!r} must contain {{topic}}")
         self.stats = MirrorStats()

@@ -335,3 +335,16 @@ def test_translate_picks_the_largest_sync_below_the_offset() -> None:
     assert translate(syncs, 180) == sync(150, 230)      # largest below: re-reads 151..179 at most
     assert translate(syncs, 120) == sync(99, 99)
     assert translate(syncs, 99) is None                  # nothing below: the caller falls back to log start
+
+
+@pytest.mark.parametrize("args, message", [
+    ((), "--source-bootstrap is required"),
+    (("--include", "("), "bad topic regex"),
+    (("--rename", "{cluster}.{topic}"), "only {source} and {topic}"),
+    (("--rename", "copy"), "must contain {topic}"),
+    (("--producer-property", "linger_ms"), "expected KEY=VALUE"),
+])
+def test_bad_arguments_exit_2(args: tuple[str, ...], message: str) -> None:
+    base = () if not args else ("--source-bootstrap", "127.0.0.1:1", "--target-bootstrap", "127.0.0.1:2")
+    r = kafka_core("mirror", *base, *args, timeout=60)
+    assert r.returncode == 2 and message in r.stderr, (r.returncode, r.stderr[-1000:])
