@@ -1,7 +1,7 @@
 """``kafka-core mirror``: MirrorMaker-style mirroring between clusters (kafka_tools.mirror).
 
   kafka-core mirror --source-bootstrap S --target-bootstrap T [--include REGEX] [--group G]
-                    [--source-alias A] [--rename '{source}.{topic}'] [--until-caught-up] [--json]
+                    [--source-alias A] [--rename '{source}.{topic}'] [--until-caught-up] [--exactly-once] [--json]
   kafka-core mirror translate-offsets --source-bootstrap S --target-bootstrap T --group APP_GROUP
                     [--source-alias A] [--execute] [--json]
 
@@ -56,6 +56,9 @@ def register(sub: Any) -> None:
                    help="target topic name, e.g. '{source}.{topic}' (default: the source's name)")
     p.add_argument("--until-caught-up", action="store_true",
                    help="stop once everything up to the source end offsets seen at start is mirrored and committed")
+    p.add_argument("--exactly-once", action="store_true",
+                   help="one process copies every partition in transactions on the target, its progress kept "
+                        "there: read_committed readers of the target see each record once, across crashes")
     p.add_argument("--sync-interval-ms", type=int, default=1000,
                    help="how often source offsets are committed and offset syncs written (default 1000)")
     p.add_argument("--isolation-level", choices=["read_committed", "read_uncommitted"], default="read_committed",
@@ -103,7 +106,7 @@ def cmd_mirror(args: argparse.Namespace) -> int:
     cfg = MirrorConfig(args.source_bootstrap, args.target_bootstrap, include=args.include, exclude=args.exclude,
                        group=args.group, source_alias=args.source_alias, rename=args.rename,
                        until_caught_up=args.until_caught_up, sync_interval_s=args.sync_interval_ms / 1000,
-                       isolation_level=args.isolation_level,
+                       isolation_level=args.isolation_level, exactly_once=args.exactly_once,
                        producer=_props(args.producer_property, "producer"),
                        consumer=_props(args.consumer_property, "consumer"))
     try:

@@ -34,6 +34,18 @@ group membership): the records between the last checkpoint and the crash are mir
 partition the group takes away is checkpointed first (flush, commit), so a rebalance copies
 nothing twice.
 
+Exactly once (``exactly_once``, KIP-618's idea for MirrorMaker 2): the target producer is
+transactional (``transactional_id`` = ``kc-mirror.<alias>.<group>``) and each checkpoint is one
+transaction holding the records since the last one, their offset syncs, and the source positions
+committed as offsets of the group ``kc-mirror.<alias>.<group>`` *on the target* (under the target
+topic names, partition for partition), with ``send_offsets_to_transaction``.  A restarted mirror
+fences the old one (InitProducerId aborts its open transaction) and starts every partition from
+those offsets, so a read_committed reader of the target sees each source record once, whatever
+crashed.  Source and target offsets cannot share a transaction across clusters, so the progress
+lives on the target; and without a group's generation to fence zombies with, this mode is one
+process taking every partition (no consumer group on the source).  A transaction that fails is
+aborted and its range mirrored again.
+
 Offset translation (MirrorMaker 2's offset syncs and checkpoints, in one topic): each checkpoint
 also writes, per partition whose committed offset moved, an *offset sync* to the compacted topic
 ``kc-mirror-offset-syncs.<source-alias>.internal`` on the target: key ``[topic, partition]`` of
@@ -131,6 +143,7 @@ class MirrorConfig:
     refresh_topics_s: float = 30.0     # how often new source topics and partitions are looked for
     isolation_level: str = "read_committed"   # aborted transactions are not mirrored
     max_rewinds: int = 10              # rewinds in a row with no commit progress before giving up
+    exactly_once: bool = False         # transactions on the target, progress kept there (see above)
     producer: dict[str, Any] = field(default_factory=dict)
     consumer: dict[str, Any] = field(default_factory=dict)
 
@@ -140,6 +153,12 @@ class MirrorConfig:
     @property
     def sync_topic(self) -> str:
         return sync_topic_name(self.source_alias)
+
+    @property
+    def eos_id(self) -> str:
+        """With exactly_once: the target producer's transactional id and the target consumer group
+        that holds the mirror's progress (source offsets, under the target topic names)."""
+        return f"kc-mirror.{self.source_alias}.{self.group}"
 
 
 @dataclass
@@ -232,6 +251,7 @@ class Mirror:
         self._errors_seen = 0
         self._rewinds_in_row = 0
         self._failed = False     # run() is ending on an error: commit nothing more
+        self._in_txn = False     # exactly_once: a transaction is open on the target
         self.consumer: AIOConsumer | None = None
         self.producer: AIOProducer | None = None
         self.src_admin: AIOAdminClient | None = None
@@ -250,9 +270,15 @@ class Mirror:
         pkw: dict[str, Any] = {"client_id": "kafka-core-mirror", "acks": "all", "enable_idempotence": True,
                                "linger_ms": 5, "batch_size": 262144, "delivery_timeout_ms": _DELIVERY_TIMEOUT_MS,
                                "allow_auto_create_topics": False}
+        if cfg.exactly_once:
+            pkw["transactional_id"] = cfg.eos_id
         pkw.update(cfg.producer)
         self.producer = await AIOProducer(cfg.target_bootstrap, **pkw).start()
-        ckw: dict[str, Any] = {"client_id": "kafka-core-mirror", "group_id": cfg.group,
+        if cfg.exactly_once:
+            # fences an earlier instance and completes (aborts) its open transaction
+            await self.producer.init_transactions()
+            self._in_txn = False
+        ckw: dict[str, Any] = {"client_id": "kafka-core-mirror", "group_id": None if cfg.exactly_once else cfg.group,
                                "enable_auto_commit": False, "auto_offset_reset": "earliest",
                                "isolation_level": cfg.isolation_level, "max_poll_records": 5000,
                                "allow_auto_create_topics": False}
@@ -320,12 +346,35 @@ class Mirror:
             await self.producer.partitions_for(target)
             self._topics[t] = (target, counts[t])
             self.stats.topics[t] = target
-        self.consumer.subscribe(sorted(self._topics), listener=_Listener(self))
+        if self.cfg.exactly_once:
+            await self._assign_from_target()
+        else:
+            self.consumer.subscribe(sorted(self._topics), listener=_Listener(self))
         if self.cfg.until_caught_up and self._end is None:
             tps = [TopicPartition(t, p) for t in sorted(self._topics) for p in range(self._topics[t][1])]
             self._end = await self.consumer.end_offsets(tps)
             log.info("until caught up: %d partitions, %d records to their end", len(tps),
                      sum(max(0, e) for e in self._end.values()))
+
+    async def _assign_from_target(self) -> None:
+        """exactly_once: take every partition (no group) and start each new one where the progress
+        committed on the target with the last transaction says."""
+        assert self.consumer is not None and self.tgt_admin is not None
+        tps = [TopicPartition(t, p) for t in sorted(self._topics) for p in range(self._topics[t][1])]
+        new = [tp for tp in tps if tp not in self.consumer.assignment()]
+        self.consumer.assign(tps)
+        if not new:
+            return
+        done = await self.tgt_admin.list_group_offsets(self.cfg.eos_id, [
+            TopicPartition(self._topics[tp.topic][0], tp.partition) for tp in new])
+        for tp in new:
+            st = self._parts[tp] = _Part(self._topics[tp.topic][0], tp.partition)
+            om = done.get(TopicPartition(st.target, st.tpartition))
+            if om is not None and om.offset >= 0:
+                self.consumer.seek(tp, om.offset)
+                st.committed = st.acked = om.offset
+            else:
+                self.consumer.seek_to_beginning(tp)
 
     # ---- the loop ----
     async def run(self) -> MirrorStats:
@@ -395,6 +444,9 @@ class Mirror:
             st = self._parts[tp] = _Part(target, tp.partition)
         assert self.producer is not None
         producer = self.producer
+        if self.cfg.exactly_once and not self._in_txn:
+            producer.begin_transaction()
+            self._in_txn = True
         produce = producer.produce
         target, p = st.target, st.tpartition
         chunk = _Chunk(recs[-1].offset, len(recs))
@@ -429,6 +481,9 @@ class Mirror:
         """Commit, per partition, the source offset up to which the target acknowledged everything,
         and write the offset syncs of the partitions that moved."""
         assert self.consumer is not None and self.producer is not None
+        if self.cfg.exactly_once:
+            await self._commit_transaction()
+            return
         consumer, producer = self.consumer, self.producer
         # Wait until everything forwarded so far is acknowledged or failed: only then does an
         # unchanged error count prove it all reached the target (a chunk's last record can be
@@ -463,12 +518,7 @@ class Mirror:
             if st.last_src > st.synced:
                 syncs.append((tp, st))
         for tp, st in syncs:
-            producer.produce(self.cfg.sync_topic, json.dumps({
-                "topic": tp.topic, "partition": tp.partition, "upstream_offset": st.last_src,
-                "downstream_topic": st.target, "downstream_partition": st.tpartition,
-                "downstream_offset": st.last_tgt}).encode(),
-                json.dumps([tp.topic, tp.partition]).encode())
-            st.synced = st.last_src
+            self._produce_sync(tp, st)
         if offsets:
             try:
                 await consumer.commit(offsets)
@@ -483,6 +533,73 @@ class Mirror:
                     self._rewinds_in_row = 0     # progress past whatever failed before
                 st.committed = new
         self.stats.checkpoints += 1
+
+    async def _commit_transaction(self) -> None:
+        """exactly_once's checkpoint: the records since the last one, their offset syncs and the
+        source positions (as offsets of the group ``eos_id`` on the target) in one transaction."""
+        assert self.consumer is not None and self.producer is not None
+        consumer, producer = self.consumer, self.producer
+        positions: dict[TopicPartition, int] = {}
+        for tp in consumer.assignment():
+            st = self._parts.get(tp)
+            if st is not None:
+                pos = await consumer.position(tp)
+                if pos != st.committed:
+                    positions[tp] = pos
+        if not positions:
+            return
+        if not self._in_txn:        # only control batches passed: commit the positions alone
+            producer.begin_transaction()
+            self._in_txn = True
+        await producer.flush()
+        for st in self._parts.values():
+            self._advance(st)
+        for tp, st in self._parts.items():
+            if st.last_src > st.synced:
+                self._produce_sync(tp, st)
+        try:
+            await producer.send_offsets_to_transaction(
+                {TopicPartition(self._parts[tp].target, self._parts[tp].tpartition): pos
+                 for tp, pos in positions.items()}, self.cfg.eos_id)
+            await producer.commit_transaction()
+        except KafkaError as exc:
+            log.warning("transaction failed (%s): aborting it and mirroring again from the last commit", exc)
+            self.stats.commits_failed += 1
+            await self._abort_and_rewind()
+            return
+        self._in_txn = False
+        for tp, pos in positions.items():
+            st = self._parts[tp]
+            if st.committed is None or pos > st.committed:
+                self._rewinds_in_row = 0
+            st.committed = st.acked = pos
+        self.stats.checkpoints += 1
+
+    async def _abort_and_rewind(self) -> None:
+        assert self.consumer is not None and self.producer is not None
+        try:
+            await self.producer.abort_transaction()
+        except KafkaError as exc:
+            # fenced by a newer instance, or the producer is unusable: stop (nothing is committed)
+            raise MirrorError(f"cannot abort the transaction ({exc}); stopping") from exc
+        self._in_txn = False
+        self._errors_seen = self.producer.metrics().get("record-error-total", 0)
+        for tp, st in self._parts.items():
+            st.pending.clear()
+            st.synced = st.last_src = -1
+            if st.committed is not None:
+                self.consumer.seek(tp, st.committed)
+            else:
+                self.consumer.seek_to_beginning(tp)
+
+    def _produce_sync(self, tp: TopicPartition, st: _Part) -> None:
+        assert self.producer is not None
+        self.producer.produce(self.cfg.sync_topic, json.dumps({
+            "topic": tp.topic, "partition": tp.partition, "upstream_offset": st.last_src,
+            "downstream_topic": st.target, "downstream_partition": st.tpartition,
+            "downstream_offset": st.last_tgt}).encode(),
+            json.dumps([tp.topic, tp.partition]).encode())
+        st.synced = st.last_src
 
     async def _rewind(self) -> None:
         """Some record failed for good: wait for what is in flight, then mirror every partition
@@ -532,8 +649,8 @@ class Mirror:
             st = self._parts.get(tp)
             if st is not None and st.committed is not None and st.committed >= end:
                 del todo[tp]
-        if not todo:
-            return True
+        if not todo or self.cfg.exactly_once:   # exactly_once: every partition is ours
+            return not todo
         got = await self.src_admin.list_group_offsets(self.cfg.group, list(todo))
         return all(tp in got and got[tp].offset >= end for tp, end in todo.items())
 
