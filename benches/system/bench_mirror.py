@@ -10,7 +10,10 @@ mirror copies it to its own target topic, one after the other.  For each: the wa
 start until the target holds every record (``total``, JVM and group start-up included), the
 time from the first record seen in the target to the last (``copy``: the steady rate, polled
 every 100 ms by end offsets), and the mirror process's CPU seconds (user + system, from wait4).
-Every mirror must deliver exactly --records records (no crash, so no duplicates).
+Every mirror must deliver exactly --records records (no crash, so no duplicates).  For
+``--exactly-once`` the end offsets also count one commit marker per partition and transaction, so
+its ``total`` is the time its process took to exit (--until-caught-up: the last transaction
+committed).
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ def target_count(bootstrap: str, topic: str, partitions: int) -> int:
 
 
 def watch(bootstrap: str, topic: str, partitions: int, records: int, t0: float, timeout: float,
-          proc: subprocess.Popen[Any] | None = None) -> tuple[float, float]:
+          proc: subprocess.Popen[Any] | None = None, allow_more: bool = False) -> tuple[float, float]:
     """(seconds to the first record in the target, seconds to the last), both from ``t0``."""
     from kafka_client import Consumer, TopicPartition
 
@@ -93,7 +96,7 @@ def watch(bootstrap: str, topic: str, partitions: int, records: int, t0: float, 
             if n and first is None:
                 first = now - t0
             if n >= records:
-                assert n == records, f"{topic}: {n} records, {n - records} more than the source"
+                assert n == records or allow_more, f"{topic}: {n} records, {n - records} more than the source"
                 return first or 0.0, now - t0
             time.sleep(0.1)
 
@@ -112,15 +115,43 @@ def _wait_cpu(proc: subprocess.Popen[Any], timeout: float = 60) -> float:
         time.sleep(0.05)
 
 
-def run_kafka_core(src: str, tgt: str, partitions: int, records: int) -> dict[str, float]:
+def run_kafka_core(src: str, tgt: str, partitions: int, records: int, exactly_once: bool = False) -> dict[str, float]:
+    alias = "kce" if exactly_once else "kc"
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "kafka_cli", "mirror", "--source-bootstrap", src,
                              "--target-bootstrap", tgt, "--include", "bench", "--rename", "{source}.{topic}",
-                             "--source-alias", "kc", "--group", "bench-kc", "--until-caught-up", "--json"],
+                             "--source-alias", alias, "--group", "bench-kc", "--until-caught-up", "--json",
+                             *(["--exactly-once"] if exactly_once else [])],
                             env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    first, last = watch(tgt, "kc.bench", partitions, records, t0, 600, proc)
-    cpu = _wait_cpu(proc)
-    return {"first_s": first, "total_s": last, "cpu_s": cpu}
+    if not exactly_once:
+        first, last = watch(tgt, f"{alias}.bench", partitions, records, t0, 600, proc)
+        cpu = _wait_cpu(proc)
+        return {"first_s": first, "total_s": last, "cpu_s": cpu}
+    # End offsets count the commit markers too (one per partition and transaction): time the
+    # first record, then the exit, which --until-caught-up reaches once the last transaction
+    # holding the source end offsets has committed.
+    first, _ = watch(tgt, f"{alias}.bench", partitions, 1, t0, 600, proc, allow_more=True)
+    cpu = _wait_cpu(proc, timeout=600)
+    total = time.perf_counter() - t0
+    n = count_committed(tgt, f"{alias}.bench", partitions, records)
+    assert n == records, f"{alias}.bench: read_committed sees {n} records, not {records}"
+    return {"first_s": first, "total_s": total, "cpu_s": cpu}
+
+
+def count_committed(bootstrap: str, topic: str, partitions: int, records: int) -> int:
+    """Records a read_committed reader of ``topic`` sees (read until ``records`` plus 2 s more)."""
+    from kafka_client import Consumer, TopicPartition
+
+    n, idle = 0, time.monotonic()
+    with Consumer(bootstrap_servers=bootstrap, isolation_level="read_committed", auto_offset_reset="earliest",
+                  enable_auto_commit=False) as c:
+        c.assign([TopicPartition(topic, p) for p in range(partitions)])
+        while time.monotonic() - idle < (2 if n >= records else 30):
+            got = sum(len(v) for v in c.poll(0.5).values())
+            if got:
+                n += got
+                idle = time.monotonic()
+    return n
 
 
 def run_mm2(src: str, tgt: str, partitions: int, records: int, workdir: Path, tasks: int) -> dict[str, float]:
@@ -193,6 +224,8 @@ def main() -> None:
     try:
         fill(source.bootstrap, "bench", args.partitions, args.records, args.size)
         results["kafka-core mirror"] = run_kafka_core(source.bootstrap, target.bootstrap, args.partitions, args.records)
+        results["kafka-core --exactly-once"] = run_kafka_core(source.bootstrap, target.bootstrap, args.partitions,
+                                                              args.records, exactly_once=True)
         results["MirrorMaker 2 (4.1.1)"] = run_mm2(source.bootstrap, target.bootstrap, args.partitions, args.records,
                                                    work / "mm2", args.mm2_tasks)
         results["confluent-kafka loop"] = run_confluent_loop(source.bootstrap, target.bootstrap, args.partitions,
