@@ -557,11 +557,11 @@ class Mirror:
         for tp, st in self._parts.items():
             if st.last_src > st.synced:
                 self._produce_sync(tp, st)
+        offsets: dict[TopicPartition | tuple[str, int], Any] = {
+            TopicPartition(self._parts[tp].target, self._parts[tp].tpartition): pos for tp, pos in positions.items()}
         try:
-            await producer.send_offsets_to_transaction(
-                {TopicPartition(self._parts[tp].target, self._parts[tp].tpartition): pos
-                 for tp, pos in positions.items()}, self.cfg.eos_id)
-            await producer.commit_transaction()
+            await self._until_done(lambda: producer.send_offsets_to_transaction(offsets, self.cfg.eos_id))
+            await self._until_done(producer.commit_transaction)
         except KafkaError as exc:
             log.warning("transaction failed (%s): aborting it and mirroring again from the last commit", exc)
             self.stats.commits_failed += 1
@@ -575,10 +575,31 @@ class Mirror:
             st.committed = st.acked = pos
         self.stats.checkpoints += 1
 
+    async def _until_done(self, op: Any) -> None:
+        """A transaction step, again while it fails retriably (a target restarting: a step that
+        timed out is called again and keeps waiting for the same outcome); the rest is raised."""
+        backoff = 0.2
+        while True:
+            try:
+                await op()
+                return
+            except KafkaError as exc:
+                if not exc.retriable or self._stop.is_set():
+                    raise
+                self.stats.retries += 1
+                log.warning("transaction step failed (%s); again in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(_MAX_BACKOFF_S, backoff * 2)
+
     async def _abort_and_rewind(self) -> None:
         assert self.consumer is not None and self.producer is not None
+        self.stats.rewinds += 1
+        self._rewinds_in_row += 1
+        if self._rewinds_in_row > self.cfg.max_rewinds:
+            raise MirrorError(f"{self._rewinds_in_row} transactions in a row failed; stopping (nothing after the "
+                              "last committed transaction is committed)")
         try:
-            await self.producer.abort_transaction()
+            await self._until_done(self.producer.abort_transaction)
         except KafkaError as exc:
             # fenced by a newer instance, or the producer is unusable: stop (nothing is committed)
             raise MirrorError(f"cannot abort the transaction ({exc}); stopping") from exc

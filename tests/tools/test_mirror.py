@@ -295,8 +295,9 @@ def test_two_mirrors_in_one_group_share_the_partitions(clusters: tuple[EmbeddedB
     assert dups == 0
 
 
+@pytest.mark.parametrize("mode", [(), ("--exactly-once",)], ids=["at-least-once", "exactly-once"])
 def test_a_record_the_target_refuses_stops_the_mirror_without_loss(
-        clusters: tuple[EmbeddedBroker, EmbeddedBroker]) -> None:
+        clusters: tuple[EmbeddedBroker, EmbeddedBroker], mode: tuple[str, ...]) -> None:
     source, target = clusters
     _create(source.bootstrap, "big", 1)
     _create(target.bootstrap, "big", 1, {"max.message.bytes": "2000"})   # the target refuses larger batches
@@ -304,15 +305,24 @@ def test_a_record_the_target_refuses_stops_the_mirror_without_loss(
         for i in range(30):
             p.send("big", (b"x" * 5000) if i == 20 else b"small %d" % i).result(10)
     r = kafka_core("mirror", "--source-bootstrap", source.bootstrap, "--target-bootstrap", target.bootstrap,
-                   "--include", "big", "--until-caught-up", "--json", "--sync-interval-ms", "100", timeout=120)
+                   "--include", "big", "--until-caught-up", "--json", "--sync-interval-ms", "100", *mode,
+                   timeout=120)
     assert r.returncode == 1, (r.returncode, r.stdout, r.stderr[-2000:])
-    assert "refused records" in r.stderr
+    assert "in a row" in r.stderr
     # Nothing at or after the refused record is committed: a rerun (once the target takes it)
     # starts there, so the record is not lost.
-    with AdminClient(source.bootstrap) as admin:
-        committed = admin.list_group_offsets("kafka-core-mirror")
+    with AdminClient((target if mode else source).bootstrap) as admin:
+        committed = admin.list_group_offsets("kc-mirror.source.kafka-core-mirror" if mode else "kafka-core-mirror")
     assert committed.get(TopicPartition("big", 0)) is None or committed[TopicPartition("big", 0)].offset <= 20
-    got = _values(read_partitions(target.bootstrap, "big", 1)[0])
+    if mode:   # what a read_committed reader sees: no transaction with the refused record committed
+        got = _values(read_partitions(target.bootstrap, "big", 1, until_idle=2)[0])
+        with Consumer(bootstrap_servers=target.bootstrap, isolation_level="read_committed",
+                      auto_offset_reset="earliest", enable_auto_commit=False) as c:
+            c.assign([TopicPartition("big", 0)])
+            seen = [bytes(r.value) for recs in c.poll(3.0).values() for r in recs]
+        assert set(seen) <= {b"small %d" % i for i in range(20)}, seen
+    else:
+        got = _values(read_partitions(target.bootstrap, "big", 1)[0])
     assert b"x" * 5000 not in got and set(got) <= {b"small %d" % i for i in range(30)}
 
 
