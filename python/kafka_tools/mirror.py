@@ -1,4 +1,5 @@
-"""Mirror topics from a source cluster to a target cluster (MirrorMaker-style), at least once.
+"""Mirror topics from a source cluster to a target cluster (MirrorMaker-style), at least once, or
+exactly once for read_committed readers of the target (``exactly_once``).
 
 The paper runs a Kafka cluster per datacentre and one in the analytics datacentre that mirrors
 them; this is that mirror, built on kafka_client: an ``AIOConsumer`` in the consumer group
@@ -728,9 +729,11 @@ async def read_offset_syncs(target_bootstrap: str, source_alias: str) -> dict[tu
     """Every offset sync still in the target's sync topic, per source partition, in write order."""
     topic = sync_topic_name(source_alias)
     out: dict[tuple[str, int], list[OffsetSync]] = {}
+    # read_committed: with exactly_once a sync belongs to its transaction (an aborted one's
+    # syncs point at records that were aborted too)
     async with AIOConsumer(bootstrap_servers=target_bootstrap, enable_auto_commit=False,
                            auto_offset_reset="earliest", allow_auto_create_topics=False,
-                           client_id="kafka-core-mirror-translate") as c:
+                           isolation_level="read_committed", client_id="kafka-core-mirror-translate") as c:
         parts = await c.partitions_for_topic(topic)
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         c.assign(tps)
