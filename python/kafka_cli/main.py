@@ -12,10 +12,10 @@ import os
 import sys
 from importlib import metadata
 
-from . import bench, broker, client, cluster, export, group
+from . import audit, bench, broker, client, cluster, export, group, mirror
 from .errors import CliError
 
-SUBCOMMANDS = [broker, cluster, group, bench, client, export]
+SUBCOMMANDS = [broker, cluster, group, bench, client, export, mirror, audit]
 
 
 def build_parser() -> argparse.ArgumentParser:
