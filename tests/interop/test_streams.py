@@ -1,0 +1,182 @@
+"""A real stream processor against kafka-core and, the same app on the same input, against
+Apache Kafka 4.x: Kafka Streams (from Maven) with ``processing.guarantee=exactly_once_v2``
+counting words (python/kafka_bench/data/streams/WordCount.java).
+
+The input is N deterministic lines (null keys, 3 partitions, ``kafka_bench.streams.word_lines``:
+the exact count of every word is known).  Streams re-keys by word through a repartition topic,
+counts in a RocksDB store with a changelog topic and writes word -> count (Long) to a compacted
+output topic; each commit interval is one transaction over the repartition records, changelog,
+output and consumed offsets.  So a pass needs the whole exactly-once stack of the broker: the
+Streams admin client creating internal topics with their configs, InitProducerId with a
+transactional id, AddPartitionsToTxn, AddOffsetsToTxn/TxnOffsetCommit, EndTxn and the markers,
+read_committed fetches and ListOffsets (the restore consumer reads the changelog under
+read_committed), DeleteRecords on the repartition topic, the classic consumer group protocol.
+
+What is checked, reading the output under read_committed: the last count of every word is
+exactly its number of occurrences, and *every* committed output record is at most that (a
+double-counted record, e.g. a replayed batch whose aborted output leaked, would exceed it) and
+counts never go down within a partition (a store restored from a stale changelog would).  The
+kill -9 test kills the Streams process as soon as some output is committed, starts it again with
+the same application.id and state directory (Streams keeps its process id there, so the new
+producer has the same transactional.id and fences the dead one's open transaction) and checks
+the same.
+"""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kafka_bench import streams
+from kafka_bench.apache_kafka import ApacheKafka, ensure_jars
+
+from tests.interop.conftest import create_topic
+
+pytestmark = [pytest.mark.interop,
+              pytest.mark.skipif(shutil.which("javac") is None, reason="a JDK is installed by ./dev test")]
+
+LINES = 20_000
+PARTITIONS = 3
+# One stream thread, a short commit interval (many transactions in a small run), and a session
+# timeout at the broker's minimum so that after kill -9 the dead member leaves the group in 6 s
+# rather than Kafka's default 45 s.
+APP_CONFIG = {"num.stream.threads": "1", "commit.interval.ms": "100",
+              "consumer.session.timeout.ms": "6000", "consumer.heartbeat.interval.ms": "1500"}
+
+
+@pytest.fixture(scope="module")
+def apache() -> Iterator[ApacheKafka]:
+    ensure_jars()
+    k = ApacheKafka(heap="512m", extra={"num.partitions": "1", "auto.create.topics.enable": "true"})
+    k.start()
+    yield k
+    k.cleanup()
+
+
+@pytest.fixture(params=["kafka-core", "apache"])
+def bootstrap(request: pytest.FixtureRequest) -> str:
+    server = request.getfixturevalue("broker" if request.param == "kafka-core" else "apache")
+    return str(server.bootstrap)
+
+
+def produce_lines(bootstrap: str, topic: str, lines: list[bytes]) -> None:
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
+    for i, line in enumerate(lines):
+        p.produce(topic, line, partition=i % PARTITIONS)
+    assert p.flush(30) == 0
+
+
+class Output:
+    """Every committed record of the output topic, in offset order per partition."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        from confluent_kafka import Consumer, TopicPartition
+
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{uuid.uuid4().hex}",
+                                  "isolation.level": "read_committed", "enable.auto.commit": False})
+        self.consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+        self.records: list[tuple[int, str, int]] = []   # (partition, word, count)
+        self.latest: dict[str, int] = {}
+
+    def poll(self, seconds: float) -> None:
+        for m in self.consumer.consume(1000, seconds):
+            assert m.error() is None, m.error()
+            word, count = m.key().decode(), struct.unpack(">q", m.value())[0]
+            self.records.append((m.partition(), word, count))
+            self.latest[word] = count
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def wait_for(app: streams.WordCount, out: Output, done: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out.poll(0.2)
+        if callable(done) and done():
+            return
+        assert app.running(), f"Streams exited ({app.states()}) before {what}:\n{app.log_tail()}"
+    raise AssertionError(f"no {what} after {timeout}s: {len(out.records)} records, states {app.states()}\n"
+                         f"{app.log_tail()}")
+
+
+def check_output(out: Output, expected: Counter[str]) -> None:
+    assert out.latest == dict(expected)
+    over = [(w, c) for _, w, c in out.records if c > expected[w]]
+    assert not over, f"committed counts above the exact final value: {over[:10]}"
+    last: dict[str, int] = {}
+    for _, w, c in out.records:
+        assert c >= last.get(w, 0), f"count of {w!r} went down: {last[w]} -> {c}"
+        last[w] = c
+
+
+class Run:
+    """One word count run: its topics (the input produced), the expected counts, the app (not
+    started) and the output reader; ``close()`` stops both."""
+
+    def __init__(self, bootstrap: str, work_dir: Path, n: int = LINES) -> None:
+        tag = uuid.uuid4().hex[:8]
+        self.input_topic, self.output_topic, self.app_id = f"wc-lines-{tag}", f"wc-counts-{tag}", f"wc-{tag}"
+        create_topic(bootstrap, self.input_topic, PARTITIONS)
+        create_topic(bootstrap, self.output_topic, PARTITIONS, {"cleanup.policy": "compact"})
+        lines, self.expected = streams.word_lines(n)
+        produce_lines(bootstrap, self.input_topic, lines)
+        self.app = streams.WordCount(bootstrap, self.app_id, self.input_topic, self.output_topic, work_dir,
+                                     APP_CONFIG)
+        self.out = Output(bootstrap, self.output_topic)
+
+    def close(self) -> None:
+        self.app.stop()
+        self.out.close()
+
+
+@pytest.fixture
+def run(bootstrap: str, tmp_path: Path) -> Iterator[Run]:
+    r = Run(bootstrap, tmp_path)
+    yield r
+    r.close()
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        return {tp.partition: tp.offset
+                for tp in c.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10)}
+    finally:
+        c.close()
+
+
+def test_word_count_exactly_once(bootstrap: str, run: Run) -> None:
+    app, out, expected = run.app.start(), run.out, run.expected
+    wait_for(app, out, lambda: out.latest == dict(expected), 90, "exact final counts")
+    assert app.stop() == 0, app.log_tail()
+    out.poll(1.0)   # anything the clean close committed last
+    check_output(out, expected)
+    # The input offsets were committed inside the transactions (TxnOffsetCommit): all of it.
+    per_partition = [LINES // PARTITIONS + (p < LINES % PARTITIONS) for p in range(PARTITIONS)]
+    assert committed_offsets(bootstrap, run.app_id, run.input_topic) == dict(enumerate(per_partition))
+    assert "ERROR" not in app.log_path.read_text(), app.log_tail()
+
+
+def test_word_count_kill9_mid_run(run: Run) -> None:
+    app, out, expected = run.app.start(), run.out, run.expected
+    wait_for(app, out, lambda: len(out.records) > 0, 60, "committed output")
+    app.kill()
+    assert out.latest != dict(expected), "the first run finished before it could be killed mid-run"
+    killed_at = len(out.records)
+    app.start()
+    wait_for(app, out, lambda: out.latest == dict(expected), 90, "exact final counts after kill -9")
+    assert app.stop() == 0, app.log_tail()
+    out.poll(1.0)
+    assert len(out.records) > killed_at
+    check_output(out, expected)
