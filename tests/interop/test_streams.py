@@ -35,6 +35,7 @@ from pathlib import Path
 import pytest
 from kafka_bench import streams
 from kafka_bench.apache_kafka import ApacheKafka, ensure_jars
+from kafka_bench.kafka_core_broker import KafkaCoreBroker
 
 from tests.interop.conftest import create_topic
 
@@ -46,22 +47,33 @@ PARTITIONS = 3
 # One stream thread, a short commit interval (many transactions in a small run), and a session
 # timeout at the broker's minimum so that after kill -9 the dead member leaves the group in 6 s
 # rather than Kafka's default 45 s.
-APP_CONFIG = {"num.stream.threads": "1", "commit.interval.ms": "100",
+APP_CONFIG = {"num.stream.threads": "1", "commit.interval.ms": "100", "repartition.purge.interval.ms": "100",
               "consumer.session.timeout.ms": "6000", "consumer.heartbeat.interval.ms": "1500"}
+
+
+# The same broker settings on both sides: ApacheKafka sets group.initial.rebalance.delay.ms=0
+# (as Kafka's own test configs do), so kafka-core gets it too rather than Kafka's 3 s default.
+SETTINGS = {"num.partitions": "1", "auto.create.topics.enable": "true", "group.initial.rebalance.delay.ms": "0"}
 
 
 @pytest.fixture(scope="module")
 def apache() -> Iterator[ApacheKafka]:
     ensure_jars()
-    k = ApacheKafka(heap="512m", extra={"num.partitions": "1", "auto.create.topics.enable": "true"})
+    k = ApacheKafka(heap="512m", extra=SETTINGS)
     k.start()
     yield k
     k.cleanup()
 
 
+@pytest.fixture(scope="module")
+def core() -> Iterator[KafkaCoreBroker]:
+    with KafkaCoreBroker(settings=SETTINGS) as b:
+        yield b
+
+
 @pytest.fixture(params=["kafka-core", "apache"])
 def bootstrap(request: pytest.FixtureRequest) -> str:
-    server = request.getfixturevalue("broker" if request.param == "kafka-core" else "apache")
+    server = request.getfixturevalue("core" if request.param == "kafka-core" else "apache")
     return str(server.bootstrap)
 
 
@@ -156,6 +168,24 @@ def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
         c.close()
 
 
+def topic_configs(bootstrap: str, topic: str) -> dict[str, str]:
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    admin = AdminClient({"bootstrap.servers": bootstrap})   # kept alive until the future resolves
+    return {k: v.value for k, v in admin.describe_configs([res])[res].result(timeout=15).items()}
+
+
+def low_watermarks(bootstrap: str, topic: str) -> list[int]:
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"wm-{uuid.uuid4().hex}"})
+    try:
+        return [c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[0] for p in range(PARTITIONS)]
+    finally:
+        c.close()
+
+
 def test_word_count_exactly_once(bootstrap: str, run: Run) -> None:
     app, out, expected = run.app.start(), run.out, run.expected
     wait_for(app, out, lambda: out.latest == dict(expected), 90, "exact final counts")
@@ -166,6 +196,16 @@ def test_word_count_exactly_once(bootstrap: str, run: Run) -> None:
     per_partition = [LINES // PARTITIONS + (p < LINES % PARTITIONS) for p in range(PARTITIONS)]
     assert committed_offsets(bootstrap, run.app_id, run.input_topic) == dict(enumerate(per_partition))
     assert "ERROR" not in app.log_path.read_text(), app.log_tail()
+    # The internal topics as the Streams admin client created them (CreateTopics with configs,
+    # read back with DescribeConfigs): a repartition topic kept until Streams purges it, and a
+    # compacted changelog.
+    repartition = topic_configs(bootstrap, f"{run.app_id}-words-repartition")
+    assert (repartition["cleanup.policy"], repartition["retention.ms"], repartition["segment.bytes"],
+            repartition["message.timestamp.type"]) == ("delete", "-1", "52428800", "CreateTime")
+    changelog = topic_configs(bootstrap, f"{run.app_id}-counts-changelog")
+    assert (changelog["cleanup.policy"], changelog["message.timestamp.type"]) == ("compact", "CreateTime")
+    # Streams purged the consumed repartition records with DeleteRecords (every 100 ms here).
+    assert all(low > 0 for low in low_watermarks(bootstrap, f"{run.app_id}-words-repartition"))
 
 
 def test_word_count_kill9_mid_run(run: Run) -> None:
