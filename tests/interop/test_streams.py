@@ -1,6 +1,7 @@
 """A real stream processor against kafka-core and, the same app on the same input, against
 Apache Kafka 4.x: Kafka Streams (from Maven) with ``processing.guarantee=exactly_once_v2``
-counting words (python/kafka_bench/data/streams/WordCount.java).
+counting words (python/kafka_bench/data/streams/WordCount.java); and the Java transactional
+producer (KafkaProducer with transactional.id) that Streams is built on, on its own.
 
 The input is N deterministic lines (null keys, 3 partitions, ``kafka_bench.streams.word_lines``:
 the exact count of every word is known).  Streams re-keys by word through a repartition topic,
@@ -20,6 +21,12 @@ kill -9 test kills the Streams process as soon as some output is committed, star
 the same application.id and state directory (Streams keeps its process id there, so the new
 producer has the same transactional.id and fences the dead one's open transaction) and checks
 the same.
+
+Kafka Streams runs on the classic consumer group protocol: kafka-core does not advertise
+StreamsGroupHeartbeat (KIP-1071's ``group.protocol=streams``), so that is not tried.  Apache
+Kafka 4.x runs transactions as KIP-890 part 2 (transaction.version 2: the epoch is bumped at
+every commit) and kafka-core as part 1 (the epoch stays, sequences go on); the Java client
+picks what the broker advertises, so the tests check what both share, not the epochs.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kafka_bench import apache_kafka as ak
 from kafka_bench import streams
 from kafka_bench.apache_kafka import ApacheKafka, ensure_jars
 from kafka_bench.kafka_core_broker import KafkaCoreBroker
@@ -220,3 +228,105 @@ def test_word_count_kill9_mid_run(run: Run) -> None:
     out.poll(1.0)
     assert len(out.records) > killed_at
     check_output(out, expected)
+
+
+# ---- the Java transactional producer --------------------------------------------------------
+# KafkaProducer with transactional.id, driven by Apache Kafka's ProducerPerformance (commits every
+# --transaction-duration-ms) and by TxnProducer.java (commit, abort, hold steps); checked with a
+# confluent-kafka consumer under both isolation levels and with Apache Kafka's kafka-transactions
+# tool (TransactionsCommand, the broker's own 4.x tool jars).
+
+def read_values(bootstrap: str, topic: str, isolation: str, timeout: float = 30) -> list[bytes]:
+    """Every value of partition 0 under ``isolation``, up to its end (the LSO under
+    read_committed: librdkafka reports the end of partition there)."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{uuid.uuid4().hex}",
+                  "isolation.level": isolation, "enable.partition.eof": True, "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 0, 0)])
+    values: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for m in c.consume(1000, 0.5):
+                if m.error() is not None:
+                    assert m.error().code() == KafkaError._PARTITION_EOF, m.error()
+                    return values
+                values.append(m.value())
+        raise AssertionError(f"no end of {topic} under {isolation} after {timeout}s ({len(values)} values)")
+    finally:
+        c.close()
+
+
+def transactions_tool(bootstrap: str, *args: str) -> str:
+    r = ak.java_main(ak.TRANSACTIONS, ["--bootstrap-server", bootstrap, *args], timeout=90, check=False)
+    out = r.stdout.decode(errors="replace")
+    assert r.returncode == 0, out + r.stderr.decode(errors="replace")[-3000:]
+    return out
+
+
+def listed_state(bootstrap: str, tid: str) -> str:
+    """The State column of ``kafka-transactions list`` for ``tid``
+    (TransactionalId Coordinator ProducerId TransactionState)."""
+    listed = transactions_tool(bootstrap, "list")
+    rows = [line.split() for line in listed.splitlines() if line.split()[:1] == [tid]]
+    assert len(rows) == 1, listed
+    return rows[0][3]
+
+
+@pytest.fixture
+def txn_topic(bootstrap: str) -> str:
+    name = f"java-txn-{uuid.uuid4().hex[:8]}"
+    create_topic(bootstrap, name, 1)
+    return name
+
+
+def test_java_producer_performance_transactions(bootstrap: str, txn_topic: str) -> None:
+    tid = f"perf-{uuid.uuid4().hex[:8]}"
+    r = ak.java_main(ak.PRODUCER_PERF, ["--topic", txn_topic, "--num-records", "20000", "--record-size", "100",
+                                        "--throughput", "-1", "--transactional-id", tid,
+                                        "--transaction-duration-ms", "200",
+                                        "--producer-props", f"bootstrap.servers={bootstrap}"],
+                     timeout=120, check=False)
+    assert r.returncode == 0 and "20000 records sent" in r.stdout.decode(), r.stdout.decode() + r.stderr.decode()
+    assert len(read_values(bootstrap, txn_topic, "read_committed")) == 20000
+    assert listed_state(bootstrap, tid) == "CompleteCommit"
+    described = transactions_tool(bootstrap, "describe", "--transactional-id", tid)
+    assert "CompleteCommit" in described, described
+
+
+def test_java_aborted_transactions_are_invisible(bootstrap: str, txn_topic: str) -> None:
+    tid = f"steps-{uuid.uuid4().hex[:8]}"
+    r = streams.txn_producer(bootstrap, tid, txn_topic, ["commit:100", "abort:50", "commit:30", "abort:20"])
+    assert r.returncode == 0 and b"DONE" in r.stdout, r.stdout.decode() + r.stderr.decode()[-3000:]
+    committed = read_values(bootstrap, txn_topic, "read_committed")
+    assert committed == [f"commit-{s}-{i}".encode() for s, n in ((3, 100), (5, 30)) for i in range(n)]
+    # The aborted records are in the log: a read_uncommitted consumer gets all 200.
+    assert len(read_values(bootstrap, txn_topic, "read_uncommitted")) == 200
+    assert listed_state(bootstrap, tid) == "CompleteAbort"
+
+
+def test_java_open_transaction_holds_the_lso(bootstrap: str, txn_topic: str) -> None:
+    tid = f"hold-{uuid.uuid4().hex[:8]}"
+    p = streams.txn_producer_popen(bootstrap, tid, txn_topic, ["commit:5", "hold:10"])
+    try:
+        assert p.stdout is not None and p.stdin is not None
+        assert p.stdout.readline() == b"OPEN\n", p.stderr.read().decode() if p.stderr else ""
+        assert len(read_values(bootstrap, txn_topic, "read_committed")) == 5
+        assert len(read_values(bootstrap, txn_topic, "read_uncommitted")) == 15
+        assert listed_state(bootstrap, tid) == "Ongoing"
+        described = transactions_tool(bootstrap, "describe", "--transactional-id", tid)
+        assert "Ongoing" in described and f"{txn_topic}-0" in described, described
+        producers = transactions_tool(bootstrap, "describe-producers", "--topic", txn_topic, "--partition", "0")
+        # ProducerId ProducerEpoch LatestCoordinatorEpoch LastSequence LastTimestamp CurrentTransactionStartOffset
+        rows = [line.split() for line in producers.splitlines()[1:] if line.strip()]
+        assert len(rows) == 1 and rows[0][5] == "6", producers   # after 5 records and the first commit marker
+        p.stdin.write(b"go\n")
+        p.stdin.flush()
+        assert p.stdout.readline() == b"DONE\n"
+        assert p.wait(60) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(10)
+    assert len(read_values(bootstrap, txn_topic, "read_committed")) == 15
