@@ -11,7 +11,11 @@ than the broker, as a real application's often is.
 ``WordCount`` starts the word count (data/streams/WordCount.java) as a child process on one
 broker and stops it cleanly (SIGTERM) or kills it (SIGKILL); ``txn_producer`` runs
 TxnProducer.java's commit/abort/hold steps.  ``word_lines`` makes the input: deterministic
-lines with a known word distribution, and the exact counts a correct run must end with.
+lines with a known word distribution, and the exact counts a correct run must end with;
+``produce_lines`` writes them (round robin over the partitions), ``CountsReader`` reads the
+output under read_committed, ``wait_until`` polls it while the app runs and ``CountsReader.
+problems`` says what is wrong with what was read (a count above the exact one, a count going
+down, a final count off).
 """
 
 from __future__ import annotations
@@ -20,8 +24,12 @@ import hashlib
 import os
 import shutil
 import signal
+import struct
 import subprocess
+import time
+import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -153,3 +161,71 @@ def txn_producer_popen(bootstrap: str, transactional_id: str, topic: str, steps:
     """Start TxnProducer.java (for hold:N: it prints OPEN, then waits for a line on stdin)."""
     return subprocess.Popen(java_cmd("TxnProducer", [bootstrap, transactional_id, topic, *steps], log_level="warn"),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def produce_lines(bootstrap: str, topic: str, lines: list[bytes], partitions: int) -> None:
+    """Write ``lines`` with null keys, line ``i`` to partition ``i % partitions`` (idempotent, so
+    a retry cannot duplicate a line and break the expected counts)."""
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
+    for i, line in enumerate(lines):
+        p.produce(topic, line, partition=i % partitions)
+    if p.flush(60) != 0:
+        raise RuntimeError(f"{len(p)} lines not delivered to {topic}")
+
+
+class CountsReader:
+    """Every committed record of the word count's output (read_committed, from offset 0 of each
+    partition or from ``start``'s offsets), in offset order per partition, and the latest count
+    per word."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int, start: dict[int, int] | None = None) -> None:
+        from confluent_kafka import Consumer, TopicPartition
+
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{uuid.uuid4().hex}",
+                                  "isolation.level": "read_committed", "enable.auto.commit": False})
+        self.consumer.assign([TopicPartition(topic, p, (start or {}).get(p, 0)) for p in range(partitions)])
+        self.records: list[tuple[int, str, int]] = []   # (partition, word, count)
+        self.latest: dict[str, int] = {}
+
+    def poll(self, seconds: float) -> None:
+        for m in self.consumer.consume(1000, seconds):
+            if m.error() is not None:
+                raise RuntimeError(f"reading the word counts: {m.error()}")
+            word, count = m.key().decode(), struct.unpack(">q", m.value())[0]
+            self.records.append((m.partition(), word, count))
+            self.latest[word] = count
+
+    def problems(self, expected: Counter[str]) -> list[str]:
+        """What contradicts an exactly-once count of ``expected``: a final count off, any
+        committed count above the exact final one (a double count), a count going down (a
+        store restored from a stale changelog)."""
+        out = [f"final count of {w!r} is {self.latest.get(w)}, not {n}"
+               for w, n in sorted(expected.items()) if self.latest.get(w) != n]
+        out += [f"unexpected word {w!r}" for w in self.latest if w not in expected]
+        last: dict[str, int] = {}
+        for p, w, c in self.records:
+            if c > expected[w]:
+                out.append(f"committed count {c} of {w!r} (partition {p}) is above the exact {expected[w]}")
+            if c < last.get(w, 0):
+                out.append(f"count of {w!r} went down from {last[w]} to {c} (partition {p})")
+            last[w] = c
+        return out[:20]
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def wait_until(app: WordCount, reader: CountsReader, done: Callable[[], bool], timeout: float, what: str) -> float:
+    """Poll ``reader`` until ``done()``; fail when the app exits first or after ``timeout``
+    seconds.  Returns the seconds it took."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        reader.poll(0.2)
+        if done():
+            return time.monotonic() - t0
+        if not app.running():
+            raise RuntimeError(f"Streams exited ({app.states()}) before {what}:\n{app.log_tail()}")
+    raise TimeoutError(f"no {what} after {timeout}s: {len(reader.records)} records, states {app.states()}\n"
+                       f"{app.log_tail()}")

@@ -32,10 +32,8 @@ picks what the broker advertises, so the tests check what both share, not the ep
 from __future__ import annotations
 
 import shutil
-import struct
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,59 +83,6 @@ def bootstrap(request: pytest.FixtureRequest) -> str:
     return str(server.bootstrap)
 
 
-def produce_lines(bootstrap: str, topic: str, lines: list[bytes]) -> None:
-    from confluent_kafka import Producer
-
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
-    for i, line in enumerate(lines):
-        p.produce(topic, line, partition=i % PARTITIONS)
-    assert p.flush(30) == 0
-
-
-class Output:
-    """Every committed record of the output topic, in offset order per partition."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        from confluent_kafka import Consumer, TopicPartition
-
-        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{uuid.uuid4().hex}",
-                                  "isolation.level": "read_committed", "enable.auto.commit": False})
-        self.consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
-        self.records: list[tuple[int, str, int]] = []   # (partition, word, count)
-        self.latest: dict[str, int] = {}
-
-    def poll(self, seconds: float) -> None:
-        for m in self.consumer.consume(1000, seconds):
-            assert m.error() is None, m.error()
-            word, count = m.key().decode(), struct.unpack(">q", m.value())[0]
-            self.records.append((m.partition(), word, count))
-            self.latest[word] = count
-
-    def close(self) -> None:
-        self.consumer.close()
-
-
-def wait_for(app: streams.WordCount, out: Output, done: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        out.poll(0.2)
-        if callable(done) and done():
-            return
-        assert app.running(), f"Streams exited ({app.states()}) before {what}:\n{app.log_tail()}"
-    raise AssertionError(f"no {what} after {timeout}s: {len(out.records)} records, states {app.states()}\n"
-                         f"{app.log_tail()}")
-
-
-def check_output(out: Output, expected: Counter[str]) -> None:
-    assert out.latest == dict(expected)
-    over = [(w, c) for _, w, c in out.records if c > expected[w]]
-    assert not over, f"committed counts above the exact final value: {over[:10]}"
-    last: dict[str, int] = {}
-    for _, w, c in out.records:
-        assert c >= last.get(w, 0), f"count of {w!r} went down: {last[w]} -> {c}"
-        last[w] = c
-
-
 class Run:
     """One word count run: its topics (the input produced), the expected counts, the app (not
     started) and the output reader; ``close()`` stops both."""
@@ -148,10 +93,10 @@ class Run:
         create_topic(bootstrap, self.input_topic, PARTITIONS)
         create_topic(bootstrap, self.output_topic, PARTITIONS, {"cleanup.policy": "compact"})
         lines, self.expected = streams.word_lines(n)
-        produce_lines(bootstrap, self.input_topic, lines)
+        streams.produce_lines(bootstrap, self.input_topic, lines, PARTITIONS)
         self.app = streams.WordCount(bootstrap, self.app_id, self.input_topic, self.output_topic, work_dir,
                                      APP_CONFIG)
-        self.out = Output(bootstrap, self.output_topic)
+        self.out = streams.CountsReader(bootstrap, self.output_topic, PARTITIONS)
 
     def close(self) -> None:
         self.app.stop()
@@ -196,10 +141,10 @@ def low_watermarks(bootstrap: str, topic: str) -> list[int]:
 
 def test_word_count_exactly_once(bootstrap: str, run: Run) -> None:
     app, out, expected = run.app.start(), run.out, run.expected
-    wait_for(app, out, lambda: out.latest == dict(expected), 90, "exact final counts")
+    streams.wait_until(app, out, lambda: out.latest == dict(expected), 90, "exact final counts")
     assert app.stop() == 0, app.log_tail()
     out.poll(1.0)   # anything the clean close committed last
-    check_output(out, expected)
+    assert out.problems(expected) == []
     # The input offsets were committed inside the transactions (TxnOffsetCommit): all of it.
     per_partition = [LINES // PARTITIONS + (p < LINES % PARTITIONS) for p in range(PARTITIONS)]
     assert committed_offsets(bootstrap, run.app_id, run.input_topic) == dict(enumerate(per_partition))
@@ -218,16 +163,16 @@ def test_word_count_exactly_once(bootstrap: str, run: Run) -> None:
 
 def test_word_count_kill9_mid_run(run: Run) -> None:
     app, out, expected = run.app.start(), run.out, run.expected
-    wait_for(app, out, lambda: len(out.records) > 0, 60, "committed output")
+    streams.wait_until(app, out, lambda: len(out.records) > 0, 60, "committed output")
     app.kill()
     assert out.latest != dict(expected), "the first run finished before it could be killed mid-run"
     killed_at = len(out.records)
     app.start()
-    wait_for(app, out, lambda: out.latest == dict(expected), 90, "exact final counts after kill -9")
+    streams.wait_until(app, out, lambda: out.latest == dict(expected), 90, "exact final counts after kill -9")
     assert app.stop() == 0, app.log_tail()
     out.poll(1.0)
     assert len(out.records) > killed_at
-    check_output(out, expected)
+    assert out.problems(expected) == []
 
 
 # ---- the Java transactional producer --------------------------------------------------------
@@ -330,3 +275,42 @@ def test_java_open_transaction_holds_the_lso(bootstrap: str, txn_topic: str) -> 
             p.kill()
             p.wait(10)
     assert len(read_values(bootstrap, txn_topic, "read_committed")) == 15
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"wm-{uuid.uuid4().hex}",
+                  "isolation.level": "read_committed"})
+    try:
+        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(PARTITIONS)}
+    finally:
+        c.close()
+
+
+def test_word_count_application_reset(bootstrap: str, run: Run) -> None:
+    """Kafka's application reset tool (kafka-streams-application-reset: StreamsResetter) after a
+    complete run: it removes the app's members from the group, resets the input offsets to 0 and
+    deletes the internal topics; the app run again from an empty state directory counts from
+    zero and ends with the exact counts once more."""
+    app, out, expected = run.app.start(), run.out, run.expected
+    streams.wait_until(app, out, lambda: out.latest == dict(expected), 90, "exact final counts")
+    assert app.stop() == 0, app.log_tail()
+    r = ak.java_main("org.apache.kafka.tools.StreamsResetter",
+                     ["--bootstrap-server", bootstrap, "--application-id", run.app_id,
+                      "--input-topics", run.input_topic, "--force"], timeout=120, check=False)
+    said = r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")[-3000:]
+    assert r.returncode == 0, said
+    assert committed_offsets(bootstrap, run.app_id, run.input_topic) == dict.fromkeys(range(PARTITIONS), 0)
+    shutil.rmtree(app.state_dir)
+    again = streams.CountsReader(bootstrap, run.output_topic, PARTITIONS, end_offsets(bootstrap, run.output_topic))
+    try:
+        app.start()
+        streams.wait_until(app, again, lambda: again.latest == dict(expected), 90, "exact counts after the reset")
+        assert app.stop() == 0, app.log_tail()
+        again.poll(1.0)
+        # counted from zero: counts on top of the old store or the old committed offsets would
+        # end at twice the exact ones
+        assert again.problems(expected) == []
+    finally:
+        again.close()
