@@ -193,8 +193,11 @@ class CountsReader:
         for m in self.consumer.consume(1000, seconds):
             if m.error() is not None:
                 raise RuntimeError(f"reading the word counts: {m.error()}")
-            word, count = m.key().decode(), struct.unpack(">q", m.value())[0]
-            self.records.append((m.partition(), word, count))
+            key, value, partition = m.key(), m.value(), m.partition()
+            if key is None or value is None or partition is None:   # count() never writes a tombstone
+                raise RuntimeError(f"word count record without key or value at offset {m.offset()}")
+            word, count = key.decode(), struct.unpack(">q", value)[0]
+            self.records.append((partition, word, count))
             self.latest[word] = count
 
     def problems(self, expected: Counter[str]) -> list[str]:
