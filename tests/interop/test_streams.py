@@ -31,7 +31,9 @@ picks what the broker advertises, so the tests check what both share, not the ep
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -276,6 +278,43 @@ def test_java_open_transaction_holds_the_lso(bootstrap: str, txn_topic: str) -> 
             p.wait(10)
     assert len(read_values(bootstrap, txn_topic, "read_committed")) == 15
 
+
+
+def test_word_count_zombie_instance_is_fenced(bootstrap: str, run: Run, tmp_path: Path) -> None:
+    """Two instances; one is frozen (SIGSTOP) past its session timeout, so the group moves its
+    tasks to the other, which restores them from the changelog (past the frozen one's open
+    transaction once the coordinator aborts it on transaction.timeout.ms) and finishes the
+    count alone: the exact final counts before the frozen one resumes prove the take-over.
+    Then it resumes (SIGCONT) as a zombie that still believes it owns its tasks, with records
+    it had polled and an open transaction: its TxnOffsetCommit carries a stale generation
+    (KIP-447) and its producer epoch was bumped by the abort, so it is fenced (Streams'
+    TaskMigratedException), its transaction aborted, and it rejoins.  No committed count may
+    ever exceed the exact one.  No store cache: every count update is an output record."""
+    config = dict(APP_CONFIG, **{"statestore.cache.max.bytes": "0"})
+    first = streams.WordCount(bootstrap, run.app_id, run.input_topic, run.output_topic, tmp_path / "a", config)
+    zombie = streams.WordCount(bootstrap, run.app_id, run.input_topic, run.output_topic, tmp_path / "b", config)
+    out, expected = run.out, run.expected
+    first.start()
+    zombie.start()
+    try:
+        streams.wait_until(first, out, lambda: len(out.records) >= 10_000, 90, "10000 committed counts")
+        assert zombie.proc is not None and zombie.states()[-1:] == ["RUNNING"], zombie.log_tail()
+        os.kill(zombie.proc.pid, signal.SIGSTOP)
+        streams.wait_until(first, out, lambda: out.latest == dict(expected), 90,
+                           "exact final counts from the instance left")
+        resumed = len(zombie.states())
+        os.kill(zombie.proc.pid, signal.SIGCONT)
+        streams.wait_until(zombie, out, lambda: zombie.states()[resumed:][-1:] == ["RUNNING"], 60,
+                           "the zombie rejoining")
+        assert "TaskMigratedException" in zombie.log_path.read_text(), zombie.log_tail()
+        assert first.stop() == 0 and zombie.stop() == 0
+        out.poll(1.0)
+        assert out.problems(expected) == []
+    finally:
+        if zombie.proc is not None and zombie.proc.poll() is None:
+            os.kill(zombie.proc.pid, signal.SIGCONT)
+        first.stop()
+        zombie.stop()
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     from confluent_kafka import Consumer, TopicPartition
