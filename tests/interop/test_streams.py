@@ -297,8 +297,9 @@ def test_word_count_zombie_instance_is_fenced(bootstrap: str, run: Run, tmp_path
     first.start()
     zombie.start()
     try:
-        streams.wait_until(first, out, lambda: len(out.records) >= 10_000, 90, "10000 committed counts")
-        assert zombie.proc is not None and zombie.states()[-1:] == ["RUNNING"], zombie.log_tail()
+        streams.wait_until(first, out, lambda: len(out.records) >= 10_000 and zombie.states()[-1:] == ["RUNNING"],
+                           90, "10000 committed counts with both instances running")
+        assert zombie.proc is not None
         os.kill(zombie.proc.pid, signal.SIGSTOP)
         streams.wait_until(first, out, lambda: out.latest == dict(expected), 90,
                            "exact final counts from the instance left")
