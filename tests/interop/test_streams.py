@@ -32,6 +32,7 @@ picks what the broker advertises, so the tests check what both share, not the ep
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import time
@@ -60,8 +61,11 @@ APP_CONFIG = {"num.stream.threads": "1", "commit.interval.ms": "100", "repartiti
 
 
 # The same broker settings on both sides: ApacheKafka sets group.initial.rebalance.delay.ms=0
-# (as Kafka's own test configs do), so kafka-core gets it too rather than Kafka's 3 s default.
-SETTINGS = {"num.partitions": "1", "auto.create.topics.enable": "true", "group.initial.rebalance.delay.ms": "0"}
+# (as Kafka's own test configs do), so kafka-core gets it too rather than Kafka's 3 s default;
+# timed-out transactions are looked for every second rather than every 10 s (the state-lost test
+# waits for that abort).
+SETTINGS = {"num.partitions": "1", "auto.create.topics.enable": "true", "group.initial.rebalance.delay.ms": "0",
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000"}
 
 
 @pytest.fixture(scope="module")
@@ -278,6 +282,50 @@ def test_java_open_transaction_holds_the_lso(bootstrap: str, txn_topic: str) -> 
             p.wait(10)
     assert len(read_values(bootstrap, txn_topic, "read_committed")) == 15
 
+
+
+
+def open_transaction_frozen(app: streams.WordCount, bootstrap: str) -> str:
+    """Freeze the app (SIGSTOP) at a moment its producer has a transaction open, as
+    kafka-transactions describes it (the app runs 50 ms between tries); return the producer's
+    transactional id."""
+    assert app.proc is not None
+    for _ in range(50):
+        tids = set(re.findall(r"transactionalId=([^,\]]+)", app.log_path.read_text()))
+        os.kill(app.proc.pid, signal.SIGSTOP)
+        if len(tids) == 1 and "Ongoing" in transactions_tool(bootstrap, "describe", "--transactional-id", *tids):
+            return tids.pop()
+        os.kill(app.proc.pid, signal.SIGCONT)
+        time.sleep(0.05)
+    raise AssertionError(f"no transaction open to catch: {app.states()}\n{app.log_tail()}")
+
+
+def test_word_count_kill9_with_state_lost(bootstrap: str, tmp_path: Path) -> None:
+    """kill -9 with a transaction open, and the state directory lost with the machine: the app
+    comes back with a new process id, so a new transactional id that fences nothing.  The dead
+    producer's transaction holds the LSO of its partitions until the coordinator aborts it on
+    transaction.timeout.ms (5 s here); the new instance restores past it and ends exact.  No
+    store cache and twice the lines: the producer sends all the time, not only at commits, so
+    a transaction is nearly always open to be caught, from RUNNING on."""
+    run = Run(bootstrap, tmp_path, 2 * LINES)
+    run.app.config.update({"producer.transaction.timeout.ms": "5000", "statestore.cache.max.bytes": "0"})
+    app, out, expected = run.app.start(), run.out, run.expected
+    try:
+        streams.wait_until(app, out, lambda: "RUNNING" in app.states(), 60, "RUNNING")
+        dead = open_transaction_frozen(app, bootstrap)
+        app.kill()
+        out.poll(1.0)
+        assert out.latest != dict(expected), "the first run finished before it could be killed mid-run"
+        shutil.rmtree(app.state_dir)
+        app.start()
+        streams.wait_until(app, out, lambda: out.latest == dict(expected), 90, "exact final counts")
+        assert app.stop() == 0, app.log_tail()
+        out.poll(1.0)
+        assert out.problems(expected) == []
+        # nobody used the dead id again: only the coordinator's timeout can have ended its transaction
+        assert listed_state(bootstrap, dead) == "CompleteAbort"
+    finally:
+        run.close()
 
 
 def test_word_count_zombie_instance_is_fenced(bootstrap: str, run: Run, tmp_path: Path) -> None:
