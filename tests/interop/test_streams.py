@@ -20,7 +20,10 @@ counts never go down within a partition (a store restored from a stale changelog
 kill -9 test kills the Streams process as soon as some output is committed, starts it again with
 the same application.id and state directory (Streams keeps its process id there, so the new
 producer has the same transactional.id and fences the dead one's open transaction) and checks
-the same.
+the same; the state-lost test kills it with a transaction open and wipes its state directory
+(a new transactional id: the coordinator's timeout must abort the old transaction); the zombie
+test freezes one of two instances past its session timeout and resumes it (KIP-447 fencing by
+the group generation); the reset test runs Kafka's application reset tool between two runs.
 
 Kafka Streams runs on the classic consumer group protocol: kafka-core does not advertise
 StreamsGroupHeartbeat (KIP-1071's ``group.protocol=streams``), so that is not tried.  Apache
