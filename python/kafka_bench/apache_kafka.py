@@ -36,6 +36,7 @@ CONSUMER_GROUPS = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
 CONFIGS = "kafka.admin.ConfigCommand"
 GET_OFFSETS = "org.apache.kafka.tools.GetOffsetShell"
 BROKER_API_VERSIONS = "org.apache.kafka.tools.BrokerApiVersionsCommand"
+TRANSACTIONS = "org.apache.kafka.tools.TransactionsCommand"
 STORAGE = "kafka.tools.StorageTool"
 KAFKA = "kafka.Kafka"
 
