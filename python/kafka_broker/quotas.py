@@ -15,7 +15,9 @@ consumer's Fetch response) per (user, client id), in ``quota.window.num`` window
 (rate - quota) / quota * window, and the connection is muted for that long after the response
 (KIP-219: the broker answers at once and reads nothing more from that client until then).
 
-Storage: ``kc-quotas.json`` in the first log dir (written to a temporary file, fsynced, renamed).
+Storage: on one broker ``kc-quotas.json`` in the first log dir (written to a temporary file,
+fsynced, renamed); in a cluster ZooKeeper, in Kafka's layout (cluster/quotas.py), so a quota set
+through any broker holds on every broker.
 ``request_percentage`` and connection-rate quotas are refused (INVALID_REQUEST), not ignored.
 """
 
@@ -154,10 +156,12 @@ class Quotas:
                 out.append((e, dict(v)))
         return out
 
-    def alter(self, entries: list[tuple[Entity, list[tuple[str, float | None]]]], validate_only: bool,
-              ) -> list[tuple[int, str | None]]:
+    def plan(self, entries: list[tuple[Entity, list[tuple[str, float | None]]]],
+             ) -> tuple[list[tuple[int, str | None]], dict[Entity, dict[str, float]]]:
+        """AlterClientQuotas checked against the current values: a result per entry, and the new
+        values of every entity a valid entry changes (an empty dict: the entity has no quota left)."""
         results: list[tuple[int, str | None]] = []
-        new = {e: dict(v) for e, v in self.values.items()}
+        changed: dict[Entity, dict[str, float]] = {}
         for entity, ops in entries:
             types = [t for t, _ in entity]
             if not entity or len(set(types)) != len(types) or any(t not in ENTITY_TYPES for t in types):
@@ -172,16 +176,32 @@ class Quotas:
             if any(v is not None and v <= 0 for _, v in ops):
                 results.append((E.INVALID_REQUEST, "A quota must be a positive number"))
                 continue
-            cur = new.setdefault(entity, {})
+            cur = changed.setdefault(entity, dict(self.values.get(entity, {})))
             for k, v in ops:
                 if v is None:
                     cur.pop(k, None)
                 else:
                     cur[k] = float(v)
-            if not cur:
-                del new[entity]
             results.append((0, None))
-        if not validate_only and new != self.values:
+        return results, {e: v for e, v in changed.items() if v != self.values.get(e, {})}
+
+    def set_entity(self, entity: Entity, values: dict[str, float]) -> None:
+        if values:
+            self.values[entity] = dict(values)
+        else:
+            self.values.pop(entity, None)
+
+    def alter(self, entries: list[tuple[Entity, list[tuple[str, float | None]]]], validate_only: bool,
+              ) -> list[tuple[int, str | None]]:
+        """AlterClientQuotas on one broker: the quotas file rewritten (fsynced, renamed) first."""
+        results, changed = self.plan(entries)
+        if not validate_only and changed:
+            new = dict(self.values)
+            for e, v in changed.items():
+                if v:
+                    new[e] = v
+                else:
+                    new.pop(e, None)
             tmp = self.path + ".tmp"
             with open(tmp, "w", encoding="utf-8") as f:
                 json.dump({_key(e): v for e, v in new.items()}, f)
@@ -196,25 +216,36 @@ def handle_describe_client_quotas(b: Any, ctx: Any, req: Any) -> Any:
     from kafka_protocol.messages import DescribeClientQuotasResponse as R
 
     comps = [(c.entity_type, c.match_type, c.match) for c in req.components]
-    found = b.quotas.describe(comps, req.strict)
-    return R(throttle_time_ms=0, error_code=0, error_message=None, entries=[
-        R.EntryData(entity=[R.EntityData(entity_type=t, entity_name=n) for t, n in e],
-                    values=[R.ValueData(key=k, value=v) for k, v in sorted(vals.items())])
-        for e, vals in found])
+
+    def answer() -> Any:
+        found = b.quotas.describe(comps, req.strict)
+        return R(throttle_time_ms=0, error_code=0, error_message=None, entries=[
+            R.EntryData(entity=[R.EntityData(entity_type=t, entity_name=n) for t, n in e],
+                        values=[R.ValueData(key=k, value=v) for k, v in sorted(vals.items())])
+            for e, vals in found])
+    if b.cluster is None:
+        return answer()
+
+    async def run() -> Any:     # in a cluster: what ZooKeeper holds now, as Kafka's ZooKeeper mode reads it
+        await b.cluster.zk_quotas.load()
+        return answer()
+    return run()
 
 
 def handle_alter_client_quotas(b: Any, ctx: Any, req: Any) -> Any:
     from kafka_protocol.messages import AlterClientQuotasResponse as R
 
-    if b.cluster is not None:
-        return R(throttle_time_ms=0, entries=[R.EntryData(
-            error_code=E.INVALID_REQUEST, error_message="client quotas are not kept in the cluster's ZooKeeper yet",
-            entity=[R.EntityData(entity_type=x.entity_type, entity_name=x.entity_name) for x in en.entity])
-            for en in req.entries])
     entries = [(tuple(sorted((x.entity_type, x.entity_name) for x in en.entity)),
                 [(op.key, None if op.remove else op.value) for op in en.ops]) for en in req.entries]
-    res = b.quotas.alter(entries, req.validate_only)
-    return R(throttle_time_ms=0, entries=[
-        R.EntryData(error_code=code, error_message=msg,
-                    entity=[R.EntityData(entity_type=x.entity_type, entity_name=x.entity_name) for x in en.entity])
-        for (code, msg), en in zip(res, req.entries, strict=True)])
+
+    def answer(res: list[tuple[int, str | None]]) -> Any:
+        return R(throttle_time_ms=0, entries=[
+            R.EntryData(error_code=code, error_message=msg,
+                        entity=[R.EntityData(entity_type=x.entity_type, entity_name=x.entity_name) for x in en.entity])
+            for (code, msg), en in zip(res, req.entries, strict=True)])
+    if b.cluster is None:
+        return answer(b.quotas.alter(entries, req.validate_only))
+
+    async def run() -> Any:
+        return answer(await b.cluster.zk_quotas.alter(entries, req.validate_only))
+    return run()

@@ -85,6 +85,8 @@ class ClusterNode:
         self.fetchers = FetcherManager(self)
         self.broker_epoch = -1
         self.registry = ZkRegistry(self)
+        from .quotas import ZkQuotas
+        self.zk_quotas = ZkQuotas(self.zk, broker.quotas)
         self.storage.producer_id_blocks = self.allocate_producer_ids
         self.registered = asyncio.Event()
         # Client requests are served once registered and the controller's first UpdateMetadata
@@ -127,11 +129,12 @@ class ClusterNode:
         if az is not None:      # ACLs before the first client request is served
             await az.store.start()
         await self._load_topic_configs()
+        await self.zk_quotas.load()     # client quotas before the first client request too
         await self._register()
         await self.registry.watch_registrations()
         self.controller.start()
 
-    # -- topic configs: /config/topics/T and /config/changes -------------------------------
+    # -- topic configs (/config/topics/T) and client quotas (cluster/quotas.py), announced in /config/changes --
 
     async def _load_topic_configs(self) -> None:
         kids = await self.zk.children(Z.CONFIG_CHANGES, self.zk.watcher(self._on_config_changes))
@@ -164,6 +167,9 @@ class ClusterNode:
             self.config_change_seen = seq
             got = await self.zk.get_or_none(f"{Z.CONFIG_CHANGES}/{k}")
             entity = Z.decode_config_change(got[0]) if got else None
+            if entity is not None and entity.startswith(("users/", "clients/")):
+                await self.zk_quotas.reload(entity)      # a client quota (SCRAM is read at each login)
+                continue
             if entity is None or not entity.startswith("topics/"):
                 continue
             name = entity[len("topics/"):]
