@@ -143,7 +143,10 @@ void kc_hdr_decode(const uint8_t *p, kc_hdr_t *h) {
     h->base = (int64_t)kc_be64(p);
     h->size = (int64_t)(int32_t)kc_be32(p + KC_BATCH_OF_LENGTH) + KC_BATCH_LOG_OVERHEAD;
     h->attributes = (int16_t)kc_be16(p + KC_BATCH_OF_ATTRIBUTES);
-    h->last = h->base + (int32_t)kc_be32(p + KC_BATCH_OF_LAST_OFFSET_DELTA);
+    /* base offset and delta are not covered by the CRC: garbage that overflows gives a last
+     * offset below the base, which every caller refuses as an offset range */
+    if (__builtin_add_overflow(h->base, (int64_t)(int32_t)kc_be32(p + KC_BATCH_OF_LAST_OFFSET_DELTA), &h->last))
+        h->last = INT64_MIN;
     h->first_ts = (int64_t)kc_be64(p + KC_BATCH_OF_BASE_TIMESTAMP);
     h->max_ts = (int64_t)kc_be64(p + KC_BATCH_OF_MAX_TIMESTAMP);
 }

@@ -151,6 +151,10 @@ def read_unknown_tags(buf: Any, pos: int, blen: int, what: str) -> tuple[list[tu
             unknown = []
         unknown.append((tag, bytes(buf[pos:end])))
         pos = end
+    if unknown is not None and len(unknown) > 1:
+        # kept ascending (stable: a repeated tag keeps its order), the order they are written in, so
+        # that decode(encode(m)) == m; Kafka's reader takes any order, its writer only ascending
+        unknown.sort(key=lambda t: t[0])
     return unknown, pos
 
 

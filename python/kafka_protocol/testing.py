@@ -14,7 +14,7 @@ from typing import Any
 
 from ._runtime import FieldSpec, Message
 
-__all__ = ["random_message", "random_struct"]
+__all__ = ["check_fuzz_input", "random_message", "random_struct"]
 
 INT_RANGES = {
     "int8": (-(1 << 7), (1 << 7) - 1),
@@ -78,3 +78,60 @@ def random_message(cls: type[Message], version: int, rng: random.Random | None =
     """A random, valid instance of message ``cls`` for ``version``."""
     rng = rng or random.Random()
     return random_struct(cls, version, cls.is_flexible(version), rng, 0, unknown_tags)
+
+
+# -- the fuzz property (benches/fuzz/fuzz_protocol.py, tests/fuzz/test_fuzz_replay.py) --------
+
+def check_fuzz_input(data: bytes) -> None:
+    """One fuzz input through the wire layer; raises AssertionError (or whatever escaped) when a
+    property breaks.  ``data``: api key (int16), version (int16), a mode byte, then bytes.  Mode
+    bit 0 clear: the bytes are a request frame (header + body) fed to a FrameReader in pieces of
+    the sizes the mode's upper bits pick; set: a response body of (api key, version)."""
+    import struct
+
+    from . import decode_request_header
+    from .errors import ProtocolError
+    from .framing import FrameReader
+    from .messages import REQUESTS, RESPONSES
+
+    if len(data) < 5:
+        return
+    api_key, version = struct.unpack_from(">hh", data)
+    mode = data[4]
+    body = bytes(data[5:])
+    if mode & 1:
+        cls = RESPONSES.get(api_key)
+        if cls is not None:
+            _roundtrip(cls, memoryview(body), version, 0)
+        return
+    reader = FrameReader(max_frame_size=1 << 20, chunk_size=256)
+    stream = struct.pack(">i", len(body)) + body
+    step = 1 + (mode >> 1)           # 1..128 bytes at a time: every split point is exercised
+    frames: list[memoryview] = []
+    try:
+        for i in range(0, len(stream), step):
+            frames += reader.feed(stream[i:i + step])
+    except ProtocolError:
+        return
+    assert len(frames) == 1 and bytes(frames[0]) == body, "the frame came out changed"
+    try:
+        hdr = decode_request_header(frames[0])
+    except ProtocolError:
+        return
+    rcls = REQUESTS.get(hdr.api_key)
+    if rcls is not None and hdr.known:
+        _roundtrip(rcls, frames[0], hdr.api_version, hdr.body_offset)
+
+
+def _roundtrip(cls: type[Message], buf: memoryview, version: int, offset: int) -> None:
+    from .errors import ProtocolError
+
+    try:
+        msg, _end = cls.decode(buf, version, offset)
+    except ProtocolError:
+        return
+    again = msg.encode(version)          # what decoded must encode...
+    back, end = cls.decode(again, version)
+    assert end == len(again), f"{cls.__name__} v{version}: re-encoding decodes short"
+    # ...and that encoding is a fixed point (bytes, not objects: a float64 field may hold NaN)
+    assert back.encode(version) == again, f"{cls.__name__} v{version}: encode(decode(encode(m))) != encode(m)"

@@ -673,6 +673,8 @@ def gen_decoder(sd: StructDef, idx: int, v: int, flexible: bool, em: Emitter) ->
                 f"{ind}                unk = []",
                 f"{ind}            unk.append((tag, bytes(buf[pos:tend])))",
                 f"{ind}        pos = tend",
+                f"{ind}    if unk is not None and len(unk) > 1:",
+                f"{ind}        unk.sort(key=_tag_key)",
             ]
         args = ", ".join([f"f_{fd.attr}" for fd in sd.fields] + ["unk"])
     else:

@@ -10823,6 +10823,8 @@ def _d_ProduceResponse_PartitionProduceResponse_4(buf, pos, blen):
                     unk = []
                 unk.append((tag, bytes(buf[pos:tend])))
             pos = tend
+        if unk is not None and len(unk) > 1:
+            unk.sort(key=_tag_key)
     return ProduceResponse_PartitionProduceResponse(f_index, f_error_code, f_base_offset, f_log_append_time_ms, f_log_start_offset, f_record_errors, f_error_message, f_current_leader, unk), pos
 
 
@@ -11396,6 +11398,8 @@ def _d_ProduceResponse_4(buf, pos, blen):
                     unk = []
                 unk.append((tag, bytes(buf[pos:tend])))
             pos = tend
+        if unk is not None and len(unk) > 1:
+            unk.sort(key=_tag_key)
     return ProduceResponse(f_responses, f_throttle_time_ms, f_node_endpoints, unk), pos
 
 
@@ -11481,6 +11485,8 @@ def _d_ProduceResponse_5(buf, pos, blen):
                     unk = []
                 unk.append((tag, bytes(buf[pos:tend])))
             pos = tend
+        if unk is not None and len(unk) > 1:
+            unk.sort(key=_tag_key)
     return ProduceResponse(f_responses, f_throttle_time_ms, f_node_endpoints, unk), pos
 
 
@@ -11636,6 +11642,8 @@ def _d_FetchRequest_FetchPartition_4(buf, pos, blen):
                     unk = []
                 unk.append((tag, bytes(buf[pos:tend])))
             pos = tend
+        if unk is not None and len(unk) > 1:
+            unk.sort(key=_tag_key)
     return FetchRequest_FetchPartition(f_partition, f_current_leader_epoch, f_fetch_offset, f_last_fetched_epoch, f_log_start_offset, f_partition_max_bytes, f_replica_directory_id, f_high_watermark, unk), pos
 
 
@@ -11688,6 +11696,8 @@ def _d_FetchRequest_FetchPartition_5(buf, pos, blen):
                     unk = []
                 unk.append((tag, bytes(buf[pos:tend])))
             pos = tend
+        if unk is not None and len(unk) > 1:
+            unk.sort(key=_tag_key)
     return FetchRequest_FetchPartition(f_partition, f_current_leader_epoch, f_fetch_offset, f_last_fetched_epoch, f_log_start_offset, f_partition_max_bytes, f_replica_directory_id, f_high_watermark, unk), pos
 
 
@@ -12479,6 +12489,8 @@ def _d_FetchRequest_5(buf, pos, blen):
                     unk = []
                 unk.append((tag, bytes(buf[pos:tend])))
             pos = tend
+        if unk is not None and len(unk) > 1:
+            unk.sort(key=_tag_key)
     return FetchRequest(f_cluster_id, f_replica_id, f_replica_state, f_max_wait_ms, f_min_bytes, f_max_bytes, f_isolation_level, f_session_id, f_session_epoch, f_topics, f_forgotten_topics_data, f_rack_id, unk), pos
 
 
@@ -12609,6 +12621,8 @@ def _d_FetchRequest_6(buf, pos, blen):
                     unk = []
                 unk.append((tag, bytes(buf[pos:tend])))
             pos = tend
+        if unk is not None and len(unk) > 1:
+            unk.sort(key=_tag_key)
     return FetchRequest(f_cluster_id, f_replica_id, f_replica_state, f_max_wait_ms, f_min_bytes, f_max_bytes, f_isolation_level, f_session_id, f_session_epoch, f_topics, f_forgotten_topics_data, f_rack_id, unk), pos
 
 
@@ -12742,6 +12756,8 @@ def _d_FetchRequest_7(buf, pos, blen):
                     unk = []
                 unk.append((tag, bytes(buf[pos:tend])))
             pos = tend
+        if unk is not None and len(unk) > 1:
+            unk.sort(key=_tag_key)
     return FetchRequest(f_cluster_id, f_replica_id, f_replica_state, f_max_wait_ms, f_min_bytes, f_max_bytes, f_isolation_level, f_session_id, f_session_epoch, f_topics, f_forgotten_topics_data, f_rack_id, unk), pos
 
 
@@ -12881,6 +12897,8 @@ def _d_FetchRequest_8(buf, pos, blen):
                     unk = []
                 unk.append((tag, bytes(buf[pos:tend])))
             pos = tend
+        if unk is not None and len(unk) > 1:
+            unk.sort(key=_tag_key)
     return FetchRequest(f_cluster_id, f_replica_id, f_replica_state, f_max_wait_ms, f_min_bytes, f_max_bytes, f_isolation_level, f_session_id, f_session_epoch, f_topics, f_forgotten_topics_data, f_rack_id, unk), pos
 
 
@@ -13020,6 +13038,8 @@ def _d_FetchRequest_9(buf, pos, blen):
                     unk = []
                 unk.append((tag, bytes(buf[pos:tend])))
             pos = tend
+        if unk is not None and len(unk) > 1:
+            unk.sort(key=_tag_key)
     return FetchRequest(f_cluster_id, f_replica_id, f_replica_state, f_max_wait_ms, f_min_bytes, f_max_bytes, f_isolation_level, f_session_id, f_session_epoch, f_topics, f_forgotten_topics_data, f_rack_id, unk), pos
 
 
@@ -13415,6 +13435,8 @@ def _d_FetchResponse_PartitionData_3(buf, pos, blen):
                     unk = []
                 unk.append((tag, bytes(buf[pos:tend])))
             pos = tend
+        if unk is not None and len(unk) > 1:
+            unk.sort(key=_tag_key)
     return FetchResponse_PartitionData(f_partition_index, f_error_code, f_high_watermark, f_last_stable_offset, f_log_start_offset, f_diverging_epoch, f_current_leader, f_snapshot_id, f_aborted_transactions, f_preferred_read_replica, f_records, unk), pos
 
 
@@ -14031,6 +14053,8 @@ def _d_FetchResponse_6(buf, pos, blen):
                     unk = []
                 unk.append((tag, bytes(buf[pos:tend])))
             pos = tend
+        if unk is not None and len(unk) > 1:
+            unk.sort(key=_tag_key)
     return FetchResponse(f_throttle_time_ms, f_error_code, f_session_id, f_responses, f_node_endpoints, unk), pos
 
 
@@ -20256,6 +20280,8 @@ def _d_UpdateMetadataRequest_8(buf, pos, blen):
                     unk = []
                 unk.append((tag, bytes(buf[pos:tend])))
             pos = tend
+        if unk is not None and len(unk) > 1:
+            unk.sort(key=_tag_key)
     return UpdateMetadataRequest(f_controller_id, f_is_k_raft_controller, f_type, f_controller_epoch, f_broker_epoch, f_ungrouped_partition_states, f_topic_states, f_live_brokers, unk), pos
 
 
@@ -28613,6 +28639,8 @@ def _d_ApiVersionsResponse_2(buf, pos, blen):
                     unk = []
                 unk.append((tag, bytes(buf[pos:tend])))
             pos = tend
+        if unk is not None and len(unk) > 1:
+            unk.sort(key=_tag_key)
     return ApiVersionsResponse(f_error_code, f_api_keys, f_throttle_time_ms, f_supported_features, f_finalized_features_epoch, f_finalized_features, f_zk_migration_ready, unk), pos
 
 
@@ -29215,6 +29243,8 @@ def _d_CreateTopicsResponse_CreatableTopicResult_1(buf, pos, blen):
                     unk = []
                 unk.append((tag, bytes(buf[pos:tend])))
             pos = tend
+        if unk is not None and len(unk) > 1:
+            unk.sort(key=_tag_key)
     return CreateTopicsResponse_CreatableTopicResult(f_name, f_topic_id, f_error_code, f_error_message, f_topic_config_error_code, f_num_partitions, f_replication_factor, f_configs, unk), pos
 
 
@@ -29331,6 +29361,8 @@ def _d_CreateTopicsResponse_CreatableTopicResult_2(buf, pos, blen):
                     unk = []
                 unk.append((tag, bytes(buf[pos:tend])))
             pos = tend
+        if unk is not None and len(unk) > 1:
+            unk.sort(key=_tag_key)
     return CreateTopicsResponse_CreatableTopicResult(f_name, f_topic_id, f_error_code, f_error_message, f_topic_config_error_code, f_num_partitions, f_replication_factor, f_configs, unk), pos
 
 
@@ -43339,6 +43371,8 @@ def _d_VoteResponse_1(buf, pos, blen):
                     unk = []
                 unk.append((tag, bytes(buf[pos:tend])))
             pos = tend
+        if unk is not None and len(unk) > 1:
+            unk.sort(key=_tag_key)
     return VoteResponse(f_error_code, f_topics, f_node_endpoints, unk), pos
 
 
@@ -43943,6 +43977,8 @@ def _d_BeginQuorumEpochResponse_1(buf, pos, blen):
                     unk = []
                 unk.append((tag, bytes(buf[pos:tend])))
             pos = tend
+        if unk is not None and len(unk) > 1:
+            unk.sort(key=_tag_key)
     return BeginQuorumEpochResponse(f_error_code, f_topics, f_node_endpoints, unk), pos
 
 
@@ -44599,6 +44635,8 @@ def _d_EndQuorumEpochResponse_1(buf, pos, blen):
                     unk = []
                 unk.append((tag, bytes(buf[pos:tend])))
             pos = tend
+        if unk is not None and len(unk) > 1:
+            unk.sort(key=_tag_key)
     return EndQuorumEpochResponse(f_error_code, f_topics, f_node_endpoints, unk), pos
 
 
@@ -46948,6 +46986,8 @@ def _d_FetchSnapshotRequest_PartitionSnapshot_1(buf, pos, blen):
                     unk = []
                 unk.append((tag, bytes(buf[pos:tend])))
             pos = tend
+        if unk is not None and len(unk) > 1:
+            unk.sort(key=_tag_key)
     return FetchSnapshotRequest_PartitionSnapshot(f_partition, f_current_leader_epoch, f_snapshot_id, f_position, f_replica_directory_id, unk), pos
 
 
@@ -47142,6 +47182,8 @@ def _d_FetchSnapshotRequest_0(buf, pos, blen):
                     unk = []
                 unk.append((tag, bytes(buf[pos:tend])))
             pos = tend
+        if unk is not None and len(unk) > 1:
+            unk.sort(key=_tag_key)
     return FetchSnapshotRequest(f_cluster_id, f_replica_id, f_max_bytes, f_topics, unk), pos
 
 
@@ -47228,6 +47270,8 @@ def _d_FetchSnapshotRequest_1(buf, pos, blen):
                     unk = []
                 unk.append((tag, bytes(buf[pos:tend])))
             pos = tend
+        if unk is not None and len(unk) > 1:
+            unk.sort(key=_tag_key)
     return FetchSnapshotRequest(f_cluster_id, f_replica_id, f_max_bytes, f_topics, unk), pos
 
 
@@ -47344,6 +47388,8 @@ def _d_FetchSnapshotResponse_PartitionSnapshot_0(buf, pos, blen):
                     unk = []
                 unk.append((tag, bytes(buf[pos:tend])))
             pos = tend
+        if unk is not None and len(unk) > 1:
+            unk.sort(key=_tag_key)
     return FetchSnapshotResponse_PartitionSnapshot(f_index, f_error_code, f_snapshot_id, f_current_leader, f_size, f_position, f_unaligned_records, unk), pos
 
 
@@ -47575,6 +47621,8 @@ def _d_FetchSnapshotResponse_1(buf, pos, blen):
                     unk = []
                 unk.append((tag, bytes(buf[pos:tend])))
             pos = tend
+        if unk is not None and len(unk) > 1:
+            unk.sort(key=_tag_key)
     return FetchSnapshotResponse(f_throttle_time_ms, f_error_code, f_topics, f_node_endpoints, unk), pos
 
 
@@ -49055,6 +49103,8 @@ def _d_BrokerHeartbeatRequest_1(buf, pos, blen):
                     unk = []
                 unk.append((tag, bytes(buf[pos:tend])))
             pos = tend
+        if unk is not None and len(unk) > 1:
+            unk.sort(key=_tag_key)
     return BrokerHeartbeatRequest(f_broker_id, f_broker_epoch, f_current_metadata_offset, f_want_fence, f_want_shut_down, f_offline_log_dirs, unk), pos
 
 
@@ -54550,6 +54600,8 @@ def _d_UpdateRaftVoterResponse_0(buf, pos, blen):
                     unk = []
                 unk.append((tag, bytes(buf[pos:tend])))
             pos = tend
+        if unk is not None and len(unk) > 1:
+            unk.sort(key=_tag_key)
     return UpdateRaftVoterResponse(f_throttle_time_ms, f_error_code, f_current_leader, unk), pos
 
 
