@@ -22,6 +22,8 @@ from kafka_broker.cluster.quotas import entity_path, parse_entity_path, sanitize
 from kafka_protocol.messages import REQUESTS
 from kazoo.client import KazooClient
 
+pytestmark = pytest.mark.interop      # a three-broker cluster (and Apache Kafka's kafka-configs)
+
 A, D = REQUESTS[49], REQUESTS[48]
 
 
@@ -119,7 +121,6 @@ def test_quotas_are_kept_in_zookeeper_and_hold_on_every_broker(cluster: KafkaCor
             assert time.monotonic() < deadline, f"broker {bid} still throttles client slow"
 
 
-@pytest.mark.interop
 @pytest.mark.skipif(shutil.which("java") is None, reason="java is installed by ./dev test")
 def test_kafka_configs_sets_a_user_quota_that_another_broker_describes(cluster: KafkaCoreCluster,
                                                                      zk_client: KazooClient) -> None:
