@@ -177,6 +177,8 @@ int kc_log_append(kc_log_t *l, uint8_t *buf, size_t len, uint32_t flags, int32_t
         rc = kc_log_roll_locked(l, first, now_ms);
         s = kc_log_active(l);
     }
+    if (rc == KC_OK)
+        rc = kc_segment_open_log(s); /* opened lazily (kc_segment.h); the fd is set under mu */
     int64_t pos = s->size;
     pthread_mutex_unlock(&l->mu);
     /* the active segment cannot go away: every remover holds append_mu */
@@ -290,6 +292,18 @@ int kc_log_read_ex(kc_log_t *l, int64_t offset, int64_t max_bytes, int64_t max_o
     /* a batch that reaches max_offset is not readable yet */
     if (max_offset >= 0 && h0.last >= max_offset)
         goto done;
+    /* The first batch is checked whole, CRC included (one batch, not the slice).  Bytes damaged
+     * on disk under a clean-shutdown marker are not re-read at open; without this check a
+     * client that cannot parse them fetches the same offset again forever (issue 16).  A client
+     * fetching past the good batches before the damage lands here and gets an error. */
+    kc_batch_info_t bi;
+    if ((rc = kc_batch_check(s->map + start, (size_t)(s->size - start), 0,
+                             KC_SCAN_ALLOW_COMPACTED | KC_SCAN_VERIFY_CRC, &bi)) != KC_OK) {
+        out->segment_base = s->base_offset;
+        out->position = start;
+        out->length = -1; /* where the damage is (kc_log.h) */
+        goto done;
+    }
     int64_t limit = s->size, mpos;
     kc_hdr_t hm;
     if (max_offset >= 0 && max_offset < s->next_offset && kc_segment_find(&l->cfg, s, max_offset, &mpos, &hm) == KC_OK)

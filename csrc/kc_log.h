@@ -130,7 +130,10 @@ typedef struct kc_slice {
  * offset < start offset or > end offset: KC_ERR_OFFSET_OUT_OF_RANGE.
  * offset == end (or >= max_offset): KC_OK with length 0 and no reference held.
  * A batch reaching max_offset is not readable (its last offset must be
- * below it), so a batch straddling max_offset also gives length 0. */
+ * below it), so a batch straddling max_offset also gives length 0.
+ * The slice's first batch is validated whole (lengths, magic, CRC32C): when
+ * it fails (bytes damaged on disk) the error is its kc_err and out holds
+ * length -1 with the batch's segment_base and position. */
 int kc_log_read(kc_log_t *l, int64_t offset, int64_t max_bytes, int64_t max_offset, kc_slice_t *out);
 /* kc_log_read with flags.  KC_READ_SKIP_EMPTY (consumers): batches the cleaner left with no
  * record (recordCount 0) are skipped when they come first, across segments, as Kafka's read

@@ -140,7 +140,7 @@ static int open_segments(kc_log_t *l, int clean, int64_t rp, int64_t lso, int64_
         struct stat st;
         if (!lp) {
             rc = KC_ERR_NOMEM;
-        } else if ((s->fd = open(lp, O_RDWR | O_CLOEXEC)) < 0 || fstat(s->fd, &st) != 0) {
+        } else if (stat(lp, &st) != 0) { /* the .log is opened when first needed */
             rc = KC_ERR_IO;
         } else {
             s->size = st.st_size;

@@ -58,13 +58,25 @@ def test_open_empty_creates_directory_and_segment(path: Path) -> None:
         assert path.is_dir()
         assert (log.start_offset, log.end_offset, log.size_bytes, log.segment_count) == (0, 0, 0, 1)
         assert (path / f"{0:020d}.log").exists()
-        assert (path / f"{0:020d}.index").stat().st_size == 1024  # preallocated
+        # indexes open lazily (Kafka's LazyIndex): no file, fd or mapping
+        # until the first entry is written
+        assert not (path / f"{0:020d}.index").exists()
         assert log.max_timestamp() == (-1, -1)
         assert log.lookup_time(0) is None
         s = log.read(0, 100)
         assert isinstance(s, FileSlice) and len(s) == 0 and not s
     assert (path / ".kafka_cleanshutdown").exists()
-    assert (path / f"{0:020d}.index").stat().st_size == 0  # trimmed on clean close
+    assert not (path / f"{0:020d}.index").exists()
+
+
+def test_index_files_appear_with_their_first_entry(path: Path) -> None:
+    with Log(path, **SMALL) as log:
+        while not (path / f"{0:020d}.index").exists():
+            log.append(batch(3, value=b"v" * 100))
+        assert (path / f"{0:020d}.index").stat().st_size == 1024  # preallocated while active
+        assert (path / f"{0:020d}.timeindex").exists()
+    assert (path / f"{0:020d}.index").stat().st_size % 8 == 0 < (path / f"{0:020d}.index").stat().st_size
+    assert (path / f"{0:020d}.index").stat().st_size < 1024  # trimmed on clean close
 
 
 def test_append_assigns_offsets_in_place(path: Path) -> None:
