@@ -455,8 +455,10 @@ int kc_log_flush(kc_log_t *l) {
     pthread_mutex_lock(&l->mu);
     /* snapshot under mu: every byte below end is in some segment's size */
     int64_t end = l->end_offset, msgs = l->unflushed;
-    int dir = l->dir_dirty;
-    l->dir_dirty = 0;
+    /* an empty log has no entry worth syncing yet: its first flush with data does it */
+    int dir = l->dir_dirty && end > 0;
+    if (dir)
+        l->dir_dirty = 0;
     size_t n = 0;
     kc_segment_t **todo = malloc((l->nsegs ? l->nsegs : 1) * sizeof(*todo));
     int64_t *sizes = malloc((l->nsegs ? l->nsegs : 1) * sizeof(*sizes));
