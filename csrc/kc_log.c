@@ -88,8 +88,8 @@ int kc_log_roll_locked(kc_log_t *l, int64_t base, int64_t now_ms) {
 static int kc_log_find(const kc_log_t *l, int64_t offset, size_t *si, int64_t *pos, kc_hdr_t *h) {
     for (size_t i = kc_log_list_floor(l, offset); i < l->nsegs; i++) {
         int rc = kc_segment_find(&l->cfg, l->segs[i], offset, pos, h);
-        if (rc == KC_OK)
-            *si = i;
+        if (rc == KC_OK || rc == KC_ERR_CORRUPT_INDEX)
+            *si = i; /* corrupt: *pos is the header that failed */
         if (rc != KC_ERR_NOT_FOUND)
             return rc;
     }
@@ -284,6 +284,12 @@ int kc_log_read_ex(kc_log_t *l, int64_t offset, int64_t max_bytes, int64_t max_o
     if ((rc = kc_log_find(l, offset, &si, &start, &h0)) != KC_OK) {
         if (rc == KC_ERR_NOT_FOUND)
             rc = KC_OK; /* a gap up to the end (compacted tail): nothing to read */
+        if (rc == KC_ERR_CORRUPT_INDEX) {
+            /* a batch header on the way is damaged (or the index points off a batch) */
+            out->segment_base = l->segs[si]->base_offset;
+            out->position = start;
+            out->length = -1;
+        }
         goto done;
     }
     if ((flags & KC_READ_SKIP_EMPTY) && !(max_offset >= 0 && h0.last >= max_offset))

@@ -132,8 +132,9 @@ typedef struct kc_slice {
  * A batch reaching max_offset is not readable (its last offset must be
  * below it), so a batch straddling max_offset also gives length 0.
  * The slice's first batch is validated whole (lengths, magic, CRC32C): when
- * it fails (bytes damaged on disk) the error is its kc_err and out holds
- * length -1 with the batch's segment_base and position. */
+ * it fails (bytes damaged on disk), or a batch header on the way to it does
+ * (KC_ERR_CORRUPT_INDEX), the error is its kc_err and out holds length -1
+ * with the segment_base and position of the damaged batch. */
 int kc_log_read(kc_log_t *l, int64_t offset, int64_t max_bytes, int64_t max_offset, kc_slice_t *out);
 /* kc_log_read with flags.  KC_READ_SKIP_EMPTY (consumers): batches the cleaner left with no
  * record (recordCount 0) are skipped when they come first, across segments, as Kafka's read

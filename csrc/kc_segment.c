@@ -404,8 +404,10 @@ int kc_segment_find(const kc_log_config_t *cfg, kc_segment_t *s, int64_t offset,
     int64_t eo, p;
     kc_index_lookup_offset(&s->oidx, offset, &eo, &p);
     while (p < s->size) {
-        if ((rc = kc_segment_hdr(s, p, s->size, h)) != KC_OK)
+        if ((rc = kc_segment_hdr(s, p, s->size, h)) != KC_OK) {
+            *pos = p; /* where the damage is */
             return rc;
+        }
         if (h->last >= offset) {
             *pos = p;
             return KC_OK;

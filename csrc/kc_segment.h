@@ -101,7 +101,8 @@ int kc_segment_load(const kc_log_config_t *cfg, kc_segment_t *s, int active, int
 void kc_segment_deactivate(kc_segment_t *s);
 /* Cut s at pos (a batch boundary). */
 int kc_segment_truncate(const kc_log_config_t *cfg, kc_segment_t *s, int64_t pos);
-/* The batch holding offset in s (first batch whose last offset >= offset). */
+/* The batch holding offset in s (first batch whose last offset >= offset).
+ * KC_ERR_CORRUPT_INDEX: the header at *pos is damaged. */
 int kc_segment_find(const kc_log_config_t *cfg, kc_segment_t *s, int64_t offset, int64_t *pos, kc_hdr_t *h);
 /* Last offset of the batch that ends at end (> 0) in s. */
 int kc_segment_last_before(const kc_log_config_t *cfg, kc_segment_t *s, int64_t start, int64_t end,
