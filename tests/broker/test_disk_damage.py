@@ -26,7 +26,6 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
-
 from kafka_bench.kafka_core_broker import KafkaCoreBroker
 from kafka_broker.log.producer_state import PRODUCER_SNAPSHOT
 from kafka_protocol.errors import ErrorCode as E
