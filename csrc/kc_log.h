@@ -17,7 +17,9 @@
  * since the last one (Kafka's LogSegment.append).  Index files are
  * preallocated to max_index_bytes and mmapped while their segment is
  * active, trimmed when it rolls or the log closes cleanly.  They carry no
- * checksum: recovery rebuilds them from the log.
+ * checksum: recovery rebuilds them from the log.  Files are opened lazily
+ * and an index keeps no fd (kc_segment.h): an idle log holds no fd and no
+ * mapping, a log in use one fd per segment read or written.
  *
  * Recovery: opening a log without the clean-shutdown marker re-reads every
  * segment from the one holding the recovery point, validating each batch
