@@ -44,13 +44,28 @@ def _fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def _create(bootstrap: str, n: int, timeout: float) -> tuple[float, float]:
-    from confluent_kafka.admin import AdminClient, NewTopic
+# Apache Kafka 4.x's controller refuses one operation of more than 10,000 records
+# (QuorumController's MAX_RECORDS_PER_USER_OP: POLICY_VIOLATION "excessively large batch
+# operation"), so a bigger topic is created with STEP partitions and grown STEP at a time.
+STEP = 5000
+
+
+def _create(bootstrap: str, n: int, timeout: float, res: dict[str, Any]) -> tuple[float, float]:
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
     t = time.monotonic()
-    admin.create_topics([NewTopic(TOPIC, n, 1)], operation_timeout=timeout,
-                        request_timeout=timeout + 10)[TOPIC].result(timeout + 20)
+    kw: dict[str, Any] = {"operation_timeout": timeout, "request_timeout": timeout + 10}
+    try:
+        admin.create_topics([NewTopic(TOPIC, n, 1)], **kw)[TOPIC].result(timeout + 20)
+    except KafkaException as e:
+        if e.args[0].code() != KafkaError.POLICY_VIOLATION or n <= STEP:
+            raise
+        res["created_in_steps_of"] = STEP
+        admin.create_topics([NewTopic(TOPIC, STEP, 1)], **kw)[TOPIC].result(timeout + 20)
+        for total in range(2 * STEP, n + 1, STEP):
+            admin.create_partitions([NewPartitions(TOPIC, total)], **kw)[TOPIC].result(timeout + 20)
     answered = time.monotonic() - t
     while time.monotonic() - t < timeout:
         md = admin.list_topics(TOPIC, timeout=30).topics.get(TOPIC)
@@ -115,7 +130,7 @@ def measure(system: str, n: int, sample: int, timeout: float) -> dict[str, Any]:
     try:
         b.start(timeout=120)
         step = "create"
-        res["create_answered_s"], res["create_listed_s"] = (round(x, 2) for x in _create(b.bootstrap, n, timeout))
+        res["create_answered_s"], res["create_listed_s"] = (round(x, 2) for x in _create(b.bootstrap, n, timeout, res))
         pid = b.proc.pid
         st = proc_stats(pid)
         res["idle_rss_mib"], res["idle_fds"] = round(st.rss_bytes / 2**20, 1), _fds(pid)
@@ -164,6 +179,9 @@ def table(rows: list[dict[str, Any]]) -> str:
     out = [" | ".join(head), " | ".join("---" for _ in head)]
     for r in rows:
         out.append(" | ".join(str(r.get(c, "")) for c in head))
+        if "created_in_steps_of" in r:
+            out.append(f"  ({r['system']} {r['partitions']}: created {r['created_in_steps_of']} at a time, "
+                       "a single create of more is refused)")
         if "failed" in r:
             out.append(f"  ({r['system']} {r['partitions']} failed at {r['failed']}"
                        + (f"; broker log: {r['broker_said']}" if "broker_said" in r else "") + ")")
@@ -177,6 +195,7 @@ def main() -> None:
     ap.add_argument("--systems", default="kafka-core,apache-kafka")
     ap.add_argument("--timeout", type=float, default=300, help="seconds allowed for each step")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--append", action="store_true", help="add the rows to --out instead of replacing it")
     a = ap.parse_args()
     rows = []
     for n in (int(x) for x in a.sizes.split(",")):
@@ -194,7 +213,8 @@ def main() -> None:
     print(text)
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(text)
+        with open(a.out, "a" if a.append else "w") as f:
+            f.write(("\n" if a.append else "") + text)
 
 
 if __name__ == "__main__":
