@@ -479,6 +479,8 @@ static int commit_group(pass_t *p, kc_segment_t *ns, size_t g0, size_t g1, int *
         return KC_ERR_AGAIN;
     }
     rc = rename_files(ns, ".swap", "");
+    if (rc == KC_OK)
+        rc = kc_segment_indexes_renamed(ns); /* its mapped indexes resize and sync by path */
     for (size_t i = 0; i < k; i++)
         kc_segment_unref(l->segs[j + i]); /* the list's references */
     l->segs[j] = ns; /* the list owns ns now, even if a rename failed: open finishes the swap */

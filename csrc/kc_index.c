@@ -4,56 +4,60 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "kc_common.h"
 
-static int index_map(kc_index_t *ix) {
+/* Map [0, map_len) of the file open at fd (the mapping outlives the fd). */
+static int index_map(kc_index_t *ix, int fd) {
     ix->map = NULL;
     ix->max_entries = (int64_t)(ix->map_len / (size_t)ix->entry_size);
     if (ix->map_len == 0)
         return KC_OK; /* mmap refuses length 0; an empty index needs no mapping */
-    void *p = mmap(NULL, ix->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, ix->fd, 0);
+    void *p = mmap(NULL, ix->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED)
         return KC_ERR_IO;
     ix->map = p;
     return KC_OK;
 }
 
+static void close_keep_errno(int fd) {
+    int e = errno;
+    close(fd);
+    errno = e;
+}
+
 int kc_index_open(kc_index_t *ix, const char *path, int entry_size, int64_t base_offset,
                   int64_t bytes, int fresh) {
-    ix->fd = -1;
+    ix->path = NULL;
     ix->map = NULL;
     ix->map_len = 0;
     ix->entries = 0;
     ix->max_entries = 0;
     ix->entry_size = entry_size;
     ix->base_offset = base_offset;
+    if (!(ix->path = strdup(path)))
+        return KC_ERR_NOMEM;
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | (fresh ? O_TRUNC : 0), 0644);
-    if (fd < 0)
-        return KC_ERR_IO;
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return KC_ERR_IO;
+    int rc = fd >= 0 && fstat(fd, &st) == 0 ? KC_OK : KC_ERR_IO;
+    if (rc == KC_OK) {
+        ix->entries = (int64_t)st.st_size / entry_size;
+        int64_t want = bytes > 0 ? bytes : ix->entries * entry_size;
+        want -= want % entry_size;
+        if (want < ix->entries * entry_size)
+            want = ix->entries * entry_size;
+        if (want != st.st_size && ftruncate(fd, want) != 0)
+            rc = KC_ERR_IO;
+        ix->map_len = (size_t)want;
+        if (rc == KC_OK)
+            rc = index_map(ix, fd);
     }
-    ix->fd = fd;
-    ix->entries = (int64_t)st.st_size / entry_size;
-    int64_t want = bytes > 0 ? bytes : ix->entries * entry_size;
-    want -= want % entry_size;
-    if (want < ix->entries * entry_size)
-        want = ix->entries * entry_size;
-    if (want != st.st_size && ftruncate(fd, want) != 0) {
-        int e = errno;
-        kc_index_close(ix);
-        errno = e;
-        return KC_ERR_IO;
-    }
-    ix->map_len = (size_t)want;
-    int rc = index_map(ix);
+    if (fd >= 0)
+        close_keep_errno(fd);
     if (rc != KC_OK) {
         int e = errno;
         kc_index_close(ix);
@@ -65,11 +69,10 @@ int kc_index_open(kc_index_t *ix, const char *path, int entry_size, int64_t base
 void kc_index_close(kc_index_t *ix) {
     if (ix->map)
         munmap(ix->map, ix->map_len);
-    if (ix->fd >= 0)
-        close(ix->fd);
+    free(ix->path);
+    ix->path = NULL;
     ix->map = NULL;
     ix->map_len = 0;
-    ix->fd = -1;
     ix->entries = ix->max_entries = 0;
 }
 
@@ -80,27 +83,38 @@ int kc_index_resize(kc_index_t *ix, int64_t bytes) {
         want = ix->entries * ix->entry_size;
     if ((size_t)want == ix->map_len)
         return KC_OK;
+    if (!ix->path)
+        return KC_ERR_ARG;
+    /* no O_CREAT: a file renamed or deleted under us is an error, not a new file */
+    int fd = open(ix->path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return KC_ERR_IO;
     if (ix->map)
         munmap(ix->map, ix->map_len);
     ix->map = NULL;
-    if (ftruncate(ix->fd, want) != 0) {
-        /* keep a usable (if stale-sized) index: remap the old length */
-        int e = errno;
-        index_map(ix);
-        errno = e;
-        return KC_ERR_IO;
-    }
-    ix->map_len = (size_t)want;
-    return index_map(ix);
+    int rc = KC_OK;
+    if (ftruncate(fd, want) != 0)
+        rc = KC_ERR_IO; /* keep a usable (if stale-sized) index: remap the old length */
+    else
+        ix->map_len = (size_t)want;
+    int mrc = index_map(ix, fd);
+    close_keep_errno(fd);
+    return rc != KC_OK ? rc : mrc;
 }
 
 int kc_index_sync(kc_index_t *ix) {
-    if (ix->fd < 0)
+    if (!ix->path)
         return KC_OK;
     if (ix->map && ix->entries > 0 &&
         msync(ix->map, (size_t)(ix->entries * ix->entry_size), MS_SYNC) != 0)
         return KC_ERR_IO;
-    return fsync(ix->fd) == 0 ? KC_OK : KC_ERR_IO;
+    /* fsync of any fd of the file covers its size change (ftruncate) too */
+    int fd = open(ix->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) /* deleted meanwhile (retention, truncation): nothing left to make durable */
+        return errno == ENOENT ? KC_OK : KC_ERR_IO;
+    int rc = fsync(fd) == 0 ? KC_OK : KC_ERR_IO;
+    close_keep_errno(fd);
+    return rc;
 }
 
 /* ---- offset index ---- */

@@ -17,6 +17,13 @@
  * an entry is a store into the mapping, and trimmed to its entries when the
  * segment rolls; the number of entries of an existing file is its length
  * divided by the entry size.
+ *
+ * No file descriptor is kept: the file is opened to size and map it and
+ * closed again (Kafka's AbstractIndex keeps only its MappedByteBuffer), and
+ * resize/sync open it by path for the one ftruncate or fsync.  A partition
+ * then costs one fd (its active .log) instead of three, and an index that is
+ * never opened (kc_segment.c loads them lazily, as Kafka's LazyIndex) costs
+ * neither an fd nor a mapping.
  */
 #ifndef KC_INDEX_H
 #define KC_INDEX_H
@@ -28,7 +35,7 @@
 #define KC_INDEX_TIME_ENTRY 12
 
 typedef struct kc_index {
-    int fd;
+    char *path;            /* NULL while not open (kc_index_close, or never opened) */
     uint8_t *map;          /* MAP_SHARED over [0, map_len) of the file */
     size_t map_len;        /* = file length */
     int64_t entries;
@@ -43,14 +50,16 @@ typedef struct kc_index {
  * rounded down to whole entries; bytes = 0 keeps just the entries. */
 int kc_index_open(kc_index_t *ix, const char *path, int entry_size, int64_t base_offset,
                   int64_t bytes, int fresh);
-/* Unmap and close (no trimming). Safe on a zeroed or closed index. */
+/* Unmap (no trimming).  Safe on a zeroed or closed index.  Keeps
+ * entry_size and base_offset; entries and max_entries become 0. */
 void kc_index_close(kc_index_t *ix);
 /* Resize the file to bytes (rounded down to whole entries, never below
  * the entries held; 0 = trim to the entries) and remap. */
 int kc_index_resize(kc_index_t *ix, int64_t bytes);
-/* msync + fsync. */
+/* msync + fsync (by path: a no-op on an index that is not open). */
 int kc_index_sync(kc_index_t *ix);
 static inline int kc_index_full(const kc_index_t *ix) { return ix->entries >= ix->max_entries; }
+static inline int kc_index_is_open(const kc_index_t *ix) { return ix->path != NULL; }
 
 /* Offset index. Append: KC_ERR_TOO_LARGE when full, KC_ERR_ARG when the
  * relative offset does not fit an i32 or does not grow. */

@@ -88,8 +88,8 @@ int kc_log_roll_locked(kc_log_t *l, int64_t base, int64_t now_ms) {
 static int kc_log_find(const kc_log_t *l, int64_t offset, size_t *si, int64_t *pos, kc_hdr_t *h) {
     for (size_t i = kc_log_list_floor(l, offset); i < l->nsegs; i++) {
         int rc = kc_segment_find(&l->cfg, l->segs[i], offset, pos, h);
-        if (rc == KC_OK)
-            *si = i;
+        if (rc == KC_OK || rc == KC_ERR_CORRUPT_INDEX)
+            *si = i; /* corrupt: *pos is the header that failed */
         if (rc != KC_ERR_NOT_FOUND)
             return rc;
     }
@@ -177,6 +177,8 @@ int kc_log_append(kc_log_t *l, uint8_t *buf, size_t len, uint32_t flags, int32_t
         rc = kc_log_roll_locked(l, first, now_ms);
         s = kc_log_active(l);
     }
+    if (rc == KC_OK)
+        rc = kc_segment_open_log(s); /* opened lazily (kc_segment.h); the fd is set under mu */
     int64_t pos = s->size;
     pthread_mutex_unlock(&l->mu);
     /* the active segment cannot go away: every remover holds append_mu */
@@ -282,6 +284,12 @@ int kc_log_read_ex(kc_log_t *l, int64_t offset, int64_t max_bytes, int64_t max_o
     if ((rc = kc_log_find(l, offset, &si, &start, &h0)) != KC_OK) {
         if (rc == KC_ERR_NOT_FOUND)
             rc = KC_OK; /* a gap up to the end (compacted tail): nothing to read */
+        if (rc == KC_ERR_CORRUPT_INDEX) {
+            /* a batch header on the way is damaged (or the index points off a batch) */
+            out->segment_base = l->segs[si]->base_offset;
+            out->position = start;
+            out->length = -1;
+        }
         goto done;
     }
     if ((flags & KC_READ_SKIP_EMPTY) && !(max_offset >= 0 && h0.last >= max_offset))
@@ -290,6 +298,18 @@ int kc_log_read_ex(kc_log_t *l, int64_t offset, int64_t max_bytes, int64_t max_o
     /* a batch that reaches max_offset is not readable yet */
     if (max_offset >= 0 && h0.last >= max_offset)
         goto done;
+    /* The first batch is checked whole, CRC included (one batch, not the slice).  Bytes damaged
+     * on disk under a clean-shutdown marker are not re-read at open; without this check a
+     * client that cannot parse them fetches the same offset again forever (issue 16).  A client
+     * fetching past the good batches before the damage lands here and gets an error. */
+    kc_batch_info_t bi;
+    if ((rc = kc_batch_check(s->map + start, (size_t)(s->size - start), 0,
+                             KC_SCAN_ALLOW_COMPACTED | KC_SCAN_VERIFY_CRC, &bi)) != KC_OK) {
+        out->segment_base = s->base_offset;
+        out->position = start;
+        out->length = -1; /* where the damage is (kc_log.h) */
+        goto done;
+    }
     int64_t limit = s->size, mpos;
     kc_hdr_t hm;
     if (max_offset >= 0 && max_offset < s->next_offset && kc_segment_find(&l->cfg, s, max_offset, &mpos, &hm) == KC_OK)
@@ -441,8 +461,10 @@ int kc_log_flush(kc_log_t *l) {
     pthread_mutex_lock(&l->mu);
     /* snapshot under mu: every byte below end is in some segment's size */
     int64_t end = l->end_offset, msgs = l->unflushed;
-    int dir = l->dir_dirty;
-    l->dir_dirty = 0;
+    /* an empty log has no entry worth syncing yet: its first flush with data does it */
+    int dir = l->dir_dirty && end > 0;
+    if (dir)
+        l->dir_dirty = 0;
     size_t n = 0;
     kc_segment_t **todo = malloc((l->nsegs ? l->nsegs : 1) * sizeof(*todo));
     int64_t *sizes = malloc((l->nsegs ? l->nsegs : 1) * sizeof(*sizes));

@@ -17,7 +17,9 @@
  * since the last one (Kafka's LogSegment.append).  Index files are
  * preallocated to max_index_bytes and mmapped while their segment is
  * active, trimmed when it rolls or the log closes cleanly.  They carry no
- * checksum: recovery rebuilds them from the log.
+ * checksum: recovery rebuilds them from the log.  Files are opened lazily
+ * and an index keeps no fd (kc_segment.h): an idle log holds no fd and no
+ * mapping, a log in use one fd per segment read or written.
  *
  * Recovery: opening a log without the clean-shutdown marker re-reads every
  * segment from the one holding the recovery point, validating each batch
@@ -130,7 +132,11 @@ typedef struct kc_slice {
  * offset < start offset or > end offset: KC_ERR_OFFSET_OUT_OF_RANGE.
  * offset == end (or >= max_offset): KC_OK with length 0 and no reference held.
  * A batch reaching max_offset is not readable (its last offset must be
- * below it), so a batch straddling max_offset also gives length 0. */
+ * below it), so a batch straddling max_offset also gives length 0.
+ * The slice's first batch is validated whole (lengths, magic, CRC32C): when
+ * it fails (bytes damaged on disk), or a batch header on the way to it does
+ * (KC_ERR_CORRUPT_INDEX), the error is its kc_err and out holds length -1
+ * with the segment_base and position of the damaged batch. */
 int kc_log_read(kc_log_t *l, int64_t offset, int64_t max_bytes, int64_t max_offset, kc_slice_t *out);
 /* kc_log_read with flags.  KC_READ_SKIP_EMPTY (consumers): batches the cleaner left with no
  * record (recordCount 0) are skipped when they come first, across segments, as Kafka's read

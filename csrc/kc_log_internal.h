@@ -35,6 +35,7 @@ struct kc_log {
     int64_t clean_offset;     /* cleaner checkpoint: offsets below it were compacted */
     atomic_int clean_abort;   /* set by truncate_to: a running cleaner gives up */
     int dir_dirty;
+    int64_t ckpt_rp, ckpt_lso; /* what kc-checkpoint holds (-1: unknown): close skips an unchanged one */
     kc_recovery_info_t rec;
 };
 

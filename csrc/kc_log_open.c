@@ -84,6 +84,10 @@ int kc_log_write_checkpoint(kc_log_t *l, int64_t rp, int64_t lso) {
             /* write-then-rename: a crash leaves the old or the new file, whole */
             if (ok && rename(tmp, p) == 0)
                 rc = kc_fsync_dir(l->dir);
+            if (rc == KC_OK) {
+                l->ckpt_rp = rp;
+                l->ckpt_lso = lso;
+            }
         }
     }
     free(p);
@@ -140,7 +144,7 @@ static int open_segments(kc_log_t *l, int clean, int64_t rp, int64_t lso, int64_
         struct stat st;
         if (!lp) {
             rc = KC_ERR_NOMEM;
-        } else if ((s->fd = open(lp, O_RDWR | O_CLOEXEC)) < 0 || fstat(s->fd, &st) != 0) {
+        } else if (stat(lp, &st) != 0) { /* the .log is opened when first needed */
             rc = KC_ERR_IO;
         } else {
             s->size = st.st_size;
@@ -244,6 +248,7 @@ int kc_log_open(const char *dir, const kc_log_config_t *cfg, int64_t now_ms, kc_
     pthread_mutex_init(&l->flush_mu, NULL);
     pthread_mutex_init(&l->clean_mu, NULL);
     atomic_init(&l->clean_abort, 0);
+    l->ckpt_rp = l->ckpt_lso = -1;
 
     int64_t rp, lso;
     char *marker = kc_log_dir_file(l, KC_LOG_CLEAN_MARKER);
@@ -281,6 +286,12 @@ int kc_log_open(const char *dir, const kc_log_config_t *cfg, int64_t now_ms, kc_
              * here nothing.  Three fsyncs per new partition made creating 50,000 of them a storm
              * (issue 16); Kafka does not sync a new log either. */
             l->dir_dirty = 1;
+            /* What a missing checkpoint reads as, so a clean close of a log left empty writes none.
+             * Its marker's unlink above is then made durable only by the first flush (dir_dirty):
+             * a power loss before it may bring the marker back over unflushed bytes, which the
+             * load's header walk (a torn or zeroed tail) and each read's first-batch check catch;
+             * nothing acknowledged depends on them (acks wait for that flush). */
+            l->ckpt_rp = l->ckpt_lso = 0;
         } else {
             rc = kc_fsync_dir(l->dir);
             l->dir_dirty = 0;
@@ -324,17 +335,20 @@ int kc_log_close(kc_log_t *l, int clean) {
             if ((rc = kc_index_sync(&l->segs[i]->oidx)) == KC_OK)
                 rc = kc_index_sync(&l->segs[i]->tidx);
         }
-        if (rc == KC_OK)
+        /* an untouched log (most of them, with thousands of partitions) keeps its checkpoint */
+        if (rc == KC_OK && (l->ckpt_rp != l->recovery_point || l->ckpt_lso != l->start_offset))
             rc = kc_log_write_checkpoint(l, l->recovery_point, l->start_offset);
         if (rc == KC_OK) {
+            /* The marker is not fsynced: everything it vouches for is durable already, and a
+             * marker lost in a crash only makes the next open recover (re-read) the log.  Two
+             * fsyncs less per partition, with an unchanged checkpoint and no producer snapshot of an empty
+             * log (storage.py), took a clean shutdown of 10,000 idle partitions from 35 s to 0.8 s. */
             char *m = kc_log_dir_file(l, KC_LOG_CLEAN_MARKER);
             int fd = m ? open(m, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
-            rc = fd >= 0 && fsync(fd) == 0 ? KC_OK : KC_ERR_IO;
+            rc = fd >= 0 ? KC_OK : KC_ERR_IO;
             if (fd >= 0)
                 close(fd);
             free(m);
-            if (rc == KC_OK)
-                rc = kc_fsync_dir(l->dir);
         }
     }
     int e = errno;

@@ -59,7 +59,9 @@ kc_segment_t *kc_segment_alloc(const char *dir, int64_t base) {
     s->base_offset = base;
     s->next_offset = base;
     s->fd = -1;
-    s->oidx.fd = s->tidx.fd = -1;
+    s->oidx.entry_size = KC_INDEX_OFFSET_ENTRY;
+    s->tidx.entry_size = KC_INDEX_TIME_ENTRY;
+    s->oidx.base_offset = s->tidx.base_offset = base;
     s->max_timestamp = s->offset_of_max_ts = s->first_batch_ts = -1;
     atomic_init(&s->refs, 1);
     return s;
@@ -75,6 +77,9 @@ int kc_segment_open_indexes(const kc_log_config_t *cfg, kc_segment_t *s, int64_t
         rc = kc_index_open(&s->oidx, op, KC_INDEX_OFFSET_ENTRY, s->base_offset, bytes, fresh);
         if (rc == KC_OK)
             rc = kc_index_open(&s->tidx, tp, KC_INDEX_TIME_ENTRY, s->base_offset, bytes, fresh);
+        if (rc != KC_OK)
+            kc_segment_indexes_unopened(s, bytes);
+        s->idx_bytes = bytes;
     }
     (void)cfg;
     free(op);
@@ -82,7 +87,59 @@ int kc_segment_open_indexes(const kc_log_config_t *cfg, kc_segment_t *s, int64_t
     return rc;
 }
 
-/* A new, empty segment (files created or emptied). */
+int kc_segment_open_log(kc_segment_t *s) {
+    if (s->fd >= 0)
+        return KC_OK;
+    char *lp = kc_segment_file(s, ".log");
+    if (!lp)
+        return KC_ERR_NOMEM;
+    s->fd = open(lp, O_RDWR | O_CLOEXEC);
+    free(lp);
+    return s->fd >= 0 ? KC_OK : KC_ERR_IO;
+}
+
+int kc_segment_indexes(kc_segment_t *s) {
+    if (kc_index_is_open(&s->oidx) && kc_index_is_open(&s->tidx))
+        return KC_OK;
+    return kc_segment_open_indexes(NULL, s, s->idx_bytes, 1);
+}
+
+void kc_segment_indexes_unopened(kc_segment_t *s, int64_t bytes) {
+    kc_index_close(&s->oidx);
+    kc_index_close(&s->tidx);
+    s->idx_bytes = bytes;
+    s->oidx.max_entries = bytes / KC_INDEX_OFFSET_ENTRY;
+    s->tidx.max_entries = bytes / KC_INDEX_TIME_ENTRY;
+}
+
+/* Remove the index files and leave the indexes unopened (no entries). */
+static int indexes_discard(kc_segment_t *s, int64_t bytes) {
+    kc_segment_indexes_unopened(s, bytes);
+    char *op = kc_segment_file(s, ".index"), *tp = kc_segment_file(s, ".timeindex");
+    int rc = op && tp ? KC_OK : KC_ERR_NOMEM;
+    if (rc == KC_OK && ((unlink(op) != 0 && errno != ENOENT) || (unlink(tp) != 0 && errno != ENOENT)))
+        rc = KC_ERR_IO;
+    free(op);
+    free(tp);
+    return rc;
+}
+
+static int set_path(kc_index_t *ix, char *path) {
+    if (!path)
+        return KC_ERR_NOMEM;
+    free(ix->path);
+    ix->path = path;
+    return KC_OK;
+}
+
+int kc_segment_indexes_renamed(kc_segment_t *s) {
+    if (!kc_index_is_open(&s->oidx))
+        return KC_OK;
+    int rc = set_path(&s->oidx, kc_segment_file(s, ".index"));
+    return rc == KC_OK ? set_path(&s->tidx, kc_segment_file(s, ".timeindex")) : rc;
+}
+
+/* A new, empty segment (see kc_segment.h). */
 int kc_segment_create(const kc_log_config_t *cfg, const char *dir, int64_t base, int64_t now_ms, kc_segment_t **out) {
     kc_segment_t *s = kc_segment_alloc(dir, base);
     if (!s)
@@ -90,10 +147,15 @@ int kc_segment_create(const kc_log_config_t *cfg, const char *dir, int64_t base,
     char *lp = kc_segment_file(s, ".log");
     int rc = KC_ERR_NOMEM;
     if (lp) {
-        s->fd = open(lp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        rc = s->fd < 0 ? KC_ERR_IO : kc_segment_open_indexes(cfg, s, cfg->max_index_bytes, 1);
+        int fd = open(lp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        rc = fd < 0 ? KC_ERR_IO : KC_OK;
+        if (fd >= 0)
+            close(fd);
     }
     free(lp);
+    /* stale indexes of an earlier segment at this base must not be loaded with this one */
+    if (rc == KC_OK)
+        rc = indexes_discard(s, cfg->max_index_bytes);
     if (rc != KC_OK) {
         int e = errno;
         kc_segment_unref(s);
@@ -121,6 +183,8 @@ void kc_segment_unlink(kc_segment_t *s) {
 int kc_segment_map(const kc_log_config_t *cfg, kc_segment_t *s, int64_t need) {
     if ((size_t)need <= s->map_len)
         return KC_OK;
+    if (kc_segment_open_log(s) != KC_OK)
+        return KC_ERR_IO;
     size_t page = 4096, len = (size_t)need;
     size_t grow = s->map_len * 2 > (1u << 20) ? s->map_len * 2 : (1u << 20);
     size_t cap = (size_t)(cfg->segment_bytes > need ? cfg->segment_bytes : need);
@@ -173,9 +237,10 @@ void kc_segment_account(const kc_log_config_t *cfg, kc_segment_t *s, const kc_hd
         s->offset_of_max_ts = h->last;
     }
     if (index && s->bytes_since_index > cfg->index_interval_bytes) {
-        /* full index or an offset beyond i32: skip the entry (the index is
-         * sparse; the next append rolls the segment) */
-        if (kc_index_append_offset(&s->oidx, h->last, pos) == KC_OK && s->max_timestamp >= 0)
+        /* full index, an offset beyond i32, or indexes that cannot be opened:
+         * skip the entry (the index is sparse; the next append rolls a full one) */
+        if (kc_segment_indexes(s) == KC_OK && kc_index_append_offset(&s->oidx, h->last, pos) == KC_OK &&
+            s->max_timestamp >= 0)
             kc_index_append_time(&s->tidx, s->max_timestamp, s->offset_of_max_ts);
         s->bytes_since_index = 0;
     }
@@ -218,13 +283,18 @@ int kc_segment_walk(const kc_log_config_t *cfg, kc_segment_t *s, int64_t from, i
  * indexes (rebuilding them when they fail), and walk the tail after the
  * last index entry to find its next offset and largest timestamp. */
 int kc_segment_load(const kc_log_config_t *cfg, kc_segment_t *s, int active, int64_t *prev_next) {
-    int64_t b = 0, end = 0;
+    int64_t b = 0, end = 0, bytes = active ? cfg->max_index_bytes : 0;
     char *op = kc_segment_file(s, ".index"), *tp = kc_segment_file(s, ".timeindex");
-    int missing = !op || !tp || access(op, F_OK) != 0 || access(tp, F_OK) != 0;
+    struct stat so, st;
+    int missing = !op || !tp || stat(op, &so) != 0 || stat(tp, &st) != 0;
+    /* no entries in either: nothing to map until the first entry comes */
+    int empty = !missing && so.st_size < KC_INDEX_OFFSET_ENTRY && st.st_size < KC_INDEX_TIME_ENTRY;
     free(op);
     free(tp);
-    int rc = kc_segment_open_indexes(cfg, s, active ? cfg->max_index_bytes : 0, 0);
-    if (rc != KC_OK)
+    int rc = KC_OK;
+    if (s->size == 0 || empty)
+        kc_segment_indexes_unopened(s, bytes);
+    else if ((rc = kc_segment_open_indexes(cfg, s, bytes, 0)) != KC_OK)
         return rc;
     if (s->size == 0)
         return KC_OK;
@@ -255,27 +325,40 @@ int kc_segment_load(const kc_log_config_t *cfg, kc_segment_t *s, int active, int
     s->max_timestamp = s->offset_of_max_ts = -1;
     s->bytes_since_index = 0;
     s->next_offset = s->base_offset;
-    rc = kc_segment_open_indexes(cfg, s, cfg->max_index_bytes, 1);
+    rc = indexes_discard(s, cfg->max_index_bytes); /* opened by the walk's first entry */
     if (rc == KC_OK)
         rc = kc_segment_walk(cfg, s, 0, s->size, 0, 1, prev_next, &end, &b);
     if (rc == KC_OK && !active) {
-        kc_index_resize(&s->oidx, 0);
-        kc_index_resize(&s->tidx, 0);
+        if (kc_index_is_open(&s->oidx)) {
+            kc_index_resize(&s->oidx, 0);
+            kc_index_resize(&s->tidx, 0);
+        }
+        s->idx_bytes = 0;
     }
     return rc;
 }
 
-/* The segment is no longer active: final time-index entry, trim indexes. */
+/* The segment is no longer active: final time-index entry (Kafka's
+ * onBecomeInactiveSegment), trim indexes. */
 void kc_segment_deactivate(kc_segment_t *s) {
-    if (s->max_timestamp >= 0)
+    if (!kc_index_is_open(&s->oidx) && s->max_timestamp < 0) {
+        kc_segment_indexes_unopened(s, 0); /* no entry to write: stay unopened */
+        return;
+    }
+    if (s->max_timestamp >= 0 && kc_segment_indexes(s) == KC_OK)
         kc_index_append_time(&s->tidx, s->max_timestamp, s->offset_of_max_ts);
+    if (!kc_index_is_open(&s->oidx)) {
+        kc_segment_indexes_unopened(s, 0);
+        return;
+    }
+    s->idx_bytes = 0;
     kc_index_resize(&s->oidx, 0);
     kc_index_resize(&s->tidx, 0);
 }
 
 /* Cut s at pos (a batch boundary) and recompute what depends on its tail. */
 int kc_segment_truncate(const kc_log_config_t *cfg, kc_segment_t *s, int64_t pos) {
-    if (ftruncate(s->fd, pos) != 0)
+    if (kc_segment_open_log(s) != KC_OK || ftruncate(s->fd, pos) != 0)
         return KC_ERR_IO;
     s->size = pos;
     if (s->flushed_size > pos)
@@ -303,6 +386,11 @@ int kc_segment_truncate(const kc_log_config_t *cfg, kc_segment_t *s, int64_t pos
     }
     if (pos == 0)
         s->first_batch_ts = -1;
+    if (!kc_index_is_open(&s->oidx)) {
+        kc_segment_indexes_unopened(s, cfg->max_index_bytes);
+        return KC_OK;
+    }
+    s->idx_bytes = cfg->max_index_bytes;
     return kc_index_resize(&s->oidx, cfg->max_index_bytes) == KC_OK
                ? kc_index_resize(&s->tidx, cfg->max_index_bytes)
                : KC_ERR_IO;
@@ -319,8 +407,10 @@ int kc_segment_find(const kc_log_config_t *cfg, kc_segment_t *s, int64_t offset,
     int64_t eo, p;
     kc_index_lookup_offset(&s->oidx, offset, &eo, &p);
     while (p < s->size) {
-        if ((rc = kc_segment_hdr(s, p, s->size, h)) != KC_OK)
+        if ((rc = kc_segment_hdr(s, p, s->size, h)) != KC_OK) {
+            *pos = p; /* where the damage is */
             return rc;
+        }
         if (h->last >= offset) {
             *pos = p;
             return KC_OK;
@@ -353,10 +443,17 @@ int kc_segment_last_before(const kc_log_config_t *cfg, kc_segment_t *s, int64_t 
 int kc_segment_recover(const kc_log_config_t *cfg, kc_segment_t *s, int64_t *prev_next, kc_recovery_info_t *rec,
                        int *err) {
     int64_t end = 0;
-    *err = kc_segment_open_indexes(cfg, s, cfg->max_index_bytes, 1);
+    rec->segments_scanned++;
+    if (s->size == 0) { /* nothing to re-read: stay unopened (kc_segment.h) */
+        *err = indexes_discard(s, cfg->max_index_bytes);
+        return *err == KC_OK ? 0 : -1;
+    }
+    s->idx_bytes = cfg->max_index_bytes;
+    *err = kc_segment_open_log(s);
+    if (*err == KC_OK)
+        *err = kc_segment_open_indexes(cfg, s, cfg->max_index_bytes, 1);
     if (*err != KC_OK)
         return -1;
-    rec->segments_scanned++;
     int rc = kc_segment_walk(cfg, s, 0, s->size, 1, 1, prev_next, &end, &rec->batches_scanned);
     if (rc == KC_ERR_IO || rc == KC_ERR_NOMEM) {
         *err = rc;

@@ -8,6 +8,16 @@
  * every file slice handed out holds one, so a deleted (or compacted away)
  * segment stays readable until the last slice is released.
  *
+ * Files are opened lazily, so an idle partition costs no fd and no mapping
+ * (issue 16: 50,000 partitions against a 20,000 fd limit and the 65,530
+ * mappings of vm.max_map_count).  The .log is opened on first use
+ * (kc_segment_open_log: a read, an append, recovery) and then stays open, as
+ * Kafka keeps its FileRecords open.  The indexes are opened when the first
+ * entry is written or when a loaded file holds entries (Kafka's LazyIndex);
+ * while they are not open the segment has no index entries, its kc_index_t
+ * reads as empty (entries 0, max_entries the capacity it will get) and
+ * whatever their files hold is discarded when they open.
+ *
  * None of these functions lock: the caller (kc_log.c) holds the log's
  * locks as its header comment explains.
  */
@@ -33,6 +43,7 @@ typedef struct kc_segment {
     int64_t bytes_since_index;
     int64_t flushed_size;
     kc_index_t oidx, tidx;
+    int64_t idx_bytes;        /* size the indexes get when opened lazily: max_index_bytes while active, else 0 */
     uint8_t *map;             /* read-only mapping of the .log, grown on demand */
     size_t map_len;
     atomic_long refs;
@@ -56,11 +67,21 @@ int kc_fsync_dir(const char *dir);
 /* A segment object for "<dir>/<base>" with no file open (refs = 1). */
 kc_segment_t *kc_segment_alloc(const char *dir, int64_t base);
 void kc_segment_unref(kc_segment_t *s);
-/* A new, empty segment: .log created or emptied, fresh preallocated indexes. */
+/* A new, empty segment: .log created or emptied (and closed again), its
+ * indexes not opened and any stale index files removed. */
 int kc_segment_create(const kc_log_config_t *cfg, const char *dir, int64_t base, int64_t now_ms,
                       kc_segment_t **out);
 /* Open (fresh: create/truncate) the two index files of s. */
 int kc_segment_open_indexes(const kc_log_config_t *cfg, kc_segment_t *s, int64_t bytes, int fresh);
+/* Open the .log if it is not open yet (see above). */
+int kc_segment_open_log(kc_segment_t *s);
+/* Open the indexes if they are not (empty, sized s->idx_bytes). */
+int kc_segment_indexes(kc_segment_t *s);
+/* Close the indexes: the segment has no entries; they open again empty, of
+ * size bytes, when the first entry comes. */
+void kc_segment_indexes_unopened(kc_segment_t *s, int64_t bytes);
+/* The indexes' files were renamed to s->path + ext (the cleaner's swap). */
+int kc_segment_indexes_renamed(kc_segment_t *s);
 /* Unlink the three files (open fds and mappings stay valid). */
 void kc_segment_unlink(kc_segment_t *s);
 /* Make s->map cover [0, need). */
@@ -80,7 +101,8 @@ int kc_segment_load(const kc_log_config_t *cfg, kc_segment_t *s, int active, int
 void kc_segment_deactivate(kc_segment_t *s);
 /* Cut s at pos (a batch boundary). */
 int kc_segment_truncate(const kc_log_config_t *cfg, kc_segment_t *s, int64_t pos);
-/* The batch holding offset in s (first batch whose last offset >= offset). */
+/* The batch holding offset in s (first batch whose last offset >= offset).
+ * KC_ERR_CORRUPT_INDEX: the header at *pos is damaged. */
 int kc_segment_find(const kc_log_config_t *cfg, kc_segment_t *s, int64_t offset, int64_t *pos, kc_hdr_t *h);
 /* Last offset of the batch that ends at end (> 0) in s. */
 int kc_segment_last_before(const kc_log_config_t *cfg, kc_segment_t *s, int64_t start, int64_t end,

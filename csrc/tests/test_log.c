@@ -554,7 +554,79 @@ static void test_index_full_rolls(void) {
     CHECK_EQ_INT(kc_log_delete(l), KC_OK);
 }
 
+/* Mappings of files of the lazy test's logs (the allocator's own come and go). */
+static int count_maps(void) {
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[1024], pre[64];
+    snprintf(pre, sizeof pre, "/tmp/kc_test_log_%d_lazy", (int)getpid());
+    int n = 0;
+    while (f && fgets(line, sizeof line, f))
+        n += strstr(line, pre) != NULL;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+static int count_fds(void) {
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    while (d && readdir(d))
+        n++;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* Files are opened lazily (kc_segment.h): an idle log holds no fd and no
+ * mapping, after creation and after a clean or unclean reopen; a used one
+ * holds its active .log's fd and never an index fd. */
+#define LAZY_LOGS 64
+static void test_lazy_files(void) {
+    kc_log_config_t c = small_cfg();
+    char dirs[LAZY_LOGS][256];
+    kc_log_t *logs[LAZY_LOGS];
+    int fds0 = count_fds(), maps0 = count_maps();
+    CHECK_EQ_INT(maps0, 0);
+    for (int i = 0; i < LAZY_LOGS; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "lazy%d", i);
+        snprintf(dirs[i], sizeof dirs[i], "%s", fresh_dir(name));
+        CHECK_EQ_INT(kc_log_open(dirs[i], &c, 0, &logs[i]), KC_OK);
+    }
+    CHECK_EQ_INT(count_fds(), fds0);
+    CHECK_EQ_INT(count_maps(), maps0);
+    /* one log used: the .log of each segment written is open (as Kafka
+     * keeps them), its indexes mapped once they hold an entry, and no index
+     * fd is kept */
+    append_n(logs[0], 60, 1000);
+    int64_t nseg = kc_log_segment_count(logs[0]);
+    CHECK(nseg > 1);
+    CHECK_EQ_INT(count_fds(), fds0 + nseg);
+    CHECK(count_maps() > 0);
+    check_lookups(logs[0]);
+    int64_t end0 = kc_log_end_offset(logs[0]);
+    for (int i = 0; i < LAZY_LOGS; i++)
+        CHECK_EQ_INT(kc_log_close(logs[i], i % 2), KC_OK); /* half clean, half as a crash */
+    CHECK_EQ_INT(count_fds(), fds0);
+    CHECK_EQ_INT(count_maps(), maps0);
+    for (int i = 1; i < LAZY_LOGS; i++)
+        CHECK_EQ_INT(kc_log_open(dirs[i], &c, 0, &logs[i]), KC_OK);
+    CHECK_EQ_INT(count_fds(), fds0);
+    CHECK_EQ_INT(count_maps(), maps0);
+    /* the used log recovers (no clean marker) and serves every offset */
+    CHECK_EQ_INT(kc_log_open(dirs[0], &c, 0, &logs[0]), KC_OK);
+    CHECK_EQ_INT(kc_log_end_offset(logs[0]), end0);
+    check_lookups(logs[0]);
+    /* appending to an idle reopened log opens it then */
+    CHECK_EQ_INT(append_n(logs[1], 3, 5000), 5);
+    CHECK_EQ_INT(count_fds(), fds0 + 1 + nseg);
+    for (int i = 0; i < LAZY_LOGS; i++)
+        CHECK_EQ_INT(kc_log_delete(logs[i]), KC_OK);
+    CHECK_EQ_INT(count_fds(), fds0);
+}
+
 int main(void) {
+    RUN(test_lazy_files);
     RUN(test_index_basic);
     RUN(test_retention_upper_bound);
     RUN(test_append_read);

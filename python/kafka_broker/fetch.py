@@ -197,10 +197,9 @@ def handle_fetch(b: FetchDeps, ctx: RequestContext, req: Any) -> Any:
                 limit = min(sp.max_bytes, budget) if total else max(min(sp.max_bytes, budget), 1)
                 try:
                     sl = lg.read(off, limit, upto, consumer)
-                except Exception as e:  # noqa: BLE001 - log gone or I/O error
-                    log.warning("read of %s at %d: %s", p.name, off, e)
+                except Exception as e:  # noqa: BLE001 - damaged bytes, log gone or I/O error
                     errors = True
-                    out.append((sp, E.KAFKA_STORAGE_ERROR, hw, ls, b"", lso, None))
+                    out.append((sp, p.read_failed(off, e), hw, ls, b"", lso, None))
                     continue
                 n = len(sl)
                 if n and (total == 0 or n <= limit):

@@ -178,7 +178,10 @@ class Storage:
                     if p.closed:
                         continue
                     try:
-                        self._write_producer_snapshot(p.path, p.log.end_offset, p.producers.to_json())
+                        # an empty log has no producer state to keep (two fsyncs saved for each
+                        # idle partition of a 50,000-partition topic)
+                        if p.log.end_offset > 0 or p.producers.entries:
+                            self._write_producer_snapshot(p.path, p.log.end_offset, p.producers.to_json())
                     except OSError as e:
                         log.warning("producer snapshot of %s: %s", p.name, e)
                     try:

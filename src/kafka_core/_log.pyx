@@ -325,8 +325,12 @@ cdef class Log:
             if rc != 0:
                 e = errno
         if rc != 0:
+            where = ""
+            if fs._s.length < 0:
+                where = (f": the batch at position {fs._s.position} of segment "
+                         f"{fs._s.segment_base:020d}.log is damaged")
             raise _err(rc, f"read at offset {offset} of {self.path!r} (log start "
-                       f"{kc_log_start_offset(l)}, end {kc_log_end_offset(l)})", e)
+                       f"{kc_log_start_offset(l)}, end {kc_log_end_offset(l)}){where}", e)
         fs.fd = fs._s.fd
         fs.position = fs._s.position
         fs.length = fs._s.length

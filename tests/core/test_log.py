@@ -58,13 +58,25 @@ def test_open_empty_creates_directory_and_segment(path: Path) -> None:
         assert path.is_dir()
         assert (log.start_offset, log.end_offset, log.size_bytes, log.segment_count) == (0, 0, 0, 1)
         assert (path / f"{0:020d}.log").exists()
-        assert (path / f"{0:020d}.index").stat().st_size == 1024  # preallocated
+        # indexes open lazily (Kafka's LazyIndex): no file, fd or mapping
+        # until the first entry is written
+        assert not (path / f"{0:020d}.index").exists()
         assert log.max_timestamp() == (-1, -1)
         assert log.lookup_time(0) is None
         s = log.read(0, 100)
         assert isinstance(s, FileSlice) and len(s) == 0 and not s
     assert (path / ".kafka_cleanshutdown").exists()
-    assert (path / f"{0:020d}.index").stat().st_size == 0  # trimmed on clean close
+    assert not (path / f"{0:020d}.index").exists()
+
+
+def test_index_files_appear_with_their_first_entry(path: Path) -> None:
+    with Log(path, **SMALL) as log:
+        while not (path / f"{0:020d}.index").exists():
+            log.append(batch(3, value=b"v" * 100))
+        assert (path / f"{0:020d}.index").stat().st_size == 1024  # preallocated while active
+        assert (path / f"{0:020d}.timeindex").exists()
+    assert (path / f"{0:020d}.index").stat().st_size % 8 == 0 < (path / f"{0:020d}.index").stat().st_size
+    assert (path / f"{0:020d}.index").stat().st_size < 1024  # trimmed on clean close
 
 
 def test_append_assigns_offsets_in_place(path: Path) -> None:
@@ -459,3 +471,32 @@ def test_configure_changes_roll_and_flush_policy_live(path: Path) -> None:
     with Log(path) as log:  # everything still there, in order
         assert log.end_offset == end
         assert sum(b.last_offset_delta + 1 for b in all_batches(log)) == end
+
+
+@pytest.mark.parametrize("damage", ["body", "header"])
+def test_read_of_a_batch_damaged_under_a_clean_marker_names_its_position(path: Path, damage: str) -> None:
+    """A clean shutdown's marker means the bytes are not re-read at open; a read starting at a
+    damaged batch raises (CRC or header check) with the segment and position, and the batches
+    around it are still served."""
+    with Log(path, **SMALL) as log:
+        spans = fill(log, 120)
+        segs = log.segments()
+        assert len(segs) >= 3
+        seg = segs[1]
+        victim = next(p for p in spans if p[0] > seg.base_offset)
+        pos = log.lookup(victim[0]).position
+    assert (path / ".kafka_cleanshutdown").exists()
+    with open(path / f"{seg.base_offset:020d}.log", "r+b") as f:
+        f.seek(pos + (70 if damage == "body" else 0))
+        f.write(b"\xff" * 12)
+    with Log(path, **SMALL) as log:
+        assert log.recovery["clean"]
+        with pytest.raises(E.KcError) as ei:
+            log.read(victim[0], 1 << 20)
+        assert f"position {pos} of segment {seg.base_offset:020d}.log" in str(ei.value)
+        assert isinstance(ei.value, E.CorruptRecordError | E.CorruptIndexError)
+        with log.read(spans[0][0], 1 << 20) as s:
+            assert s.first_offset == 0
+        after = next(p for p in spans if p[0] >= segs[2].base_offset)
+        with log.read(after[0], 1 << 20) as s:
+            assert s.first_offset == after[0]

@@ -41,6 +41,7 @@ from kafka_protocol.errors import ErrorCode as E
 from kafka_protocol.errors import error_code_for
 
 import kafka_core
+from kafka_core._errors import CorruptIndexError, CorruptRecordError
 
 from . import validate
 from .clock import now_ms
@@ -80,6 +81,7 @@ class Partition:
     __slots__ = ("topic", "index", "path", "log", "flusher", "lock", "clean_lock", "closed", "waiters",
                  "producers", "leader_epoch", "last_flush_ms", "segment_base", "snapshot_changes",
                  "checkpoint_rp", "high_watermark", "replicated", "epochs", "replication", "failure_logged",
+                 "read_failure_logged",
                  "aborted")
 
     def __init__(self, topic: Topic, index: int, path: str, log_: Any, flusher: Flusher, *,
@@ -117,6 +119,7 @@ class Partition:
         self.epochs.flush()
         self.replication: Any = None  # owned by the cluster package; the log layer never reads it
         self.failure_logged = 0.0     # monotonic time an append failure was last logged
+        self.read_failure_logged = 0.0  # and a read failure
         self.aborted = AbortedIndex(path)     # aborted transactions (txn.py)
         self.aborted.truncate_from(end)       # a stale index may run past the log too
 
@@ -276,6 +279,23 @@ class Partition:
                 self.failure_logged = t
                 log.error("append to %s failed: %s (answered %s)", self.name, e, code.name)
         return AppendError(code, str(e))
+
+    def read_failed(self, offset: int, e: BaseException) -> int:
+        """The error code a failed read of the log answers, logged at most every 10 s per
+        partition (clients retry the fetch).  Bytes damaged on disk (the C core validates the
+        first batch of every read) answer CORRUPT_MESSAGE at ERROR naming the segment and
+        position, as Kafka answers a CorruptRecordException: librdkafka surfaces that error to
+        the application where a slice it cannot parse made it fetch the same offset forever.
+        Anything else (the log closed or deleted meanwhile, an I/O error) is KAFKA_STORAGE_ERROR."""
+        corrupt = isinstance(e, CorruptRecordError | CorruptIndexError)
+        t = time.monotonic()
+        if t - self.read_failure_logged > 10:
+            self.read_failure_logged = t
+            if corrupt:
+                log.error("read of %s at offset %d: %s (answered CORRUPT_MESSAGE)", self.name, offset, e)
+            else:
+                log.warning("read of %s at %d: %s", self.name, offset, e)
+        return E.CORRUPT_MESSAGE if corrupt else E.KAFKA_STORAGE_ERROR
 
     def _append_replica(self, records: Any, now: int) -> AppendResult | AppendError:
         """A follower's append: whole batches fetched from the leader, offsets and partition
