@@ -90,6 +90,28 @@ def fetch_jars(pom: Path, libs: Path, files: dict[str, str] | None = None) -> Pa
     return libs
 
 
+def compiled_classpath(src: Path, sources: tuple[str, ...], cache: Path) -> str:
+    """``src/pom.xml``'s jars fetched into ``cache/libs`` and ``src``'s Java ``sources`` compiled
+    against them into ``cache/classes`` -- again only when a source changes (a stamp holds their
+    hash), so a test run pays for javac once; the ``java -cp`` of both."""
+    import hashlib
+
+    libs = fetch_jars(src / "pom.xml", cache / "libs")
+    classes = cache / "classes"
+    digest = hashlib.sha256(b"".join((src / s).read_bytes() for s in sources)).hexdigest()
+    stamp = classes / ".sources"
+    if not (stamp.exists() and stamp.read_text() == digest):
+        javac = shutil.which("javac")
+        if not javac:
+            raise RuntimeError(f"javac not found: install a JDK (17+) to build {', '.join(sources)}")
+        shutil.rmtree(classes, ignore_errors=True)
+        classes.mkdir(parents=True)
+        subprocess.run([javac, "-nowarn", "-d", str(classes), "-cp", str(libs / "*"),
+                        *[str(src / s) for s in sources]], check=True, capture_output=True)
+        stamp.write_text(digest)
+    return f"{classes}:{libs / '*'}"
+
+
 def ensure_jars() -> Path:
     """Fetch the jars with Maven unless already cached; return the libs folder."""
     return fetch_jars(POM, LIBS, {"log4j2.yaml": _LOG4J2})

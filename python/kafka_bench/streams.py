@@ -20,9 +20,7 @@ down, a final count off).
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
 import signal
 import struct
 import subprocess
@@ -34,7 +32,7 @@ from pathlib import Path
 from typing import IO
 
 from . import paths
-from .apache_kafka import fetch_jars, java
+from .apache_kafka import compiled_classpath, java
 
 SRC = paths.DATA / "streams"
 CACHE = paths.CACHE / "streams"
@@ -63,19 +61,7 @@ def word_lines(n: int) -> tuple[list[bytes], Counter[str]]:
 
 def classpath() -> str:
     """The Streams jars and the compiled classes (fetched and compiled once)."""
-    libs = fetch_jars(SRC / "pom.xml", LIBS)
-    digest = hashlib.sha256(b"".join((SRC / s).read_bytes() for s in SOURCES)).hexdigest()
-    stamp = CLASSES / ".sources"
-    if not (stamp.exists() and stamp.read_text() == digest):
-        javac = shutil.which("javac")
-        if not javac:
-            raise RuntimeError("javac not found: install a JDK (17+) to build the Streams word count")
-        shutil.rmtree(CLASSES, ignore_errors=True)
-        CLASSES.mkdir(parents=True)
-        subprocess.run([javac, "-nowarn", "-d", str(CLASSES), "-cp", str(libs / "*"),
-                        *[str(SRC / s) for s in SOURCES]], check=True, capture_output=True)
-        stamp.write_text(digest)
-    return f"{CLASSES}:{libs / '*'}"
+    return compiled_classpath(SRC, SOURCES, CACHE)
 
 
 def java_cmd(main: str, args: list[str], heap: str = "384m", log_level: str = "info") -> list[str]:

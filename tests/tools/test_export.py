@@ -83,7 +83,7 @@ def test_export_100k_records_exactly_once(core_bootstrap: str, tmp_path: Path, c
     again = run_export(core_bootstrap, "--topic", topic, "--group", "g1", "--out", str(out), "--until-caught-up")
     assert again["records"] == 0 and again["files"] == 0
     # The whole output directory, as a warehouse user points at it (the ledger is skipped by its
-    # underscore).  pandas is not installed here; pandas.read_parquet is this same pyarrow call.
+    # underscore).  pandas and Spark read it in test_export_spark.py.
     whole = pq.read_table(out)
     assert whole.num_rows == 100_000 and set(whole.column_names) == {
         "partition", "offset", "timestamp", "key", "value", "headers", "topic", "date", "hour"}
