@@ -429,12 +429,28 @@ def test_cli_produce_in_a_transaction_then_consume_read_committed(kafka, bootstr
         return subprocess.run([sys.executable, "-c", code, *args], input=data, capture_output=True, text=True,
                               timeout=120, env=env)
 
-    # parse.key=true and a line without the separator: the run fails after 20000 good lines,
-    # some of which were sent by then (linger.ms=0)
-    bad = "".join(f"k{i}\tbad{i}\n" for i in range(20000)) + "no separator here\n"
-    r = run("produce", "--bootstrap-server", bootstrap, "--topic", topic, "--transactional-id", _tid(),
-            "--property", "parse.key=true", "--producer-property", "linger.ms=0", data=bad)
-    assert r.returncode != 0 and "separator" in r.stderr, r.stderr
+    # parse.key=true and a line without the separator: the run fails on it.  The lines before it
+    # are fed first and the test waits until the broker holds some of them (written in the open
+    # transaction), so that the abort has records to hide however slow the machine is.
+    p = subprocess.Popen([sys.executable, "-c", code, "produce", "--bootstrap-server", bootstrap, "--topic", topic,
+                          "--transactional-id", _tid(), "--property", "parse.key=true",
+                          "--producer-property", "linger.ms=0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env)
+    assert p.stdin is not None
+    p.stdin.write("".join(f"k{i}\tbad{i}\n" for i in range(2000)))
+    p.stdin.flush()
+    tp = TopicPartition(topic, 0)
+    with Consumer(bootstrap_servers=bootstrap) as c:            # read_uncommitted: the open transaction's records
+        deadline = time.monotonic() + 60
+        while c.end_offsets([tp])[tp] == 0:
+            assert time.monotonic() < deadline and p.poll() is None, "no record of the open transaction was written"
+            time.sleep(0.1)
+    p.stdin.write("no separator here\n")
+    p.stdin.close()
+    p.wait(timeout=120)
+    assert p.stderr is not None
+    err = p.stderr.read()
+    assert p.returncode != 0 and "separator" in err, err
     good = "".join(f"line {i}\n" for i in range(1000))
     r = run("produce", "--bootstrap-server", bootstrap, "--topic", topic, "--transactional-id", _tid(), data=good)
     assert r.returncode == 0 and r.stderr == "", r.stderr
