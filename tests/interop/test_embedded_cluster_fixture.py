@@ -19,7 +19,9 @@ from kafka_bench import zookeeper as zkjars
 from kafka_broker.testing import EmbeddedCluster
 from kafka_broker.testing.cluster import CLASSPATH_ENV, ZOOKEEPER_ENV
 
-pytestmark = pytest.mark.interop
+# A hang (seen once in test_aiokafka, 2026-12-07) fails the test with pytest-timeout's stack dump
+# instead of stalling the suite.
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(300)]
 
 N = 200
 
