@@ -131,27 +131,34 @@ def handle_produce(b: ProduceDeps, ctx: RequestContext, req: Any) -> HandlerResu
 
 async def _verify_then_produce(b: ProduceDeps, ctx: RequestContext, req: Any, txns: Txns, tid: str,
                                pending: dict[tuple[int, int], list[tuple[str, int, Any]]],
-                               slots: list[tuple[int, Any, asyncio.Future[None]]]) -> Any:
+                               slots: list[tuple[int, Any, asyncio.Future[set[tuple[str, int]]]]]) -> Any:
     v = ctx.api_version
     verified: Verified = {}
+    refused: set[tuple[str, int]] = set()
     try:
         guards = [(pid, epoch, parts, [p.producers.start_verification(pid) for _t, _i, p in parts])
                   for (pid, epoch), parts in pending.items()]
         answers = await asyncio.gather(*(txns.verify(tid, pid, epoch, [(t, i) for t, i, _p in parts], v >= 12)
                                          for pid, epoch, parts, _g in guards))
+        for _pid, prev, _mine in slots:
+            if prev is not None:
+                # an earlier request of the producer refused on a partition: this one's later
+                # sequences would be out of order there, so it is refused alike (and retried)
+                refused |= await asyncio.shield(prev)
         for (_pid, _epoch, parts, gs), got in zip(guards, answers, strict=True):
             for (t, i, _p), guard in zip(parts, gs, strict=True):
                 code = got.get((t, i), E.UNKNOWN_SERVER_ERROR)
+                if not code and (t, i) in refused:
+                    code = E.CONCURRENT_TRANSACTIONS
                 verified[(t, i)] = _verify_error(code, v) if code else guard
-        for _pid, prev, _mine in slots:
-            if prev is not None:
-                await asyncio.shield(prev)
+                if code:
+                    refused.add((t, i))
         res = _produce(b, ctx, req, verified)
         return await res if asyncio.iscoroutine(res) else res
     finally:
         for pid, _prev, mine in slots:
             if not mine.done():
-                mine.set_result(None)
+                mine.set_result(refused)
             if txns.verify_chain.get(pid) is mine:
                 del txns.verify_chain[pid]
 

@@ -376,6 +376,8 @@ class TxnCoordinator:
         if isinstance(md, int):
             return md
         if md.producer_epoch != epoch:
+            log.info("transactional id %s: partitions added by producer %d epoch %d, the current epoch is %d (%s): "
+                     "fenced", tid, producer_id, epoch, md.producer_epoch, md.state_name)
             return E.PRODUCER_FENCED
         if md.pending is not None or md.state in (PREPARE_COMMIT, PREPARE_ABORT):
             return E.CONCURRENT_TRANSACTIONS
