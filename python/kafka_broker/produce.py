@@ -72,10 +72,11 @@ _VERIFY_RETRIABLE = frozenset({E.CONCURRENT_TRANSACTIONS, E.NETWORK_EXCEPTION, E
 Verified = dict[tuple[str, int], tuple[int, str | None] | object]
 
 
-def _to_verify(b: ProduceDeps, req: Any, version: int) -> dict[tuple[int, int], list[tuple[str, int, Any]]]:
-    """(producer id, epoch) -> the partitions whose transactional batch opens a transaction here;
-    one header read per partition."""
+def _to_verify(b: ProduceDeps, req: Any) -> tuple[dict[tuple[int, int], list[tuple[str, int, Any]]], set[int]]:
+    """(producer id, epoch) -> the partitions whose transactional batch opens a transaction here,
+    and every producer id with a transactional batch in ``req``; one header read per partition."""
     out: dict[tuple[int, int], list[tuple[str, int, Any]]] = {}
+    pids: set[int] = set()
     topics = b.storage.topics
     for td in req.topic_data:
         topic = topics.get(td.name)
@@ -89,9 +90,12 @@ def _to_verify(b: ProduceDeps, req: Any, version: int) -> dict[tuple[int, int], 
             if p is None or not _ATTRS.unpack_from(recs, 21)[0] & _ATTR_TRANSACTIONAL:
                 continue
             pid, epoch = _PID_EPOCH.unpack_from(recs, 43)
-            if pid >= 0 and p.producers.needs_verification(pid, epoch):
+            if pid < 0:
+                continue
+            pids.add(pid)
+            if p.producers.needs_verification(pid, epoch):
                 out.setdefault((pid, epoch), []).append((td.name, pd.index, p))
-    return out
+    return out, pids
 
 
 def _verify_error(code: int, version: int) -> tuple[int, str | None]:
@@ -117,12 +121,15 @@ def handle_produce(b: ProduceDeps, ctx: RequestContext, req: Any) -> HandlerResu
     # acks=0 has no response to wait for: a transactional producer always asks for acks=all
     if tid and txns is not None and req.acks != 0 and (
             v >= 12 or b.config["transaction.partition.verification.enable"]):
-        pending = _to_verify(b, req, v)
-        if pending:
-            chain = txns.verify_chain
+        pending, pids = _to_verify(b, req)
+        chain = txns.verify_chain
+        # a request of a producer whose earlier request is still being verified waits behind it
+        # even when it needs no verification itself: its sequences come after that one's
+        waiting = {pid for pid, _epoch in pending} | {pid for pid in pids if pid in chain}
+        if waiting:
             loop = asyncio.get_running_loop()
             slots = []
-            for pid, _epoch in pending:
+            for pid in sorted(waiting):
                 slots.append((pid, chain.get(pid), mine := loop.create_future()))
                 chain[pid] = mine
             return _verify_then_produce(b, ctx, req, txns, tid, pending, slots)

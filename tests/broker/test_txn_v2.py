@@ -168,3 +168,35 @@ def test_tv0_broker_does_not_finalize_the_feature() -> None:
         assert list(r.finalized_features) == []
     finally:
         b.cleanup()
+
+
+def test_pipelined_produce_keeps_sequence_order_through_the_verification(broker: EmbeddedBroker) -> None:
+    """Requests sent back to back right after EndTxn: the first waits for the coordinator (the
+    previous transaction may still be completing: refused as retriable), the ones behind it must
+    neither overtake it nor land after a refusal of it (OUT_OF_ORDER_SEQUENCE_NUMBER for the
+    client, seen in benches/system/bench_txn_v2.py before the chain)."""
+    with RawClient(broker.port) as c:
+        topic, tid, pid, epoch = fresh(c)
+        for rnd in range(3):
+            sent, seq = [], 0
+            for k in range(6):
+                req = produce_req(topic, 0, txn_batch([f"{rnd}-{k}".encode()], pid, epoch, seq))
+                req.transactional_id = tid
+                sent.append(c.send(req, 12))
+                seq += 1
+            codes = [c.recv(corr).responses[0].partition_responses[0].error_code for corr in sent]
+            # all in, or a refused prefix (the client retries those in order) and nothing after it
+            ok = codes.index(E.NONE) if E.NONE in codes else len(codes)
+            assert set(codes[:ok]) <= {E.NOT_ENOUGH_REPLICAS} and set(codes[ok:]) <= {E.NONE}, codes
+            for k in range(ok):          # the retry, in order
+                deadline = time.monotonic() + 10
+                while (got := produce(c, tid, topic, txn_batch([f"{rnd}-{k}".encode()], pid, epoch, k), 12)) \
+                        == E.NOT_ENOUGH_REPLICAS:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.02)
+                assert got == E.NONE
+            r = end_txn(c, tid, pid, epoch, True)
+            assert r.error_code == E.NONE
+            epoch = r.producer_epoch
+        wait_state(c, tid, "CompleteCommit")
+        assert producer_epochs(c, topic) == {pid: 3}
