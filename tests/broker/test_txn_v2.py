@@ -200,3 +200,26 @@ def test_pipelined_produce_keeps_sequence_order_through_the_verification(broker:
             epoch = r.producer_epoch
         wait_state(c, tid, "CompleteCommit")
         assert producer_epochs(c, topic) == {pid: 3}
+
+
+def test_tv2_state_survives_a_restart(tmp_path: Any) -> None:
+    """The coordinator reads TransactionLogValue v1 back: the bumped epoch, and a retried EndTxn v5
+    of the transaction before the restart is still recognised."""
+    b = EmbeddedBroker(data_dir=tmp_path, settings={"transaction.version": "2"}).start()
+    try:
+        with RawClient(b.port) as c:
+            topic, tid, pid, epoch = fresh(c)
+            assert produce(c, tid, topic, txn_batch([b"v"], pid, epoch, 0), 12) == E.NONE
+            assert end_txn(c, tid, pid, epoch, True).producer_epoch == epoch + 1
+            wait_state(c, tid, "CompleteCommit")
+        b.stop()
+        b.start()
+        with RawClient(b.port) as c:
+            s = wait_state(c, tid, "CompleteCommit")
+            assert (s.producer_id, s.producer_epoch) == (pid, epoch + 1)
+            r = end_txn(c, tid, pid, epoch, True)            # the retry, answered from the log
+            assert (r.error_code, r.producer_id, r.producer_epoch) == (E.NONE, pid, epoch + 1)
+            assert produce(c, tid, topic, txn_batch([b"old"], pid, epoch, 1), 12) == E.INVALID_PRODUCER_EPOCH
+            assert produce(c, tid, topic, txn_batch([b"w"], pid, epoch + 1, 0), 12) == E.NONE
+    finally:
+        b.cleanup()

@@ -155,3 +155,20 @@ def test_a_fence_of_a_tv2_transaction_aborts_above_the_zombies_epoch() -> None:
         assert (await c.end_txn("tx", 101, 0, commit=True, client_tv=TV2)).error == E.PRODUCER_FENCED
         assert await c.add_partitions("tx", 101, 0, {("t", 0)}, TV2) == E.PRODUCER_FENCED
     run(go())
+
+
+def test_a_marker_drops_the_verification_guard() -> None:
+    """A batch verified for a transaction that a marker ended meanwhile must not open a new one
+    (Kafka's VerificationGuard): the guard handed out before the coordinator was asked is gone."""
+    from kafka_broker.log.producer_state import ProducerState
+
+    st = ProducerState()
+    assert st.needs_verification(7, 0)
+    guard = st.start_verification(7)
+    assert st.start_verification(7) is guard and st.verified(7, guard)
+    st.update(7, 0, 0, 0, 10, 10, 1)
+    st.begin(7, 10)
+    assert not st.needs_verification(7, 0)          # open at this epoch: no question to ask
+    assert st.needs_verification(7, 1)              # a TV2 producer's next epoch opens a new one
+    st.end(7, 1, 0)
+    assert not st.verified(7, guard) and st.needs_verification(7, 1)
