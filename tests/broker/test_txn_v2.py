@@ -223,3 +223,11 @@ def test_tv2_state_survives_a_restart(tmp_path: Any) -> None:
             assert produce(c, tid, topic, txn_batch([b"w"], pid, epoch + 1, 0), 12) == E.NONE
     finally:
         b.cleanup()
+
+
+def test_unsupported_transaction_version_is_refused_at_start_up() -> None:
+    from kafka_broker.config import BrokerConfig, ConfigError
+
+    with pytest.raises(ConfigError, match="transaction.version"):
+        BrokerConfig({"transaction.version": "3"})
+    assert BrokerConfig({})["transaction.version"] == 2       # Kafka 4.x's level for a new cluster
