@@ -14,7 +14,9 @@ it as a task (JoinGroup/SyncGroup may park) and answers in request order.
 
 TxnOffsetCommit v5+ is a TV2 client's (KIP-890 part 2: no AddOffsetsToTxn): the
 group's ``__consumer_offsets`` partition is added to the transaction through
-the transaction coordinator (``Txns.verify``) before the offsets are written.
+the transaction coordinator (``Txns.verify``) before the offsets are written;
+v0-4 only verify that AddOffsetsToTxn added it
+(``transaction.partition.verification.enable``, KIP-890 part 1).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class GroupDeps(Protocol):
 
     groups: Groups | None
     txns: Txns | None
+    config: BrokerConfig
 
     def advertised(self, listener: Listener) -> Listener: ...
 
@@ -232,22 +235,26 @@ _ADD_ERRORS: dict[int, int] = {E.PRODUCER_FENCED: E.INVALID_PRODUCER_EPOCH, E.CO
 def handle_txn_offset_commit(b: GroupDeps, ctx: ServerContext, req: Any) -> Any:
     g, txns = b.groups, b.txns
     assert g is not None
-    if (ctx.api_version < 5 or txns is None or g.coord.unavailable(req.group_id) or not req.group_id
-            or req.producer_id < 0 or req.producer_epoch < 0):
+    v = ctx.api_version
+    if (txns is None or g.coord.unavailable(req.group_id) or not req.group_id
+            or req.producer_id < 0 or req.producer_epoch < 0
+            or (v < 5 and not b.config["transaction.partition.verification.enable"])):
         return _plain_txn_offset_commit(b, ctx, req)
 
     async def run() -> Any:
         from kafka_protocol.messages import TxnOffsetCommitResponse as R
 
         tp = (OFFSETS_TOPIC, g.store.partition_for(req.group_id))
-        got = await txns.verify(req.transactional_id, req.producer_id, req.producer_epoch, [tp], True)
+        got = await txns.verify(req.transactional_id, req.producer_id, req.producer_epoch, [tp], v >= 5)
         code = got.get(tp, E.UNKNOWN_SERVER_ERROR)
         if code:
             code = _ADD_ERRORS.get(code, code)
+            if code == E.TRANSACTION_ABORTABLE and v < 4:     # v4 added TRANSACTION_ABORTABLE
+                code = E.INVALID_TXN_STATE
             return R(throttle_time_ms=0, topics=[R.TxnOffsetCommitResponseTopic(name=t.name, partitions=[
                 R.TxnOffsetCommitResponsePartition(partition_index=p.partition_index, error_code=code)
                 for p in t.partitions]) for t in req.topics])
-        return await g.coord.txn_offset_commit(req, ctx.api_version, _ctx(ctx))
+        return await g.coord.txn_offset_commit(req, v, _ctx(ctx))
     return run()
 
 

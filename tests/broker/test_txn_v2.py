@@ -108,15 +108,19 @@ def test_tv2_implicit_add_and_epoch_bump_per_transaction(broker: EmbeddedBroker)
         assert [a.producer_id for a in p.aborted_transactions] == [pid]
 
 
+def txn_offset_commit(tid: str, group: str, topic: str, pid: int, epoch: int) -> Any:
+    T = REQUESTS[28]
+    return T(transactional_id=tid, group_id=group, producer_id=pid, producer_epoch=epoch, generation_id=-1,
+             member_id="", group_instance_id=None, topics=[T.TxnOffsetCommitRequestTopic(name=topic, partitions=[
+                 T.TxnOffsetCommitRequestPartition(partition_index=0, committed_offset=42, committed_leader_epoch=-1,
+                                                   committed_metadata="")])])
+
+
 def test_tv2_txn_offset_commit_adds_the_group(broker: EmbeddedBroker) -> None:
     group = f"g-{uuid.uuid4().hex[:6]}"
     with RawClient(broker.port) as c:
         topic, tid, pid, epoch = fresh(c)
-        T = REQUESTS[28]
-        req = T(transactional_id=tid, group_id=group, producer_id=pid, producer_epoch=epoch, generation_id=-1,
-                member_id="", group_instance_id=None, topics=[T.TxnOffsetCommitRequestTopic(name=topic, partitions=[
-                    T.TxnOffsetCommitRequestPartition(partition_index=0, committed_offset=42, committed_leader_epoch=-1,
-                                                      committed_metadata="")])])
+        req = txn_offset_commit(tid, group, topic, pid, epoch)
         r = c.call(req, 5)
         assert r.topics[0].partitions[0].error_code == E.NONE
         s = state(c, tid)
@@ -135,6 +139,19 @@ def test_tv2_txn_offset_commit_adds_the_group(broker: EmbeddedBroker) -> None:
         # an old epoch cannot add the group again: the producer is told its epoch is stale
         req.producer_epoch = 0
         assert c.call(req, 5).topics[0].partitions[0].error_code == E.INVALID_PRODUCER_EPOCH
+
+
+def test_tv1_txn_offset_commit_without_add_offsets_is_refused(broker: EmbeddedBroker) -> None:
+    group = f"g1-{uuid.uuid4().hex[:6]}"
+    with RawClient(broker.port) as c:
+        topic, tid, pid, epoch = fresh(c)
+        req = txn_offset_commit(tid, group, topic, pid, epoch)
+        assert c.call(req, 4).topics[0].partitions[0].error_code == E.TRANSACTION_ABORTABLE
+        assert c.call(req, 3).topics[0].partitions[0].error_code == E.INVALID_TXN_STATE
+        assert state(c, tid).transaction_state == "Empty"             # nothing was added
+        r = c.call(REQUESTS[25](transactional_id=tid, producer_id=pid, producer_epoch=epoch, group_id=group), 3)
+        assert r.error_code == E.NONE
+        assert c.call(req, 3).topics[0].partitions[0].error_code == E.NONE
 
 
 def test_tv1_produce_without_add_partitions_is_refused(broker: EmbeddedBroker) -> None:
