@@ -3,6 +3,15 @@
 Only APIs with a handler are advertised in ApiVersions, with the version
 ranges of Apache Kafka 4.0 (so clients that infer the broker release from
 the ranges, like kafka-python, pick 4.0 and message format v2).
+
+Features (ApiVersions v3+, KIP-584): ``transaction.version`` is the one feature
+advertised, supported 0..2 and finalized at the start-up key
+``transaction.version`` (Kafka 4.x finalizes 2 on a fresh cluster; Kafka sets it
+with ``kafka-storage format --feature`` or ``kafka-features upgrade``, which
+needs UpdateFeatures, not served here).  At 2 the Java 4.x producer runs
+KIP-890 part 2 transactions (EndTxn v5, Produce v12 adding partitions
+implicitly: txn/, produce.py); clients that ignore features (librdkafka,
+kafka-python, aiokafka) go on with TV1, which the broker serves alongside.
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ TOPIC_OPS = sum(1 << b for b in (3, 4, 5, 6, 7, 8, 10, 11))
 # Cluster: CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11,
 # IDEMPOTENT_WRITE 12
 CLUSTER_OPS = sum(1 << b for b in (5, 7, 8, 9, 10, 11, 12))
+FINALIZED_FEATURES_EPOCH = 1
 SOFTWARE_RE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?")
 
 
@@ -315,7 +325,16 @@ class Broker:
         if raw is None:
             keys = [R.ApiVersion(api_key=k, min_version=lo, max_version=hi)
                     for k, (lo, hi, _) in sorted(self.apis.items())]
-            raw = R(error_code=0, api_keys=keys, throttle_time_ms=0).encode(version)
+            level = self.config["transaction.version"]
+            # Kafka lists a finalized feature only above level 0; the epoch only has to be
+            # non-negative and never go down (clients keep the highest they saw).
+            raw = R(error_code=0, api_keys=keys, throttle_time_ms=0,
+                    supported_features=[R.SupportedFeatureKey(name="transaction.version", min_version=0,
+                                                              max_version=2)],
+                    finalized_features_epoch=FINALIZED_FEATURES_EPOCH,
+                    finalized_features=[R.FinalizedFeatureKey(name="transaction.version", max_version_level=level,
+                                                              min_version_level=level)] if level else []
+                    ).encode(version)
             self._api_versions_cache[version] = raw
         return raw
 

@@ -286,6 +286,12 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     C("remote.log.storage.system.enable", "boolean", False),
     C("producer.id.expiration.ms", "int", 86400000, at_least(1), dynamic=True),
     C("transactional.id.expiration.ms", "int", 604800000, at_least(1)),
+    C("transaction.partition.verification.enable", "boolean", True, None,
+      "TV1 transactional produce: the leader asks the coordinator whether the partition is in the transaction"),
+    C("transaction.version", "int", 2, between(0, 2),
+      "the finalized transaction.version feature (KIP-890; Kafka 4.x's default for a new cluster is 2): "
+      "2 lets Java 4.x clients bump the epoch per transaction and add partitions implicitly; 0 or 1 keeps "
+      "them on TV1 (kafka-core's own key: Kafka sets the feature with kafka-storage/kafka-features)"),
     C("max.connections", "int", INT_MAX, at_least(0), dynamic=True),
     C("max.connections.per.ip", "int", INT_MAX, at_least(0)),
     C("max.connections.per.ip.overrides", "string", "", lambda v: _ip_overrides(v)[1]),

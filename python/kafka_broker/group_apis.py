@@ -11,6 +11,12 @@ least: it survives kill -9 of the broker).
 
 Every group API handler returns the coordinator's coroutine; the server runs
 it as a task (JoinGroup/SyncGroup may park) and answers in request order.
+
+TxnOffsetCommit v5+ is a TV2 client's (KIP-890 part 2: no AddOffsetsToTxn): the
+group's ``__consumer_offsets`` partition is added to the transaction through
+the transaction coordinator (``Txns.verify``) before the offsets are written;
+v0-4 only verify that AddOffsetsToTxn added it
+(``transaction.partition.verification.enable``, KIP-890 part 1).
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ class GroupDeps(Protocol):
 
     groups: Groups | None
     txns: Txns | None
+    config: BrokerConfig
 
     def advertised(self, listener: Listener) -> Listener: ...
 
@@ -217,8 +224,43 @@ def handle_find_coordinator(b: GroupDeps, ctx: ServerContext, req: Any) -> Any:
     return run()
 
 
+_plain_txn_offset_commit = _group_handler("txn_offset_commit")
+# what the producer hears when the transaction coordinator did not add the partition: fenced is
+# INVALID_PRODUCER_EPOCH (AddPartitionsToTxnManager), a retriable failure COORDINATOR_NOT_AVAILABLE
+_ADD_ERRORS: dict[int, int] = {E.PRODUCER_FENCED: E.INVALID_PRODUCER_EPOCH, E.CONCURRENT_TRANSACTIONS: E.COORDINATOR_NOT_AVAILABLE,
+               E.NETWORK_EXCEPTION: E.COORDINATOR_NOT_AVAILABLE, E.NOT_COORDINATOR: E.COORDINATOR_NOT_AVAILABLE,
+               E.COORDINATOR_LOAD_IN_PROGRESS: E.COORDINATOR_NOT_AVAILABLE}
+
+
+def handle_txn_offset_commit(b: GroupDeps, ctx: ServerContext, req: Any) -> Any:
+    g, txns = b.groups, b.txns
+    assert g is not None
+    v = ctx.api_version
+    if (txns is None or g.coord.unavailable(req.group_id) or not req.group_id
+            or req.producer_id < 0 or req.producer_epoch < 0
+            or (v < 5 and not b.config["transaction.partition.verification.enable"])):
+        return _plain_txn_offset_commit(b, ctx, req)
+
+    async def run() -> Any:
+        from kafka_protocol.messages import TxnOffsetCommitResponse as R
+
+        tp = (OFFSETS_TOPIC, g.store.partition_for(req.group_id))
+        got = await txns.verify(req.transactional_id, req.producer_id, req.producer_epoch, [tp], v >= 5)
+        code = got.get(tp, E.UNKNOWN_SERVER_ERROR)
+        if code:
+            code = _ADD_ERRORS.get(code, code)
+            if code == E.TRANSACTION_ABORTABLE and v < 4:     # v4 added TRANSACTION_ABORTABLE
+                code = E.INVALID_TXN_STATE
+            return R(throttle_time_ms=0, topics=[R.TxnOffsetCommitResponseTopic(name=t.name, partitions=[
+                R.TxnOffsetCommitResponsePartition(partition_index=p.partition_index, error_code=code)
+                for p in t.partitions]) for t in req.topics])
+        return await g.coord.txn_offset_commit(req, v, _ctx(ctx))
+    return run()
+
+
 def handlers() -> dict[int, tuple[int, int, Any]]:
     out: dict[int, tuple[int, int, Any]] = {}
     for key, (lo, hi, method) in GROUP_APIS.items():
-        out[key] = (lo, hi, handle_find_coordinator if key == 10 else _group_handler(method))
+        out[key] = (lo, hi, handle_find_coordinator if key == 10 else
+                    handle_txn_offset_commit if key == 28 else _group_handler(method))
     return out

@@ -7,11 +7,23 @@ belong to the request (acks, transactional id, unknown or internal topics, min.i
 and the wait for durability: when an append leaves ``flush.messages`` or more unflushed messages
 (``log.flush.interval.messages=1`` flushes every append), the response waits for the flush
 thread's next group commit, as Kafka's append path flushes before answering.
+
+Transactions (KIP-890): a transactional batch that would open its producer's transaction on a
+partition (``ProducerState.needs_verification``) waits for the coordinator first
+(``Txns.verify``): Produce v12+ is a TV2 client's, and the coordinator adds the partition to the
+transaction (no AddPartitionsToTxn from the client); v0-11 only verify that the client added it
+(``transaction.partition.verification.enable``), so a batch of a transaction that is not there is
+refused (INVALID_TXN_STATE; TRANSACTION_ABORTABLE from v11) instead of opening a transaction no
+marker would end.  Such a request appends after the answer, after any earlier verified request
+of the same producer (arrival order: sequences must not overtake), and only if no marker of the
+producer came in between (the guard).  The rest of the request's partitions wait with it, so the
+response keeps one shape; requests that need no verification take the synchronous path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import struct
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kafka_protocol.errors import ErrorCode as E
@@ -23,6 +35,7 @@ from .server import CloseConnection, HandlerResult, RequestContext
 if TYPE_CHECKING:
     from .cluster.node import ClusterNode
     from .storage import Storage
+    from .txn_apis import Txns
 
 
 class ProduceDeps(Protocol):
@@ -31,6 +44,8 @@ class ProduceDeps(Protocol):
 
     storage: Storage
     cluster: ClusterNode | None
+    txns: Txns | None
+    config: Any
 
 PR = R.PartitionProduceResponse
 
@@ -47,7 +62,117 @@ def _fail(index: int, code: int, message: str | None = None, log_start_offset: i
               log_start_offset=log_start_offset)
 
 
+_ATTRS = struct.Struct(">h")          # batch attributes at byte 21
+_PID_EPOCH = struct.Struct(">qh")     # producer id and epoch at byte 43
+_ATTR_TRANSACTIONAL = 0x10
+# Verification errors a client would not retry correctly: Kafka answers NOT_ENOUGH_REPLICAS,
+# which every client retries without a metadata refresh (ReplicaManager's postVerificationCallback).
+_VERIFY_RETRIABLE = frozenset({E.CONCURRENT_TRANSACTIONS, E.NETWORK_EXCEPTION, E.COORDINATOR_LOAD_IN_PROGRESS,
+                               E.COORDINATOR_NOT_AVAILABLE, E.NOT_COORDINATOR})
+Verified = dict[tuple[str, int], tuple[int, str | None] | object]
+
+
+def _to_verify(b: ProduceDeps, req: Any) -> tuple[dict[tuple[int, int], list[tuple[str, int, Any]]], set[int]]:
+    """(producer id, epoch) -> the partitions whose transactional batch opens a transaction here,
+    and every producer id with a transactional batch in ``req``; one header read per partition."""
+    out: dict[tuple[int, int], list[tuple[str, int, Any]]] = {}
+    pids: set[int] = set()
+    topics = b.storage.topics
+    for td in req.topic_data:
+        topic = topics.get(td.name)
+        if topic is None or topic.internal:
+            continue
+        for pd in td.partition_data:
+            recs = pd.records
+            if recs is None or len(recs) < 61 or not 0 <= pd.index < len(topic.partitions):
+                continue
+            p = topic.partitions[pd.index]
+            if p is None or not _ATTRS.unpack_from(recs, 21)[0] & _ATTR_TRANSACTIONAL:
+                continue
+            pid, epoch = _PID_EPOCH.unpack_from(recs, 43)
+            if pid < 0:
+                continue
+            pids.add(pid)
+            if p.producers.needs_verification(pid, epoch):
+                out.setdefault((pid, epoch), []).append((td.name, pd.index, p))
+    return out, pids
+
+
+def _verify_error(code: int, version: int) -> tuple[int, str | None]:
+    """What the producer is told when the coordinator did not vouch (AddPartitionsToTxnManager)."""
+    if code == E.PRODUCER_FENCED:
+        return E.INVALID_PRODUCER_EPOCH, "The producer was fenced by the transaction coordinator"
+    if code == E.TRANSACTION_ABORTABLE:
+        if version < 11:
+            return E.INVALID_TXN_STATE, "Partition was not added to the transaction"
+        return E.TRANSACTION_ABORTABLE, "Partition was not added to the transaction"
+    if code == E.INVALID_TXN_STATE:
+        return code, "Partition was not added to the transaction"
+    if code in _VERIFY_RETRIABLE:
+        return E.NOT_ENOUGH_REPLICAS, ("Unable to verify the partition has been added to the transaction. "
+                                       f"Underlying error: {E.get(code).name}")
+    return code, None
+
+
 def handle_produce(b: ProduceDeps, ctx: RequestContext, req: Any) -> HandlerResult:
+    txns = b.txns
+    tid = req.transactional_id
+    v = ctx.api_version
+    # acks=0 has no response to wait for: a transactional producer always asks for acks=all
+    if tid and txns is not None and req.acks != 0 and (
+            v >= 12 or b.config["transaction.partition.verification.enable"]):
+        pending, pids = _to_verify(b, req)
+        chain = txns.verify_chain
+        # a request of a producer whose earlier request is still being verified waits behind it
+        # even when it needs no verification itself: its sequences come after that one's
+        waiting = {pid for pid, _epoch in pending} | {pid for pid in pids if pid in chain}
+        if waiting:
+            loop = asyncio.get_running_loop()
+            slots = []
+            for pid in sorted(waiting):
+                slots.append((pid, chain.get(pid), mine := loop.create_future()))
+                chain[pid] = mine
+            return _verify_then_produce(b, ctx, req, txns, tid, pending, slots)
+    return _produce(b, ctx, req, None)
+
+
+async def _verify_then_produce(b: ProduceDeps, ctx: RequestContext, req: Any, txns: Txns, tid: str,
+                               pending: dict[tuple[int, int], list[tuple[str, int, Any]]],
+                               slots: list[tuple[int, Any, asyncio.Future[set[tuple[str, int]]]]]) -> Any:
+    v = ctx.api_version
+    verified: Verified = {}
+    refused: set[tuple[str, int]] = set()
+    try:
+        guards = [(pid, epoch, parts, [p.producers.start_verification(pid) for _t, _i, p in parts])
+                  for (pid, epoch), parts in pending.items()]
+        answers = await asyncio.gather(*(txns.verify(tid, pid, epoch, [(t, i) for t, i, _p in parts], v >= 12)
+                                         for pid, epoch, parts, _g in guards))
+        for _pid, prev, _mine in slots:
+            if prev is not None:
+                # an earlier request of the producer refused on a partition: this one's later
+                # sequences would be out of order there, so it is refused alike (and retried)
+                refused |= await asyncio.shield(prev)
+        for (_pid, _epoch, parts, gs), got in zip(guards, answers, strict=True):
+            for (t, i, _p), guard in zip(parts, gs, strict=True):
+                code = got.get((t, i), E.UNKNOWN_SERVER_ERROR)
+                if not code and (t, i) in refused:
+                    code = E.CONCURRENT_TRANSACTIONS
+                verified[(t, i)] = _verify_error(code, v) if code else guard
+                if code:
+                    refused.add((t, i))
+        res = _produce(b, ctx, req, verified)
+        return await res if asyncio.iscoroutine(res) else res
+    finally:
+        for pid, _prev, mine in slots:
+            if not mine.done():
+                mine.set_result(refused)
+            if txns.verify_chain.get(pid) is mine:
+                del txns.verify_chain[pid]
+
+
+def _produce(b: ProduceDeps, ctx: RequestContext, req: Any, verified: Verified | None) -> HandlerResult:
+    """Append every partition of ``req``; ``verified``: the coordinator's answer for the
+    partitions that needed one (a guard, or the refusal)."""
     v = ctx.api_version
     acks = req.acks
     topics = b.storage.topics
@@ -89,6 +214,10 @@ def handle_produce(b: ProduceDeps, ctx: RequestContext, req: Any) -> HandlerResu
                     r = _fail(idx, E.NOT_ENOUGH_REPLICAS,
                               f"The size of the current ISR {rep.isr} is insufficient to satisfy the min.isr "
                               f"requirement of {topic.effective['min.insync.replicas']} for partition {p.name}")
+                elif verified is not None and (answer := verified.get((td.name, idx))) is not None \
+                        and (isinstance(answer, tuple) or not _still_verified(p, pd.records, answer)):
+                    r = _fail(idx, *answer) if isinstance(answer, tuple) else _fail(
+                        idx, E.INVALID_TXN_STATE, "The transaction ended while the partition was being verified")
                 else:
                     res = p.append(pd.records, AppendOrigin.CLIENT, produce_version=v, wait_flush=acks != 0,
                                    now=now)
@@ -124,6 +253,10 @@ def handle_produce(b: ProduceDeps, ctx: RequestContext, req: Any) -> HandlerResu
     if not waits and not replicated:
         return resp
     return _wait_durable(resp, waits, replicated, req.timeout_ms)
+
+
+def _still_verified(p: Any, records: Any, guard: object) -> bool:
+    return bool(p.producers.verified(_PID_EPOCH.unpack_from(records, 43)[0], guard))
 
 
 async def _wait_durable(resp: Any, waits: list[tuple[asyncio.Future[None], Any]],

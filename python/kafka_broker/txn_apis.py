@@ -16,6 +16,12 @@ Markers go to the leader of each partition: this broker's own through a direct c
 broker's over an inter-broker ``Channel`` kept per broker (one in flight at a time, as Kafka's
 marker channel).
 
+Partition leaders ask the coordinator about transactional appends (KIP-890, ``verify``): Produce
+v12+ and TxnOffsetCommit v5+ (TV2 clients) add the partition to the transaction, older versions
+only verify that it was added (``transaction.partition.verification.enable``); the question is a
+direct call when the id's coordinator is this broker and an AddPartitionsToTxn v5 batch over the
+inter-broker channel otherwise (Kafka's AddPartitionsToTxnManager).
+
 Every handler returns a coroutine when it has to wait (appends, markers); the server answers in
 request order.  API ranges are Apache Kafka 4.0's.
 """
@@ -42,6 +48,7 @@ from .internal_topic import InternalTopic
 from .log import OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC
 from .txn import MarkerSender, TxnCoordinator
 from .txn.markers import WRITE_TXN_MARKERS_VERSION
+from .txn.state import TV0, TV2
 from .txn_markers import write_txn_markers
 
 if TYPE_CHECKING:
@@ -50,6 +57,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kafka_broker.txn")
 AR = AddPartitionsToTxnResponse
+ADD_PARTITIONS_BROKER_VERSION = 5      # broker to coordinator, with TRANSACTION_ABORTABLE
 
 
 class Txns:
@@ -74,6 +82,9 @@ class Txns:
         self.coord = TxnCoordinator(config=cfg, num_partitions=n, append=self.topic.append, read=self.backend.read,
                                     allocate_producer_id=b.storage.allocate_producer_id, markers=self.markers)
         self.channels: dict[int, Channel] = {}
+        # producer id -> the last verified append of it still to run (produce.py keeps them in
+        # arrival order: a later batch must not overtake an earlier one being verified)
+        self.verify_chain: dict[int, Any] = {}
 
     async def start(self) -> None:
         if self.cluster is None:
@@ -120,6 +131,9 @@ class Txns:
     async def _send(self, broker: int, req: Any) -> Any:
         if broker == self.b.node_id:
             return await write_txn_markers(self.b, req)
+        return await self._channel_send(broker, req, WRITE_TXN_MARKERS_VERSION)
+
+    async def _channel_send(self, broker: int, req: Any, version: int) -> Any:
         assert self.cluster is not None
         ch = self.channels.get(broker)
         if ch is None or ch.closed:
@@ -130,7 +144,40 @@ class Txns:
                 ep[0], ep[1], client_id=f"broker-{self.b.node_id}-txn-marker-sender", node_id=broker,
                 request_timeout_ms=self.b.config["request.timeout.ms"],
                 security=self.cluster.channel_security).connect()
-        return await ch.send(req, WRITE_TXN_MARKERS_VERSION)
+        return await ch.send(req, version)
+
+    async def verify(self, tid: str, pid: int, epoch: int, parts: list[tuple[str, int]],
+                     add: bool) -> dict[tuple[str, int], int]:
+        """The coordinator's answer per partition to a leader about to append a transactional
+        batch that opens the producer's transaction there: ``add`` (TV2) puts the partitions in
+        the transaction, else (TV1) it only says whether they are in it."""
+        coord = self.coord
+        if coord.unavailable(tid) == E.NONE or self.cluster is None:
+            if not add:
+                return coord.verify_partitions(tid, pid, epoch, parts)
+            return dict.fromkeys(parts, await coord.add_partitions(tid, pid, epoch, set(parts), TV2))
+        leader = self._leader_of(TRANSACTION_STATE_TOPIC, coord.partition_for(tid))
+        if leader is None or leader < 0:
+            return dict.fromkeys(parts, E.COORDINATOR_NOT_AVAILABLE)
+        from kafka_protocol.messages import AddPartitionsToTxnRequest as Q
+
+        by_topic: dict[str, list[int]] = {}
+        for t, p in parts:
+            by_topic.setdefault(t, []).append(p)
+        req = Q(transactions=[Q.AddPartitionsToTxnTransaction(
+            transactional_id=tid, producer_id=pid, producer_epoch=epoch, verify_only=not add,
+            topics=[Q.AddPartitionsToTxnTopic(name=t, partitions=ps) for t, ps in by_topic.items()])])
+        try:
+            resp = await self._channel_send(leader, req, ADD_PARTITIONS_BROKER_VERSION)
+        except Exception as e:  # noqa: BLE001 - a lost connection: the client retries the produce
+            log.info("AddPartitionsToTxn to broker %d failed: %s", leader, e)
+            return dict.fromkeys(parts, E.NETWORK_EXCEPTION)
+        out = dict.fromkeys(parts, resp.error_code or E.UNKNOWN_SERVER_ERROR)
+        for r in resp.results_by_transaction:
+            for tr in r.topic_results:
+                for pr in tr.results_by_partition:
+                    out[(tr.name, pr.partition_index)] = pr.partition_error_code
+        return out
 
     def partition_exists(self, topic: str, partition: int) -> bool:
         t = self.b.registry.get(topic)
@@ -171,7 +218,7 @@ def _topic_results(errors: dict[tuple[str, int], int]) -> list[Any]:
 
 
 async def _add(txns: Txns, tid: str, pid: int, epoch: int, topics: list[Any],
-               verify_only: bool) -> dict[tuple[str, int], int]:
+               verify_only: bool, broker_sent: bool) -> dict[tuple[str, int], int]:
     parts = [(t.name, p) for t in topics for p in t.partitions]
     if verify_only:
         return txns.coord.verify_partitions(tid, pid, epoch, parts)
@@ -179,7 +226,9 @@ async def _add(txns: Txns, tid: str, pid: int, epoch: int, topics: list[Any],
     if unknown:
         # KafkaApis: the unknown ones fail, the others are not attempted
         return {tp: E.UNKNOWN_TOPIC_OR_PARTITION if tp in unknown else E.OPERATION_NOT_ATTEMPTED for tp in parts}
-    code = await txns.coord.add_partitions(tid, pid, epoch, set(parts))
+    # v4+ without verify_only comes from a partition leader adding a TV2 producer's partition
+    # (Produce v12+, TxnOffsetCommit v5+): Kafka records the client as TV2
+    code = await txns.coord.add_partitions(tid, pid, epoch, set(parts), TV2 if broker_sent else TV0)
     return dict.fromkeys(parts, code)
 
 
@@ -191,11 +240,12 @@ def handle_add_partitions_to_txn(b: Broker, ctx: RequestContext, req: Any) -> An
     async def run() -> Any:
         if v <= 3:
             got = await _add(txns, req.v3_and_below_transactional_id, req.v3_and_below_producer_id,
-                             req.v3_and_below_producer_epoch, req.v3_and_below_topics, False)
+                             req.v3_and_below_producer_epoch, req.v3_and_below_topics, False, False)
             return AR(throttle_time_ms=0, results_by_topic_v3_and_below=_topic_results(got))
         results = []
         for tx in req.transactions:
-            got = await _add(txns, tx.transactional_id, tx.producer_id, tx.producer_epoch, tx.topics, tx.verify_only)
+            got = await _add(txns, tx.transactional_id, tx.producer_id, tx.producer_epoch, tx.topics, tx.verify_only,
+                             True)
             results.append(AR.AddPartitionsToTxnResult(transactional_id=tx.transactional_id,
                                                        topic_results=_topic_results(got)))
         return AR(throttle_time_ms=0, error_code=0, results_by_transaction=results)
@@ -217,14 +267,17 @@ def handle_add_offsets_to_txn(b: Broker, ctx: RequestContext, req: Any) -> Any:
 
 
 def handle_end_txn(b: Broker, ctx: RequestContext, req: Any) -> Any:
-    """v5 answers the producer id and epoch (KIP-890): with TV1 they are the current ones."""
+    """v5 is a TV2 client's (Kafka's ``transactionVersionForEndTxn``: the Java client sends v5 only
+    with ``transaction.version`` 2 finalized): the epoch is bumped and the answer carries the
+    producer id and epoch to go on with; v0-4 end a TV0/TV1 transaction at the same epoch."""
     txns = _txns(b)
+    tv = TV2 if ctx.api_version >= 5 else TV0
 
     async def run() -> Any:
-        code = await txns.coord.end_txn(req.transactional_id, req.producer_id, req.producer_epoch, req.committed)
-        md = txns.coord.txns.get(req.transactional_id) if code == E.NONE else None
-        return EndTxnResponse(throttle_time_ms=0, error_code=code, producer_id=md.producer_id if md else -1,
-                              producer_epoch=md.producer_epoch if md else -1)
+        res = await txns.coord.end_txn(req.transactional_id, req.producer_id, req.producer_epoch, req.committed,
+                                       client_tv=tv)
+        return EndTxnResponse(throttle_time_ms=0, error_code=res.error, producer_id=res.producer_id,
+                              producer_epoch=res.producer_epoch)
     return run()
 
 

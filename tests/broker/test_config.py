@@ -82,7 +82,7 @@ def test_invalid_settings_name_the_key(key, value, fragment):
     ("sasl.kerberos.service.name", "kafka", "SASL"),
     ("metric.reporters", "com.example.Reporter", "metrics reporters"),
     ("share.coordinator.state.topic.replication.factor", "3 ", None),   # Kafka's default: accepted
-    ("transaction.partition.verification.enable", "true", "transaction coordinator setting"),
+    ("transaction.two.phase.commit.enable", "true", "transaction coordinator setting"),
     ("transaction.state.log.load.buffer.size", "1048576", "load buffer"),
     ("replica.high.watermark.checkpoint.interval.ms", "1000", "cluster setting"),
     ("fetch.max.bytes", "1048576", "fetch size limit"),

@@ -3,10 +3,13 @@ is the leader of its ``__transaction_state`` partition (replicated, RF=3, min IS
 transaction over partitions led by all three brokers commits, its markers written by the
 other brokers' WriteTxnMarkers over the inter-broker channel; and when the coordinator's broker
 is killed mid-transaction, the new leader of that partition loads the id and a new producer
-with it aborts the old transaction and carries on."""
+with it aborts the old transaction and carries on.  The Java 4.x producer runs transaction
+version 2 over the three leaders (partitions added by the leaders, the epoch bumped per
+transaction)."""
 
 from __future__ import annotations
 
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -128,3 +131,22 @@ def test_coordinator_is_the_leader_of_the_id_partition_and_moves_with_it(cluster
     p2.init_transactions(60)
     assert describe(port2, tid).producer_epoch == 1
 
+
+
+@pytest.mark.skipif(shutil.which("javac") is None, reason="a JDK is installed by ./dev test")
+def test_java_tv2_producer_over_three_leaders(cluster: KafkaCoreCluster) -> None:
+    """The Java 4.x producer on transaction version 2 (KIP-890 part 2): its partitions are added
+    by their leaders through AddPartitionsToTxn v5 to the coordinator on another broker, every
+    EndTxn bumps the epoch, and read_committed sees exactly the committed records."""
+    from kafka_bench import streams
+
+    make_topic(cluster, "tv2")
+    tid = "tv2-tx"
+    r = streams.txn_producer(cluster.bootstrap, tid, "tv2", ["commit:40", "abort:15", "commit:25"])
+    assert r.returncode == 0 and b"DONE" in r.stdout, r.stdout.decode() + r.stderr.decode()[-3000:]
+    _, port = coordinator(cluster, tid)
+    st = wait_for(lambda: (d := describe(port, tid)).transaction_state == "CompleteCommit" and d, 30,
+                  "CompleteCommit")
+    assert st.producer_epoch == 3              # epoch 0 at init, one bump per ended transaction
+    assert committed(cluster, "tv2", 3, 65) == sorted(
+        [f"commit-3-{i}".encode() for i in range(40)] + [f"commit-5-{i}".encode() for i in range(25)])

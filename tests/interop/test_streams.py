@@ -27,9 +27,9 @@ the group generation); the reset test runs Kafka's application reset tool betwee
 
 Kafka Streams runs on the classic consumer group protocol: kafka-core does not advertise
 StreamsGroupHeartbeat (KIP-1071's ``group.protocol=streams``), so that is not tried.  Apache
-Kafka 4.x runs transactions as KIP-890 part 2 (transaction.version 2: the epoch is bumped at
-every commit) and kafka-core as part 1 (the epoch stays, sequences go on); the Java client
-picks what the broker advertises, so the tests check what both share, not the epochs.
+Both brokers finalize transaction.version 2, so the Java client runs KIP-890 part 2 on both (the
+epoch is bumped at every commit, TxnOffsetCommit v5 adds the group, Produce v12 the partitions);
+test_java_tv2.py checks the epochs themselves.
 """
 
 from __future__ import annotations

@@ -118,7 +118,7 @@ def test_client_handlers_answer_not_leader_for_a_partition_not_hosted(harness: S
     st = harness.open()
     t = harness.run(st.ensure_topic("sp", new_topic_id(), 2, {}))
     harness.run(st.create_replica(t, 1))
-    deps = SimpleNamespace(storage=st, cluster=None)
+    deps = SimpleNamespace(storage=st, cluster=None, txns=None)
     ctx = SimpleNamespace(api_version=9)
     req = ProduceRequest(acks=1, timeout_ms=1000, transactional_id=None, topic_data=[
         ProduceRequest.TopicProduceData(name="sp", partition_data=[

@@ -144,23 +144,23 @@ def test_init_commit_abort_and_markers() -> None:
         assert await c.add_partitions("tx", 101, 0, {("t", 0), ("t", 1)}) == E.NONE
         assert c.txns["tx"].state == ONGOING
         assert await c.add_partitions("tx", 101, 0, {("t", 1)}) == E.NONE      # already in: nothing written
-        assert await c.end_txn("tx", 101, 0, commit=True) == E.NONE
+        assert (await c.end_txn("tx", 101, 0, commit=True)).error == E.NONE
         await h.settle()
         assert c.txns["tx"].state == COMPLETE_COMMIT and c.txns["tx"].partitions == set()
         (req,) = h.sent
         m = req.markers[0]
         assert (m.producer_id, m.producer_epoch, m.transaction_result, m.coordinator_epoch) == (101, 0, True, 0)
         assert sorted(p for t in m.topics for p in t.partition_indexes) == [0, 1]
-        assert await c.end_txn("tx", 101, 0, commit=True) == E.NONE            # a retry after completion
-        assert await c.end_txn("tx", 101, 0, commit=False) == E.INVALID_TXN_STATE
+        assert (await c.end_txn("tx", 101, 0, commit=True)).error == E.NONE            # a retry after completion
+        assert (await c.end_txn("tx", 101, 0, commit=False)).error == E.INVALID_TXN_STATE
         assert await c.add_partitions("tx", 101, 0, {("t", 2)}) == E.NONE
-        assert await c.end_txn("tx", 101, 0, commit=False) == E.NONE
+        assert (await c.end_txn("tx", 101, 0, commit=False)).error == E.NONE
         await h.settle()
         assert c.txns["tx"].state == COMPLETE_ABORT and h.sent[-1].markers[0].transaction_result is False
         # errors of the wrong producer
         assert await c.add_partitions("tx", 999, 0, {("t", 0)}) == E.INVALID_PRODUCER_ID_MAPPING
         assert await c.add_partitions("nope", 101, 0, {("t", 0)}) == E.INVALID_PRODUCER_ID_MAPPING
-        assert await c.end_txn("tx", 101, 5, commit=True) == E.PRODUCER_FENCED
+        assert (await c.end_txn("tx", 101, 5, commit=True)).error == E.PRODUCER_FENCED
         assert (await c.init_producer_id("tx", 60001)).error == E.INVALID_TRANSACTION_TIMEOUT
         assert (await c.init_producer_id("", 100)).error == E.INVALID_REQUEST
     run(go())
@@ -173,11 +173,11 @@ def test_concurrent_requests_while_markers_are_out() -> None:
         await c.init_producer_id("tx", 30000)
         await c.add_partitions("tx", 101, 0, {("t", 0)})
         h.hold = asyncio.get_running_loop().create_future()
-        assert await c.end_txn("tx", 101, 0, commit=True) == E.NONE     # answered once PrepareCommit is written
+        assert (await c.end_txn("tx", 101, 0, commit=True)).error == E.NONE     # answered once PrepareCommit is written
         await h.settle()
         assert c.txns["tx"].state == PREPARE_COMMIT
         assert await c.add_partitions("tx", 101, 0, {("t", 1)}) == E.CONCURRENT_TRANSACTIONS
-        assert await c.end_txn("tx", 101, 0, commit=True) == E.CONCURRENT_TRANSACTIONS
+        assert (await c.end_txn("tx", 101, 0, commit=True)).error == E.CONCURRENT_TRANSACTIONS
         assert (await c.init_producer_id("tx", 30000)).error == E.CONCURRENT_TRANSACTIONS
         assert c.verify_partitions("tx", 101, 0, [("t", 0)]) == {("t", 0): E.CONCURRENT_TRANSACTIONS}
         h.hold.set_result(None)
@@ -200,7 +200,7 @@ def test_a_second_producer_fences_the_first() -> None:
         assert c.txns["tx"].state == COMPLETE_ABORT
         r = await c.init_producer_id("tx", 30000)
         assert (r.error, r.producer_id, r.producer_epoch) == (0, 101, 2)
-        assert await c.end_txn("tx", 101, 0, commit=True) == E.PRODUCER_FENCED
+        assert (await c.end_txn("tx", 101, 0, commit=True)).error == E.PRODUCER_FENCED
         assert await c.add_partitions("tx", 101, 0, {("t", 0)}) == E.PRODUCER_FENCED
         assert c.verify_partitions("tx", 101, 2, [("t", 0)]) == {("t", 0): E.TRANSACTION_ABORTABLE}
     run(go())
@@ -232,7 +232,7 @@ def test_restart_restores_state_and_resumes_markers() -> None:
         await c.init_producer_id("b", 30000)
         await c.add_partitions("b", 102, 0, {("t", 1), ("u", 0)})
         h.hold = asyncio.get_running_loop().create_future()     # the markers never arrive: "crash"
-        assert await c.end_txn("b", 102, 0, commit=True) == E.NONE
+        assert (await c.end_txn("b", 102, 0, commit=True)).error == E.NONE
         c.close()
         h2 = Harness(h.backend)
         c2 = await h2.start()
@@ -252,7 +252,7 @@ def test_markers_retry_and_skip_deleted_topics() -> None:
         await c.init_producer_id("tx", 30000)
         await c.add_partitions("tx", 101, 0, {("t", 0), ("gone", 0)})
         h.codes[("t", 0)] = E.NOT_LEADER_OR_FOLLOWER
-        await c.end_txn("tx", 101, 0, commit=True)
+        assert (await c.end_txn("tx", 101, 0, commit=True)).error == E.NONE
         await h.settle()
         assert c.txns["tx"].state == COMPLETE_COMMIT
         assert len(h.sent) == 2 and all(t.name == "t" for r in h.sent for t in r.markers[0].topics)
@@ -272,7 +272,7 @@ def test_timed_out_transaction_is_aborted_and_ids_expire() -> None:
         await h.settle()
         md = c.txns["tx"]
         assert (md.state, md.producer_epoch) == (COMPLETE_ABORT, 1)
-        assert await c.end_txn("tx", 101, 0, commit=True) == E.PRODUCER_FENCED
+        assert (await c.end_txn("tx", 101, 0, commit=True)).error == E.PRODUCER_FENCED
         h.now[0] += 7 * 86400
         await c.expire_ids()
         assert "tx" not in c.txns
@@ -305,7 +305,7 @@ def test_stale_markers_are_abandoned() -> None:
         await c.init_producer_id("tx", 30000)
         await c.add_partitions("tx", 101, 0, {("t", 0)})
         h.codes[("t", 0)] = E.INVALID_PRODUCER_EPOCH
-        await c.end_txn("tx", 101, 0, commit=True)
+        assert (await c.end_txn("tx", 101, 0, commit=True)).error == E.NONE
         await h.settle()
         md = c.txns["tx"]
         assert (md.state, md.pending, len(h.sent)) == (PREPARE_COMMIT, None, 1)

@@ -4,6 +4,13 @@ For each producer id the last ``PRODUCER_WINDOW`` batches appended (sequence ran
 timestamp): a retried batch is answered with its first offset instead of appended twice, a
 sequence gap is OUT_OF_ORDER_SEQUENCE_NUMBER, an older epoch is INVALID_PRODUCER_EPOCH. The loop
 thread owns it; ``Storage`` snapshots it to ``kc-producer-state.json`` and rebuilds it on start.
+
+Transaction verification (KIP-890): a transactional batch that would open its producer's
+transaction here is first checked with (TV1) or added to (TV2) the transaction by the
+coordinator (produce.py).  ``start_verification`` hands out a guard before that round trip and a
+marker of the producer drops it, so a batch verified for a transaction that ended meanwhile is
+refused instead of opening a transaction nobody will end (Kafka's VerificationGuard).  Guards are
+in memory only: a restart loses nothing but the verifications in flight.
 """
 
 from __future__ import annotations
@@ -45,12 +52,13 @@ class ProducerState:
     """Idempotent-producer and transaction bookkeeping for one partition (``txn.py`` says how
     transactions are tracked)."""
 
-    __slots__ = ("entries", "changes", "ongoing")
+    __slots__ = ("entries", "changes", "ongoing", "verifying")
 
     def __init__(self) -> None:
         self.entries: dict[int, ProducerEntry] = {}
         self.changes = 0          # bumped on every update: snapshots are skipped when unchanged
         self.ongoing: dict[int, int] = {}     # producer id -> first offset of its open transaction
+        self.verifying: dict[int, object] = {}   # producer id -> its verification guard
 
     # -- transactions -------------------------------------------------------------------
 
@@ -64,6 +72,22 @@ class ProducerState:
         if not transactional and pid in self.ongoing:
             return E.INVALID_TXN_STATE
         return E.NONE
+
+    def needs_verification(self, pid: int, epoch: int) -> bool:
+        """A transactional batch of ``pid`` at ``epoch`` opens a transaction here (none is open at
+        that epoch: Kafka's ``hasOngoingTransaction``), so the coordinator must vouch for it."""
+        e = self.entries.get(pid)
+        return pid not in self.ongoing or e is None or e.epoch != epoch
+
+    def start_verification(self, pid: int) -> object:
+        guard = self.verifying.get(pid)
+        if guard is None:
+            guard = self.verifying[pid] = object()
+        return guard
+
+    def verified(self, pid: int, guard: object) -> bool:
+        """Still the guard handed out before the coordinator was asked (no marker since)."""
+        return self.verifying.get(pid) is guard
 
     def begin(self, pid: int, first_offset: int) -> None:
         if pid not in self.ongoing:
@@ -83,6 +107,7 @@ class ProducerState:
         none was open); a marker with a newer epoch fences the older producer (sequences
         start again at 0 for the new epoch)."""
         first = self.ongoing.pop(pid, -1)
+        self.verifying.pop(pid, None)
         e = self.entries.get(pid)
         if e is None or epoch > e.epoch:
             e = self.entries[pid] = ProducerEntry(epoch)

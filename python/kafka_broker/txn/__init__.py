@@ -1,5 +1,6 @@
-"""The transaction coordinator (KIP-98, KIP-447; Kafka 4.x's TransactionCoordinator,
-TransactionStateManager and TransactionMarkerChannelManager, TV1 semantics).
+"""The transaction coordinator (KIP-98, KIP-447, KIP-890; Kafka 4.x's TransactionCoordinator,
+TransactionStateManager and TransactionMarkerChannelManager): TV1 clients and, with
+``transaction.version`` 2 finalized, TV2 clients (an epoch bump per transaction).
 
 - ``records.py``: ``__transaction_state`` keys and values in Kafka's byte layout.
 - ``state.py``: one transactional id's state and its legal transitions.

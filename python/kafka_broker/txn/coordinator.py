@@ -1,5 +1,13 @@
 """The transaction coordinator: Kafka 4.x's TransactionCoordinator and TransactionStateManager
-with TV1 (KIP-98/KIP-447) semantics.
+with TV1 (KIP-98/KIP-447) and TV2 (KIP-890 part 2) semantics.
+
+Which version a request is decides how it ends: EndTxn v5 (a client that saw
+``transaction.version`` 2 finalized) bumps the epoch at PrepareCommit/PrepareAbort
+and answers the epoch to go on with (``_end_txn_v2``; at an exhausted epoch a new
+producer id, written as NextProducerId and taken over at Complete*), EndTxn v0-4
+keeps it; AddPartitionsToTxn v4+ without ``verify_only`` is a partition leader
+adding a TV2 producer's partition (Produce v12, TxnOffsetCommit v5).  Values are
+written as TransactionLogValue v1 once ``transaction.version`` >= 1.
 
 It owns the transactional ids of the ``__transaction_state`` partitions this broker
 leads (all of them on a single node): ``load_partition`` reads one and makes it
@@ -44,6 +52,7 @@ from .state import (
     DEAD,
     EMPTY,
     EXPIRATION_ALLOWED,
+    MAX_EPOCH,
     NO_PRODUCER_EPOCH,
     NO_PRODUCER_ID,
     ONGOING,
@@ -52,6 +61,8 @@ from .state import (
     PREPARE_EPOCH_FENCE,
     STATE_BY_NAME,
     STATE_NAMES,
+    TV0,
+    TV2,
     Transit,
     TxnMetadata,
     is_epoch_exhausted,
@@ -66,6 +77,7 @@ _DEFAULTS = {
     "transaction.abort.timed.out.transaction.cleanup.interval.ms": 10000,
     "transaction.remove.expired.transaction.cleanup.interval.ms": 3600000,
     "transactional.id.expiration.ms": 604800000,
+    "transaction.version": 0,
 }
 
 # TransactionStateManager.appendTransactionToLog: what a failed append tells the client.
@@ -74,6 +86,15 @@ _APPEND_ERRORS: dict[int, int] = {
     E.NOT_ENOUGH_REPLICAS_AFTER_APPEND: E.COORDINATOR_NOT_AVAILABLE, E.REQUEST_TIMED_OUT: E.COORDINATOR_NOT_AVAILABLE,
     E.NOT_LEADER_OR_FOLLOWER: E.NOT_COORDINATOR, E.KAFKA_STORAGE_ERROR: E.NOT_COORDINATOR,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class EndResult:
+    """EndTxn's answer: the error, and the producer id and epoch the client continues with."""
+
+    error: int
+    producer_id: int = NO_PRODUCER_ID
+    producer_epoch: int = NO_PRODUCER_EPOCH
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +138,12 @@ class TxnCoordinator:
     def cfg(self, key: str) -> int:
         v = self.config.get(key) if self.config is not None else None
         return int(v) if v is not None else _DEFAULTS[key]
+
+    @property
+    def transaction_version(self) -> int:
+        """The finalized ``transaction.version`` (features.py): what values are written as and
+        how the coordinator's own aborts (timeouts) end."""
+        return self.cfg("transaction.version")
 
     def now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -238,7 +265,9 @@ class TxnCoordinator:
         """Append ``t`` and apply it; the client's error code (Kafka's appendTransactionToLog)."""
         tid = md.transactional_id
         p = self.partition_for(tid)
-        value = None if t.state == DEAD else R.encode_value(t.log_value())
+        # Kafka writes TransactionLogValue v1 (with the KIP-890 tagged fields) once
+        # transaction.version >= 1 is finalized, v0 before (TransactionVersion.transactionLogValueVersion)
+        value = None if t.state == DEAD else R.encode_value(t.log_value(), 1 if self.transaction_version >= 1 else 0)
         batch = build_batch([(R.encode_key(tid), value)], self.now_ms())
         try:
             await self._append(p, batch)
@@ -293,7 +322,8 @@ class TxnCoordinator:
         if got.state == PREPARE_EPOCH_FENCE:
             # Abort the ongoing transaction first (with the bumped epoch, so its producer is
             # fenced); the client is told to retry, and its retry bumps the epoch again.
-            err = await self.end_txn(tid, got.producer_id, got.producer_epoch, commit=False, from_client=False)
+            err = (await self.end_txn(tid, got.producer_id, got.producer_epoch, commit=False, from_client=False,
+                                      client_tv=md.client_tv)).error
             if md.pending == PREPARE_EPOCH_FENCE:
                 md.abandon()         # refused before the abort began: nothing is pending any more
             return InitResult(err or E.CONCURRENT_TRANSACTIONS)
@@ -325,29 +355,37 @@ class TxnCoordinator:
 
     # -- AddPartitionsToTxn (24) / AddOffsetsToTxn (25) ----------------------------------------
 
-    def _lookup(self, tid: str, producer_id: int) -> TxnMetadata | int:
-        """The id's metadata if this coordinator serves it and ``producer_id`` owns it, else the error."""
+    def _lookup(self, tid: str, producer_id: int, allow_previous: bool = False) -> TxnMetadata | int:
+        """The id's metadata if this coordinator serves it and ``producer_id`` owns it (or, with
+        ``allow_previous``, owned it before the epochs ran out: a TV2 EndTxn retry), else the error."""
         if not tid:
             return E.INVALID_REQUEST
         if err := self.unavailable(tid):
             return err
         md = self.txns.get(tid)
-        if md is None or md.producer_id != producer_id:
+        if md is None or (md.producer_id != producer_id
+                          and not (allow_previous and md.last_producer_id == producer_id)):
             return E.INVALID_PRODUCER_ID_MAPPING
         return md
 
-    async def add_partitions(self, tid: str, producer_id: int, epoch: int, partitions: set[tuple[str, int]]) -> int:
+    async def add_partitions(self, tid: str, producer_id: int, epoch: int, partitions: set[tuple[str, int]],
+                             client_tv: int = TV0) -> int:
+        """AddPartitionsToTxn v0-3 and AddOffsetsToTxn from clients (TV0/TV1), and v4+ without
+        ``verify_only`` from a partition leader adding a TV2 producer's partition implicitly."""
         md = self._lookup(tid, producer_id)
         if isinstance(md, int):
             return md
         if md.producer_epoch != epoch:
+            log.info("transactional id %s: partitions added by producer %d epoch %d, the current epoch is %d (%s): "
+                     "fenced", tid, producer_id, epoch, md.producer_epoch, md.state_name)
             return E.PRODUCER_FENCED
         if md.pending is not None or md.state in (PREPARE_COMMIT, PREPARE_ABORT):
             return E.CONCURRENT_TRANSACTIONS
         if md.state == ONGOING and partitions <= md.partitions:
             return E.NONE
         coordinator_epoch = self.epochs[self.partition_for(tid)]
-        return await self._write(md, md.prepare_add_partitions(partitions, self.now_ms()), coordinator_epoch)
+        return await self._write(md, md.prepare_add_partitions(partitions, self.now_ms(), client_tv),
+                                 coordinator_epoch)
 
     def verify_partitions(self, tid: str, producer_id: int, epoch: int,
                           partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
@@ -367,44 +405,110 @@ class TxnCoordinator:
 
     # -- EndTxn (26) ------------------------------------------------------------------------------
 
-    async def end_txn(self, tid: str, producer_id: int, epoch: int, commit: bool, from_client: bool = True) -> int:
-        """Kafka's endTransaction (TV1): write PrepareCommit/PrepareAbort, answer, send the markers."""
-        md = self._lookup(tid, producer_id)
+    async def end_txn(self, tid: str, producer_id: int, epoch: int, commit: bool, from_client: bool = True,
+                      client_tv: int = TV0) -> EndResult:
+        """Kafka's endTransaction: write PrepareCommit/PrepareAbort, answer, send the markers.
+        The answer carries the producer id and epoch the client goes on with (EndTxn v5): with
+        TV2 the bumped ones (or, at an exhausted epoch, the next producer id at 0)."""
+        md = self._lookup(tid, producer_id, allow_previous=client_tv >= TV2)
         if isinstance(md, int):
-            return md
+            return EndResult(md)
+        if client_tv >= TV2 or (not from_client and md.client_tv >= TV2):
+            return await self._end_txn_v2(md, producer_id, epoch, commit, from_client)
         if (from_client and epoch != md.producer_epoch) or epoch < md.producer_epoch:
-            return E.PRODUCER_FENCED
+            return EndResult(E.PRODUCER_FENCED)
         if md.pending is not None and md.pending != PREPARE_EPOCH_FENCE:
-            return E.CONCURRENT_TRANSACTIONS
+            return EndResult(E.CONCURRENT_TRANSACTIONS)
         wanted = PREPARE_COMMIT if commit else PREPARE_ABORT
         done = COMPLETE_COMMIT if commit else COMPLETE_ABORT
         if md.state != ONGOING:
             if md.state == done:
-                return E.NONE          # a retry of an EndTxn that completed
+                return self._current(md)          # a retry of an EndTxn that completed
             if md.state == wanted:
-                return E.CONCURRENT_TRANSACTIONS
+                return EndResult(E.CONCURRENT_TRANSACTIONS)
             log.info("transactional id %s is %s: cannot %s", tid, md.state_name, "commit" if commit else "abort")
-            return E.INVALID_TXN_STATE
+            return EndResult(E.INVALID_TXN_STATE)
         fence = False
         if not commit and md.pending == PREPARE_EPOCH_FENCE:
             fence = True
             md.pending = None
             md.producer_epoch = epoch
             md.last_producer_epoch = NO_PRODUCER_EPOCH
+        return await self._write_prepare(md, md.prepare_abort_or_commit(wanted, self.now_ms(), TV0), fence, epoch)
+
+    async def _end_txn_v2(self, md: TxnMetadata, producer_id: int, epoch: int, commit: bool,
+                          from_client: bool) -> EndResult:
+        """Kafka's endTransaction with transaction version 2: the epoch is bumped at every end, so
+        a retry is recognised by the epoch one below (or, after the producer id moved on, by the
+        old id at the exhausted epoch)."""
+        tid = md.transactional_id
+        fence = md.pending == PREPARE_EPOCH_FENCE
+        retry_on_overflow = (not fence and md.last_producer_id == producer_id and epoch == MAX_EPOCH - 1
+                             and md.producer_epoch == 0)
+        retry_on_bump = not fence and md.producer_epoch == epoch + 1
+        if fence:
+            valid = (not from_client or epoch == md.producer_epoch) and epoch >= md.producer_epoch
+        elif md.state in (PREPARE_COMMIT, PREPARE_ABORT):
+            valid = retry_on_bump
+        elif md.state in (COMPLETE_COMMIT, COMPLETE_ABORT):
+            valid = retry_on_bump or retry_on_overflow or epoch == md.producer_epoch
+        else:
+            valid = epoch == md.producer_epoch
+        if md.producer_id != producer_id and not retry_on_overflow:
+            return EndResult(E.INVALID_PRODUCER_ID_MAPPING)
+        if not valid:
+            return EndResult(E.PRODUCER_FENCED)
+        if md.pending is not None and not fence:
+            return EndResult(E.CONCURRENT_TRANSACTIONS)
+        retry = retry_on_bump or retry_on_overflow
+        action = "commit" if commit else "abort"
+        if md.state == ONGOING:
+            wanted = PREPARE_COMMIT if commit else PREPARE_ABORT
+        elif md.state == COMPLETE_COMMIT and commit and retry:
+            return self._current(md)
+        elif md.state == COMPLETE_ABORT and not commit and retry:
+            return self._current(md)
+        elif md.state in (EMPTY, COMPLETE_COMMIT, COMPLETE_ABORT) and not commit and not retry:
+            wanted = PREPARE_ABORT          # an abort with nothing added: markers for no partition
+        elif md.state in (PREPARE_COMMIT, PREPARE_ABORT) and commit == (md.state == PREPARE_COMMIT):
+            return EndResult(E.CONCURRENT_TRANSACTIONS)
+        else:
+            log.info("transactional id %s is %s: cannot %s", tid, md.state_name, action)
+            return EndResult(E.INVALID_TXN_STATE)
+        next_pid = NO_PRODUCER_ID
+        if not fence and is_epoch_exhausted(md.producer_epoch):
+            next_pid = await self._allocate()
+            if (err := self.unavailable(tid)) or self.txns.get(tid) is not md:
+                return EndResult(err or E.NOT_COORDINATOR)
+            if md.pending is not None:
+                return EndResult(E.CONCURRENT_TRANSACTIONS)
+        if fence:
+            md.pending = None
+            md.producer_epoch = epoch
+            md.last_producer_epoch = NO_PRODUCER_EPOCH
+        t = md.prepare_abort_or_commit(wanted, self.now_ms(), TV2, next_pid)
+        return await self._write_prepare(md, t, fence, epoch)
+
+    async def _write_prepare(self, md: TxnMetadata, t: Transit, fence: bool, epoch: int) -> EndResult:
+        tid = md.transactional_id
         coordinator_epoch = self.epochs[self.partition_for(tid)]
-        err = await self._write(md, md.prepare_abort_or_commit(wanted, self.now_ms()), coordinator_epoch)
+        err = await self._write(md, t, coordinator_epoch)
         if err:
             if fence and self.txns.get(tid) is md:
                 md.failed_epoch_fence = True
                 log.warning("transactional id %s: the epoch fence was not written (%s); epoch %d was not handed out",
                             tid, E.get(err).name, epoch)
-            return err
-        self._send_markers(md, coordinator_epoch)
-        return E.NONE
+            return EndResult(err)
+        complete = self._send_markers(md, coordinator_epoch)
+        return EndResult(E.NONE, complete.producer_id, complete.producer_epoch)
 
-    def _send_markers(self, md: TxnMetadata, coordinator_epoch: int) -> None:
-        """Markers for the Prepare* state ``md`` is in, then Complete*; ``md`` stays pending
-        (CONCURRENT_TRANSACTIONS to its requests) until that is written."""
+    @staticmethod
+    def _current(md: TxnMetadata) -> EndResult:
+        return EndResult(E.NONE, md.producer_id, md.producer_epoch)
+
+    def _send_markers(self, md: TxnMetadata, coordinator_epoch: int) -> Transit:
+        """Markers for the Prepare* state ``md`` is in, then Complete* (returned); ``md`` stays
+        pending (CONCURRENT_TRANSACTIONS to its requests) until that is written."""
         complete = md.prepare_complete(self.now_ms())
         commit = md.state == PREPARE_COMMIT
         tid = md.transactional_id
@@ -415,6 +519,7 @@ class TxnCoordinator:
             if self._completing.get(tid) is t:
                 del self._completing[tid]
         task.add_done_callback(done)
+        return complete
 
     async def _complete(self, md: TxnMetadata, complete: Transit, commit: bool, coordinator_epoch: int) -> None:
         tid = md.transactional_id
@@ -452,7 +557,8 @@ class TxnCoordinator:
             fence = md.prepare_fence_epoch()
             log.info("transactional id %s: aborting the transaction of producer %d open for %d ms (timeout %d ms)",
                      tid, md.producer_id, now - md.start_ms, md.timeout_ms)
-            err = await self.end_txn(tid, fence.producer_id, fence.producer_epoch, commit=False, from_client=False)
+            err = (await self.end_txn(tid, fence.producer_id, fence.producer_epoch, commit=False, from_client=False,
+                                      client_tv=self.transaction_version)).error
             if err and self.txns.get(tid) is md and md.pending == PREPARE_EPOCH_FENCE:
                 md.abandon()
             if err not in (E.NONE, E.INVALID_PRODUCER_ID_MAPPING, E.PRODUCER_FENCED, E.CONCURRENT_TRANSACTIONS):

@@ -18,9 +18,9 @@ Kafka's):
     2 ClientTransactionVersion i16 (KIP-890, written only when not at their
     defaults -1, -1, 0).
 
-Kafka writes v1 only once ``transaction.version`` >= 1 is finalized; we do
-not advertise that feature (TV0/TV1 client semantics), so we write v0 and
-read both.  A null value is a tombstone: the transactional id expired.
+Kafka writes v1 only once ``transaction.version`` >= 1 is finalized, v0
+before; the coordinator does the same (``encode_value``'s version) and reads
+both.  A null value is a tombstone: the transactional id expired.
 An Empty transaction is written with a null partition list, as Kafka does.
 
 The partition of a transactional id is ``abs(String.hashCode(id)) % n``,
@@ -40,7 +40,7 @@ __all__ = ["KEY_VERSION", "VALUE_VERSION", "RecordFormatError", "TxnLogValue", "
            "encode_key", "encode_value", "partition_for"]
 
 KEY_VERSION = 0
-VALUE_VERSION = 0      # what we write (transaction.version is not finalized: Kafka writes v0 too)
+VALUE_VERSION = 0      # the default; the coordinator writes 1 once transaction.version >= 1 is finalized
 
 _h = struct.Struct(">h")
 _i = struct.Struct(">i")

@@ -15,6 +15,15 @@ and ListTransactions show them):
     Dead 6 (expired, never written as a value: a tombstone is), PrepareEpochFence 7 (in memory only:
     an InitProducerId or the timeout fencing an ongoing transaction, written as PrepareAbort with
     the bumped epoch)
+
+Transaction version 2 (KIP-890 part 2; ``client_tv`` records which version the client that made
+the last transition spoke, Kafka's ClientTransactionVersion): PrepareCommit/PrepareAbort bump the
+epoch (the markers carry it, so a write of the ended transaction's epoch is fenced at every
+partition) and remember the old one as ``last_producer_epoch``; when that bump would reach
+Short.MAX_VALUE - 1's successor the coordinator hands over ``next_producer_id`` instead, and
+Complete* moves to it at epoch 0 (``last_producer_id`` keeps the old id: a retried EndTxn of the
+old id is recognised).  With TV2 an abort is also legal from Empty/Complete* (the producer aborts
+a transaction whose first send never reached a partition).
 """
 
 from __future__ import annotations
@@ -34,13 +43,15 @@ VALID_PREVIOUS: dict[int, frozenset[int]] = {
     EMPTY: frozenset({EMPTY, COMPLETE_COMMIT, COMPLETE_ABORT}),
     ONGOING: frozenset({ONGOING, EMPTY, COMPLETE_COMMIT, COMPLETE_ABORT}),
     PREPARE_COMMIT: frozenset({ONGOING}),
-    PREPARE_ABORT: frozenset({ONGOING, PREPARE_EPOCH_FENCE}),
+    # Empty and Complete*: a TV2 client aborts a transaction none of whose sends reached a partition
+    PREPARE_ABORT: frozenset({ONGOING, PREPARE_EPOCH_FENCE, EMPTY, COMPLETE_COMMIT, COMPLETE_ABORT}),
     COMPLETE_COMMIT: frozenset({PREPARE_COMMIT}),
     COMPLETE_ABORT: frozenset({PREPARE_ABORT}),
     DEAD: frozenset({EMPTY, COMPLETE_COMMIT, COMPLETE_ABORT}),
     PREPARE_EPOCH_FENCE: frozenset({ONGOING}),
 }
 EXPIRATION_ALLOWED = frozenset({EMPTY, COMPLETE_COMMIT, COMPLETE_ABORT})
+TV0, TV1, TV2 = 0, 1, 2
 NO_PRODUCER_ID = -1
 NO_PRODUCER_EPOCH = -1
 MAX_EPOCH = 32767
@@ -68,6 +79,8 @@ class Transit:
     partitions: frozenset[tuple[str, int]]
     start_ms: int
     last_update_ms: int
+    next_producer_id: int = NO_PRODUCER_ID
+    client_tv: int = TV0
 
     def log_value(self) -> TxnLogValue:
         parts: dict[str, list[int]] = {}
@@ -75,7 +88,8 @@ class Transit:
             for t, p in sorted(self.partitions):
                 parts.setdefault(t, []).append(p)
         return TxnLogValue(self.producer_id, self.producer_epoch, self.timeout_ms, self.state, parts,
-                           self.last_update_ms, self.start_ms)
+                           self.last_update_ms, self.start_ms, self.last_producer_id, self.next_producer_id,
+                           self.client_tv)
 
 
 @dataclass(slots=True)
@@ -94,21 +108,25 @@ class TxnMetadata:
     # A fence whose PrepareAbort could not be written: the bumped epoch was never handed out, so
     # the next fence does not bump again (Kafka's hasFailedEpochFence).
     failed_epoch_fence: bool = False
+    next_producer_id: int = NO_PRODUCER_ID   # TV2: the id an exhausted epoch moves to at Complete*
+    client_tv: int = TV0
 
     @classmethod
     def from_log(cls, tid: str, v: TxnLogValue) -> TxnMetadata:
         if not 0 <= v.status < len(STATE_NAMES) or v.status in (DEAD, PREPARE_EPOCH_FENCE):
             raise ValueError(f"transactional id {tid}: state {v.status} cannot be stored")
         parts = set() if v.status == EMPTY else {(t, p) for t, ps in v.partitions.items() for p in ps}
-        return cls(tid, v.producer_id, NO_PRODUCER_ID, v.producer_epoch, NO_PRODUCER_EPOCH, v.timeout_ms, v.status,
-                   parts, v.start_ms, v.last_update_ms)
+        return cls(tid, v.producer_id, v.previous_producer_id, v.producer_epoch, NO_PRODUCER_EPOCH, v.timeout_ms,
+                   v.status, parts, v.start_ms, v.last_update_ms, next_producer_id=v.next_producer_id,
+                   client_tv=v.client_transaction_version)
 
     @property
     def state_name(self) -> str:
         return STATE_NAMES[self.state]
 
     def _transit(self, state: int, producer_id: int, epoch: int, last_epoch: int, timeout_ms: int,
-                 partitions: frozenset[tuple[str, int]], start_ms: int, update_ms: int) -> Transit:
+                 partitions: frozenset[tuple[str, int]], start_ms: int, update_ms: int,
+                 next_producer_id: int = NO_PRODUCER_ID, client_tv: int | None = None) -> Transit:
         if self.pending is not None:
             raise IllegalTransition(f"{self.transactional_id}: {STATE_NAMES[state]} while "
                                     f"{STATE_NAMES[self.pending]} is pending")
@@ -116,7 +134,8 @@ class TxnMetadata:
             raise IllegalTransition(f"{self.transactional_id}: {self.state_name} -> {STATE_NAMES[state]}")
         self.pending = state
         return Transit(producer_id, self.last_producer_id if producer_id == self.producer_id else self.producer_id,
-                       epoch, last_epoch, timeout_ms, state, partitions, start_ms, update_ms)
+                       epoch, last_epoch, timeout_ms, state, partitions, start_ms, update_ms, next_producer_id,
+                       self.client_tv if client_tv is None else client_tv)
 
     # -- the transitions ------------------------------------------------------------
 
@@ -152,19 +171,34 @@ class TxnMetadata:
         return self._transit(EMPTY, new_producer_id, 0, self.producer_epoch if record_last_epoch else NO_PRODUCER_EPOCH,
                              timeout_ms, frozenset(), -1, now)
 
-    def prepare_add_partitions(self, added: set[tuple[str, int]], now: int) -> Transit:
+    def prepare_add_partitions(self, added: set[tuple[str, int]], now: int, client_tv: int = TV0) -> Transit:
         start = now if self.state in (EMPTY, COMPLETE_ABORT, COMPLETE_COMMIT) else self.start_ms
         return self._transit(ONGOING, self.producer_id, self.producer_epoch, self.last_producer_epoch, self.timeout_ms,
-                             frozenset(self.partitions | added), start, now)
+                             frozenset(self.partitions | added), start, now, client_tv=client_tv)
 
-    def prepare_abort_or_commit(self, state: int, now: int) -> Transit:
-        return self._transit(state, self.producer_id, self.producer_epoch, self.last_producer_epoch, self.timeout_ms,
-                             frozenset(self.partitions), self.start_ms, now)
+    def prepare_abort_or_commit(self, state: int, now: int, client_tv: int = TV0,
+                                next_producer_id: int = NO_PRODUCER_ID) -> Transit:
+        """Kafka's prepareAbortOrCommit: with TV2 the epoch is bumped (except an abort at
+        Short.MAX_VALUE, the broken state it recovers from) and the old one kept as the last."""
+        epoch, last = self.producer_epoch, self.last_producer_epoch
+        if client_tv >= TV2:
+            if not (epoch == MAX_EPOCH and state == PREPARE_ABORT):
+                epoch += 1
+            last = self.producer_epoch
+        # TV2 aborts with nothing added have no start time yet: the update time stands in
+        no_partition = self.state in (EMPTY, COMPLETE_COMMIT, COMPLETE_ABORT)
+        return self._transit(state, self.producer_id, epoch, last, self.timeout_ms, frozenset(self.partitions),
+                             now if no_partition else self.start_ms, now, next_producer_id, client_tv)
 
     def prepare_complete(self, now: int) -> Transit:
+        """Kafka's prepareComplete: TV2 with an exhausted epoch moves to ``next_producer_id`` at
+        epoch 0 (``last_producer_epoch`` stays the epoch the client last saw)."""
         state = COMPLETE_COMMIT if self.state == PREPARE_COMMIT else COMPLETE_ABORT
         self.failed_epoch_fence = False
-        return self._transit(state, self.producer_id, self.producer_epoch, self.last_producer_epoch, self.timeout_ms,
+        pid, epoch = self.producer_id, self.producer_epoch
+        if self.client_tv >= TV2 and self.next_producer_id != NO_PRODUCER_ID:
+            pid, epoch = self.next_producer_id, 0
+        return self._transit(state, pid, epoch, self.last_producer_epoch, self.timeout_ms,
                              frozenset(), self.start_ms, now)
 
     def prepare_dead(self) -> Transit:
@@ -187,6 +221,8 @@ class TxnMetadata:
         self.partitions = set(t.partitions)
         self.start_ms = t.start_ms
         self.last_update_ms = t.last_update_ms
+        self.next_producer_id = t.next_producer_id
+        self.client_tv = t.client_tv
         self.pending = None
 
     def abandon(self) -> None:
