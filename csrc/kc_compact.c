@@ -21,6 +21,7 @@
 
 #include "kc_batch.h"
 #include "kc_common.h"
+#include "kc_compact_txn.h"
 #include "kc_index.h"
 #include "kc_log_internal.h"
 
@@ -155,6 +156,9 @@ typedef struct pass {
     int opaque;         /* a batch whose keys are unknown: keep every tombstone */
     uint8_t *scratch;   /* kept records of one batch */
     size_t scratch_cap;
+    kc_txn_meta_t txn;  /* transactions met so far (kc_compact_txn.h) */
+    uint8_t *txi;       /* the .txnindex entries of the group being cleaned */
+    size_t txi_used, txi_cap;
 } pass_t;
 
 /* The records section of the batch at b: in place, or decompressed by the
@@ -305,14 +309,81 @@ static int scratch_reserve(pass_t *p, size_t n) {
     return KC_OK;
 }
 
+/* Append one entry (Kafka's AbortedTxn: version 0, producerId,
+ * firstOffset, lastOffset, lastStableOffset) to the group's .txnindex. */
+static int txi_add(pass_t *p, const kc_aborted_txn_t *a) {
+    if (p->txi_used + KC_TXN_ENTRY_SIZE > p->txi_cap) {
+        size_t cap = p->txi_cap ? p->txi_cap * 2 : 64 * KC_TXN_ENTRY_SIZE;
+        uint8_t *q = realloc(p->txi, cap);
+        if (!q)
+            return KC_ERR_NOMEM;
+        p->txi = q;
+        p->txi_cap = cap;
+    }
+    uint8_t *e = p->txi + p->txi_used;
+    kc_put_be16(e, 0);
+    kc_put_be64(e + 2, (uint64_t)a->producer_id);
+    kc_put_be64(e + 10, (uint64_t)a->first_offset);
+    kc_put_be64(e + 18, (uint64_t)a->last_offset);
+    kc_put_be64(e + 26, (uint64_t)a->last_stable_offset);
+    p->txi_used += KC_TXN_ENTRY_SIZE;
+    return KC_OK;
+}
+
+/* A COMMIT/ABORT marker (kc_compact_txn.h): kept while records of its
+ * transaction remain; then stamped with a delete horizon; dropped in a
+ * pass after the horizon (emptied instead when it is the group's last
+ * batch, which keeps the group's next offset). */
+static int clean_marker(pass_t *p, out_t *o, const uint8_t *b, const kc_batch_info_t *bi, int last) {
+    int discardable;
+    const kc_aborted_txn_t *entry;
+    kc_txn_meta_on_control(&p->txn, bi, kc_control_type(b, bi), &discardable, &entry);
+    if (entry && txi_add(p, entry) != KC_OK)
+        return KC_ERR_NOMEM;
+    if (!discardable || bi->record_count == 0) {
+        out_batch(p, o, b, bi->size);
+        return KC_OK;
+    }
+    if (!(bi->attributes & KC_ATTR_DELETE_HORIZON)) {
+        int rc = scratch_reserve(p, bi->size + 16);
+        size_t n = rc == KC_OK ? kc_control_set_horizon(p->scratch, p->scratch_cap, b, bi,
+                                                        p->cfg->now_ms + p->cfg->delete_retention_ms)
+                               : 0;
+        if (rc == KC_ERR_NOMEM)
+            return rc;
+        out_batch(p, o, n ? p->scratch : b, n ? n : bi->size);
+        return KC_OK;
+    }
+    if (bi->base_timestamp > p->cfg->now_ms) { /* the horizon has not passed */
+        out_batch(p, o, b, bi->size);
+        return KC_OK;
+    }
+    p->st->records_read += bi->record_count;
+    p->st->records_removed += bi->record_count;
+    p->st->markers_removed++;
+    if (!last) {
+        p->st->batches_removed++;
+        return KC_OK;
+    }
+    int rc = scratch_reserve(p, KC_BATCH_HEADER_SIZE);
+    if (rc != KC_OK)
+        return rc;
+    memcpy(p->scratch, b, KC_BATCH_HEADER_SIZE);
+    kc_put_be32(p->scratch + KC_BATCH_OF_LENGTH, (uint32_t)(KC_BATCH_HEADER_SIZE - KC_BATCH_LOG_OVERHEAD));
+    kc_put_be32(p->scratch + KC_BATCH_OF_RECORD_COUNT, 0);
+    kc_batch_update_crc(p->scratch, KC_BATCH_HEADER_SIZE);
+    out_batch(p, o, p->scratch, KC_BATCH_HEADER_SIZE);
+    return KC_OK;
+}
+
 /* Filter one batch into o.  last: the group's last batch (never dropped,
  * so the group keeps its next offset). */
 static int clean_batch(pass_t *p, out_t *o, const uint8_t *b, const kc_batch_info_t *bi, int64_t seg_max_ts,
                        int last) {
-    if (bi->attributes & KC_ATTR_CONTROL) {
-        out_batch(p, o, b, bi->size);
-        return KC_OK;
-    }
+    if (bi->attributes & KC_ATTR_CONTROL)
+        return clean_marker(p, o, b, bi, last);
+    if (kc_txn_meta_on_batch(&p->txn, bi) != KC_OK)
+        return KC_ERR_NOMEM;
     if (is_aborted(p->cfg, bi)) {
         /* an aborted transaction's batch: its records go, the empty batch stays (producer
          * state, and the group's next offset) */
@@ -425,14 +496,22 @@ static char *path_ext(const kc_segment_t *s, const char *ext, const char *suffix
     return q;
 }
 
-static const char *const EXTS[] = {".index", ".timeindex", ".log"}; /* the log last: see kc_compact.h */
+/* the log last: see kc_compact.h; the .txnindex (EXTS[2]) exists only for a group with entries */
+static const char *const EXTS[] = {".index", ".timeindex", ".txnindex", ".log"};
+#define TXNINDEX_EXT 2
 
-/* Rename the three files of s from suffix a to suffix b ("" = final name). */
+/* Rename the files of s from suffix a to suffix b ("" = final name).  A
+ * missing .txnindex is no error; renaming to the final names, it means the
+ * group has no aborted transaction left, so an old one (the first
+ * segment's, whose names the group takes over) is removed. */
 static int rename_files(const kc_segment_t *s, const char *a, const char *b) {
     int rc = KC_OK;
-    for (size_t i = 0; i < 3 && rc == KC_OK; i++) {
+    for (size_t i = 0; i < 4 && rc == KC_OK; i++) {
         char *x = path_ext(s, EXTS[i], a), *y = path_ext(s, EXTS[i], b);
         rc = !x || !y ? KC_ERR_NOMEM : rename(x, y) == 0 ? KC_OK : KC_ERR_IO;
+        if (rc == KC_ERR_IO && i == TXNINDEX_EXT && errno == ENOENT) {
+            rc = *b || unlink(y) == 0 || errno == ENOENT ? KC_OK : KC_ERR_IO;
+        }
         free(x);
         free(y);
     }
@@ -440,7 +519,7 @@ static int rename_files(const kc_segment_t *s, const char *a, const char *b) {
 }
 
 static void unlink_files(const kc_segment_t *s, const char *suffix) {
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < 4; i++) {
         char *x = path_ext(s, EXTS[i], suffix);
         if (x)
             unlink(x);
@@ -492,6 +571,22 @@ static int commit_group(pass_t *p, kc_segment_t *ns, size_t g0, size_t g1, int *
     return rc == KC_OK ? kc_fsync_dir(l->dir) : rc;
 }
 
+/* "<base>.txnindex.cleaned" with the group's entries, fsynced. */
+static int write_txnindex(const kc_segment_t *ns, const uint8_t *buf, size_t n) {
+    char *x = path_ext(ns, ".txnindex", ".cleaned");
+    if (!x)
+        return KC_ERR_NOMEM;
+    int fd = open(x, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    free(x);
+    if (fd < 0)
+        return KC_ERR_IO;
+    int rc = write_all(fd, buf, n);
+    if (rc == KC_OK && fdatasync(fd) != 0)
+        rc = KC_ERR_IO;
+    close(fd);
+    return rc;
+}
+
 /* Rewrite src[g0, g1) into one cleaned segment and swap it in. */
 static int clean_group(pass_t *p, size_t g0, size_t g1) {
     kc_log_t *l = p->l;
@@ -538,6 +633,9 @@ static int clean_group(pass_t *p, size_t g0, size_t g1) {
         if (fdatasync(ns->fd) != 0 || kc_index_sync(&ns->oidx) != KC_OK || kc_index_sync(&ns->tidx) != KC_OK)
             rc = KC_ERR_IO;
     }
+    if (rc == KC_OK && p->txi_used)
+        rc = write_txnindex(ns, p->txi, p->txi_used);
+    p->txi_used = 0;
     int taken = 0;
     if (rc == KC_OK)
         rc = commit_group(p, ns, g0, g1, &taken);
@@ -664,6 +762,8 @@ int kc_log_compact(kc_log_t *l, const kc_compact_config_t *cfg, kc_compact_stats
     }
     if (rc == KC_OK && p.nsrc > 0)
         rc = map_init(&p.map, cfg->max_map_bytes);
+    if (rc == KC_OK)
+        rc = kc_txn_meta_init(&p.txn, cfg->aborted, cfg->n_aborted);
     /* map whole dirty segments while they fit */
     size_t mapped = first_dirty;
     for (; rc == KC_OK && mapped < p.nsrc; mapped++) {
@@ -713,6 +813,8 @@ int kc_log_compact(kc_log_t *l, const kc_compact_config_t *cfg, kc_compact_stats
     }
     free(p.map.e);
     free(p.scratch);
+    free(p.txi);
+    kc_txn_meta_free(&p.txn);
     for (size_t i = 0; i < p.nsrc; i++) {
         if (p.src[i].map)
             munmap((void *)p.src[i].map, (size_t)p.src[i].size);
@@ -793,8 +895,8 @@ int kc_compact_recover_dir(const char *dir, int64_t *clean_offset) {
             int64_t b = strtoll(e->d_name, NULL, 10);
             if (b <= swaps[i] || b >= next)
                 continue;
-            static const char *const exts[] = {".log", ".index", ".timeindex"};
-            for (size_t x = 0; x < 3; x++) {
+            static const char *const exts[] = {".log", ".index", ".timeindex", ".txnindex"};
+            for (size_t x = 0; x < 4; x++) {
                 snprintf(to, sizeof to, "%020lld%s", (long long)b, exts[x]);
                 unlinkat(dfd, to, 0);
             }
@@ -803,12 +905,32 @@ int kc_compact_recover_dir(const char *dir, int64_t *clean_offset) {
         unlinkat(dfd, to, 0);
         snprintf(to, sizeof to, "%020lld.timeindex", (long long)swaps[i]);
         unlinkat(dfd, to, 0);
+        /* the .txnindex is not rebuilt from the log: the swap's replaces the old one, and
+         * a group without one had no aborted transaction left */
+        char tx[64];
+        snprintf(tx, sizeof tx, "%020lld.txnindex.swap", (long long)swaps[i]);
+        snprintf(to, sizeof to, "%020lld.txnindex", (long long)swaps[i]);
+        if (renameat(dfd, tx, dfd, to) != 0) {
+            if (errno != ENOENT) {
+                rc = KC_ERR_IO;
+                break;
+            }
+            unlinkat(dfd, to, 0);
+        }
         snprintf(to, sizeof to, "%020lld.log", (long long)swaps[i]);
         if (renameat(dfd, nm, dfd, to) != 0) {
             rc = KC_ERR_IO;
             break;
         }
         changed = 1;
+    }
+    /* a .txnindex.swap without its .log.swap: the swap never happened, the old segments stand */
+    rewinddir(d);
+    while (rc == KC_OK && (e = readdir(d)) != NULL) {
+        if (is_base(e->d_name, ".txnindex.swap")) {
+            unlinkat(dfd, e->d_name, 0);
+            changed = 1;
+        }
     }
     closedir(d);
     if (rc == KC_OK && changed)

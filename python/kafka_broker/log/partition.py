@@ -120,7 +120,8 @@ class Partition:
         self.replication: Any = None  # owned by the cluster package; the log layer never reads it
         self.failure_logged = 0.0     # monotonic time an append failure was last logged
         self.read_failure_logged = 0.0  # and a read failure
-        self.aborted = AbortedIndex(path)     # aborted transactions (txn.py)
+        # aborted transactions (txn.py), from the segments' .txnindex files
+        self.aborted = AbortedIndex(path, lambda: [s.base_offset for s in log_.segments()], log_.start_offset)
         self.aborted.truncate_from(end)       # a stale index may run past the log too
 
     @property
@@ -225,7 +226,7 @@ class Partition:
             attrs, (cpid, cepoch) = coord_txn
             if attrs & ATTR_CONTROL:
                 kind, coord_epoch = control_record(records, 0)
-                self._txn_ended(cpid, cepoch, coord_epoch, kind, info.first_offset)
+                self._txn_ended(cpid, cepoch, coord_epoch, kind, info.first_offset, info.segment_base)
             else:
                 self.producers.begin(cpid, info.first_offset)
         if self.leader_epoch > self.epochs.latest:   # the first append of a new leader epoch
@@ -263,10 +264,16 @@ class Partition:
             raise RuntimeError("marker batch builder ran out of room")
         return self.append(bytearray(b.finish()), AppendOrigin.COORDINATOR, wait_flush=wait_flush, now=now)
 
-    def _txn_ended(self, pid: int, epoch: int, coordinator_epoch: int, kind: int, marker_offset: int) -> None:
+    def _txn_ended(self, pid: int, epoch: int, coordinator_epoch: int, kind: int, marker_offset: int,
+                   segment_base: int) -> None:
         first = self.producers.end(pid, epoch, coordinator_epoch)
         if kind == ABORT and first >= 0:
-            self.aborted.add(Aborted(pid, first, marker_offset, self.last_stable_offset))
+            self.aborted.add(Aborted(pid, first, marker_offset, self.last_stable_offset), segment_base)
+
+    def _segment_of(self, offset: int) -> int:
+        """Base offset of the segment holding ``offset`` (per abort marker replayed: an index
+        lookup in C)."""
+        return int(self.log.lookup(offset).segment_base)
 
     def _append_failed(self, e: BaseException) -> AppendError:
         """The error an append failure answers; a storage failure (a full disk, an I/O error) is
@@ -309,7 +316,7 @@ class Partition:
         infos, _ = kafka_core.scan_batches(records, verify_crc=False, allow_compacted=True)
         _pid, aborted = self.producers.apply_batches(infos, info.first_offset, records)
         for pid, first, last in aborted:
-            self.aborted.add(Aborted(pid, first, last, self.last_stable_offset))
+            self.aborted.add(Aborted(pid, first, last, self.last_stable_offset), self._segment_of(last))
         epochs = self.epochs
         for b in infos:
             ple = b.partition_leader_epoch
@@ -352,8 +359,12 @@ class Partition:
                 break
             top, aborted = state.apply_batches(infos, off, data)
             max_pid = max(max_pid, top)
+            fu = state.first_unstable()
             for pid, first, last in aborted:      # a crash may have lost the index entry
-                self.aborted.add(Aborted(pid, first, last, -1))
+                # the LSO just after the marker, as Kafka's recoverSegment records it: the oldest
+                # transaction still open (as far as this chunk of the replay tells), else past it
+                lso = fu if 0 <= fu <= last else last + 1
+                self.aborted.add(Aborted(pid, first, last, lso), self._segment_of(last))
             off = infos[-1].last_offset + 1
         self.producers = state
         return max_pid
