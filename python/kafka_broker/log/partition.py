@@ -268,7 +268,8 @@ class Partition:
                    segment_base: int) -> None:
         first = self.producers.end(pid, epoch, coordinator_epoch)
         if kind == ABORT and first >= 0:
-            self.aborted.add(Aborted(pid, first, marker_offset, self.last_stable_offset), segment_base)
+            self.aborted.add(Aborted(pid, first, marker_offset, _lso_after(self.producers, marker_offset)),
+                             segment_base)
 
     def _segment_of(self, offset: int) -> int:
         """Base offset of the segment holding ``offset`` (per abort marker replayed: an index
@@ -316,7 +317,7 @@ class Partition:
         infos, _ = kafka_core.scan_batches(records, verify_crc=False, allow_compacted=True)
         _pid, aborted = self.producers.apply_batches(infos, info.first_offset, records)
         for pid, first, last in aborted:
-            self.aborted.add(Aborted(pid, first, last, self.last_stable_offset), self._segment_of(last))
+            self.aborted.add(Aborted(pid, first, last, _lso_after(self.producers, last)), self._segment_of(last))
         epochs = self.epochs
         for b in infos:
             ple = b.partition_leader_epoch
@@ -359,12 +360,9 @@ class Partition:
                 break
             top, aborted = state.apply_batches(infos, off, data)
             max_pid = max(max_pid, top)
-            fu = state.first_unstable()
             for pid, first, last in aborted:      # a crash may have lost the index entry
-                # the LSO just after the marker, as Kafka's recoverSegment records it: the oldest
-                # transaction still open (as far as this chunk of the replay tells), else past it
-                lso = fu if 0 <= fu <= last else last + 1
-                self.aborted.add(Aborted(pid, first, last, lso), self._segment_of(last))
+                # (the LSO as far as this chunk of the replay tells: state is past its end)
+                self.aborted.add(Aborted(pid, first, last, _lso_after(state, last)), self._segment_of(last))
             off = infos[-1].last_offset + 1
         self.producers = state
         return max_pid
@@ -420,3 +418,11 @@ class Partition:
         self.epochs.truncate_from_start(self.log.start_offset)
         self.epochs.flush()
         self.aborted.drop_before(self.log.start_offset)
+
+
+def _lso_after(producers: ProducerState, marker_offset: int) -> int:
+    """The last stable offset an index entry records for the abort whose marker is at
+    ``marker_offset`` (Kafka's ``ProducerStateManager.lastStableOffset(completedTxn)``): the first
+    offset of the oldest transaction still open, else the offset after the marker."""
+    fu = producers.first_unstable()
+    return fu if 0 <= fu <= marker_offset else marker_offset + 1
