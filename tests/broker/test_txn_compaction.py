@@ -3,7 +3,8 @@ directory with the older per-partition index migrated, and compaction of a topic
 transactional producers (kafka_client's transactional Producer): aborted records go, a
 transaction's marker stays while records of it remain and goes after delete.retention.ms once
 none do, and read_committed and read_uncommitted consumers both see exactly the latest
-committed value of every key, before and after a restart."""
+committed value of every key, before and after a restart.  Also: a torn tail takes its abort out
+of the last segment's index, and the cleaner stops at the first unstable offset."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from kafka_broker.testing import EmbeddedBroker
 from kafka_client import Consumer, Producer, TopicPartition
 from kafka_protocol.messages import REQUESTS
 
-from kafka_core._batch import iter_records, scan_batches
+from kafka_core._batch import BatchBuilder, iter_records, scan_batches
 
 from .conftest import RawClient, create_topic, fetch_req, make_batch, produce_req
 from .test_txn_log import fetch, marker, pid_of, produce, txn_batch
@@ -211,3 +212,80 @@ def test_compaction_with_transactions(broker: EmbeddedBroker) -> None:
         assert fetch(c, topic, offset=0).aborted_transactions == []
     assert not txnindex(d)
     assert [kv for kv in consume(broker.bootstrap, topic, "read_committed") if kv[0] in keys] == latest
+
+
+def test_a_torn_tail_takes_its_abort_out_of_the_txnindex(broker: EmbeddedBroker) -> None:
+    """A crash that tore the ABORT marker off the log: recovery truncates the log before it, the
+    last segment's .txnindex loses the entry, the transaction is open again (as in Kafka, whose
+    recoverSegment rebuilds the index from the batches that survive)."""
+    topic = f"txt-{uuid.uuid4().hex[:6]}"
+    d = broker.data_dir / "logs" / f"{topic}-0"
+    with RawClient(broker.port) as c:
+        create_topic(c, topic)
+        a, b = pid_of(c), pid_of(c)
+        assert produce(c, topic, txn_batch([b"a0"], a)) == 0                 # 0
+        assert marker(c, topic, a, False) == [0]                             # 1: abort, survives
+        assert produce(c, topic, txn_batch([b"b0", b"b1"], b)) == 0          # 2-3
+        assert marker(c, topic, b, False) == [0]                             # 4: abort, torn off
+        assert txnindex(d) == {0: [(0, a, 0, 1, 2), (0, b, 2, 4, 5)]}
+    broker.kill()
+    seg = d / f"{0:020d}.log"
+    with open(seg, "r+b") as f:
+        f.truncate(seg.stat().st_size - 5)                                   # into the last batch
+    broker.start()
+    with RawClient(broker.port) as c:
+        p = fetch(c, topic, offset=0)
+        assert p.high_watermark == 4 and p.last_stable_offset == 2           # b's transaction: open
+        assert [(t.producer_id, t.first_offset) for t in p.aborted_transactions] == [(a, 0)]
+        assert txnindex(d) == {0: [(0, a, 0, 1, 2)]}
+        assert marker(c, topic, b, False) == [0]                             # 4 again
+        assert txnindex(d) == {0: [(0, a, 0, 1, 2), (0, b, 2, 4, 5)]}
+        assert aborted_at(c, topic, 2) == [(b, 2)]
+
+
+def test_the_cleaner_stops_at_the_first_unstable_offset(broker: EmbeddedBroker) -> None:
+    """An open transaction's records may still be aborted: nothing from its first offset on is
+    cleaned (Kafka cleans up to the first unstable offset), so the committed value it would
+    supersede stays; once it is aborted, its record goes and that value is still the latest."""
+    topic = f"txu-{uuid.uuid4().hex[:6]}"
+
+    def put(c: RawClient, key: bytes, value: bytes) -> None:
+        r = c.call(produce_req(topic, 0, make_batch([value], keys=[key])), 9)
+        assert r.responses[0].partition_responses[0].error_code == 0
+
+    def keyed(c: RawClient) -> list[tuple[bytes | None, bytes | None]]:
+        return [(k, v) for bi, rs in batches(c, topic) if not bi.is_control for _, k, v in rs]
+
+    def wait(c: RawClient, ok: Any) -> list[tuple[bytes | None, bytes | None]]:
+        deadline = time.monotonic() + 30
+        while not ok(got := keyed(c)):
+            assert time.monotonic() < deadline, got
+            time.sleep(0.2)
+        return got
+
+    with RawClient(broker.port) as c:
+        create_topic(c, topic, 1, {"cleanup.policy": "compact", "segment.bytes": "1024",
+                                   "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "0"})
+        put(c, b"k", b"committed")
+        for i in range(24):                                   # f0-f2 overwritten: cleanable
+            put(c, b"f%d" % (i % 3), b"x" * 150)
+        pid = pid_of(c)
+        now = int(time.time() * 1000)                         # a transactional batch, left open
+        tb = BatchBuilder(128, base_timestamp=now, producer_id=pid, producer_epoch=0, base_sequence=0,
+                          attributes=0x10)
+        assert tb.append(now, b"k", b"open")
+        assert produce(c, topic, bytearray(tb.finish())) == 0
+        for i in range(12):
+            put(c, b"g%d" % (i % 3), b"y" * 150)
+        # the cleaner ran below the open transaction (f-keys deduplicated) ...
+        got = wait(c, lambda g: sum(k is not None and k.startswith(b"f") for k, _ in g) < 24)
+        # ... and left the committed value the open transaction's record would supersede
+        assert (b"k", b"committed") in got
+        # the g-keys above the first unstable offset were not cleaned
+        assert sum(k is not None and k.startswith(b"g") for k, _ in got) == 12
+        assert marker(c, topic, pid, False) == [0]
+        for i in range(12):
+            put(c, b"h%d" % (i % 3), b"z" * 150)
+        got = wait(c, lambda g: (b"k", b"open") not in g and sum(
+            k is not None and k.startswith(b"g") for k, _ in g) < 12)
+        assert (b"k", b"committed") in got
