@@ -161,7 +161,11 @@ def consume(bootstrap: str, topic: str, isolation: str, timeout: float = 20) -> 
         return out
 
 
-def test_compaction_with_transactions(broker: EmbeddedBroker) -> None:
+def compacted_txn_topic(broker: EmbeddedBroker) -> tuple[str, list[bytes], list[tuple[bytes, bytes]], list[int]]:
+    """A compacted topic written by a transactional Producer (committed and aborted transactions
+    over the same keys), filled until the cleaner removed the aborted records and, after
+    delete.retention.ms, their markers.  Returns (topic, keys, the latest committed (key, value)
+    in offset order, the COMMIT markers' offsets)."""
     topic = f"txc-{uuid.uuid4().hex[:6]}"
     d = broker.data_dir / "logs" / f"{topic}-0"
     with RawClient(broker.port) as c:
@@ -201,6 +205,12 @@ def test_compaction_with_transactions(broker: EmbeddedBroker) -> None:
                 break
             assert time.monotonic() < deadline, (data, markers, txnindex(d))
             time.sleep(0.3)
+    return topic, keys, latest, commits
+
+
+def test_compaction_with_transactions(broker: EmbeddedBroker) -> None:
+    topic, keys, latest, commits = compacted_txn_topic(broker)
+    d = broker.data_dir / "logs" / f"{topic}-0"
     # every COMMIT marker stays: records of both committed transactions remain
     for isolation in ("read_committed", "read_uncommitted"):
         assert [kv for kv in consume(broker.bootstrap, topic, isolation) if kv[0] in keys] == latest, isolation
@@ -289,3 +299,32 @@ def test_the_cleaner_stops_at_the_first_unstable_offset(broker: EmbeddedBroker) 
         got = wait(c, lambda g: (b"k", b"open") not in g and sum(
             k is not None and k.startswith(b"g") for k, _ in g) < 12)
         assert (b"k", b"committed") in got
+
+
+@pytest.mark.interop
+def test_confluent_kafka_reads_the_compacted_transactional_topic(broker: EmbeddedBroker) -> None:
+    """librdkafka over the cleaned log (batches with fewer records than offsets, markers gone
+    or stamped with a delete horizon): read_committed and read_uncommitted both see exactly the
+    latest committed values."""
+    import confluent_kafka as ck  # a test dependency (./dev test): missing is a failure
+
+    topic, keys, latest, _ = compacted_txn_topic(broker)
+    for isolation in ("read_committed", "read_uncommitted"):
+        c = ck.Consumer({"bootstrap.servers": broker.bootstrap, "group.id": f"ck-{uuid.uuid4().hex[:8]}",
+                         "auto.offset.reset": "earliest", "isolation.level": isolation,
+                         "enable.auto.commit": False, "enable.partition.eof": True})
+        try:
+            c.assign([ck.TopicPartition(topic, 0, ck.OFFSET_BEGINNING)])
+            got: list[tuple[bytes, bytes]] = []
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                m = c.poll(0.5)
+                if m is None:
+                    continue
+                if m.error():
+                    assert m.error().code() == ck.KafkaError._PARTITION_EOF, m.error()
+                    break
+                got.append((m.key(), m.value()))
+        finally:
+            c.close()
+        assert [kv for kv in got if kv[0] in keys] == latest, isolation

@@ -12,7 +12,7 @@ may await before answering, as Kafka's append path flushes before it answers).
 Transactions (``txn.py``): a transactional batch opens its producer's transaction at its first
 offset (a client's, or a coordinator's TxnOffsetCommit batch on ``__consumer_offsets``);
 ``append_marker`` writes a COMMIT / ABORT control batch through the same append and ends it, an
-abort going to the aborted-transaction index; ``last_stable_offset`` is what read_committed
+abort going to the ``.txnindex`` of the segment holding its marker; ``last_stable_offset`` is what read_committed
 consumers read below, and ``maintenance_bound`` keeps the cleaner below open transactions.
 
 A follower's append (``AppendOrigin.REPLICATION``) keeps the leader's offsets and epochs, replays
