@@ -26,7 +26,8 @@ CORE_SOURCES = {
     "_crc32c": BASE,
     "_batch": BASE + ["kc_batch.c"],
     "_accum": BASE + ["kc_batch.c"],
-    "_log": BASE + ["kc_batch.c", "kc_index.c", "kc_segment.c", "kc_log.c", "kc_log_open.c", "kc_compact.c"],
+    "_log": BASE + ["kc_batch.c", "kc_index.c", "kc_segment.c", "kc_log.c", "kc_log_open.c", "kc_compact.c",
+             "kc_compact_txn.c", "kc_compact_recover.c"],
     "_transfer": BASE + ["kc_transfer.c"],
 }
 

@@ -21,10 +21,9 @@
 
 #include "kc_batch.h"
 #include "kc_common.h"
+#include "kc_compact_txn.h"
 #include "kc_index.h"
 #include "kc_log_internal.h"
-
-#define CLEANER_CHECKPOINT "kc-cleaner-checkpoint"
 
 void kc_compact_config_default(kc_compact_config_t *cfg, int64_t now_ms) {
     memset(cfg, 0, sizeof(*cfg));
@@ -155,6 +154,9 @@ typedef struct pass {
     int opaque;         /* a batch whose keys are unknown: keep every tombstone */
     uint8_t *scratch;   /* kept records of one batch */
     size_t scratch_cap;
+    kc_txn_meta_t txn;  /* transactions met so far (kc_compact_txn.h) */
+    uint8_t *txi;       /* the .txnindex entries of the group being cleaned */
+    size_t txi_used, txi_cap;
 } pass_t;
 
 /* The records section of the batch at b: in place, or decompressed by the
@@ -305,14 +307,81 @@ static int scratch_reserve(pass_t *p, size_t n) {
     return KC_OK;
 }
 
+/* Append one entry (Kafka's AbortedTxn: version 0, producerId,
+ * firstOffset, lastOffset, lastStableOffset) to the group's .txnindex. */
+static int txi_add(pass_t *p, const kc_aborted_txn_t *a) {
+    if (p->txi_used + KC_TXN_ENTRY_SIZE > p->txi_cap) {
+        size_t cap = p->txi_cap ? p->txi_cap * 2 : 64 * KC_TXN_ENTRY_SIZE;
+        uint8_t *q = realloc(p->txi, cap);
+        if (!q)
+            return KC_ERR_NOMEM;
+        p->txi = q;
+        p->txi_cap = cap;
+    }
+    uint8_t *e = p->txi + p->txi_used;
+    kc_put_be16(e, 0);
+    kc_put_be64(e + 2, (uint64_t)a->producer_id);
+    kc_put_be64(e + 10, (uint64_t)a->first_offset);
+    kc_put_be64(e + 18, (uint64_t)a->last_offset);
+    kc_put_be64(e + 26, (uint64_t)a->last_stable_offset);
+    p->txi_used += KC_TXN_ENTRY_SIZE;
+    return KC_OK;
+}
+
+/* A COMMIT/ABORT marker (kc_compact_txn.h): kept while records of its
+ * transaction remain; then stamped with a delete horizon; dropped in a
+ * pass after the horizon (emptied instead when it is the group's last
+ * batch, which keeps the group's next offset). */
+static int clean_marker(pass_t *p, out_t *o, const uint8_t *b, const kc_batch_info_t *bi, int last) {
+    int discardable;
+    const kc_aborted_txn_t *entry;
+    kc_txn_meta_on_control(&p->txn, bi, kc_control_type(b, bi), &discardable, &entry);
+    if (entry && txi_add(p, entry) != KC_OK)
+        return KC_ERR_NOMEM;
+    if (!discardable || bi->record_count == 0) {
+        out_batch(p, o, b, bi->size);
+        return KC_OK;
+    }
+    if (!(bi->attributes & KC_ATTR_DELETE_HORIZON)) {
+        int rc = scratch_reserve(p, bi->size + 16);
+        size_t n = rc == KC_OK ? kc_control_set_horizon(p->scratch, p->scratch_cap, b, bi,
+                                                        p->cfg->now_ms + p->cfg->delete_retention_ms)
+                               : 0;
+        if (rc == KC_ERR_NOMEM)
+            return rc;
+        out_batch(p, o, n ? p->scratch : b, n ? n : bi->size);
+        return KC_OK;
+    }
+    if (bi->base_timestamp > p->cfg->now_ms) { /* the horizon has not passed */
+        out_batch(p, o, b, bi->size);
+        return KC_OK;
+    }
+    p->st->records_read += bi->record_count;
+    p->st->records_removed += bi->record_count;
+    p->st->markers_removed++;
+    if (!last) {
+        p->st->batches_removed++;
+        return KC_OK;
+    }
+    int rc = scratch_reserve(p, KC_BATCH_HEADER_SIZE);
+    if (rc != KC_OK)
+        return rc;
+    memcpy(p->scratch, b, KC_BATCH_HEADER_SIZE);
+    kc_put_be32(p->scratch + KC_BATCH_OF_LENGTH, (uint32_t)(KC_BATCH_HEADER_SIZE - KC_BATCH_LOG_OVERHEAD));
+    kc_put_be32(p->scratch + KC_BATCH_OF_RECORD_COUNT, 0);
+    kc_batch_update_crc(p->scratch, KC_BATCH_HEADER_SIZE);
+    out_batch(p, o, p->scratch, KC_BATCH_HEADER_SIZE);
+    return KC_OK;
+}
+
 /* Filter one batch into o.  last: the group's last batch (never dropped,
  * so the group keeps its next offset). */
 static int clean_batch(pass_t *p, out_t *o, const uint8_t *b, const kc_batch_info_t *bi, int64_t seg_max_ts,
                        int last) {
-    if (bi->attributes & KC_ATTR_CONTROL) {
-        out_batch(p, o, b, bi->size);
-        return KC_OK;
-    }
+    if (bi->attributes & KC_ATTR_CONTROL)
+        return clean_marker(p, o, b, bi, last);
+    if (kc_txn_meta_on_batch(&p->txn, bi) != KC_OK)
+        return KC_ERR_NOMEM;
     if (is_aborted(p->cfg, bi)) {
         /* an aborted transaction's batch: its records go, the empty batch stays (producer
          * state, and the group's next offset) */
@@ -425,14 +494,22 @@ static char *path_ext(const kc_segment_t *s, const char *ext, const char *suffix
     return q;
 }
 
-static const char *const EXTS[] = {".index", ".timeindex", ".log"}; /* the log last: see kc_compact.h */
+/* the log last: see kc_compact.h; the .txnindex (EXTS[2]) exists only for a group with entries */
+static const char *const EXTS[] = {".index", ".timeindex", ".txnindex", ".log"};
+#define TXNINDEX_EXT 2
 
-/* Rename the three files of s from suffix a to suffix b ("" = final name). */
+/* Rename the files of s from suffix a to suffix b ("" = final name).  A
+ * missing .txnindex is no error; renaming to the final names, it means the
+ * group has no aborted transaction left, so an old one (the first
+ * segment's, whose names the group takes over) is removed. */
 static int rename_files(const kc_segment_t *s, const char *a, const char *b) {
     int rc = KC_OK;
-    for (size_t i = 0; i < 3 && rc == KC_OK; i++) {
+    for (size_t i = 0; i < 4 && rc == KC_OK; i++) {
         char *x = path_ext(s, EXTS[i], a), *y = path_ext(s, EXTS[i], b);
         rc = !x || !y ? KC_ERR_NOMEM : rename(x, y) == 0 ? KC_OK : KC_ERR_IO;
+        if (rc == KC_ERR_IO && i == TXNINDEX_EXT && errno == ENOENT) {
+            rc = *b || unlink(y) == 0 || errno == ENOENT ? KC_OK : KC_ERR_IO;
+        }
         free(x);
         free(y);
     }
@@ -440,7 +517,7 @@ static int rename_files(const kc_segment_t *s, const char *a, const char *b) {
 }
 
 static void unlink_files(const kc_segment_t *s, const char *suffix) {
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < 4; i++) {
         char *x = path_ext(s, EXTS[i], suffix);
         if (x)
             unlink(x);
@@ -492,6 +569,22 @@ static int commit_group(pass_t *p, kc_segment_t *ns, size_t g0, size_t g1, int *
     return rc == KC_OK ? kc_fsync_dir(l->dir) : rc;
 }
 
+/* "<base>.txnindex.cleaned" with the group's entries, fsynced. */
+static int write_txnindex(const kc_segment_t *ns, const uint8_t *buf, size_t n) {
+    char *x = path_ext(ns, ".txnindex", ".cleaned");
+    if (!x)
+        return KC_ERR_NOMEM;
+    int fd = open(x, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    free(x);
+    if (fd < 0)
+        return KC_ERR_IO;
+    int rc = write_all(fd, buf, n);
+    if (rc == KC_OK && fdatasync(fd) != 0)
+        rc = KC_ERR_IO;
+    close(fd);
+    return rc;
+}
+
 /* Rewrite src[g0, g1) into one cleaned segment and swap it in. */
 static int clean_group(pass_t *p, size_t g0, size_t g1) {
     kc_log_t *l = p->l;
@@ -538,6 +631,9 @@ static int clean_group(pass_t *p, size_t g0, size_t g1) {
         if (fdatasync(ns->fd) != 0 || kc_index_sync(&ns->oidx) != KC_OK || kc_index_sync(&ns->tidx) != KC_OK)
             rc = KC_ERR_IO;
     }
+    if (rc == KC_OK && p->txi_used)
+        rc = write_txnindex(ns, p->txi, p->txi_used);
+    p->txi_used = 0;
     int taken = 0;
     if (rc == KC_OK)
         rc = commit_group(p, ns, g0, g1, &taken);
@@ -556,37 +652,6 @@ static int clean_group(pass_t *p, size_t g0, size_t g1) {
         errno = e;
     }
     return rc == KC_ERR_NOT_FOUND ? KC_OK : rc;
-}
-
-static int read_clean_checkpoint(const char *dir, int64_t *off) {
-    char p[4096];
-    *off = 0;
-    if (snprintf(p, sizeof p, "%s/%s", dir, CLEANER_CHECKPOINT) >= (int)sizeof p)
-        return KC_ERR_ARG;
-    FILE *f = fopen(p, "r");
-    if (!f)
-        return KC_OK;
-    long long v;
-    if (fscanf(f, "%lld", &v) == 1 && v >= 0)
-        *off = v;
-    fclose(f);
-    return KC_OK;
-}
-
-int kc_compact_write_checkpoint(const char *dir, int64_t offset) {
-    char p[4096], tmp[4100], line[32];
-    if (snprintf(p, sizeof p, "%s/%s", dir, CLEANER_CHECKPOINT) >= (int)sizeof p)
-        return KC_ERR_ARG;
-    snprintf(tmp, sizeof tmp, "%s.tmp", p);
-    int n = snprintf(line, sizeof line, "%lld\n", (long long)offset);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return KC_ERR_IO;
-    int ok = write(fd, line, (size_t)n) == n && fsync(fd) == 0;
-    close(fd);
-    if (!ok || rename(tmp, p) != 0)
-        return KC_ERR_IO;
-    return kc_fsync_dir(dir);
 }
 
 /* The plan of a pass (mu held): segments [0, first_dirty) are clean,
@@ -664,6 +729,8 @@ int kc_log_compact(kc_log_t *l, const kc_compact_config_t *cfg, kc_compact_stats
     }
     if (rc == KC_OK && p.nsrc > 0)
         rc = map_init(&p.map, cfg->max_map_bytes);
+    if (rc == KC_OK)
+        rc = kc_txn_meta_init(&p.txn, cfg->aborted, cfg->n_aborted);
     /* map whole dirty segments while they fit */
     size_t mapped = first_dirty;
     for (; rc == KC_OK && mapped < p.nsrc; mapped++) {
@@ -713,6 +780,8 @@ int kc_log_compact(kc_log_t *l, const kc_compact_config_t *cfg, kc_compact_stats
     }
     free(p.map.e);
     free(p.scratch);
+    free(p.txi);
+    kc_txn_meta_free(&p.txn);
     for (size_t i = 0; i < p.nsrc; i++) {
         if (p.src[i].map)
             munmap((void *)p.src[i].map, (size_t)p.src[i].size);
@@ -720,98 +789,5 @@ int kc_log_compact(kc_log_t *l, const kc_compact_config_t *cfg, kc_compact_stats
     }
     free(p.src);
     pthread_mutex_unlock(&l->clean_mu);
-    return rc;
-}
-
-/* ------------------------------------------------------- crash recovery */
-
-static int is_base(const char *nm, const char *rest) {
-    return strspn(nm, "0123456789") == 20 && strcmp(nm + 20, rest) == 0;
-}
-
-static int has_suffix(const char *nm, const char *suf) {
-    size_t a = strlen(nm), b = strlen(suf);
-    return a > b && strcmp(nm + a - b, suf) == 0;
-}
-
-/* Next offset after the valid batches of the file at fd (base if none). */
-static int64_t file_next_offset(int fd, int64_t base) {
-    struct stat st;
-    int64_t next = base;
-    if (fstat(fd, &st) != 0 || st.st_size == 0)
-        return next;
-    void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-    if (m == MAP_FAILED)
-        return next;
-    kc_batch_info_t bi;
-    for (int64_t pos = 0; pos < st.st_size; pos += (int64_t)bi.size) {
-        if (kc_batch_check((const uint8_t *)m + pos, (size_t)(st.st_size - pos), 0, KC_SCAN_ALLOW_COMPACTED,
-                           &bi) != KC_OK)
-            break;
-        next = bi.base_offset + bi.last_offset_delta + 1;
-    }
-    munmap(m, (size_t)st.st_size);
-    return next;
-}
-
-int kc_compact_recover_dir(const char *dir, int64_t *clean_offset) {
-    int rc = read_clean_checkpoint(dir, clean_offset);
-    DIR *d = opendir(dir);
-    if (rc != KC_OK || !d) {
-        if (d)
-            closedir(d);
-        return rc != KC_OK ? rc : KC_ERR_IO;
-    }
-    int changed = 0, dfd = dirfd(d);
-    int64_t swaps[16];
-    size_t nswaps = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        const char *nm = e->d_name;
-        if (has_suffix(nm, ".cleaned") || has_suffix(nm, ".index.swap") || has_suffix(nm, ".timeindex.swap")) {
-            unlinkat(dfd, nm, 0); /* unfinished output, or indexes we rebuild anyway */
-            changed = 1;
-        } else if (is_base(nm, ".log.swap") && nswaps < 16) {
-            swaps[nswaps++] = strtoll(nm, NULL, 10);
-        }
-    }
-    for (size_t i = 0; i < nswaps; i++) {
-        char nm[64], to[64];
-        snprintf(nm, sizeof nm, "%020lld.log.swap", (long long)swaps[i]);
-        int fd = openat(dfd, nm, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            rc = KC_ERR_IO;
-            break;
-        }
-        int64_t next = file_next_offset(fd, swaps[i]);
-        close(fd);
-        /* the swap replaces every segment whose base is in [base, next) */
-        rewinddir(d);
-        while ((e = readdir(d)) != NULL) {
-            if (!is_base(e->d_name, ".log"))
-                continue;
-            int64_t b = strtoll(e->d_name, NULL, 10);
-            if (b <= swaps[i] || b >= next)
-                continue;
-            static const char *const exts[] = {".log", ".index", ".timeindex"};
-            for (size_t x = 0; x < 3; x++) {
-                snprintf(to, sizeof to, "%020lld%s", (long long)b, exts[x]);
-                unlinkat(dfd, to, 0);
-            }
-        }
-        snprintf(to, sizeof to, "%020lld.index", (long long)swaps[i]);
-        unlinkat(dfd, to, 0);
-        snprintf(to, sizeof to, "%020lld.timeindex", (long long)swaps[i]);
-        unlinkat(dfd, to, 0);
-        snprintf(to, sizeof to, "%020lld.log", (long long)swaps[i]);
-        if (renameat(dfd, nm, dfd, to) != 0) {
-            rc = KC_ERR_IO;
-            break;
-        }
-        changed = 1;
-    }
-    closedir(d);
-    if (rc == KC_OK && changed)
-        rc = kc_fsync_dir(dir);
     return rc;
 }

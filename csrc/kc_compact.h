@@ -25,11 +25,17 @@
  *     last batch of a group (so the group ends at the same next offset,
  *     which crash recovery relies on) and batches of idempotent/
  *     transactional producers (producerId >= 0: they carry producer
- *     state).  Control batches are kept whole.  A transactional batch of an
- *     aborted transaction (cfg.aborted) is neither mapped nor kept: it
- *     stays as an empty batch (its producer state), its records go.
+ *     state).  A transactional batch of an aborted transaction
+ *     (cfg.aborted) is neither mapped nor kept: it stays as an empty batch
+ *     (its producer state), its records go.  A COMMIT/ABORT marker stays
+ *     while the pass sees records of its transaction; after that it gets a
+ *     delete horizon (KIP-534) and goes in a pass after the horizon
+ *     (kc_compact_txn.h).  The group's "<base>.txnindex" is rewritten with
+ *     the aborted transactions whose markers stay because of records seen
+ *     (Kafka's cleaned TransactionIndex); none left: the file goes.
  *  4. Swap, crash-safe as Kafka's replaceSegments: the .cleaned files are
- *     fsynced and renamed to ".swap" (the log file last); then, under the
+ *     fsynced and renamed to ".swap" (the log file last; the .txnindex only
+ *     when the group has entries); then, under the
  *     log's lock, the old segments' files are unlinked and the .swap files
  *     renamed over the group's first segment.  kc_log_open finishes an
  *     interrupted swap (a "<base>.log.swap" exists: every segment it
@@ -74,7 +80,12 @@ typedef struct kc_aborted_txn {
     int64_t producer_id;
     int64_t first_offset;
     int64_t last_offset;           /* the ABORT marker's offset */
+    int64_t last_stable_offset;    /* as in the index entry (kept in the cleaned .txnindex) */
 } kc_aborted_txn_t;
+
+/* One .txnindex entry: version int16 (0), producerId, firstOffset,
+ * lastOffset, lastStableOffset (int64 each), big-endian: Kafka's AbortedTxn. */
+#define KC_TXN_ENTRY_SIZE 34
 
 typedef struct kc_compact_config {
     int64_t now_ms;
@@ -105,6 +116,7 @@ typedef struct kc_compact_stats {
     int64_t bytes_before, bytes_after;
     int64_t records_read, records_removed, tombstones_removed;
     int64_t batches_removed;
+    int64_t markers_removed;       /* COMMIT/ABORT markers dropped past their delete horizon */
     int64_t compressed_kept_whole; /* compressed batches left untouched (no or failing hooks) */
     int aborted;                   /* truncation interrupted the pass */
 } kc_compact_stats_t;

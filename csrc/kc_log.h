@@ -5,10 +5,14 @@
  *   <20-digit base offset>.log        record batches exactly as on the wire
  *   <20-digit base offset>.index      8-byte entries {i32 lastOffset - base, i32 position}
  *   <20-digit base offset>.timeindex  12-byte entries {i64 maxTimestampSoFar, i32 offset - base}
+ *   <20-digit base offset>.txnindex   34-byte aborted transactions (Kafka's TransactionIndex):
+ *                                      written by the broker (kafka_broker/log/txn.py) and the
+ *                                      cleaner; the core removes it with its segment, never
+ *                                      rebuilds it
  *   .kafka_cleanshutdown               present only after kc_log_close(l, 1)
  *   kc-checkpoint                      "recovery_point log_start_offset\n"
  *   kc-cleaner-checkpoint              "offset\n": compacted below it (kc_compact.h)
- *   <base>.{log,index,timeindex}.cleaned / .swap   a compaction swap in progress;
+ *   <base>.{log,index,timeindex,txnindex}.cleaned / .swap   a compaction swap in progress;
  *                                      open finishes or discards it
  * Batches may be compacted (fewer records than lastOffsetDelta + 1, even
  * none: KC_SCAN_ALLOW_COMPACTED); recovery and reads accept them, produce

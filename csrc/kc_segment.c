@@ -168,8 +168,8 @@ int kc_segment_create(const kc_log_config_t *cfg, const char *dir, int64_t base,
 }
 
 void kc_segment_unlink(kc_segment_t *s) {
-    const char *exts[] = {".log", ".index", ".timeindex"};
-    for (size_t i = 0; i < 3; i++) {
+    const char *exts[] = {".log", ".index", ".timeindex", ".txnindex"}; /* the broker's .txnindex too */
+    for (size_t i = 0; i < 4; i++) {
         char *p = kc_segment_file(s, exts[i]);
         if (p)
             unlink(p);

@@ -82,7 +82,8 @@ int kc_segment_indexes(kc_segment_t *s);
 void kc_segment_indexes_unopened(kc_segment_t *s, int64_t bytes);
 /* The indexes' files were renamed to s->path + ext (the cleaner's swap). */
 int kc_segment_indexes_renamed(kc_segment_t *s);
-/* Unlink the three files (open fds and mappings stay valid). */
+/* Unlink the segment's files: .log, .index, .timeindex and the broker's
+ * .txnindex (open fds and mappings stay valid). */
 void kc_segment_unlink(kc_segment_t *s);
 /* Make s->map cover [0, need). */
 int kc_segment_map(const kc_log_config_t *cfg, kc_segment_t *s, int64_t need);

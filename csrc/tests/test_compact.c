@@ -11,6 +11,7 @@
 #include "kc_batch.h"
 #include "kc_common.h"
 #include "kc_compact.h"
+#include "kc_compact_txn.h"
 #include "kc_log.h"
 #include "kc_test.h"
 #include "kc_test_fs.h"
@@ -266,7 +267,7 @@ static void test_aborted_transactions_are_discarded(void) {
         int64_t o_other = append_one(l, "j", "other-producer", 8, 1);   /* pid 8: not aborted */
         for (int i = 0; i < 60; i++)                                     /* filler: roll segments */
             append_one(l, NULL, "filler-filler-filler-filler-filler-filler", -1, 0);
-        kc_aborted_txn_t ab[] = {{3, 0, 0}, {7, o_txn, o_txn + 1}};       /* sorted by last offset */
+        kc_aborted_txn_t ab[] = {{3, 0, 0, -1}, {7, o_txn, o_txn + 1, -1}};       /* sorted by last offset */
         kc_compact_config_t cc = young_tombstones_cfg();
         if (with) {
             cc.aborted = ab;
@@ -469,6 +470,68 @@ static void test_small_map_and_truncate(void) {
     CHECK_EQ_INT(kc_log_delete(l), KC_OK);
 }
 
+/* A marker's delete horizon (KIP-534): attribute 0x40, baseTimestamp = the
+ * horizon, the record's timestamp unchanged (its delta re-encoded, here from
+ * 1 byte to 3), a valid CRC; the marker type still reads back. */
+static void test_marker_delete_horizon(void) {
+    uint8_t buf[256], out[256 + 16];
+    kc_builder_t b;
+    CHECK_EQ_INT(kc_builder_init(&b, buf, sizeof buf, 5000, KC_ATTR_TRANSACTIONAL | KC_ATTR_CONTROL, 42, 3, -1),
+                 KC_OK);
+    const uint8_t key[4] = {0, 0, 0, 1}, val[6] = {0, 0, 0, 0, 0, 9}; /* COMMIT, coordinator epoch 9 */
+    CHECK_EQ_INT(kc_builder_append(&b, 5000, key, 4, val, 6, NULL, 0), KC_OK);
+    size_t n = kc_builder_finish(&b);
+    kc_batch_info_t bi, nb;
+    CHECK_EQ_INT(kc_batch_check(buf, n, 0, KC_SCAN_VERIFY_CRC, &bi), KC_OK);
+    CHECK_EQ_INT(kc_control_type(buf, &bi), 1);
+    size_t m = kc_control_set_horizon(out, sizeof out, buf, &bi, 5000 + 86400000);
+    CHECK(m > n);
+    CHECK_EQ_INT(kc_batch_check(out, m, 0, KC_SCAN_VERIFY_CRC, &nb), KC_OK);
+    CHECK(nb.attributes & KC_ATTR_DELETE_HORIZON);
+    CHECK_EQ_INT(nb.base_timestamp, 5000 + 86400000);
+    CHECK_EQ_INT(nb.max_timestamp, 5000);
+    CHECK_EQ_INT(nb.record_count, 1);
+    size_t rp = 0;
+    kc_record_t r;
+    CHECK_EQ_INT(kc_record_next(out + KC_BATCH_HEADER_SIZE, m - KC_BATCH_HEADER_SIZE, &rp, &r), KC_OK);
+    CHECK_EQ_INT(rp, m - KC_BATCH_HEADER_SIZE);
+    CHECK_EQ_INT(nb.base_timestamp + r.timestamp_delta, 5000);
+    CHECK_EQ_INT(r.value_len, 6);
+    CHECK_EQ_INT(kc_control_type(out, &nb), 1);
+    CHECK_EQ_INT(kc_control_set_horizon(out, 40, buf, &bi, 1), 0); /* no room: refused, not overrun */
+}
+
+/* The pass's transaction bookkeeping: an abort is taken up at its first
+ * offset, records seen keep its marker and index entry; a committed
+ * transaction's marker stays only while records of it were seen. */
+static void test_txn_meta(void) {
+    kc_aborted_txn_t ab[] = {{7, 10, 20, 21}};
+    kc_txn_meta_t m;
+    CHECK_EQ_INT(kc_txn_meta_init(&m, ab, 1), KC_OK);
+    kc_batch_info_t data = {.base_offset = 10, .last_offset_delta = 2, .attributes = KC_ATTR_TRANSACTIONAL,
+                            .producer_id = 7, .record_count = 3};
+    kc_batch_info_t other = data;
+    other.base_offset = 13;
+    other.producer_id = 8;
+    other.record_count = 0; /* an emptied batch: no record of pid 8's transaction */
+    CHECK_EQ_INT(kc_txn_meta_on_batch(&m, &data), KC_OK);
+    CHECK_EQ_INT(kc_txn_meta_on_batch(&m, &other), KC_OK);
+    kc_batch_info_t mk = {.base_offset = 20, .attributes = KC_ATTR_TRANSACTIONAL | KC_ATTR_CONTROL,
+                          .producer_id = 7, .record_count = 1};
+    int discard;
+    const kc_aborted_txn_t *e;
+    kc_txn_meta_on_control(&m, &mk, 0, &discard, &e);
+    CHECK_EQ_INT(discard, 0);
+    CHECK(e == &ab[0]);
+    mk.base_offset = 21;
+    mk.producer_id = 8;
+    kc_txn_meta_on_control(&m, &mk, 1, &discard, &e);
+    CHECK_EQ_INT(discard, 1);
+    CHECK(e == NULL);
+    CHECK_EQ_INT((int)m.n_open, 0);
+    kc_txn_meta_free(&m);
+}
+
 int main(void) {
     RUN(test_dedupe_and_tombstones);
     RUN(test_max_offset);
@@ -477,5 +540,7 @@ int main(void) {
     RUN(test_crash_mid_swap);
     RUN(test_appends_during_compaction);
     RUN(test_small_map_and_truncate);
+    RUN(test_marker_delete_horizon);
+    RUN(test_txn_meta);
     TEST_MAIN_END();
 }

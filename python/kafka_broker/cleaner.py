@@ -12,6 +12,15 @@ event loop keeps appending and reading meanwhile.  With nothing to clean it
 sleeps ``log.cleaner.backoff.ms``.  Retention of ``compact,delete`` topics
 is the storage's ordinary retention tick.
 
+Transactions (Kafka's LogCleaner with CleanedTransactionMetadata): the pass
+gets the partition's aborted transactions (its ``.txnindex`` entries) and
+drops their records; a COMMIT/ABORT marker stays while records of its
+transaction remain, then gets a delete horizon (now + ``delete.retention.ms``)
+and goes in a pass after it; the cleaned segments' ``.txnindex`` files keep
+the entries whose markers stay, and the partition's in-memory index is
+reloaded from them after the pass (csrc/kc_compact_txn.h).  Nothing at or
+past the first unstable offset is cleaned (``Partition.maintenance_bound``).
+
 ``Partition.clean_lock`` is held for a pass; close, delete, retention and
 DeleteRecords take it too (the core refuses to close a log mid-pass).
 """
@@ -109,15 +118,17 @@ class LogCleaner(threading.Thread):
             stats = p.log.compact(now, delete_retention_ms=eff["delete.retention.ms"],
                                   min_compaction_lag_ms=eff["min.compaction.lag.ms"],
                                   max_map_bytes=self.max_map_bytes, max_offset=p.maintenance_bound,
-                                  aborted=[(a.producer_id, a.first_offset, a.last_offset)
-                                           for a in list(p.aborted.entries)])
+                                  aborted=p.aborted.entries)
+            if stats["segments_before"]:
+                # the pass rewrote the .txnindex of every group it swapped in
+                p.aborted.reload(p.log.start_offset)
             after = p.log.cleaner_checkpoint
             end = p.log.end_offset
         self.passes += 1
         if after <= before:
             self._stuck[p] = end
         log.info("cleaned %s (dirty ratio %.2f) in %.3fs: %d -> %d bytes, %d of %d records removed "
-                 "(%d tombstones), checkpoint %d -> %d", p.name, ratio, time.monotonic() - t0,
+                 "(%d tombstones, %d markers), checkpoint %d -> %d", p.name, ratio, time.monotonic() - t0,
                  stats["bytes_before"], stats["bytes_after"], stats["records_removed"], stats["records_read"],
-                 stats["tombstones_removed"], before, after)
+                 stats["tombstones_removed"], stats["markers_removed"], before, after)
         return True

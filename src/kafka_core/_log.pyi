@@ -106,7 +106,7 @@ class Log:
         max_map_bytes: int = ...,
         max_offset: int = -1,
         codec: Any = "auto",
-        aborted: Iterable[tuple[int, int, int]] = (),
+        aborted: Iterable[tuple[int, ...]] = (),
         _crash_after: int = 0,
     ) -> dict[str, int | bool]: ...
     def cleanable_bytes(

@@ -489,8 +489,11 @@ cdef class Log:
         delete_retention_ms, keeps offsets, swaps the cleaned segments in
         crash-safely.  The GIL is released for the pass; appends and reads may
         go on from other threads.  aborted: (producer id, first offset, last
-        offset) of the log's aborted transactions, sorted by last offset: their
-        batches' records are discarded, never a key's latest value.  codec: an object with compress(codec, data)
+        offset[, last stable offset]) of the log's aborted transactions: their
+        batches' records are discarded, never a key's latest value; markers
+        whose transaction has no records left get a delete horizon and go
+        after it; each cleaned segment's .txnindex keeps the entries whose
+        markers stay (kc_compact_txn.h).  codec: an object with compress(codec, data)
         and decompress(codec, data) used for compressed batches ("auto":
         kafka_core.compression; None: compressed batches are
         kept whole and tombstones stay while any exists).  Returns the pass's
@@ -509,15 +512,16 @@ cdef class Log:
         cfg.max_map_bytes = max_map_bytes
         cfg.max_offset = max_offset
         cfg.crash_after = _crash_after
-        ab = sorted((int(x[2]), int(x[0]), int(x[1])) for x in aborted)
+        ab = sorted((int(x[2]), int(x[0]), int(x[1]), int(x[3]) if len(x) > 3 else -1) for x in aborted)
         if ab:
             arr = <kc_aborted_txn_t *>malloc(len(ab) * sizeof(kc_aborted_txn_t))
             if arr == NULL:
                 raise MemoryError()
-            for i, (last, pid, first) in enumerate(ab):
+            for i, (last, pid, first, lso) in enumerate(ab):
                 arr[i].producer_id = pid
                 arr[i].first_offset = first
                 arr[i].last_offset = last
+                arr[i].last_stable_offset = lso
             cfg.aborted = arr
             cfg.n_aborted = len(ab)
         if codec is not None:
@@ -540,7 +544,7 @@ cdef class Log:
                 "bytes_before": st.bytes_before, "bytes_after": st.bytes_after,
                 "records_read": st.records_read, "records_removed": st.records_removed,
                 "tombstones_removed": st.tombstones_removed, "batches_removed": st.batches_removed,
-                "compressed_kept_whole": st.compressed_kept_whole, "aborted": bool(st.aborted)}
+                "markers_removed": st.markers_removed, "compressed_kept_whole": st.compressed_kept_whole, "aborted": bool(st.aborted)}
 
     def cleanable_bytes(self, now_ms=None, long long min_compaction_lag_ms=0, long long max_offset=-1) -> tuple:
         """(clean bytes below the cleaner checkpoint, dirty cleanable bytes)."""

@@ -114,6 +114,7 @@ cdef extern from "kc_compact.h" nogil:
         int64_t producer_id
         int64_t first_offset
         int64_t last_offset
+        int64_t last_stable_offset
 
     ctypedef struct kc_compact_config_t:
         int64_t now_ms
@@ -142,6 +143,7 @@ cdef extern from "kc_compact.h" nogil:
         int64_t records_removed
         int64_t tombstones_removed
         int64_t batches_removed
+        int64_t markers_removed
         int64_t compressed_kept_whole
         int aborted
 

@@ -12,7 +12,7 @@ may await before answering, as Kafka's append path flushes before it answers).
 Transactions (``txn.py``): a transactional batch opens its producer's transaction at its first
 offset (a client's, or a coordinator's TxnOffsetCommit batch on ``__consumer_offsets``);
 ``append_marker`` writes a COMMIT / ABORT control batch through the same append and ends it, an
-abort going to the aborted-transaction index; ``last_stable_offset`` is what read_committed
+abort going to the ``.txnindex`` of the segment holding its marker; ``last_stable_offset`` is what read_committed
 consumers read below, and ``maintenance_bound`` keeps the cleaner below open transactions.
 
 A follower's append (``AppendOrigin.REPLICATION``) keeps the leader's offsets and epochs, replays
@@ -120,7 +120,8 @@ class Partition:
         self.replication: Any = None  # owned by the cluster package; the log layer never reads it
         self.failure_logged = 0.0     # monotonic time an append failure was last logged
         self.read_failure_logged = 0.0  # and a read failure
-        self.aborted = AbortedIndex(path)     # aborted transactions (txn.py)
+        # aborted transactions (txn.py), from the segments' .txnindex files
+        self.aborted = AbortedIndex(path, lambda: [s.base_offset for s in log_.segments()], log_.start_offset)
         self.aborted.truncate_from(end)       # a stale index may run past the log too
 
     @property
@@ -225,7 +226,7 @@ class Partition:
             attrs, (cpid, cepoch) = coord_txn
             if attrs & ATTR_CONTROL:
                 kind, coord_epoch = control_record(records, 0)
-                self._txn_ended(cpid, cepoch, coord_epoch, kind, info.first_offset)
+                self._txn_ended(cpid, cepoch, coord_epoch, kind, info.first_offset, info.segment_base)
             else:
                 self.producers.begin(cpid, info.first_offset)
         if self.leader_epoch > self.epochs.latest:   # the first append of a new leader epoch
@@ -263,10 +264,17 @@ class Partition:
             raise RuntimeError("marker batch builder ran out of room")
         return self.append(bytearray(b.finish()), AppendOrigin.COORDINATOR, wait_flush=wait_flush, now=now)
 
-    def _txn_ended(self, pid: int, epoch: int, coordinator_epoch: int, kind: int, marker_offset: int) -> None:
+    def _txn_ended(self, pid: int, epoch: int, coordinator_epoch: int, kind: int, marker_offset: int,
+                   segment_base: int) -> None:
         first = self.producers.end(pid, epoch, coordinator_epoch)
         if kind == ABORT and first >= 0:
-            self.aborted.add(Aborted(pid, first, marker_offset, self.last_stable_offset))
+            self.aborted.add(Aborted(pid, first, marker_offset, _lso_after(self.producers, marker_offset)),
+                             segment_base)
+
+    def _segment_of(self, offset: int) -> int:
+        """Base offset of the segment holding ``offset`` (per abort marker replayed: an index
+        lookup in C)."""
+        return int(self.log.lookup(offset).segment_base)
 
     def _append_failed(self, e: BaseException) -> AppendError:
         """The error an append failure answers; a storage failure (a full disk, an I/O error) is
@@ -309,7 +317,7 @@ class Partition:
         infos, _ = kafka_core.scan_batches(records, verify_crc=False, allow_compacted=True)
         _pid, aborted = self.producers.apply_batches(infos, info.first_offset, records)
         for pid, first, last in aborted:
-            self.aborted.add(Aborted(pid, first, last, self.last_stable_offset))
+            self.aborted.add(Aborted(pid, first, last, _lso_after(self.producers, last)), self._segment_of(last))
         epochs = self.epochs
         for b in infos:
             ple = b.partition_leader_epoch
@@ -353,7 +361,8 @@ class Partition:
             top, aborted = state.apply_batches(infos, off, data)
             max_pid = max(max_pid, top)
             for pid, first, last in aborted:      # a crash may have lost the index entry
-                self.aborted.add(Aborted(pid, first, last, -1))
+                # (the LSO as far as this chunk of the replay tells: state is past its end)
+                self.aborted.add(Aborted(pid, first, last, _lso_after(state, last)), self._segment_of(last))
             off = infos[-1].last_offset + 1
         self.producers = state
         return max_pid
@@ -409,3 +418,11 @@ class Partition:
         self.epochs.truncate_from_start(self.log.start_offset)
         self.epochs.flush()
         self.aborted.drop_before(self.log.start_offset)
+
+
+def _lso_after(producers: ProducerState, marker_offset: int) -> int:
+    """The last stable offset an index entry records for the abort whose marker is at
+    ``marker_offset`` (Kafka's ``ProducerStateManager.lastStableOffset(completedTxn)``): the first
+    offset of the oldest transaction still open, else the offset after the marker."""
+    fu = producers.first_unstable()
+    return fu if 0 <= fu <= marker_offset else marker_offset + 1
