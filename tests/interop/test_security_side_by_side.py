@@ -11,9 +11,9 @@ principal ``User:ANONYMOUS`` has no ACL.
 
 Each case asserts one observable outcome on both brokers (the error a client reports, the records
 it reads, the topics Metadata lists), with a mix of clients: confluent-kafka for produce, consume
-and groups, kafka-python for Metadata, aiokafka for a SCRAM producer, kafka_client for a refused
-login and certificate, and Apache Kafka's own ``kafka-acls`` and ``kafka-configs`` to manage ACLs,
-SCRAM credentials and quotas.  The restart case restarts the side's broker on its data dir.
+and groups, kafka-python for Metadata and DescribeAcls, aiokafka for a SCRAM producer, kafka_client
+for a refused login and certificate, Apache Kafka's console consumer, and its ``kafka-acls`` and
+``kafka-configs`` to manage ACLs, SCRAM credentials and quotas.  The restart case restarts the side's broker on its data dir.
 Users: ``alice`` (PLAIN) starts with no ACL, ``carol`` (PLAIN) is for DENY, ``bob`` (SCRAM, made
 with ``kafka-configs``) for prefixed ACLs and the restart, ``quota`` (PLAIN) for the quota, and
 the client certificate ``CN=app,OU=eng,O=Example`` for mutual TLS; each case uses its own users,
@@ -32,7 +32,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka_bench.tlskit import PASSWORD, Pki, keytool_truststore, make_pki, plaintext_answer
+from kafka_bench.tlskit import (
+    PASSWORD,
+    Pki,
+    java_console_consume,
+    keytool_truststore,
+    make_pki,
+    plaintext_answer,
+)
 from kafka_broker.testing import EmbeddedBroker, free_port
 
 from tests.broker.test_acls import binding
@@ -131,14 +138,18 @@ class Side:
             c.update({"ssl.certificate.location": str(cert), "ssl.key.location": str(key)})
         return c
 
+    def client_props(self, user: str) -> str:
+        """Java client properties for the PLAIN ``user`` on the SASL_SSL listener."""
+        return ("security.protocol=SASL_SSL\nsasl.mechanism=PLAIN\n"
+                f"ssl.truststore.type=PKCS12\nssl.truststore.location={self.truststore}\n"
+                f"ssl.truststore.password={PASSWORD}\n"
+                "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required "
+                f'username="{user}" password="{USERS[user]}";\n')
+
     def tool_props(self) -> Path:
         """Client properties of Apache Kafka's tools: the admin over SASL_SSL."""
         p = self.work / "admin.properties"
-        p.write_text("security.protocol=SASL_SSL\nsasl.mechanism=PLAIN\n"
-                     f"ssl.truststore.type=PKCS12\nssl.truststore.location={self.truststore}\n"
-                     f"ssl.truststore.password={PASSWORD}\n"
-                     "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required "
-                     'username="admin" password="admin-pw";\n')
+        p.write_text(self.client_props("admin"))
         return p
 
     def tool(self, main: str, *args: str) -> str:
@@ -221,7 +232,8 @@ def login_error(conf: dict[str, Any], timeout: float = 6) -> str | None:
 
 def consume(conf: dict[str, Any], topic: str, group: str, n: int = 1, timeout: float = 15) -> tuple[int, str | None]:
     """Consume ``n`` records from the start as ``group``: (records read, the first fatal error)."""
-    c = ck.Consumer({**conf, "group.id": group, "auto.offset.reset": "earliest"})
+    # no commits: a later reader in the group starts from the beginning too
+    c = ck.Consumer({**conf, "group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": False})
     c.subscribe([topic])
     got, err = 0, None
     deadline = time.monotonic() + timeout
@@ -376,6 +388,9 @@ def test_a_user_without_acls_gets_nothing_until_allowed(side: Side) -> None:
     assert consume(alice, topic, group, timeout=8) == (0, "GROUP_AUTHORIZATION_FAILED")
     add_acls(side, binding("GROUP", group, "User:alice", "READ"))
     assert until(lambda: consume(alice, topic, group, n=2, timeout=15), (2, None)) == (2, None)
+    # and Apache Kafka's console consumer, as alice in the same group, reads them too
+    assert java_console_consume(side.boot(), topic, 2, side.client_props("alice") + f"group.id={group}\n",
+                                side.work) == ["v", "v"]
 
 
 def test_deny_beats_allow(side: Side) -> None:
