@@ -83,6 +83,27 @@ def make_pki(d: Path) -> Pki:
     return p
 
 
+def plaintext_answer(port: int, correlation_id: int = 42) -> bytes:
+    """Send a plaintext ApiVersions request to ``port`` and read until the broker closes: what a
+    TLS port sends back to a client that does not speak TLS (nothing, or a TLS alert record --
+    never a Kafka response with ``correlation_id``)."""
+    import socket
+
+    from kafka_protocol import ApiVersionsRequest, encode_request
+
+    frame = encode_request(18, 3, correlation_id, "t",
+                           ApiVersionsRequest(client_software_name="t", client_software_version="1"))
+    got = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(frame)
+        try:
+            while chunk := s.recv(65536):
+                got += chunk
+        except (ConnectionResetError, TimeoutError):
+            pass
+    return got
+
+
 def keytool_truststore(ca: Path, path: Path, password: str) -> Path:
     """A PKCS12 truststore as a Java operator makes one: ``keytool -importcert`` marks the CA a
     trusted entry (a store written by ``cryptography`` has no such mark, and Java ignores it)."""

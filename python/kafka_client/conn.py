@@ -186,7 +186,13 @@ class _Protocol(asyncio.BufferedProtocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.conn._fail(KafkaConnectionError(f"{self.conn}: connection lost ({exc or 'closed'})"))
+        if isinstance(exc, ssl.SSLError):
+            # TLS 1.3: the client's side of the handshake is done before the broker has checked
+            # the client's certificate, so a refused (or missing) one arrives as an alert on the
+            # first read -- an authentication failure all the same, not worth a retry
+            self.conn._fail(SslAuthenticationError(f"{self.conn}: TLS refused by the broker: {exc}"))
+        else:
+            self.conn._fail(KafkaConnectionError(f"{self.conn}: connection lost ({exc or 'closed'})"))
         for w in self._drain_waiters:
             if not w.done():
                 w.set_result(None)

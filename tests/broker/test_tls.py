@@ -17,7 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kafka_bench.tlskit import PASSWORD, Pki, java_console_consume, keytool_truststore, make_pki
+from kafka_bench.tlskit import (
+    PASSWORD,
+    Pki,
+    java_console_consume,
+    keytool_truststore,
+    make_pki,
+    plaintext_answer,
+)
 from kafka_broker.config import BrokerConfig, ConfigError
 from kafka_broker.testing import EmbeddedBroker, free_port
 from kafka_broker.tls import principal, server_context
@@ -321,14 +328,7 @@ def test_tls_only_on_tls_ports(broker: EmbeddedBroker, pki: Pki) -> None:
     from kafka_protocol.messages import REQUESTS
 
     frame = encode_request(18, 3, 42, "t", REQUESTS[18](client_software_name="t", client_software_version="1"))
-    with socket.create_connection(("127.0.0.1", broker.ssl_port), timeout=10) as s:  # type: ignore[attr-defined]
-        s.sendall(frame)
-        got = b""
-        try:
-            while chunk := s.recv(65536):
-                got += chunk
-        except (ConnectionResetError, TimeoutError):
-            pass
+    got = plaintext_answer(broker.ssl_port)  # type: ignore[attr-defined]
     assert (42).to_bytes(4, "big") not in got[:12]        # no ApiVersions response, closed (or a TLS alert)
     assert not got or got[0] == 0x15                     # anything sent back is a TLS alert record
     cctx = ssl.create_default_context(cafile=str(pki.ca))
