@@ -214,6 +214,7 @@ class _Engine:
         self.node_inflight: dict[int, int] = collections.defaultdict(int)
         self.total_inflight = 0
         self.mem_cond = threading.Condition()  # its own lock: waiters poll ``used`` too
+        self.mem_waiters = 0  # threads in wait_memory_sync (counted under mem_cond)
         self.mem_event: asyncio.Event | None = None
         self.next_id = 0
         self.producer_id = -1
@@ -383,11 +384,17 @@ class _Engine:
     def wait_memory_sync(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         with self.mem_cond:
-            while self.used >= self.cfg.buffer_memory:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise KafkaTimeoutError(f"buffer_memory full for {timeout:.3g}s (max_block_ms)")
-                self.mem_cond.wait(min(remaining, 0.05))
+            # Counted before ``used`` is read: a settle that frees memory after this either sees
+            # the waiter and notifies, or freed it before the check below.
+            self.mem_waiters += 1
+            try:
+                while self.used >= self.cfg.buffer_memory:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise KafkaTimeoutError(f"buffer_memory full for {timeout:.3g}s (max_block_ms)")
+                    self.mem_cond.wait(min(remaining, 0.05))
+            finally:
+                self.mem_waiters -= 1
 
     async def wait_memory(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -535,6 +542,10 @@ class _Engine:
                 st.queue.popleft()
                 batches.append(b)
                 size += blen
+                if not st.queue and st.open is None:
+                    # Nothing left to send for it: off the pending list now, so the response does
+                    # not walk it again (a new batch, a retry or a split puts it back).
+                    self.pending.pop((st.topic, st.partition), None)
             if not batches:
                 break
             self._send(conn, node, batches)
@@ -744,8 +755,9 @@ class _Engine:
             return
         if self.mem_event is not None:
             self.mem_event.set()
-        with self.mem_cond:
-            self.mem_cond.notify_all()
+        if self.mem_waiters:   # a Condition round trip per response costs more than the append
+            with self.mem_cond:
+                self.mem_cond.notify_all()
         for b, offset, lat, err in done:
             st = b.part
             if err is None:
