@@ -9,7 +9,9 @@ max.in.flight.requests.per.connection requests are pipelined per broker.
 
 With linger.ms=0 the AIO producer sends from the caller's task right after
 opening a batch (no hop through a sender task): the drain is a plain function
-that writes to the socket.  A batch the broker refuses as MESSAGE_TOO_LARGE is
+that writes to the socket.  The sync Producer cannot write from the caller's
+thread (the socket belongs to the loop), so its wake-up callback on the I/O
+thread drains at once, without waking the sender task (one loop turn less).  A batch the broker refuses as MESSAGE_TOO_LARGE is
 split in two (recursively) and resent in its place, keeping its sequences.
 
 Idempotence (default with acks=all, as in the Java client): InitProducerId
@@ -413,7 +415,21 @@ class _Engine:
     def wake_threadsafe(self) -> None:
         if not self._wake_scheduled:
             self._wake_scheduled = True
-            self.loop.call_soon_threadsafe(self._wake)
+            # linger.ms=0: the loop thread drains in the callback itself, not by waking the sender
+            # task, which would cost another loop turn and a task switch per awaited send.
+            self.loop.call_soon_threadsafe(self._drain_now if self.cfg.linger == 0 else self._wake)
+
+    def _drain_now(self) -> None:
+        self._wake_scheduled = False
+        if self.closed:
+            return
+        try:
+            again = self.drain() is not None
+        except Exception:  # pragma: no cover - as in _run: the sender task retries
+            log.exception("producer drain failed")
+            again = True
+        if again or self.bump_needed or self.cluster.stale():
+            self._wake()   # a timer (retry backoff), a bump or a metadata refresh: the sender task
 
     def _wake(self) -> None:
         self._wake_scheduled = False
