@@ -60,10 +60,12 @@ def _last_json(out: str, err: str, what: str) -> dict:
     return json.loads(lines[-1])
 
 
-def awaited(bootstrap: str, count: int, warmup: int, timeout: float = 600) -> dict:
-    """kafka_bench.latency against ``bootstrap``: client -> percentiles of its awaited operations."""
+def awaited(bootstrap: str, count: int, warmup: int, rounds: int = 1, timeout: float = 600) -> dict:
+    """kafka_bench.latency against ``bootstrap``: client -> percentiles of its awaited operations
+    (medians of ``rounds`` interleaved rounds)."""
     out, err, _wall, _cpu = run_client([sys.executable, "-m", "kafka_bench.latency", "--bootstrap", bootstrap,
-                                        "--count", str(count), "--warmup", str(warmup)], timeout)
+                                        "--count", str(count), "--warmup", str(warmup), "--rounds", str(rounds)],
+                                       timeout * rounds)
     return _last_json(out, err, "kafka_bench.latency")
 
 

@@ -47,6 +47,7 @@ class Scale:
     drain_records: int = 200_000
     drain_rounds: int = 3
     awaited_count: int = 2000        # awaited single sends and commits per client (kafka_bench.latency)
+    awaited_rounds: int = 3          # interleaved rounds of them; figures are medians of rounds
     perf_tool_records: int = 300_000  # kafka-core perf produce/consume vs a confluent-kafka loop (perf_tool)
     perf_tool_rounds: int = 3
     repeats: int = 1
@@ -57,7 +58,7 @@ class Scale:
 QUICK = Scale(quick=True, b1_seconds=3, b50_count=100_000, b50_seconds=10, e2e_rate=1000, e2e_seconds=4,
               sizes=[10, 1000, 102400], sweep_bytes=20 << 20, sweep_seconds=4, store_gb_kafka=0.2,
               store_gb_peer=0.1, store_chunks=4, store_record=10240, store_chunk_seconds=8, java_tools=False,
-              drain_partitions=(1, 6), drain_records=50_000, drain_rounds=2, awaited_count=300,
+              drain_partitions=(1, 6), drain_records=50_000, drain_rounds=2, awaited_count=300, awaited_rounds=1,
               perf_tool_records=100_000, perf_tool_rounds=1)
 FULL = Scale(quick=False, repeats=3, b1_seconds=6, b50_count=1_000_000, b50_seconds=25, e2e_rate=2000, e2e_seconds=15,
              sizes=[10, 100, 1000, 10000, 102400], sweep_bytes=300 << 20, sweep_seconds=15, store_gb_kafka=3.0,
@@ -260,10 +261,10 @@ class Runner:
     def _awaited(self) -> dict:
         """Issue 11: awaited single sends and commits of kafka_client, confluent-kafka and aiokafka
         (kafka_bench.latency, in a process of its own), p50/p99 per client."""
-        n = self.sc.awaited_count
-        self.log(f"awaited single sends and commits ({n} each, every client)")
+        n, rounds = self.sc.awaited_count, self.sc.awaited_rounds
+        self.log(f"awaited single sends and commits ({n} each, every client, {rounds} interleaved rounds)")
         try:
-            res = clients.awaited(self.s.bootstrap, n, max(50, n // 10))
+            res = clients.awaited(self.s.bootstrap, n, max(50, n // 10), rounds)
         except clients.ClientError as e:
             self.log(f"  awaited latency failed: {e}")
             return {"error": str(e)}

@@ -143,34 +143,41 @@ def awaited_rows(r: dict) -> dict[str, dict]:
 
 
 def awaited_table(results: dict, names: list[str]) -> list[str]:
-    """Issue 11: awaited single sends and commits, p50/p99 per client and broker, with two ratios:
-    the client's p99 over confluent-kafka's on the same broker, and the kafka-core broker's p99 over
-    Apache Kafka's for the same client."""
+    """Issue 11: awaited single sends and commits, p50/p99 per client and broker, with ratios:
+    the client's p50 and p99 over confluent-kafka's on the same (kafka-core) broker, the kafka-core
+    broker's p99 over Apache Kafka's for the same client, and the client process's CPU per
+    operation on kafka-core (steadier than wall time on a shared machine)."""
     S = results["systems"]
     names = [n for n in names if awaited_rows(S[n])]
     if not names:
         return []
     ops = [o for o in AWAITED_LABELS if any(o in awaited_rows(S[n]) for n in names)]
     both = REF in names and "apache-kafka" in names
+    ref_name = REF if REF in names else names[0]
     L = ["### Awaited single sends and commits (`kafka_bench.latency`)", "",
          "One operation at a time, each waited for: a 100 B record with acks=all and linger 0, or one "
-         "offset committed. Milliseconds. \"p99 / confluent\" is the client's p99 over confluent-kafka's on "
-         "the kafka-core broker (issue 11 target: at most 1.0x for sends)"
-         + ("; \"broker p99\" is kafka-core's p99 over Apache Kafka's for the same client." if both else "."), "",
-         "| operation | " + " | ".join(f"{n} p50 | {n} p99" for n in names) + " | p99 / confluent |"
-         + (" broker p99 |" if both else ""),
-         "|---|" + "---:|---:|" * len(names) + "---:|" + ("---:|" if both else "")]
-    ref = awaited_rows(S[REF]) if REF in names else awaited_rows(S[names[0]])
+         "offset committed. Milliseconds, medians of interleaved rounds. \"p50 / p99 vs confluent\" is the "
+         f"client's p50 and p99 over confluent-kafka's on the {ref_name} broker (issue 11 target: at most "
+         "1.0x for sends)"
+         + ("; \"broker p99\" is kafka-core's p99 over Apache Kafka's for the same client" if both else "")
+         + f"; \"CPU\" is the client process's CPU microseconds per operation on {ref_name}.", "",
+         "| operation | " + " | ".join(f"{n} p50 | {n} p99" for n in names) + " | p50 / p99 vs confluent |"
+         + (" broker p99 |" if both else "") + " CPU µs |",
+         "|---|" + "---:|---:|" * len(names) + "---:|" + ("---:|" if both else "") + "---:|"]
+    ref = awaited_rows(S[ref_name])
     for o in ops:
         cells = []
         for n in names:
             v = awaited_rows(S[n]).get(o, {})
             cells += [fmt(v.get("p50_ms"), 3), fmt(v.get("p99_ms"), 3)]
         peer = AWAITED_PEER.get(o)
-        vs = fr(ratio(ref.get(o, {}).get("p99_ms"), ref.get(peer, {}).get("p99_ms"))) if peer else ""
+        mine, theirs = ref.get(o, {}), ref.get(peer, {}) if peer else {}
+        vs = (f"{fr(ratio(mine.get('p50_ms'), theirs.get('p50_ms')))} / "
+              f"{fr(ratio(mine.get('p99_ms'), theirs.get('p99_ms')))}") if peer else ""
         line = f"| {AWAITED_LABELS[o]} | " + " | ".join(cells) + f" | {vs} |"
         if both:
             line += f" {fr(ratio(awaited_rows(S[REF]).get(o, {}).get('p99_ms'), awaited_rows(S['apache-kafka']).get(o, {}).get('p99_ms')))} |"
+        line += f" {fmt(mine.get('cpu_us'), 0)} |"
         L.append(line)
     return L + [""]
 

@@ -9,7 +9,9 @@ max.in.flight.requests.per.connection requests are pipelined per broker.
 
 With linger.ms=0 the AIO producer sends from the caller's task right after
 opening a batch (no hop through a sender task): the drain is a plain function
-that writes to the socket.  A batch the broker refuses as MESSAGE_TOO_LARGE is
+that writes to the socket.  The sync Producer cannot write from the caller's
+thread (the socket belongs to the loop), so its wake-up callback on the I/O
+thread drains at once, without waking the sender task (one loop turn less).  A batch the broker refuses as MESSAGE_TOO_LARGE is
 split in two (recursively) and resent in its place, keeping its sequences.
 
 Idempotence (default with acks=all, as in the Java client): InitProducerId
@@ -214,6 +216,7 @@ class _Engine:
         self.node_inflight: dict[int, int] = collections.defaultdict(int)
         self.total_inflight = 0
         self.mem_cond = threading.Condition()  # its own lock: waiters poll ``used`` too
+        self.mem_waiters = 0  # threads in wait_memory_sync (counted under mem_cond)
         self.mem_event: asyncio.Event | None = None
         self.next_id = 0
         self.producer_id = -1
@@ -383,11 +386,17 @@ class _Engine:
     def wait_memory_sync(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         with self.mem_cond:
-            while self.used >= self.cfg.buffer_memory:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise KafkaTimeoutError(f"buffer_memory full for {timeout:.3g}s (max_block_ms)")
-                self.mem_cond.wait(min(remaining, 0.05))
+            # Counted before ``used`` is read: a settle that frees memory after this either sees
+            # the waiter and notifies, or freed it before the check below.
+            self.mem_waiters += 1
+            try:
+                while self.used >= self.cfg.buffer_memory:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise KafkaTimeoutError(f"buffer_memory full for {timeout:.3g}s (max_block_ms)")
+                    self.mem_cond.wait(min(remaining, 0.05))
+            finally:
+                self.mem_waiters -= 1
 
     async def wait_memory(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -406,7 +415,21 @@ class _Engine:
     def wake_threadsafe(self) -> None:
         if not self._wake_scheduled:
             self._wake_scheduled = True
-            self.loop.call_soon_threadsafe(self._wake)
+            # linger.ms=0: the loop thread drains in the callback itself, not by waking the sender
+            # task, which would cost another loop turn and a task switch per awaited send.
+            self.loop.call_soon_threadsafe(self._drain_now if self.cfg.linger == 0 else self._wake)
+
+    def _drain_now(self) -> None:
+        self._wake_scheduled = False
+        if self.closed:
+            return
+        try:
+            again = self.drain() is not None
+        except Exception:  # pragma: no cover - as in _run: the sender task retries
+            log.exception("producer drain failed")
+            again = True
+        if again or self.bump_needed or self.cluster.stale():
+            self._wake()   # a timer (retry backoff), a bump or a metadata refresh: the sender task
 
     def _wake(self) -> None:
         self._wake_scheduled = False
@@ -535,6 +558,10 @@ class _Engine:
                 st.queue.popleft()
                 batches.append(b)
                 size += blen
+                if not st.queue and st.open is None:
+                    # Nothing left to send for it: off the pending list now, so the response does
+                    # not walk it again (a new batch, a retry or a split puts it back).
+                    self.pending.pop((st.topic, st.partition), None)
             if not batches:
                 break
             self._send(conn, node, batches)
@@ -744,8 +771,9 @@ class _Engine:
             return
         if self.mem_event is not None:
             self.mem_event.set()
-        with self.mem_cond:
-            self.mem_cond.notify_all()
+        if self.mem_waiters:   # a Condition round trip per response costs more than the append
+            with self.mem_cond:
+                self.mem_cond.notify_all()
         for b, offset, lat, err in done:
             st = b.part
             if err is None:

@@ -140,7 +140,7 @@ def test_report_ratios_and_targets(tmp_path: Path) -> None:
            "systems": {"kafka-core": _fake(300.0, 2.0, 50.0), "apache-kafka": _fake(100.0, 1.0, 400.0)}}
     for name, rows in drains.items():
         res["systems"][name]["drain"] = rows
-    res["systems"]["kafka-core"]["awaited"] = {"kc_aio_send": {"p50_ms": 0.2, "p99_ms": 0.3},
+    res["systems"]["kafka-core"]["awaited"] = {"kc_aio_send": {"p50_ms": 0.2, "p99_ms": 0.3, "cpu_us": 90.0},
                                                "confluent_send": {"p50_ms": 0.1, "p99_ms": 0.2}}
     res["systems"]["apache-kafka"]["awaited"] = {"kc_aio_send": {"p50_ms": 0.5, "p99_ms": 0.6},
                                                  "confluent_send": {"p50_ms": 0.3, "p99_ms": 0.4}}
@@ -155,8 +155,9 @@ def test_report_ratios_and_targets(tmp_path: Path) -> None:
     tuned = text.split("#### The same drain with `fetch.queue.backoff.ms=10`")[1].split("###")[0]
     assert "| 1 | 3,000 | 2,500 | 2,000 | 1,500 | 1.50x |" in tuned
     awaited = text.split("### Awaited single sends and commits")[1]
-    # kafka_client's p99 over confluent-kafka's on kafka-core (1.50x), then kafka-core's over Apache's (0.50x)
-    assert "| 0.200 | 0.300 | 0.500 | 0.600 | 1.50x | 0.50x |" in awaited
+    # kafka_client's p50 and p99 over confluent-kafka's on kafka-core (2.00x / 1.50x), then kafka-core's
+    # p99 over Apache's (0.50x), then the client's CPU microseconds per operation on kafka-core
+    assert "| 0.200 | 0.300 | 0.500 | 0.600 | 2.00x / 1.50x | 0.50x | 90 |" in awaited
     rows = {ln.split("|")[1].strip(): ln for ln in text.splitlines() if ln.startswith("| ")}
     assert "3.00x" in rows["producer throughput, batch 50"] and "pass" in rows["producer throughput, batch 50"]
     assert "2.00x" in rows["p99 end-to-end latency"] and "**miss**" in rows["p99 end-to-end latency"]
