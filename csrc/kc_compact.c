@@ -555,12 +555,16 @@ static int commit_group(pass_t *p, kc_segment_t *ns, size_t g0, size_t g1, int *
         pthread_mutex_unlock(&l->mu);
         return KC_ERR_AGAIN;
     }
+    /* the first replaced segment has ns's base: after the rename its path names ns's
+     * files, so a reader still holding it must keep its own fd */
+    if (kc_segment_detach(l->segs[j]) != KC_OK) { /* its holders get KC_ERR_IO from their pin */ }
     rc = rename_files(ns, ".swap", "");
     if (rc == KC_OK)
         rc = kc_segment_indexes_renamed(ns); /* its mapped indexes resize and sync by path */
     for (size_t i = 0; i < k; i++)
         kc_segment_unref(l->segs[j + i]); /* the list's references */
     l->segs[j] = ns; /* the list owns ns now, even if a rename failed: open finishes the swap */
+    kc_segment_adopt_fd(ns); /* its fd, opened at the .cleaned name, joins the pool */
     *taken = 1;
     memmove(l->segs + j + 1, l->segs + j + k, (l->nsegs - j - k) * sizeof(*l->segs));
     l->nsegs -= k - 1;
@@ -721,7 +725,11 @@ int kc_log_compact(kc_log_t *l, const kc_compact_config_t *cfg, kc_compact_stats
         src_t *s = &p.src[i];
         if (s->size == 0)
             continue;
-        void *m = mmap(NULL, (size_t)s->size, PROT_READ, MAP_SHARED, s->seg->fd, 0);
+        void *m = MAP_FAILED;
+        if (kc_segment_pin(s->seg) == KC_OK) {
+            m = mmap(NULL, (size_t)s->size, PROT_READ, MAP_SHARED, s->seg->fd, 0);
+            kc_segment_unpin(s->seg);
+        }
         if (m == MAP_FAILED)
             rc = KC_ERR_IO;
         else

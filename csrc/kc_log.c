@@ -11,7 +11,9 @@
  * Segments are reference counted: the list holds one reference and every
  * file slice handed out holds one, so deleting a segment (retention,
  * truncation, compaction) unlinks its files at once but closes its fd only
- * when the last slice is released.
+ * when the last slice is released.  Every use of a segment's fd pins it
+ * (kc_segment_pin) for just that use: the process-wide fd pool of
+ * kc_segment.c may close an unpinned one at any time.
  */
 #include "kc_log.h"
 
@@ -177,8 +179,9 @@ int kc_log_append(kc_log_t *l, uint8_t *buf, size_t len, uint32_t flags, int32_t
         rc = kc_log_roll_locked(l, first, now_ms);
         s = kc_log_active(l);
     }
-    if (rc == KC_OK)
-        rc = kc_segment_open_log(s); /* opened lazily (kc_segment.h); the fd is set under mu */
+    int pinned = 0;
+    if (rc == KC_OK && (rc = kc_segment_pin(s)) == KC_OK) /* opened lazily, held for the write (kc_segment.h) */
+        pinned = 1;
     int64_t pos = s->size;
     pthread_mutex_unlock(&l->mu);
     /* the active segment cannot go away: every remover holds append_mu */
@@ -194,6 +197,8 @@ int kc_log_append(kc_log_t *l, uint8_t *buf, size_t len, uint32_t flags, int32_t
         }
         done += w > 0 ? (size_t)w : 0;
     }
+    if (pinned)
+        kc_segment_unpin(s);
     if (rc != KC_OK) {
         pthread_mutex_unlock(&l->append_mu);
         return rc;
@@ -333,8 +338,13 @@ int kc_log_read_ex(kc_log_t *l, int64_t offset, int64_t max_bytes, int64_t max_o
         last = s->next_offset - 1;
     else if ((rc = kc_segment_last_before(&l->cfg, s, start, end, &last)) != KC_OK)
         goto done;
+    if (!(flags & KC_READ_UNPINNED)) {
+        if ((rc = kc_segment_pin(s)) != KC_OK)
+            goto done;
+        out->fd = s->fd;
+        out->pinned = 1;
+    }
     atomic_fetch_add(&s->refs, 1);
-    out->fd = s->fd;
     out->position = start;
     out->length = end - start;
     out->segment_base = s->base_offset;
@@ -346,8 +356,31 @@ done:
     return rc;
 }
 
+int kc_slice_pin(kc_slice_t *s) {
+    if (!s)
+        return KC_ERR_ARG;
+    if (s->pinned || !s->ref)
+        return KC_OK;
+    kc_segment_t *seg = s->ref;
+    int rc = kc_segment_pin(seg);
+    if (rc == KC_OK) {
+        s->fd = seg->fd;
+        s->pinned = 1;
+    }
+    return rc;
+}
+
+void kc_slice_unpin(kc_slice_t *s) {
+    if (s && s->pinned) {
+        kc_segment_unpin(s->ref);
+        s->pinned = 0;
+        s->fd = -1;
+    }
+}
+
 void kc_slice_release(kc_slice_t *s) {
     if (s && s->ref) {
+        kc_slice_unpin(s);
         kc_segment_unref(s->ref);
         s->ref = NULL;
         s->fd = -1;
@@ -483,9 +516,17 @@ int kc_log_flush(kc_log_t *l) {
     pthread_mutex_unlock(&l->mu);
     int e = 0;
     for (size_t i = 0; i < n; i++) {
-        if (rc == KC_OK && fdatasync(todo[i]->fd) != 0) {
+        /* a segment whose fd the pool closed is reopened: its written pages
+         * are the file's, and fdatasync through any fd writes them */
+        if (rc == KC_OK && kc_segment_pin(todo[i]) != KC_OK) {
             e = errno;
             rc = KC_ERR_IO;
+        } else if (rc == KC_OK) {
+            int synced = fdatasync(todo[i]->fd) == 0;
+            e = errno;
+            kc_segment_unpin(todo[i]);
+            if (!synced)
+                rc = KC_ERR_IO;
         }
         /* a rolled segment before the recovery point is trusted at open,
          * so its (trimmed, final) indexes must be durable too; only

@@ -23,7 +23,9 @@
  * active, trimmed when it rolls or the log closes cleanly.  They carry no
  * checksum: recovery rebuilds them from the log.  Files are opened lazily
  * and an index keeps no fd (kc_segment.h): an idle log holds no fd and no
- * mapping, a log in use one fd per segment read or written.
+ * mapping, a log in use one fd per segment read or written, and all logs
+ * together at most kc_log_fd_cap() (the least recently used fd nobody pins
+ * is closed to open another).
  *
  * Recovery: opening a log without the clean-shutdown marker re-reads every
  * segment from the one holding the recovery point, validating each batch
@@ -118,9 +120,14 @@ int kc_log_append(kc_log_t *l, uint8_t *buf, size_t len, uint32_t flags, int32_t
                   int64_t log_append_time, int64_t now_ms, kc_append_info_t *info);
 
 /* A byte range of one segment file.  While a slice is held its segment's
- * file stays open even if retention deletes the segment. */
+ * file stays readable even if retention deletes the segment.  fd is valid
+ * while the slice is pinned: kc_log_read pins it; kc_log_read_ex with
+ * KC_READ_UNPINNED does not (fd -1), and the sender pins it with
+ * kc_slice_pin only while it sends it, so a response of 5,000 slices holds
+ * one fd at a time instead of 5,000. */
 typedef struct kc_slice {
     int fd;
+    int pinned;
     int64_t position;
     int64_t length;            /* 0: nothing to read (offset == end) */
     int64_t segment_base;
@@ -151,9 +158,31 @@ int kc_log_read(kc_log_t *l, int64_t offset, int64_t max_bytes, int64_t max_offs
  * read is the plain one. */
 #define KC_READ_SKIP_EMPTY 1u
 #define KC_READ_SKIP_MAX 4096
+#define KC_READ_UNPINNED 2u
 int kc_log_read_ex(kc_log_t *l, int64_t offset, int64_t max_bytes, int64_t max_offset, uint32_t flags,
                    kc_slice_t *out);
+/* Pin (open when the pool closed it) the slice's fd: out->fd valid until
+ * kc_slice_unpin or kc_slice_release.  No-op when pinned or empty. */
+int kc_slice_pin(kc_slice_t *s);
+void kc_slice_unpin(kc_slice_t *s);
+/* Unpin and drop the segment reference. */
 void kc_slice_release(kc_slice_t *s);
+
+/* The process-wide pool of open segment files (kc_segment.h).  The cap is
+ * derived from RLIMIT_NOFILE at first use (half the soft limit, the rest left
+ * to sockets and short-lived files); kc_log_set_fd_cap(0) derives it again
+ * (after setrlimit), n > 0 sets it (tests) and closes unpinned fds above it.
+ * Pinned fds are never closed, so the count may exceed the cap while more
+ * are pinned at once. */
+typedef struct kc_fd_stats {
+    int64_t cap;
+    int64_t open;       /* segment fds open now */
+    int64_t opens;      /* opened since start */
+    int64_t evictions;  /* closed to make room */
+} kc_fd_stats_t;
+int64_t kc_log_fd_cap(void);
+void kc_log_set_fd_cap(int64_t cap);
+void kc_log_fd_stats(kc_fd_stats_t *out);
 
 typedef struct kc_position {
     int64_t segment_base;

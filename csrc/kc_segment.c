@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,6 +32,178 @@ int kc_fsync_dir(const char *dir) {
     close(fd);
     return rc;
 }
+/* -------------------------------------------------------------- fd pool */
+
+/* One pool for the process (kc_segment.h): every log's segments share the
+ * fd limit.  pool_mu is the innermost lock: taken under a log's mu, it never
+ * takes a log lock itself, so evicting another log's segment cannot
+ * deadlock; it guards every segment's fd, fd_pins, fd_keep and lru links. */
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static kc_segment_t *lru_head, *lru_tail; /* head: most recently used */
+static int64_t pool_open, pool_cap, pool_opens, pool_evictions; /* cap 0: not derived yet */
+
+/* Half the soft RLIMIT_NOFILE: the other half is headroom for sockets (a
+ * broker's connections, its replica fetchers), the index and checkpoint files
+ * opened for one call and closed again, and whatever else the process opens.
+ * Kafka has no such setting (it keeps every segment open), so none is added:
+ * the operator's ulimit is the one knob, as for Kafka. */
+static int64_t derive_cap(void) {
+    struct rlimit r;
+    if (getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur == RLIM_INFINITY || r.rlim_cur > (1u << 30))
+        return 1 << 20;
+    int64_t cap = (int64_t)r.rlim_cur / 2;
+    return cap < 16 ? 16 : cap;
+}
+
+static void lru_remove(kc_segment_t *s) {
+    if (s->lru_prev)
+        s->lru_prev->lru_next = s->lru_next;
+    else
+        lru_head = s->lru_next;
+    if (s->lru_next)
+        s->lru_next->lru_prev = s->lru_prev;
+    else
+        lru_tail = s->lru_prev;
+    s->lru_prev = s->lru_next = NULL;
+}
+
+static void lru_push(kc_segment_t *s) {
+    s->lru_prev = NULL;
+    s->lru_next = lru_head;
+    if (lru_head)
+        lru_head->lru_prev = s;
+    lru_head = s;
+    if (!lru_tail)
+        lru_tail = s;
+}
+
+/* Close the least recently used fd nobody pins (pool_mu held); 0 if none. */
+static int evict_one(void) {
+    for (kc_segment_t *v = lru_tail; v; v = v->lru_prev) {
+        if (v->fd_pins > 0 || v->fd_keep)
+            continue;
+        lru_remove(v);
+        close(v->fd);
+        v->fd = -1;
+        v->fd_pooled = 0;
+        pool_open--;
+        pool_evictions++;
+        return 1;
+    }
+    return 0;
+}
+
+int kc_segment_pin(kc_segment_t *s) {
+    char *lp = kc_segment_file(s, ".log");
+    if (!lp)
+        return KC_ERR_NOMEM;
+    int rc = KC_OK;
+    pthread_mutex_lock(&pool_mu);
+    if (s->fd >= 0) {
+        if (s->fd_pooled && s != lru_head) {
+            lru_remove(s);
+            lru_push(s);
+        }
+    } else {
+        if (pool_cap == 0)
+            pool_cap = derive_cap();
+        while (pool_open >= pool_cap && evict_one()) {
+        }
+        int fd;
+        /* the cap is soft (pinned fds are never closed); the hard limit may
+         * still be reached with other files open: make room and retry */
+        while ((fd = open(lp, O_RDWR | O_CLOEXEC)) < 0 && (errno == EMFILE || errno == ENFILE) && evict_one()) {
+        }
+        if (fd < 0) {
+            rc = KC_ERR_IO;
+        } else {
+            s->fd = fd;
+            s->fd_pooled = 1;
+            pool_open++;
+            pool_opens++;
+            lru_push(s);
+        }
+    }
+    if (rc == KC_OK)
+        s->fd_pins++;
+    int e = errno;
+    pthread_mutex_unlock(&pool_mu);
+    free(lp);
+    errno = e;
+    return rc;
+}
+
+void kc_segment_unpin(kc_segment_t *s) {
+    pthread_mutex_lock(&pool_mu);
+    s->fd_pins--;
+    pthread_mutex_unlock(&pool_mu);
+}
+
+int kc_segment_detach(kc_segment_t *s) {
+    if (atomic_load(&s->refs) <= 1)
+        return KC_OK; /* the list's reference is the last: nobody reads it again */
+    int rc = kc_segment_pin(s);
+    if (rc == KC_OK) {
+        pthread_mutex_lock(&pool_mu);
+        s->fd_keep = 1;
+        s->fd_pins--;
+        pthread_mutex_unlock(&pool_mu);
+    }
+    return rc;
+}
+
+void kc_segment_adopt_fd(kc_segment_t *s) {
+    pthread_mutex_lock(&pool_mu);
+    if (s->fd >= 0 && !s->fd_pooled) {
+        s->fd_pooled = 1;
+        pool_open++;
+        pool_opens++;
+        lru_push(s);
+    }
+    pthread_mutex_unlock(&pool_mu);
+}
+
+static void pool_forget(kc_segment_t *s) {
+    if (s->fd < 0)
+        return;
+    pthread_mutex_lock(&pool_mu);
+    if (s->fd_pooled) {
+        lru_remove(s);
+        pool_open--;
+    }
+    pthread_mutex_unlock(&pool_mu);
+    close(s->fd);
+    s->fd = -1;
+}
+
+int64_t kc_log_fd_cap(void) {
+    pthread_mutex_lock(&pool_mu);
+    if (pool_cap == 0)
+        pool_cap = derive_cap();
+    int64_t c = pool_cap;
+    pthread_mutex_unlock(&pool_mu);
+    return c;
+}
+
+void kc_log_set_fd_cap(int64_t cap) {
+    pthread_mutex_lock(&pool_mu);
+    pool_cap = cap > 0 ? cap : derive_cap();
+    while (pool_open > pool_cap && evict_one()) {
+    }
+    pthread_mutex_unlock(&pool_mu);
+}
+
+void kc_log_fd_stats(kc_fd_stats_t *out) {
+    pthread_mutex_lock(&pool_mu);
+    if (pool_cap == 0)
+        pool_cap = derive_cap();
+    out->cap = pool_cap;
+    out->open = pool_open;
+    out->opens = pool_opens;
+    out->evictions = pool_evictions;
+    pthread_mutex_unlock(&pool_mu);
+}
+
 /* ------------------------------------------------------------- segments */
 
 void kc_segment_unref(kc_segment_t *s) {
@@ -39,8 +213,7 @@ void kc_segment_unref(kc_segment_t *s) {
     kc_index_close(&s->tidx);
     if (s->map)
         munmap(s->map, s->map_len);
-    if (s->fd >= 0)
-        close(s->fd);
+    pool_forget(s);
     free(s->path);
     free(s);
 }
@@ -85,17 +258,6 @@ int kc_segment_open_indexes(const kc_log_config_t *cfg, kc_segment_t *s, int64_t
     free(op);
     free(tp);
     return rc;
-}
-
-int kc_segment_open_log(kc_segment_t *s) {
-    if (s->fd >= 0)
-        return KC_OK;
-    char *lp = kc_segment_file(s, ".log");
-    if (!lp)
-        return KC_ERR_NOMEM;
-    s->fd = open(lp, O_RDWR | O_CLOEXEC);
-    free(lp);
-    return s->fd >= 0 ? KC_OK : KC_ERR_IO;
 }
 
 int kc_segment_indexes(kc_segment_t *s) {
@@ -168,6 +330,8 @@ int kc_segment_create(const kc_log_config_t *cfg, const char *dir, int64_t base,
 }
 
 void kc_segment_unlink(kc_segment_t *s) {
+    /* a holder reading it later needs the unlinked file, not a reopen by path */
+    if (kc_segment_detach(s) != KC_OK) { /* its holders get KC_ERR_IO from their pin */ }
     const char *exts[] = {".log", ".index", ".timeindex", ".txnindex"}; /* the broker's .txnindex too */
     for (size_t i = 0; i < 4; i++) {
         char *p = kc_segment_file(s, exts[i]);
@@ -183,8 +347,6 @@ void kc_segment_unlink(kc_segment_t *s) {
 int kc_segment_map(const kc_log_config_t *cfg, kc_segment_t *s, int64_t need) {
     if ((size_t)need <= s->map_len)
         return KC_OK;
-    if (kc_segment_open_log(s) != KC_OK)
-        return KC_ERR_IO;
     size_t page = 4096, len = (size_t)need;
     size_t grow = s->map_len * 2 > (1u << 20) ? s->map_len * 2 : (1u << 20);
     size_t cap = (size_t)(cfg->segment_bytes > need ? cfg->segment_bytes : need);
@@ -193,7 +355,10 @@ int kc_segment_map(const kc_log_config_t *cfg, kc_segment_t *s, int64_t need) {
     if (grow > len)
         len = grow;
     len = (len + page - 1) & ~(page - 1);
-    void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, s->fd, 0);
+    if (kc_segment_pin(s) != KC_OK)
+        return KC_ERR_IO;
+    void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, s->fd, 0); /* the mapping outlives the fd */
+    kc_segment_unpin(s);
     if (p == MAP_FAILED)
         return KC_ERR_IO;
     if (s->map)
@@ -358,7 +523,11 @@ void kc_segment_deactivate(kc_segment_t *s) {
 
 /* Cut s at pos (a batch boundary) and recompute what depends on its tail. */
 int kc_segment_truncate(const kc_log_config_t *cfg, kc_segment_t *s, int64_t pos) {
-    if (kc_segment_open_log(s) != KC_OK || ftruncate(s->fd, pos) != 0)
+    if (kc_segment_pin(s) != KC_OK)
+        return KC_ERR_IO;
+    int cut = ftruncate(s->fd, pos);
+    kc_segment_unpin(s);
+    if (cut != 0)
         return KC_ERR_IO;
     s->size = pos;
     if (s->flushed_size > pos)
@@ -449,9 +618,7 @@ int kc_segment_recover(const kc_log_config_t *cfg, kc_segment_t *s, int64_t *pre
         return *err == KC_OK ? 0 : -1;
     }
     s->idx_bytes = cfg->max_index_bytes;
-    *err = kc_segment_open_log(s);
-    if (*err == KC_OK)
-        *err = kc_segment_open_indexes(cfg, s, cfg->max_index_bytes, 1);
+    *err = kc_segment_open_indexes(cfg, s, cfg->max_index_bytes, 1);
     if (*err != KC_OK)
         return -1;
     int rc = kc_segment_walk(cfg, s, 0, s->size, 1, 1, prev_next, &end, &rec->batches_scanned);
@@ -459,19 +626,24 @@ int kc_segment_recover(const kc_log_config_t *cfg, kc_segment_t *s, int64_t *pre
         *err = rc;
         return -1;
     }
+    if ((*err = kc_segment_pin(s)) != KC_OK)
+        return -1;
     int cut = rc != KC_OK;
     if (cut) {
         if (rec->first_error == KC_OK)
             rec->first_error = rc;
         rec->bytes_truncated += s->size - end;
         if (ftruncate(s->fd, end) != 0) {
+            kc_segment_unpin(s);
             *err = KC_ERR_IO;
             return -1;
         }
         s->size = end;
     }
     /* recovered bytes are made durable now so the recovery point can move */
-    if (fdatasync(s->fd) != 0) {
+    int synced = fdatasync(s->fd) == 0;
+    kc_segment_unpin(s);
+    if (!synced) {
         *err = KC_ERR_IO;
         return -1;
     }

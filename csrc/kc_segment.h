@@ -10,9 +10,20 @@
  *
  * Files are opened lazily, so an idle partition costs no fd and no mapping
  * (issue 16: 50,000 partitions against a 20,000 fd limit and the 65,530
- * mappings of vm.max_map_count).  The .log is opened on first use
- * (kc_segment_open_log: a read, an append, recovery) and then stays open, as
- * Kafka keeps its FileRecords open.  The indexes are opened when the first
+ * mappings of vm.max_map_count).  The .log's fd is held only while pinned
+ * (kc_segment_pin: an append's write, a mapping, a flush, a slice being sent)
+ * and belongs to one process-wide pool of open segment files with a cap
+ * (kc_log_fd_cap in kc_log.h): opening one more past the cap closes the least
+ * recently used unpinned one, so writing to more partitions than the fd limit
+ * allows works where Kafka, which keeps every FileRecords open, fails with
+ * "Too many open files".  Closing an fd loses nothing: written bytes are in
+ * the page cache of the file (the inode, not the fd), and a later fdatasync
+ * through a reopened fd writes them out; a mapping outlives its fd.  A
+ * segment taken out of the list while someone still holds it (a slice of a
+ * segment retention deleted, a segment the cleaner swapped out) would reopen
+ * the wrong file or none by path, so kc_segment_unlink and
+ * kc_segment_detach open it and keep it open until the last reference goes.
+ * The indexes are opened when the first
  * entry is written or when a loaded file holds entries (Kafka's LazyIndex);
  * while they are not open the segment has no index entries, its kc_index_t
  * reads as empty (entries 0, max_entries the capacity it will get) and
@@ -33,7 +44,11 @@
 
 typedef struct kc_segment {
     int64_t base_offset;
-    int fd;
+    int fd;                   /* the .log; valid only while pinned (the fd pool's lock guards it) */
+    int fd_pins;              /* pins held: the pool never closes a pinned fd */
+    int fd_keep;              /* 1: out of the list with holders left: never closed before the free */
+    int fd_pooled;            /* 1: fd counted in the pool (0: the cleaner's private new segment) */
+    struct kc_segment *lru_prev, *lru_next; /* the pool's list, most recently used first */
     int64_t size;             /* published length of the .log */
     int64_t next_offset;      /* offset after the last batch (base_offset when empty) */
     int64_t max_timestamp;    /* -1: no timestamp yet */
@@ -73,8 +88,17 @@ int kc_segment_create(const kc_log_config_t *cfg, const char *dir, int64_t base,
                       kc_segment_t **out);
 /* Open (fresh: create/truncate) the two index files of s. */
 int kc_segment_open_indexes(const kc_log_config_t *cfg, kc_segment_t *s, int64_t bytes, int fresh);
-/* Open the .log if it is not open yet (see above). */
-int kc_segment_open_log(kc_segment_t *s);
+/* Pin the .log's fd (opening it, and closing the least recently used
+ * unpinned one when the pool is at its cap): s->fd stays valid and open
+ * until kc_segment_unpin.  KC_ERR_IO with errno when it cannot be opened. */
+int kc_segment_pin(kc_segment_t *s);
+void kc_segment_unpin(kc_segment_t *s);
+/* s leaves the log's list but may still be read through references held
+ * elsewhere while its path is about to name another file (the cleaner's swap):
+ * keep its fd open until it is freed.  A no-op without other holders. */
+int kc_segment_detach(kc_segment_t *s);
+/* Hand s's privately opened fd (the cleaner's new segment) to the pool. */
+void kc_segment_adopt_fd(kc_segment_t *s);
 /* Open the indexes if they are not (empty, sized s->idx_bytes). */
 int kc_segment_indexes(kc_segment_t *s);
 /* Close the indexes: the segment has no entries; they open again empty, of
@@ -83,7 +107,8 @@ void kc_segment_indexes_unopened(kc_segment_t *s, int64_t bytes);
 /* The indexes' files were renamed to s->path + ext (the cleaner's swap). */
 int kc_segment_indexes_renamed(kc_segment_t *s);
 /* Unlink the segment's files: .log, .index, .timeindex and the broker's
- * .txnindex (open fds and mappings stay valid). */
+ * .txnindex (open fds and mappings stay valid; with holders left,
+ * kc_segment_detach first, so its fd stays open for them). */
 void kc_segment_unlink(kc_segment_t *s);
 /* Make s->map cover [0, need). */
 int kc_segment_map(const kc_log_config_t *cfg, kc_segment_t *s, int64_t need);

@@ -625,8 +625,120 @@ static void test_lazy_files(void) {
     CHECK_EQ_INT(count_fds(), fds0);
 }
 
+/* The slice's bytes are whole valid batches (read through its pinned fd). */
+static int slice_valid(kc_slice_t *s) {
+    uint8_t buf[8192];
+    if (s->length <= 0 || s->length > (int64_t)sizeof buf || kc_slice_pin(s) != KC_OK ||
+        pread(s->fd, buf, (size_t)s->length, s->position) != s->length)
+        return 0;
+    size_t n, valid;
+    kc_batch_info_t bi[64];
+    return kc_batch_scan(buf, (size_t)s->length, KC_SCAN_VERIFY_CRC, 0, bi, 64, &n, &valid) == KC_OK && n > 0 &&
+           (int64_t)valid == s->length;
+}
+
+/* The process-wide pool of segment fds (kc_segment.h): with a cap of 8, 40
+ * logs of several segments each are written, read, flushed, and a slice of a
+ * segment deleted by retention is read after its fd would have been evicted
+ * many times over; segment fds never exceed the cap, nothing is lost. */
+#define POOL_LOGS 40
+#define POOL_CAP 8
+static void test_fd_pool(void) {
+    kc_log_config_t c = small_cfg();
+    kc_log_t *logs[POOL_LOGS];
+    char dirs[POOL_LOGS][256];
+    kc_log_set_fd_cap(POOL_CAP);
+    CHECK_EQ_INT(kc_log_fd_cap(), POOL_CAP);
+    kc_fd_stats_t st0, st;
+    kc_log_fd_stats(&st0);
+    int fds0 = count_fds() - (int)st0.open, over = 0;
+    for (int i = 0; i < POOL_LOGS; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "pool%d", i);
+        snprintf(dirs[i], sizeof dirs[i], "%s", fresh_dir(name));
+        CHECK_EQ_INT(kc_log_open(dirs[i], &c, 0, &logs[i]), KC_OK);
+    }
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < POOL_LOGS; i++) {
+            append_n(logs[i], 20, 1000 + round * 1000);
+            over += count_fds() - fds0 > POOL_CAP;
+        }
+    CHECK_EQ_INT(over, 0);
+    /* unpinned slices of every log hold no fd; each is pinned only to be read */
+    kc_slice_t held[POOL_LOGS];
+    int bad = 0;
+    for (int i = 0; i < POOL_LOGS; i++) {
+        CHECK_EQ_INT(kc_log_read_ex(logs[i], 0, 1000, -1, KC_READ_UNPINNED, &held[i]), KC_OK);
+        CHECK_EQ_INT(held[i].fd, -1);
+    }
+    over += count_fds() - fds0 > POOL_CAP;
+    for (int i = 0; i < POOL_LOGS; i++) {
+        bad += !slice_valid(&held[i]);
+        kc_slice_unpin(&held[i]);
+        CHECK_EQ_INT(held[i].fd, -1);
+    }
+    /* every offset of every log, pinned reads, as the C API's kc_log_read gives them */
+    for (int i = 0; i < POOL_LOGS; i++) {
+        int64_t end = kc_log_end_offset(logs[i]);
+        for (int64_t o = 0; o < end; o += 5) {
+            kc_slice_t s;
+            if (kc_log_read(logs[i], o, 600, -1, &s) != KC_OK || s.first_offset > o || s.last_offset < o ||
+                !slice_valid(&s))
+                bad++;
+            kc_slice_release(&s);
+            over += count_fds() - fds0 > POOL_CAP;
+        }
+        check_lookups(logs[i]);
+    }
+    CHECK_EQ_INT(bad, 0);
+    /* retention deletes log 0's first segment while held[0] reads it */
+    int64_t first_end;
+    {
+        kc_segment_info_t si[1];
+        size_t n;
+        CHECK_EQ_INT(kc_log_segments(logs[0], si, 1, &n), KC_OK);
+        first_end = si[0].next_offset;
+    }
+    CHECK_EQ_INT(kc_log_delete_records(logs[0], first_end), KC_OK);
+    CHECK_EQ_INT(kc_log_start_offset(logs[0]), first_end);
+    for (int i = 1; i < POOL_LOGS; i++)
+        append_n(logs[i], 3, 9000); /* churn: every other fd is evicted meanwhile */
+    CHECK(slice_valid(&held[0]));
+    for (int i = 0; i < POOL_LOGS; i++)
+        kc_slice_release(&held[i]);
+    for (int i = 0; i < POOL_LOGS; i++) {
+        CHECK_EQ_INT(kc_log_flush(logs[i]), KC_OK);
+        CHECK_EQ_INT(kc_log_recovery_point(logs[i]), kc_log_end_offset(logs[i]));
+        over += count_fds() - fds0 > POOL_CAP;
+    }
+    CHECK_EQ_INT(over, 0);
+    kc_log_fd_stats(&st);
+    CHECK(st.evictions - st0.evictions > POOL_LOGS);
+    CHECK(st.open <= POOL_CAP);
+    /* half closed cleanly, half as a crash: the bytes written through evicted fds are all there */
+    int64_t ends[POOL_LOGS];
+    for (int i = 0; i < POOL_LOGS; i++) {
+        ends[i] = kc_log_end_offset(logs[i]);
+        CHECK_EQ_INT(kc_log_close(logs[i], i % 2), KC_OK);
+    }
+    for (int i = 0; i < POOL_LOGS; i++) {
+        CHECK_EQ_INT(kc_log_open(dirs[i], &c, 0, &logs[i]), KC_OK);
+        CHECK_EQ_INT(kc_log_end_offset(logs[i]), ends[i]);
+        check_lookups(logs[i]);
+        over += count_fds() - fds0 > POOL_CAP;
+    }
+    CHECK_EQ_INT(over, 0);
+    for (int i = 0; i < POOL_LOGS; i++)
+        CHECK_EQ_INT(kc_log_delete(logs[i]), KC_OK);
+    kc_log_fd_stats(&st);
+    CHECK_EQ_INT(st.open, 0);
+    kc_log_set_fd_cap(0); /* derived from RLIMIT_NOFILE again */
+    CHECK(kc_log_fd_cap() >= 16);
+}
+
 int main(void) {
     RUN(test_lazy_files);
+    RUN(test_fd_pool);
     RUN(test_index_basic);
     RUN(test_retention_upper_bound);
     RUN(test_append_read);

@@ -379,7 +379,7 @@ class Connection:
             self.out = _Transfer(parts)
         else:   # the pure-Python twin: copy the file slices
             self.out = memoryview(b"".join(
-                p if isinstance(p, _BUFFER_TYPES) else os.pread(p.fd, len(p), p.position)
+                p if isinstance(p, _BUFFER_TYPES) else p.read_bytes()   # pins the fd for this read only
                 for p in parts))
         return True
 
@@ -603,6 +603,7 @@ class TlsConnection(Connection):
             if self.offset >= len(p):
                 plain.popleft()
                 self.offset = 0
+                p.unpin()   # sent: the segment fd pool may close its fd again (kafka_core FileSlice)
         return b"".join(out)
 
     def close(self, reason: str | None) -> None:

@@ -1,11 +1,12 @@
 # FileSlice for other Cython modules (kafka_core._transfer cimports it to
-# send a slice with sendfile without going through Python attributes).
+# pin a slice's fd only while it sends it, without going through Python).
 from kafka_core.kc_log cimport kc_slice_t
 
 
 cdef class FileSlice:
     cdef kc_slice_t _s
-    cdef readonly int fd
+    cdef int pin_fd(self) except -1
+    cdef void unpin_fd(self) noexcept
     cdef readonly long long position
     cdef readonly long long length
     cdef readonly long long segment_base

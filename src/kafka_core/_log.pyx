@@ -6,8 +6,9 @@ call that may touch the disk (append, read, lookup, flush, retention,
 truncation, open/recovery, close) drops the GIL; record bytes never pass
 through Python: ``append`` takes the caller's buffer through the buffer
 protocol and ``read`` returns a ``FileSlice`` (fd, position, length) for
-sendfile.  A FileSlice keeps its segment file open (even if retention
-deletes it) until it is released or garbage collected.
+sendfile.  A FileSlice keeps its segment file readable (even if retention
+deletes it) until it is released or garbage collected; its fd is open only
+while pinned, under the process-wide cap of fd_cap() (kc_segment.h).
 """
 
 import os
@@ -128,11 +129,48 @@ cdef class SegmentInfo:
 cdef class FileSlice:
     """Whole batches of one segment file: (fd, position, length).
 
-    Holds a reference on the segment: its fd stays open until release()."""
+    Holds a reference on the segment: its file stays readable (even if
+    retention deletes it) until release().  Its fd is pinned only while used:
+    ``fd`` pins it until release() (or unpin()); a Transfer pins each slice
+    just while it sends it, so the process-wide cap on open segment files
+    (fd_cap()) holds however many slices a response carries."""
 
     def __cinit__(self):
-        self.fd = -1
+        self._s.fd = -1
+        self._s.pinned = 0
         self._s.ref = NULL
+
+    cdef int pin_fd(self) except -1:
+        cdef int rc, e = 0
+        if self._s.ref == NULL:
+            raise ValueError("FileSlice already released")
+        with nogil:
+            rc = kc_slice_pin(&self._s)
+            if rc != 0:
+                e = errno
+        if rc != 0:
+            raise _err(rc, f"open of segment {self.segment_base:020d}.log for a slice", e)
+        return self._s.fd
+
+    cdef void unpin_fd(self) noexcept:
+        kc_slice_unpin(&self._s)
+
+    @property
+    def fd(self):
+        """The segment's fd, pinned (kept open) until release() or unpin()."""
+        return self.pin_fd()
+
+    @property
+    def pinned(self):
+        return self._s.pinned != 0
+
+    def pin(self):
+        """Pin the fd (see ``fd``) and return it."""
+        return self.pin_fd()
+
+    def unpin(self):
+        """Let the fd pool close the fd again (the slice stays readable)."""
+        kc_slice_unpin(&self._s)
 
     def __len__(self):
         return self.length
@@ -143,15 +181,19 @@ cdef class FileSlice:
     def release(self):
         """Drop the segment reference; the fd may close after this."""
         kc_slice_release(&self._s)
-        self.fd = -1
 
     def read_bytes(self) -> bytes:
-        """The slice's bytes (tests and debugging: the broker sends the fd)."""
+        """The slice's bytes (tests, the pure-Python send path; the broker sends the fd).
+        Pins the fd only for the read unless it was pinned already."""
         if self.length == 0:
             return b""
-        if self._s.ref == NULL:
-            raise ValueError("FileSlice already released")
-        data = os.pread(self.fd, self.length, self.position)
+        cdef bint was = self._s.pinned != 0
+        fd = self.pin_fd()
+        try:
+            data = os.pread(fd, self.length, self.position)
+        finally:
+            if not was:
+                kc_slice_unpin(&self._s)
         if len(data) != self.length:
             raise _err(KC_ERR_IO, f"short read of slice: {len(data)} of {self.length} bytes "
                        f"at position {self.position} of segment {self.segment_base}")
@@ -167,9 +209,27 @@ cdef class FileSlice:
         kc_slice_release(&self._s)
 
     def __repr__(self):
-        return (f"FileSlice(fd={self.fd}, position={self.position}, length={self.length}, "
+        return (f"FileSlice(pinned={self._s.pinned != 0}, position={self.position}, length={self.length}, "
                 f"segment_base={self.segment_base}, first_offset={self.first_offset}, "
                 f"last_offset={self.last_offset})")
+
+
+def fd_cap():
+    """The cap on segment files open at once in this process (kc_log.h): half the
+    soft RLIMIT_NOFILE unless set_fd_cap() set it."""
+    return kc_log_fd_cap()
+
+
+def set_fd_cap(long long cap):
+    """Set the cap (tests); 0 derives it from RLIMIT_NOFILE again (after setrlimit)."""
+    kc_log_set_fd_cap(cap)
+
+
+def fd_stats():
+    """{"cap", "open", "opens", "evictions"} of the segment fd pool."""
+    cdef kc_fd_stats_t st
+    kc_log_fd_stats(&st)
+    return {"cap": st.cap, "open": st.open, "opens": st.opens, "evictions": st.evictions}
 
 
 cdef void _fill_config(kc_log_config_t *cfg, long long segment_bytes, long long roll_ms,
@@ -319,7 +379,7 @@ cdef class Log:
         cdef kc_log_t *l = self._log()
         cdef FileSlice fs = FileSlice.__new__(FileSlice)
         cdef int rc, e = 0
-        cdef uint32_t flags = KC_READ_SKIP_EMPTY if skip_empty else 0
+        cdef uint32_t flags = (KC_READ_SKIP_EMPTY if skip_empty else 0) | KC_READ_UNPINNED
         with nogil:
             rc = kc_log_read_ex(l, offset, max_bytes, max_offset, flags, &fs._s)
             if rc != 0:
@@ -331,7 +391,6 @@ cdef class Log:
                          f"{fs._s.segment_base:020d}.log is damaged")
             raise _err(rc, f"read at offset {offset} of {self.path!r} (log start "
                        f"{kc_log_start_offset(l)}, end {kc_log_end_offset(l)}){where}", e)
-        fs.fd = fs._s.fd
         fs.position = fs._s.position
         fs.length = fs._s.length
         fs.segment_base = fs._s.segment_base

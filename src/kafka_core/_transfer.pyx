@@ -4,7 +4,11 @@
 ``Transfer(parts)`` holds the parts for as long as it lives: bytes-like
 parts through a held Py_buffer (so the memory cannot move or be freed),
 file parts as (fd, position, length) plus a reference to the object that
-owns the fd (a ``FileSlice``).  ``send`` releases the GIL around
+owns the fd (a ``FileSlice``).  An unpinned FileSlice's fd is pinned only
+while its turn to be sent is near (PIN_WINDOW slices at a time) and
+unpinned once sent: the segment fd pool (kc_segment.h) may close it
+otherwise, and holding every slice's fd for a whole response would not fit
+the cap.  ``send`` releases the GIL around
 kc_xfer_send (csrc/kc_transfer.c), which moves the bytes with writev +
 sendfile, io_uring or pread + send; no record byte passes through Python.
 """
@@ -27,7 +31,16 @@ from kafka_core.kc_transfer cimport (
     kc_xfer_uring_available,
 )
 
+from kafka_core._log cimport FileSlice
+
 from kafka_core._errors import error_for
+
+# FileSlice parts pinned at once (kc_log.h: a slice's fd is open only while
+# pinned): a fetch response to 5,000 partitions holds 64 segment fds while it
+# is sent, not 5,000, so the process-wide cap on open segment files holds.
+# 64 slices are 64 sendfile calls: the pin/unpin per window costs nothing
+# beside them, and MSG_MORE is lost only at a window's end.
+cdef Py_ssize_t PIN_WINDOW = 64
 
 XFER_AUTO = 0
 XFER_SENDFILE = 1
@@ -68,6 +81,9 @@ cdef class Transfer:
     cdef Py_buffer *_views
     cdef Py_ssize_t _nviews
     cdef list _keep
+    cdef list _lazy         # per part: the FileSlice to pin while it is sent, or None
+    cdef char *_mine        # per part: 1 while this Transfer holds its pin
+    cdef Py_ssize_t _n, _lo  # parts; parts below _lo are unpinned
     cdef bint _busy
 
     def __cinit__(self, parts):
@@ -75,15 +91,28 @@ cdef class Transfer:
         cdef Py_ssize_t n = len(items), i
         cdef kc_xfer_part_t *p
         cdef object fd, pos, length
+        cdef FileSlice fs
         self._keep = items
+        self._lazy = [None] * n
+        self._n = n
         self._parts = <kc_xfer_part_t *>PyMem_Malloc((n if n else 1) * sizeof(kc_xfer_part_t))
         self._views = <Py_buffer *>PyMem_Malloc((n if n else 1) * sizeof(Py_buffer))
-        if self._parts == NULL or self._views == NULL:
+        self._mine = <char *>PyMem_Malloc(n if n else 1)
+        if self._parts == NULL or self._views == NULL or self._mine == NULL:
             raise MemoryError()
         memset(self._parts, 0, (n if n else 1) * sizeof(kc_xfer_part_t))
+        memset(self._mine, 0, n if n else 1)
         for i in range(n):
             obj = items[i]
             p = &self._parts[i]
+            if isinstance(obj, FileSlice) and not obj.pinned and obj.length > 0:
+                fs = <FileSlice>obj
+                p.data = NULL
+                p.fd = -1           # pinned by _window() when its turn comes
+                p.offset = <int64_t>fs.position
+                p.len = <size_t>fs.length
+                self._lazy[i] = fs
+                continue
             if isinstance(obj, tuple):
                 if len(obj) != 3:
                     raise TypeError(f"part {i}: a file part tuple is (fd, position, length), got {len(obj)} items")
@@ -111,14 +140,53 @@ cdef class Transfer:
             p.offset = <int64_t>pos
             p.len = <size_t>length
         kc_xfer_init(&self._x, self._parts, <size_t>n)
+        self._x.nparts = 0   # _window() opens the parts up to the next unpinned slice
+
+    cdef int _window(self) except -1:
+        """Unpin the slices already sent, pin up to PIN_WINDOW from the current
+        part on, and let kc_xfer_send see the parts up to the first one unpinned."""
+        cdef Py_ssize_t i, end, files = 0
+        cdef FileSlice fs
+        for i in range(self._lo, <Py_ssize_t>self._x.idx):
+            if self._mine[i]:
+                (<FileSlice>self._lazy[i]).unpin_fd()
+                self._mine[i] = 0
+                self._parts[i].fd = -1
+        self._lo = <Py_ssize_t>self._x.idx
+        end = self._lo
+        while end < self._n:
+            obj = self._lazy[end]
+            if obj is not None:
+                if files == PIN_WINDOW:
+                    break
+                files += 1
+                if not self._mine[end]:
+                    fs = <FileSlice>obj
+                    self._parts[end].fd = fs.pin_fd()
+                    self._mine[end] = 1
+            end += 1
+        self._x.nparts = <size_t>end
+        return 0
+
+    cdef void _unpin_all(self) noexcept:
+        cdef Py_ssize_t i
+        if self._mine == NULL or self._lazy is None:
+            return
+        for i in range(self._lo, self._n):
+            if self._mine[i]:
+                (<FileSlice>self._lazy[i]).unpin_fd()
+                self._mine[i] = 0
+        self._lo = self._n
 
     def __dealloc__(self):
         cdef Py_ssize_t i
+        self._unpin_all()
         if self._views != NULL:
             for i in range(self._nviews):
                 PyBuffer_Release(&self._views[i])
             PyMem_Free(self._views)
         PyMem_Free(self._parts)
+        PyMem_Free(self._mine)
 
     def send(self, sock, int mode=XFER_AUTO):
         """Send as much as the socket takes.
@@ -135,17 +203,22 @@ cdef class Transfer:
             raise RuntimeError("Transfer.send is already running in another thread")
         self._busy = True
         try:
-            with nogil:
-                rc = kc_xfer_send(fd, &self._x, mode)
-                if rc == KC_ERR_IO:
-                    err = errno
+            while True:
+                self._window()
+                with nogil:
+                    rc = kc_xfer_send(fd, &self._x, mode)
+                    if rc == KC_ERR_IO:
+                        err = errno
+                if rc != KC_OK or <Py_ssize_t>self._x.nparts == self._n:
+                    break
         finally:
             self._busy = False
         if rc == KC_OK:
+            self._unpin_all()
             return True
         if rc == KC_ERR_AGAIN:
             return False
-        detail = (f"mode {kc_xfer_mode_name(mode).decode()}, part {self._x.idx} of {self._x.nparts}, "
+        detail = (f"mode {kc_xfer_mode_name(mode).decode()}, part {self._x.idx} of {self._n}, "
                   f"sent {self._x.sent} of {self._x.total} bytes")
         raise error_for(rc, kc_strerror(rc).decode(), detail, err)
 

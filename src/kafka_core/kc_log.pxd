@@ -53,6 +53,7 @@ cdef extern from "kc_log.h" nogil:
 
     ctypedef struct kc_slice_t:
         int fd
+        int pinned
         int64_t position
         int64_t length
         int64_t segment_base
@@ -64,7 +65,20 @@ cdef extern from "kc_log.h" nogil:
     int kc_log_read_ex(kc_log_t *l, int64_t offset, int64_t max_bytes, int64_t max_offset, uint32_t flags,
                        kc_slice_t *out)
     uint32_t KC_READ_SKIP_EMPTY
+    uint32_t KC_READ_UNPINNED
+    int kc_slice_pin(kc_slice_t *s)
+    void kc_slice_unpin(kc_slice_t *s)
     void kc_slice_release(kc_slice_t *s)
+
+    ctypedef struct kc_fd_stats_t:
+        int64_t cap
+        int64_t open
+        int64_t opens
+        int64_t evictions
+
+    int64_t kc_log_fd_cap()
+    void kc_log_set_fd_cap(int64_t cap)
+    void kc_log_fd_stats(kc_fd_stats_t *out)
 
     ctypedef struct kc_position_t:
         int64_t segment_base

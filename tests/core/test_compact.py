@@ -255,3 +255,32 @@ def test_close_refused_while_compacting(path: Path) -> None:
     assert started.is_set()
     log.close()
     assert os.path.isdir(path)
+
+
+def test_slice_held_over_the_swap_with_its_fd_evicted(path: Path, tmp_path: Path) -> None:
+    """A slice of a segment the cleaner swaps out reads the old bytes afterwards, even with the
+    segment fd pool at a tiny cap and other logs' fds churning meanwhile: the old segment's path
+    now names the cleaned file, so it must keep its own fd (kc_segment_detach), not reopen."""
+    from kafka_core import _log
+
+    model: list = []
+    cap = _log.fd_cap()
+    _log.set_fd_cap(2)
+    try:
+        with Log(path, **SMALL) as log:
+            fill(log, model, 80)
+            held = log.read(0, 1 << 20)          # unpinned: no fd held
+            before = held.read_bytes()
+            assert not held.pinned
+            log.compact(2000, delete_retention_ms=10**9)
+            others = [Log(tmp_path / f"other-{i}", **SMALL) for i in range(4)]
+            for o in others:                     # each append pins and evicts another fd
+                fill(o, [], 5)
+            assert held.read_bytes() == before
+            held.release()
+            assert read_all(log) == expected(model, log.cleaner_checkpoint, False)
+            for o in others:
+                o.close()
+        assert _log.fd_stats()["evictions"] > 0
+    finally:
+        _log.set_fd_cap(cap)

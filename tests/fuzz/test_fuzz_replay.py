@@ -85,4 +85,8 @@ def test_broker_survives_mutated_frames(tmp_path: Path) -> None:
         assert "Traceback" not in b.log_text(), b.log_text()[-3000:]
     print(out)
     assert out["frames"] == 3000 and out["checks"] == 3
-    assert out["peak_rss_mib"] is not None and out["peak_rss_mib"] < 512
+    # Idle, the broker is ~45-55 MiB.  It stayed at ~180 MiB when start-up's freed heap (the
+    # compile of kafka_protocol's generated module without a .pyc) was not given back
+    # (kafka_broker/run.py release_freed_memory), which was the whole "fuzz RSS spike" (issue 16:
+    # frames replayed one at a time, none moved RSS by 3 MiB).
+    assert out["peak_rss_mib"] is not None and out["peak_rss_mib"] < 100, out
