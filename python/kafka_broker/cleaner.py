@@ -14,6 +14,9 @@ is the storage's ordinary retention tick.
 
 ``Partition.clean_lock`` is held for a pass; close, delete, retention and
 DeleteRecords take it too (the core refuses to close a log mid-pass).
+A pass that fails with a disk error takes its log dir offline, and no
+partition of an offline dir is cleaned again (Kafka's
+``LogCleanerManager.handleLogDirFailure``).
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ class LogCleaner(threading.Thread):
             if "compact" not in eff["cleanup.policy"]:
                 continue
             for p in list(topic.hosted()):
-                if p.closed:
+                if p.closed or p.offline:
                     continue
                 stuck = self._stuck.get(p)
                 if stuck is not None:
@@ -106,11 +109,16 @@ class LogCleaner(threading.Thread):
                 return False
             t0 = time.monotonic()
             before = p.log.cleaner_checkpoint
-            stats = p.log.compact(now, delete_retention_ms=eff["delete.retention.ms"],
-                                  min_compaction_lag_ms=eff["min.compaction.lag.ms"],
-                                  max_map_bytes=self.max_map_bytes, max_offset=p.maintenance_bound,
-                                  aborted=[(a.producer_id, a.first_offset, a.last_offset)
-                                           for a in list(p.aborted.entries)])
+            try:
+                stats = p.log.compact(now, delete_retention_ms=eff["delete.retention.ms"],
+                                      min_compaction_lag_ms=eff["min.compaction.lag.ms"],
+                                      max_map_bytes=self.max_map_bytes, max_offset=p.maintenance_bound,
+                                      aborted=[(a.producer_id, a.first_offset, a.last_offset)
+                                               for a in list(p.aborted.entries)])
+            except OSError as e:      # a disk failure takes the dir offline (log/dir_failure.py)
+                if p.log_dir.failed(f"cleaning {p.name}", e):
+                    return True
+                raise
             after = p.log.cleaner_checkpoint
             end = p.log.end_offset
         self.passes += 1
