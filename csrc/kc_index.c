@@ -30,6 +30,47 @@ static void close_keep_errno(int fd) {
     errno = e;
 }
 
+/* Give [ix->reserved, end) of the file blocks before an entry is stored
+ * there (kc_index.h: a store into a hole of a full disk is SIGBUS).  A chunk
+ * of KC_INDEX_RESERVE at a time; on ENOSPC, just the pages the entry needs. */
+static int index_reserve(kc_index_t *ix, int64_t end) {
+    const int64_t page = 4096;
+    int64_t from = ix->reserved - ix->reserved % page;
+    int64_t to = end + KC_INDEX_RESERVE - 1;
+    to -= to % KC_INDEX_RESERVE;
+    if (to > (int64_t)ix->map_len)
+        to = (int64_t)ix->map_len;
+    if (end > to)
+        return KC_ERR_ARG;
+    int fd = open(ix->path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return KC_ERR_IO;
+    int rc = fallocate(fd, 0, from, to - from);
+    if (rc != 0 && errno == ENOSPC) {
+        /* end is at most one entry past reserved: this is a page or two */
+        to = end + page - 1;
+        to -= to % page;
+        if (to > (int64_t)ix->map_len)
+            to = (int64_t)ix->map_len;
+        rc = fallocate(fd, 0, from, to - from);
+    }
+    if (rc != 0 && (errno == EOPNOTSUPP || errno == ENOSYS)) {
+        to = (int64_t)ix->map_len; /* no fallocate here: stores fault in as they always did */
+        rc = 0;
+    }
+    close_keep_errno(fd);
+    if (rc != 0)
+        return KC_ERR_IO;
+    ix->reserved = to;
+    return KC_OK;
+}
+
+/* Room for entry number ix->entries: reserved, or KC_ERR_IO. */
+static inline int index_room(kc_index_t *ix) {
+    int64_t end = (ix->entries + 1) * ix->entry_size;
+    return end <= ix->reserved ? KC_OK : index_reserve(ix, end);
+}
+
 int kc_index_open(kc_index_t *ix, const char *path, int entry_size, int64_t base_offset,
                   int64_t bytes, int fresh) {
     ix->path = NULL;
@@ -39,6 +80,7 @@ int kc_index_open(kc_index_t *ix, const char *path, int entry_size, int64_t base
     ix->max_entries = 0;
     ix->entry_size = entry_size;
     ix->base_offset = base_offset;
+    ix->reserved = 0;
     if (!(ix->path = strdup(path)))
         return KC_ERR_NOMEM;
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | (fresh ? O_TRUNC : 0), 0644);
@@ -53,6 +95,9 @@ int kc_index_open(kc_index_t *ix, const char *path, int entry_size, int64_t base
         if (want != st.st_size && ftruncate(fd, want) != 0)
             rc = KC_ERR_IO;
         ix->map_len = (size_t)want;
+        /* reserved stays 0 even for existing entries: a file a crash left preallocated counts
+         * its zero-filled holes as entries until the check trims them.  Reserving pages that
+         * already have blocks costs one fallocate and changes nothing. */
         if (rc == KC_OK)
             rc = index_map(ix, fd);
     }
@@ -74,6 +119,7 @@ void kc_index_close(kc_index_t *ix) {
     ix->map = NULL;
     ix->map_len = 0;
     ix->entries = ix->max_entries = 0;
+    ix->reserved = 0;
 }
 
 int kc_index_resize(kc_index_t *ix, int64_t bytes) {
@@ -97,6 +143,8 @@ int kc_index_resize(kc_index_t *ix, int64_t bytes) {
         rc = KC_ERR_IO; /* keep a usable (if stale-sized) index: remap the old length */
     else
         ix->map_len = (size_t)want;
+    if ((size_t)ix->reserved > ix->map_len)
+        ix->reserved = (int64_t)ix->map_len;
     int mrc = index_map(ix, fd);
     close_keep_errno(fd);
     return rc != KC_OK ? rc : mrc;
@@ -134,6 +182,8 @@ int kc_index_append_offset(kc_index_t *ix, int64_t offset, int64_t position) {
         return KC_ERR_ARG;
     if (ix->entries > 0 && (rel <= off_rel(ix, ix->entries - 1) || position <= off_pos(ix, ix->entries - 1)))
         return KC_ERR_ARG;
+    if (index_room(ix) != KC_OK)
+        return KC_ERR_IO;
     uint8_t *p = ix->map + ix->entries * KC_INDEX_OFFSET_ENTRY;
     kc_put_be32(p, (uint32_t)rel);
     kc_put_be32(p + 4, (uint32_t)position);
@@ -216,6 +266,8 @@ int kc_index_append_time(kc_index_t *ix, int64_t ts, int64_t offset) {
     }
     if (kc_index_full(ix))
         return KC_ERR_TOO_LARGE;
+    if (index_room(ix) != KC_OK)
+        return KC_ERR_IO;
     uint8_t *p = ix->map + ix->entries * KC_INDEX_TIME_ENTRY;
     kc_put_be64(p, (uint64_t)ts);
     kc_put_be32(p + 8, (uint32_t)rel);

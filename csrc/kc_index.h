@@ -18,6 +18,17 @@
  * segment rolls; the number of entries of an existing file is its length
  * divided by the entry size.
  *
+ * A preallocated file is sparse, and a store into a page the file system has
+ * no block for makes the kernel allocate one; on a full disk (or tmpfs) that
+ * fault is SIGBUS, which kills the whole broker instead of failing one
+ * append.  So the pages an entry will land in are reserved with fallocate
+ * before the store, KC_INDEX_RESERVE bytes at a time (one open + fallocate per
+ * 8192 offset entries, about 32 MiB of log at Kafka's index interval); when
+ * that fails the entry is refused (KC_ERR_IO) and the caller skips it, as it
+ * skips an entry of a full index: the index is sparse, and the log's next
+ * write meets the same full disk and reports it.  A file system without
+ * fallocate (EOPNOTSUPP) keeps the old behaviour.
+ *
  * No file descriptor is kept: the file is opened to size and map it and
  * closed again (Kafka's AbstractIndex keeps only its MappedByteBuffer), and
  * resize/sync open it by path for the one ftruncate or fsync.  A partition
@@ -33,6 +44,7 @@
 
 #define KC_INDEX_OFFSET_ENTRY 8
 #define KC_INDEX_TIME_ENTRY 12
+#define KC_INDEX_RESERVE (64 * 1024) /* bytes of the file reserved at a time (fallocate) */
 
 typedef struct kc_index {
     char *path;            /* NULL while not open (kc_index_close, or never opened) */
@@ -42,6 +54,7 @@ typedef struct kc_index {
     int64_t max_entries;   /* map_len / entry_size */
     int entry_size;        /* KC_INDEX_OFFSET_ENTRY or KC_INDEX_TIME_ENTRY */
     int64_t base_offset;   /* segment base: entries store offset - base_offset */
+    int64_t reserved;      /* [0, reserved) of the file has blocks: stores there cannot fault */
 } kc_index_t;
 
 /* Open or create path.  fresh = 1 discards any existing content.

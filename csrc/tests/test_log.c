@@ -736,10 +736,42 @@ static void test_fd_pool(void) {
     CHECK(kc_log_fd_cap() >= 16);
 }
 
+/* A preallocated index is sparse; its pages get blocks (fallocate) before an entry is stored in
+ * them, so that a store on a full disk cannot be SIGBUS (kc_index.h). */
+static void test_index_reserves_before_storing(void) {
+    const char *d = fresh_dir("index_reserve");
+    mkdir(d, 0755);
+    char p[512];
+    snprintf(p, sizeof p, "%s/r.index", d);
+    kc_index_t ix;
+    CHECK_EQ_INT(kc_index_open(&ix, p, KC_INDEX_OFFSET_ENTRY, 0, 1 << 20, 1), KC_OK);
+    struct stat st;
+    CHECK_EQ_INT(stat(p, &st), 0);
+    CHECK_EQ_INT(st.st_size, 1 << 20);
+    int64_t before = (int64_t)st.st_blocks * 512;
+    CHECK_EQ_INT(kc_index_append_offset(&ix, 1, 100), KC_OK);
+    CHECK_EQ_INT(stat(p, &st), 0);
+    if (before == 0) /* a file system with sparse files and fallocate (tmpfs, ext4, xfs) */
+        CHECK((int64_t)st.st_blocks * 512 >= KC_INDEX_RESERVE);
+    CHECK_EQ_INT(ix.reserved, KC_INDEX_RESERVE);
+    /* entries up to the reserved end need no more; the next one reserves the next chunk */
+    int64_t n = KC_INDEX_RESERVE / KC_INDEX_OFFSET_ENTRY;
+    for (int64_t i = 1; i < n; i++)
+        CHECK_EQ_INT(kc_index_append_offset(&ix, 1 + i, 100 + i), KC_OK);
+    CHECK_EQ_INT(ix.reserved, KC_INDEX_RESERVE);
+    CHECK_EQ_INT(kc_index_append_offset(&ix, 1 + n, 100 + n), KC_OK);
+    CHECK_EQ_INT(ix.reserved, 2 * KC_INDEX_RESERVE);
+    /* trimmed at roll: never more reserved than the file holds */
+    CHECK_EQ_INT(kc_index_resize(&ix, 0), KC_OK);
+    CHECK((size_t)ix.reserved <= ix.map_len);
+    kc_index_close(&ix);
+}
+
 int main(void) {
     RUN(test_lazy_files);
     RUN(test_fd_pool);
     RUN(test_index_basic);
+    RUN(test_index_reserves_before_storing);
     RUN(test_retention_upper_bound);
     RUN(test_append_read);
     RUN(test_bad_input);

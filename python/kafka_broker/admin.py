@@ -399,6 +399,11 @@ def handle_describe_log_dirs(b: AdminDeps, ctx: RequestContext, req: Any) -> Any
                                            offset_lag=0, is_future_key=False))
     results = []
     for d, topics in by_dir.items():
+        if st.log_dirs.get(d).offline is not None:
+            # Kafka's describeLogDirs: an offline dir is listed with its error and nothing else
+            results.append(R.DescribeLogDirsResult(error_code=E.KAFKA_STORAGE_ERROR, log_dir=d, topics=[],
+                                                   total_bytes=-1, usable_bytes=-1))
+            continue
         try:
             du = shutil.disk_usage(d)
             total, usable = du.total, du.free

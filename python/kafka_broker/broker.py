@@ -181,9 +181,10 @@ class Broker:
         return raw_token(self, conn, token)
 
     def offline_partitions(self) -> int:
-        """Partitions with no leader in this broker's view of the cluster (0 on a single node)."""
+        """Partitions with no leader in this broker's view of the cluster (a single node: those in
+        a failed log dir)."""
         if self.cluster is None:
-            return 0
+            return sum(1 for t in list(self.storage.topics.values()) for p in t.hosted() if p.offline)
         return sum(1 for t in list(self.cluster.metadata.topics.values())
                    for pm in list(t.partitions.values()) if pm.leader < 0)
 
@@ -441,9 +442,15 @@ class _LocalView:
         from kafka_protocol.messages import MetadataResponse as R
 
         nid = self.b.node_id
+        # A partition whose log dir failed has lost its only replica: Kafka's controller leaves it
+        # with no leader (LEADER_NOT_AVAILABLE) and this broker among its offline replicas.
         parts = [R.MetadataResponsePartition(error_code=0, partition_index=p.index, leader_id=nid,
                                              leader_epoch=p.leader_epoch, replica_nodes=[nid], isr_nodes=[nid],
                                              offline_replicas=[])
+                 if p.log_dir.offline is None else
+                 R.MetadataResponsePartition(error_code=E.LEADER_NOT_AVAILABLE, partition_index=p.index,
+                                             leader_id=-1, leader_epoch=p.leader_epoch, replica_nodes=[nid],
+                                             isr_nodes=[nid], offline_replicas=[nid])
                  for p in t.partitions]
         return R.MetadataResponseTopic(error_code=0, name=t.name, topic_id=t.id, is_internal=t.internal,
                                        partitions=parts, topic_authorized_operations=self.ops)

@@ -23,6 +23,9 @@ past the first unstable offset is cleaned (``Partition.maintenance_bound``).
 
 ``Partition.clean_lock`` is held for a pass; close, delete, retention and
 DeleteRecords take it too (the core refuses to close a log mid-pass).
+A pass that fails with a disk error takes its log dir offline, and no
+partition of an offline dir is cleaned again (Kafka's
+``LogCleanerManager.handleLogDirFailure``).
 """
 
 from __future__ import annotations
@@ -87,7 +90,7 @@ class LogCleaner(threading.Thread):
             if "compact" not in eff["cleanup.policy"]:
                 continue
             for p in list(topic.hosted()):
-                if p.closed:
+                if p.closed or p.offline:
                     continue
                 stuck = self._stuck.get(p)
                 if stuck is not None:
@@ -115,10 +118,15 @@ class LogCleaner(threading.Thread):
                 return False
             t0 = time.monotonic()
             before = p.log.cleaner_checkpoint
-            stats = p.log.compact(now, delete_retention_ms=eff["delete.retention.ms"],
-                                  min_compaction_lag_ms=eff["min.compaction.lag.ms"],
-                                  max_map_bytes=self.max_map_bytes, max_offset=p.maintenance_bound,
-                                  aborted=p.aborted.entries)
+            try:
+                stats = p.log.compact(now, delete_retention_ms=eff["delete.retention.ms"],
+                                      min_compaction_lag_ms=eff["min.compaction.lag.ms"],
+                                      max_map_bytes=self.max_map_bytes, max_offset=p.maintenance_bound,
+                                      aborted=p.aborted.entries)
+            except OSError as e:      # a disk failure takes the dir offline (log/dir_failure.py)
+                if p.log_dir.failed(f"cleaning {p.name}", e):
+                    return True
+                raise
             if stats["segments_before"]:
                 # the pass rewrote the .txnindex of every group it swapped in
                 p.aborted.reload(p.log.start_offset)

@@ -29,6 +29,9 @@ the aborted transactions overlapping what is returned in ``aborted_transactions`
 those records; a COMMIT/ABORT marker wakes parked fetches like any append.  Followers read to
 the log end.
 
+A partition whose log dir failed (``log/dir_failure.py``) answers KAFKA_STORAGE_ERROR to Fetch,
+ListOffsets and OffsetForLeaderEpoch; a fetch parked on it is answered when the dir goes offline.
+
 Sessions: a full fetch with epoch 0 creates a session holding the fetch
 state of its partitions; incremental fetches (epoch > 0) send only
 changes and get back only partitions with records, an error, or a changed
@@ -275,6 +278,8 @@ def _read_partition(b: FetchDeps, sp: SessionPartition, use_ids: bool) -> tuple[
         return E.NOT_LEADER_OR_FOLLOWER, None
     if p.closed:
         return E.UNKNOWN_TOPIC_OR_PARTITION, None
+    if p.log_dir.offline is not None:    # its log dir failed (log/dir_failure.py)
+        return E.KAFKA_STORAGE_ERROR, None
     if b.cluster is not None and (p.replication is None or not p.replication.is_leader):
         return E.NOT_LEADER_OR_FOLLOWER, None
     if sp.leader_epoch >= 0 and sp.leader_epoch != p.leader_epoch:
@@ -382,7 +387,9 @@ def _hosted(topic: Topic | None, idx: int, cluster: bool = False) -> Partition |
         return E.NOT_LEADER_OR_FOLLOWER
     if cluster and (p.replication is None or not p.replication.is_leader):
         return E.NOT_LEADER_OR_FOLLOWER
-    return E.UNKNOWN_TOPIC_OR_PARTITION if p.closed else p
+    if p.closed:
+        return E.UNKNOWN_TOPIC_OR_PARTITION
+    return E.KAFKA_STORAGE_ERROR if p.log_dir.offline is not None else p
 
 
 def handle_list_offsets(b: FetchDeps, ctx: RequestContext, req: Any) -> Any:

@@ -27,6 +27,16 @@ request order), may finish later (long-poll fetch, acks=all), and a
 response leaves only when all earlier ones have.  With too many requests
 in flight the connection stops reading until the queue drains.
 
+Bounded buffering (issue 16): a client that pipelines requests and never reads its responses
+must not make the broker hold them all.  Kafka mutes such a channel (one request at a time per
+connection, the next read only once the response is sent); here a connection stops taking
+requests once ``MAX_INFLIGHT`` are queued or the responses ready but unsent behind the one being
+sent exceed ``MAX_UNSENT`` bytes, file slices counted at their length like buffered bytes (a
+slice costs no memory, but the bound is on what the client is owed), and takes them again when
+its queue has drained to half of both.  Frames already received when the bound is reached wait,
+undecoded, in ``backlog`` (memoryviews of the receive buffer: no copy); so the bound holds even
+for the hundreds of small requests one 64 KiB read may complete.
+
 Idle connections (``connections.max.idle.ms``, as Kafka's Selector expires
 them): one periodic sweep per server, not a timer per connection or per
 request.  The sweep advances a tick counter every ``idle/4``; socket
@@ -74,6 +84,7 @@ log = logging.getLogger("kafka_broker.server")
 
 CHUNK = 64 * 1024
 MAX_INFLIGHT = 128          # queued requests per connection before it stops reading
+MAX_UNSENT = 4 << 20        # bytes of ready, unsent responses per connection before it stops reading
 _BUFFER_TYPES = (bytes, bytearray, memoryview)
 
 # How responses holding file slices are sent: kafka_core.Transfer (writev + sendfile/io_uring on the
@@ -108,13 +119,14 @@ HandlerResult: TypeAlias = "Response | Awaitable[Response] | None"
 
 
 class Slot:
-    __slots__ = ("ctx", "parts", "ready", "task")
+    __slots__ = ("ctx", "parts", "ready", "task", "size")
 
     def __init__(self, ctx: RequestContext) -> None:
         self.ctx = ctx
         self.parts: list[Any] | None = None
         self.ready = False
         self.task: asyncio.Task[Any] | None = None
+        self.size = 0       # bytes of the encoded response (counted in Connection.unsent)
 
 
 class RequestContext:
@@ -182,6 +194,9 @@ class Connection:
         self.max_request = server.max_request
         self.reader = FrameReader(server.max_request, CHUNK)
         self.queue: deque[Slot] = deque()
+        self.backlog: deque[memoryview] = deque()   # frames received, not dispatched (bounded buffering)
+        self.unsent = 0         # bytes of ready responses in the queue (MAX_UNSENT)
+        self._draining = False
         self.out: Any = None    # current Transfer or memoryview being sent
         self.writing = False
         self.reading = False
@@ -214,7 +229,7 @@ class Connection:
     def _unmute(self) -> None:
         self._unmute_timer = None
         self.muted_until = 0.0
-        if not self.closed and len(self.queue) < MAX_INFLIGHT:
+        if not self.closed and not self._full() and self._dispatch_backlog() and not self.backlog:
             self._resume_read()
 
     def _pause_read(self) -> None:
@@ -240,19 +255,39 @@ class Connection:
         self.last_tick = self.server.tick
         self._received(n)
 
+    def _full(self) -> bool:
+        """The bounds of bounded buffering (module docstring) are reached."""
+        return len(self.queue) >= MAX_INFLIGHT or self.unsent > MAX_UNSENT
+
     def _received(self, n: int) -> bool:
-        """``n`` more bytes are in the reader's buffer: dispatch the frames they complete.
-        False when the connection closed meanwhile."""
+        """``n`` more bytes are in the reader's buffer: dispatch the frames they complete, as far
+        as the bounds allow (the rest wait in ``backlog``).  False when the connection closed."""
         try:
             frames = self.reader.buffer_updated(n)
         except FrameTooLargeError as e:
             self._refuse_frame(e)
             return False
-        for frame in frames:
-            self._dispatch(frame)
-            if self.closed:
-                return False
-        return True
+        self.backlog.extend(frames)
+        return self._dispatch_backlog()
+
+    def _dispatch_backlog(self) -> bool:
+        """Dispatch waiting frames until none is left or a bound is reached (then stop reading).
+        Not re-entered from the ``_pump`` a dispatch may run.  False when the connection closed."""
+        if self._draining:
+            return True
+        self._draining = True
+        try:
+            backlog = self.backlog
+            while backlog:
+                if self._full():
+                    self._pause_read()
+                    return True
+                self._dispatch(backlog.popleft())
+                if self.closed:
+                    return False
+            return True
+        finally:
+            self._draining = False
 
     def _refuse_frame(self, e: FrameTooLargeError) -> None:
         # Kafka's Selector raises InvalidReceiveException and closes: nothing can be answered,
@@ -297,7 +332,7 @@ class Connection:
             task.add_done_callback(functools.partial(self._finished, slot))
         elif not self._set_response(slot, result):
             return
-        if len(self.queue) >= MAX_INFLIGHT:
+        if self._full():
             self._pause_read()
         if self.queue[0].ready:
             self._pump()
@@ -361,6 +396,10 @@ class Connection:
             self.close(None)
             return False
         slot.ready = True
+        slot.size = size = sum(len(p) for p in slot.parts)
+        self.unsent += size
+        if self.unsent > MAX_UNSENT:
+            self._pause_read()
         self.server.metrics.done(h.api_key, slot.ctx.started)
         return True
 
@@ -371,6 +410,7 @@ class Connection:
         if not self.queue or not self.queue[0].ready:
             return False
         slot = self.queue.popleft()
+        self.unsent -= slot.size
         parts = slot.parts
         assert parts is not None
         if all(isinstance(p, _BUFFER_TYPES) for p in parts):
@@ -420,8 +460,13 @@ class Connection:
         if self.close_when_sent and not self.queue:
             self.close(None)
             return
-        if not self.reading and len(self.queue) < MAX_INFLIGHT // 2:
-            self._resume_read()
+        if (not self.reading and len(self.queue) < MAX_INFLIGHT // 2 and self.unsent <= MAX_UNSENT // 2
+                and not self._draining):
+            # the frames already received first, then the socket (unless they filled the bounds)
+            if not self._dispatch_backlog():
+                return
+            if not self.backlog and not self._full():
+                self._resume_read()
 
     def _want_write(self) -> None:
         if not self.writing:
@@ -448,6 +493,7 @@ class Connection:
             if slot.task is not None and not slot.task.done():
                 slot.task.cancel()
         self.queue.clear()
+        self.backlog.clear()
         self.out = None
         try:
             self.sock.close()

@@ -22,12 +22,20 @@ between slices; a creation that fails or is cut by shutdown removes the logs
 it made (``_create_logs``), so the metadata and the folders always agree.
 New partition folders are placed on the log dir holding fewest, counted once
 and then kept (``_dir_load``), not listed per partition.
+
+Disk failures (``log/dir_failure.py``, Kafka's LogDirFailureChannel): an I/O error in any
+operation on a log dir (append, roll, index write, flush, checkpoint, retention, creating a log)
+takes that whole dir offline until restart; its partitions answer KAFKA_STORAGE_ERROR, no new
+partition goes there, nothing is written there again (its logs close uncleanly, so the next start
+recovers them), and the other dirs are served untouched.  With no dir left, or with the first dir
+(the one holding ``kc-metadata.json``) gone, the broker halts as Kafka does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import errno
 import json
 import logging
 import os
@@ -42,6 +50,7 @@ from typing import Any
 from .config import TOPIC_CONFIGS, BrokerConfig, validate_topic_configs
 from .log.checkpoint import CheckpointError, atomic_write, read_checkpoint, write_checkpoint
 from .log.clock import now_ms
+from .log.dir_failure import LogDir, LogDirFailureChannel
 from .log.flusher import Flusher
 from .log.partition import Partition
 from .log.producer_state import PRODUCER_SNAPSHOT
@@ -54,6 +63,14 @@ HW_CHECKPOINT = "replication-offset-checkpoint"   # per log dir: "topic partitio
 PRODUCER_ID_BLOCK = 1000
 # partitions created per storage-worker job (see Storage._create_logs)
 CREATE_SLICE = 64
+
+
+def halt(message: str) -> None:
+    """Kafka's ``Exit.halt(1)`` after a fatal storage failure: no shutdown (nothing more is written
+    to a failed dir); the next start recovers the logs from what is on disk."""
+    log.critical("%s", message)
+    logging.shutdown()
+    os._exit(1)
 
 
 def _delete_dir_name(path: str, topic: str, index: int) -> str:
@@ -78,6 +95,9 @@ class Storage:
         self.replicated = bool(config.get("zookeeper.connect")) if replicated is None else replicated
         self.loop = loop
         self.dirs = [os.path.abspath(d) for d in config.log_dirs]
+        # which of them are offline (log/dir_failure.py); halt: what a fatal one does (tests swap it)
+        self.log_dirs = LogDirFailureChannel(self.dirs, loop, self._log_dir_offline)
+        self.halt: Callable[[str], None] = halt
         self.topics: dict[str, Topic] = {}
         self.topics_by_id: dict[uuid.UUID, Topic] = {}
         self.deleting: dict[str, asyncio.Future[None]] = {}
@@ -177,6 +197,11 @@ class Storage:
                 with p.clean_lock, p.lock:
                     if p.closed:
                         continue
+                    if p.offline:
+                        # nothing more goes to a failed dir: no snapshot, no clean-shutdown
+                        # marker (the next start recovers the log from what is on disk)
+                        self._close_offline(p)
+                        continue
                     try:
                         # an empty log has no producer state to keep (two fsyncs saved for each
                         # idle partition of a 50,000-partition topic)
@@ -191,6 +216,31 @@ class Storage:
                     p.closed = True
         self._persist_sync()
         log.info("storage closed cleanly")
+
+    @staticmethod
+    def _close_offline(p: Partition) -> None:
+        try:
+            p.log.close(clean=False)
+        except Exception as e:  # noqa: BLE001
+            log.warning("closing %s (log dir offline): %s", p.name, e)
+        p.closed = True
+
+    def _log_dir_offline(self, d: LogDir) -> None:
+        """Loop thread, once per dir, after the failure was logged (``LogDirFailureChannel``):
+        answer the fetches parked on its partitions now, and halt when Kafka would."""
+        if not self.log_dirs.online():
+            self.halt(f"Shutdown broker because all log dirs in {', '.join(self.dirs)} have failed")
+            return
+        if d.path == self.dirs[0]:
+            self.halt(f"Shutdown broker because the metadata log dir {d.path} has failed")
+            return
+        n = 0
+        for t in list(self.topics.values()):
+            for p in t.hosted():
+                if p.log_dir is d:
+                    n += 1
+                    p.notify(0)
+        log.warning("Stopping serving %d partition(s) in dir %s", n, d.path)
 
     def _schedule(self, delay: float, fn: Callable[[], None]) -> None:
         def fire() -> None:
@@ -241,18 +291,20 @@ class Storage:
         return m
 
     def _persist_sync(self) -> None:
-        data = self._meta_snapshot()
+        self._write_meta(self._meta_snapshot())
+
+    def _write_meta(self, data: bytes) -> None:
+        """Any thread: the metadata file; a disk failure takes the first dir offline (a halt)."""
         with self._meta_lock:
-            atomic_write(self._meta_path(), data)
+            try:
+                atomic_write(self._meta_path(), data)
+            except OSError as e:
+                self.log_dirs.dirs[0].failed("writing the metadata file", e)
+                raise
 
     async def persist(self) -> None:
         """Write the metadata file (snapshot taken now, written by the storage worker)."""
-        data = self._meta_snapshot()
-
-        def write() -> None:
-            with self._meta_lock:
-                atomic_write(self._meta_path(), data)
-        await self.loop.run_in_executor(self.worker, write)
+        await self.loop.run_in_executor(self.worker, self._write_meta, self._meta_snapshot())
 
     def _write_meta_properties(self, d: str) -> None:
         path = os.path.join(d, "meta.properties")
@@ -289,7 +341,8 @@ class Storage:
         for t in list(self.topics.values()):
             fms = t.effective["flush.ms"]
             for p in list(t.hosted()):
-                if not p.closed and now - p.last_flush_ms >= fms and p.log.unflushed_messages > 0:
+                if (not p.closed and not p.offline and now - p.last_flush_ms >= fms
+                        and p.log.unflushed_messages > 0):
                     due.append(p)
         return due
 
@@ -303,15 +356,18 @@ class Storage:
 
     def _partition_dir(self, name: str, index: int) -> str:
         leaf = f"{name}-{index}"
-        for d in self.dirs:
-            if os.path.isdir(os.path.join(d, leaf)):
-                return os.path.join(d, leaf)
-        # new: the log dir holding the fewest partitions.  Counted once, then kept: listing the
-        # dirs for every new partition made a 50,000-partition create quadratic (issue 16).
+        online = [i for i, d in enumerate(self.log_dirs.dirs) if d.offline is None]
+        for i in online:
+            if os.path.isdir(os.path.join(self.dirs[i], leaf)):
+                return os.path.join(self.dirs[i], leaf)
+        if not online:     # Kafka's LogManager.nextLogDirs finds none either
+            raise OSError(errno.EIO, f"No log directories available. Tried {', '.join(self.dirs)}")
+        # new: the online log dir holding the fewest partitions.  Counted once, then kept: listing
+        # the dirs for every new partition made a 50,000-partition create quadratic (issue 16).
         with self._dir_load_lock:
             if self._dir_load is None:
                 self._dir_load = [sum(1 for e in os.scandir(d) if e.is_dir()) for d in self.dirs]
-            i = min(range(len(self.dirs)), key=self._dir_load.__getitem__)
+            i = min(online, key=self._dir_load.__getitem__)
             self._dir_load[i] += 1
         return os.path.join(self.dirs[i], leaf)
 
@@ -323,13 +379,24 @@ class Storage:
                 i = self.dirs.index(parent)
                 self._dir_load[i] = max(0, self._dir_load[i] - 1)
 
+    def _log_dir_of(self, path: str) -> LogDir:
+        parent = os.path.dirname(path)
+        return self.log_dirs.by_path.get(parent) or LogDir(parent)
+
     def _open_partition(self, topic: Topic, index: int, create: bool, path: str | None = None) -> Partition:
         path = path or self._partition_dir(topic.name, index)
-        lg = self.kc.Log(path, **self._log_kwargs(topic))
+        what = f"creating or opening log {topic.name}-{index}"
+        try:
+            lg = self.kc.Log(path, **self._log_kwargs(topic))
+        except OSError as e:   # Kafka's getOrCreateLog: the dir goes offline
+            self._log_dir_of(path).failed(what, e)
+            raise
         try:
             return self._partition_over(topic, index, path, lg)
-        except BaseException:
+        except BaseException as e:
             lg.close(clean=False)
+            if isinstance(e, OSError):     # the epoch cache or txn index could not be written
+                self._log_dir_of(path).failed(what, e)
             raise
 
     def _partition_over(self, topic: Topic, index: int, path: str, lg: Any) -> Partition:
@@ -339,7 +406,8 @@ class Storage:
         # Replicated: the checkpointed high watermark, clamped to the log; without an entry
         # Kafka's 0 (clamped up to the log start), never a log end that may hold uncommitted data.
         hw = self._hw_checkpoint.get((topic.name, index), 0) if self.replicated else None
-        p = Partition(topic, index, path, lg, self.flusher, replicated=self.replicated, high_watermark=hw)
+        p = Partition(topic, index, path, lg, self.flusher, replicated=self.replicated, high_watermark=hw,
+                      log_dir=self._log_dir_of(path))
         p.segment_base = -1
         return p
 
@@ -361,9 +429,11 @@ class Storage:
 
     def _hw_snapshot(self) -> dict[str, list[tuple[str, int, int]]]:
         """Loop thread: every hosted partition's high watermark, by log dir."""
-        out: dict[str, list[tuple[str, int, int]]] = {d: [] for d in self.dirs}
+        out: dict[str, list[tuple[str, int, int]]] = {d.path: [] for d in self.log_dirs.online()}
         for t in self.topics.values():
             for p in t.hosted():
+                if p.offline:
+                    continue
                 d = os.path.dirname(p.path)
                 out.setdefault(d, []).append((t.name, p.index, p.high_watermark))
         return out
@@ -373,11 +443,16 @@ class Storage:
         for d, rows in snap.items():
             if self._hw_written.get(d) == rows:
                 continue
+            path = os.path.join(d, HW_CHECKPOINT)
+            ld = self._log_dir_of(path)
+            if ld.offline is not None:
+                continue
             try:
-                write_checkpoint(os.path.join(d, HW_CHECKPOINT), rows)
+                write_checkpoint(path, rows)
                 self._hw_written[d] = rows
             except OSError as e:
-                log.warning("high-watermark checkpoint in %s: %s", d, e)
+                if not ld.failed("writing the high-watermark checkpoint", e):
+                    log.warning("high-watermark checkpoint in %s: %s", d, e)
 
     @staticmethod
     def _write_producer_snapshot(path: str, offset: int, producers: dict[str, Any]) -> None:
@@ -516,8 +591,7 @@ class Storage:
                 except OSError as e:     # the metadata no longer has the topic: its data goes anyway
                     log.error("renaming %s for deletion: %s; removing it in place", p.path, e)
                     trash.append(p.path)
-        with self._meta_lock:
-            atomic_write(self._meta_path(), meta)
+        self._write_meta(meta)
         for d in trash:
             shutil.rmtree(d, ignore_errors=True)
 
@@ -630,6 +704,8 @@ class Storage:
             with p.clean_lock, p.lock:
                 if p.closed:
                     raise KeyError(p.name)
+                if p.offline:
+                    raise OSError(errno.EIO, f"log dir {p.log_dir.path} of {p.name} is offline")
                 p.log.delete_records(offset)
                 p.log_start_moved()
                 return int(p.log.start_offset)
@@ -667,14 +743,15 @@ class Storage:
                     continue
                 try:
                     with p.lock:
-                        if p.closed:
+                        if p.closed or p.offline:
                             continue
                         try:
                             n = p.log.retention(now, rms, rbytes, p.maintenance_bound)
                             if n:
                                 p.log_start_moved()
                         except Exception as e:  # noqa: BLE001
-                            log.error("retention on %s: %s", p.name, e)
+                            if not p.log_dir.failed(f"deleting old segments of {p.name}", e):
+                                log.error("retention on %s: %s", p.name, e)
                             continue
                 finally:
                     p.clean_lock.release()
@@ -685,7 +762,7 @@ class Storage:
     def _checkpoint_tick(self) -> None:
         items = []
         for p, _ in self._all_partitions():
-            if p.closed:
+            if p.closed or p.offline:
                 continue
             prod = None
             if p.producers.changes != p.snapshot_changes:
@@ -698,7 +775,7 @@ class Storage:
             self._write_hw_checkpoints(hws)
             for p, end, prod, state in items:
                 with p.lock:
-                    if p.closed:
+                    if p.closed or p.offline:
                         continue
                     try:
                         rp = p.log.recovery_point
@@ -709,7 +786,8 @@ class Storage:
                         if prod is not None and p.producers is state:
                             self._write_producer_snapshot(p.path, end, prod)
                     except Exception as e:  # noqa: BLE001
-                        log.warning("checkpoint of %s: %s", p.name, e)
+                        if not p.log_dir.failed(f"checkpointing {p.name}", e):
+                            log.warning("checkpoint of %s: %s", p.name, e)
         self.worker.submit(run)
 
     # -- helpers for handlers ------------------------------------------------

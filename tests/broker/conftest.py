@@ -158,6 +158,31 @@ def topic(client, request) -> str:
     return name
 
 
+def mount_tmpfs(path: Path, size: str) -> None:
+    """Mount a tmpfs of ``size`` (e.g. "4m") at ``path``, or remount it at that size.  The suite runs
+    as root (./dev test installs Debian packages; CI runs it as root): a root that cannot mount is a
+    failure, only an unprivileged developer's run skips."""
+    import subprocess
+
+    opts = f"size={size}" if not os.path.ismount(path) else f"remount,size={size}"
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True, text=True)
+    if r.returncode != 0:
+        assert os.geteuid() != 0, f"mount -t tmpfs -o {opts} failed as root: {r.stderr.strip()}"
+        pytest.skip(f"mounting a tmpfs needs root: {r.stderr.strip()}")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Any:
+    """A 4 MiB tmpfs at ``tmp_path/small``, unmounted afterwards."""
+    import subprocess
+
+    d = tmp_path / "small"
+    d.mkdir()
+    mount_tmpfs(d, "4m")
+    yield d
+    subprocess.run(["umount", "-l", str(d)], check=False)
+
+
 async def aio_drain(consumer: Any, n: int, timeout: float = 30) -> list[bytes]:
     """Start an aiokafka consumer, read ``n`` values (each getmany within ``timeout``), stop it."""
     import asyncio

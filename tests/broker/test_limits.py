@@ -1,11 +1,12 @@
 """Connection and request limits the broker honours (issue 16): ``max.connections`` and
 ``max.connections.per.ip`` (with its overrides) are enforced, the broker answers a fresh client
-while thousands of idle, half-sent and parked connections are open, and ``queued.max.requests`` (a broker-wide queue kafka-core does not have) is refused unless at
-Kafka's default."""
+while thousands of idle, half-sent and parked connections are open, a client that never reads its
+responses holds a bounded amount of them, and ``queued.max.requests`` (a broker-wide queue
+kafka-core does not have) is refused unless at Kafka's default.  A full disk:
+test_log_dir_failure.py."""
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 
@@ -184,56 +185,6 @@ def test_queued_max_requests_only_at_kafkas_default() -> None:
         BrokerConfig({"queued.max.requests": "10"})
 
 
-@pytest.fixture
-def small_disk(tmp_path):  # type: ignore[no-untyped-def]
-    """A 4 MiB tmpfs (the suite runs as root, as CI does)."""
-    import subprocess
-
-    d = tmp_path / "small"
-    d.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(d)], capture_output=True, text=True)
-    if r.returncode != 0:
-        # the suite runs as root (./dev test installs Debian packages; CI runs it as root): a root
-        # that cannot mount is a failure, only an unprivileged developer's run skips
-        assert os.geteuid() != 0, f"mount -t tmpfs failed as root: {r.stderr.strip()}"
-        pytest.skip(f"mounting a tmpfs needs root: {r.stderr.strip()}")
-    yield d
-    subprocess.run(["umount", "-l", str(d)], check=False)
-
-
-def test_a_full_disk_answers_storage_errors_and_is_logged(tmp_path, small_disk) -> None:  # type: ignore[no-untyped-def]
-    """issue 16: appends to a full log dir answer KAFKA_STORAGE_ERROR, the failure is logged (it was
-    not), what was acknowledged before stays readable, and the broker stays up."""
-    from .conftest import create_topic, fetch_req, make_batch, produce_req
-
-    (tmp_path / "b").mkdir()
-    with KafkaCoreBroker(data_dir=tmp_path / "b", settings={"log.dirs": str(small_disk / "logs"),
-                                                           "log.segment.bytes": "1048576"}) as b:
-        with RawClient(b.port) as c:
-            create_topic(c, "full")
-            acked = 0
-            code = 0
-            for _ in range(400):
-                pr = c.call(produce_req("full", 0, make_batch([b"x" * 50_000])), 9).responses[0].partition_responses[0]
-                code = pr.error_code
-                if code:
-                    break
-                acked += 1
-            assert acked > 0 and code == 56, (acked, code)       # KAFKA_STORAGE_ERROR
-            # everything acknowledged is still served
-            got, off = 0, 0
-            while off < acked:
-                pd = c.call(fetch_req("full", 0, off, max_bytes=1 << 20), 12).responses[0].partitions[0]
-                assert pd.error_code == 0, pd
-                from kafka_core import scan_batches
-                infos, _ = scan_batches(bytes(pd.records or b""), allow_partial=True)
-                assert infos
-                off = infos[-1].last_offset + 1
-                got += sum(i.record_count for i in infos)
-            assert got >= acked
-        assert "append to full-0 failed" in b.log_text() and "No space left" in b.log_text()
-
-
 def test_size_prefixes_alone_do_not_allocate_their_size(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """issue 16: ten connections each sending a 100 MB size prefix and 24 bytes took the broker's RSS
     to 1 GB (the whole frame was allocated when the prefix arrived); now memory follows the bytes."""
@@ -259,3 +210,85 @@ def test_size_prefixes_alone_do_not_allocate_their_size(tmp_path) -> None:  # ty
 
             assert c.call(REQUESTS[API_VERSIONS](client_software_name="t", client_software_version="1"),
                           3).error_code == 0
+
+
+def test_a_client_that_never_reads_its_fetch_responses_is_bounded(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """issue 16: 2,000 pipelined 1 MiB Fetch requests on one connection whose client never reads:
+    the broker stops reading that connection once its unsent responses pass the bound (Kafka mutes
+    a channel until its response is sent), so its RSS stays flat; a fresh client gets its metadata
+    meanwhile; and when the client reads at last, every response it gets is correct and in order."""
+    import struct
+
+    from kafka_bench.apache_kafka import free_port
+    from kafka_bench.procs import tree_stats
+    from kafka_protocol import decode_response_header, encode_request
+    from kafka_protocol.messages import REQUESTS, RESPONSES
+
+    from .conftest import create_topic, fetch_req, make_batch, produce_req
+    from .test_metrics import scrape
+
+    n_req, value = 2000, 100_000
+    mport = free_port()
+    with KafkaCoreBroker(data_dir=tmp_path, settings={"log.segment.bytes": str(64 << 20),
+                                                      "metrics.listener": f"http://127.0.0.1:{mport}"}) as b:
+        with RawClient(b.port) as c:
+            create_topic(c, "nr")
+            for _ in range(24):        # 2.4 MB: every fetch from 0 returns its 1 MiB limit
+                assert c.call(produce_req("nr", 0, make_batch([b"v" * value] * 1)), 9).responses[0] \
+                    .partition_responses[0].error_code == 0
+        assert b.proc is not None
+        rss_before = tree_stats(b.proc.pid).rss_bytes
+        frames = b"".join(encode_request(1, 12, corr, "nr", fetch_req("nr", 0, 0, max_bytes=1 << 20))
+                          for corr in range(1, n_req + 1))
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)    # a small window: it fills at once
+        s.connect(("127.0.0.1", b.port))
+        s.setblocking(False)
+        sent, deadline = 0, time.monotonic() + 5
+        while sent < len(frames) and time.monotonic() < deadline:   # as much as the broker takes in 5 s
+            try:
+                sent += s.send(frames[sent:])
+            except BlockingIOError:
+                time.sleep(0.05)
+        time.sleep(1.0)
+        rss_peak = tree_stats(b.proc.pid).rss_bytes
+        # the fetches the broker took from that connection: about MAX_UNSENT (4 MiB) of responses,
+        # not every request its receive buffer holds (640 of them came in the first 64 KiB read)
+        handled = scrape(mport)[("kafka_server_brokertopicmetrics_totalfetchrequests_total", (("topic", "nr"),))]
+        with RawClient(b.port) as fresh:           # served while that connection is stuck
+            t0 = time.monotonic()
+            M = REQUESTS[3]
+            md = fresh.call(M(topics=[M.MetadataRequestTopic(name="nr")], allow_auto_topic_creation=False), 12)
+            took = time.monotonic() - t0
+        assert md.topics[0].error_code == 0
+        print(f"sent {sent} of {len(frames)} request bytes; broker RSS {rss_before / 2**20:.0f} MiB before, "
+              f"{rss_peak / 2**20:.0f} MiB with the unread responses; fresh metadata in {took * 1000:.0f} ms")
+        print(f"fetch requests taken while the client did not read: {handled:.0f}")
+        assert handled <= 16     # what the socket buffers took, and MAX_UNSENT of responses
+        assert rss_peak - rss_before < 64 << 20
+        assert took < 1.0
+        # now read: every response, in order, each the 1 MiB of records asked for
+        s.setblocking(True)
+        s.settimeout(30)
+        buf = bytearray()
+        got = 0
+        while sent < len(frames) or got < n_req:
+            if sent < len(frames):
+                sent += s.send(frames[sent:sent + (1 << 16)])
+            chunk = s.recv(1 << 20)
+            assert chunk, f"closed after {got} responses"
+            buf += chunk
+            while len(buf) >= 4:
+                (size,) = struct.unpack_from(">i", buf)
+                if len(buf) < 4 + size:
+                    break
+                frame = bytes(buf[4:4 + size])
+                del buf[:4 + size]
+                got += 1
+                (corr,) = struct.unpack_from(">i", frame)
+                assert corr == got
+                _, off = decode_response_header(frame, 1, 12)
+                resp, _ = RESPONSES[1].decode(frame, 12, off)
+                pd = resp.responses[0].partitions[0]
+                assert pd.error_code == 0 and len(pd.records) > 900_000, (got, pd.error_code)
+        s.close()

@@ -4,6 +4,7 @@
 - ``validate.py``: what a client's batch must pass (Kafka's LogValidator);
 - ``producer_state.py``: idempotent-producer bookkeeping;
 - ``flusher.py``: the fsync thread (group commit, ``flush.ms``);
+- ``dir_failure.py``: Kafka's LogDirFailureChannel (a disk failure takes its log dir offline);
 - ``fetch_session.py``: KIP-227 fetch sessions;
 - ``topics.py``: ``Topic``, topic names and ids, ``INTERNAL_TOPICS``.
 

@@ -75,6 +75,10 @@ class Flusher(threading.Thread):
                 with p.lock:
                     if p.closed:
                         err = None if not futs else OSError("partition deleted")
+                    elif p.log_dir.offline is not None:
+                        # nothing is written to an offline dir again (dir_failure.py): the appends
+                        # waiting here are not acknowledged
+                        err = OSError(f"log dir {p.log_dir.path} is offline")
                     else:
                         try:
                             t0 = time.perf_counter()
@@ -82,7 +86,8 @@ class Flusher(threading.Thread):
                             self.flush_times.observe(time.perf_counter() - t0)
                             p.last_flush_ms = now_ms()
                         except Exception as e:  # noqa: BLE001 - reported to the waiting requests
-                            log.error("flush of %s failed: %s", p.name, e)
+                            if not p.log_dir.failed(f"flushing {p.name}", e):
+                                log.error("flush of %s failed: %s", p.name, e)
                             err = e
                 if futs:
                     done.append((futs, err))

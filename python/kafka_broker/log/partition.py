@@ -45,6 +45,7 @@ from kafka_core._errors import CorruptIndexError, CorruptRecordError
 
 from . import validate
 from .clock import now_ms
+from .dir_failure import LogDir
 from .leader_epoch import LeaderEpochCache
 from .producer_state import PRODUCER_SNAPSHOT, SEQ_MOD, DuplicateBatch, ProducerState, read_snapshot
 from .txn import ABORT, ATTR_CONTROL, ATTR_TRANSACTIONAL, COMMIT, Aborted, AbortedIndex, control_record
@@ -82,15 +83,19 @@ class Partition:
                  "producers", "leader_epoch", "last_flush_ms", "segment_base", "snapshot_changes",
                  "checkpoint_rp", "high_watermark", "replicated", "epochs", "replication", "failure_logged",
                  "read_failure_logged",
-                 "aborted")
+                 "aborted", "log_dir")
 
     def __init__(self, topic: Topic, index: int, path: str, log_: Any, flusher: Flusher, *,
-                 replicated: bool = False, high_watermark: int | None = None) -> None:
+                 replicated: bool = False, high_watermark: int | None = None,
+                 log_dir: LogDir | None = None) -> None:
         """``replicated``: a cluster member's replica, whose high watermark the replication code
-        moves (from ``high_watermark``, clamped to the log); else it is always the log end."""
+        moves (from ``high_watermark``, clamped to the log); else it is always the log end.
+        ``log_dir``: the entry of ``log.dirs`` holding it, shared with its other partitions: a
+        disk failure in any of them takes all of them offline (``dir_failure.py``)."""
         self.topic = topic
         self.index = index
         self.path = path
+        self.log_dir = log_dir if log_dir is not None else LogDir(os.path.dirname(path))
         self.log = log_
         self.flusher = flusher
         self.lock = threading.Lock()
@@ -129,6 +134,15 @@ class Partition:
         return f"{self.topic.name}-{self.index}"
 
     @property
+    def offline(self) -> bool:
+        """Its log dir failed (``dir_failure.py``): every request for it answers KAFKA_STORAGE_ERROR
+        until the broker restarts."""
+        return self.log_dir.offline is not None
+
+    def offline_error(self) -> AppendError:
+        return AppendError(E.KAFKA_STORAGE_ERROR, f"Log dir {self.log_dir.path} of {self.name} is offline")
+
+    @property
     def last_stable_offset(self) -> int:
         """min(first offset of the oldest open transaction, high watermark): a read_committed
         consumer reads below it (txn.py)."""
@@ -157,6 +171,8 @@ class Partition:
         ``flushed`` (False: acks=0, nobody waits; the flush is still requested)."""
         if self.closed:   # its topic is being deleted (or the broker is stopping)
             return AppendError(E.UNKNOWN_TOPIC_OR_PARTITION, f"{self.name} is closed")
+        if self.log_dir.offline is not None:
+            return self.offline_error()
         now = now_ms() if now is None else now
         if origin is AppendOrigin.REPLICATION:
             return self._append_replica(records, now)
@@ -230,7 +246,12 @@ class Partition:
             else:
                 self.producers.begin(cpid, info.first_offset)
         if self.leader_epoch > self.epochs.latest:   # the first append of a new leader epoch
-            self.epochs.assign(self.leader_epoch, info.first_offset)
+            try:
+                self.epochs.assign(self.leader_epoch, info.first_offset)
+            except OSError as e:
+                # in the log but not acknowledged: the dir goes offline, as Kafka's append fails
+                # when its leader-epoch checkpoint cannot be written
+                return self._append_failed(e)
         if not self.replicated:
             self.high_watermark = info.last_offset + 1
         if origin is AppendOrigin.CLIENT:
@@ -277,10 +298,13 @@ class Partition:
         return int(self.log.lookup(offset).segment_base)
 
     def _append_failed(self, e: BaseException) -> AppendError:
-        """The error an append failure answers; a storage failure (a full disk, an I/O error) is
-        also logged, at most every 10 s per partition (the batch was the client's, the failure is
-        the operator's)."""
+        """The error an append failure answers.  A disk failure (a full disk, an I/O error) takes
+        the log dir offline (logged once, by ``dir_failure.py``); any other storage failure is
+        logged at most every 10 s per partition (the batch was the client's, the failure is the
+        operator's)."""
         code = error_code_for(e)
+        if self.log_dir.failed(f"appending to {self.name}", e):
+            return AppendError(E.KAFKA_STORAGE_ERROR, str(e))
         if code in (E.KAFKA_STORAGE_ERROR, E.UNKNOWN_SERVER_ERROR):
             t = time.monotonic()
             if t - self.failure_logged > 10:
@@ -294,8 +318,11 @@ class Partition:
         first batch of every read) answer CORRUPT_MESSAGE at ERROR naming the segment and
         position, as Kafka answers a CorruptRecordException: librdkafka surfaces that error to
         the application where a slice it cannot parse made it fetch the same offset forever.
-        Anything else (the log closed or deleted meanwhile, an I/O error) is KAFKA_STORAGE_ERROR."""
+        Anything else (the log closed or deleted meanwhile, an I/O error) is KAFKA_STORAGE_ERROR;
+        an I/O error also takes the log dir offline (``dir_failure.py``)."""
         corrupt = isinstance(e, CorruptRecordError | CorruptIndexError)
+        if not corrupt and self.log_dir.failed(f"reading {self.name} at offset {offset}", e):
+            return E.KAFKA_STORAGE_ERROR
         t = time.monotonic()
         if t - self.read_failure_logged > 10:
             self.read_failure_logged = t
