@@ -39,6 +39,10 @@ Connection limits (Kafka's ConnectionQuotas): at accept, a peer address that alr
 ``max.connections.per.ip`` connections (or its ``max.connections.per.ip.overrides`` count), or a
 broker already holding ``max.connections``, has the new socket closed before any byte is read;
 the refusal is logged at most every 10 s.  Counts follow opens and closes, O(1) each.
+Connection-rate quotas (KIP-612, ``connection_creation_rate`` of an ``ip`` entity, quotas.py):
+a connection over its address's rate is held unread and closed when its throttle time is up
+(Kafka's Acceptor keeps such sockets as DelayedCloseSocket), so the client waits instead of
+reconnecting at once.
 """
 
 from __future__ import annotations
@@ -619,8 +623,12 @@ class Server:
                  idle_ms: int = 600000, max_connections: int = 2**31 - 1, max_per_ip: int = 2**31 - 1,
                  per_ip_overrides: dict[str, int] | None = None,
                  tls: dict[str, ssl.SSLContext] | None = None, sasl: dict[str, Any] | None = None,
-                 sasl_token: Callable[[Connection, bytes], Awaitable[bytes | None]] | None = None) -> None:
+                 sasl_token: Callable[[Connection, bytes], Awaitable[bytes | None]] | None = None,
+                 connection_throttle: Callable[[str], int] | None = None) -> None:
         self.loop = loop
+        # a new connection from an address -> 0 to accept it, else ms until it is closed unread
+        self.connection_throttle = connection_throttle
+        self.throttled: dict[socket.socket, asyncio.TimerHandle] = {}   # sockets waiting to be closed
         self.tls = tls or {}        # SSL listener name -> its context
         self.sasl = sasl or {}      # SASL listener name -> sasl.ListenerSasl
         self._sasl_token = sasl_token
@@ -723,6 +731,10 @@ class Server:
                     self._refused_logged = now
                     log.warning("refusing a connection from %s: %s", peer, refused)
                 continue
+            ms = self.connection_throttle(host) if self.connection_throttle is not None else 0
+            if ms > 0:
+                self.throttled[sock] = self.loop.call_later(ms / 1000, self._close_throttled, sock)
+                continue
             self.per_ip[host] = self.per_ip.get(host, 0) + 1
             sock.setblocking(False)
             try:
@@ -732,6 +744,10 @@ class Server:
             ctx = self.tls.get(ln.name)
             self.connections.add(Connection(self, sock, peer, ln) if ctx is None
                                  else TlsConnection(self, sock, peer, ln, ctx))
+
+    def _close_throttled(self, sock: socket.socket) -> None:
+        self.throttled.pop(sock, None)
+        sock.close()
 
     def forget_peer(self, host: str) -> None:
         n = self.per_ip.get(host, 0) - 1
@@ -751,5 +767,9 @@ class Server:
                 pass
             s.close()
         self.sockets.clear()
+        for sock, timer in self.throttled.items():
+            timer.cancel()
+            sock.close()
+        self.throttled.clear()
         for c in list(self.connections):
             c.close(None)
