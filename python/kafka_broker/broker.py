@@ -160,12 +160,28 @@ class Broker:
                              max_per_ip=self.config["max.connections.per.ip"],
                              per_ip_overrides=self.config.connections_per_ip,
                              tls=self.config.tls_contexts, sasl=self.config.sasl_listeners,
-                             sasl_token=self._sasl_token, connection_throttle=self.quotas.record_connection)
+                             sasl_token=self._sasl_token, connection_throttle=self.quotas.record_connection,
+                             accept_throttle=self._connection_rates())
         where = parse_listener(self.config["metrics.listener"])
         if where is not None:     # first: once the Kafka port accepts, the metrics answer too
             self.metrics_server = MetricsServer(self, *where)
             self.metrics_server.start()
         return self.server.start()
+
+    def _connection_rates(self) -> Callable[[str], int] | None:
+        """max.connection.creation.rate broker-wide and per listener (quotas.ConnectionRates), or
+        None when neither is set."""
+        from .config import INT_MAX
+        from .quotas import ConnectionRates
+
+        c = self.config
+        broker_rate = c["max.connection.creation.rate"]
+        if broker_rate == INT_MAX and not c.listener_conn_rate:
+            return None
+        protected = c.inter_broker_listener if len(c.listeners) > 1 else None
+        return ConnectionRates(c["quota.window.num"], c["quota.window.size.seconds"],
+                               None if broker_rate == INT_MAX else broker_rate, dict(c.listener_conn_rate),
+                               protected).record
 
     def _sasl_token(self, conn: Any, token: bytes) -> Any:
         from .sasl_apis import raw_token

@@ -146,6 +146,17 @@ def _invalid(entity: Entity, ops: list[tuple[str, float | None]]) -> str | None:
     return None
 
 
+def throttle_ms(s: Sensor, q: float, now: float, cap_ms: float) -> int:
+    """Kafka's QuotaUtils.boundedThrottleTime: 0 within the quota, else (rate - quota) / quota *
+    the measured window, at most ``cap_ms`` (a quota of 0 is always over: the cap)."""
+    rate = s.rate(now)
+    if rate <= q:
+        return 0
+    if q <= 0:
+        return int(cap_ms)
+    return int(min((rate - q) / q * s.window_size(now) * 1000, cap_ms))
+
+
 class Quotas:
     def __init__(self, path: str, samples: int = 11, window_s: float = 1.0) -> None:
         self.path = path
@@ -197,13 +208,6 @@ class Quotas:
             s = self.sensors[(key, user, client_id)] = Sensor(self.samples, self.window)
         return s
 
-    def _throttle_ms(self, s: Sensor, q: float, now: float, cap_ms: float) -> int:
-        """Kafka's QuotaUtils.throttleTime, bounded: 0 within the quota."""
-        rate = s.rate(now)
-        if rate <= q:
-            return 0
-        return int(min((rate - q) / q * s.window_size(now) * 1000, cap_ms))
-
     def record(self, key: str, user: str, client_id: str, nbytes: int, now: float | None = None) -> int:
         """Count ``nbytes``; the throttle time (ms) the client has earned, 0 within its quota."""
         q = self.quota(key, user, client_id)
@@ -212,7 +216,7 @@ class Quotas:
         now = time.monotonic() if now is None else now
         s = self._sensor(key, user, client_id)
         s.record(nbytes, now)
-        return self._throttle_ms(s, q, now, self.samples * self.window * 1000)
+        return throttle_ms(s, q, now, self.samples * self.window * 1000)
 
     def record_request(self, user: str, client_id: str, seconds: float, now: float | None = None) -> int:
         """Count ``seconds`` of request handling (as percent-seconds, Kafka's nanosToPercentage);
@@ -223,7 +227,7 @@ class Quotas:
         now = time.monotonic() if now is None else now
         s = self._sensor("request_percentage", user, client_id)
         s.record(seconds * 100.0, now)
-        return self._throttle_ms(s, q, now, self.window * 1000)
+        return throttle_ms(s, q, now, self.window * 1000)
 
     def connection_rate(self, host: str) -> float | None:
         """The ``connection_creation_rate`` of an address: its own, else the default ip's."""
@@ -249,7 +253,7 @@ class Quotas:
                 self.ip_sensors = {h: x for h, x in self.ip_sensors.items() if x.rate(now) > 0}
             s = self.ip_sensors[host] = Sensor(self.samples, self.window)
         s.record(1, now)
-        ms = self._throttle_ms(s, q, now, self.window * 1000)
+        ms = throttle_ms(s, q, now, self.window * 1000)
         if ms > 0:
             s.record(-1, now)
         return ms
@@ -323,6 +327,38 @@ class Quotas:
             os.replace(tmp, self.path)
             self.values = new
         return results
+
+
+class ConnectionRates:
+    """``max.connection.creation.rate`` broker-wide and per listener (KIP-612, Kafka's
+    ConnectionQuotas.recordConnectionAndGetThrottleTimeMs): each new connection is recorded, on
+    the broker's sensor unless it came on the inter-broker listener while there are others (a
+    protected listener), and on its listener's; over either rate, the longer throttle is the
+    time the listener stops accepting (server.py: the connection is served after it, not
+    refused), at most one window."""
+
+    def __init__(self, samples: int, window_s: float, broker_rate: int | None, listener_rates: dict[str, int],
+                 protected: str | None) -> None:
+        self.samples, self.window = samples, window_s
+        self.broker_rate = broker_rate
+        self.listener_rates = listener_rates
+        self.protected = protected
+        self.broker = Sensor(samples, window_s)
+        self.listeners = {name: Sensor(samples, window_s) for name in listener_rates}
+
+    def _one(self, s: Sensor, q: float, now: float) -> int:
+        s.record(1, now)
+        return throttle_ms(s, q, now, self.window * 1000)
+
+    def record(self, listener: str, now: float | None = None) -> int:
+        now = time.monotonic() if now is None else now
+        ms = 0
+        if self.broker_rate is not None and listener != self.protected:
+            ms = self._one(self.broker, self.broker_rate, now)
+        s = self.listeners.get(listener)
+        if s is not None:
+            ms = max(ms, self._one(s, self.listener_rates[listener], now))
+        return ms
 
 
 def handle_describe_client_quotas(b: Any, ctx: Any, req: Any) -> Any:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kafka_broker.quotas import Quotas, Sensor
+from kafka_broker.quotas import ConnectionRates, Quotas, Sensor
 from kafka_broker.testing import EmbeddedBroker
 from kafka_protocol.errors import ErrorCode as E
 from kafka_protocol.messages import REQUESTS
@@ -188,6 +188,33 @@ def test_connection_creation_rate_limits_one_address(broker: EmbeddedBroker) -> 
     assert 5 <= served2 <= 5 * seconds + 5 + 2, (served2, refused2)
     assert refused2 > 0
     assert refused3 == 0 and served3 > served2 / 4, (served3, served2)
+
+
+def test_connection_creation_rate_of_the_broker_and_a_listener() -> None:
+    r = ConnectionRates(2, 1.0, 4, {"EXTERNAL": 2}, protected="INTERNAL")
+    assert [r.record("INTERNAL", now=10.0) for _ in range(10)] == [0] * 10     # the inter-broker listener
+    assert [r.record("PLAIN", now=10.0) for _ in range(4)] == [0] * 4
+    assert r.record("PLAIN", now=10.0) == 250       # 5 over the 1 s window against 4/s: (5-4)/4 * 1 s
+    r = ConnectionRates(2, 1.0, None, {"EXTERNAL": 2}, protected=None)
+    assert [r.record("EXTERNAL", now=10.0) for _ in range(3)] == [0, 0, 500]
+    assert r.record("OTHER", now=10.0) == 0
+
+
+def test_a_listener_over_its_max_connection_creation_rate_serves_connections_late(tmp_path: Path) -> None:
+    b = EmbeddedBroker(data_dir=tmp_path / "b", settings={
+        "quota.window.num": "2", "quota.window.size.seconds": "1",
+        "listener.name.plaintext.max.connection.creation.rate": "4"})
+    b.start()
+    try:
+        A = REQUESTS[18]
+        t0 = time.monotonic()
+        for _ in range(12):     # all served (Kafka's acceptor waits, it does not refuse), at ~4/s
+            with RawClient(b.port, client_id="conn", timeout=10) as c:
+                assert c.call(A(client_software_name="t", client_software_version="1"), 3).error_code == 0
+        took = time.monotonic() - t0
+    finally:
+        b.cleanup()
+    assert took >= 1.5, f"12 connections at 4/s in {took:.2f} s"
 
 
 @pytest.mark.interop
