@@ -285,7 +285,10 @@ class Broker:
         follower = api == 1 and req.replica_id is not None and req.replica_id >= 0
         nbytes = sum(len(pd.records) for td in req.topic_data for pd in td.partition_data if pd.records) \
             if produce else 0
-        timed = q.request_quotas and api not in EXEMPT_APIS and not follower
+        # a SASL exchange before authentication is not a request Kafka's KafkaApis sees (its
+        # network layer answers it), so it is not timed either
+        authenticating = conn.sasl is not None and not conn.sasl.authenticated
+        timed = q.request_quotas and api not in EXEMPT_APIS and not follower and not authenticating
         if self.authorizer is not None:
             from .authz import guard
             res = guard(self.authorizer, self, ctx, req, handler)

@@ -22,7 +22,8 @@ handler's return (decoding, authorization, the handler's synchronous part, where
 reads happen), Kafka's request-handler thread time; the time a request then waits (acks=all,
 a long-poll fetch) is not work and is not counted, nor is the writing of the response (Kafka
 records its network-thread time without throttling; we do not record it).  Inter-broker requests
-(Kafka's cluster actions) and follower fetches are exempt, as in Kafka.
+(Kafka's cluster actions), follower fetches and the SASL exchange before authentication are
+exempt, as in Kafka.
 
 Over quota, the response says ``throttle_time_ms`` = (rate - quota) / quota * the measured window
 and the connection is muted for that long after the response (KIP-219: the broker answers at once
