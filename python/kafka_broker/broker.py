@@ -20,6 +20,7 @@ import asyncio
 import inspect
 import logging
 import re
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -169,12 +170,28 @@ class Broker:
                              max_per_ip=self.config["max.connections.per.ip"],
                              per_ip_overrides=self.config.connections_per_ip,
                              tls=self.config.tls_contexts, sasl=self.config.sasl_listeners,
-                             sasl_token=self._sasl_token)
+                             sasl_token=self._sasl_token, connection_throttle=self.quotas.record_connection,
+                             accept_throttle=self._connection_rates())
         where = parse_listener(self.config["metrics.listener"])
         if where is not None:     # first: once the Kafka port accepts, the metrics answer too
             self.metrics_server = MetricsServer(self, *where)
             self.metrics_server.start()
         return self.server.start()
+
+    def _connection_rates(self) -> Callable[[str], int] | None:
+        """max.connection.creation.rate broker-wide and per listener (quotas.ConnectionRates), or
+        None when neither is set."""
+        from .config import INT_MAX
+        from .quotas import ConnectionRates
+
+        c = self.config
+        broker_rate = c["max.connection.creation.rate"]
+        if broker_rate == INT_MAX and not c.listener_conn_rate:
+            return None
+        protected = c.inter_broker_listener if len(c.listeners) > 1 else None
+        return ConnectionRates(c["quota.window.num"], c["quota.window.size.seconds"],
+                               None if broker_rate == INT_MAX else broker_rate, dict(c.listener_conn_rate),
+                               protected).record
 
     def _sasl_token(self, conn: Any, token: bytes) -> Any:
         from .sasl_apis import raw_token
@@ -255,7 +272,7 @@ class Broker:
         cluster = self.cluster
         if cluster is not None and not cluster.serving.is_set() and h.api_key not in cluster.EARLY_APIS:
             return self._when_serving(handler, ctx, req)
-        if self.quotas.active and h.api_key in (0, 1):
+        if self.quotas.active and (h.api_key in (0, 1) or self.quotas.request_quotas):
             return self._throttled(ctx, req, handler)
         if self.authorizer is not None:
             from .authz import guard
@@ -263,34 +280,45 @@ class Broker:
         return handler(self, ctx, req)
 
     def _throttled(self, ctx: RequestContext, req: Any, handler: Handler) -> HandlerResult:
-        """Produce and consumer Fetch under client quotas (quotas.py): the bytes count against
-        the user's and client id's rate; over it, the response carries throttle_time_ms and the
-        connection is muted for as long."""
+        """A request under client quotas (quotas.py): Produce's and a consumer Fetch's bytes count
+        against the byte rates, the time to handle any request but the exempt ones against
+        ``request_percentage``; over either, the response carries the longer throttle time and
+        the connection is muted for as long (Kafka's KafkaApis takes the maximum the same way)."""
         from .authz import principal_of
+        from .quotas import EXEMPT_APIS
 
         conn = ctx.conn
+        q = self.quotas
         user = principal_of(conn).split(":", 1)[-1]
         cid = ctx.client_id or ""
-        produce = ctx.header.api_key == 0
+        api = ctx.header.api_key
+        produce = api == 0
+        follower = api == 1 and req.replica_id is not None and req.replica_id >= 0
         nbytes = sum(len(pd.records) for td in req.topic_data for pd in td.partition_data if pd.records) \
             if produce else 0
-        consumer = not produce and (req.replica_id is None or req.replica_id < 0)
+        # a SASL exchange before authentication is not a request Kafka's KafkaApis sees (its
+        # network layer answers it), so it is not timed either
+        authenticating = conn.sasl is not None and not conn.sasl.authenticated
+        timed = q.request_quotas and api not in EXEMPT_APIS and not follower and not authenticating
         if self.authorizer is not None:
             from .authz import guard
             res = guard(self.authorizer, self, ctx, req, handler)
         else:
             res = handler(self, ctx, req)
+        # request-handler time: from taking the frame to the handler's return (see quotas.py)
+        spent = time.perf_counter() - ctx.started if timed else 0.0
 
         def fix(resp: Any) -> Any:
+            ms = 0
             if produce:
-                ms = self.quotas.record("producer_byte_rate", user, cid, nbytes)
-            elif consumer and resp is not None:
+                ms = q.record("producer_byte_rate", user, cid, nbytes)
+            elif api == 1 and not follower and resp is not None:
                 got = sum(len(p.records) for t in resp.responses for p in t.partitions if p.records)
-                ms = self.quotas.record("consumer_byte_rate", user, cid, got)
-            else:
-                ms = 0
+                ms = q.record("consumer_byte_rate", user, cid, got)
+            if timed:
+                ms = max(ms, q.record_request(user, cid, spent))
             if ms:
-                if resp is not None:
+                if resp is not None and hasattr(resp, "throttle_time_ms"):
                     resp.throttle_time_ms = ms
                 conn.mute(ms)
             return resp

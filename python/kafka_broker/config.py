@@ -295,6 +295,9 @@ BROKER_CONFIGS: dict[str, ConfigDef] = _defs(
     C("max.connections", "int", INT_MAX, at_least(0), dynamic=True),
     C("max.connections.per.ip", "int", INT_MAX, at_least(0)),
     C("max.connections.per.ip.overrides", "string", "", lambda v: _ip_overrides(v)[1]),
+    # KIP-612 (server.py): new connections per second, broker-wide (not on the inter-broker
+    # listener) and per listener as listener.name.<l>.max.connection.creation.rate
+    C("max.connection.creation.rate", "int", INT_MAX, at_least(0)),
     # TLS (kafka_broker/tls.py): broker-wide, and per listener as listener.name.<l>.ssl.*
     C("security.inter.broker.protocol", "string", "PLAINTEXT",
       one_of("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")),
@@ -408,7 +411,8 @@ NOT_IMPLEMENTED: dict[str, tuple[tuple[str, ...], str]] = {
 REFUSED_PREFIXES: tuple[tuple[str, str], ...] = (
     ("zookeeper.", "this ZooKeeper client setting (TLS/SASL to ZooKeeper, ACLs on znodes)"),
     ("sasl.", "SASL"), ("sasl_", "SASL"), ("security.", "TLS and SASL"),
-    ("listener.name.", "this per-listener setting (only ssl.* keys are per listener)"),
+    ("listener.name.", "this per-listener setting (only ssl.*, sasl.enabled.mechanisms, "
+                       "<mechanism>.sasl.jaas.config and max.connection.creation.rate are per listener)"),
     ("principal.", "authentication"),
     ("connection.failed.authentication", "authentication"), ("password.encoder.", "dynamic password configs"),
     ("delegation.token.", "delegation tokens"), ("replica.", _CLUSTER), ("controller.", _KRAFT),
@@ -607,6 +611,7 @@ class BrokerConfig:
         self.listener_ssl: dict[str, dict[str, Any]] = {}    # listener name -> its own ssl.* values
         self.listener_sasl: dict[str, dict[str, Any]] = {}   # listener name -> sasl.enabled.mechanisms
         self.listener_jaas: dict[str, dict[str, str]] = {}   # listener name -> mechanism -> JAAS config
+        self.listener_conn_rate: dict[str, int] = {}       # listener name -> max.connection.creation.rate
         for key, raw in items:
             key = key.strip()
             if key.startswith("listener.name."):
@@ -614,6 +619,10 @@ class BrokerConfig:
                 sdef = BROKER_CONFIGS.get(sub)
                 if sub in SSL_KEYS and sdef is not None:
                     self.listener_ssl.setdefault(lname.upper(), {})[sub] = parse_value(sdef, raw)
+                    self.explicit[key] = raw
+                    continue
+                if sub == "max.connection.creation.rate" and sdef is not None:
+                    self.listener_conn_rate[lname.upper()] = parse_value(sdef, raw)
                     self.explicit[key] = raw
                     continue
                 if sub == "sasl.enabled.mechanisms" and sdef is not None:
@@ -684,7 +693,8 @@ class BrokerConfig:
                                   "(listener.security.protocol.map: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL)")
             protos[ln.name] = proto
         for what, per in (("ssl.*", self.listener_ssl), ("sasl.*", self.listener_sasl),
-                          ("<mechanism>.sasl.jaas.config", self.listener_jaas)):
+                          ("<mechanism>.sasl.jaas.config", self.listener_jaas),
+                          ("max.connection.creation.rate", self.listener_conn_rate)):
             unknown_l = set(per) - set(names)
             if unknown_l:
                 raise ConfigError(f"listener.name.*.{what} names unknown listener(s) {sorted(unknown_l)}")

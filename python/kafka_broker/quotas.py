@@ -1,28 +1,47 @@
-"""Client quotas: ``producer_byte_rate`` and ``consumer_byte_rate`` per user and client id (Kafka's
-ClientQuotaManager, KIP-55 / KIP-219), set with AlterClientQuotas and read with
-DescribeClientQuotas (Apache Kafka's ``kafka-configs --entity-type users|clients``).
+"""Client quotas (Kafka's ClientQuotaManager and ConnectionQuotas), set with AlterClientQuotas and
+read with DescribeClientQuotas (Apache Kafka's ``kafka-configs --entity-type users|clients|ips``):
 
-Which quota applies: the most specific of Kafka's eight levels, user+client-id, user+default
-client, user, default user+client-id, default user+default client, default user, client-id,
-default client (``<default>`` is an entity name of None).  The user is the connection's
-authenticated name (SASL, or the TLS principal without ``User:``); unauthenticated clients are
-``ANONYMOUS``.
+- ``producer_byte_rate`` / ``consumer_byte_rate`` (KIP-55 / KIP-219): bytes produced (the batches
+  of a Produce request) and fetched (the records of a consumer's Fetch response) per second;
+- ``request_percentage`` (KIP-124): the share of one thread's time the broker spends handling the
+  client's requests, in percent (so 100 is one whole thread);
+- ``connection_creation_rate`` for ``ip`` entities (KIP-612): new connections per second from an
+  address (server.py closes the excess).
 
-Measuring: bytes produced (the batches of a Produce request) and fetched (the records of a
-consumer's Fetch response) per (user, client id), in ``quota.window.num`` windows of
+Which user/client-id quota applies: the most specific of Kafka's eight levels, user+client-id,
+user+default client, user, default user+client-id, default user+default client, default user,
+client-id, default client (``<default>`` is an entity name of None), looked up per key.  The user is
+the connection's authenticated name (SASL, or the TLS principal without ``User:``); unauthenticated
+clients are ``ANONYMOUS``.  An address's connection rate is its own ``ip`` entity's, else the
+``<default>`` ip's; ip entities stand alone (never combined with a user or client id).
+
+Measuring: per (user, client id) and per address, in ``quota.window.num`` windows of
 ``quota.window.size.seconds``, with Kafka's rate rule: the rate is over at least
-``quota.window.num - 1`` windows.  Over quota, the response says ``throttle_time_ms`` =
-(rate - quota) / quota * window, and the connection is muted for that long after the response
-(KIP-219: the broker answers at once and reads nothing more from that client until then).
+``quota.window.num - 1`` windows.  Request time is the time from taking the request's frame to the
+handler's return (decoding, authorization, the handler's synchronous part, where appends and
+reads happen), Kafka's request-handler thread time; the time a request then waits (acks=all,
+a long-poll fetch) is not work and is not counted, nor is the writing of the response (Kafka
+records its network-thread time without throttling; we do not record it).  Inter-broker requests
+(Kafka's cluster actions), follower fetches and the SASL exchange before authentication are
+exempt, as in Kafka.
+
+Over quota, the response says ``throttle_time_ms`` = (rate - quota) / quota * the measured window
+and the connection is muted for that long after the response (KIP-219: the broker answers at once
+and reads nothing more from that client until then).  A byte quota's throttle is capped at the
+whole quota period (``window.num * window.size``), a request quota's at one window, as Kafka's
+ClientRequestQuotaManager caps it; a request over both quotas is throttled by the longer one.
+A connection over its address's rate is not counted (Kafka un-records it) and is closed once
+its throttle time has passed, nothing read from it meanwhile (Kafka's delayed close, so a client
+does not spin reconnecting); the throttle is capped at one window.
 
 Storage: on one broker ``kc-quotas.json`` in the first log dir (written to a temporary file,
 fsynced, renamed); in a cluster ZooKeeper, in Kafka's layout (cluster/quotas.py), so a quota set
 through any broker holds on every broker.
-``request_percentage`` and connection-rate quotas are refused (INVALID_REQUEST), not ignored.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import time
@@ -32,8 +51,13 @@ from typing import Any
 from kafka_protocol.errors import ErrorCode as E
 
 QUOTAS_FILE = "kc-quotas.json"
-KEYS = ("producer_byte_rate", "consumer_byte_rate")
-ENTITY_TYPES = ("user", "client-id")
+CLIENT_KEYS = ("producer_byte_rate", "consumer_byte_rate", "request_percentage")
+IP_KEYS = ("connection_creation_rate",)
+KEYS = CLIENT_KEYS + IP_KEYS
+ENTITY_TYPES = ("user", "client-id", "ip")
+# Kafka's cluster actions (ApiKeys with clusterAction=true): inter-broker requests, never throttled
+# by a request quota (KafkaApis answers them with sendResponseExemptThrottle)
+EXEMPT_APIS = frozenset((4, 5, 6, 7, 27, 52, 53, 54, 55, 56, 57, 58, 62, 63, 67))
 DEFAULT = None     # an entity's default (Kafka's <default>)
 Entity = tuple[tuple[str, str | None], ...]      # sorted (type, name or None)
 
@@ -91,20 +115,81 @@ class Sensor:
         return sum(x[1] for x in self.buckets) / self.window_size(now)
 
 
+def _invalid(entity: Entity, ops: list[tuple[str, float | None]]) -> str | None:
+    """Why AlterClientQuotas refuses an entry (INVALID_REQUEST), as Kafka's
+    ClientQuotaControlManager checks it; None when it is valid."""
+    types = [t for t, _ in entity]
+    if not entity or len(set(types)) != len(types) or any(t not in ENTITY_TYPES for t in types):
+        return f"Invalid quota entity {dict(entity)}: the entity types are user, client-id and ip"
+    if "ip" in types:
+        if len(types) > 1:
+            return "An ip quota entity cannot be combined with a user or client-id"
+        name = entity[0][1]
+        if name is not None:
+            try:
+                ipaddress.ip_address(name)
+            except ValueError:
+                return f"{name} is not a valid IP address"
+        allowed: tuple[str, ...] = IP_KEYS
+    else:
+        allowed = CLIENT_KEYS
+    bad = [k for k, _ in ops if k not in allowed]
+    if bad:
+        return f"Invalid configuration key {bad[0]} for {'ip' if 'ip' in types else 'user/client-id'} entities " \
+               f"(valid: {', '.join(allowed)})"
+    for k, v in ops:
+        if v is None:
+            continue
+        if v <= 0:
+            return f"{k}: a quota must be a positive number"
+        if k == "connection_creation_rate" and v != int(v):
+            return f"{k} must be an integer"
+    return None
+
+
+def throttle_ms(s: Sensor, q: float, now: float, cap_ms: float) -> int:
+    """Kafka's QuotaUtils.boundedThrottleTime: 0 within the quota, else (rate - quota) / quota *
+    the measured window, at most ``cap_ms`` (a quota of 0 is always over: the cap)."""
+    rate = s.rate(now)
+    if rate <= q:
+        return 0
+    if q <= 0:
+        return int(cap_ms)
+    return int(min((rate - q) / q * s.window_size(now) * 1000, cap_ms))
+
+
 class Quotas:
     def __init__(self, path: str, samples: int = 11, window_s: float = 1.0) -> None:
         self.path = path
         self.samples = samples
         self.window = window_s
-        self.values: dict[Entity, dict[str, float]] = {}
+        self._values: dict[Entity, dict[str, float]] = {}
+        self.in_use: frozenset[str] = frozenset()     # the keys some entity sets
         self.sensors: dict[tuple[str, str, str], Sensor] = {}
+        self.ip_sensors: dict[str, Sensor] = {}
         if os.path.exists(path):
             with open(path, encoding="utf-8") as f:
                 self.values = {_parse(k): v for k, v in json.load(f).items()}
 
     @property
+    def values(self) -> dict[Entity, dict[str, float]]:
+        return self._values
+
+    @values.setter
+    def values(self, v: dict[Entity, dict[str, float]]) -> None:
+        self._values = v
+        self.in_use = frozenset(k for vals in v.values() for k in vals)
+        if "connection_creation_rate" not in self.in_use:
+            self.ip_sensors.clear()
+
+    @property
     def active(self) -> bool:
-        return bool(self.values)
+        """Some user/client-id quota is set: requests go through Broker._throttled."""
+        return any(k in self.in_use for k in CLIENT_KEYS)
+
+    @property
+    def request_quotas(self) -> bool:
+        return "request_percentage" in self.in_use
 
     def quota(self, key: str, user: str, client_id: str) -> float | None:
         """The quota that applies (Kafka's precedence, see the module docstring)."""
@@ -118,21 +203,61 @@ class Quotas:
                 return v[key]
         return None
 
+    def _sensor(self, key: str, user: str, client_id: str) -> Sensor:
+        s = self.sensors.get((key, user, client_id))
+        if s is None:
+            s = self.sensors[(key, user, client_id)] = Sensor(self.samples, self.window)
+        return s
+
     def record(self, key: str, user: str, client_id: str, nbytes: int, now: float | None = None) -> int:
         """Count ``nbytes``; the throttle time (ms) the client has earned, 0 within its quota."""
         q = self.quota(key, user, client_id)
         if q is None:
             return 0
         now = time.monotonic() if now is None else now
-        s = self.sensors.get((key, user, client_id))
-        if s is None:
-            s = self.sensors[(key, user, client_id)] = Sensor(self.samples, self.window)
+        s = self._sensor(key, user, client_id)
         s.record(nbytes, now)
-        rate = s.rate(now)
-        if rate <= q or q <= 0:
-            return 0 if q > 0 else int(self.samples * self.window * 1000)
-        ms = (rate - q) / q * s.window_size(now) * 1000
-        return int(min(ms, self.samples * self.window * 1000))
+        return throttle_ms(s, q, now, self.samples * self.window * 1000)
+
+    def record_request(self, user: str, client_id: str, seconds: float, now: float | None = None) -> int:
+        """Count ``seconds`` of request handling (as percent-seconds, Kafka's nanosToPercentage);
+        the throttle time (ms), at most one window (ClientRequestQuotaManager's bound)."""
+        q = self.quota("request_percentage", user, client_id)
+        if q is None:
+            return 0
+        now = time.monotonic() if now is None else now
+        s = self._sensor("request_percentage", user, client_id)
+        s.record(seconds * 100.0, now)
+        return throttle_ms(s, q, now, self.window * 1000)
+
+    def connection_rate(self, host: str) -> float | None:
+        """The ``connection_creation_rate`` of an address: its own, else the default ip's."""
+        for e in ((("ip", host),), (("ip", None),)):
+            v = self.values.get(e)
+            if v is not None and "connection_creation_rate" in v:
+                return v["connection_creation_rate"]
+        return None
+
+    def record_connection(self, host: str, now: float | None = None) -> int:
+        """A new connection from ``host``: 0 to accept it, else the ms after which to close it
+        (the connection is then not counted, as Kafka's recordIpConnectionMaybeThrottle
+        un-records it)."""
+        if "connection_creation_rate" not in self.in_use:
+            return 0
+        q = self.connection_rate(host)
+        if q is None:
+            return 0
+        now = time.monotonic() if now is None else now
+        s = self.ip_sensors.get(host)
+        if s is None:
+            if len(self.ip_sensors) > 65536:       # addresses come and go: forget idle ones
+                self.ip_sensors = {h: x for h, x in self.ip_sensors.items() if x.rate(now) > 0}
+            s = self.ip_sensors[host] = Sensor(self.samples, self.window)
+        s.record(1, now)
+        ms = throttle_ms(s, q, now, self.window * 1000)
+        if ms > 0:
+            s.record(-1, now)
+        return ms
 
     # -- the APIs ---------------------------------------------------------------------
 
@@ -163,18 +288,9 @@ class Quotas:
         results: list[tuple[int, str | None]] = []
         changed: dict[Entity, dict[str, float]] = {}
         for entity, ops in entries:
-            types = [t for t, _ in entity]
-            if not entity or len(set(types)) != len(types) or any(t not in ENTITY_TYPES for t in types):
-                results.append((E.INVALID_REQUEST, "Quota entities are user and/or client-id (ip quotas and "
-                                                   "other entity types are not implemented by kafka-core)"))
-                continue
-            bad = [k for k, _ in ops if k not in KEYS]
-            if bad:
-                results.append((E.INVALID_REQUEST, f"Quota keys {bad}: kafka-core enforces only "
-                                                   f"{', '.join(KEYS)}"))
-                continue
-            if any(v is not None and v <= 0 for _, v in ops):
-                results.append((E.INVALID_REQUEST, "A quota must be a positive number"))
+            why = _invalid(entity, ops)
+            if why is not None:
+                results.append((E.INVALID_REQUEST, why))
                 continue
             cur = changed.setdefault(entity, dict(self.values.get(entity, {})))
             for k, v in ops:
@@ -186,10 +302,12 @@ class Quotas:
         return results, {e: v for e, v in changed.items() if v != self.values.get(e, {})}
 
     def set_entity(self, entity: Entity, values: dict[str, float]) -> None:
+        new = dict(self.values)
         if values:
-            self.values[entity] = dict(values)
+            new[entity] = dict(values)
         else:
-            self.values.pop(entity, None)
+            new.pop(entity, None)
+        self.values = new
 
     def alter(self, entries: list[tuple[Entity, list[tuple[str, float | None]]]], validate_only: bool,
               ) -> list[tuple[int, str | None]]:
@@ -210,6 +328,38 @@ class Quotas:
             os.replace(tmp, self.path)
             self.values = new
         return results
+
+
+class ConnectionRates:
+    """``max.connection.creation.rate`` broker-wide and per listener (KIP-612, Kafka's
+    ConnectionQuotas.recordConnectionAndGetThrottleTimeMs): each new connection is recorded, on
+    the broker's sensor unless it came on the inter-broker listener while there are others (a
+    protected listener), and on its listener's; over either rate, the longer throttle is the
+    time the listener stops accepting (server.py: the connection is served after it, not
+    refused), at most one window."""
+
+    def __init__(self, samples: int, window_s: float, broker_rate: int | None, listener_rates: dict[str, int],
+                 protected: str | None) -> None:
+        self.samples, self.window = samples, window_s
+        self.broker_rate = broker_rate
+        self.listener_rates = listener_rates
+        self.protected = protected
+        self.broker = Sensor(samples, window_s)
+        self.listeners = {name: Sensor(samples, window_s) for name in listener_rates}
+
+    def _one(self, s: Sensor, q: float, now: float) -> int:
+        s.record(1, now)
+        return throttle_ms(s, q, now, self.window * 1000)
+
+    def record(self, listener: str, now: float | None = None) -> int:
+        now = time.monotonic() if now is None else now
+        ms = 0
+        if self.broker_rate is not None and listener != self.protected:
+            ms = self._one(self.broker, self.broker_rate, now)
+        s = self.listeners.get(listener)
+        if s is not None:
+            ms = max(ms, self._one(s, self.listener_rates[listener], now))
+        return ms
 
 
 def handle_describe_client_quotas(b: Any, ctx: Any, req: Any) -> Any:

@@ -49,6 +49,12 @@ Connection limits (Kafka's ConnectionQuotas): at accept, a peer address that alr
 ``max.connections.per.ip`` connections (or its ``max.connections.per.ip.overrides`` count), or a
 broker already holding ``max.connections``, has the new socket closed before any byte is read;
 the refusal is logged at most every 10 s.  Counts follow opens and closes, O(1) each.
+Connection-rate quotas (KIP-612, ``connection_creation_rate`` of an ``ip`` entity, quotas.py):
+a connection over its address's rate is held unread and closed when its throttle time is up
+(Kafka's Acceptor keeps such sockets as DelayedCloseSocket), so the client waits instead of
+reconnecting at once.  Over ``max.connection.creation.rate`` (broker-wide, or a listener's
+``listener.name.<l>.max.connection.creation.rate``) the listener instead stops accepting for the
+throttle time and then serves the connection it holds, as Kafka's acceptor waits for a slot.
 """
 
 from __future__ import annotations
@@ -666,8 +672,15 @@ class Server:
                  idle_ms: int = 600000, max_connections: int = 2**31 - 1, max_per_ip: int = 2**31 - 1,
                  per_ip_overrides: dict[str, int] | None = None,
                  tls: dict[str, ssl.SSLContext] | None = None, sasl: dict[str, Any] | None = None,
-                 sasl_token: Callable[[Connection, bytes], Awaitable[bytes | None]] | None = None) -> None:
+                 sasl_token: Callable[[Connection, bytes], Awaitable[bytes | None]] | None = None,
+                 connection_throttle: Callable[[str], int] | None = None,
+                 accept_throttle: Callable[[str], int] | None = None) -> None:
         self.loop = loop
+        # a listener's new connection -> 0, else ms before it is served (max.connection.creation.rate)
+        self.accept_throttle = accept_throttle
+        # a new connection from an address -> 0 to accept it, else ms until it is closed unread
+        self.connection_throttle = connection_throttle
+        self.throttled: dict[socket.socket, asyncio.TimerHandle] = {}   # sockets waiting to be closed
         self.tls = tls or {}        # SSL listener name -> its context
         self.sasl = sasl or {}      # SASL listener name -> sasl.ListenerSasl
         self._sasl_token = sasl_token
@@ -756,29 +769,55 @@ class Server:
             except OSError as e:
                 log.warning("accept failed: %s", e)
                 return
-            host = str(peer[0]) if isinstance(peer, tuple) else str(peer)
-            limit = self.per_ip_overrides.get(host, self.max_per_ip)
-            refused = None
-            if self.per_ip.get(host, 0) >= limit:
-                refused = f"{host} already has the configured maximum of {limit} connections (max.connections.per.ip)"
-            elif len(self.connections) >= self.max_connections:
-                refused = f"max.connections ({self.max_connections}) are open"
-            if refused is not None:
-                sock.close()
-                now = time.monotonic()
-                if now - self._refused_logged > 10:
-                    self._refused_logged = now
-                    log.warning("refusing a connection from %s: %s", peer, refused)
-                continue
-            self.per_ip[host] = self.per_ip.get(host, 0) + 1
-            sock.setblocking(False)
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
-            ctx = self.tls.get(ln.name)
-            self.connections.add(Connection(self, sock, peer, ln) if ctx is None
-                                 else TlsConnection(self, sock, peer, ln, ctx))
+            ms = self.accept_throttle(ln.name) if self.accept_throttle is not None else 0
+            if ms > 0:
+                # over max.connection.creation.rate: this connection waits, and the listener
+                # accepts nothing more, until the rate allows (Kafka's waitForConnectionSlot)
+                self.loop.remove_reader(lsock.fileno())
+                self.loop.call_later(ms / 1000, self._accept_later, lsock, ln, sock, peer)
+                return
+            self._admit(sock, peer, ln)
+
+    def _accept_later(self, lsock: socket.socket, ln: Listener, sock: socket.socket, peer: Any) -> None:
+        if lsock.fileno() < 0:      # the server closed meanwhile
+            sock.close()
+            return
+        self._admit(sock, peer, ln)
+        self.loop.add_reader(lsock.fileno(), self._accept, lsock, ln)
+
+    def _admit(self, sock: socket.socket, peer: Any, ln: Listener) -> None:
+        """A new connection, once the listener's rate allows it: the per-address checks."""
+        host = str(peer[0]) if isinstance(peer, tuple) else str(peer)
+        limit = self.per_ip_overrides.get(host, self.max_per_ip)
+        refused = None
+        if self.per_ip.get(host, 0) >= limit:
+            refused = f"{host} already has the configured maximum of {limit} connections (max.connections.per.ip)"
+        elif len(self.connections) >= self.max_connections:
+            refused = f"max.connections ({self.max_connections}) are open"
+        if refused is not None:
+            sock.close()
+            now = time.monotonic()
+            if now - self._refused_logged > 10:
+                self._refused_logged = now
+                log.warning("refusing a connection from %s: %s", peer, refused)
+            return
+        ms = self.connection_throttle(host) if self.connection_throttle is not None else 0
+        if ms > 0:
+            self.throttled[sock] = self.loop.call_later(ms / 1000, self._close_throttled, sock)
+            return
+        self.per_ip[host] = self.per_ip.get(host, 0) + 1
+        sock.setblocking(False)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        ctx = self.tls.get(ln.name)
+        self.connections.add(Connection(self, sock, peer, ln) if ctx is None
+                             else TlsConnection(self, sock, peer, ln, ctx))
+
+    def _close_throttled(self, sock: socket.socket) -> None:
+        self.throttled.pop(sock, None)
+        sock.close()
 
     def forget_peer(self, host: str) -> None:
         n = self.per_ip.get(host, 0) - 1
@@ -798,5 +837,9 @@ class Server:
                 pass
             s.close()
         self.sockets.clear()
+        for sock, timer in self.throttled.items():
+            timer.cancel()
+            sock.close()
+        self.throttled.clear()
         for c in list(self.connections):
             c.close(None)

@@ -33,10 +33,12 @@ class RawClient:
     """One TCP connection speaking Kafka frames with the generated codecs."""
 
     def __init__(self, port: int, client_id: str | None = "kc-test", timeout: float = 15,
-                 rcvbuf: int | None = None) -> None:
+                 rcvbuf: int | None = None, source: str | None = None) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:   # before connect, so the advertised window stays small
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if source:   # another loopback address (127.0.0.2...): per-address limits and quotas
+            self.sock.bind((source, 0))
         self.sock.settimeout(timeout)
         self.sock.connect(("127.0.0.1", port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -1,7 +1,7 @@
 """Client quotas in the cluster (issue 14): AlterClientQuotas through any broker writes Kafka's
-ZooKeeper layout (``/config/clients/<id>``, ``/config/users/<user>[/clients/<id>]``, a
-``/config/changes`` notification), every broker describes the same quotas and throttles by
-them, a quota written into ZooKeeper as Kafka's own tools lay it out is honoured, and removing a
+ZooKeeper layout (``/config/clients/<id>``, ``/config/users/<user>[/clients/<id>]``,
+``/config/ips/<address>``, a ``/config/changes`` notification), every broker describes the same
+quotas and throttles by them (byte rates, request_percentage, connection_creation_rate), a quota written into ZooKeeper as Kafka's own tools lay it out is honoured, and removing a
 quota ends the throttling everywhere."""
 
 from __future__ import annotations
@@ -68,7 +68,10 @@ def test_entity_paths_are_kafka_s() -> None:
     assert entity_path((("client-id", None), ("user", "alice"))) == "users/alice/clients/<default>"
     assert entity_path((("user", "CN=a b*,O=x~"),)) == "users/CN%3Da%20b%2A%2CO%3Dx%7E"
     assert sanitize("a.b-c_d") == "a.b-c_d"
-    for e in [(("user", None),), (("client-id", "x/y"),), (("client-id", "c"), ("user", "u@h"))]:
+    assert entity_path((("ip", "127.0.0.2"),)) == "ips/127.0.0.2"
+    assert entity_path((("ip", None),)) == "ips/<default>"
+    for e in [(("user", None),), (("client-id", "x/y"),), (("client-id", "c"), ("user", "u@h")), (("ip", None),),
+              (("ip", "::1"),)]:
         assert parse_entity_path(entity_path(e)) == e
 
 
@@ -83,17 +86,40 @@ def test_quotas_are_kept_in_zookeeper_and_hold_on_every_broker(cluster: KafkaCor
     with RawClient(cluster.brokers[1].port) as c:
         assert _alter(c, [("client-id", "slow")], "producer_byte_rate", 10_000) == 0
         assert _alter(c, [("user", "alice"), ("client-id", None)], "consumer_byte_rate", 5_000) == 0
+        assert _alter(c, [("client-id", "busy")], "request_percentage", 1) == 0
+        assert _alter(c, [("ip", "127.0.0.2")], "connection_creation_rate", 2) == 0
     data, _ = zk_client.get("/config/clients/slow")
     assert json.loads(data) == {"version": 1, "config": {"producer_byte_rate": "10000"}}
+    assert json.loads(zk_client.get("/config/clients/busy")[0])["config"] == {"request_percentage": "1"}
+    assert json.loads(zk_client.get("/config/ips/127.0.0.2")[0])["config"] == {"connection_creation_rate": "2"}
     data, _ = zk_client.get("/config/users/alice/clients/<default>")
     assert json.loads(data)["config"] == {"consumer_byte_rate": "5000"}
     changes = [json.loads(zk_client.get(f"/config/changes/{k}")[0]) for k in zk_client.get_children("/config/changes")]
     assert {"version": 2, "entity_path": "clients/slow"} in changes
     want = {((("client-id", "slow"),), (("producer_byte_rate", 10000.0),)),
-            ((("client-id", None), ("user", "alice")), (("consumer_byte_rate", 5000.0),))}
+            ((("client-id", None), ("user", "alice")), (("consumer_byte_rate", 5000.0),)),
+            ((("client-id", "busy"),), (("request_percentage", 1.0),)),
+            ((("ip", "127.0.0.2"),), (("connection_creation_rate", 2.0),))}
     for b in cluster.brokers.values():
         with RawClient(b.port) as c:
             assert _describe(c) == want
+    deadline = time.monotonic() + 10
+    M = REQUESTS[3]
+    for bid, b in cluster.brokers.items():      # request_percentage: Metadata requests until throttled
+        with RawClient(b.port, client_id="busy") as c:
+            while c.call(M(topics=[]), 12).throttle_time_ms == 0:
+                assert time.monotonic() < deadline, f"broker {bid} does not throttle client busy's requests"
+    # connection_creation_rate, on another broker: 2/s over the default 11 windows of 1 s admits
+    # 2 * 10 at once (the rate is over at least 10 windows), then throttles
+    served = 0
+    for _ in range(26):
+        try:
+            with RawClient(cluster.brokers[3].port, client_id="conn", timeout=5, source="127.0.0.2") as c:
+                c.call(M(topics=[]), 12)
+                served += 1
+        except (ConnectionError, OSError):
+            pass
+    assert 20 <= served <= 23, f"broker 3 served {served} of 26 connections from 127.0.0.2 at 2/s"
     deadline = time.monotonic() + 10      # each broker applies the change when its notification arrives
     for bid, part in sorted(leaders.items()):
         while _throttle_ms(cluster.brokers[bid].port, "q", part, "slow") == 0:

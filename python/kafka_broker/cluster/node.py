@@ -167,7 +167,7 @@ class ClusterNode:
             self.config_change_seen = seq
             got = await self.zk.get_or_none(f"{Z.CONFIG_CHANGES}/{k}")
             entity = Z.decode_config_change(got[0]) if got else None
-            if entity is not None and entity.startswith(("users/", "clients/")):
+            if entity is not None and entity.startswith(("users/", "clients/", "ips/")):
                 await self.zk_quotas.reload(entity)      # a client quota (SCRAM is read at each login)
                 continue
             if entity is None or not entity.startswith("topics/"):

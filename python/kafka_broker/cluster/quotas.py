@@ -4,9 +4,12 @@
 - ``/config/users/<user>``, ``/config/users/<user>/clients/<client-id>``, ``/config/clients/<client-id>``,
   with ``<default>`` for a default entity and names sanitized as Kafka's ``Sanitizer`` does
   (URL-encoded UTF-8; only letters, digits, ``.``, ``-`` and ``_`` stay as they are);
+- ``/config/ips/<address>`` (``ConfigType.Ip``, the address as it is, or ``<default>``) for
+  ``connection_creation_rate``;
 - each a ``{"version":1,"config":{"producer_byte_rate":"1048576"}}`` document.  A user's node also
   holds its SCRAM credentials (cluster/scram.py): only the quota keys are touched here;
-- a change is announced under ``/config/changes`` with the entity path (``users/alice/clients/app``),
+- a change is announced under ``/config/changes`` with the entity path (``users/alice/clients/app``,
+  ``ips/127.0.0.2``),
   and every broker reloads that entity into its ``Quotas`` (ClusterNode's config-change watcher), so a
   quota set through any broker throttles on all of them.
 
@@ -26,6 +29,7 @@ from . import zk as Z
 
 CONFIG_USERS = "/config/users"
 CONFIG_CLIENTS = "/config/clients"
+CONFIG_IPS = "/config/ips"
 DEFAULT_NAME = "<default>"
 
 
@@ -41,6 +45,8 @@ def desanitize(name: str) -> str | None:
 
 def entity_path(entity: Entity) -> str:
     e = dict(entity)
+    if "ip" in e:
+        return f"ips/{e['ip'] or DEFAULT_NAME}"
     if "user" in e:
         path = f"users/{sanitize(e['user'])}"
         return path + f"/clients/{sanitize(e['client-id'])}" if "client-id" in e else path
@@ -55,6 +61,8 @@ def parse_entity_path(path: str) -> Entity | None:
         return tuple(sorted((("user", desanitize(parts[1])), ("client-id", desanitize(parts[3])))))
     if len(parts) == 2 and parts[0] == "clients":
         return (("client-id", desanitize(parts[1])),)
+    if len(parts) == 2 and parts[0] == "ips":
+        return (("ip", None if parts[1] == DEFAULT_NAME else parts[1]),)
     return None
 
 
@@ -78,9 +86,10 @@ class ZkQuotas:
     async def _paths(self) -> list[str]:
         users = await self.zk.children(CONFIG_USERS)
         clients = await self.zk.children(CONFIG_CLIENTS)
+        ips = await self.zk.children(CONFIG_IPS)
         per_user = await asyncio.gather(*(self.zk.children(f"{CONFIG_USERS}/{u}/clients") for u in users),
                                         return_exceptions=True)
-        paths = [f"users/{u}" for u in users] + [f"clients/{c}" for c in clients]
+        paths = [f"users/{u}" for u in users] + [f"clients/{c}" for c in clients] + [f"ips/{i}" for i in ips]
         for u, kids in zip(users, per_user, strict=True):
             if isinstance(kids, list):
                 paths += [f"users/{u}/clients/{c}" for c in kids]
@@ -99,7 +108,7 @@ class ZkQuotas:
         self.quotas.values = values
 
     async def reload(self, path: str) -> None:
-        """One entity after its change notification (``users/...`` or ``clients/...``)."""
+        """One entity after its change notification (``users/...``, ``clients/...`` or ``ips/...``)."""
         entity = parse_entity_path(path)
         if entity is None:
             return

@@ -37,7 +37,7 @@ ISR_CHANGES = "/isr_change_notification"
 CLUSTER_ID = "/cluster/id"
 PRODUCER_ID_BLOCK = "/latest_producer_id_block"
 PERSISTENT_PATHS = (BROKER_IDS, BROKER_TOPICS, "/brokers/seqid", CONFIG_TOPICS, CONFIG_CHANGES,
-                    "/config/clients", "/config/users", "/config/brokers", "/admin", DELETE_TOPICS,
+                    "/config/clients", "/config/users", "/config/ips", "/config/brokers", "/admin", DELETE_TOPICS,
                     ISR_CHANGES, "/latest_producer_id_block", "/log_dir_event_notification")
 
 
