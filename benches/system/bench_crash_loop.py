@@ -13,15 +13,16 @@ acknowledged after the fsync), carries four loads at once in every cycle:
   join round has to finish inside a sub-second cycle) reads ``crash-loop`` from its committed
   offsets and commits synchronously after each batch; every commit the broker acknowledged is
   recorded.
-- ``crash-compact``: cleanup.policy=compact, 8 KiB segments, min.cleanable.dirty.ratio=0.01,
-  written with a bounded key space (--keys keys) at --rate/10 a second; the broker's cleaner
-  backoff is 100 ms so it really runs during the cycle.
+- ``crash-compact`` (two partitions, like ``crash-retain``): cleanup.policy=compact, 8 KiB
+  segments, min.cleanable.dirty.ratio=0.01, written with a bounded key space (--keys keys) at
+  --rate/10 a second; the broker's cleaner backoff is 100 ms so it really runs during the cycle.
 - ``crash-retain``: retention.bytes=24 KiB per partition, 8 KiB segments,
   log.retention.check.interval.ms=200, written at --rate/2 a second, so segments get deleted.
 
-After a random 0.4-1.2 s the broker gets SIGKILL with all of that in flight, the outstanding
-produce requests and commits fail (not acknowledged), and the broker is started again on the same
-data (start to listening port: the cycle's recovery time).  Then, before the next cycle:
+After a random 0.4-1.2 s the broker gets SIGKILL with all of that in flight and is started again
+on the same data (start to listening port: the cycle's recovery time).  The produce requests and
+commits in flight at the kill are retried by the clients into the new broker (then acknowledged by
+it, and counted) or fail (not acknowledged).  Then, before the next cycle:
 
 - every record of ``crash-loop`` acknowledged in the cycle is read back at its offset with its
   value (and at the end the whole topic is read from 0 and every acknowledged value looked up);
@@ -34,7 +35,8 @@ data (start to listening port: the cycle's recovery time).  Then, before the nex
   grow over the run (``cleaner_runs`` counts the cycles in which it grew), or the check is
   vacuous and the run fails;
 - ``crash-retain``: the log start offset never moves back, every acknowledged record at or
-  above it is there with its value, a fetch below it gets OFFSET_OUT_OF_RANGE, and segment files
+  above it is there with its value, a fetch below it gets OFFSET_OUT_OF_RANGE (one partition a
+  cycle, in turn), and segment files
   seen on disk during the run have been deleted (``segments_deleted``, a lower bound: the folder
   is sampled every 50 ms).
 
@@ -71,6 +73,7 @@ RETAIN = "crash-retain"
 GROUP = "crash-loop-group"
 SEGMENT_BYTES = 8192
 RETENTION_BYTES = 3 * SEGMENT_BYTES
+SIDE_PARTITIONS = 2      # of crash-compact and crash-retain: each is read whole after every restart
 PAD = b"x" * 80          # compacted and retained values: ~100 bytes, so 8 KiB segments roll fast
 BROKER_SETTINGS = {"log.flush.interval.messages": "1", "log.retention.check.interval.ms": "200",
                    "log.cleaner.backoff.ms": "100", "log.cleaner.dedupe.buffer.size": str(1 << 20)}
@@ -81,10 +84,10 @@ def _create_topics(bootstrap: str, partitions: int) -> None:
 
     seg = {"segment.bytes": str(SEGMENT_BYTES)}
     topics = [NewTopic(TOPIC, num_partitions=partitions, replication_factor=1),
-              NewTopic(COMPACT, num_partitions=partitions, replication_factor=1,
+              NewTopic(COMPACT, num_partitions=SIDE_PARTITIONS, replication_factor=1,
                        config={**seg, "cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.01",
                                "min.compaction.lag.ms": "0"}),
-              NewTopic(RETAIN, num_partitions=partitions, replication_factor=1,
+              NewTopic(RETAIN, num_partitions=SIDE_PARTITIONS, replication_factor=1,
                        config={**seg, "retention.bytes": str(RETENTION_BYTES)})]
     admin = AdminClient({"bootstrap.servers": bootstrap})   # kept alive until the results
     for f in admin.create_topics(topics).values():
@@ -107,7 +110,8 @@ class State:
         self.moved_back = 0
         self.consumed = 0
         self.resume_checked = 0
-        self.log_start: dict[int, int] = dict.fromkeys(range(partitions), 0)
+        self.log_start: dict[int, int] = dict.fromkeys(range(SIDE_PARTITIONS), 0)
+        self.cycle = 0
         self.removed_by_cleaner = 0
         self.cleaner_runs = 0
         self.segments_seen: set[tuple[int, int]] = set()
@@ -119,12 +123,13 @@ class State:
                 self.problems.append(text)
 
 
-def _produce(b: KafkaCoreBroker, n: int, rate: int, keys: int, st: State) -> int:
-    """Produce to the three topics until the broker is gone; record what was acknowledged."""
+def _produce(b: KafkaCoreBroker, n: int, rate: int, keys: int, st: State) -> tuple[Any, int]:
+    """Produce to the three topics until the broker is gone; record what was acknowledged.
+    Returns the producer, with what was in flight at the kill still queued, and the count sent."""
     from confluent_kafka import Producer
 
     p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "enable.idempotence": True,
-                  "linger.ms": 2, "message.timeout.ms": 1500, "socket.timeout.ms": 1000, "log_level": 0})
+                  "linger.ms": 2, "message.timeout.ms": 15000, "socket.timeout.ms": 1000, "log_level": 0})
 
     def delivered(err: Any, msg: Any) -> None:
         if err is not None:
@@ -157,8 +162,7 @@ def _produce(b: KafkaCoreBroker, n: int, rate: int, keys: int, st: State) -> int
         except BufferError:
             p.poll(0.01)
         p.poll(0)
-    p.flush(10)   # what was outstanding fails: the broker is gone
-    return sent
+    return p, sent
 
 
 def _consume(b: KafkaCoreBroker, st: State, stop: threading.Event, first: dict[int, int]) -> None:
@@ -225,7 +229,7 @@ def _read(c: Any, topic: str, part: int, start: int, end: int, deadline_s: float
     deadline = time.monotonic() + deadline_s
     pos = start
     while pos < end and time.monotonic() < deadline:
-        for m in c.consume(10000, 0.5):
+        for m in c.consume(10000, 0.05):   # returns early only when 10000 are there
             if m.error():
                 raise RuntimeError(f"{topic}/{part}: {m.error()}")
             out[m.offset()] = (m.key(), m.value())
@@ -273,7 +277,7 @@ def _verify(b: KafkaCoreBroker, st: State, first: dict[int, int], prev_commits: 
         st.plain_cycle.clear()
 
         removed = 0
-        for part in range(st.partitions):
+        for part in range(SIDE_PARTITIONS):
             # the compacted topic: the latest acknowledged value of every key is readable
             lo, hi = c.get_watermark_offsets(TopicPartition(COMPACT, part), timeout=30)
             seen = _read(c, COMPACT, part, lo, hi)
@@ -305,7 +309,7 @@ def _verify(b: KafkaCoreBroker, st: State, first: dict[int, int], prev_commits: 
             for (p, off), val in st.retain.items():
                 if p == part and off >= lo and seen.get(off, (None, None))[1] != val:
                     st.problem(f"{RETAIN} {part}/{off}: acknowledged {val!r}, read {seen.get(off)!r}")
-            if lo > 0:
+            if lo > 0 and part == st.cycle % SIDE_PARTITIONS:   # ~0.5 s each: one partition a cycle
                 c.assign([TopicPartition(RETAIN, part, lo - 1)])
                 err = None
                 deadline = time.monotonic() + 10
@@ -361,14 +365,19 @@ def run(cycles: int, partitions: int = 4, run_s: tuple[float, float] = (0.4, 1.2
             consumer.start()
             killer = threading.Timer(rng.uniform(*run_s), b.kill)
             killer.start()
-            sent += _produce(b, n, rate, keys, st)
+            p, k = _produce(b, n, rate, keys, st)
+            sent += k
             killer.join()
             t = time.monotonic()
             b.start(timeout=120)
             recovery.append(time.monotonic() - t)
+            # what was in flight at the kill is retried into the new broker (the idempotent
+            # producer's state recovered from the log) or fails; either way it is settled here
+            p.flush(30)
             stop.set()
             consumer.join(60)   # a commit in flight at the kill may be acknowledged by the new broker
             _verify(b, st, first, prev_commits)
+            st.cycle += 1
         values = _read_back_all(b.bootstrap, partitions)
     finally:
         stop_watch.set()
