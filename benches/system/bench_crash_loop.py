@@ -392,6 +392,8 @@ def run(cycles: int, partitions: int = 4, run_s: tuple[float, float] = (0.4, 1.2
     unique = {v for _, _, v in values}
     if lost:
         st.problem(f"{lost} acknowledged {TOPIC} records missing at the end")
+    if not st.plain or st.commits_checked == 0:
+        st.problem("no acknowledged record or no checked commit: the checks were vacuous")
     if st.removed_by_cleaner == 0:
         st.problem("the cleaner removed nothing from the compacted topic: the compaction check was vacuous")
     deleted = len(st.segments_seen - present)
