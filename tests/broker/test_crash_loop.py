@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.interop]   # confluent-kafka clients
 
 BENCH = Path(__file__).resolve().parents[2] / "benches" / "system" / "bench_crash_loop.py"
 
