@@ -356,6 +356,42 @@ def test_kafka_transactions_tool_lists_and_describes(tbroker: KafkaCoreBroker, t
 
 @java
 @pytest.mark.interop
+def test_kafka_transactions_tool_finds_and_aborts_a_hanging_transaction(tbroker: KafkaCoreBroker, topic: str) -> None:
+    """The operator's way out of a stuck LSO (KIP-664): ``kafka-transactions find-hanging`` lists only
+    transactions the coordinator does not know (not this open one), ``describe-producers`` gives the
+    open transaction's start offset, and ``abort --start-offset`` writes its ABORT marker straight to
+    the partition (WriteTxnMarkers from the admin client): read_committed readers move past it."""
+    from kafka_bench import apache_kafka as ak
+    tid = f"hang-{uuid.uuid4().hex[:6]}"
+    p = open_txn(tbroker, tid, topic, b"stuck", 0)
+
+    def tool(*args: str) -> str:
+        r = ak.java_main("org.apache.kafka.tools.TransactionsCommand",
+                         ["--bootstrap-server", tbroker.bootstrap, *args], timeout=90, check=False)
+        out = r.stdout.decode(errors="replace")
+        assert r.returncode == 0, out + r.stderr.decode(errors="replace")[-3000:]
+        return out
+    # find-hanging lists open transactions the coordinator does not know: this one it knows
+    hanging = tool("find-hanging", "--broker-id", "0", "--max-transaction-timeout", "0")
+    assert not [line for line in hanging.splitlines() if line.startswith(topic)], hanging
+    described = tool("describe-producers", "--topic", topic, "--partition", "0")
+    head, row = (line.split("\t") for line in described.strip().splitlines()[:2])
+    start = dict(zip(head, row, strict=False))["CurrentTransactionStartOffset"].strip()
+    assert start == "0", described
+    # the coordinator's view notwithstanding, the operator aborts it on the partition
+    tool("abort", "--topic", topic, "--partition", "0", "--start-offset", start)
+    assert read_all(tbroker, topic, "read_committed") == []
+    assert read_all(tbroker, topic, "read_uncommitted") == [b"stuck"]
+    # the LSO moved past the aborted records: a later committed record is visible
+    q = ck.Producer({"bootstrap.servers": tbroker.bootstrap})
+    q.produce(topic, b"after", partition=0)
+    assert q.flush(10) == 0
+    assert read_all(tbroker, topic, "read_committed", expect=1) == [b"after"]
+    del p
+
+
+@java
+@pytest.mark.interop
 def test_kafka_dump_log_decodes_our_transaction_state(tbroker: KafkaCoreBroker, topic: str) -> None:
     """Kafka's own ``kafka-dump-log.sh --transaction-log-decoder`` reads our ``__transaction_state``
     segments: the record format is Kafka's."""
