@@ -192,6 +192,51 @@ def test_out_of_order_sasl_requests(broker: EmbeddedBroker) -> None:
         assert metadata(c).brokers
 
 
+def test_a_thousand_failed_logins_and_stalled_handshakes_leave_others_served(broker: EmbeddedBroker) -> None:
+    """Bad input on the authentication path at volume: 200 handshakes that never send a token and
+    100 SaslAuthenticate frames cut short stay open and cost little, 1,000 failed PLAIN logins (20
+    at a time) each get SASL_AUTHENTICATION_FAILED, no sooner than
+    ``connection.failed.authentication.delay.ms`` (the rate limit on attempts), and a closed
+    connection; meanwhile a fresh client authenticates and is served, and the broker's RSS stays
+    within a bound."""
+    import struct
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .test_bombs import _status_bytes
+
+    port = broker.sasl_port  # type: ignore[attr-defined]
+    pid = broker.proc.pid  # type: ignore[union-attr]
+    before = _status_bytes(pid, "VmRSS")
+    stalled: list[RawClient] = []
+    try:
+        for _ in range(200):
+            c = RawClient(port)
+            assert c.call(REQUESTS[17](mechanism="PLAIN"), 1).error_code == 0
+            stalled.append(c)
+        for _ in range(100):
+            c = RawClient(port)
+            assert c.call(REQUESTS[17](mechanism="PLAIN"), 1).error_code == 0
+            c.sock.sendall(struct.pack(">i", 4096) + b"\x00\x24\x00\x02" + b"\x00" * 20)   # 28 of 4,100 bytes
+            stalled.append(c)
+
+        def attempt(i: int) -> tuple[int, bool, float]:
+            with RawClient(port) as c:
+                t0 = time.monotonic()
+                r = plain(c, "admin", f"wrong-{i}")
+                return r.error_code, c.is_closed_by_peer(), time.monotonic() - t0
+        with ThreadPoolExecutor(20) as ex:
+            results = list(ex.map(attempt, range(1000)))
+        assert all(code == E.SASL_AUTHENTICATION_FAILED and closed for code, closed, _ in results)
+        assert min(took for _, _, took in results) >= 0.09       # the default 100 ms delay, each time
+        with RawClient(port, timeout=5) as c:
+            assert plain(c, "admin", "admin-secret").error_code == 0 and metadata(c).brokers
+        grown = _status_bytes(pid, "VmRSS") - before
+        assert grown < 64 << 20, f"RSS grew {grown >> 20} MiB"
+    finally:
+        for c in stalled:
+            c.close()
+
+
 def test_saslhandshake_v0_sends_raw_tokens(broker: EmbeddedBroker) -> None:
     with RawClient(broker.sasl_port) as c:  # type: ignore[attr-defined]
         assert c.call(REQUESTS[17](mechanism="PLAIN"), 0).error_code == 0
