@@ -332,19 +332,24 @@ def test_transaction_state_topic(tbroker: KafkaCoreBroker) -> None:
 java = pytest.mark.skipif(shutil.which("java") is None, reason="java is installed by ./dev test")
 
 
+def transactions_tool(b: KafkaCoreBroker, *args: str) -> str:
+    """The output of Apache Kafka's ``kafka-transactions`` run against ``b`` (it must succeed)."""
+    from kafka_bench import apache_kafka as ak
+    r = ak.java_main("org.apache.kafka.tools.TransactionsCommand",
+                     ["--bootstrap-server", b.bootstrap, *args], timeout=90, check=False)
+    out = r.stdout.decode(errors="replace")
+    assert r.returncode == 0, out + r.stderr.decode(errors="replace")[-3000:]
+    return out
+
+
 @java
 @pytest.mark.interop
 def test_kafka_transactions_tool_lists_and_describes(tbroker: KafkaCoreBroker, topic: str) -> None:
-    from kafka_bench import apache_kafka as ak
     tid = f"tool-{uuid.uuid4().hex[:6]}"
     p = open_txn(tbroker, tid, topic, b"x", 0)
 
     def tool(*args: str) -> str:
-        r = ak.java_main("org.apache.kafka.tools.TransactionsCommand",
-                         ["--bootstrap-server", tbroker.bootstrap, *args], timeout=90, check=False)
-        out = r.stdout.decode(errors="replace")
-        assert r.returncode == 0, out + r.stderr.decode(errors="replace")[-3000:]
-        return out
+        return transactions_tool(tbroker, *args)
     listed = tool("list")
     row = next(line.split() for line in listed.splitlines() if line.startswith(tid))
     assert row[1] == "0" and row[3] == "Ongoing", listed      # TransactionalId Coordinator ProducerId State
@@ -361,16 +366,11 @@ def test_kafka_transactions_tool_finds_and_aborts_a_hanging_transaction(tbroker:
     transactions the coordinator does not know (not this open one), ``describe-producers`` gives the
     open transaction's start offset, and ``abort --start-offset`` writes its ABORT marker straight to
     the partition (WriteTxnMarkers from the admin client): read_committed readers move past it."""
-    from kafka_bench import apache_kafka as ak
     tid = f"hang-{uuid.uuid4().hex[:6]}"
     p = open_txn(tbroker, tid, topic, b"stuck", 0)
 
     def tool(*args: str) -> str:
-        r = ak.java_main("org.apache.kafka.tools.TransactionsCommand",
-                         ["--bootstrap-server", tbroker.bootstrap, *args], timeout=90, check=False)
-        out = r.stdout.decode(errors="replace")
-        assert r.returncode == 0, out + r.stderr.decode(errors="replace")[-3000:]
-        return out
+        return transactions_tool(tbroker, *args)
     # find-hanging lists open transactions the coordinator does not know: this one it knows
     hanging = tool("find-hanging", "--broker-id", "0", "--max-transaction-timeout", "0")
     assert not [line for line in hanging.splitlines() if line.startswith(topic)], hanging
