@@ -3,6 +3,9 @@ a compacted log read back through read() slices, and the model of what compactio
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 from kafka_core import compression
 from kafka_core._batch import BatchBuilder, iter_records, scan_batches
 from kafka_core._log import Log
@@ -21,13 +24,9 @@ def make(records: list[KeyVal], ts: int = 1000, codec: int = 0) -> bytearray:
     return bytearray(b.finish_compressed(codec, compression.compress(codec, bytes(b.records_view()))))
 
 
-def read_log(log: Log) -> tuple[list[Row], list[tuple[int, int]]]:
-    """Records (offset, key, value) and batch offset ranges (first, last), in log order.
-
-    Every slice scans whole (compacted batches allowed), uncompressed batches verify their CRC,
-    a batch holds no more records than offsets and only offsets in its range, offsets rise."""
-    recs: list[Row] = []
-    batches: list[tuple[int, int]] = []
+def log_slices(log: Log) -> Iterator[tuple[bytes, list[Any]]]:
+    """(bytes, BatchInfos) of each read() slice from the log start to its end: every slice scans
+    whole (compacted batches allowed, CRCs verified); the next read starts past its last batch."""
     off = log.start_offset
     while off < log.end_offset:
         with log.read(off, 1 << 20) as s:
@@ -35,7 +34,19 @@ def read_log(log: Log) -> tuple[list[Row], list[tuple[int, int]]]:
         if not data:
             break
         infos, valid = scan_batches(data, allow_compacted=True)
-        assert valid == len(data)
+        assert valid == len(data) and infos
+        yield data, infos
+        off = infos[-1].base_offset + infos[-1].last_offset_delta + 1
+
+
+def read_log(log: Log) -> tuple[list[Row], list[tuple[int, int]]]:
+    """Records (offset, key, value) and batch offset ranges (first, last), in log order.
+
+    Every slice scans whole (compacted batches allowed), uncompressed batches verify their CRC,
+    a batch holds no more records than offsets and only offsets in its range, offsets rise."""
+    recs: list[Row] = []
+    batches: list[tuple[int, int]] = []
+    for data, infos in log_slices(log):
         for bi in infos:
             raw = data[bi.position:bi.position + bi.size]
             if bi.codec:
@@ -47,7 +58,6 @@ def read_log(log: Log) -> tuple[list[Row], list[tuple[int, int]]]:
             assert all(bi.base_offset <= r.offset <= last for r in rs)
             recs += [(r.offset, r.key, r.value) for r in rs]
             batches.append((bi.base_offset, last))
-            off = last + 1
     offsets = [o for o, _, _ in recs]
     assert offsets == sorted(set(offsets))
     return recs, batches

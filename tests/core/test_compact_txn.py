@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from kafka_core import _errors as E
-from kafka_core._batch import BatchBuilder, iter_records, scan_batches
+from kafka_core._batch import BatchBuilder, iter_records
 from kafka_core._log import Log
+from tests.core.compact_model import log_slices
 
 SMALL = {"segment_bytes": 1024, "index_interval_bytes": 128, "max_index_bytes": 4096}
 ENTRY = struct.Struct(">hqqqq")
@@ -46,18 +47,10 @@ def plain(key: bytes, value: bytes, ts: int) -> bytearray:
 def batches(log: Log) -> list[tuple[object, list[tuple[int, int, bytes | None, bytes | None]]]]:
     """(BatchInfo, [(offset, timestamp, key, value)]) of every batch, in log order."""
     out = []
-    off = log.start_offset
-    while off < log.end_offset:
-        with log.read(off, 1 << 20) as s:
-            data = s.read_bytes()
-        if not data:
-            break
-        infos, valid = scan_batches(data, allow_compacted=True)   # CRCs verified
-        assert valid == len(data)
+    for data, infos in log_slices(log):
         for bi in infos:
             rs = iter_records(data[bi.position:bi.position + bi.size], verify_crc=True)
             out.append((bi, [(r.offset, r.timestamp, r.key, r.value) for r in rs]))
-            off = bi.last_offset + 1
     return out
 
 
