@@ -148,6 +148,7 @@ class ExportSummary:
     bytes: int = 0
     skipped_ranges: int = 0               # ranges found in the ledger and not read again
     recovered_ranges: int = 0             # ranges whose renames a crash interrupted, finished
+    recovered_records: int = 0            # the records of those ranges (not counted in records)
     discarded_pending: int = 0            # ranges a crash interrupted before their commit point
     commit_failures: int = 0
     seconds: float = 0.0
@@ -225,13 +226,14 @@ class _Recovery:
     ranges: list[tuple[int, int]]
     recovered: int
     discarded: int
+    recovered_records: int = 0
 
 
 def recover_partition(out: Path, topic: str, partition: int) -> _Recovery:
     """Finish what a crash interrupted for one partition: a ``.done`` range's temporary files
     are renamed into place, a ``.pending`` range's are deleted.  Returns the exported ranges."""
     d = ledger_dir(out, topic, partition)
-    recovered = discarded = 0
+    recovered = discarded = recovered_records = 0
     try:
         names = sorted(os.listdir(d))
     except FileNotFoundError:
@@ -254,8 +256,10 @@ def recover_partition(out: Path, topic: str, partition: int) -> _Recovery:
                     os.replace(tmp, final)
                     _fsync_dir(final.parent)
                     moved = True
-            recovered += moved
-    return _Recovery(read_ledger(out, topic, partition), recovered, discarded)
+            if moved:
+                recovered += 1
+                recovered_records += json.loads(path.read_text()).get("records", 0)
+    return _Recovery(read_ledger(out, topic, partition), recovered, discarded, recovered_records)
 
 
 def _entry_files(out: Path, entry: Path) -> list[tuple[Path, Path]]:
@@ -704,6 +708,7 @@ class Exporter:
             for tp in tps:
                 rec = recover_partition(self.out, tp.topic, tp.partition)
                 self.summary.recovered_ranges += rec.recovered
+                self.summary.recovered_records += rec.recovered_records
                 self.summary.discarded_pending += rec.discarded
                 start = c.committed(tp)
                 ranges = rec.ranges
