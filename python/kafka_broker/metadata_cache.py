@@ -3,8 +3,8 @@
 A Metadata request for all topics used to build a ``MetadataResponsePartition`` per partition
 and encode them all, on every request: ~35 ms of Python for 10,000 partitions, where Apache
 Kafka answers in ~8 ms.  What one topic's entry encodes changes only when the topic does, so
-each entry is encoded once per (api version, topic authorized-operations value) and kept as a
-``kafka_protocol.PreEncoded``, which the generated MetadataResponse encoder splices into the
+each entry is encoded once per (entry layout, topic authorized-operations value) and kept as a
+``kafka_protocol.PreEncoded`` (versions of one layout share it: v12 and v13, v10 and v11...), which the generated MetadataResponse encoder splices into the
 topics array as it is.  A request then costs a lookup per topic listed.
 
 Invalidation is by stamp, not by hooks: the view that builds an entry hands over the object it
@@ -32,16 +32,17 @@ from kafka_protocol import PreEncoded
 from kafka_protocol.messages import MetadataResponse
 
 _TOPICS = "topics"
+_LAYOUTS = tuple(MetadataResponse.pre_layout(_TOPICS, v) for v in range(MetadataResponse.MAX_VERSION + 1))
 
 
 class TopicEntries:
-    """Encoded ``MetadataResponseTopic`` entries, by topic name, then (version, ops)."""
+    """Encoded ``MetadataResponseTopic`` entries, by topic name, then (entry layout, ops)."""
 
     __slots__ = ("_by_name", "_brokers")
 
     def __init__(self) -> None:
-        # name -> (src, stamp, {(version, ops): entry})
-        self._by_name: dict[str, tuple[object, object, dict[tuple[int, int], PreEncoded]]] = {}
+        # name -> (src, stamp, {(layout, ops): entry})
+        self._by_name: dict[str, tuple[object, object, dict[tuple[object, int], PreEncoded]]] = {}
         self._brokers: dict[str, tuple[object, list[Any]]] = {}    # listener -> (key, brokers)
 
     def get(self, name: str, src: object, stamp: object, version: int, ops: int,
@@ -51,7 +52,7 @@ class TopicEntries:
         c = self._by_name.get(name)
         if c is None or c[0] is not src or c[1] != stamp:
             c = self._by_name[name] = (src, stamp, {})
-        key = (version, ops)
+        key = (_LAYOUTS[version], ops)
         e = c[2].get(key)
         if e is None:
             e = c[2][key] = MetadataResponse.pre_encode(_TOPICS, version, build(arg))

@@ -295,6 +295,13 @@ class Message(Struct):
         return out
 
     @classmethod
+    def pre_layout(cls, field: str, version: int) -> Any:
+        """The element layout (its encoder) of array ``field`` at ``version``, when the field takes
+        PreEncoded elements there, else None: versions of one layout can share an encoded element."""
+        encs = cls._PRE.get(field)
+        return encs[version] if encs is not None and 0 <= version < len(encs) else None
+
+    @classmethod
     def pre_encode(cls, field: str, version: int, element: Any) -> PreEncoded:
         """``element`` of the array ``field`` encoded as ``version`` lays it out, to be put in that
         array (of a message encoded at a version of the same element layout) in its place."""
