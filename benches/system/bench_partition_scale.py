@@ -20,8 +20,17 @@ topics x 10); --layout single: one topic of N partitions.  For each N, each syst
   response, median of 5 after one warm-up, and a check that every partition came back with a batch;
 - one raw Metadata for all topics (null topics, v12): median time of 5 after one warm-up, and a
   check that it lists all N partitions;
+- the first Metadata for all topics after a change (kafka-core's cache of encoded topic entries
+  cold for what changed): 5 times, create one more topic of 10 partitions and, once that create is
+  answered, time one Metadata for all topics (v12), median; and the first Metadata for all topics
+  at a version not asked before (every entry encoded afresh): one each at v4, v7, v8, v9, v10
+  (five topic-entry layouts, none of them v12's), median;
 - a clean stop (SIGTERM; its time), start, the time until a produce is acknowledged again; then
   kill -9 right after that produce, start, the time until a produce is acknowledged again.
+
+--only metadata: after the create, only the Metadata figures (and RSS/fds), no produce, consume,
+Fetch or restarts; the all-topics median then follows METADATA_WARMUP calls, not one (the JVM has
+not run the produce and fetch paths before it as it has in the full run).
 
 The raw requests are timed on the client's side (send to last byte), so each time includes the
 loopback round trip and the client's reads, identical for both systems.  Every figure ends as a
@@ -204,15 +213,15 @@ def _consume(bootstrap: str, tps: list[TP], timeout: float = 120) -> float:
     return time.monotonic() - t
 
 
-def _median_call(bootstrap: str, req: Any, version: int, check: Any) -> float:
-    """Median seconds of TIMED_RUNS calls after one warm-up, each response passed to ``check``."""
+def _median_call(bootstrap: str, req: Any, version: int, check: Any, warmup: int = 1) -> float:
+    """Median seconds of TIMED_RUNS calls after ``warmup`` calls, each response passed to ``check``."""
     raw = _Raw(bootstrap)
     try:
         times = []
-        for i in range(TIMED_RUNS + 1):
+        for i in range(TIMED_RUNS + warmup):
             elapsed, resp = raw.call(req, version)
             check(resp)
-            if i:
+            if i >= warmup:
                 times.append(elapsed)
         return statistics.median(times)
     finally:
@@ -266,6 +275,36 @@ def _check_metadata(names: list[str], n: int) -> Any:
     return check
 
 
+COLD_VERSIONS = (4, 7, 8, 9, 10)     # each a topic-entry layout of its own, none METADATA_VERSION's
+METADATA_WARMUP = 10
+
+
+def _metadata_cold(bootstrap: str, names: list[str], n: int, timeout: float, res: dict[str, Any]) -> None:
+    """metadata_after_create_ms and metadata_first_version_ms (see the module docstring)."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    check = _check_metadata(names, n)
+    raw = _Raw(bootstrap)
+    try:
+        after = []
+        for i in range(TIMED_RUNS):
+            x = f"{TOPIC}-cold-{i}"
+            admin.create_topics([NewTopic(x, TOPIC_PARTITIONS, 1)], operation_timeout=timeout)[x].result(timeout + 20)
+            elapsed, resp = raw.call(_metadata_all(), METADATA_VERSION)
+            check(resp)
+            after.append(elapsed)
+        res["metadata_after_create_ms"] = round(1000 * statistics.median(after), 1)
+        first = []
+        for v in COLD_VERSIONS:
+            elapsed, resp = raw.call(_metadata_all(), v)
+            check(resp)
+            first.append(elapsed)
+        res["metadata_first_version_ms"] = round(1000 * statistics.median(first), 1)
+    finally:
+        raw.close()
+
+
 def _until_produce_works(bootstrap: str, tp: TP, timeout: float) -> None:
     t = time.monotonic()
     while True:
@@ -290,7 +329,8 @@ def _stop(system: str, b: Any, sig: int) -> None:
         b.stop()
 
 
-def measure(system: str, layout: str, n: int, sample: int, batch: int, timeout: float) -> dict[str, Any]:
+def measure(system: str, layout: str, n: int, sample: int, batch: int, timeout: float,
+            only: str = "") -> dict[str, Any]:
     d = Path(tempfile.mkdtemp(prefix=f"scale-{system}-"))
     b: Any = KafkaCoreBroker(data_dir=d) if system == "kafka-core" else ApacheKafka(data_dir=d)
     res: dict[str, Any] = {"system": system, "layout": layout, "partitions": n}
@@ -306,6 +346,14 @@ def measure(system: str, layout: str, n: int, sample: int, batch: int, timeout: 
         names = _create(b.bootstrap, layout, n, batch, timeout, res)
         res["idle_rss_mib"], res["idle_fds"] = _rss_mib(pid), _fds(pid)
         res["rss_per_partition_kib"] = round((res["idle_rss_mib"] - res["empty_rss_mib"]) * 1024 / n, 2)
+        if only == "metadata":
+            step = "metadata"
+            res["metadata_all_ms"] = round(1000 * _median_call(b.bootstrap, _metadata_all(), METADATA_VERSION,
+                                                               _check_metadata(names, n), METADATA_WARMUP), 1)
+            step = "metadata after a change"
+            _metadata_cold(b.bootstrap, names, n, timeout, res)
+            res["rss_mib"], res["fds"] = _rss_mib(pid), _fds(pid)
+            return res
         every = [(t, i) for t in names for i in range(n // len(names))]
         tps = sorted(random.Random(n).sample(every, min(sample, n)))
         step = "produce"
@@ -350,7 +398,8 @@ def measure(system: str, layout: str, n: int, sample: int, batch: int, timeout: 
 
 
 COLS = ["create_answered_s", "create_listed_s", "empty_rss_mib", "idle_rss_mib", "rss_per_partition_kib",
-        "idle_fds", "produce_s", "consume_s", "fetch_partitions", "fetch_ms", "metadata_all_ms", "rss_mib", "fds",
+        "idle_fds", "produce_s", "consume_s", "fetch_partitions", "fetch_ms", "metadata_all_ms",
+        "metadata_after_create_ms", "metadata_first_version_ms", "rss_mib", "fds",
         "stop_s", "restart_to_produce_s", "fds_after_restart", "kill9_to_produce_s"]
 
 # (column, what it is, the issue's target for the kafka-core / Apache ratio or "").  All of them
@@ -366,6 +415,8 @@ RATIOS = [
     ("consume_s", "consume them back", ""),
     ("fetch_ms", "one Fetch naming the sampled partitions, median of 5", "<= 1.0x"),
     ("metadata_all_ms", "Metadata for all topics, median of 5", "<= 1.0x"),
+    ("metadata_after_create_ms", "first Metadata for all topics after a create (cold), median of 5", ""),
+    ("metadata_first_version_ms", "first Metadata for all topics at a new version (all cold), median of 5", ""),
     ("stop_s", "clean stop (SIGTERM)", ""),
     ("restart_to_produce_s", "start after a clean stop, until a produce is acked", "<= 1.0x"),
     ("kill9_to_produce_s", "start after kill -9, until a produce is acked", "<= 1.0x"),
@@ -420,6 +471,8 @@ def main() -> None:
     ap.add_argument("--create-batch", type=int, default=100, help="topics per CreateTopics (--layout topics)")
     ap.add_argument("--systems", default="kafka-core,apache-kafka")
     ap.add_argument("--timeout", type=float, default=300, help="seconds allowed for each step")
+    ap.add_argument("--only", choices=("metadata",), default="",
+                    help="metadata: after the create, only the Metadata figures (no produce, fetch, restarts)")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--append", action="store_true", help="add the rows to --out instead of replacing it")
     a = ap.parse_args()
@@ -429,14 +482,15 @@ def main() -> None:
             f"# machine: {platform.node()}, {os.cpu_count()} cores shared with other jobs (noisy), "
             f"RLIMIT_NOFILE {soft}, vm.max_map_count {maps}\n"
             f"# python benches/system/bench_partition_scale.py --layout {a.layout} --sizes {a.sizes} "
-            f"--sample {a.sample} --create-batch {a.create_batch}\n\n")
+            f"--sample {a.sample} --create-batch {a.create_batch}"
+            + (f" --only {a.only}" if a.only else "") + "\n\n")
     rows: list[dict[str, Any]] = []
     text = head
     for n in (int(x) for x in a.sizes.split(",")):
         if a.layout == "topics" and n % TOPIC_PARTITIONS:
             raise SystemExit(f"--layout topics: {n} is not a multiple of {TOPIC_PARTITIONS}")
         for system in a.systems.split(","):
-            r = measure(system, a.layout, n, a.sample, a.create_batch, a.timeout)
+            r = measure(system, a.layout, n, a.sample, a.create_batch, a.timeout, a.only)
             print(json.dumps(r), flush=True)
             rows.append(r)
             text = head + table(rows) + "\n" + ratio_table(rows) + "\n"

@@ -107,6 +107,8 @@ class Broker:
             self.authorizer = Authorizer(FileAcls(os.path.join(config.log_dirs[0], ACLS_FILE)),
                                          config["super.users"].split(";"), config["allow.everyone.if.no.acl.found"])
         self._api_versions_cache: dict[int, bytes] = {}
+        from .metadata_cache import TopicEntries
+        self.metadata_entries = TopicEntries()    # Metadata topic entries, encoded (metadata_cache.py)
         self.server: Server | None = None
         self.metrics_server: Any = None
         self.groups: group_apis.Groups | None = None
@@ -398,7 +400,8 @@ def handle_metadata(b: Broker, ctx: RequestContext, req: Any) -> Any:
     include_ops = v >= 8 and req.include_topic_authorized_operations
     auto_ok = b.config["auto.create.topics.enable"] and (v < 4 or req.allow_auto_topic_creation)
     ops = TOPIC_OPS if include_ops else -2147483648
-    view = b.cluster.metadata_view(ctx.listener.name, ops) if b.cluster is not None else _LocalView(b, ctx, ops)
+    view = (b.cluster.metadata_view(ctx.listener.name, ops, v) if b.cluster is not None
+            else _LocalView(b, ctx, ops, v))
 
     def build(topics: list[Any]) -> Any:
         return R(throttle_time_ms=0, brokers=view.brokers, cluster_id=st.cluster_id, controller_id=view.controller_id,
@@ -454,19 +457,27 @@ def handle_metadata(b: Broker, ctx: RequestContext, req: Any) -> Any:
 
 
 class _LocalView:
-    """Metadata of the single node: every partition led here."""
+    """Metadata of the single node: every partition led here.
 
-    def __init__(self, b: Broker, ctx: RequestContext, ops: int) -> None:
+    With ``version`` set, entries are the cached encoded ones of ``metadata_cache`` (stamped
+    with the partition count and the number of offline log dirs: nothing else an entry holds
+    changes on a single node); without, they are built (``entry``, the uncached reference)."""
+
+    def __init__(self, b: Broker, ctx: RequestContext, ops: int, version: int | None = None) -> None:
         from kafka_protocol.messages import MetadataResponse as R
 
         self.b = b
         self.ops = ops
+        self.version = version
+        self.cache = b.metadata_entries
         adv = b.advertised(ctx.listener)
-        self.brokers = [R.MetadataResponseBroker(node_id=b.node_id, host=adv.host, port=adv.port,
-                                                 rack=b.config.get("broker.rack"))]
+        rack = b.config.get("broker.rack")
+        self.brokers = self.cache.brokers(ctx.listener.name, (adv.host, adv.port, rack), lambda: [
+            R.MetadataResponseBroker(node_id=b.node_id, host=adv.host, port=adv.port, rack=rack)])
         self.controller_id = b.node_id
+        self.offline = sum(1 for d in b.storage.log_dirs.dirs if d.offline is not None)
 
-    def _entry(self, t: Any) -> Any:
+    def entry(self, t: Any) -> Any:
         from kafka_protocol.messages import MetadataResponse as R
 
         nid = self.b.node_id
@@ -483,8 +494,19 @@ class _LocalView:
         return R.MetadataResponseTopic(error_code=0, name=t.name, topic_id=t.id, is_internal=t.internal,
                                        partitions=parts, topic_authorized_operations=self.ops)
 
+    def _entry(self, t: Any) -> Any:
+        if self.version is None:
+            return self.entry(t)
+        return self.cache.get(t.name, t, (len(t.partitions), self.offline), self.version, self.ops, self.entry, t)
+
     def all_topics(self) -> list[Any]:
-        return [self._entry(t) for t in self.b.storage.topics.values() if t.partitions]
+        topics = self.b.storage.topics
+        if self.version is None:
+            return [self.entry(t) for t in topics.values() if t.partitions]
+        get, v, ops, build, offline = self.cache.get, self.version, self.ops, self.entry, self.offline
+        out = [get(t.name, t, (len(t.partitions), offline), v, ops, build, t) for t in topics.values() if t.partitions]
+        self.cache.prune(topics)
+        return out
 
     def by_name(self, name: str) -> Any | None:
         t = self.b.storage.topics.get(name)

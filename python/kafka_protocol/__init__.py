@@ -15,7 +15,16 @@ import struct
 from typing import Any, NamedTuple
 
 from . import errors
-from ._runtime import FieldSpec, Message, Struct, VersionRange, join_parts, read_unknown_tags, uvarint_bytes
+from ._runtime import (
+    FieldSpec,
+    Message,
+    PreEncoded,
+    Struct,
+    VersionRange,
+    join_parts,
+    read_unknown_tags,
+    uvarint_bytes,
+)
 from .errors import (
     CorruptMessageError,
     DecodeError,
@@ -197,6 +206,7 @@ __all__ = [
     "InvalidRequestError",
     "MESSAGES",
     "Message",
+    "PreEncoded",
     "ProtocolError",
     "REQUESTS",
     "RESPONSES",

@@ -23,6 +23,7 @@ from .errors import DecodeError, EncodeError, UnsupportedVersionError
 __all__ = [
     "FieldSpec",
     "Message",
+    "PreEncoded",
     "Struct",
     "VersionRange",
     "ZERO_UUID",
@@ -175,6 +176,31 @@ def merge_tags(known: list[tuple[int, bytes]], unknown: list[tuple[int, bytes]])
     return merged
 
 
+class PreEncoded:
+    """An array element encoded ahead of time (``Message.pre_encode``), spliced into its array
+    as it is: a cache of encoded elements answers without building or encoding them again.
+
+    ``layout`` is the generated element encoder that made ``data``; the array's encoder refuses
+    the element under any other layout (bytes of another version would corrupt the frame).
+    ``name`` is the element's ``name`` field (None without one), for code that filters the
+    elements of a response before it is encoded (the authorizer's Metadata topic filter)."""
+
+    __slots__ = ("data", "layout", "name")
+
+    def __init__(self, data: bytes, layout: Any, name: Any = None) -> None:
+        self.data = data
+        self.layout = layout
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"PreEncoded(name={self.name!r}, <{len(self.data)} bytes of {self.layout.__name__}>)"
+
+
+def wrong_layout(e: PreEncoded, wanted: str) -> EncodeError:
+    return EncodeError(f"pre-encoded element {e.name!r} was encoded by {e.layout.__name__}, not {wanted} "
+                       "(another version)")
+
+
 def unsupported(cls_name: str, field: str) -> UnsupportedVersionError:
     return UnsupportedVersionError(f"{cls_name}.{field} has a non-default value this version cannot carry")
 
@@ -224,6 +250,8 @@ class Message(Struct):
     FLEXIBLE_MIN: ClassVar[int | None] = None
     _DEC: ClassVar[tuple[Any, ...]] = ()
     _ENC: ClassVar[tuple[Any, ...]] = ()
+    # field -> element encoder per version, for the arrays that take PreEncoded elements
+    _PRE: ClassVar[dict[str, tuple[Any, ...]]] = {}
 
     @classmethod
     def _check_version(cls, version: int) -> None:
@@ -265,6 +293,32 @@ class Message(Struct):
         except (struct.error, AttributeError, TypeError, UnicodeEncodeError, OverflowError) as exc:
             raise EncodeError(f"{type(self).__name__} v{version}: {exc}") from exc
         return out
+
+    @classmethod
+    def pre_layout(cls, field: str, version: int) -> Any:
+        """The element layout (its encoder) of array ``field`` at ``version``, when the field takes
+        PreEncoded elements there, else None: versions of one layout can share an encoded element."""
+        encs = cls._PRE.get(field)
+        return encs[version] if encs is not None and 0 <= version < len(encs) else None
+
+    @classmethod
+    def pre_encode(cls, field: str, version: int, element: Any) -> PreEncoded:
+        """``element`` of the array ``field`` encoded as ``version`` lays it out, to be put in that
+        array (of a message encoded at a version of the same element layout) in its place."""
+        if not (cls.MIN_VERSION <= version <= cls.MAX_VERSION):
+            cls._check_version(version)
+        encs = cls._PRE.get(field)
+        enc = encs[version] if encs is not None else None
+        if enc is None:
+            raise ValueError(f"{cls.__name__}.{field} takes no pre-encoded elements at v{version}")
+        out: list[Any] = []
+        try:
+            enc(element, out)
+        except UnsupportedVersionError as exc:
+            raise UnsupportedVersionError(f"{cls.__name__}.{field} v{version}: {exc}") from None
+        except (struct.error, AttributeError, TypeError, UnicodeEncodeError, OverflowError) as exc:
+            raise EncodeError(f"{cls.__name__}.{field} v{version}: {exc}") from exc
+        return PreEncoded(b"".join(out), enc, getattr(element, "name", None))
 
     def encode(self, version: int) -> bytes:
         """The encoded body. A ``records`` field must hold a bytes-like object (see encode_parts)."""

@@ -11,23 +11,41 @@ import kafka_protocol as kp
 from kafka_protocol.errors import ErrorCode as E
 
 from ..log import INTERNAL_TOPICS
+from ..metadata_cache import TopicEntries
 from .controller import NO_LEADER
 from .replicas import MetadataCache, TopicMeta
 
 
 class MetadataView:
-    """Metadata as the controller last described the cluster, through one listener."""
+    """Metadata as the controller last described the cluster, through one listener.
 
-    def __init__(self, md: MetadataCache, listener: str, ops: int) -> None:
+    With ``version`` and ``cache`` set, entries are the cached encoded ones (metadata_cache.py),
+    stamped with ``TopicMeta.version``; without, they are built (``entry``, the uncached
+    reference)."""
+
+    def __init__(self, md: MetadataCache, listener: str, ops: int, version: int | None = None,
+                 cache: TopicEntries | None = None) -> None:
         R = kp.MetadataResponse
         self.md = md
         self.ops = ops
-        self.brokers = [R.MetadataResponseBroker(node_id=i, host=eps[listener][0], port=eps[listener][1], rack=rack)
-                        for i, (eps, rack) in sorted(md.brokers.items()) if listener in eps]
+        self.version = version if cache is not None else None
+        self.cache = cache
+
+        def brokers() -> list[Any]:
+            return [R.MetadataResponseBroker(node_id=i, host=eps[listener][0], port=eps[listener][1], rack=rack)
+                    for i, (eps, rack) in sorted(md.brokers.items()) if listener in eps]
+        # md.brokers is a new dict at every UpdateMetadata: compared by identity, in O(1)
+        self.brokers = brokers() if cache is None else cache.brokers(listener, _Same(md.brokers), brokers)
         self.controller_id = md.controller_id
 
     def _entry(self, name: str, t: TopicMeta) -> Any:
+        if self.cache is None or self.version is None:
+            return self.entry((name, t))
+        return self.cache.get(name, t, t.version, self.version, self.ops, self.entry, (name, t))
+
+    def entry(self, nt: tuple[str, TopicMeta]) -> Any:
         R = kp.MetadataResponse
+        name, t = nt
         parts = []
         for idx, pm in sorted(t.partitions.items()):
             parts.append(R.MetadataResponsePartition(
@@ -38,7 +56,10 @@ class MetadataView:
                                        partitions=parts, topic_authorized_operations=self.ops)
 
     def all_topics(self) -> list[Any]:
-        return [self._entry(n, t) for n, t in self.md.topics.items() if t.partitions]
+        out = [self._entry(n, t) for n, t in self.md.topics.items() if t.partitions]
+        if self.cache is not None:
+            self.cache.prune(self.md.topics)
+        return out
 
     def by_name(self, name: str) -> Any | None:
         t = self.md.topics.get(name)
@@ -49,6 +70,20 @@ class MetadataView:
             if t.id == topic_id:
                 return self._entry(n, t)
         return None
+
+
+class _Same:
+    """A key equal only to a key of the very same object (``TopicEntries.brokers``)."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: object) -> None:
+        self.obj = obj
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Same) and other.obj is self.obj
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def handle_leader_and_isr(b: Any, ctx: Any, req: Any) -> Any:

@@ -322,9 +322,11 @@ class ClusterNode:
             log.info("producer id block %d-%d", start, end)
             return start, end
 
-    def metadata_view(self, listener: str, ops: int) -> Any:
+    def metadata_view(self, listener: str, ops: int, version: int | None = None) -> Any:
+        """The cluster through ``listener``; with a Metadata ``version``, topic entries come
+        encoded from the broker's cache (metadata_cache.py)."""
         from .apis import MetadataView
-        return MetadataView(self.metadata, listener, ops)
+        return MetadataView(self.metadata, listener, ops, version, self.broker.metadata_entries)
 
     def on_leadership(self, p: Partition, leader: bool) -> None:
         """Called when this broker starts or stops leading ``p`` (the group coordinator hooks here)."""

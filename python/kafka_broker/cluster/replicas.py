@@ -81,6 +81,7 @@ class PartitionMeta:
 class TopicMeta:
     id: Any
     partitions: dict[int, PartitionMeta]
+    version: int = 0    # bumped by every change of the above (stamps the cached Metadata entry)
 
 
 class MetadataCache:
@@ -101,17 +102,22 @@ class MetadataCache:
                 if ps.leader == LEADER_DURING_DELETE:
                     t = self.topics.get(ts.topic_name)
                     if t is not None:
-                        t.partitions.pop(ps.partition_index, None)
+                        if t.partitions.pop(ps.partition_index, None) is not None:
+                            t.version += 1
                         if not t.partitions:
                             del self.topics[ts.topic_name]
                     continue
                 t = self.topics.get(ts.topic_name)
                 if t is None:
                     t = self.topics[ts.topic_name] = TopicMeta(ts.topic_id, {})
-                t.id = ts.topic_id
-                t.partitions[ps.partition_index] = PartitionMeta(ps.leader, ps.leader_epoch, list(ps.isr),
-                                                                 list(ps.replicas), list(ps.offline_replicas),
-                                                                 ps.zk_version)
+                if t.id != ts.topic_id:
+                    t.id = ts.topic_id
+                    t.version += 1
+                pm = PartitionMeta(ps.leader, ps.leader_epoch, list(ps.isr), list(ps.replicas),
+                                   list(ps.offline_replicas), ps.zk_version)
+                if t.partitions.get(ps.partition_index) != pm:
+                    t.partitions[ps.partition_index] = pm
+                    t.version += 1
         self.changed.set()
         self.changed = asyncio.Event()
 

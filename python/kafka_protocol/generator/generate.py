@@ -55,6 +55,12 @@ FIXED: dict[str, tuple[str, int]] = {
 CODE_NAME = {"?": "o", "b": "b", "h": "h", "H": "H", "i": "i", "I": "I", "q": "q", "d": "d", "16s": "U"}
 VARLEN = {"string", "bytes", "records"}
 
+# Top-level array fields whose elements may be ``PreEncoded`` (``Message.pre_encode``): bytes
+# encoded earlier for that exact element layout, spliced into the array as they are.  Only where
+# a caller caches encoded elements (the broker's Metadata topic entries, metadata_cache.py): the
+# class test it costs per element is not paid by the arrays of every other message.
+PRE_ENCODED = {("MetadataResponse", "topics")}
+
 
 # ----------------------------------------------------------------------------- schema model
 
@@ -108,6 +114,7 @@ class FieldDef:
     ignorable: bool
     flex_override: Versions | None  # field-level flexibleVersions
     struct: StructDef | None = None  # value/element struct
+    pre_encoded: bool = False  # elements may be PreEncoded (PRE_ENCODED)
 
     @property
     def is_array(self) -> bool:
@@ -249,6 +256,8 @@ def build_message(source: str, spec: dict[str, Any]) -> MessageDef:
 
     root = StructDef(name, pyname, pyname, [])
     root.fields = [make_field(f, root) for f in spec["fields"]]
+    for fd in root.fields:
+        fd.pre_encoded = (name, fd.attr) in PRE_ENCODED and fd.is_array and fd.struct is not None
     # commonStructs that no field references still get classes (harmless, keeps names stable)
     for cs_name, cs in common.items():
         if cs_name not in structs:
@@ -545,7 +554,14 @@ def enc_value(fl: FieldLayout, expr: str, ind: str, w: str, out: str, em: Emitte
             lines.append(f"{body_ind}    {w}(b)")
         else:
             child = fn_name(fd.struct, "e", fl.child)  # type: ignore[arg-type]
-            lines += [f"{body_ind}for e in {expr}:", f"{body_ind}    {child}(e, {out})"]
+            lines.append(f"{body_ind}for e in {expr}:")
+            if fd.pre_encoded:   # bytes of this very layout (another version's would corrupt the frame)
+                lines += [f"{body_ind}    if e.__class__ is _PreEncoded:",
+                          f"{body_ind}        if e.layout is not {child}:",
+                          f"{body_ind}            raise _wrong_layout(e, {child!r})",
+                          f"{body_ind}        {w}(e.data)",
+                          f"{body_ind}        continue"]
+            lines.append(f"{body_ind}    {child}(e, {out})")
         return lines
     if fd.struct is not None:
         child = fn_name(fd.struct, "e", fl.child)  # type: ignore[arg-type]
@@ -816,6 +832,7 @@ from .._runtime import (
     ZERO_UUID as _ZERO_UUID,
     FieldSpec as _FS,
     Message as _Message,
+    PreEncoded as _PreEncoded,
     Struct as _Struct,
     VersionRange as _VR,
     bad_count as _bad_count,
@@ -830,6 +847,7 @@ from .._runtime import (
     unsupported as _unsupported,
     uvarint_bytes as _uvb,
     write_tags as _write_tags,
+    wrong_layout as _wrong_layout,
 )
 
 _UNSET = object()
@@ -873,6 +891,15 @@ def generate(schemas: Path) -> str:
             enc[v] = fn_name(root, "e", root.by_version[v])
         tail.append(f"{root.pyname}._DEC = ({', '.join(dec)},)")
         tail.append(f"{root.pyname}._ENC = ({', '.join(enc)},)")
+        pre: dict[str, list[str]] = {}
+        for v in range(msg.valid.lo, msg.valid.hi + 1):
+            for fl in field_layouts(root, v, v in msg.flexible):
+                if fl.fd.pre_encoded:
+                    pre.setdefault(fl.fd.attr, ["None"] * (msg.valid.hi + 1))[v] = \
+                        fn_name(fl.fd.struct, "e", fl.child)  # type: ignore[arg-type]
+        if pre:
+            items = ", ".join(f"{k!r}: ({', '.join(fns)},)" for k, fns in pre.items())
+            tail.append(f"{root.pyname}._PRE = {{{items}}}")
         for sd in msg.structs + [root]:
             specs = ",\n    ".join(field_spec(fd) for fd in sd.fields)
             tail.append(f"{sd.pyname}.FIELDS = (\n    {specs},\n)" if sd.fields else f"{sd.pyname}.FIELDS = ()")

@@ -11,6 +11,7 @@ from .._runtime import (
     ZERO_UUID as _ZERO_UUID,
     FieldSpec as _FS,
     Message as _Message,
+    PreEncoded as _PreEncoded,
     Struct as _Struct,
     VersionRange as _VR,
     bad_count as _bad_count,
@@ -25,6 +26,7 @@ from .._runtime import (
     unsupported as _unsupported,
     uvarint_bytes as _uvb,
     write_tags as _write_tags,
+    wrong_layout as _wrong_layout,
 )
 
 _UNSET = object()
@@ -16000,6 +16002,11 @@ def _e_MetadataResponse_0(o, out):
     x = o.topics
     w(_S_i.pack(len(x)))
     for e in x:
+        if e.__class__ is _PreEncoded:
+            if e.layout is not _e_MetadataResponse_MetadataResponseTopic_0:
+                raise _wrong_layout(e, '_e_MetadataResponse_MetadataResponseTopic_0')
+            w(e.data)
+            continue
         _e_MetadataResponse_MetadataResponseTopic_0(e, out)
 
 
@@ -16050,6 +16057,11 @@ def _e_MetadataResponse_1(o, out):
     x = o.topics
     w(_S_i.pack(len(x)))
     for e in x:
+        if e.__class__ is _PreEncoded:
+            if e.layout is not _e_MetadataResponse_MetadataResponseTopic_1:
+                raise _wrong_layout(e, '_e_MetadataResponse_MetadataResponseTopic_1')
+            w(e.data)
+            continue
         _e_MetadataResponse_MetadataResponseTopic_1(e, out)
 
 
@@ -16116,6 +16128,11 @@ def _e_MetadataResponse_2(o, out):
     x = o.topics
     w(_S_i.pack(len(x)))
     for e in x:
+        if e.__class__ is _PreEncoded:
+            if e.layout is not _e_MetadataResponse_MetadataResponseTopic_1:
+                raise _wrong_layout(e, '_e_MetadataResponse_MetadataResponseTopic_1')
+            w(e.data)
+            continue
         _e_MetadataResponse_MetadataResponseTopic_1(e, out)
 
 
@@ -16184,6 +16201,11 @@ def _e_MetadataResponse_3(o, out):
     x = o.topics
     w(_S_i.pack(len(x)))
     for e in x:
+        if e.__class__ is _PreEncoded:
+            if e.layout is not _e_MetadataResponse_MetadataResponseTopic_1:
+                raise _wrong_layout(e, '_e_MetadataResponse_MetadataResponseTopic_1')
+            w(e.data)
+            continue
         _e_MetadataResponse_MetadataResponseTopic_1(e, out)
 
 
@@ -16252,6 +16274,11 @@ def _e_MetadataResponse_4(o, out):
     x = o.topics
     w(_S_i.pack(len(x)))
     for e in x:
+        if e.__class__ is _PreEncoded:
+            if e.layout is not _e_MetadataResponse_MetadataResponseTopic_2:
+                raise _wrong_layout(e, '_e_MetadataResponse_MetadataResponseTopic_2')
+            w(e.data)
+            continue
         _e_MetadataResponse_MetadataResponseTopic_2(e, out)
 
 
@@ -16320,6 +16347,11 @@ def _e_MetadataResponse_5(o, out):
     x = o.topics
     w(_S_i.pack(len(x)))
     for e in x:
+        if e.__class__ is _PreEncoded:
+            if e.layout is not _e_MetadataResponse_MetadataResponseTopic_3:
+                raise _wrong_layout(e, '_e_MetadataResponse_MetadataResponseTopic_3')
+            w(e.data)
+            continue
         _e_MetadataResponse_MetadataResponseTopic_3(e, out)
 
 
@@ -16386,6 +16418,11 @@ def _e_MetadataResponse_6(o, out):
     x = o.topics
     w(_S_i.pack(len(x)))
     for e in x:
+        if e.__class__ is _PreEncoded:
+            if e.layout is not _e_MetadataResponse_MetadataResponseTopic_4:
+                raise _wrong_layout(e, '_e_MetadataResponse_MetadataResponseTopic_4')
+            w(e.data)
+            continue
         _e_MetadataResponse_MetadataResponseTopic_4(e, out)
     w(_S_i.pack(o.cluster_authorized_operations))
 
@@ -16473,6 +16510,11 @@ def _e_MetadataResponse_7(o, out):
     n = len(x) + 1
     w(_UV1[n] if n < 128 else _uvb(n))
     for e in x:
+        if e.__class__ is _PreEncoded:
+            if e.layout is not _e_MetadataResponse_MetadataResponseTopic_5:
+                raise _wrong_layout(e, '_e_MetadataResponse_MetadataResponseTopic_5')
+            w(e.data)
+            continue
         _e_MetadataResponse_MetadataResponseTopic_5(e, out)
     w(_S_i.pack(o.cluster_authorized_operations))
     u = o.unknown_tagged_fields
@@ -16565,6 +16607,11 @@ def _e_MetadataResponse_8(o, out):
     n = len(x) + 1
     w(_UV1[n] if n < 128 else _uvb(n))
     for e in x:
+        if e.__class__ is _PreEncoded:
+            if e.layout is not _e_MetadataResponse_MetadataResponseTopic_6:
+                raise _wrong_layout(e, '_e_MetadataResponse_MetadataResponseTopic_6')
+            w(e.data)
+            continue
         _e_MetadataResponse_MetadataResponseTopic_6(e, out)
     w(_S_i.pack(o.cluster_authorized_operations))
     u = o.unknown_tagged_fields
@@ -16659,6 +16706,11 @@ def _e_MetadataResponse_9(o, out):
     n = len(x) + 1
     w(_UV1[n] if n < 128 else _uvb(n))
     for e in x:
+        if e.__class__ is _PreEncoded:
+            if e.layout is not _e_MetadataResponse_MetadataResponseTopic_6:
+                raise _wrong_layout(e, '_e_MetadataResponse_MetadataResponseTopic_6')
+            w(e.data)
+            continue
         _e_MetadataResponse_MetadataResponseTopic_6(e, out)
     u = o.unknown_tagged_fields
     if u:
@@ -16752,6 +16804,11 @@ def _e_MetadataResponse_10(o, out):
     n = len(x) + 1
     w(_UV1[n] if n < 128 else _uvb(n))
     for e in x:
+        if e.__class__ is _PreEncoded:
+            if e.layout is not _e_MetadataResponse_MetadataResponseTopic_7:
+                raise _wrong_layout(e, '_e_MetadataResponse_MetadataResponseTopic_7')
+            w(e.data)
+            continue
         _e_MetadataResponse_MetadataResponseTopic_7(e, out)
     u = o.unknown_tagged_fields
     if u:
@@ -16846,6 +16903,11 @@ def _e_MetadataResponse_11(o, out):
     n = len(x) + 1
     w(_UV1[n] if n < 128 else _uvb(n))
     for e in x:
+        if e.__class__ is _PreEncoded:
+            if e.layout is not _e_MetadataResponse_MetadataResponseTopic_7:
+                raise _wrong_layout(e, '_e_MetadataResponse_MetadataResponseTopic_7')
+            w(e.data)
+            continue
         _e_MetadataResponse_MetadataResponseTopic_7(e, out)
     w(_S_h.pack(o.error_code))
     u = o.unknown_tagged_fields
@@ -57148,6 +57210,7 @@ MetadataRequest.__qualname__ = 'MetadataRequest'
 MetadataRequest.__name__ = 'MetadataRequest'
 MetadataResponse._DEC = (_d_MetadataResponse_0, _d_MetadataResponse_1, _d_MetadataResponse_2, _d_MetadataResponse_3, _d_MetadataResponse_3, _d_MetadataResponse_4, _d_MetadataResponse_4, _d_MetadataResponse_5, _d_MetadataResponse_6, _d_MetadataResponse_7, _d_MetadataResponse_8, _d_MetadataResponse_9, _d_MetadataResponse_10, _d_MetadataResponse_11,)
 MetadataResponse._ENC = (_e_MetadataResponse_0, _e_MetadataResponse_1, _e_MetadataResponse_2, _e_MetadataResponse_3, _e_MetadataResponse_3, _e_MetadataResponse_4, _e_MetadataResponse_4, _e_MetadataResponse_5, _e_MetadataResponse_6, _e_MetadataResponse_7, _e_MetadataResponse_8, _e_MetadataResponse_9, _e_MetadataResponse_10, _e_MetadataResponse_11,)
+MetadataResponse._PRE = {'topics': (_e_MetadataResponse_MetadataResponseTopic_0, _e_MetadataResponse_MetadataResponseTopic_1, _e_MetadataResponse_MetadataResponseTopic_1, _e_MetadataResponse_MetadataResponseTopic_1, _e_MetadataResponse_MetadataResponseTopic_1, _e_MetadataResponse_MetadataResponseTopic_2, _e_MetadataResponse_MetadataResponseTopic_2, _e_MetadataResponse_MetadataResponseTopic_3, _e_MetadataResponse_MetadataResponseTopic_4, _e_MetadataResponse_MetadataResponseTopic_5, _e_MetadataResponse_MetadataResponseTopic_6, _e_MetadataResponse_MetadataResponseTopic_6, _e_MetadataResponse_MetadataResponseTopic_7, _e_MetadataResponse_MetadataResponseTopic_7,)}
 MetadataResponse_MetadataResponseBroker.FIELDS = (
     _FS('node_id', 'NodeId', 'int32', _VR(0, 32767), _VR(1, 0), _VR(1, 0), None, 0, False, None, False),
     _FS('host', 'Host', 'string', _VR(0, 32767), _VR(1, 0), _VR(1, 0), None, '', False, None, False),

@@ -1,0 +1,259 @@
+"""Metadata's cache of encoded topic entries (python/kafka_broker/metadata_cache.py).
+
+In process: a Broker on two log dirs, ``handle_metadata`` called directly.  Every response is
+compared, byte for byte, with the same response whose cached (PreEncoded) entries are replaced
+by entries built afresh from the current state (the views' uncached ``entry``) and encoded by the
+generic codec: every version v0..v13, with and without include_topic_authorized_operations, for
+all topics, named topics (some unknown) and topic ids; and again after each change that an entry
+encodes, with the cache warm from before it (a stale entry would differ).  The cluster's view is
+checked the same way over a MetadataCache fed UpdateMetadata requests (a leader change, an ISR
+change, a partition added, a topic deleted), and the ACL filter over cached entries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace as NS
+from typing import Any
+
+import kafka_protocol as kp
+import pytest
+from kafka_broker.acl import ALLOW, DESCRIBE, PT_LITERAL, RT_TOPIC, Acl, Authorizer
+from kafka_broker.authz import guard
+from kafka_broker.broker import TOPIC_OPS, Broker, _LocalView, handle_metadata
+from kafka_broker.config import BrokerConfig
+from kafka_broker.metadata_cache import TopicEntries
+from kafka_protocol.errors import ErrorCode as E
+from kafka_protocol.messages import MetadataRequest, MetadataResponse
+
+VERSIONS = range(MetadataResponse.MIN_VERSION, MetadataResponse.MAX_VERSION + 1)
+NO_OPS = -2147483648
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[tuple[Broker, asyncio.AbstractEventLoop]]:
+    loop = asyncio.new_event_loop()
+    b = Broker(BrokerConfig({"log.dirs": f"{tmp_path / 'd0'},{tmp_path / 'd1'}",
+                            "auto.create.topics.enable": "false"}), loop)
+    b.storage.halt = lambda msg: pytest.fail(f"the broker halted: {msg}")
+    b.storage.open()
+    try:
+        yield b, loop
+    finally:
+        b.storage.close()
+        loop.close()
+
+
+def _ctx(b: Broker, v: int, principal: str = "User:ANONYMOUS") -> Any:
+    return NS(header=NS(api_key=3, api_version=v), api_version=v, listener=b.config.listeners[0],
+              conn=NS(sasl=None, principal=principal, peer="127.0.0.1:40000"))
+
+
+def _requests(v: int, inc: bool, names: list[str], ids: list[uuid.UUID]) -> list[Any]:
+    T = MetadataRequest.MetadataRequestTopic
+    kw: dict[str, Any] = {"allow_auto_topic_creation": False}
+    if v >= 8:
+        kw["include_topic_authorized_operations"] = inc
+    out = [MetadataRequest(topics=[] if v == 0 else None, **kw),
+           MetadataRequest(topics=[T(name=n) for n in names + ["no-such-topic"]], **kw)]
+    if v >= 12:     # (v10-11 carry topic ids too, but an unknown one's null name cannot be encoded there)
+        out.append(MetadataRequest(topics=[T(name=None, topic_id=i) for i in ids + [uuid.uuid4()]], **kw))
+    return out
+
+
+def _uncached(resp: Any, fresh: Any) -> Any:
+    """``resp`` with every PreEncoded entry replaced by ``fresh(name)`` (an unencoded entry)."""
+    topics = [fresh(e.name) if isinstance(e, kp.PreEncoded) else e for e in resp.topics]
+    return MetadataResponse(throttle_time_ms=resp.throttle_time_ms, brokers=resp.brokers, cluster_id=resp.cluster_id,
+                            controller_id=resp.controller_id, topics=topics,
+                            cluster_authorized_operations=resp.cluster_authorized_operations,
+                            error_code=resp.error_code)
+
+
+def _local_fresh(b: Broker, v: int, ops: int) -> Any:
+    view = _LocalView(b, _ctx(b, v), ops)      # no version: entries built, not cached
+    return lambda name: view.entry(b.storage.topics[name])
+
+
+def check_local(b: Broker) -> dict[str, Any]:
+    """Every version and request kind against the uncached encoding; returns the v12 all-topics
+    response decoded, by topic name."""
+    names = sorted(b.storage.topics)
+    ids = [b.storage.topics[n].id for n in names]
+    decoded: dict[str, Any] = {}
+    spliced = 0
+    for v in VERSIONS:
+        for inc in (False, True):
+            ops = TOPIC_OPS if (v >= 8 and inc) else NO_OPS
+            for req in _requests(v, inc, names, ids):
+                resp = handle_metadata(b, _ctx(b, v), req)
+                spliced += sum(isinstance(e, kp.PreEncoded) for e in resp.topics)
+                got = kp.encode_response(3, v, 7, resp)
+                want = kp.encode_response(3, v, 7, _uncached(resp, _local_fresh(b, v, ops)))
+                assert got == want, f"v{v} include_ops={inc} topics={req.topics}: cached bytes differ"
+                if v == 12 and not inc and req.topics is None:
+                    _, pos = kp.decode_response_header(got[4:], 3, v)
+                    decoded = {t.name: t for t in MetadataResponse.decode(got[4:], v, pos)[0].topics}
+    assert spliced or not names, "no cached entry was used"
+    return decoded
+
+
+def test_local_entries_match_the_uncached_encoding_through_every_change(node: Any) -> None:
+    b, loop = node
+    st = b.storage
+    run = loop.run_until_complete
+    run(st.create_topic("alpha", 3, {}))
+    run(st.create_topic("beta", 1, {}))
+    got = check_local(b)
+    assert [len(got[n].partitions) for n in ("alpha", "beta")] == [3, 1]
+    assert len(b.metadata_entries) == 2
+
+    run(st.create_topic("gamma", 2, {}))                    # create
+    got = check_local(b)
+    assert sorted(got) == ["alpha", "beta", "gamma"]
+
+    run(st.add_partitions(st.topics["alpha"], 6))            # CreatePartitions
+    got = check_local(b)
+    assert [p.partition_index for p in got["alpha"].partitions] == list(range(6))
+
+    run(st.delete_topic(st.topics["beta"]))                  # delete
+    got = check_local(b)
+    assert sorted(got) == ["alpha", "gamma"]
+    assert len(b.metadata_entries) == 2, "the deleted topic's entries were not dropped"
+    named = handle_metadata(b, _ctx(b, 12), MetadataRequest(topics=[MetadataRequest.MetadataRequestTopic(
+        name="beta")], allow_auto_topic_creation=False))
+    assert [t.error_code for t in named.topics] == [E.UNKNOWN_TOPIC_OR_PARTITION]
+
+    old_id = st.topics["gamma"].id                           # deleted and created again: another id
+    run(st.delete_topic(st.topics["gamma"]))
+    run(st.create_topic("gamma", 4, {}))
+    got = check_local(b)
+    assert got["gamma"].topic_id != old_id and len(got["gamma"].partitions) == 4
+
+    d1 = st.log_dirs.dirs[1]                                 # a log dir goes offline
+    in_d1 = {(p.topic.name, p.index) for t in st.topics.values() for p in t.partitions if p.log_dir is d1}
+    assert in_d1, "no partition was placed in the second log dir"
+    d1.failed("testing", OSError(errno.EIO, "injected"))
+    got = check_local(b)
+    for name, t in got.items():
+        for p in t.partitions:
+            offline = (name, p.partition_index) in in_d1
+            assert (p.error_code, p.leader_id) == ((E.LEADER_NOT_AVAILABLE, -1) if offline else (0, b.node_id))
+
+
+def test_a_pre_encoded_entry_of_another_layout_is_refused() -> None:
+    T = MetadataResponse.MetadataResponseTopic
+    e = MetadataResponse.pre_encode("topics", 12, T(name="t", topic_id=uuid.uuid4()))
+    assert MetadataResponse(topics=[e]).encode(13)      # v12 and v13 share the entry layout
+    with pytest.raises(kp.EncodeError, match="another version"):
+        MetadataResponse(topics=[e]).encode(8)
+    with pytest.raises(ValueError, match="no pre-encoded elements"):
+        MetadataResponse.pre_encode("brokers", 12, MetadataResponse.MetadataResponseBroker())
+
+
+def test_acls_hide_cached_entries_as_they_hide_built_ones(node: Any) -> None:
+    b, loop = node
+    for n in ("open-1", "open-2", "secret"):
+        loop.run_until_complete(b.storage.create_topic(n, 2, {}))
+    acls = {Acl(RT_TOPIC, n, PT_LITERAL, "User:alice", "*", DESCRIBE, ALLOW) for n in ("open-1", "open-2")}
+    az = Authorizer(NS(acls=acls), [], allow_if_no_acl=False)
+    for v in VERSIONS:
+        for inc in (False, True):
+            ops = TOPIC_OPS if (v >= 8 and inc) else NO_OPS
+            for req in _requests(v, inc, ["open-1", "secret"], [])[:2]:     # all, and by name
+                if v == 0 and not req.topics:
+                    continue            # v0's empty list: all topics, the same filter as v1+'s null
+                named = [t.name for t in req.topics] if req.topics is not None else None
+                resp = guard(az, b, _ctx(b, v, "User:alice"), req, handle_metadata)
+                got = kp.encode_response(3, v, 7, resp)
+                assert got == kp.encode_response(3, v, 7, _uncached(resp, _local_fresh(b, v, ops)))
+                _, pos = kp.decode_response_header(got[4:], 3, v)
+                codes = {t.name: t.error_code for t in MetadataResponse.decode(got[4:], v, pos)[0].topics}
+                if named is None:
+                    assert codes == {"open-1": 0, "open-2": 0}, f"v{v}: {codes}"
+                else:
+                    assert codes == {"open-1": 0, "secret": E.TOPIC_AUTHORIZATION_FAILED,
+                                     "no-such-topic": E.TOPIC_AUTHORIZATION_FAILED}, f"v{v}: {codes}"
+    # and the all-topics filter ran over cached entries
+    resp = guard(az, b, _ctx(b, 12, "User:alice"), MetadataRequest(topics=None, allow_auto_topic_creation=False),
+                 handle_metadata)
+    assert all(isinstance(e, kp.PreEncoded) for e in resp.topics)
+
+
+# -- the cluster's view, over its MetadataCache ------------------------------------------------
+
+def _update(topics: dict[str, tuple[uuid.UUID, dict[int, tuple[int, int, list[int], list[int], list[int]]]]],
+            brokers: tuple[int, ...] = (1, 2, 3)) -> Any:
+    """An UpdateMetadata request: per topic (id, {partition: (leader, epoch, isr, replicas, offline)})."""
+    R = kp.UpdateMetadataRequest
+    return R(controller_id=1, controller_epoch=1, live_brokers=[
+        R.UpdateMetadataBroker(id=i, endpoints=[R.UpdateMetadataEndpoint(port=9000 + i, host=f"h{i}",
+                                                                         listener="PLAINTEXT", security_protocol=0)],
+                               rack=None) for i in brokers],
+        topic_states=[R.UpdateMetadataTopicState(topic_name=n, topic_id=tid, partition_states=[
+            R.UpdateMetadataPartitionState(topic_name=n, partition_index=i, controller_epoch=1, leader=lead,
+                                           leader_epoch=ep, isr=isr, zk_version=ep, replicas=reps,
+                                           offline_replicas=off)
+            for i, (lead, ep, isr, reps, off) in parts.items()]) for n, (tid, parts) in topics.items()])
+
+
+def check_cluster(md: Any, cache: TopicEntries) -> dict[str, Any]:
+    from kafka_broker.cluster.apis import MetadataView
+
+    decoded: dict[str, Any] = {}
+    for v in VERSIONS:
+        for inc in (False, True):
+            ops = TOPIC_OPS if (v >= 8 and inc) else NO_OPS
+            cached, fresh = MetadataView(md, "PLAINTEXT", ops, v, cache), MetadataView(md, "PLAINTEXT", ops)
+            for topics in (cached.all_topics(), [cached.by_name(n) for n in sorted(md.topics)]):
+                assert all(isinstance(e, kp.PreEncoded) for e in topics)
+                resp = MetadataResponse(brokers=cached.brokers, controller_id=cached.controller_id, topics=topics)
+                got = kp.encode_response(3, v, 7, resp)
+                assert got == kp.encode_response(3, v, 7, _uncached(resp, lambda n, f=fresh: f.by_name(n)))
+                if v == 12 and not inc:
+                    _, pos = kp.decode_response_header(got[4:], 3, v)
+                    decoded = {t.name: t for t in MetadataResponse.decode(got[4:], v, pos)[0].topics}
+    return decoded
+
+
+def test_cluster_entries_follow_update_metadata() -> None:
+    from kafka_broker.cluster.controller import LEADER_DURING_DELETE
+    from kafka_broker.cluster.replicas import MetadataCache
+
+    asyncio.set_event_loop(loop := asyncio.new_event_loop())
+    try:
+        md, cache = MetadataCache(), TopicEntries()
+        a, b = uuid.uuid4(), uuid.uuid4()
+        md.update(_update({"a": (a, {0: (1, 0, [1, 2], [1, 2], []), 1: (2, 0, [2, 3], [2, 3], [])}),
+                           "b": (b, {0: (3, 0, [3], [3, 1], [])})}))
+        got = check_cluster(md, cache)
+        assert [p.leader_id for p in got["a"].partitions] == [1, 2]
+
+        md.update(_update({"a": (a, {0: (2, 1, [2], [1, 2], [1])})}, brokers=(2, 3)))   # leader change
+        got = check_cluster(md, cache)
+        p0 = got["a"].partitions[0]
+        assert (p0.leader_id, p0.leader_epoch, p0.isr_nodes, p0.offline_replicas) == (2, 1, [2], [1])
+        assert sorted(x.node_id for x in _brokers(md)) == [2, 3]
+
+        md.update(_update({"b": (b, {0: (3, 0, [3, 1], [3, 1], [])})}))                 # ISR change
+        assert check_cluster(md, cache)["b"].partitions[0].isr_nodes == [3, 1]
+
+        md.update(_update({"b": (b, {1: (1, 0, [1], [1, 3], [])})}))                    # a partition added
+        assert len(check_cluster(md, cache)["b"].partitions) == 2
+
+        md.update(_update({"b": (b, {0: (LEADER_DURING_DELETE, 0, [], [], []),          # deleted
+                                     1: (LEADER_DURING_DELETE, 0, [], [], [])})}))
+        assert sorted(check_cluster(md, cache)) == ["a"]
+        assert len(cache) == 1
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+def _brokers(md: Any) -> list[Any]:
+    from kafka_broker.cluster.apis import MetadataView
+    return MetadataView(md, "PLAINTEXT", NO_OPS, 12, TopicEntries()).brokers
