@@ -29,6 +29,7 @@ CORE_SOURCES = {
     "_log": BASE + ["kc_batch.c", "kc_index.c", "kc_segment.c", "kc_log.c", "kc_log_open.c", "kc_compact.c",
              "kc_compact_txn.c", "kc_compact_recover.c"],
     "_transfer": BASE + ["kc_transfer.c"],
+    "_client": BASE + ["kc_client.c"],
 }
 
 

@@ -11,6 +11,12 @@ later one), failing everything else in flight with a retriable error.
 Bytes are received straight into kafka_protocol's FrameReader
 (``BufferedProtocol``): a frame read whole is never copied, and decoded
 ``records`` fields are memoryviews into it.
+
+The producer's common request, one batch for one partition, takes a compiled fast path
+(``send_produce_one``, kafka_core._client over csrc/kc_client.c): the whole frame is encoded in
+one pass into one buffer and its answer is read without building message objects; any answer
+outside that shape is decoded by the generated codec, exactly as before.  It works on every
+transport (plaintext, TLS, after SASL): it only changes which bytes are built, not how they go.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from collections.abc import Callable
 from typing import Any
 
 import kafka_protocol as kp
+
+from kafka_core import _client as _fast
 
 from .errors import (
     BadResponseError,
@@ -108,6 +116,50 @@ CLIENT_VERSIONS: dict[int, tuple[int, int]] = {
     ApiKey.DESCRIBE_CLUSTER: (0, 1),
 }
 
+
+
+def _produce_layout(cls: Any, version: int) -> tuple[Any, ...]:
+    """(name, type, nullable) of the untagged fields present at ``version``, nested structs
+    expanded in place: the part of the schema csrc/kc_client.c encodes and parses."""
+    out: list[Any] = []
+    for f in cls.FIELDS:
+        if version not in f.versions or version in f.tagged_versions:
+            continue
+        out.append((f.name, f.type, version in f.nullable_versions))
+        if f.struct is not None:
+            out.append(_produce_layout(f.struct, version))
+    return tuple(out)
+
+
+def check_produce_fast_path_layout() -> None:
+    """Assert that the generated Produce schema is the layout kc_client.h describes, at every
+    version the fast path takes (run at import: a regenerated schema that moves a field stops
+    the client rather than mis-encode)."""
+    for v in range(_fast.PRODUCE_MIN_VERSION, _fast.PRODUCE_MAX_VERSION + 1):
+        req = (("transactional_id", "string", True), ("acks", "int16", False), ("timeout_ms", "int32", False),
+               ("topic_data", "[]TopicProduceData", False),
+               (("name", "string", False), ("partition_data", "[]PartitionProduceData", False),
+                (("index", "int32", False), ("records", "records", True))))
+        part: list[Any] = [("index", "int32", False), ("error_code", "int16", False),
+                           ("base_offset", "int64", False), ("log_append_time_ms", "int64", False)]
+        if v >= 5:
+            part.append(("log_start_offset", "int64", False))
+        if v >= 8:
+            part += [("record_errors", "[]BatchIndexAndErrorMessage", False),
+                     (("batch_index", "int32", False), ("batch_index_error_message", "string", True)),
+                     ("error_message", "string", True)]
+        resp = (("responses", "[]TopicProduceResponse", False),
+                (("name", "string", False), ("partition_responses", "[]PartitionProduceResponse", False),
+                 tuple(part)),
+                ("throttle_time_ms", "int32", False))
+        if _produce_layout(kp.ProduceRequest, v) != req or _produce_layout(kp.ProduceResponse, v) != resp:
+            raise AssertionError(f"Produce v{v}: the schema no longer matches csrc/kc_client.h's layout")
+    if not (kp.ProduceRequest.FLEXIBLE_MIN == kp.ProduceResponse.FLEXIBLE_MIN == _fast.PRODUCE_FLEX_MIN):
+        raise AssertionError("Produce: flexible versions moved; csrc/kc_client.h assumes v9+")
+
+
+check_produce_fast_path_layout()
+
 SOFTWARE_NAME = "kafka-core-python"
 SOFTWARE_VERSION = "0.1.0"
 
@@ -116,11 +168,12 @@ class _Pending:
     """A request in flight: its response settles ``future``, or goes to ``callback(body, exc)``
     (called from the frame's loop turn, one turn sooner than a future's done callbacks)."""
 
-    __slots__ = ("correlation_id", "api_key", "version", "future", "callback", "deadline", "timeout")
+    __slots__ = ("correlation_id", "api_key", "version", "future", "callback", "deadline", "timeout", "fast")
 
     def __init__(self, correlation_id: int, api_key: int, version: int, future: asyncio.Future[Any] | None,
                  callback: Callable[[Any, BaseException | None], None] | None, deadline: float,
-                 timeout: float) -> None:
+                 timeout: float, fast: tuple[bytes, int] | None = None) -> None:
+        self.fast = fast             # (topic, partition) of a send_produce_one request
         self.correlation_id = correlation_id
         self.api_key = api_key
         self.version = version
@@ -226,6 +279,7 @@ class BrokerConnection:
         self.port = port
         self.node_id = node_id
         self.client_id = client_id
+        self._client_id_raw = None if client_id is None else client_id.encode()
         self.request_timeout = request_timeout_ms / 1000
         self.connect_timeout = connect_timeout_ms / 1000
         self.max_frame_size = max_frame_size
@@ -359,6 +413,31 @@ class BrokerConnection:
         self._write(request, api_key, version, expect_response,
                     self.request_timeout if timeout is None else timeout, None, callback)
 
+    def send_produce_one(self, topic: bytes, partition: int, records: Any, transactional_id: bytes | None,
+                         acks: int, timeout_ms: int, callback: Callable[[Any, BaseException | None], None], *,
+                         version: int | None = None, timeout: float | None = None) -> bool:
+        """A ProduceRequest of one batch for one partition (``topic`` UTF-8), written as one
+        frame built in compiled code; the callback gets a kafka_core._client.ProducePartitionResult
+        for an answer of that shape, else the decoded ProduceResponse (as send_with_callback
+        gives).  False, with nothing written, when a field does not fit the fast path: the caller
+        sends the request the general way."""
+        if version is None:
+            version = self.version(ApiKey.PRODUCE)
+        if self.closed or self._transport is None:
+            _Pending(0, ApiKey.PRODUCE, version, None, callback, 0.0, 0.0).settle(
+                None, self.close_reason or KafkaConnectionError(f"{self}: not connected"))
+            return True
+        cid = (self._correlation_id + 1) & 0x7FFFFFFF
+        frame = _fast.produce_frame(version, cid, self._client_id_raw, transactional_id, acks, timeout_ms, topic,
+                                    partition, records)
+        if frame is None:
+            return False
+        self._correlation_id = cid
+        self._transport.write(frame)
+        self._track(cid, ApiKey.PRODUCE, version, acks != 0, self.request_timeout if timeout is None else timeout,
+                    None, callback, (topic, partition))
+        return True
+
     def _send(self, request: kp.Message, api_key: int, version: int, expect_response: bool,
               timeout: float) -> asyncio.Future[Any]:
         loop = self._loop or asyncio.get_running_loop()
@@ -378,12 +457,18 @@ class BrokerConnection:
         parts = request.encode_parts(version)
         size = len(hdr) + sum(len(p) for p in parts)
         self._transport.writelines([size.to_bytes(4, "big") + hdr, *parts])
+        self._track(cid, api_key, version, expect_response, timeout, fut, callback, None)
+
+    def _track(self, cid: int, api_key: int, version: int, expect_response: bool, timeout: float,
+               fut: asyncio.Future[Any] | None, callback: Callable[[Any, BaseException | None], None] | None,
+               fast: tuple[bytes, int] | None) -> None:
+        """The request ``cid`` is written: settle it now when no answer comes, else queue it."""
         if not expect_response:
             _Pending(cid, api_key, version, fut, callback, 0.0, 0.0).settle(None, None)
             return
         loop = self._loop or asyncio.get_running_loop()
         deadline = loop.time() + timeout if timeout > 0 else math.inf
-        self._pending.append(_Pending(cid, api_key, version, fut, callback, deadline, timeout))
+        self._pending.append(_Pending(cid, api_key, version, fut, callback, deadline, timeout, fast))
         # One timer per connection, not one per request: it fires at the earliest deadline of
         # what is in flight and re-arms for the next (a request's timeout fails the connection).
         if self._timer is None and deadline != math.inf:
@@ -414,14 +499,22 @@ class BrokerConnection:
             self._fail(BadResponseError(f"{self}: response with no request in flight"))
             return
         p = self._pending[0]
+        if p.fast is not None:
+            res = _fast.parse_produce_response(frame, p.version, p.fast[0], p.fast[1])
+            if res is not None:
+                if res.correlation_id != p.correlation_id:
+                    self._cid_mismatch(res.correlation_id, p)
+                    return
+                self._pending.popleft()
+                p.settle(res, None)
+                return
         try:
             cid, pos = kp.decode_response_header(frame, p.api_key, p.version)
         except kp.ProtocolError as exc:
             self._fail(BadResponseError(f"{self}: bad response header: {exc}"))
             return
         if cid != p.correlation_id:
-            self._fail(BadResponseError(
-                f"{self}: correlation id {cid} does not match the request in flight ({p.correlation_id})"))
+            self._cid_mismatch(cid, p)
             return
         self._pending.popleft()
         cls = kp.RESPONSES[p.api_key]
@@ -442,6 +535,10 @@ class BrokerConnection:
             self._fail(err)
             return
         p.settle(body, None)
+
+    def _cid_mismatch(self, cid: int, p: _Pending) -> None:
+        self._fail(BadResponseError(
+            f"{self}: correlation id {cid} does not match the request in flight ({p.correlation_id})"))
 
     def _fail(self, exc: KafkaError) -> None:
         if self.closed:

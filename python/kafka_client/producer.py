@@ -84,6 +84,7 @@ from kafka_core._accum import (
     Batch,
     PartState,
 )
+from kafka_core._client import ProducePartitionResult
 from kafka_core.compression import codec_id, compress
 
 from ._loop import LoopThread
@@ -578,27 +579,36 @@ class _Engine:
         self._wake()
 
     def _send(self, conn: Any, node: int, batches: list[Batch]) -> None:
-        topics: dict[str, list[Any]] = {}
         for b in batches:
-            st = b.part
             if self.cfg.idempotent and (b.pid, b.epoch, b.base_seq) != b.stamped:
                 b.data = restamp(b.data, b.pid, b.epoch, b.base_seq)
                 b.stamped = (b.pid, b.epoch, b.base_seq)
-            topics.setdefault(st.topic, []).append(
-                kp.ProduceRequest.PartitionProduceData(index=st.partition, records=b.data))
-            st.inflight.append(b)
+            b.part.inflight.append(b)
         txn = self.txn
-        req = kp.ProduceRequest(transactional_id=txn.transactional_id if txn is not None else None,
-                                acks=self.cfg.acks, timeout_ms=self.cfg.request_timeout_ms,
-                                topic_data=[kp.ProduceRequest.TopicProduceData(name=t, partition_data=p)
-                                            for t, p in topics.items()])
+        tid = txn.transactional_id if txn is not None else None
         # Transactional Produce stays at v11: v12 means KIP-890 part 2 (partitions added implicitly).
         version = min(conn.version(ApiKey.PRODUCE), _TXN_PRODUCE_MAX) if txn is not None else None
         self.node_inflight[node] += 1
         self.total_inflight += 1
         # The response comes to _on_response in the loop turn that reads it (no future between).
-        conn.send_with_callback(req, functools.partial(self._on_response, node, batches), version=version,
-                                expect_response=self.cfg.acks != 0, timeout=self.cfg.request_timeout_ms / 1000 + 5)
+        cb = functools.partial(self._on_response, node, batches)
+        timeout = self.cfg.request_timeout_ms / 1000 + 5
+        if len(batches) == 1:
+            # The common case, one batch: one frame built in compiled code (kafka_core._client),
+            # its answer read without message objects; False = a field it cannot encode.
+            st = batches[0].part
+            if conn.send_produce_one(st.topic.encode(), st.partition, batches[0].data,
+                                     tid.encode() if tid is not None else None, self.cfg.acks,
+                                     self.cfg.request_timeout_ms, cb, version=version, timeout=timeout):
+                return
+        topics: dict[str, list[Any]] = {}
+        for b in batches:
+            topics.setdefault(b.part.topic, []).append(
+                kp.ProduceRequest.PartitionProduceData(index=b.part.partition, records=b.data))
+        req = kp.ProduceRequest(transactional_id=tid, acks=self.cfg.acks, timeout_ms=self.cfg.request_timeout_ms,
+                                topic_data=[kp.ProduceRequest.TopicProduceData(name=t, partition_data=p)
+                                            for t, p in topics.items()])
+        conn.send_with_callback(req, cb, version=version, expect_response=self.cfg.acks != 0, timeout=timeout)
 
     def _on_response(self, node: int, batches: list[Batch], resp: Any, exc: BaseException | None) -> None:
         done: list[Any] = []
@@ -614,6 +624,8 @@ class _Engine:
                 if resp is None:  # acks=0
                     for b in batches:
                         self._complete(b, -1, -1, None, done)
+                elif type(resp) is ProducePartitionResult:  # send_produce_one: its one partition
+                    self._on_partition(batches[0], resp, done)
                 else:
                     results = {}
                     for t in resp.responses:
