@@ -20,9 +20,18 @@ pytestmark = pytest.mark.interop
 
 
 def _leader_isr(bootstrap: str) -> tuple[int, list[int]]:
-    t = AdminClient({"bootstrap.servers": bootstrap}).list_topics("div", timeout=10).topics["div"]
-    p = t.partitions[0]
-    return p.leader, sorted(p.isrs)
+    """Leader and ISR of div-0 as the brokers' metadata caches say.  Each call may ask another
+    broker, and one that has not applied the controller's UpdateMetadata yet answers without the
+    partition (as in Kafka, whose caches are updated the same way): ask again."""
+    deadline = time.monotonic() + 30
+    while True:
+        t = AdminClient({"bootstrap.servers": bootstrap}).list_topics("div", timeout=10).topics["div"]
+        p = t.partitions.get(0)
+        if p is not None:
+            return p.leader, sorted(p.isrs)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no broker lists div-0: {t.error}")
+        time.sleep(0.2)
 
 
 
