@@ -367,6 +367,8 @@ def measure(system: str, layout: str, n: int, sample: int, batch: int, timeout: 
         step = "metadata"
         res["metadata_all_ms"] = round(1000 * _median_call(b.bootstrap, _metadata_all(), METADATA_VERSION,
                                                            _check_metadata(names, n)), 1)
+        step = "metadata after a change"
+        _metadata_cold(b.bootstrap, names, n, timeout, res)
         res["rss_mib"], res["fds"] = _rss_mib(pid), _fds(pid)
         step = "restart"
         t = time.monotonic()

@@ -79,7 +79,7 @@ if TYPE_CHECKING:   # the lazily exported names, typed from the extensions' stub
         uring_available,
     )
 
-EXTENSIONS = ("_crc32c", "_batch", "_log", "_transfer", "_accum")
+EXTENSIONS = ("_crc32c", "_batch", "_log", "_transfer", "_accum", "_client")
 ENV_NO_EXTENSIONS = "KAFKA_CORE_NO_EXTENSIONS"
 
 
