@@ -85,6 +85,8 @@ class LogDirFailureChannel:
         self.by_path = {d.path: d for d in self.dirs}
         self.loop = loop
         self.on_offline = on_offline
+        # more loop-thread callbacks, after ``on_offline`` (a cluster member tells the controller)
+        self.listeners: list[Callable[[LogDir], None]] = []
         self._lock = threading.Lock()
 
     def get(self, path: str) -> LogDir:
@@ -102,9 +104,15 @@ class LogDirFailureChannel:
             d.offline = f"{what}: {e}"
         log.error("Error while %s in dir %s: %s; the log dir is offline until the broker restarts "
                   "(its partitions answer KAFKA_STORAGE_ERROR)", what, d.path, e)
-        if self.on_offline is None or self.loop is None:
+        if self.loop is None:
             return
         try:
-            self.loop.call_soon_threadsafe(self.on_offline, d)
+            self.loop.call_soon_threadsafe(self._offline, d)
         except RuntimeError:    # the loop is closed: the broker is stopping anyway
             pass
+
+    def _offline(self, d: LogDir) -> None:
+        if self.on_offline is not None:
+            self.on_offline(d)
+        for fn in list(self.listeners):
+            fn(d)

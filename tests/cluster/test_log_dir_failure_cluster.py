@@ -1,0 +1,152 @@
+"""A failed log dir in a three-broker cluster reaches the controller (issue 16, "disk faults").
+
+Broker 1 has two ``log.dirs``: a normal folder (first: it holds the metadata) and a 4 MiB tmpfs;
+brokers 2 and 3 have two normal folders.  A topic of two partitions, replication factor 3, both
+led by broker 1, has one partition in each of broker 1's dirs.  An idempotent acks=all producer
+fills the tmpfs: broker 1's append hits ENOSPC, the dir goes offline, broker 1 writes
+``/log_dir_event_notification/log_dir_event_N``, the controller deletes it, asks broker 1 about
+its replicas with LeaderAndIsr (KAFKA_STORAGE_ERROR for the one in the failed dir), moves that
+partition's leadership to another in-sync replica and drops broker 1 from its ISR.  The producer
+retries there: every record is acknowledged once and reads back from the new leader; the other
+partition stays led and served by broker 1; Metadata lists broker 1 as an offline replica.  With
+the tmpfs grown and broker 1 restarted, its replica catches up and rejoins the ISR.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka_bench.kafka_core_cluster import KafkaCoreCluster
+from kafka_protocol.errors import ErrorCode as E
+from kafka_protocol.messages import REQUESTS
+from kazoo.client import KazooClient
+
+from tests.broker.conftest import RawClient, fetch_req, mount_tmpfs
+from tests.broker.test_log_dir_failure import _placement, _read_all
+
+from .faultkit import CLUSTER_SETTINGS, wait_for, zk_states
+
+ck = pytest.importorskip("confluent_kafka")
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
+pytestmark = pytest.mark.interop
+
+VALUE = 50_000        # bytes per record: a 4 MiB tmpfs holds about 80 of them
+TOPIC = "dirs"
+
+
+def _value(i: int) -> bytes:
+    return b"%08d" % i + b"x" * (VALUE - 8)
+
+
+def _metadata(port: int) -> dict[int, Any]:
+    M = REQUESTS[3]
+    with RawClient(port) as c:
+        md = c.call(M(topics=[M.MetadataRequestTopic(name=TOPIC)], allow_auto_topic_creation=False), 12)
+    return {p.partition_index: p for p in md.topics[0].partitions}
+
+
+def _produce(bootstrap: str, partition: int, values: list[bytes]) -> list[tuple[int, bytes]]:
+    """Idempotent acks=all, retrying through the failover; (offset, value) of each acknowledged."""
+    acked: list[tuple[int, bytes]] = []
+    failed: list[Any] = []
+
+    def report(err: Any, msg: Any) -> None:
+        if err is None:
+            acked.append((msg.offset(), msg.value()))
+        else:
+            failed.append(err)
+    prod = ck.Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                        "linger.ms": 0, "message.timeout.ms": 60000, "message.max.bytes": 1 << 20,
+                        "max.in.flight.requests.per.connection": 1})
+    for v in values:
+        prod.produce(TOPIC, v, partition=partition, on_delivery=report)
+        prod.poll(0)
+    assert prod.flush(90) == 0
+    assert not failed, failed[:3]
+    return acked
+
+
+def test_a_failed_log_dir_moves_leadership_and_the_replica_rejoins_after_restart(
+        zk_chroot: str, zk_client: KazooClient, tmp_path: Path) -> None:
+    import subprocess
+
+    small = tmp_path / "small"
+    small.mkdir()
+    mount_tmpfs(small, "4m")
+    settings = dict(CLUSTER_SETTINGS, **{"log.segment.bytes": str(1 << 20), "min.insync.replicas": "2",
+                                         "auto.leader.rebalance.enable": "false"})
+    c = KafkaCoreCluster(3, zk_chroot, data_dir=tmp_path / "c", settings=settings)
+    dirs = {i: [str(tmp_path / f"b{i}-a"), str(small / "logs") if i == 1 else str(tmp_path / f"b{i}-b")]
+            for i in (1, 2, 3)}
+    for i, b in c.brokers.items():
+        b.settings["log.dirs"] = ",".join(dirs[i])
+    try:
+        with c:
+            c.wait_registered()
+            admin = AdminClient({"bootstrap.servers": c.bootstrap})
+            admin.create_topics([NewTopic(TOPIC, 2, replica_assignment=[[1, 2, 3], [1, 2, 3]])],
+                                operation_timeout=30)[TOPIC].result(30)
+            wait_for(lambda: all(st.leader == 1 and len(st.isr) == 3 for st, _ in zk_states(zk_client, TOPIC, 2).values()),
+                     what="both partitions led by 1 with a full ISR")
+            b1 = c.brokers[1]
+            with RawClient(b1.port) as rc:
+                where = wait_for(lambda: len(p := _placement(rc, TOPIC)) == 2 and p, what="placement on broker 1")
+            full = next(i for i, d in where.items() if d == dirs[1][1])
+            healthy = next(i for i, d in where.items() if d == dirs[1][0])
+
+            # fill the tmpfs: the failover happens in the middle, and the producer never notices
+            values = [_value(i) for i in range(150)]
+            acked = _produce(c.bootstrap, full, values)
+            assert [v for _o, v in acked] == values
+            text = b1.log_text()
+            assert text.count("the log dir is offline until the broker restarts") == 1, text[-3000:]
+            assert "No space left on device" in text
+
+            # the controller moved leadership away and dropped broker 1 from the ISR
+            states = zk_states(zk_client, TOPIC, 2)
+            st_full, st_healthy = states[full][0], states[healthy][0]
+            assert st_full.leader in (2, 3) and 1 not in st_full.isr and len(st_full.isr) == 2, st_full
+            assert st_healthy.leader == 1 and len(st_healthy.isr) == 3, st_healthy
+            assert zk_client.get_children("/log_dir_event_notification") == []    # consumed
+            ctl_text = "".join(b.log_text() for b in c.brokers.values())
+            assert "reports a failed log dir" in ctl_text and f"are in a failed log dir: dirs-{full}" in ctl_text
+
+            # every broker's Metadata shows it: a new leader, broker 1 an offline replica there only
+            for b in c.brokers.values():
+                md = wait_for(lambda b=b: (m := _metadata(b.port)) and m[full].offline_replicas == [1] and m,
+                              what=f"offline replica in broker {b.port}'s metadata")
+                assert (md[full].error_code, md[full].leader_id) == (0, st_full.leader), md[full]
+                assert sorted(md[full].isr_nodes) == sorted(st_full.isr)
+                assert (md[healthy].leader_id, md[healthy].offline_replicas) == (1, []), md[healthy]
+
+            # everything acknowledged reads back from the new leader, and more goes there
+            more = [b"after-%d" % i for i in range(20)]
+            acked += _produce(c.bootstrap, full, more)
+            leader = c.brokers[st_full.leader]
+            with RawClient(leader.port) as rc:
+                assert _read_all(rc, TOPIC, full) == sorted(acked)
+            # broker 1 answers KAFKA_STORAGE_ERROR for the failed replica ...
+            with RawClient(b1.port) as rc:
+                pd = rc.call(fetch_req(TOPIC, full, 0), 12).responses[0].partitions[0]
+                assert pd.error_code == E.KAFKA_STORAGE_ERROR
+            # ... and still leads and serves the one in its other dir
+            h_acked = _produce(c.bootstrap, healthy, [b"h-%d" % i for i in range(30)])
+            with RawClient(b1.port) as rc:
+                assert _read_all(rc, TOPIC, healthy) == h_acked
+            wait_for(lambda: len(zk_states(zk_client, TOPIC, 2)[healthy][0].isr) == 3, what="healthy ISR full")
+
+            # room again and a restart: the replica catches up and rejoins the ISR
+            mount_tmpfs(small, "64m")
+            c.restart(1)
+            c.wait_registered()
+            wait_for(lambda: 1 in zk_states(zk_client, TOPIC, 2)[full][0].isr, timeout=60,
+                     what="broker 1 back in the ISR")
+            for b in c.brokers.values():
+                wait_for(lambda b=b: _metadata(b.port)[full].offline_replicas == [], what="no offline replica")
+            with RawClient(b1.port) as rc:
+                assert _placement(rc, TOPIC)[full] == dirs[1][1]
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=False)
