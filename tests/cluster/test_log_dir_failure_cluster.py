@@ -14,6 +14,7 @@ the tmpfs grown and broker 1 restarted, its replica catches up and rejoins the I
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -69,13 +70,8 @@ def _produce(bootstrap: str, partition: int, values: list[bytes]) -> list[tuple[
     return acked
 
 
-def test_a_failed_log_dir_moves_leadership_and_the_replica_rejoins_after_restart(
-        zk_chroot: str, zk_client: KazooClient, tmp_path: Path) -> None:
-    import subprocess
-
-    small = tmp_path / "small"
-    small.mkdir()
-    mount_tmpfs(small, "4m")
+def _cluster(zk_chroot: str, tmp_path: Path, small: Path) -> tuple[KafkaCoreCluster, dict[int, list[str]]]:
+    """Three brokers; broker 1's second log dir is the tmpfs at ``small``."""
     settings = dict(CLUSTER_SETTINGS, **{"log.segment.bytes": str(1 << 20), "min.insync.replicas": "2",
                                          "auto.leader.rebalance.enable": "false"})
     c = KafkaCoreCluster(3, zk_chroot, data_dir=tmp_path / "c", settings=settings)
@@ -83,19 +79,46 @@ def test_a_failed_log_dir_moves_leadership_and_the_replica_rejoins_after_restart
             for i in (1, 2, 3)}
     for i, b in c.brokers.items():
         b.settings["log.dirs"] = ",".join(dirs[i])
+    return c, dirs
+
+
+def _topic(c: KafkaCoreCluster, zk_client: KazooClient, dirs: dict[int, list[str]]) -> tuple[int, int]:
+    """The topic, both partitions led by broker 1 with a full ISR: (the partition in broker 1's
+    tmpfs, the one in its other dir)."""
+    admin = AdminClient({"bootstrap.servers": c.bootstrap})
+    admin.create_topics([NewTopic(TOPIC, 2, replica_assignment=[[1, 2, 3], [1, 2, 3]])],
+                        operation_timeout=30)[TOPIC].result(30)
+    wait_for(lambda: all(st.leader == 1 and len(st.isr) == 3 for st, _ in zk_states(zk_client, TOPIC, 2).values()),
+             what="both partitions led by 1 with a full ISR")
+    with RawClient(c.brokers[1].port) as rc:
+        where = wait_for(lambda: len(p := _placement(rc, TOPIC)) == 2 and p, what="placement on broker 1")
+    return (next(i for i, d in where.items() if d == dirs[1][1]),
+            next(i for i, d in where.items() if d == dirs[1][0]))
+
+
+def _rejoins(c: KafkaCoreCluster, zk_client: KazooClient, small: Path, full: int) -> None:
+    """Room again (the tmpfs grown, writable) and broker 1 restarted: its replica of ``full``
+    catches up and rejoins the ISR, and no broker lists an offline replica any more."""
+    subprocess.run(["mount", "-o", "remount,rw", str(small)], check=True)
+    mount_tmpfs(small, "64m")
+    c.restart(1)
+    c.wait_registered()
+    wait_for(lambda: 1 in zk_states(zk_client, TOPIC, 2)[full][0].isr, timeout=60, what="broker 1 back in the ISR")
+    for b in c.brokers.values():
+        wait_for(lambda b=b: _metadata(b.port)[full].offline_replicas == [], what="no offline replica")
+
+
+def test_a_failed_log_dir_moves_leadership_and_the_replica_rejoins_after_restart(
+        zk_chroot: str, zk_client: KazooClient, tmp_path: Path) -> None:
+    small = tmp_path / "small"
+    small.mkdir()
+    mount_tmpfs(small, "4m")
+    c, dirs = _cluster(zk_chroot, tmp_path, small)
     try:
         with c:
             c.wait_registered()
-            admin = AdminClient({"bootstrap.servers": c.bootstrap})
-            admin.create_topics([NewTopic(TOPIC, 2, replica_assignment=[[1, 2, 3], [1, 2, 3]])],
-                                operation_timeout=30)[TOPIC].result(30)
-            wait_for(lambda: all(st.leader == 1 and len(st.isr) == 3 for st, _ in zk_states(zk_client, TOPIC, 2).values()),
-                     what="both partitions led by 1 with a full ISR")
+            full, healthy = _topic(c, zk_client, dirs)
             b1 = c.brokers[1]
-            with RawClient(b1.port) as rc:
-                where = wait_for(lambda: len(p := _placement(rc, TOPIC)) == 2 and p, what="placement on broker 1")
-            full = next(i for i, d in where.items() if d == dirs[1][1])
-            healthy = next(i for i, d in where.items() if d == dirs[1][0])
 
             # fill the tmpfs: the failover happens in the middle, and the producer never notices
             values = [_value(i) for i in range(150)]
@@ -139,14 +162,46 @@ def test_a_failed_log_dir_moves_leadership_and_the_replica_rejoins_after_restart
             wait_for(lambda: len(zk_states(zk_client, TOPIC, 2)[healthy][0].isr) == 3, what="healthy ISR full")
 
             # room again and a restart: the replica catches up and rejoins the ISR
-            mount_tmpfs(small, "64m")
-            c.restart(1)
-            c.wait_registered()
-            wait_for(lambda: 1 in zk_states(zk_client, TOPIC, 2)[full][0].isr, timeout=60,
-                     what="broker 1 back in the ISR")
-            for b in c.brokers.values():
-                wait_for(lambda b=b: _metadata(b.port)[full].offline_replicas == [], what="no offline replica")
+            _rejoins(c, zk_client, small, full)
             with RawClient(b1.port) as rc:
                 assert _placement(rc, TOPIC)[full] == dirs[1][1]
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=False)
+
+
+def test_a_log_dir_failed_at_start_up_is_reported_by_the_leader_and_isr_answer(
+        zk_chroot: str, zk_client: KazooClient, tmp_path: Path) -> None:
+    """Broker 1 restarts with its second dir read-only: it starts with the other dir (storage.py's
+    load path) and answers the controller's LeaderAndIsr with KAFKA_STORAGE_ERROR for the replica
+    there, which the controller then keeps out of the ISR and lists as offline; broker 1 does not
+    fetch it.  Its replica in the other dir follows and rejoins the ISR."""
+    small = tmp_path / "small"
+    small.mkdir()
+    mount_tmpfs(small, "64m")
+    c, dirs = _cluster(zk_chroot, tmp_path, small)
+    try:
+        with c:
+            c.wait_registered()
+            full, healthy = _topic(c, zk_client, dirs)
+            acked = _produce(c.bootstrap, full, [b"r-%d" % i for i in range(20)])
+            c.stop_broker(1)
+            subprocess.run(["mount", "-o", "remount,ro", str(small)], check=True)
+            c.brokers[1].start()
+            c.wait_registered()
+            for b in c.brokers.values():
+                md = wait_for(lambda b=b: (m := _metadata(b.port)) and m[full].offline_replicas == [1] and m,
+                              what=f"offline replica in broker {b.port}'s metadata")
+                assert md[full].leader_id in (2, 3) and 1 not in md[full].isr_nodes, md[full]
+            wait_for(lambda: 1 in zk_states(zk_client, TOPIC, 2)[healthy][0].isr, timeout=60,
+                     what="broker 1 back in the other partition's ISR")
+            st = zk_states(zk_client, TOPIC, 2)[full][0]
+            assert 1 not in st.isr, st
+            text = c.brokers[1].log_text()
+            assert "failed while loading: starting with" in text and f"dirs-{full}: follower" not in text.split(
+                "failed while loading")[-1]
+            acked += _produce(c.bootstrap, full, [b"s-%d" % i for i in range(20)])
+            with RawClient(c.brokers[st.leader].port) as rc:
+                assert _read_all(rc, TOPIC, full) == sorted(acked)
+            _rejoins(c, zk_client, small, full)
     finally:
         subprocess.run(["umount", "-l", str(small)], check=False)

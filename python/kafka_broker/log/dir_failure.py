@@ -22,6 +22,11 @@ thread, the storage worker, the cleaner), and checking it costs a request one at
 partition.  ``LogDirFailureChannel.failed`` may be called from any thread; the follow-up
 (``on_offline``: wake parked fetches, halt when nothing is left) runs on the loop.
 
+In a cluster the broker also stops leading and following the dir's replicas and tells the
+controller (``/log_dir_event_notification``, ``cluster/node.py``), which moves their leadership
+to other in-sync replicas (``cluster/controller.py``).  A dir that fails while the logs are loaded
+at start-up goes offline the same way and the broker starts with the others (``storage.py``).
+
 One difference from Kafka, on purpose: running out of file descriptors (EMFILE, ENFILE) or memory
 is the process's problem, not the disk's, so it answers KAFKA_STORAGE_ERROR for the operation
 without taking a dir offline (Kafka would take the dir offline, and a broker that hit its fd limit
