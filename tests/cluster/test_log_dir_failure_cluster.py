@@ -14,7 +14,9 @@ the tmpfs grown and broker 1 restarted, its replica catches up and rejoins the I
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +72,33 @@ def _produce(bootstrap: str, partition: int, values: list[bytes]) -> list[tuple[
     return acked
 
 
+@contextlib.contextmanager
+def _running(zk_chroot: str, zk_client: KazooClient, tmp_path: Path, size: str) -> Iterator[tuple[
+        KafkaCoreCluster, Path, int, int]]:
+    """The cluster running, broker 1's second dir a tmpfs of ``size``, the topic created: (the
+    cluster, the tmpfs, the partition in broker 1's tmpfs, the one in its other dir)."""
+    small = tmp_path / "small"
+    small.mkdir()
+    mount_tmpfs(small, size)
+    c, dirs = _cluster(zk_chroot, tmp_path, small)
+    try:
+        with c:
+            c.wait_registered()
+            yield (c, small, *_topic(c, zk_client, dirs))
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=False)
+
+
+def _offline_everywhere(c: KafkaCoreCluster, full: int) -> dict[int, Any]:
+    """Until every broker's Metadata lists broker 1 as the one offline replica of ``full``; the
+    last broker's partitions."""
+    md: dict[int, Any] = {}
+    for b in c.brokers.values():
+        md = wait_for(lambda b=b: (m := _metadata(b.port)) and m[full].offline_replicas == [1] and m,
+                      what=f"offline replica in broker {b.port}'s metadata")
+    return md
+
+
 def _cluster(zk_chroot: str, tmp_path: Path, small: Path) -> tuple[KafkaCoreCluster, dict[int, list[str]]]:
     """Three brokers; broker 1's second log dir is the tmpfs at ``small``."""
     settings = dict(CLUSTER_SETTINGS, **{"log.segment.bytes": str(1 << 20), "min.insync.replicas": "2",
@@ -110,63 +139,54 @@ def _rejoins(c: KafkaCoreCluster, zk_client: KazooClient, small: Path, full: int
 
 def test_a_failed_log_dir_moves_leadership_and_the_replica_rejoins_after_restart(
         zk_chroot: str, zk_client: KazooClient, tmp_path: Path) -> None:
-    small = tmp_path / "small"
-    small.mkdir()
-    mount_tmpfs(small, "4m")
-    c, dirs = _cluster(zk_chroot, tmp_path, small)
-    try:
-        with c:
-            c.wait_registered()
-            full, healthy = _topic(c, zk_client, dirs)
-            b1 = c.brokers[1]
+    with _running(zk_chroot, zk_client, tmp_path, "4m") as (c, small, full, healthy):
+        b1 = c.brokers[1]
 
-            # fill the tmpfs: the failover happens in the middle, and the producer never notices
-            values = [_value(i) for i in range(150)]
-            acked = _produce(c.bootstrap, full, values)
-            assert [v for _o, v in acked] == values
-            text = b1.log_text()
-            assert text.count("the log dir is offline until the broker restarts") == 1, text[-3000:]
-            assert "No space left on device" in text
+        # fill the tmpfs: the failover happens in the middle, and the producer never notices
+        values = [_value(i) for i in range(150)]
+        acked = _produce(c.bootstrap, full, values)
+        assert [v for _o, v in acked] == values
+        text = b1.log_text()
+        assert text.count("the log dir is offline until the broker restarts") == 1, text[-3000:]
+        assert "No space left on device" in text
 
-            # the controller moved leadership away and dropped broker 1 from the ISR
-            states = zk_states(zk_client, TOPIC, 2)
-            st_full, st_healthy = states[full][0], states[healthy][0]
-            assert st_full.leader in (2, 3) and 1 not in st_full.isr and len(st_full.isr) == 2, st_full
-            assert st_healthy.leader == 1 and len(st_healthy.isr) == 3, st_healthy
-            assert zk_client.get_children("/log_dir_event_notification") == []    # consumed
-            ctl_text = "".join(b.log_text() for b in c.brokers.values())
-            assert "reports a failed log dir" in ctl_text and f"are in a failed log dir: dirs-{full}" in ctl_text
+        # the controller moved leadership away and dropped broker 1 from the ISR
+        states = zk_states(zk_client, TOPIC, 2)
+        st_full, st_healthy = states[full][0], states[healthy][0]
+        assert st_full.leader in (2, 3) and 1 not in st_full.isr and len(st_full.isr) == 2, st_full
+        assert st_healthy.leader == 1 and len(st_healthy.isr) == 3, st_healthy
+        assert zk_client.get_children("/log_dir_event_notification") == []    # consumed
+        ctl_text = "".join(b.log_text() for b in c.brokers.values())
+        assert "reports a failed log dir" in ctl_text and f"are in a failed log dir: dirs-{full}" in ctl_text
 
-            # every broker's Metadata shows it: a new leader, broker 1 an offline replica there only
-            for b in c.brokers.values():
-                md = wait_for(lambda b=b: (m := _metadata(b.port)) and m[full].offline_replicas == [1] and m,
-                              what=f"offline replica in broker {b.port}'s metadata")
-                assert (md[full].error_code, md[full].leader_id) == (0, st_full.leader), md[full]
-                assert sorted(md[full].isr_nodes) == sorted(st_full.isr)
-                assert (md[healthy].leader_id, md[healthy].offline_replicas) == (1, []), md[healthy]
+        # every broker's Metadata shows it: a new leader, broker 1 an offline replica there only
+        _offline_everywhere(c, full)
+        for b in c.brokers.values():
+            md = _metadata(b.port)
+            assert (md[full].error_code, md[full].leader_id) == (0, st_full.leader), md[full]
+            assert sorted(md[full].isr_nodes) == sorted(st_full.isr)
+            assert (md[healthy].leader_id, md[healthy].offline_replicas) == (1, []), md[healthy]
 
-            # everything acknowledged reads back from the new leader, and more goes there
-            more = [b"after-%d" % i for i in range(20)]
-            acked += _produce(c.bootstrap, full, more)
-            leader = c.brokers[st_full.leader]
-            with RawClient(leader.port) as rc:
-                assert _read_all(rc, TOPIC, full) == sorted(acked)
-            # broker 1 answers KAFKA_STORAGE_ERROR for the failed replica ...
-            with RawClient(b1.port) as rc:
-                pd = rc.call(fetch_req(TOPIC, full, 0), 12).responses[0].partitions[0]
-                assert pd.error_code == E.KAFKA_STORAGE_ERROR
-            # ... and still leads and serves the one in its other dir
-            h_acked = _produce(c.bootstrap, healthy, [b"h-%d" % i for i in range(30)])
-            with RawClient(b1.port) as rc:
-                assert _read_all(rc, TOPIC, healthy) == h_acked
-            wait_for(lambda: len(zk_states(zk_client, TOPIC, 2)[healthy][0].isr) == 3, what="healthy ISR full")
+        # everything acknowledged reads back from the new leader, and more goes there
+        more = [b"after-%d" % i for i in range(20)]
+        acked += _produce(c.bootstrap, full, more)
+        leader = c.brokers[st_full.leader]
+        with RawClient(leader.port) as rc:
+            assert _read_all(rc, TOPIC, full) == sorted(acked)
+        # broker 1 answers KAFKA_STORAGE_ERROR for the failed replica ...
+        with RawClient(b1.port) as rc:
+            pd = rc.call(fetch_req(TOPIC, full, 0), 12).responses[0].partitions[0]
+            assert pd.error_code == E.KAFKA_STORAGE_ERROR
+        # ... and still leads and serves the one in its other dir
+        h_acked = _produce(c.bootstrap, healthy, [b"h-%d" % i for i in range(30)])
+        with RawClient(b1.port) as rc:
+            assert _read_all(rc, TOPIC, healthy) == h_acked
+        wait_for(lambda: len(zk_states(zk_client, TOPIC, 2)[healthy][0].isr) == 3, what="healthy ISR full")
 
-            # room again and a restart: the replica catches up and rejoins the ISR
-            _rejoins(c, zk_client, small, full)
-            with RawClient(b1.port) as rc:
-                assert _placement(rc, TOPIC)[full] == dirs[1][1]
-    finally:
-        subprocess.run(["umount", "-l", str(small)], check=False)
+        # room again and a restart: the replica catches up and rejoins the ISR
+        _rejoins(c, zk_client, small, full)
+        with RawClient(b1.port) as rc:
+            assert _placement(rc, TOPIC)[full] == str(small / "logs")
 
 
 def test_a_log_dir_failed_at_start_up_is_reported_by_the_leader_and_isr_answer(
@@ -175,33 +195,22 @@ def test_a_log_dir_failed_at_start_up_is_reported_by_the_leader_and_isr_answer(
     load path) and answers the controller's LeaderAndIsr with KAFKA_STORAGE_ERROR for the replica
     there, which the controller then keeps out of the ISR and lists as offline; broker 1 does not
     fetch it.  Its replica in the other dir follows and rejoins the ISR."""
-    small = tmp_path / "small"
-    small.mkdir()
-    mount_tmpfs(small, "64m")
-    c, dirs = _cluster(zk_chroot, tmp_path, small)
-    try:
-        with c:
-            c.wait_registered()
-            full, healthy = _topic(c, zk_client, dirs)
-            acked = _produce(c.bootstrap, full, [b"r-%d" % i for i in range(20)])
-            c.stop_broker(1)
-            subprocess.run(["mount", "-o", "remount,ro", str(small)], check=True)
-            c.brokers[1].start()
-            c.wait_registered()
-            for b in c.brokers.values():
-                md = wait_for(lambda b=b: (m := _metadata(b.port)) and m[full].offline_replicas == [1] and m,
-                              what=f"offline replica in broker {b.port}'s metadata")
-                assert md[full].leader_id in (2, 3) and 1 not in md[full].isr_nodes, md[full]
-            wait_for(lambda: 1 in zk_states(zk_client, TOPIC, 2)[healthy][0].isr, timeout=60,
-                     what="broker 1 back in the other partition's ISR")
-            st = zk_states(zk_client, TOPIC, 2)[full][0]
-            assert 1 not in st.isr, st
-            text = c.brokers[1].log_text()
-            assert "failed while loading: starting with" in text and f"dirs-{full}: follower" not in text.split(
-                "failed while loading")[-1]
-            acked += _produce(c.bootstrap, full, [b"s-%d" % i for i in range(20)])
-            with RawClient(c.brokers[st.leader].port) as rc:
-                assert _read_all(rc, TOPIC, full) == sorted(acked)
-            _rejoins(c, zk_client, small, full)
-    finally:
-        subprocess.run(["umount", "-l", str(small)], check=False)
+    with _running(zk_chroot, zk_client, tmp_path, "64m") as (c, small, full, healthy):
+        acked = _produce(c.bootstrap, full, [b"r-%d" % i for i in range(20)])
+        c.stop_broker(1)
+        subprocess.run(["mount", "-o", "remount,ro", str(small)], check=True)
+        c.brokers[1].start()
+        c.wait_registered()
+        md = _offline_everywhere(c, full)
+        assert md[full].leader_id in (2, 3) and 1 not in md[full].isr_nodes, md[full]
+        wait_for(lambda: 1 in zk_states(zk_client, TOPIC, 2)[healthy][0].isr, timeout=60,
+                 what="broker 1 back in the other partition's ISR")
+        st = zk_states(zk_client, TOPIC, 2)[full][0]
+        assert 1 not in st.isr, st
+        text = c.brokers[1].log_text()
+        assert "failed while loading: starting with" in text and f"dirs-{full}: follower" not in text.split(
+            "failed while loading")[-1]
+        acked += _produce(c.bootstrap, full, [b"s-%d" % i for i in range(20)])
+        with RawClient(c.brokers[st.leader].port) as rc:
+            assert _read_all(rc, TOPIC, full) == sorted(acked)
+        _rejoins(c, zk_client, small, full)
