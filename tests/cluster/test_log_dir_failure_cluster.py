@@ -73,18 +73,19 @@ def _produce(bootstrap: str, partition: int, values: list[bytes]) -> list[tuple[
 
 
 @contextlib.contextmanager
-def _running(zk_chroot: str, zk_client: KazooClient, tmp_path: Path, size: str) -> Iterator[tuple[
-        KafkaCoreCluster, Path, int, int]]:
-    """The cluster running, broker 1's second dir a tmpfs of ``size``, the topic created: (the
-    cluster, the tmpfs, the partition in broker 1's tmpfs, the one in its other dir)."""
+def _running(zk_chroot: str, zk_client: KazooClient, tmp_path: Path, size: str, leader: int = 1,
+             **settings: str) -> Iterator[tuple[KafkaCoreCluster, Path, int, int]]:
+    """The cluster running, broker 1's second dir a tmpfs of ``size``, the topic created with
+    ``leader`` leading both partitions: (the cluster, the tmpfs, the partition in broker 1's
+    tmpfs, the one in its other dir).  ``settings``: more broker settings (dots as underscores)."""
     small = tmp_path / "small"
     small.mkdir()
     mount_tmpfs(small, size)
-    c, dirs = _cluster(zk_chroot, tmp_path, small)
+    c, dirs = _cluster(zk_chroot, tmp_path, small, {k.replace("_", "."): v for k, v in settings.items()})
     try:
         with c:
             c.wait_registered()
-            yield (c, small, *_topic(c, zk_client, dirs))
+            yield (c, small, *_topic(c, zk_client, dirs, leader))
     finally:
         subprocess.run(["umount", "-l", str(small)], check=False)
 
@@ -99,10 +100,11 @@ def _offline_everywhere(c: KafkaCoreCluster, full: int) -> dict[int, Any]:
     return md
 
 
-def _cluster(zk_chroot: str, tmp_path: Path, small: Path) -> tuple[KafkaCoreCluster, dict[int, list[str]]]:
+def _cluster(zk_chroot: str, tmp_path: Path, small: Path, more: dict[str, str]
+             ) -> tuple[KafkaCoreCluster, dict[int, list[str]]]:
     """Three brokers; broker 1's second log dir is the tmpfs at ``small``."""
     settings = dict(CLUSTER_SETTINGS, **{"log.segment.bytes": str(1 << 20), "min.insync.replicas": "2",
-                                         "auto.leader.rebalance.enable": "false"})
+                                         "auto.leader.rebalance.enable": "false"}, **more)
     c = KafkaCoreCluster(3, zk_chroot, data_dir=tmp_path / "c", settings=settings)
     dirs = {i: [str(tmp_path / f"b{i}-a"), str(small / "logs") if i == 1 else str(tmp_path / f"b{i}-b")]
             for i in (1, 2, 3)}
@@ -111,14 +113,15 @@ def _cluster(zk_chroot: str, tmp_path: Path, small: Path) -> tuple[KafkaCoreClus
     return c, dirs
 
 
-def _topic(c: KafkaCoreCluster, zk_client: KazooClient, dirs: dict[int, list[str]]) -> tuple[int, int]:
-    """The topic, both partitions led by broker 1 with a full ISR: (the partition in broker 1's
+def _topic(c: KafkaCoreCluster, zk_client: KazooClient, dirs: dict[int, list[str]], leader: int) -> tuple[int, int]:
+    """The topic, both partitions led by ``leader`` with a full ISR: (the partition in broker 1's
     tmpfs, the one in its other dir)."""
     admin = AdminClient({"bootstrap.servers": c.bootstrap})
-    admin.create_topics([NewTopic(TOPIC, 2, replica_assignment=[[1, 2, 3], [1, 2, 3]])],
-                        operation_timeout=30)[TOPIC].result(30)
-    wait_for(lambda: all(st.leader == 1 and len(st.isr) == 3 for st, _ in zk_states(zk_client, TOPIC, 2).values()),
-             what="both partitions led by 1 with a full ISR")
+    reps = [leader] + [r for r in (1, 2, 3) if r != leader]
+    admin.create_topics([NewTopic(TOPIC, 2, replica_assignment=[reps, reps])], operation_timeout=30)[TOPIC].result(30)
+    wait_for(lambda: all(st.leader == leader and len(st.isr) == 3
+                         for st, _ in zk_states(zk_client, TOPIC, 2).values()),
+             what=f"both partitions led by {leader} with a full ISR")
     with RawClient(c.brokers[1].port) as rc:
         where = wait_for(lambda: len(p := _placement(rc, TOPIC)) == 2 and p, what="placement on broker 1")
     return (next(i for i, d in where.items() if d == dirs[1][1]),
@@ -213,4 +216,36 @@ def test_a_log_dir_failed_at_start_up_is_reported_by_the_leader_and_isr_answer(
         acked += _produce(c.bootstrap, full, [b"s-%d" % i for i in range(20)])
         with RawClient(c.brokers[st.leader].port) as rc:
             assert _read_all(rc, TOPIC, full) == sorted(acked)
+        _rejoins(c, zk_client, small, full)
+
+
+def test_a_follower_whose_log_dir_fails_stops_fetching_and_leaves_the_isr(
+        zk_chroot: str, zk_client: KazooClient, tmp_path: Path) -> None:
+    """Broker 2 leads; broker 1 follows, one replica in its tmpfs.  Replicating fills the tmpfs:
+    broker 1's dir goes offline, its fetcher drops that partition (one failed append logged, not
+    one per fetch), and the controller takes it out of the ISR at once (not after
+    replica.lag.time.max.ms, 30 s here); producing goes on with the other two, and broker 1's
+    replica in its other dir stays in sync.  Restarted with room, it rejoins."""
+    with _running(zk_chroot, zk_client, tmp_path, "4m", leader=2, replica_lag_time_max_ms="30000") as (
+            c, small, full, healthy):
+        values = [_value(i) for i in range(150)]
+        acked = _produce(c.bootstrap, full, values)
+        assert [v for _o, v in acked] == values
+        md = _offline_everywhere(c, full)
+        assert (md[full].leader_id, sorted(md[full].isr_nodes)) == (2, [2, 3]), md[full]
+        st = zk_states(zk_client, TOPIC, 2)
+        assert (st[full][0].leader, st[full][0].isr) == (2, [2, 3]), st[full][0]
+        text = c.brokers[1].log_text()
+        assert "the log dir is offline until the broker restarts" in text and "No space left on device" in text
+        assert "stop leading and following" in text
+        assert "shrinking ISR" not in c.brokers[2].log_text()     # the controller, not the lag, took it out
+        fails = text.count(f"dirs-{full}: appending fetched batches failed")
+        assert fails <= 1, fails
+        h_acked = _produce(c.bootstrap, healthy, [b"h-%d" % i for i in range(30)])
+        wait_for(lambda: zk_states(zk_client, TOPIC, 2)[healthy][0].isr == [2, 1, 3], what="healthy ISR full")
+        assert text.count("appending fetched batches failed") == c.brokers[1].log_text().count(
+            "appending fetched batches failed")       # nothing fetched for it since
+        with RawClient(c.brokers[2].port) as rc:
+            assert _read_all(rc, TOPIC, full) == sorted(acked)
+            assert _read_all(rc, TOPIC, healthy) == h_acked
         _rejoins(c, zk_client, small, full)
