@@ -349,6 +349,9 @@ def handle_delete_records(b: AdminDeps, ctx: RequestContext, req: Any) -> Any:
             if p is None or (p.replication is not None and not p.replication.is_leader):
                 r.error_code = E.NOT_LEADER_OR_FOLLOWER     # not hosted here, or not led here
                 continue
+            if p.offline:          # its log dir failed (log/dir_failure.py)
+                r.error_code = E.KAFKA_STORAGE_ERROR
+                continue
             hw = p.high_watermark
             off = hw if rp.offset == -1 else rp.offset
             if off < 0 or off > hw:
@@ -391,7 +394,7 @@ def handle_describe_log_dirs(b: AdminDeps, ctx: RequestContext, req: Any) -> Any
         for p in topic.hosted():
             if wanted is not None and p.index not in (wanted[topic.name] or ()):
                 continue
-            if p.closed:
+            if p.closed or p.offline:     # an offline dir is listed with its error alone (below)
                 continue
             d = next((d for d in st.dirs if p.path.startswith(d + "/")), st.dirs[0])
             by_dir[d].setdefault(topic.name, []).append(

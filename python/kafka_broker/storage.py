@@ -29,6 +29,13 @@ takes that whole dir offline until restart; its partitions answer KAFKA_STORAGE_
 partition goes there, nothing is written there again (its logs close uncleanly, so the next start
 recovers them), and the other dirs are served untouched.  With no dir left, or with the first dir
 (the one holding ``kc-metadata.json``) gone, the broker halts as Kafka does.
+
+The same holds at start-up (Kafka's ``LogManager.loadLogs``): a dir that cannot be created, listed
+or read, or in which a log fails to open with an I/O error, is marked offline and the broker
+starts with the others.  Its partitions keep their place (``UnloadedPartition``: listed in the
+metadata as before, answering KAFKA_STORAGE_ERROR) and nothing more is read or written there
+until a restart.  With no dir left, or the metadata dir among the failed, ``open`` raises an
+``OSError`` saying so, which the broker prints and exits with (no traceback).
 """
 
 from __future__ import annotations
@@ -50,7 +57,7 @@ from typing import Any
 from .config import TOPIC_CONFIGS, BrokerConfig, validate_topic_configs
 from .log.checkpoint import CheckpointError, atomic_write, read_checkpoint, write_checkpoint
 from .log.clock import now_ms
-from .log.dir_failure import LogDir, LogDirFailureChannel
+from .log.dir_failure import LogDir, LogDirFailureChannel, is_dir_failure
 from .log.flusher import Flusher
 from .log.partition import Partition
 from .log.producer_state import PRODUCER_SNAPSHOT
@@ -79,6 +86,34 @@ def _delete_dir_name(path: str, topic: str, index: int) -> str:
     suffix = f"-{index}.{uuid.uuid4().hex}-delete"
     name = topic.encode()[:255 - len(suffix.encode())].decode(errors="ignore") + suffix
     return os.path.join(os.path.dirname(path), name)
+
+
+class UnloadedPartition(Partition):
+    """A hosted partition whose log was not loaded because its log dir failed at start-up (Kafka
+    leaves such a log out of ``LogManager``; the replica manager answers KAFKA_STORAGE_ERROR for
+    it).  It has no log (``log`` is None): every path that serves a partition checks
+    ``log_dir.offline`` first, and the background work (flush, retention, checkpoints, the
+    cleaner) skips offline partitions.  It keeps the partition in ``topic.partitions``, so the
+    metadata written meanwhile still lists it and the next start, with the dir repaired, loads it."""
+
+    __slots__ = ()
+
+    def __init__(self, topic: Topic, index: int, path: str, flusher: Flusher, log_dir: LogDir) -> None:
+        self.topic = topic
+        self.index = index
+        self.path = path
+        self.log_dir = log_dir
+        self.log = None
+        self.flusher = flusher
+        self.lock = threading.Lock()
+        self.clean_lock = threading.Lock()
+        self.closed = False
+        self.waiters = []
+        self.replication = None
+        self.replicated = False
+        self.leader_epoch = 0
+        self.high_watermark = 0
+        self.failure_logged = self.read_failure_logged = 0.0
 
 
 class Storage:
@@ -132,8 +167,11 @@ class Storage:
     def open(self, cluster_id: str | None = None) -> None:
         """Load metadata and open (recovering) every partition log.  Blocking: call before serving.
         ``cluster_id``: the cluster's (ZooKeeper's ``/cluster/id``), checked against the stored one."""
-        for d in self.dirs:
-            os.makedirs(d, exist_ok=True)
+        for i, d in enumerate(self.dirs):
+            try:
+                os.makedirs(d, exist_ok=True)
+            except OSError as e:
+                self._load_failed(i, "creating the log dir", e)
         meta = self._read_meta()
         stored = meta.get("cluster_id")
         if cluster_id is not None and stored and stored != cluster_id:
@@ -141,10 +179,15 @@ class Storage:
         self.cluster_id = cluster_id or stored or self.config.get("cluster.id") or new_cluster_id()
         self.producer_id_block_end = int(meta.get("producer_id_block_end", 0))
         self.next_producer_id = self.producer_id_block_end
-        for d in self.dirs:
-            self._write_meta_properties(d)
+        for i, d in enumerate(self.dirs):
+            if self.log_dirs.dirs[i].offline is None:
+                try:
+                    self._write_meta_properties(d)
+                except OSError as e:
+                    self._load_failed(i, "writing meta.properties", e)
         t0 = time.monotonic()
         self._read_hw_checkpoints()
+        found = self._list_partition_dirs()
         jobs: list[tuple[Topic, int]] = []
         for name, t in sorted(meta.get("topics", {}).items()):
             topic = Topic(name, uuid.UUID(t["id"]), t.get("configs", {}))
@@ -158,13 +201,21 @@ class Storage:
             self.topics_by_id[topic.id] = topic
 
         def open_one(job: tuple[Topic, int]) -> tuple[Partition, int]:
-            p = self._open_partition(job[0], job[1], create=True)
-            return p, self._load_producers(p)
+            return self._load_partition(job[0], job[1], found.get(f"{job[0].name}-{job[1]}"))
         # Recovery (and the producer-state scan) releases the GIL: open logs in parallel,
         # num.recovery.threads.per.data.dir threads per log dir, as Kafka does.
         nthreads = max(1, self.config["num.recovery.threads.per.data.dir"] * len(self.dirs))
         with concurrent.futures.ThreadPoolExecutor(nthreads, thread_name_prefix="kc-recovery") as pool:
             opened = list(pool.map(open_one, jobs))
+        failed = [d.path for d in self.log_dirs.dirs if d.offline is not None]
+        if not self.log_dirs.online():
+            raise OSError(errno.EIO, f"Shutdown broker because all log dirs in {', '.join(self.dirs)} have failed")
+        if self.log_dirs.dirs[0].offline is not None:
+            raise OSError(errno.EIO, f"Shutdown broker because the metadata log dir {self.dirs[0]} has failed")
+        if failed:
+            log.warning("storage: log dir(s) %s failed while loading: starting with %s; their partitions "
+                        "answer KAFKA_STORAGE_ERROR until a restart", ", ".join(failed),
+                        ", ".join(d.path for d in self.log_dirs.online()))
         max_pid = -1
         for p, pid in opened:
             p.topic.partitions[p.index] = p
@@ -182,6 +233,62 @@ class Storage:
         if interval > 0:
             self._schedule(interval / 1000, self._checkpoint_tick)
         self._update_flush_ms_active()
+
+    def _load_failed(self, i: int, what: str, e: OSError) -> None:
+        """Start-up: ``what`` failed in log dir ``i``.  A disk failure takes the dir offline (the
+        load goes on without it); anything else (a process limit) stops the start."""
+        if not self.log_dirs.dirs[i].failed(what, e):
+            raise e
+
+    def _list_partition_dirs(self) -> dict[str, str]:
+        """Start-up: ``<topic>-<partition>`` -> its folder, listing each online log dir once (a dir
+        that cannot be listed goes offline).  Also counts the folders per dir for placing new
+        partitions (``_partition_dir``), so a failed dir is never listed again for that."""
+        found: dict[str, str] = {}
+        load = [0] * len(self.dirs)
+        for i, d in enumerate(self.dirs):
+            if self.log_dirs.dirs[i].offline is not None:
+                continue
+            try:
+                with os.scandir(d) as it:
+                    for e in it:
+                        if e.is_dir():
+                            load[i] += 1
+                            found.setdefault(e.name, e.path)
+            except OSError as e:
+                self._load_failed(i, "listing the log dir", e)
+        with self._dir_load_lock:
+            self._dir_load = load
+        return found
+
+    def _load_partition(self, topic: Topic, index: int, path: str | None) -> tuple[Partition, int]:
+        """Recovery thread: open one log found at ``path`` (None: in no online dir) and rebuild its
+        producer state; returns it and the largest producer id seen.  A disk failure takes its dir
+        offline and gives an ``UnloadedPartition``, as does a dir that failed before (nothing more
+        is read there).  Not found while a dir is offline: it may be there, so it is not created
+        empty elsewhere (Kafka's getOrCreateLog refuses the same)."""
+        failed = [d for d in self.log_dirs.dirs if d.offline is not None]
+        if path is None and failed:
+            return UnloadedPartition(topic, index, os.path.join(failed[0].path, f"{topic.name}-{index}"),
+                                     self.flusher, failed[0]), -1
+        ld = self._log_dir_of(path) if path is not None else None
+        if ld is not None and ld.offline is not None:
+            return UnloadedPartition(topic, index, path or "", self.flusher, ld), -1
+        try:
+            p = self._open_partition(topic, index, create=True, path=path)
+        except OSError as e:
+            ld = self._log_dir_of(path) if path is not None else next(
+                (d for d in self.log_dirs.dirs if d.offline is not None), None)
+            if ld is None or not is_dir_failure(e) or ld.offline is None:
+                raise
+            return UnloadedPartition(topic, index, path or os.path.join(ld.path, f"{topic.name}-{index}"),
+                                     self.flusher, ld), -1
+        try:
+            return p, self._load_producers(p)
+        except OSError as e:
+            if not p.log_dir.failed(f"loading the producer state of {p.name}", e):
+                raise
+            return p, -1          # loaded, but its dir is offline now: served as offline
 
     def close(self) -> None:
         """Clean shutdown: drain the flush thread, snapshot producer state, close logs clean."""
@@ -222,6 +329,9 @@ class Storage:
 
     @staticmethod
     def _close_offline(p: Partition) -> None:
+        if p.log is None:       # an UnloadedPartition
+            p.closed = True
+            return
         try:
             p.log.close(clean=False)
         except Exception as e:  # noqa: BLE001
@@ -255,8 +365,14 @@ class Storage:
 
     def _warn_strays(self) -> None:
         known = {f"{t.name}-{p.index}" for t in self.topics.values() for p in t.hosted()}
-        for d in self.dirs:
-            for entry in os.listdir(d):
+        for ld in self.log_dirs.online():
+            d = ld.path
+            try:
+                entries = os.listdir(d)
+            except OSError as e:
+                log.warning("listing %s: %s", d, e)
+                continue
+            for entry in entries:
                 full = os.path.join(d, entry)
                 if re.fullmatch(r".+-\d+\.[0-9a-f]{32}-delete", entry):
                     shutil.rmtree(full, ignore_errors=True)   # a deletion a crash interrupted
@@ -442,13 +558,17 @@ class Storage:
 
     def _read_hw_checkpoints(self) -> None:
         self._hw_checkpoint = {}
-        for d in self.dirs:
+        for n, d in enumerate(self.dirs):
+            if self.log_dirs.dirs[n].offline is not None:
+                continue
             path = os.path.join(d, HW_CHECKPOINT)
             try:
                 rows = read_checkpoint(path, 3) or []
                 self._hw_checkpoint.update(((t, int(i)), int(o)) for t, i, o in rows)
             except (CheckpointError, ValueError) as e:
                 log.warning("%s: %s; high watermarks start at the log start", path, e)
+            except OSError as e:
+                self._load_failed(n, "reading the high-watermark checkpoint", e)
 
     def _hw_snapshot(self) -> dict[str, list[tuple[str, int, int]]]:
         """Loop thread: every hosted partition's high watermark, by log dir."""

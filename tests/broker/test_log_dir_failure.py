@@ -8,6 +8,10 @@ DescribeLogDirs reports the dir with KAFKA_STORAGE_ERROR, new partitions go else
 partitions of the other dir go on producing and fetching.  With the tmpfs grown and the broker
 restarted, every record that was acknowledged reads back.  With no dir left the broker halts,
 as Kafka's LogManager does.
+
+At start-up (Kafka's LogManager.loadLogs): a dir that fails while the logs are loaded (a tmpfs
+remounted read-only) goes offline and the broker starts with the others, its partitions answering
+KAFKA_STORAGE_ERROR; with no dir left, or the metadata dir failed, it exits with one clear line.
 """
 
 from __future__ import annotations
@@ -50,6 +54,18 @@ def _read_all(c: RawClient, topic: str, partition: int) -> list[tuple[int, bytes
         for b in infos:
             out.extend((r.offset, bytes(r.value or b"")) for r in iter_records(data[b.position:b.position + b.size]))
         off = infos[-1].last_offset + 1
+
+
+def _assert_offline(c: RawClient, topic: str, partitions: list[int]) -> None:
+    """Produce, Fetch and DeleteRecords on each of ``partitions`` answer KAFKA_STORAGE_ERROR."""
+    D = REQUESTS[21]
+    for i in partitions:
+        assert _produce(c, topic, i, 999).error_code == E.KAFKA_STORAGE_ERROR
+        pd = c.call(fetch_req(topic, i, 0), 12).responses[0].partitions[0]
+        assert pd.error_code == E.KAFKA_STORAGE_ERROR
+        dr = c.call(D(topics=[D.DeleteRecordsTopic(name=topic, partitions=[
+            D.DeleteRecordsPartition(partition_index=i, offset=-1)])], timeout_ms=5000), 2)
+        assert dr.topics[0].partitions[0].error_code == E.KAFKA_STORAGE_ERROR
 
 
 def _log_dirs(c: RawClient) -> dict[str, Any]:
@@ -104,10 +120,7 @@ def test_a_full_log_dir_goes_offline_while_the_other_dir_is_served(tmp_path: Pat
 
         with RawClient(b.port) as c:
             # the full dir's partitions, both of them, answer KAFKA_STORAGE_ERROR
-            for i in on_small:
-                assert _produce(c, "t", i, 999).error_code == E.KAFKA_STORAGE_ERROR
-                pd = c.call(fetch_req("t", i, 0), 12).responses[0].partitions[0]
-                assert pd.error_code == E.KAFKA_STORAGE_ERROR
+            _assert_offline(c, "t", on_small)
             L = REQUESTS[2]
             lo = c.call(L(replica_id=-1, isolation_level=0, topics=[L.ListOffsetsTopic(name="t", partitions=[
                 L.ListOffsetsPartition(partition_index=i, current_leader_epoch=-1, timestamp=-1)
@@ -240,3 +253,93 @@ def test_an_index_entry_on_a_full_disk_is_skipped_not_a_sigbus(small_disk: Path)
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
     assert "appended at 1" in r.stdout
+
+
+def _remount(path: Path, opts: str) -> None:
+    import subprocess
+
+    r = subprocess.run(["mount", "-o", f"remount,{opts}", str(path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_a_log_dir_that_fails_at_start_up_goes_offline_and_the_broker_serves_the_others(
+        tmp_path: Path, small_disk: Path) -> None:
+    """Kafka's LogManager.loadLogs: a dir whose logs cannot be opened (here a filesystem gone
+    read-only, as ext4 does after an I/O error: every open for writing fails with EROFS) is marked
+    offline and the broker starts with the other dirs.  Its partitions answer KAFKA_STORAGE_ERROR,
+    Metadata and DescribeLogDirs say so, and the metadata keeps them: repaired and restarted, the
+    broker serves every record again."""
+    normal, small = tmp_path / "normal", small_disk / "logs"
+    (tmp_path / "b").mkdir()
+    b = KafkaCoreBroker(data_dir=tmp_path / "b", settings={"log.dirs": f"{normal},{small}", "num.partitions": "1"})
+    with b:
+        with RawClient(b.port) as c:
+            create_topic(c, "t", partitions=4)
+            where = _placement(c, "t")
+            on_small = sorted(i for i, d in where.items() if d == str(small))
+            on_normal = sorted(i for i, d in where.items() if d == str(normal))
+            assert len(on_small) == 2 and len(on_normal) == 2, where
+            for i in range(4):
+                assert _produce(c, "t", i, i).error_code == 0
+        b.stop()
+        _remount(small_disk, "ro")
+        b.start()
+        with RawClient(b.port) as c:
+            _assert_offline(c, "t", on_small)
+            for i in on_normal:       # the other dir: read back and written as before
+                assert [v for _o, v in _read_all(c, "t", i)] == [_value(i)]
+                assert _produce(c, "t", i, 100 + i).error_code == 0
+            M = REQUESTS[3]
+            md = c.call(M(topics=[M.MetadataRequestTopic(name="t")], allow_auto_topic_creation=False), 12)
+            parts = {p.partition_index: p for p in md.topics[0].partitions}
+            assert sorted(parts) == [0, 1, 2, 3]      # the unloaded partitions are still the topic's
+            for i in on_small:
+                assert (parts[i].error_code, parts[i].leader_id, parts[i].offline_replicas) == (
+                    E.LEADER_NOT_AVAILABLE, -1, [0]), parts[i]
+            dirs = _log_dirs(c)
+            assert dirs[str(small)].error_code == E.KAFKA_STORAGE_ERROR and not dirs[str(small)].topics
+            assert dirs[str(normal)].error_code == 0
+            create_topic(c, "after", partitions=2)       # new partitions go to the dir still online
+            assert set(_placement(c, "after").values()) == {str(normal)}
+        text = b.log_text()
+        assert f"in dir {small}: " in text and "Read-only file system" in text, text[-3000:]
+        assert "failed while loading: starting with" in text
+        assert "Traceback" not in text
+        b.stop()
+
+        _remount(small_disk, "rw")
+        b.start()
+        with RawClient(b.port) as c:
+            for i in on_small:
+                assert [v for _o, v in _read_all(c, "t", i)] == [_value(i)]
+            for i in on_normal:
+                assert [v for _o, v in _read_all(c, "t", i)] == [_value(i), _value(100 + i)]
+            assert _log_dirs(c)[str(small)].error_code == 0
+
+
+@pytest.mark.parametrize("which", ["all", "metadata"])
+def test_with_every_log_dir_or_the_metadata_dir_failing_at_start_up_the_broker_exits_saying_so(
+        tmp_path: Path, small_disk: Path, which: str) -> None:
+    """No dir left, or the one holding the metadata (the first) among the failed: the broker
+    exits 1 with one clear line naming the dirs, not a traceback."""
+    small = small_disk / "logs"
+    dirs = str(small) if which == "all" else f"{small},{tmp_path / 'other'}"
+    (tmp_path / "b").mkdir()
+    b = KafkaCoreBroker(data_dir=tmp_path / "b", settings={"log.dirs": dirs, "num.partitions": "1"})
+    with b:
+        with RawClient(b.port) as c:
+            create_topic(c, "t", partitions=2)
+            assert _produce(c, "t", 0, 0).error_code == 0
+        b.stop()
+        _remount(small_disk, "ro")
+        with pytest.raises(Exception):  # noqa: B017 - whatever wait_for_port raises for a dead process
+            b.start(timeout=20)
+        text = b.log_text()
+        want = (f"Shutdown broker because all log dirs in {small} have failed" if which == "all" else
+                f"Shutdown broker because the metadata log dir {small} has failed")
+        assert f"kafka-core: cannot use log.dirs {dirs}: " in text and want in text, text[-3000:]
+        assert "Traceback" not in text
+        _remount(small_disk, "rw")
+        b.start()
+        with RawClient(b.port) as c:
+            assert [v for _o, v in _read_all(c, "t", 0)] == [_value(0)]

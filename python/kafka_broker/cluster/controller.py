@@ -10,7 +10,8 @@ so a controller that lost its session and does not know it yet is fenced.  The o
 The active controller handles one event at a time from a queue (as Kafka's
 ``ControllerEventManager`` does): brokers coming and going (``/brokers/ids`` children), new
 topics and partitions (``/brokers/topics``), deletions (``/admin/delete_topics``), ISR changes
-the leaders wrote (``/isr_change_notification``) and controlled shutdowns.  For each it writes
+the leaders wrote (``/isr_change_notification``), log-dir failures (``/log_dir_event_notification``)
+and controlled shutdowns.  For each it writes
 the new leader and ISR to ``/brokers/topics/T/partitions/P/state`` with a conditional update
 (the znode version it read), then sends LeaderAndIsr to the replicas concerned and
 UpdateMetadata to every live broker.
@@ -19,6 +20,15 @@ Leader election (``PartitionLeaderElectionAlgorithms``): the first replica in as
 that is alive and in the ISR; none: the partition goes offline (leader -1) unless
 ``unclean.leader.election.enable``, which takes the first live replica and accepts losing what
 only the ISR had.  Every leader change bumps the leader epoch.
+
+Offline replicas (Kafka's ``replicasOnOfflineDirs``): a broker answers KAFKA_STORAGE_ERROR in its
+LeaderAndIsr response for a replica whose log dir failed.  Every LeaderAndIsr response is read for
+that; a broker whose dir fails while it runs writes ``/log_dir_event_notification/log_dir_event_N``
+so that the controller (which deletes the notification) sends it LeaderAndIsr for all its replicas
+and learns which they are.  An offline replica counts as dead for that partition alone: it leaves
+the ISR, leadership moves to another in-sync replica, and UpdateMetadata lists it among the
+partition's offline replicas, until the broker registers again (a restart: its dirs are loaded
+anew, and a replica whose dir is still bad is reported again).
 """
 
 from __future__ import annotations
@@ -119,6 +129,8 @@ class Controller:
         self.topic_configs: dict[str, dict[str, str]] = {}
         # partition -> (original replicas, target replicas) while a reassignment runs
         self.reassigning: dict[tuple[str, int], tuple[list[int], list[int]]] = {}
+        # broker -> its replicas in a failed log dir (as its LeaderAndIsr responses said)
+        self.offline_replicas: dict[int, set[tuple[str, int]]] = {}
         self._rebalance_timer: asyncio.TimerHandle | None = None
         self.closed = False
 
@@ -209,6 +221,7 @@ class Controller:
         self.brokers.clear()
         self.topics.clear()
         self.states.clear()
+        self.offline_replicas.clear()
 
     def session_lost(self) -> None:
         """ZooKeeper session expired: /controller (if ours) is gone; run again when reconnected."""
@@ -237,6 +250,7 @@ class Controller:
         await asyncio.gather(*(self._read_topic(t) for t in names))
         await self.zk.children(Z.DELETE_TOPICS, self._watch(self._deletions))
         await self.zk.children(Z.ISR_CHANGES, self._watch(self._isr_changes))
+        await self.zk.children(Z.LOG_DIR_EVENTS, self._watch(self._log_dir_events))
         await self._drop_dead_replicas()
         changed = await self._elect_offline(set(self.states))
         await self._init_new_partitions()
@@ -246,6 +260,7 @@ class Controller:
         del changed
         await self._deletions()
         await self._isr_changes()
+        await self._log_dir_events()
 
     async def _drop_dead_replicas(self) -> None:
         """At failover, brokers named in an ISR but not registered (the old controller died with
@@ -283,6 +298,8 @@ class Controller:
         started = (set(now) - set(old)) | bounced
         gone = (set(old) - set(now)) | bounced
         self.brokers = now
+        for i in gone | started:     # a broker that starts loads its log dirs anew
+            self.offline_replicas.pop(i, None)
         for i in gone:
             s = self.senders.pop(i, None)
             if s is not None:
@@ -319,6 +336,10 @@ class Controller:
     def _replicas(self, key: tuple[str, int]) -> list[int]:
         return self.topics[key[0]].replicas.get(key[1], [])
 
+    def _online(self, broker: int, key: tuple[str, int]) -> bool:
+        """``broker`` is alive and its replica of ``key`` is not in a failed log dir."""
+        return broker in self.brokers and key not in self.offline_replicas.get(broker, ())
+
     # -- events --------------------------------------------------------------------------
 
     async def _brokers_changed(self) -> None:
@@ -349,7 +370,7 @@ class Controller:
         self._send_update_metadata([b for b in self.brokers if b not in started], [])
         self._send_update_metadata(list(started), None)
         await self._resume_deletions(started)
-        offline = {k for k, st in self.states.items() if st.leader == NO_LEADER or st.leader not in self.brokers}
+        offline = {k for k, st in self.states.items() if not self._online(st.leader, k)}
         changed = await self._elect_offline(offline)
         for b in started:
             self._send_leader_and_isr(b, [k for k, _ in self._replicas_on(b)])
@@ -357,7 +378,7 @@ class Controller:
 
     async def _elect_offline(self, keys: set[tuple[str, int]]) -> list[tuple[str, int]]:
         def decide(k: tuple[str, int], st: Z.LeaderIsr) -> Z.LeaderIsr | None:
-            if st.leader in self.brokers and st.leader not in self.shutting_down:
+            if self._online(st.leader, k) and st.leader not in self.shutting_down:
                 return None
             return self._elect_leader(k, st)
         changed = []
@@ -371,11 +392,11 @@ class Controller:
         """The new state of an offline partition (or None when nothing changes)."""
         if key[0] in self.deleting:
             return None
-        live = [r for r in self._replicas(key) if r in self.brokers and r not in exclude]
+        live = [r for r in self._replicas(key) if self._online(r, key) and r not in exclude]
         isr_live = [r for r in live if r in st.isr]
         if isr_live:
             leader = isr_live[0]
-            isr = [r for r in st.isr if r in self.brokers and r not in exclude]
+            isr = [r for r in st.isr if self._online(r, key) and r not in exclude]
         elif live and self._unclean(key[0]):
             leader = live[0]
             isr = [leader]
@@ -386,7 +407,7 @@ class Controller:
                 return None
             log.warning("controller: %s-%d is offline: no live replica in ISR %s", key[0], key[1], st.isr)
             # Kafka keeps the last ISR member so that it may lead again when it returns.
-            isr = st.isr if all(r not in self.brokers for r in st.isr) else [r for r in st.isr if r not in exclude]
+            isr = st.isr if all(not self._online(r, key) for r in st.isr) else [r for r in st.isr if r not in exclude]
             return Z.LeaderIsr(NO_LEADER, st.leader_epoch + 1, isr or st.isr, self.epoch)
         return Z.LeaderIsr(leader, st.leader_epoch + 1, isr, self.epoch)
 
@@ -520,6 +541,20 @@ class Controller:
         for k in known:
             if k in self.reassigning:
                 await self._maybe_complete_reassignment(k)
+
+    async def _log_dir_events(self) -> None:
+        """``/log_dir_event_notification``: brokers whose log dir failed.  Ask each for all its
+        replicas with LeaderAndIsr; its answer names the offline ones (``_leader_and_isr_done``)."""
+        kids = await self.zk.children(Z.LOG_DIR_EVENTS, self._watch(self._log_dir_events))
+        if not kids:
+            return
+        got = await asyncio.gather(*(self.zk.get_or_none(f"{Z.LOG_DIR_EVENTS}/{k}") for k in kids))
+        brokers = {b for g in got if g is not None and (b := Z.decode_log_dir_event(g[0])) is not None}
+        await asyncio.gather(*(self.zk.delete(f"{Z.LOG_DIR_EVENTS}/{k}") for k in kids), return_exceptions=True)
+        for b in sorted(brokers):
+            if b in self.brokers:
+                log.info("controller: broker %d reports a failed log dir; asking about its replicas", b)
+                self._send_leader_and_isr(b, [k for k, _ in self._replicas_on(b)])
 
     async def _deletions(self) -> None:
         kids = await self.zk.children(Z.DELETE_TOPICS, self._watch(self._deletions))
@@ -817,7 +852,7 @@ class Controller:
             by_topic.setdefault(t, []).append(R.UpdateMetadataPartitionState(
                 partition_index=p, controller_epoch=st.controller_epoch, leader=leader,
                 leader_epoch=st.leader_epoch, isr=st.isr, zk_version=st.zk_version, replicas=reps,
-                offline_replicas=[r for r in reps if r not in self.brokers]))
+                offline_replicas=[r for r in reps if not self._online(r, (t, p))]))
         topic_states = [R.UpdateMetadataTopicState(topic_name=t, topic_id=(deleted.id if deleted is not None else
                                                                          self.topics[t].id), partition_states=ps)
                         for t, ps in by_topic.items()]
@@ -860,7 +895,50 @@ class Controller:
                 topic_states=[R.LeaderAndIsrTopicState(topic_name=t, topic_id=self.topics[t].id,
                                                        partition_states=ps) for t, ps in by_topic.items()],
                 live_leaders=live_leaders)
-        s.send(req, LEADER_AND_ISR_V)
+        epoch = s.info.epoch
+        s.send(req, LEADER_AND_ISR_V).add_done_callback(
+            lambda f: self._leader_and_isr_done(broker, epoch, f))
+
+    def _leader_and_isr_done(self, broker: int, epoch: int, fut: asyncio.Future[Any]) -> None:
+        """A LeaderAndIsr answer: replicas it refused with KAFKA_STORAGE_ERROR are in a failed log
+        dir (Kafka's ``handleLeaderAndIsrResponse``)."""
+        if fut.cancelled() or fut.exception() is not None:
+            return
+        resp = fut.result()
+        if resp.error_code:
+            return
+        names = {ts.id: t for t, ts in self.topics.items()}
+        bad = {(names[te.topic_id], pe.partition_index) for te in resp.topics if te.topic_id in names
+               for pe in te.partition_errors if pe.error_code == E.KAFKA_STORAGE_ERROR}
+        if bad and not bad <= self.offline_replicas.get(broker, set()):
+            self.enqueue(lambda: self._on_replicas_offline(broker, epoch, bad))
+
+    async def _on_replicas_offline(self, broker: int, epoch: int, keys: set[tuple[str, int]]) -> None:
+        """Replicas of ``broker`` went offline (Kafka's ``onReplicasBecomeOffline``): partitions
+        it led get a new leader from the rest of the ISR, it leaves the other ISRs, and every
+        broker learns the offline replicas."""
+        info = self.brokers.get(broker)
+        if not self.active or info is None or info.epoch != epoch:
+            return      # gone or restarted since it answered: its next answers say again
+        offline = self.offline_replicas.setdefault(broker, set())
+        new = sorted(k for k in keys - offline if k in self.states and k[0] in self.topics)
+        if not new:
+            return
+        offline.update(new)
+        log.warning("controller: %d replica(s) of broker %d are in a failed log dir: %s", len(new), broker,
+                    ", ".join(f"{t}-{p}" for t, p in new))
+
+        def decide(k: tuple[str, int], st: Z.LeaderIsr) -> Z.LeaderIsr | None:
+            if st.leader == broker:
+                return self._elect_leader(k, st)
+            if broker in st.isr and len(st.isr) > 1:
+                return Z.LeaderIsr(st.leader, st.leader_epoch + 1, [r for r in st.isr if r != broker], self.epoch)
+            return None
+        changed = [k for k in new if await self._change_state(k, functools.partial(decide, k))]
+        self._propagate(changed, skip={broker})
+        rest = [k for k in new if k not in changed]
+        if rest:        # no state change, but their offline replicas are news too
+            self._send_update_metadata(list(self.brokers), rest)
 
     def _send_stop_replica(self, broker: int, topic: str, partitions: list[int], delete: bool) -> Awaitable[Any]:
         s = self.senders.get(broker)

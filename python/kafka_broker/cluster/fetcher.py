@@ -83,7 +83,8 @@ class LeaderFetcher:
         loop = asyncio.get_running_loop()
         while True:
             now = loop.time()
-            active = [s for s in self.parts.values() if s.paused_until <= now and not s.p.closed]
+            # a replica whose log dir failed is removed on the loop's next turn: not fetched meanwhile
+            active = [s for s in self.parts.values() if s.paused_until <= now and not s.p.closed and not s.p.offline]
             if not active:
                 self.wake.clear()
                 delay = min((s.paused_until for s in self.parts.values()), default=now + 1) - now

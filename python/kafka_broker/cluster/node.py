@@ -11,6 +11,11 @@ When the session expires (a long pause, a network cut), the ephemeral znodes are
 controller elsewhere has already moved leadership away.  kazoo opens a new session; the broker
 registers again (a new broker epoch), and the controller treats it as a broker that restarted.
 
+A log dir that fails (``log/dir_failure.py``): its replicas stop leading and following here
+(``ReplicaManager.dir_offline``) and the broker writes ``/log_dir_event_notification/log_dir_event_N``
+for the controller, which then learns from a LeaderAndIsr round which replicas are offline and
+moves their leadership (``controller.py``).
+
 Shutdown (``controlled.shutdown.enable``): ask the controller to move leadership away
 (ControlledShutdown, up to ``controlled.shutdown.max.retries`` times), then stop fetching and
 close the session, which removes the registration.
@@ -39,6 +44,7 @@ from .replicas import MetadataCache, ReplicaManager
 if TYPE_CHECKING:
     from ..broker import Broker
     from ..log import Topic
+    from ..log.dir_failure import LogDir
     from ..log.partition import Partition
 
 log = logging.getLogger("kafka_broker.cluster")
@@ -125,6 +131,7 @@ class ClusterNode:
         """Register (with the ports the listeners bound) and run for controller."""
         self.bound = bound
         self.replicas.start()
+        self.storage.log_dirs.listeners.append(self._log_dir_offline)
         az = self.broker.authorizer
         if az is not None:      # ACLs before the first client request is served
             await az.store.start()
@@ -241,6 +248,29 @@ class ClusterNode:
                     return
                 self.controller.session_restored()
             asyncio.ensure_future(again())
+
+    def _log_dir_offline(self, d: LogDir) -> None:
+        """Loop thread, once per failed log dir (Kafka's ``ReplicaManager.handleLogDirFailure``)."""
+        if self.closing:
+            return
+        n = self.replicas.dir_offline(d)
+        log.warning("log dir %s failed: %d replica(s) here stop leading and following; telling the controller",
+                    d.path, n)
+        asyncio.ensure_future(self._propagate_log_dir_event())
+
+    async def _propagate_log_dir_event(self) -> None:
+        """``/log_dir_event_notification/log_dir_event_N`` (``KafkaZkClient.propagateLogDirEvent``),
+        written until it is there: without it the controller keeps this broker leading replicas
+        it can no longer serve.  A session lost meanwhile needs none: registering again brings the
+        controller's LeaderAndIsr, whose answer says the same."""
+        while not self.closing:
+            try:
+                await self.zk.create(f"{Z.LOG_DIR_EVENTS}/log_dir_event_", Z.encode_log_dir_event(self.broker_id),
+                                     sequence=True)
+                return
+            except Exception as e:  # noqa: BLE001 - ZooKeeper unreachable: try again
+                log.warning("log dir failure notification: %r; retrying", e)
+                await asyncio.sleep(1.0)
 
     def _controller_changed(self, cid: int) -> None:
         if cid >= 0:

@@ -15,6 +15,13 @@ mismatch means the controller changed the state, and its LeaderAndIsr will follo
 an ``/isr_change_notification`` for the controller to propagate.
 
 As follower it hands the partition to the fetcher of its leader (``fetcher.py``).
+
+A replica whose log dir failed (``log/dir_failure.py``) stops being either (Kafka's
+``handleLogDirFailure``): its fetcher stops, acks=all requests waiting on it answer
+KAFKA_STORAGE_ERROR, and every LeaderAndIsr for it answers KAFKA_STORAGE_ERROR, which tells the
+controller the replica is offline.  So does a LeaderAndIsr for a replica this broker does not hold
+while a log dir is offline, unless the controller says it is new: it may be in the failed dir, and
+an empty log made elsewhere would pass for it (Kafka's ``getOrCreateLog``).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from . import zk as Z
 from .controller import LEADER_DURING_DELETE, NO_LEADER
 
 if TYPE_CHECKING:
+    from ..log.dir_failure import LogDir
     from ..log.partition import Partition
     from .node import ClusterNode
 
@@ -192,6 +200,11 @@ class ReplicaManager:
         t = st.topics.get(topic)
         idx = ps.partition_index
         if t is None or idx >= len(t.partitions) or t.partitions[idx] is None:
+            failed = [d.path for d in st.log_dirs.dirs if d.offline is not None]
+            if failed and not ps.is_new:
+                log.warning("cannot create log for %s-%d because log directories %s are offline", topic, idx,
+                            ", ".join(failed))
+                return E.KAFKA_STORAGE_ERROR
             overrides = await self.node.topic_overrides(topic)
             n = max(idx + 1, len(t.partitions) if t is not None else 0)
             try:
@@ -203,6 +216,8 @@ class ReplicaManager:
         else:
             p = t.partitions[idx]
         assert p is not None
+        if p.offline:
+            return E.KAFKA_STORAGE_ERROR
         rep = p.replication
         if rep is not None and ps.leader_epoch < rep.leader_epoch:
             log.info("%s: LeaderAndIsr at leader epoch %d is older than the current %d; ignored",
@@ -268,6 +283,26 @@ class ReplicaManager:
             log.info("%s: follower of %d at epoch %d (log end %d, high watermark %d)", p.name, ps.leader,
                      ps.leader_epoch, p.log.end_offset, p.high_watermark)
             self.node.fetchers.add(p, ps.leader, ep)
+
+    def dir_offline(self, d: LogDir) -> int:
+        """Loop thread: log dir ``d`` failed.  Its replicas here neither lead nor follow any more;
+        returns how many there are."""
+        n = 0
+        for t in list(self.storage.topics.values()):
+            for p in t.hosted():
+                if p.log_dir is not d:
+                    continue
+                n += 1
+                self.node.fetchers.remove(p)
+                rep = p.replication
+                if rep is None:
+                    continue
+                self._fail_waiters(rep, E.KAFKA_STORAGE_ERROR)
+                if rep.is_leader:
+                    self.node.on_leadership(p, False)
+                rep.is_leader = False
+                rep.leader = NO_LEADER
+        return n
 
     async def stop_replica(self, req: Any, version: int) -> Any:
         R = kp.StopReplicaResponse

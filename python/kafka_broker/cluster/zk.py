@@ -5,7 +5,9 @@ expect them: ``/brokers/ids/N`` (ephemeral registration: endpoints, rack), ``/co
 ``/controller_epoch``, ``/brokers/topics/T`` (replica assignment and topic id),
 ``/brokers/topics/T/partitions/P/state`` (leader, leader epoch, ISR, controller epoch; its znode
 version is the partition's "zk version"), ``/config/topics/T``, ``/admin/delete_topics/T``,
-``/isr_change_notification/isr_change_N``, ``/cluster/id`` and ``/latest_producer_id_block``.
+``/isr_change_notification/isr_change_N``, ``/log_dir_event_notification/log_dir_event_N`` (a
+broker whose log dir failed asks the controller to look at its replicas), ``/cluster/id`` and
+``/latest_producer_id_block``.
 
 kazoo runs its own thread; every call here returns an asyncio future settled on the loop, and
 watches are delivered to the loop with ``call_soon_threadsafe``.  Watches are one-shot, as
@@ -34,11 +36,13 @@ CONFIG_TOPICS = "/config/topics"
 CONFIG_CHANGES = "/config/changes"
 DELETE_TOPICS = "/admin/delete_topics"
 ISR_CHANGES = "/isr_change_notification"
+LOG_DIR_EVENTS = "/log_dir_event_notification"
+LOG_DIR_FAILURE_EVENT = 1       # Kafka's LogDirEventNotificationHandler.LogDirFailureEvent
 CLUSTER_ID = "/cluster/id"
 PRODUCER_ID_BLOCK = "/latest_producer_id_block"
 PERSISTENT_PATHS = (BROKER_IDS, BROKER_TOPICS, "/brokers/seqid", CONFIG_TOPICS, CONFIG_CHANGES,
                     "/config/clients", "/config/users", "/config/ips", "/config/brokers", "/admin", DELETE_TOPICS,
-                    ISR_CHANGES, "/latest_producer_id_block", "/log_dir_event_notification")
+                    ISR_CHANGES, "/latest_producer_id_block", LOG_DIR_EVENTS)
 
 
 def topic_path(topic: str) -> str:
@@ -201,6 +205,22 @@ def encode_isr_change(partitions: list[tuple[str, int]]) -> bytes:
 
 def decode_isr_change(data: bytes) -> list[tuple[str, int]]:
     return [(d["topic"], int(d["partition"])) for d in json.loads(data).get("partitions", [])]
+
+
+def encode_log_dir_event(broker_id: int) -> bytes:
+    """``LogDirEventNotificationSequenceZNode``: a log dir of ``broker_id`` failed."""
+    return _j({"version": 1, "broker": broker_id, "event": LOG_DIR_FAILURE_EVENT})
+
+
+def decode_log_dir_event(data: bytes | None) -> int | None:
+    """The broker a log-dir failure notification names (None: not one, or unreadable)."""
+    try:
+        d = json.loads(data or b"")
+        if int(d.get("event", LOG_DIR_FAILURE_EVENT)) != LOG_DIR_FAILURE_EVENT:
+            return None
+        return int(d["broker"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 # -- the client ---------------------------------------------------------------------------

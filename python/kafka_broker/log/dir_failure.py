@@ -22,6 +22,11 @@ thread, the storage worker, the cleaner), and checking it costs a request one at
 partition.  ``LogDirFailureChannel.failed`` may be called from any thread; the follow-up
 (``on_offline``: wake parked fetches, halt when nothing is left) runs on the loop.
 
+In a cluster the broker also stops leading and following the dir's replicas and tells the
+controller (``/log_dir_event_notification``, ``cluster/node.py``), which moves their leadership
+to other in-sync replicas (``cluster/controller.py``).  A dir that fails while the logs are loaded
+at start-up goes offline the same way and the broker starts with the others (``storage.py``).
+
 One difference from Kafka, on purpose: running out of file descriptors (EMFILE, ENFILE) or memory
 is the process's problem, not the disk's, so it answers KAFKA_STORAGE_ERROR for the operation
 without taking a dir offline (Kafka would take the dir offline, and a broker that hit its fd limit
@@ -85,6 +90,8 @@ class LogDirFailureChannel:
         self.by_path = {d.path: d for d in self.dirs}
         self.loop = loop
         self.on_offline = on_offline
+        # more loop-thread callbacks, after ``on_offline`` (a cluster member tells the controller)
+        self.listeners: list[Callable[[LogDir], None]] = []
         self._lock = threading.Lock()
 
     def get(self, path: str) -> LogDir:
@@ -102,9 +109,15 @@ class LogDirFailureChannel:
             d.offline = f"{what}: {e}"
         log.error("Error while %s in dir %s: %s; the log dir is offline until the broker restarts "
                   "(its partitions answer KAFKA_STORAGE_ERROR)", what, d.path, e)
-        if self.on_offline is None or self.loop is None:
+        if self.loop is None:
             return
         try:
-            self.loop.call_soon_threadsafe(self.on_offline, d)
+            self.loop.call_soon_threadsafe(self._offline, d)
         except RuntimeError:    # the loop is closed: the broker is stopping anyway
             pass
+
+    def _offline(self, d: LogDir) -> None:
+        if self.on_offline is not None:
+            self.on_offline(d)
+        for fn in list(self.listeners):
+            fn(d)
