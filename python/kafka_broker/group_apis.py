@@ -104,6 +104,9 @@ class Groups:
             all_topics=lambda: [t for t in self.registry.names() if t not in INTERNAL_TOPICS])
         if cluster is not None:
             self.coord.owner = self._owner
+        else:
+            self.coord.owner = self._owner_local
+            storage.log_dirs.listeners.append(self._log_dir_offline)
 
     async def start(self) -> None:
         await self.coord.start()
@@ -121,6 +124,20 @@ class Groups:
         if p in self.owned:
             return 0
         return E.COORDINATOR_LOAD_IN_PROGRESS if p in self.loading else E.NOT_COORDINATOR
+
+    # -- a single node: partitions of __consumer_offsets in a failed log dir --------
+
+    def _owner_local(self, group_id: str) -> int:
+        """Not the coordinator of a group whose ``__consumer_offsets`` partition is in an offline
+        log dir: its committed offsets cannot be read or written (answering "none committed"
+        would reset its consumers)."""
+        return E.NOT_COORDINATOR if self.topic.offline(self.store.partition_for(group_id)) else E.NONE
+
+    def _log_dir_offline(self, d: Any) -> None:
+        for p in self.topic.offline_partitions(d.path):
+            gone = self.coord.unload_partition(p)
+            log.warning("group coordinator: %s-%d is in the offline log dir %s: %d group(s) unloaded",
+                        OFFSETS_TOPIC, p, d.path, len(gone))
 
     def on_leadership(self, partition: int, leader: bool) -> None:
         """``__consumer_offsets-<partition>`` became led here (load its groups) or not (unload)."""
@@ -218,7 +235,12 @@ def handle_find_coordinator(b: GroupDeps, ctx: ServerContext, req: Any) -> Any:
                     e.node_id, (e.host, e.port) = leader, ep
             return resp
         for e in entries or []:
-            if e.error_code == 0:
+            if e.error_code != 0:
+                continue
+            if topic.offline(partition_for(e.key if ctx.api_version >= 4 else req.key)):
+                e.error_code, e.error_message = E.COORDINATOR_NOT_AVAILABLE, "its partition's log dir is offline"
+                e.node_id, e.host, e.port = -1, "", -1
+            else:
                 e.host, e.port = adv.host, adv.port
         return resp
     return run()

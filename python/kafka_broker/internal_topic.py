@@ -63,6 +63,21 @@ class InternalTopic:
         p = self.storage.partition(self.name, partition)
         return None if p is None or p.closed else p.log
 
+    def offline(self, partition: int) -> bool:
+        """Single node: the partition is hosted in a log dir that went offline (at start-up or
+        since): its coordinator state cannot be read or written, so this broker does not
+        coordinate its keys (Kafka: no leader, FindCoordinator answers COORDINATOR_NOT_AVAILABLE)."""
+        p = self.storage.partition(self.name, partition)
+        return p is not None and p.offline
+
+    def offline_partitions(self, path: str) -> list[int]:
+        """The partitions hosted in the log dir ``path``."""
+        t = self.storage.topics.get(self.name)
+        if t is None:
+            return []
+        return [i for i in range(len(t.partitions))
+                if (p := t.hosted_partition(i)) is not None and p.log_dir.path == path]
+
     async def ensure_cluster_topic(self) -> None:
         """In a cluster: the topic in ZooKeeper with its replication factor; RuntimeError while
         fewer brokers are alive."""

@@ -90,8 +90,13 @@ class Txns:
         if self.cluster is None:
             n = 0
             for p in range(self.topic.num_partitions):
+                if self.topic.offline(p):   # not coordinated here: NOT_COORDINATOR for its ids
+                    log.warning("transaction coordinator: %s-%d is in an offline log dir: not loaded",
+                                TRANSACTION_STATE_TOPIC, p)
+                    continue
                 sp = self.b.storage.partition(TRANSACTION_STATE_TOPIC, p)
                 n += await self.coord.load_partition(p, sp.leader_epoch if sp is not None else 0)
+            self.b.storage.log_dirs.listeners.append(self._log_dir_offline)
             log.info("transaction coordinator: %d transactional id(s) loaded from %s", n, TRANSACTION_STATE_TOPIC)
         self.coord.start()
 
@@ -100,6 +105,12 @@ class Txns:
         for ch in self.channels.values():
             ch.close()
         self.channels.clear()
+
+    def _log_dir_offline(self, d: Any) -> None:
+        for p in self.topic.offline_partitions(d.path):
+            gone = self.coord.unload_partition(p)
+            log.warning("transaction coordinator: %s-%d is in the offline log dir %s: %d id(s) unloaded",
+                        TRANSACTION_STATE_TOPIC, p, d.path, len(gone))
 
     def on_leadership(self, p: Any, leader: bool) -> None:
         """Cluster: ``__transaction_state-<p>`` became led here (load it) or not (drop it)."""

@@ -12,6 +12,9 @@ as Kafka's LogManager does.
 At start-up (Kafka's LogManager.loadLogs): a dir that fails while the logs are loaded (a tmpfs
 remounted read-only) goes offline and the broker starts with the others, its partitions answering
 KAFKA_STORAGE_ERROR; with no dir left, or the metadata dir failed, it exits with one clear line.
+
+The groups whose ``__consumer_offsets`` partition is in an offline dir are not coordinated here
+(COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR) rather than answered as if nothing were committed.
 """
 
 from __future__ import annotations
@@ -343,3 +346,83 @@ def test_with_every_log_dir_or_the_metadata_dir_failing_at_start_up_the_broker_e
         b.start()
         with RawClient(b.port) as c:
             assert [v for _o, v in _read_all(c, "t", 0)] == [_value(0)]
+
+
+def _coordinator_error(c: RawClient, group: str) -> int:
+    F = REQUESTS[10]
+    return c.call(F(key=group, key_type=0), 2).error_code
+
+
+def _commit(c: RawClient, group: str, offset: int) -> int:
+    C = REQUESTS[8]
+    r = c.call(C(group_id=group, generation_id_or_member_epoch=-1, member_id="", retention_time_ms=-1, topics=[
+        C.OffsetCommitRequestTopic(name="t", partitions=[C.OffsetCommitRequestPartition(
+            partition_index=0, committed_offset=offset, committed_metadata="")])]), 2)
+    return r.topics[0].partitions[0].error_code
+
+
+def _fetch_offset(c: RawClient, group: str) -> tuple[int, int]:
+    """(the response's error, the committed offset of t-0) from OffsetFetch v3."""
+    F = REQUESTS[9]
+    r = c.call(F(group_id=group, topics=[F.OffsetFetchRequestTopic(name="t", partition_indexes=[0])]), 3)
+    return r.error_code, (r.topics[0].partitions[0].committed_offset if r.topics else -1)
+
+
+def test_groups_whose_offsets_partition_is_in_an_offline_dir_are_not_coordinated_here(
+        tmp_path: Path, small_disk: Path) -> None:
+    """A group's committed offsets live in one ``__consumer_offsets`` partition.  When that
+    partition's log dir is offline (failed while running, or at start-up) the broker must not
+    answer for the group as if nothing were committed: its consumers would reset to
+    auto.offset.reset and re-read or skip.  As Kafka (no leader for the partition): FindCoordinator
+    answers COORDINATOR_NOT_AVAILABLE and group requests NOT_COORDINATOR; the groups of the other
+    dir are served; repaired and restarted, the offsets are all there."""
+    from kafka_broker.groups.records import partition_for
+
+    normal, small = tmp_path / "normal", small_disk / "logs"
+    (tmp_path / "b").mkdir()
+    b = KafkaCoreBroker(data_dir=tmp_path / "b", settings={
+        "log.dirs": f"{normal},{small}", "num.partitions": "1", "offsets.topic.num.partitions": "4"})
+    with b:
+        with RawClient(b.port) as c:
+            create_topic(c, "t", partitions=1)
+            deadline = time.monotonic() + 30        # the first commit creates __consumer_offsets
+            while _commit(c, "probe", 1) != 0:
+                assert time.monotonic() < deadline, "no coordinator"
+                time.sleep(0.1)
+            where = _placement(c, "__consumer_offsets")
+            assert sorted(where) == [0, 1, 2, 3] and set(where.values()) == {str(normal), str(small)}, where
+            groups = [f"g{i}" for i in range(64)]
+            on_small = next(g for g in groups if where[partition_for(g, 4)] == str(small))
+            on_normal = next(g for g in groups if where[partition_for(g, 4)] == str(normal))
+            for g in (on_small, on_normal):
+                assert _commit(c, g, 42) == 0
+                assert _fetch_offset(c, g) == (0, 42)
+            # fill the small dir: the append that hits ENOSPC takes it offline
+            create_topic(c, "filler", partitions=2)
+            filler = next(i for i, d in _placement(c, "filler").items() if d == str(small))
+            for i in range(200):
+                if _produce(c, "filler", filler, i).error_code == E.KAFKA_STORAGE_ERROR:
+                    break
+            else:
+                raise AssertionError("the small dir never filled")
+            assert _coordinator_error(c, on_small) == E.COORDINATOR_NOT_AVAILABLE
+            assert _fetch_offset(c, on_small)[0] == E.NOT_COORDINATOR
+            assert _commit(c, on_small, 43) == E.NOT_COORDINATOR
+            assert _coordinator_error(c, on_normal) == 0
+            assert _fetch_offset(c, on_normal) == (0, 42)
+            assert _commit(c, on_normal, 43) == 0
+        b.stop()
+        mount_tmpfs(small_disk, "64m")
+        _remount(small_disk, "ro")              # and now it fails at start-up
+        b.start()
+        with RawClient(b.port) as c:
+            assert _coordinator_error(c, on_small) == E.COORDINATOR_NOT_AVAILABLE
+            assert _fetch_offset(c, on_small)[0] == E.NOT_COORDINATOR
+            assert _fetch_offset(c, on_normal) == (0, 43)
+        b.stop()
+        _remount(small_disk, "rw")
+        b.start()
+        with RawClient(b.port) as c:
+            assert _fetch_offset(c, on_small) == (0, 42)
+            assert _fetch_offset(c, on_normal) == (0, 43)
+            assert "Traceback" not in b.log_text()
