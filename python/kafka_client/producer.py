@@ -84,12 +84,11 @@ from kafka_core._accum import (
     Batch,
     PartState,
 )
-from kafka_core._client import ProducePartitionResult
 from kafka_core.compression import codec_id, compress
 
 from ._loop import LoopThread
 from .cluster import Cluster
-from .conn import ApiKey
+from .conn import ApiKey, _fast
 from .errors import (
     BufferFullError,
     ClientClosedError,
@@ -110,6 +109,9 @@ from .transaction import DROP_STATES, TransactionManager
 __all__ = ["AIOProducer", "Producer", "RecordMetadata", "ProducerConfig", "DeliveryFuture"]
 
 log = logging.getLogger("kafka_client.producer")
+
+# send_produce_one's answer (None under KAFKA_CORE_NO_EXTENSIONS: every answer is a ProduceResponse)
+_PartitionResult: Any = _fast.ProducePartitionResult if _fast is not None else None
 
 # Java's InvalidMetadataException family: the leader is forgotten and metadata refreshed before
 # the retry (unknown topic/partition, leader n/a, not leader, storage error, fenced/unknown
@@ -530,6 +532,58 @@ class _Engine:
                 for b in batches:
                     self._complete(b, -1, -1, err, done)
 
+    def send_direct(self, threaded: bool) -> bool:
+        """The linger.ms=0 shortcut, called right after a record opened a batch: when that batch
+        is the only thing to send and nothing is in flight to its leader, close, seal and send it
+        now, without the general drain over every partition.  ``threaded``: called from the sync
+        producer's caller thread, so the frame is written with the connection's thread-safe
+        direct write (False when it cannot be; the batch then stays queued for the loop's drain).
+        Sequence numbers come from close_open as in the drain; retries and errors take the
+        general path from the response on.  True when the batch was sent."""
+        pending = self.pending
+        if len(pending) != 1 or self.bump_needed or self.txn is not None:
+            return False
+        with self.lock:
+            if len(pending) != 1 or self.bump_needed or self.closed:
+                return False
+            tp, st = next(iter(pending.items()))
+            b = st.open
+            if b is None or st.queue or st.inflight:
+                return False
+            node = self.cluster.leader_for(st.topic, st.partition)
+            if node < 0 or self.node_inflight.get(node):
+                return False
+            conn = self.cluster.connection_if_ready(node)
+            if conn is None:
+                return False
+            self.accum.close_open(st)
+            self._seal(b)
+            st.queue.popleft()
+            del pending[tp]
+            batches = [b]
+            if not threaded:
+                self._send(conn, node, batches)
+                return True
+            st.inflight.append(b)
+            self.node_inflight[node] += 1
+            self.total_inflight += 1
+            if conn.send_produce_one_threadsafe(st.topic.encode(), st.partition, b.data, self.cfg.acks,
+                                                self.cfg.request_timeout_ms,
+                                                functools.partial(self._on_response, node, batches),
+                                                timeout=self.cfg.request_timeout_ms / 1000 + 5):
+                return True
+            st.inflight.remove(b)           # not written: back in the queue for the loop's drain
+            self.node_inflight[node] -= 1
+            self.total_inflight -= 1
+            st.queue.appendleft(b)
+            pending[tp] = st
+        return False
+
+    def _wake_linger0(self) -> None:
+        """AIOProducer's wake hook with linger.ms=0 (on the loop, after the append)."""
+        if not self.send_direct(False):
+            self.drain()
+
     def _drain_node(self, node: int, parts: list[PartState], now: float) -> float | None:
         conn = self.cluster.connection_if_ready(node)
         if conn is None:
@@ -624,7 +678,7 @@ class _Engine:
                 if resp is None:  # acks=0
                     for b in batches:
                         self._complete(b, -1, -1, None, done)
-                elif type(resp) is ProducePartitionResult:  # send_produce_one: its one partition
+                elif type(resp) is _PartitionResult:  # send_produce_one: its one partition
                     self._on_partition(batches[0], resp, done)
                 else:
                     results = {}
@@ -886,7 +940,7 @@ class AIOProducer:
     async def start(self) -> AIOProducer:
         """Fetch metadata and (idempotent) a producer id within max_block_ms; returns self."""
         e = self._engine = _Engine(self.config, asyncio.get_running_loop())
-        e.accum.wake = e.drain if self.config.linger == 0 else e._wake
+        e.accum.wake = e._wake_linger0 if self.config.linger == 0 else e._wake
         e.accum.slow = self._slow
         try:
             await e.start()
@@ -1019,8 +1073,9 @@ class AIOProducer:
 class DeliveryFuture(concurrent.futures.Future):
     """The sync producer's per-record future: a ``concurrent.futures.Future`` whose condition
     is shared by all futures of one producer (a Condition per record costs more than the
-    append itself).  Waits loop until this future is done, so a wake-up meant for another
-    future is harmless."""
+    append itself; ``concurrent.futures.wait`` still works through it).  ``result()`` waits on
+    the future's own lock, held from creation until the future is done: the I/O thread's
+    ``set_result`` wakes exactly this waiter with one release, no Condition round trip."""
 
     def __init__(self, condition: threading.Condition) -> None:  # noqa: B027 - no super().__init__
         self._condition = condition
@@ -1029,18 +1084,30 @@ class DeliveryFuture(concurrent.futures.Future):
         self._exception = None
         self._waiters: list[Any] = []
         self._done_callbacks: list[Any] = []
+        self._done = threading.Lock()
+        self._done.acquire()
+
+    def set_result(self, result: Any) -> None:
+        super().set_result(result)
+        self._done.release()
+
+    def set_exception(self, exception: BaseException | None) -> None:
+        super().set_exception(exception)
+        self._done.release()
+
+    def cancel(self) -> bool:
+        with self._condition:
+            pending = self._state == _FUTURE_PENDING
+            cancelled = super().cancel()
+        if pending and cancelled:
+            self._done.release()
+        return cancelled
 
     def _wait(self, timeout: float | None) -> None:
-        with self._condition:
-            deadline = None if timeout is None else time.monotonic() + timeout
-            while self._state in (_FUTURE_PENDING, _FUTURE_RUNNING):
-                if deadline is None:
-                    self._condition.wait()
-                else:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        return
-                    self._condition.wait(remaining)
+        if self._state in (_FUTURE_PENDING, _FUTURE_RUNNING):
+            # Released once done; each waiter passes it on (several threads may wait).
+            if self._done.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+                self._done.release()
 
     def result(self, timeout: float | None = None) -> Any:
         self._wait(timeout)
@@ -1067,6 +1134,9 @@ class Producer:
         self._engine: _Engine = self._thread.call(self._create)
         accum = self._accum = self._engine.accum
         self._cond = threading.Condition()
+        # linger.ms=0: a record that opens the only batch to send is written from the caller's
+        # thread when the connection allows it (Engine.send_direct), no hop to the I/O thread.
+        self._direct = self.config.linger == 0
         accum.wake = self._wake
         accum.slow = self._slow
         try:
@@ -1088,7 +1158,7 @@ class Producer:
         e = self._engine
         if e._wake_scheduled:
             time.sleep(0.00005)
-        else:
+        elif not (self._direct and e.send_direct(True)):
             e.wake_threadsafe()
 
     def __enter__(self) -> Producer:
