@@ -66,6 +66,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures._base import FINISHED as _FUTURE_FINISHED
 from concurrent.futures._base import PENDING as _FUTURE_PENDING
 from concurrent.futures._base import RUNNING as _FUTURE_RUNNING
 from typing import Any, NamedTuple, Unpack, overload
@@ -666,6 +667,22 @@ class _Engine:
 
     def _on_response(self, node: int, batches: list[Batch], resp: Any, exc: BaseException | None) -> None:
         done: list[Any] = []
+        if type(resp) is _PartitionResult and resp.error_code == 0:
+            # The common answer, send_produce_one's batch written: _on_partition's success branch
+            # without the error dispatch around it.
+            b = batches[0]
+            with self.lock:
+                self.node_inflight[node] -= 1
+                self.total_inflight -= 1
+                if self.cfg.idempotent:
+                    b.part.last_acked = (b.base_seq + b.count - 1) & 0x7FFFFFFF
+                self._complete(b, resp.base_offset, resp.log_append_time_ms, None, done)
+                if self.bump_needed:
+                    self._maybe_bump()
+            self._resolve(done)
+            if self.pending or self.bump_needed:
+                self._after_response()
+            return
         with self.lock:
             self.node_inflight[node] -= 1
             self.total_inflight -= 1
@@ -694,6 +711,9 @@ class _Engine:
             if self.bump_needed:
                 self._maybe_bump()
         self._resolve(done)
+        self._after_response()
+
+    def _after_response(self) -> None:
         # Send what the freed slot allows right away; the sender task only needs waking when
         # something must happen later (a retry backoff, a linger timer).
         if (self.pending and self.drain() is not None) or self.bump_needed:
@@ -1088,8 +1108,18 @@ class DeliveryFuture(concurrent.futures.Future):
         self._done.acquire()
 
     def set_result(self, result: Any) -> None:
-        super().set_result(result)
+        # Future.set_result without its notify_all: nothing waits on the shared condition
+        # (result() and exception() wait on _done; concurrent.futures.wait on its waiters).
+        with self._condition:
+            if self._state is not _FUTURE_PENDING and self._state is not _FUTURE_RUNNING:
+                raise concurrent.futures.InvalidStateError(f"{self._state}: {self!r}")
+            self._result = result
+            self._state = _FUTURE_FINISHED
+            for waiter in self._waiters:
+                waiter.add_result(self)
         self._done.release()
+        if self._done_callbacks:
+            self._invoke_callbacks()  # type: ignore[attr-defined]
 
     def set_exception(self, exception: BaseException | None) -> None:
         super().set_exception(exception)
