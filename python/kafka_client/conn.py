@@ -1,22 +1,36 @@
 """One asyncio connection to one broker: framing, correlation ids, pipelining,
 ApiVersions negotiation and per-request timeouts.
 
-Requests are written as soon as they are sent (pipelined, no lock around the
-socket); Kafka answers in request order on a connection, so responses are
-matched against the head of the in-flight queue and a correlation id out of
-order is a broken connection.  Like the Java client, a request that times out
-closes the connection (its response may still arrive and would shift every
-later one), failing everything else in flight with a retriable error.
+Requests are written as soon as they are sent (pipelined); Kafka answers in
+request order on a connection, so responses are matched against the head of
+the in-flight queue and a correlation id out of order is a broken connection.
+Like the Java client, a request that times out closes the connection (its
+response may still arrive and would shift every later one), failing
+everything else in flight with a retriable error.
 
-Bytes are received straight into kafka_protocol's FrameReader
-(``BufferedProtocol``): a frame read whole is never copied, and decoded
-``records`` fields are memoryviews into it.
+Every write holds the connection's write lock (``_wlock``, uncontended on the
+loop): ``send_produce_one_threadsafe`` writes a Produce frame from another
+thread (the sync Producer's caller) with a plain non-blocking ``os.write`` on
+the socket, so writes never interleave, the in-flight entry is queued before
+its bytes leave, and bytes a short write left (``_tail``) go out on the loop
+before anything else.  That path is only taken on plaintext connections
+without SASL (TLS and SASL bytes belong to the transport) while the
+transport holds no unsent bytes; otherwise the caller hops to the loop.
+
+Bytes are received straight into a frame splitter (``BufferedProtocol``): the
+compiled kafka_core._client.FrameSplitter, whose get_buffer/buffer_updated the
+transport calls directly (one call per read hands every whole frame to
+``_on_frame``), or kafka_protocol's FrameReader under KAFKA_CORE_NO_EXTENSIONS.
+A frame read whole is never copied, and decoded ``records`` fields are
+memoryviews into it.
 
 The producer's common request, one batch for one partition, takes a compiled fast path
 (``send_produce_one``, kafka_core._client over csrc/kc_client.c): the whole frame is encoded in
 one pass into one buffer and its answer is read without building message objects; any answer
 outside that shape is decoded by the generated codec, exactly as before.  It works on every
 transport (plaintext, TLS, after SASL): it only changes which bytes are built, not how they go.
+Under KAFKA_CORE_NO_EXTENSIONS kafka_core._client is not imported (``FAST_PATH == "python"``)
+and every request and answer takes the generated codec.
 """
 
 from __future__ import annotations

@@ -8,10 +8,15 @@ broker carries at most one batch per partition, and up to
 max.in.flight.requests.per.connection requests are pipelined per broker.
 
 With linger.ms=0 the AIO producer sends from the caller's task right after
-opening a batch (no hop through a sender task): the drain is a plain function
-that writes to the socket.  The sync Producer cannot write from the caller's
-thread (the socket belongs to the loop), so its wake-up callback on the I/O
-thread drains at once, without waking the sender task (one loop turn less).  A batch the broker refuses as MESSAGE_TOO_LARGE is
+opening a batch (no hop through a sender task).  When that batch is the only
+thing to send and nothing is in flight to its leader, ``send_direct`` seals and
+sends it at once, without the general drain over every partition; the sync
+Producer does the same from the caller's thread, writing the frame with the
+connection's thread-safe direct write (plaintext without SASL, see
+kafka_client.conn), so an awaited sync send costs no hop to the I/O thread on
+the way out.  Otherwise the sync wake-up callback on the I/O thread drains at
+once, without waking the sender task.  Responses, retries and errors are
+handled on the loop either way.  A batch the broker refuses as MESSAGE_TOO_LARGE is
 split in two (recursively) and resent in its place, keeping its sequences.
 
 Idempotence (default with acks=all, as in the Java client): InitProducerId
