@@ -500,7 +500,7 @@ class BrokerConnection:
         with self._wlock:
             self._write_tail()
         if self._timer is None and self._pending and not self.closed:
-            nxt = min(p.deadline for p in self._pending)
+            nxt = min(p.deadline for p in list(self._pending))
             if nxt != math.inf:
                 assert self._loop is not None
                 self._timer = self._loop.call_at(nxt, self._check_timeouts)
@@ -555,12 +555,13 @@ class BrokerConnection:
             return
         loop = self._loop or asyncio.get_running_loop()
         now = loop.time()
-        for p in self._pending:
+        pending = list(self._pending)   # a copy: a direct write may append from another thread
+        for p in pending:
             if p.deadline <= now:
                 name = kp.API_NAMES.get(p.api_key, p.api_key)
                 self._fail(KafkaTimeoutError(f"{self}: {name} request timed out after {p.timeout:.3g}s"))
                 return
-        nxt = min(p.deadline for p in self._pending)
+        nxt = min(p.deadline for p in pending)
         if nxt != math.inf:
             self._timer = loop.call_at(nxt, self._check_timeouts)
 

@@ -10,6 +10,7 @@ still queued) falls back to the loop."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -129,6 +130,40 @@ def test_no_caller_thread_write_without_a_plain_socket(kafka, new_topic, direct_
         before = direct_calls[True]
         assert p.send(topic, b"c", partition=0).result(30).offset == 2
         assert direct_calls[True] == before
+
+
+def test_sync_direct_write_arms_the_request_timeout(kafka, new_topic, proxy: FaultProxy,  # type: ignore[no-untyped-def]
+                                                    direct_calls: dict[bool, int]) -> None:
+    """A request written from the caller's thread times out (closing the connection, then
+    retried) exactly as one written on the loop: the direct write arms the connection's timer."""
+    topic = new_topic()
+    p = Producer(proxy.address, linger_ms=0, request_timeout_ms=300, retry_backoff_ms=20)
+    try:
+        p.send(topic, b"a", partition=0).result(30)
+        cluster = p._engine.cluster
+        conn = cluster.connection_if_ready(cluster.leader_for(topic, 0))
+
+        async def disarm() -> None:      # as after a quiet spell: no timer armed
+            if conn._timer is not None:
+                conn._timer.cancel()
+                conn._timer = None
+        p._thread.run(disarm())
+        proxy.mode = "stall"
+        before = direct_calls[True]
+        f = p.send(topic, b"b", partition=0)
+        assert direct_calls[True] == before + 1
+        deadline = time.monotonic() + 20
+        while not conn.closed:           # 0.3 s + the producer's 5 s margin, then it closes
+            assert time.monotonic() < deadline, "the direct write's request never timed out"
+            time.sleep(0.05)
+        assert "timed out" in str(conn.close_reason)
+        proxy.mode = "pass"
+        f.result(30)
+    finally:
+        proxy.mode = "pass"
+        p.close(5)
+    values = [r.value for r in flat(consume(kafka.bootstrap, topic, 2, timeout=30))]
+    assert values == [b"a", b"b"], "the retry wrote it once"
 
 
 class _BusyTransport:
