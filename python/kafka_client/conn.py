@@ -577,7 +577,12 @@ class BrokerConnection:
                     self._cid_mismatch(res.correlation_id, p)
                     return
                 self._pending.popleft()
-                p.settle(res, None)
+                cb = p.callback          # send_produce_one always has one: no settle() between
+                if cb is not None:
+                    p.callback = None
+                    cb(res, None)
+                else:
+                    p.settle(res, None)
                 return
         try:
             cid, pos = kp.decode_response_header(frame, p.api_key, p.version)

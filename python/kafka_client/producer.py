@@ -567,21 +567,28 @@ class _Engine:
             st.queue.popleft()
             del pending[tp]
             batches = [b]
-            if not threaded:
-                self._send(conn, node, batches)
-                return True
             st.inflight.append(b)
             self.node_inflight[node] += 1
             self.total_inflight += 1
-            if conn.send_produce_one_threadsafe(st.topic.encode(), st.partition, b.data, self.cfg.acks,
-                                                self.cfg.request_timeout_ms,
-                                                functools.partial(self._on_response, node, batches),
-                                                timeout=self.cfg.request_timeout_ms / 1000 + 5):
+            cb = functools.partial(self._on_response, node, batches)
+            cfg = self.cfg
+            timeout = cfg.request_timeout_ms / 1000 + 5
+            topic = st.topic.encode()
+            if threaded:
+                sent = conn.send_produce_one_threadsafe(topic, st.partition, b.data, cfg.acks,
+                                                        cfg.request_timeout_ms, cb, timeout=timeout)
+            else:   # _send's one-batch case: freshly sealed and stamped, not transactional
+                sent = conn.send_produce_one(topic, st.partition, b.data, None, cfg.acks, cfg.request_timeout_ms,
+                                             cb, timeout=timeout)
+            if sent:
                 return True
-            st.inflight.remove(b)           # not written: back in the queue for the loop's drain
+            st.inflight.remove(b)           # not written
             self.node_inflight[node] -= 1
             self.total_inflight -= 1
-            st.queue.appendleft(b)
+            if not threaded:
+                self._send(conn, node, batches)   # a field the fast path cannot encode: the codec
+                return True
+            st.queue.appendleft(b)          # back in the queue for the loop's drain
             pending[tp] = st
         return False
 
