@@ -8,8 +8,8 @@
  *
  * The generated codecs in python/kafka_protocol stay the one definition of
  * the layouts: tests/unit/test_client_fastpath.py checks these frames byte
- * for byte against them at every version, and kafka_client.conn asserts the
- * schema fields this file relies on at import.  Layouts (Produce v3-v12;
+ * for byte against them at every version, and checks the schema fields
+ * this file relies on against the generated classes.  Layouts (Produce v3-v12;
  * "flex" = v9+, compact strings/arrays as uvarint(n+1), tagged fields):
  *
  *   request  = Size int32 | ApiKey int16 (0) | ApiVersion int16 | CorrelationId int32

@@ -1,22 +1,36 @@
 """One asyncio connection to one broker: framing, correlation ids, pipelining,
 ApiVersions negotiation and per-request timeouts.
 
-Requests are written as soon as they are sent (pipelined, no lock around the
-socket); Kafka answers in request order on a connection, so responses are
-matched against the head of the in-flight queue and a correlation id out of
-order is a broken connection.  Like the Java client, a request that times out
-closes the connection (its response may still arrive and would shift every
-later one), failing everything else in flight with a retriable error.
+Requests are written as soon as they are sent (pipelined); Kafka answers in
+request order on a connection, so responses are matched against the head of
+the in-flight queue and a correlation id out of order is a broken connection.
+Like the Java client, a request that times out closes the connection (its
+response may still arrive and would shift every later one), failing
+everything else in flight with a retriable error.
 
-Bytes are received straight into kafka_protocol's FrameReader
-(``BufferedProtocol``): a frame read whole is never copied, and decoded
-``records`` fields are memoryviews into it.
+Every write holds the connection's write lock (``_wlock``, uncontended on the
+loop): ``send_produce_one_threadsafe`` writes a Produce frame from another
+thread (the sync Producer's caller) with a plain non-blocking ``os.write`` on
+the socket, so writes never interleave, the in-flight entry is queued before
+its bytes leave, and bytes a short write left (``_tail``) go out on the loop
+before anything else.  That path is only taken on plaintext connections
+without SASL (TLS and SASL bytes belong to the transport) while the
+transport holds no unsent bytes; otherwise the caller hops to the loop.
+
+Bytes are received straight into a frame splitter (``BufferedProtocol``): the
+compiled kafka_core._client.FrameSplitter, whose get_buffer/buffer_updated the
+transport calls directly (one call per read hands every whole frame to
+``_on_frame``), or kafka_protocol's FrameReader under KAFKA_CORE_NO_EXTENSIONS.
+A frame read whole is never copied, and decoded ``records`` fields are
+memoryviews into it.
 
 The producer's common request, one batch for one partition, takes a compiled fast path
 (``send_produce_one``, kafka_core._client over csrc/kc_client.c): the whole frame is encoded in
 one pass into one buffer and its answer is read without building message objects; any answer
 outside that shape is decoded by the generated codec, exactly as before.  It works on every
 transport (plaintext, TLS, after SASL): it only changes which bytes are built, not how they go.
+Under KAFKA_CORE_NO_EXTENSIONS kafka_core._client is not imported (``FAST_PATH == "python"``)
+and every request and answer takes the generated codec.
 """
 
 from __future__ import annotations
@@ -25,14 +39,17 @@ import asyncio
 import collections
 import logging
 import math
+import os
 import socket
 import ssl
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import kafka_protocol as kp
 
-from kafka_core import _client as _fast
+import kafka_core
 
 from .errors import (
     BadResponseError,
@@ -48,6 +65,14 @@ from .security import Security
 __all__ = ["BrokerConnection", "CLIENT_VERSIONS", "ApiKey"]
 
 log = logging.getLogger("kafka_client")
+
+# The compiled Produce frame builder / parser and frame splitter, or (KAFKA_CORE_NO_EXTENSIONS)
+# None: every request and response then takes the generated codec and kafka_protocol.FrameReader.
+if kafka_core.NO_EXTENSIONS:
+    _fast: Any = None
+else:
+    from kafka_core import _client as _fast
+FAST_PATH = "python" if _fast is None else "c"
 
 
 class ApiKey:
@@ -118,48 +143,6 @@ CLIENT_VERSIONS: dict[int, tuple[int, int]] = {
 
 
 
-def _produce_layout(cls: Any, version: int) -> tuple[Any, ...]:
-    """(name, type, nullable) of the untagged fields present at ``version``, nested structs
-    expanded in place: the part of the schema csrc/kc_client.c encodes and parses."""
-    out: list[Any] = []
-    for f in cls.FIELDS:
-        if version not in f.versions or version in f.tagged_versions:
-            continue
-        out.append((f.name, f.type, version in f.nullable_versions))
-        if f.struct is not None:
-            out.append(_produce_layout(f.struct, version))
-    return tuple(out)
-
-
-def check_produce_fast_path_layout() -> None:
-    """Assert that the generated Produce schema is the layout kc_client.h describes, at every
-    version the fast path takes (run at import: a regenerated schema that moves a field stops
-    the client rather than mis-encode)."""
-    for v in range(_fast.PRODUCE_MIN_VERSION, _fast.PRODUCE_MAX_VERSION + 1):
-        req = (("transactional_id", "string", True), ("acks", "int16", False), ("timeout_ms", "int32", False),
-               ("topic_data", "[]TopicProduceData", False),
-               (("name", "string", False), ("partition_data", "[]PartitionProduceData", False),
-                (("index", "int32", False), ("records", "records", True))))
-        part: list[Any] = [("index", "int32", False), ("error_code", "int16", False),
-                           ("base_offset", "int64", False), ("log_append_time_ms", "int64", False)]
-        if v >= 5:
-            part.append(("log_start_offset", "int64", False))
-        if v >= 8:
-            part += [("record_errors", "[]BatchIndexAndErrorMessage", False),
-                     (("batch_index", "int32", False), ("batch_index_error_message", "string", True)),
-                     ("error_message", "string", True)]
-        resp = (("responses", "[]TopicProduceResponse", False),
-                (("name", "string", False), ("partition_responses", "[]PartitionProduceResponse", False),
-                 tuple(part)),
-                ("throttle_time_ms", "int32", False))
-        if _produce_layout(kp.ProduceRequest, v) != req or _produce_layout(kp.ProduceResponse, v) != resp:
-            raise AssertionError(f"Produce v{v}: the schema no longer matches csrc/kc_client.h's layout")
-    if not (kp.ProduceRequest.FLEXIBLE_MIN == kp.ProduceResponse.FLEXIBLE_MIN == _fast.PRODUCE_FLEX_MIN):
-        raise AssertionError("Produce: flexible versions moved; csrc/kc_client.h assumes v9+")
-
-
-check_produce_fast_path_layout()
-
 SOFTWARE_NAME = "kafka-core-python"
 SOFTWARE_VERSION = "0.1.0"
 
@@ -199,10 +182,22 @@ class _Pending:
 class _Protocol(asyncio.BufferedProtocol):
     def __init__(self, conn: BrokerConnection, max_frame_size: int) -> None:
         self.conn = conn
-        self.reader = kp.FrameReader(max_frame_size=max_frame_size)
         self.transport: asyncio.Transport | None = None
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._paused = False
+        self.reader: Any
+        if _fast is not None:
+            # One compiled call per read splits the frames and hands each to the connection: the
+            # transport calls the splitter's methods directly (the two below are the Python path).
+            self.reader = _fast.FrameSplitter(conn._on_frame, self._bad_frame, max_frame_size)
+            self.get_buffer = self.reader.get_buffer  # type: ignore[method-assign]
+            self.buffer_updated = self.reader.buffer_updated  # type: ignore[method-assign]
+        else:
+            self.reader = kp.FrameReader(max_frame_size=max_frame_size)
+
+    def _bad_frame(self, message: str) -> None:
+        # An absurd size prefix: refused before allocating; the connection is unusable.
+        self.conn._fail(BadResponseError(f"{self.conn}: {message}"))
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -294,6 +289,12 @@ class BrokerConnection:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._close_callbacks: list[Any] = []
         self._timer: asyncio.TimerHandle | None = None
+        # Writes hold _wlock: the loop's transport writes and send_produce_one_threadsafe's plain
+        # socket write from another thread (plaintext without SASL only: _direct_fd >= 0) never
+        # interleave, and a direct write's unsent tail (_tail) goes out before anything else.
+        self._wlock = threading.RLock()
+        self._direct_fd = -1
+        self._tail: bytes | None = None
 
     def __repr__(self) -> str:
         return f"<BrokerConnection node={self.node_id} {self.host}:{self.port}>"
@@ -328,6 +329,9 @@ class BrokerConnection:
             raise KafkaConnectionError(f"{self}: connect failed: {exc}") from exc
         self._transport = transport
         self._protocol = protocol
+        sock = transport.get_extra_info("socket")
+        if ctx is None and self.security.sasl is None and sock is not None and _fast is not None:
+            self._direct_fd = sock.fileno()
         try:
             await self._negotiate()
             if self.security.sasl is not None:
@@ -423,20 +427,83 @@ class BrokerConnection:
         sends the request the general way."""
         if version is None:
             version = self.version(ApiKey.PRODUCE)
+        if _fast is None:
+            return False
         if self.closed or self._transport is None:
             _Pending(0, ApiKey.PRODUCE, version, None, callback, 0.0, 0.0).settle(
                 None, self.close_reason or KafkaConnectionError(f"{self}: not connected"))
             return True
-        cid = (self._correlation_id + 1) & 0x7FFFFFFF
-        frame = _fast.produce_frame(version, cid, self._client_id_raw, transactional_id, acks, timeout_ms, topic,
-                                    partition, records)
-        if frame is None:
-            return False
-        self._correlation_id = cid
-        self._transport.write(frame)
-        self._track(cid, ApiKey.PRODUCE, version, acks != 0, self.request_timeout if timeout is None else timeout,
-                    None, callback, (topic, partition))
+        with self._wlock:
+            cid = (self._correlation_id + 1) & 0x7FFFFFFF
+            frame = _fast.produce_frame(version, cid, self._client_id_raw, transactional_id, acks, timeout_ms,
+                                        topic, partition, records)
+            if frame is None:
+                return False
+            self._correlation_id = cid
+            if self._tail is not None:
+                self._write_tail()
+            self._transport.write(frame)
+            if acks != 0:
+                self._track(cid, ApiKey.PRODUCE, version, self.request_timeout if timeout is None else timeout,
+                            None, callback, (topic, partition))
+                return True
+        callback(None, None)
         return True
+
+    def send_produce_one_threadsafe(self, topic: bytes, partition: int, records: Any, acks: int, timeout_ms: int,
+                                    callback: Callable[[Any, BaseException | None], None], *,
+                                    timeout: float | None = None) -> bool:
+        """send_produce_one (no transactional id, the negotiated version) from a thread that is
+        not the loop's: the frame goes out with a plain non-blocking write on the socket, so the
+        caller does not wait for the loop to wake up.  The callback still runs on the loop.
+        False, with nothing written or queued, when that cannot be done: TLS or SASL (the
+        transport owns the bytes), acks=0, not connected, the transport still holds unsent
+        bytes, or a field outside the fast path."""
+        if self._direct_fd < 0 or acks == 0 or self.closed:
+            return False
+        version = self.versions.get(ApiKey.PRODUCE)
+        if version is None:
+            return False
+        with self._wlock:
+            t = self._transport
+            if self.closed or t is None or self._tail is not None or t.get_write_buffer_size():
+                return False
+            cid = (self._correlation_id + 1) & 0x7FFFFFFF
+            frame = _fast.produce_frame(version, cid, self._client_id_raw, None, acks, timeout_ms, topic,
+                                        partition, records)
+            if frame is None:
+                return False
+            self._correlation_id = cid
+            # Queued before the write: the answer can be read (on the loop) as soon as it is out.
+            timeout = self.request_timeout if timeout is None else timeout
+            deadline = time.monotonic() + timeout if timeout > 0 else math.inf  # uvloop's and asyncio's clock
+            self._pending.append(_Pending(cid, ApiKey.PRODUCE, version, None, callback, deadline, timeout,
+                                          (topic, partition)))
+            try:
+                n = os.write(self._direct_fd, frame)
+            except OSError:   # EAGAIN, or a broken socket: the loop's write reports the latter
+                n = 0
+            if n < len(frame):
+                self._tail = frame[n:]
+        if self._tail is not None or self._timer is None:
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._after_direct_write)
+        return True
+
+    def _write_tail(self) -> None:
+        tail, self._tail = self._tail, None
+        if tail is not None and self._transport is not None and not self.closed:
+            self._transport.write(tail)
+
+    def _after_direct_write(self) -> None:
+        """On the loop, after a direct write: send what it left unsent, arm the request timer."""
+        with self._wlock:
+            self._write_tail()
+        if self._timer is None and self._pending and not self.closed:
+            nxt = min(p.deadline for p in list(self._pending))
+            if nxt != math.inf:
+                assert self._loop is not None
+                self._timer = self._loop.call_at(nxt, self._check_timeouts)
 
     def _send(self, request: kp.Message, api_key: int, version: int, expect_response: bool,
               timeout: float) -> asyncio.Future[Any]:
@@ -452,20 +519,23 @@ class BrokerConnection:
             _Pending(0, api_key, version, fut, callback, 0.0, 0.0).settle(
                 None, self.close_reason or KafkaConnectionError(f"{self}: not connected"))
             return
-        self._correlation_id = cid = (self._correlation_id + 1) & 0x7FFFFFFF
-        hdr = kp.encode_request_header(api_key, version, cid, self.client_id)
         parts = request.encode_parts(version)
-        size = len(hdr) + sum(len(p) for p in parts)
-        self._transport.writelines([size.to_bytes(4, "big") + hdr, *parts])
-        self._track(cid, api_key, version, expect_response, timeout, fut, callback, None)
+        with self._wlock:
+            self._correlation_id = cid = (self._correlation_id + 1) & 0x7FFFFFFF
+            hdr = kp.encode_request_header(api_key, version, cid, self.client_id)
+            size = len(hdr) + sum(len(p) for p in parts)
+            if self._tail is not None:
+                self._write_tail()
+            self._transport.writelines([size.to_bytes(4, "big") + hdr, *parts])
+            if expect_response:
+                self._track(cid, api_key, version, timeout, fut, callback, None)
+                return
+        _Pending(cid, api_key, version, fut, callback, 0.0, 0.0).settle(None, None)  # outside the lock
 
-    def _track(self, cid: int, api_key: int, version: int, expect_response: bool, timeout: float,
+    def _track(self, cid: int, api_key: int, version: int, timeout: float,
                fut: asyncio.Future[Any] | None, callback: Callable[[Any, BaseException | None], None] | None,
                fast: tuple[bytes, int] | None) -> None:
-        """The request ``cid`` is written: settle it now when no answer comes, else queue it."""
-        if not expect_response:
-            _Pending(cid, api_key, version, fut, callback, 0.0, 0.0).settle(None, None)
-            return
+        """The request ``cid`` is written (on the loop, under _wlock) and will be answered: queue it."""
         loop = self._loop or asyncio.get_running_loop()
         deadline = loop.time() + timeout if timeout > 0 else math.inf
         self._pending.append(_Pending(cid, api_key, version, fut, callback, deadline, timeout, fast))
@@ -485,12 +555,13 @@ class BrokerConnection:
             return
         loop = self._loop or asyncio.get_running_loop()
         now = loop.time()
-        for p in self._pending:
+        pending = list(self._pending)   # a copy: a direct write may append from another thread
+        for p in pending:
             if p.deadline <= now:
                 name = kp.API_NAMES.get(p.api_key, p.api_key)
                 self._fail(KafkaTimeoutError(f"{self}: {name} request timed out after {p.timeout:.3g}s"))
                 return
-        nxt = min(p.deadline for p in self._pending)
+        nxt = min(p.deadline for p in pending)
         if nxt != math.inf:
             self._timer = loop.call_at(nxt, self._check_timeouts)
 
@@ -506,7 +577,12 @@ class BrokerConnection:
                     self._cid_mismatch(res.correlation_id, p)
                     return
                 self._pending.popleft()
-                p.settle(res, None)
+                cb = p.callback          # send_produce_one always has one: no settle() between
+                if cb is not None:
+                    p.callback = None
+                    cb(res, None)
+                else:
+                    p.settle(res, None)
                 return
         try:
             cid, pos = kp.decode_response_header(frame, p.api_key, p.version)
@@ -543,8 +619,11 @@ class BrokerConnection:
     def _fail(self, exc: KafkaError) -> None:
         if self.closed:
             return
-        self.closed = True
+        with self._wlock:   # no direct write after this (the fd may be closed and reused)
+            self.closed = True
         self.close_reason = exc
+        if _fast is not None and self._protocol is not None:
+            self._protocol.reader.stopped = True
         if self._transport is not None:
             self._transport.abort()
         if self._timer is not None:

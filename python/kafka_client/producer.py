@@ -8,10 +8,15 @@ broker carries at most one batch per partition, and up to
 max.in.flight.requests.per.connection requests are pipelined per broker.
 
 With linger.ms=0 the AIO producer sends from the caller's task right after
-opening a batch (no hop through a sender task): the drain is a plain function
-that writes to the socket.  The sync Producer cannot write from the caller's
-thread (the socket belongs to the loop), so its wake-up callback on the I/O
-thread drains at once, without waking the sender task (one loop turn less).  A batch the broker refuses as MESSAGE_TOO_LARGE is
+opening a batch (no hop through a sender task).  When that batch is the only
+thing to send and nothing is in flight to its leader, ``send_direct`` seals and
+sends it at once, without the general drain over every partition; the sync
+Producer does the same from the caller's thread, writing the frame with the
+connection's thread-safe direct write (plaintext without SASL, see
+kafka_client.conn), so an awaited sync send costs no hop to the I/O thread on
+the way out.  Otherwise the sync wake-up callback on the I/O thread drains at
+once, without waking the sender task.  Responses, retries and errors are
+handled on the loop either way.  A batch the broker refuses as MESSAGE_TOO_LARGE is
 split in two (recursively) and resent in its place, keeping its sequences.
 
 Idempotence (default with acks=all, as in the Java client): InitProducerId
@@ -66,6 +71,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures._base import FINISHED as _FUTURE_FINISHED
 from concurrent.futures._base import PENDING as _FUTURE_PENDING
 from concurrent.futures._base import RUNNING as _FUTURE_RUNNING
 from typing import Any, NamedTuple, Unpack, overload
@@ -84,12 +90,11 @@ from kafka_core._accum import (
     Batch,
     PartState,
 )
-from kafka_core._client import ProducePartitionResult
 from kafka_core.compression import codec_id, compress
 
 from ._loop import LoopThread
 from .cluster import Cluster
-from .conn import ApiKey
+from .conn import ApiKey, _fast
 from .errors import (
     BufferFullError,
     ClientClosedError,
@@ -110,6 +115,9 @@ from .transaction import DROP_STATES, TransactionManager
 __all__ = ["AIOProducer", "Producer", "RecordMetadata", "ProducerConfig", "DeliveryFuture"]
 
 log = logging.getLogger("kafka_client.producer")
+
+# send_produce_one's answer (None under KAFKA_CORE_NO_EXTENSIONS: every answer is a ProduceResponse)
+_PartitionResult: Any = _fast.ProducePartitionResult if _fast is not None else None
 
 # Java's InvalidMetadataException family: the leader is forgotten and metadata refreshed before
 # the retry (unknown topic/partition, leader n/a, not leader, storage error, fenced/unknown
@@ -530,6 +538,65 @@ class _Engine:
                 for b in batches:
                     self._complete(b, -1, -1, err, done)
 
+    def send_direct(self, threaded: bool) -> bool:
+        """The linger.ms=0 shortcut, called right after a record opened a batch: when that batch
+        is the only thing to send and nothing is in flight to its leader, close, seal and send it
+        now, without the general drain over every partition.  ``threaded``: called from the sync
+        producer's caller thread, so the frame is written with the connection's thread-safe
+        direct write (False when it cannot be; the batch then stays queued for the loop's drain).
+        Sequence numbers come from close_open as in the drain; retries and errors take the
+        general path from the response on.  True when the batch was sent."""
+        pending = self.pending
+        if len(pending) != 1 or self.bump_needed or self.txn is not None:
+            return False
+        with self.lock:
+            if len(pending) != 1 or self.bump_needed or self.closed:
+                return False
+            tp, st = next(iter(pending.items()))
+            b = st.open
+            if b is None or st.queue or st.inflight:
+                return False
+            node = self.cluster.leader_for(st.topic, st.partition)
+            if node < 0 or self.node_inflight.get(node):
+                return False
+            conn = self.cluster.connection_if_ready(node)
+            if conn is None:
+                return False
+            self.accum.close_open(st)
+            self._seal(b)
+            st.queue.popleft()
+            del pending[tp]
+            batches = [b]
+            st.inflight.append(b)
+            self.node_inflight[node] += 1
+            self.total_inflight += 1
+            cb = functools.partial(self._on_response, node, batches)
+            cfg = self.cfg
+            timeout = cfg.request_timeout_ms / 1000 + 5
+            topic = st.topic.encode()
+            if threaded:
+                sent = conn.send_produce_one_threadsafe(topic, st.partition, b.data, cfg.acks,
+                                                        cfg.request_timeout_ms, cb, timeout=timeout)
+            else:   # _send's one-batch case: freshly sealed and stamped, not transactional
+                sent = conn.send_produce_one(topic, st.partition, b.data, None, cfg.acks, cfg.request_timeout_ms,
+                                             cb, timeout=timeout)
+            if sent:
+                return True
+            st.inflight.remove(b)           # not written
+            self.node_inflight[node] -= 1
+            self.total_inflight -= 1
+            if not threaded:
+                self._send(conn, node, batches)   # a field the fast path cannot encode: the codec
+                return True
+            st.queue.appendleft(b)          # back in the queue for the loop's drain
+            pending[tp] = st
+        return False
+
+    def _wake_linger0(self) -> None:
+        """AIOProducer's wake hook with linger.ms=0 (on the loop, after the append)."""
+        if not self.send_direct(False):
+            self.drain()
+
     def _drain_node(self, node: int, parts: list[PartState], now: float) -> float | None:
         conn = self.cluster.connection_if_ready(node)
         if conn is None:
@@ -612,6 +679,22 @@ class _Engine:
 
     def _on_response(self, node: int, batches: list[Batch], resp: Any, exc: BaseException | None) -> None:
         done: list[Any] = []
+        if type(resp) is _PartitionResult and resp.error_code == 0:
+            # The common answer, send_produce_one's batch written: _on_partition's success branch
+            # without the error dispatch around it.
+            b = batches[0]
+            with self.lock:
+                self.node_inflight[node] -= 1
+                self.total_inflight -= 1
+                if self.cfg.idempotent:
+                    b.part.last_acked = (b.base_seq + b.count - 1) & 0x7FFFFFFF
+                self._complete(b, resp.base_offset, resp.log_append_time_ms, None, done)
+                if self.bump_needed:
+                    self._maybe_bump()
+            self._resolve(done)
+            if self.pending or self.bump_needed:
+                self._after_response()
+            return
         with self.lock:
             self.node_inflight[node] -= 1
             self.total_inflight -= 1
@@ -624,7 +707,7 @@ class _Engine:
                 if resp is None:  # acks=0
                     for b in batches:
                         self._complete(b, -1, -1, None, done)
-                elif type(resp) is ProducePartitionResult:  # send_produce_one: its one partition
+                elif type(resp) is _PartitionResult:  # send_produce_one: its one partition
                     self._on_partition(batches[0], resp, done)
                 else:
                     results = {}
@@ -640,6 +723,9 @@ class _Engine:
             if self.bump_needed:
                 self._maybe_bump()
         self._resolve(done)
+        self._after_response()
+
+    def _after_response(self) -> None:
         # Send what the freed slot allows right away; the sender task only needs waking when
         # something must happen later (a retry backoff, a linger timer).
         if (self.pending and self.drain() is not None) or self.bump_needed:
@@ -886,7 +972,7 @@ class AIOProducer:
     async def start(self) -> AIOProducer:
         """Fetch metadata and (idempotent) a producer id within max_block_ms; returns self."""
         e = self._engine = _Engine(self.config, asyncio.get_running_loop())
-        e.accum.wake = e.drain if self.config.linger == 0 else e._wake
+        e.accum.wake = e._wake_linger0 if self.config.linger == 0 else e._wake
         e.accum.slow = self._slow
         try:
             await e.start()
@@ -1019,8 +1105,9 @@ class AIOProducer:
 class DeliveryFuture(concurrent.futures.Future):
     """The sync producer's per-record future: a ``concurrent.futures.Future`` whose condition
     is shared by all futures of one producer (a Condition per record costs more than the
-    append itself).  Waits loop until this future is done, so a wake-up meant for another
-    future is harmless."""
+    append itself; ``concurrent.futures.wait`` still works through it).  ``result()`` waits on
+    the future's own lock, held from creation until the future is done: the I/O thread's
+    ``set_result`` wakes exactly this waiter with one release, no Condition round trip."""
 
     def __init__(self, condition: threading.Condition) -> None:  # noqa: B027 - no super().__init__
         self._condition = condition
@@ -1029,18 +1116,40 @@ class DeliveryFuture(concurrent.futures.Future):
         self._exception = None
         self._waiters: list[Any] = []
         self._done_callbacks: list[Any] = []
+        self._done = threading.Lock()
+        self._done.acquire()
+
+    def set_result(self, result: Any) -> None:
+        # Future.set_result without its notify_all: nothing waits on the shared condition
+        # (result() and exception() wait on _done; concurrent.futures.wait on its waiters).
+        with self._condition:
+            if self._state is not _FUTURE_PENDING and self._state is not _FUTURE_RUNNING:
+                raise concurrent.futures.InvalidStateError(f"{self._state}: {self!r}")
+            self._result = result
+            self._state = _FUTURE_FINISHED
+            for waiter in self._waiters:
+                waiter.add_result(self)
+        self._done.release()
+        if self._done_callbacks:
+            self._invoke_callbacks()  # type: ignore[attr-defined]
+
+    def set_exception(self, exception: BaseException | None) -> None:
+        super().set_exception(exception)
+        self._done.release()
+
+    def cancel(self) -> bool:
+        with self._condition:
+            pending = self._state == _FUTURE_PENDING
+            cancelled = super().cancel()
+        if pending and cancelled:
+            self._done.release()
+        return cancelled
 
     def _wait(self, timeout: float | None) -> None:
-        with self._condition:
-            deadline = None if timeout is None else time.monotonic() + timeout
-            while self._state in (_FUTURE_PENDING, _FUTURE_RUNNING):
-                if deadline is None:
-                    self._condition.wait()
-                else:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        return
-                    self._condition.wait(remaining)
+        if self._state in (_FUTURE_PENDING, _FUTURE_RUNNING):
+            # Released once done; each waiter passes it on (several threads may wait).
+            if self._done.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+                self._done.release()
 
     def result(self, timeout: float | None = None) -> Any:
         self._wait(timeout)
@@ -1067,6 +1176,9 @@ class Producer:
         self._engine: _Engine = self._thread.call(self._create)
         accum = self._accum = self._engine.accum
         self._cond = threading.Condition()
+        # linger.ms=0: a record that opens the only batch to send is written from the caller's
+        # thread when the connection allows it (Engine.send_direct), no hop to the I/O thread.
+        self._direct = self.config.linger == 0
         accum.wake = self._wake
         accum.slow = self._slow
         try:
@@ -1088,7 +1200,7 @@ class Producer:
         e = self._engine
         if e._wake_scheduled:
             time.sleep(0.00005)
-        else:
+        elif not (self._direct and e.send_direct(True)):
             e.wake_threadsafe()
 
     def __enter__(self) -> Producer:

@@ -1,3 +1,4 @@
+from collections.abc import Callable
 from typing import Any
 
 PRODUCE_MIN_VERSION: int
@@ -19,3 +20,14 @@ def produce_frame(version: int, correlation_id: int, client_id: bytes | None, tr
                   acks: int, timeout_ms: int, topic: bytes, partition: int, records: Any) -> bytes | None: ...
 def parse_produce_response(frame: Any, version: int, topic: bytes, partition: int
                            ) -> ProducePartitionResult | None: ...
+
+class FrameSplitter:
+    max_frame_size: int
+    chunk_size: int
+    stopped: bool
+    def __init__(self, on_frame: Callable[[memoryview], Any], on_error: Callable[[str], Any],
+                 max_frame_size: int = ..., chunk_size: int = ...) -> None: ...
+    @property
+    def pending(self) -> int: ...
+    def get_buffer(self, sizehint: int = -1) -> memoryview: ...
+    def buffer_updated(self, nbytes: int) -> None: ...

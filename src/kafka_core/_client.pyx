@@ -12,11 +12,21 @@ codec, so a malformed frame raises exactly what it raised before.
 Both take pre-encoded (UTF-8) names; the caller caches them.  The generated
 codecs in kafka_protocol stay the one definition of the layouts
 (tests/unit/test_client_fastpath.py compares both, every version).
+
+``FrameSplitter`` is kafka_protocol.FrameReader's receive side compiled, for a
+client connection's ``BufferedProtocol``: the socket reads into its chunk, and
+one ``buffer_updated`` call per read splits every whole frame and hands each
+to ``on_frame`` (a memoryview of the chunk, size prefix removed) -- no list of
+frames, no Python frame per boundary.  The buffering rules are FrameReader's
+(see its module docstring): frames handed out are never overwritten, a frame
+that does not fit moves to a chunk that holds it, a size prefix above
+``max_frame_size`` or negative is refused before anything is allocated for it.
 """
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
 
 from kafka_core.kc_client cimport (
     KC_CLIENT_PRODUCE_FLEX_MIN,
@@ -136,3 +146,110 @@ def parse_produce_response(frame, int version, bytes topic, int partition):
         PyBuffer_Release(&view)
     res.r = o
     return res
+
+
+cdef class FrameSplitter:
+    """Size-prefixed frames out of a byte stream, for ``BufferedProtocol.get_buffer`` /
+    ``buffer_updated``: each whole frame goes to ``on_frame(memoryview)`` in the
+    ``buffer_updated`` call that completes it; a bad size prefix goes to ``on_error(message)``
+    once, and nothing more is read (``stopped``).  Set ``stopped`` to drop what comes after
+    (the connection failed)."""
+
+    cdef bytearray _buf
+    cdef object _view
+    cdef Py_ssize_t _start, _end
+    cdef readonly Py_ssize_t max_frame_size
+    cdef readonly Py_ssize_t chunk_size
+    cdef object _on_frame, _on_error
+    cdef public bint stopped
+
+    def __init__(self, on_frame, on_error, Py_ssize_t max_frame_size=104857600, Py_ssize_t chunk_size=65536):
+        if max_frame_size < 0 or chunk_size < 16:
+            raise ValueError("max_frame_size must be >= 0 and chunk_size >= 16")
+        self._on_frame = on_frame
+        self._on_error = on_error
+        self.max_frame_size = max_frame_size
+        self.chunk_size = chunk_size
+        self._buf = bytearray(min(chunk_size, 512))
+        self._view = memoryview(self._buf)
+        self._start = self._end = 0
+        self.stopped = False
+
+    @property
+    def pending(self):
+        """Bytes received that do not yet form a whole frame."""
+        return self._end - self._start
+
+    cdef inline Py_ssize_t _size_at(self, Py_ssize_t pos):
+        cdef const uint8_t *p = <const uint8_t *>PyByteArray_AS_STRING(self._buf) + pos
+        return <int32_t>((<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3])
+
+    cdef int _refuse(self, Py_ssize_t size) except -1:
+        self.stopped = True
+        if size < 0:
+            self._on_error(f"negative frame size {size}")
+        else:
+            self._on_error(f"frame of {size} bytes exceeds the limit of {self.max_frame_size} bytes")
+        return 0
+
+    def get_buffer(self, Py_ssize_t sizehint=-1):
+        """A writable view to receive into."""
+        cdef Py_ssize_t have = self._end - self._start
+        cdef Py_ssize_t cap = PyByteArray_GET_SIZE(self._buf)
+        cdef Py_ssize_t need = 4, size, target
+        cdef bytearray new
+        if self.stopped:
+            return memoryview(bytearray(65536))   # read and dropped: the connection is closing
+        if have >= 4:
+            size = self._size_at(self._start)
+            if size < 0 or size > self.max_frame_size:
+                self._refuse(size)
+                return memoryview(bytearray(65536))
+            need = 4 + size
+        # As FrameReader: a frame larger than a chunk gets room for twice what has arrived, up
+        # to its size (a bare size prefix costs a chunk, a real large frame O(log size) copies).
+        target = need if need <= self.chunk_size else min(need, max(self.chunk_size, 2 * have))
+        if cap == self._end or self._start + target > cap:
+            size = max(self.chunk_size, target, sizehint if sizehint > 0 else 0)
+            if need > self.chunk_size:
+                size = target
+            new = bytearray(size)
+            if have:
+                new[:have] = self._view[self._start:self._end]
+            self._buf = new
+            self._view = memoryview(new)
+            self._start = 0
+            self._end = have
+        return self._view[self._end:]
+
+    def buffer_updated(self, Py_ssize_t nbytes):
+        """``nbytes`` were written into the last ``get_buffer`` view: hand out the whole frames."""
+        cdef Py_ssize_t start, stop, size, end
+        cdef bint handed = False
+        if self.stopped:
+            return
+        if nbytes < 0 or self._end + nbytes > PyByteArray_GET_SIZE(self._buf):
+            raise ValueError("nbytes outside the buffer handed out")
+        self._end += nbytes
+        end = self._end
+        view = self._view
+        while end - self._start >= 4:
+            start = self._start
+            size = self._size_at(start)
+            if size < 0 or size > self.max_frame_size:
+                self._refuse(size)
+                return
+            stop = start + 4 + size
+            if stop > end:
+                break
+            self._start = stop        # before the call: on_frame may read or stop us
+            handed = True
+            self._on_frame(view[start + 4:stop])
+            if self.stopped:
+                return
+        if handed and self._start == self._end and PyByteArray_GET_SIZE(self._buf) - self._end < 4096:
+            # Everything handed out and little room left: a fresh chunk next time (frames handed
+            # out keep the old one alive, so its tail cannot be reused).
+            self._buf = bytearray(self.chunk_size)
+            self._view = memoryview(self._buf)
+            self._start = self._end = 0
