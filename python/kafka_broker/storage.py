@@ -128,9 +128,9 @@ class Storage:
         self._dir_load: list[int] | None = None
         self._dir_load_lock = threading.Lock()
         self._creating: list[list[Partition]] = []   # logs of creations still in progress
-        # listed partitions whose logs are still to be made (Topic.pending), in order; the task
-        # making them; the worker job in progress and its logs made but not yet published
-        self._backlog: deque[tuple[Topic, int]] = deque()
+        # listed partitions whose logs are still to be made (Topic.pending), by topic, served in
+        # turn; the task making them; the worker job in progress and its logs not yet published
+        self._backlog: deque[tuple[Topic, deque[int]]] = deque()
         self._maker: asyncio.Task[None] | None = None
         self._making: asyncio.Future[None] | None = None
         self._made: list[Partition] = []
@@ -199,9 +199,12 @@ class Storage:
                  ", ".join(self.dirs), time.monotonic() - t0)
         if missing:
             log.info("storage: %d listed partition(s) have no log yet; creating them", len(missing))
+            by_topic: dict[str, list[int]] = {}
             for topic, i in missing:
                 topic.pending.add(i)
-            self._queue_pending(missing)
+                by_topic.setdefault(topic.name, []).append(i)
+            for name, idxs in by_topic.items():
+                self._queue_pending(self.topics[name], idxs)
         self._persist_sync()
         self.flusher.start()
         self._schedule(self.config["log.retention.check.interval.ms"] / 1000, self._retention_tick)
@@ -319,11 +322,10 @@ class Storage:
     @staticmethod
     def _topic_meta(t: Topic) -> dict[str, Any]:
         m: dict[str, Any] = {"id": str(t.id), "partitions": len(t.partitions), "configs": t.overrides}
-        if any(p is None for p in t.partitions):   # sparse: say which; dense keeps the old format
-            # (a pending partition is hosted: its log is being made)
-            hosted = [i for i, p in enumerate(t.partitions) if p is not None or i in t.pending]
-            if len(hosted) < len(t.partitions):
-                m["hosted"] = hosted
+        # sparse: say which; dense keeps the old format (a pending partition is hosted: its log is
+        # being made, and its slot is None meanwhile)
+        if t.partitions.count(None) > len(t.pending):
+            m["hosted"] = [i for i, p in enumerate(t.partitions) if p is not None or i in t.pending]
         return m
 
     def _persist_sync(self) -> None:
@@ -439,7 +441,9 @@ class Storage:
         parent = os.path.dirname(path)
         return self.log_dirs.by_path.get(parent) or LogDir(parent)
 
-    def _open_partition(self, topic: Topic, index: int, create: bool, path: str | None = None) -> Partition:
+    def _open_partition(self, topic: Topic, index: int, create: bool, path: str | None = None,
+                        new: bool = False) -> Partition:
+        """``new``: its folder did not exist (nothing in it to read besides what the log made)."""
         path = path or self._partition_dir(topic.name, index)
         what = f"creating or opening log {topic.name}-{index}"
         try:
@@ -448,14 +452,14 @@ class Storage:
             self._log_dir_of(path).failed(what, e)
             raise
         try:
-            return self._partition_over(topic, index, path, lg)
+            return self._partition_over(topic, index, path, lg, new)
         except BaseException as e:
             lg.close(clean=False)
             if isinstance(e, OSError):     # the epoch cache or txn index could not be written
                 self._log_dir_of(path).failed(what, e)
             raise
 
-    def _partition_over(self, topic: Topic, index: int, path: str, lg: Any) -> Partition:
+    def _partition_over(self, topic: Topic, index: int, path: str, lg: Any, new: bool = False) -> Partition:
         rec = lg.recovery
         if rec and not rec.get("clean", 1) and (rec.get("segments_scanned") or rec.get("bytes_truncated")):
             log.info("recovered %s: %s", path, rec)
@@ -463,7 +467,7 @@ class Storage:
         # Kafka's 0 (clamped up to the log start), never a log end that may hold uncommitted data.
         hw = self._hw_checkpoint.get((topic.name, index), 0) if self.replicated else None
         p = Partition(topic, index, path, lg, self.flusher, replicated=self.replicated, high_watermark=hw,
-                      log_dir=self._log_dir_of(path))
+                      log_dir=self._log_dir_of(path), new=new)
         p.segment_base = -1
         return p
 
@@ -549,7 +553,7 @@ class Storage:
                 self.topics_by_id.pop(topic.id, None)
                 raise
             self._update_flush_ms_active()
-            self._queue_pending([(topic, i) for i in range(num_partitions)])
+            self._queue_pending(topic, range(num_partitions))
             log.info("created topic %s (%d partitions, id %s; logs in the background)", name, num_partitions,
                      topic.id)
             return topic
@@ -606,7 +610,7 @@ class Storage:
         path = self._partition_dir(topic.name, index)
         existed = os.path.isdir(path)
         try:
-            return self._open_partition(topic, index, True, path)
+            return self._open_partition(topic, index, True, path, new=not existed)
         except BaseException:
             if not existed:     # half made (out of file descriptors, say): leave nothing
                 shutil.rmtree(path, ignore_errors=True)
@@ -625,9 +629,11 @@ class Storage:
                 return None
         return out
 
-    def _queue_pending(self, items: list[tuple[Topic, int]]) -> None:
-        """Loop thread: make the logs of these ``Topic.pending`` partitions, in order, in the background."""
-        self._backlog.extend(items)
+    def _queue_pending(self, topic: Topic, indexes: Iterable[int]) -> None:
+        """Loop thread: make the logs of these ``Topic.pending`` partitions in the background.
+        Topics take turns, a slice each, so a small topic created behind a 50,000-partition one
+        gets its logs at once, not after the big one's."""
+        self._backlog.append((topic, deque(indexes)))
         if self._maker is None:
             self._maker = self.loop.create_task(self._make_pending())
 
@@ -638,9 +644,13 @@ class Storage:
             while self._backlog and not self._closing:
                 items: list[tuple[Topic, int]] = []
                 while self._backlog and len(items) < BACKGROUND_SLICE:
-                    t, i = self._backlog.popleft()
-                    if not t.deleted and i in t.pending:
-                        items.append((t, i))
+                    t, idxs = self._backlog.popleft()
+                    while idxs and len(items) < BACKGROUND_SLICE and not t.deleted:
+                        i = idxs.popleft()
+                        if i in t.pending:
+                            items.append((t, i))
+                    if idxs and not t.deleted:
+                        self._backlog.append((t, idxs))     # its next slice after the others' turn
                 if not items:
                     continue
                 self._making = self.loop.create_future()
