@@ -174,8 +174,10 @@ class Storage:
             self.topics[name] = topic
             self.topics_by_id[topic.id] = topic
         # listed partitions with no folder (a create a crash or a stop cut short): made in the
-        # background once serving, as CreateTopics makes them
-        missing = [] if folders is None else [j for j in jobs if f"{j[0].name}-{j[1]}" not in folders]
+        # background once serving, as CreateTopics makes them (single node: a cluster member's
+        # replicas come from the controller, create_replica)
+        missing = [] if folders is None or self.replicated else \
+            [j for j in jobs if f"{j[0].name}-{j[1]}" not in folders]
         if missing:
             jobs = [j for j in jobs if f"{j[0].name}-{j[1]}" in folders]  # type: ignore[operator]
 
