@@ -178,7 +178,8 @@ def handle_create_topics(b: AdminDeps, ctx: RequestContext, req: Any) -> Any:
 
     async def create_one(r: Any, name: str, nparts: int, rf: int, assignment: Any, configs: Any) -> None:
         try:
-            r.topic_id = await reg.create(name, nparts, rf, assignment, configs)
+            # answered once the topic is durably in the metadata; the logs are made afterwards
+            r.topic_id = await reg.create(name, nparts, rf, assignment, configs, background=True)
         except FileExistsError:
             r.error_code, r.error_message = E.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists."
             r.configs, r.num_partitions, r.replication_factor = None, -1, -1

@@ -482,29 +482,36 @@ class _LocalView:
 
         nid = self.b.node_id
         # A partition whose log dir failed has lost its only replica: Kafka's controller leaves it
-        # with no leader (LEADER_NOT_AVAILABLE) and this broker among its offline replicas.
-        parts = [R.MetadataResponsePartition(error_code=0, partition_index=p.index, leader_id=nid,
+        # with no leader (LEADER_NOT_AVAILABLE) and this broker among its offline replicas.  One
+        # whose log is still being made (Topic.pending, slot None) has no leader yet either.
+        parts = [R.MetadataResponsePartition(error_code=E.LEADER_NOT_AVAILABLE, partition_index=i, leader_id=-1,
+                                             leader_epoch=-1, replica_nodes=[nid], isr_nodes=[nid],
+                                             offline_replicas=[])
+                 if p is None else
+                 R.MetadataResponsePartition(error_code=0, partition_index=i, leader_id=nid,
                                              leader_epoch=p.leader_epoch, replica_nodes=[nid], isr_nodes=[nid],
                                              offline_replicas=[])
                  if p.log_dir.offline is None else
-                 R.MetadataResponsePartition(error_code=E.LEADER_NOT_AVAILABLE, partition_index=p.index,
+                 R.MetadataResponsePartition(error_code=E.LEADER_NOT_AVAILABLE, partition_index=i,
                                              leader_id=-1, leader_epoch=p.leader_epoch, replica_nodes=[nid],
                                              isr_nodes=[nid], offline_replicas=[nid])
-                 for p in t.partitions]
+                 for i, p in enumerate(t.partitions)]
         return R.MetadataResponseTopic(error_code=0, name=t.name, topic_id=t.id, is_internal=t.internal,
                                        partitions=parts, topic_authorized_operations=self.ops)
 
     def _entry(self, t: Any) -> Any:
         if self.version is None:
             return self.entry(t)
-        return self.cache.get(t.name, t, (len(t.partitions), self.offline), self.version, self.ops, self.entry, t)
+        return self.cache.get(t.name, t, (len(t.partitions), len(t.pending), self.offline), self.version, self.ops,
+                              self.entry, t)
 
     def all_topics(self) -> list[Any]:
         topics = self.b.storage.topics
         if self.version is None:
             return [self.entry(t) for t in topics.values() if t.partitions]
         get, v, ops, build, offline = self.cache.get, self.version, self.ops, self.entry, self.offline
-        out = [get(t.name, t, (len(t.partitions), offline), v, ops, build, t) for t in topics.values() if t.partitions]
+        out = [get(t.name, t, (len(t.partitions), len(t.pending), offline), v, ops, build, t)
+               for t in topics.values() if t.partitions]
         self.cache.prune(topics)
         return out
 

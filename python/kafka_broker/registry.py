@@ -38,7 +38,11 @@ class TopicRegistry(Protocol):
         ...
 
     async def create(self, name: str, num_partitions: int, replication_factor: int,
-                     assignment: dict[int, list[int]] | None, configs: dict[str, str]) -> uuid.UUID: ...
+                     assignment: dict[int, list[int]] | None, configs: dict[str, str],
+                     background: bool = False) -> uuid.UUID:
+        """Create the topic; ``background``: return once it is durably in the metadata, its logs
+        made afterwards (CreateTopics, as Kafka's controller answers), else once they exist."""
+        ...
 
     async def delete(self, name: str) -> None: ...
 
@@ -93,8 +97,9 @@ class LocalRegistry:
         return {self.node_id: self.rack}
 
     async def create(self, name: str, num_partitions: int, replication_factor: int,
-                     assignment: dict[int, list[int]] | None, configs: dict[str, str]) -> uuid.UUID:
-        topic = await self.storage.create_topic(name, num_partitions, configs)
+                     assignment: dict[int, list[int]] | None, configs: dict[str, str],
+                     background: bool = False) -> uuid.UUID:
+        topic = await self.storage.create_topic(name, num_partitions, configs, background=background)
         return topic.id
 
     async def delete(self, name: str) -> None:

@@ -20,6 +20,12 @@ Creating partitions (CreateTopics, CreatePartitions) goes to the worker
 ``CREATE_SLICE`` partitions at a time, so other work queued meanwhile runs
 between slices; a creation that fails or is cut by shutdown removes the logs
 it made (``_create_logs``), so the metadata and the folders always agree.
+CreateTopics does as Kafka's controller does instead: the topic goes into the
+metadata file first (durably) and is answered; its logs are made afterwards
+by one background creator, ``BACKGROUND_SLICE`` partitions per worker job
+(``_make_pending``), until then ``Topic.pending``.  A start creates the logs
+of listed partitions that have no folder the same way, so a kill -9 at any
+point leaves the topic listed with all its partitions made, or not at all.
 New partition folders are placed on the log dir holding fewest, counted once
 and then kept (``_dir_load``), not listed per partition.
 
@@ -51,6 +57,7 @@ import shutil
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -70,6 +77,9 @@ HW_CHECKPOINT = "replication-offset-checkpoint"   # per log dir: "topic partitio
 PRODUCER_ID_BLOCK = 1000
 # partitions created per storage-worker job (see Storage._create_logs)
 CREATE_SLICE = 64
+# partitions the background creator makes per worker job: a metadata write (the next CreateTopics'
+# answer) waits behind at most one such job (~0.5-1 ms each on ext4)
+BACKGROUND_SLICE = 16
 
 
 def halt(message: str) -> None:
@@ -153,6 +163,12 @@ class Storage:
         self._dir_load: list[int] | None = None
         self._dir_load_lock = threading.Lock()
         self._creating: list[list[Partition]] = []   # logs of creations still in progress
+        # listed partitions whose logs are still to be made (Topic.pending), by topic, served in
+        # turn; the task making them; the worker job in progress and its logs not yet published
+        self._backlog: deque[tuple[Topic, deque[int]]] = deque()
+        self._maker: asyncio.Task[None] | None = None
+        self._making: asyncio.Future[None] | None = None
+        self._made: list[Partition] = []
         self._closing = False
         self._flush_ms_active = False
         self._hw_checkpoint: dict[tuple[str, int], int] = {}    # as read at open
@@ -188,6 +204,8 @@ class Storage:
         t0 = time.monotonic()
         self._read_hw_checkpoints()
         found = self._list_partition_dirs()
+        # a dir that failed to list may hold any of them: then none is taken for missing
+        folders = None if any(d.offline is not None for d in self.log_dirs.dirs) else set(found)
         jobs: list[tuple[Topic, int]] = []
         for name, t in sorted(meta.get("topics", {}).items()):
             topic = Topic(name, uuid.UUID(t["id"]), t.get("configs", {}))
@@ -199,6 +217,13 @@ class Storage:
             jobs.extend((topic, i) for i in (range(n) if hosted is None else sorted(set(hosted))) if 0 <= i < n)
             self.topics[name] = topic
             self.topics_by_id[topic.id] = topic
+        # listed partitions with no folder (a create a crash or a stop cut short): made in the
+        # background once serving, as CreateTopics makes them (single node: a cluster member's
+        # replicas come from the controller, create_replica)
+        missing = [] if folders is None or self.replicated else \
+            [j for j in jobs if f"{j[0].name}-{j[1]}" not in folders]
+        if missing:
+            jobs = [j for j in jobs if f"{j[0].name}-{j[1]}" in folders]  # type: ignore[operator]
 
         def open_one(job: tuple[Topic, int]) -> tuple[Partition, int]:
             return self._load_partition(job[0], job[1], found.get(f"{job[0].name}-{job[1]}"))
@@ -226,6 +251,14 @@ class Storage:
         nparts = len(jobs)
         log.info("storage: %d topic(s), %d partition(s) in %s loaded in %.2fs", len(self.topics), nparts,
                  ", ".join(self.dirs), time.monotonic() - t0)
+        if missing:
+            log.info("storage: %d listed partition(s) have no log yet; creating them", len(missing))
+            by_topic: dict[str, list[int]] = {}
+            for topic, i in missing:
+                topic.pending.add(i)
+                by_topic.setdefault(topic.name, []).append(i)
+            for name, idxs in by_topic.items():
+                self._queue_pending(self.topics[name], idxs)
         self._persist_sync()
         self.flusher.start()
         self._schedule(self.config["log.retention.check.interval.ms"] / 1000, self._retention_tick)
@@ -296,8 +329,11 @@ class Storage:
             t.cancel()
         self._timers.clear()
         self._closing = True   # creations in progress stop at their next slice
+        if self._maker is not None:
+            self._maker.cancel()
         self.flusher.stop()
         self.worker.shutdown(wait=True)
+        self._publish_made()   # made by the background job the shutdown waited for: closed below
         for made in self._creating:   # unfinished creations: no metadata lists their logs
             self._discard_logs(made)
         self._creating.clear()
@@ -405,8 +441,10 @@ class Storage:
     @staticmethod
     def _topic_meta(t: Topic) -> dict[str, Any]:
         m: dict[str, Any] = {"id": str(t.id), "partitions": len(t.partitions), "configs": t.overrides}
-        if any(p is None for p in t.partitions):   # sparse: say which; dense keeps the old format
-            m["hosted"] = [p.index for p in t.hosted()]
+        # sparse: say which; dense keeps the old format (a pending partition is hosted: its log is
+        # being made, and its slot is None meanwhile)
+        if t.partitions.count(None) > len(t.pending):
+            m["hosted"] = [i for i, p in enumerate(t.partitions) if p is not None or i in t.pending]
         return m
 
     def _persist_sync(self) -> None:
@@ -522,7 +560,9 @@ class Storage:
         parent = os.path.dirname(path)
         return self.log_dirs.by_path.get(parent) or LogDir(parent)
 
-    def _open_partition(self, topic: Topic, index: int, create: bool, path: str | None = None) -> Partition:
+    def _open_partition(self, topic: Topic, index: int, create: bool, path: str | None = None,
+                        new: bool = False) -> Partition:
+        """``new``: its folder did not exist (nothing in it to read besides what the log made)."""
         path = path or self._partition_dir(topic.name, index)
         what = f"creating or opening log {topic.name}-{index}"
         try:
@@ -531,14 +571,14 @@ class Storage:
             self._log_dir_of(path).failed(what, e)
             raise
         try:
-            return self._partition_over(topic, index, path, lg)
+            return self._partition_over(topic, index, path, lg, new)
         except BaseException as e:
             lg.close(clean=False)
             if isinstance(e, OSError):     # the epoch cache or txn index could not be written
                 self._log_dir_of(path).failed(what, e)
             raise
 
-    def _partition_over(self, topic: Topic, index: int, path: str, lg: Any) -> Partition:
+    def _partition_over(self, topic: Topic, index: int, path: str, lg: Any, new: bool = False) -> Partition:
         rec = lg.recovery
         if rec and not rec.get("clean", 1) and (rec.get("segments_scanned") or rec.get("bytes_truncated")):
             log.info("recovered %s: %s", path, rec)
@@ -546,7 +586,7 @@ class Storage:
         # Kafka's 0 (clamped up to the log start), never a log end that may hold uncommitted data.
         hw = self._hw_checkpoint.get((topic.name, index), 0) if self.replicated else None
         p = Partition(topic, index, path, lg, self.flusher, replicated=self.replicated, high_watermark=hw,
-                      log_dir=self._log_dir_of(path))
+                      log_dir=self._log_dir_of(path), new=new)
         p.segment_base = -1
         return p
 
@@ -612,7 +652,10 @@ class Storage:
 
     # -- admin operations (async: disk work on the storage worker) ----------
 
-    async def create_topic(self, name: str, num_partitions: int, overrides: dict[str, str]) -> Topic:
+    async def create_topic(self, name: str, num_partitions: int, overrides: dict[str, str], *,
+                           background: bool = False) -> Topic:
+        """A new topic.  ``background`` (CreateTopics): returns once the metadata file lists it,
+        its logs made afterwards (``Topic.pending`` meanwhile); else once its logs exist."""
         pending = self.deleting.get(name)
         if pending is not None:
             await asyncio.shield(pending)
@@ -623,6 +666,20 @@ class Storage:
         # Reserve the name before awaiting so a concurrent create sees it.
         self.topics[name] = topic
         self.topics_by_id[topic.id] = topic
+        if background:
+            topic.partitions = [None] * num_partitions
+            topic.pending = set(range(num_partitions))
+            try:
+                await self.persist()
+            except BaseException:
+                self.topics.pop(name, None)
+                self.topics_by_id.pop(topic.id, None)
+                raise
+            self._update_flush_ms_active()
+            self._queue_pending(topic, range(num_partitions))
+            log.info("created topic %s (%d partitions, id %s; logs in the background)", name, num_partitions,
+                     topic.id)
+            return topic
         try:
             parts = await self._create_logs(topic, 0, num_partitions)
         except BaseException:
@@ -655,15 +712,7 @@ class Storage:
         def create_slice(lo: int, hi: int) -> None:
             # appended on the worker, one by one: a close() that waits for this slice sees them all
             for i in range(lo, hi):
-                path = self._partition_dir(topic.name, i)
-                existed = os.path.isdir(path)
-                try:
-                    made.append(self._open_partition(topic, i, True, path))
-                except BaseException:
-                    if not existed:     # half made (out of file descriptors, say): leave nothing
-                        shutil.rmtree(path, ignore_errors=True)
-                        self._dir_removed(path)
-                    raise
+                made.append(self._make_log(topic, i))
 
         self._creating.append(made)
         try:
@@ -678,6 +727,75 @@ class Storage:
             raise
         self._creating.remove(made)
         return made
+
+    def _make_log(self, topic: Topic, index: int) -> Partition:
+        """Storage worker: a new partition's log; a failure leaves no folder it made half."""
+        path = self._partition_dir(topic.name, index)
+        existed = os.path.isdir(path)
+        try:
+            return self._open_partition(topic, index, True, path, new=not existed)
+        except BaseException:
+            if not existed:     # half made (out of file descriptors, say): leave nothing
+                shutil.rmtree(path, ignore_errors=True)
+                self._dir_removed(path)
+            raise
+
+    # -- background creation (CreateTopics; listed partitions without a log at start) ----------
+
+    def _queue_pending(self, topic: Topic, indexes: Iterable[int]) -> None:
+        """Loop thread: make the logs of these ``Topic.pending`` partitions in the background.
+        Topics take turns, a slice each, so a small topic created behind a 50,000-partition one
+        gets its logs at once, not after the big one's."""
+        self._backlog.append((topic, deque(indexes)))
+        if self._maker is None:
+            self._maker = self.loop.create_task(self._make_pending())
+
+    async def _make_pending(self) -> None:
+        """The one background creator: BACKGROUND_SLICE logs per worker job, published after each
+        (the worker is FIFO, so a metadata write queued meanwhile waits for one job, not all)."""
+        try:
+            while self._backlog and not self._closing:
+                items: list[tuple[Topic, int]] = []
+                while self._backlog and len(items) < BACKGROUND_SLICE:
+                    t, idxs = self._backlog.popleft()
+                    while idxs and len(items) < BACKGROUND_SLICE and not t.deleted:
+                        i = idxs.popleft()
+                        if i in t.pending:
+                            items.append((t, i))
+                    if idxs and not t.deleted:
+                        self._backlog.append((t, idxs))     # its next slice after the others' turn
+                if not items:
+                    continue
+                self._making = self.loop.create_future()
+                try:
+                    await self.loop.run_in_executor(self.worker, self._make_slice, items)
+                finally:
+                    self._publish_made()
+                    self._making.set_result(None)
+                    self._making = None
+        except Exception as e:  # noqa: BLE001    (the worker shut down under it: close publishes)
+            if not self._closing:
+                log.error("background log creation stopped: %s", e)
+        finally:
+            self._maker = None
+
+    def _make_slice(self, items: list[tuple[Topic, int]]) -> None:
+        """Storage worker: the logs of pending partitions, into ``_made`` (published on the loop).
+        One that cannot be made is logged and stays pending (unavailable); the next start retries."""
+        for topic, i in items:
+            if topic.deleted or self._closing:
+                continue
+            try:
+                self._made.append(self._make_log(topic, i))
+            except Exception as e:  # noqa: BLE001    (an OSError also took its log dir offline)
+                log.error("creating the log of %s-%d: %s; it stays unavailable until a restart", topic.name, i, e)
+
+    def _publish_made(self) -> None:
+        """Loop thread (or close, the worker stopped): logs the background creator made are served."""
+        made, self._made = self._made, []
+        for p in made:
+            p.topic.partitions[p.index] = p
+            p.topic.pending.discard(p.index)
 
     def _discard_logs(self, parts: list[Partition]) -> None:
         """Close and remove logs no metadata lists (a creation that did not finish)."""
@@ -699,15 +817,18 @@ class Storage:
         A crash midway leaves only ``-delete`` directories, removed at the next start."""
         self.topics.pop(topic.name, None)
         self.topics_by_id.pop(topic.id, None)
-        topic.deleted = True
-        parts = list(topic.hosted())
-        for p in parts:
-            p.closed = True   # loop-side readers check this; the worker closes under p.lock
-            p.notify(0)
+        topic.deleted = True       # the background creator makes no more of its logs
         fut: asyncio.Future[None] = self.loop.create_future()
         self.deleting[topic.name] = fut
-        meta = self._meta_snapshot()
         try:
+            if topic.pending and self._making is not None:
+                await asyncio.shield(self._making)   # logs the job under way made are published
+            topic.pending.clear()
+            parts = list(topic.hosted())
+            for p in parts:
+                p.closed = True   # loop-side readers check this; the worker closes under p.lock
+                p.notify(0)
+            meta = self._meta_snapshot()
             await self.loop.run_in_executor(self.worker, self._remove_logs, parts, meta)
         finally:
             del self.deleting[topic.name]

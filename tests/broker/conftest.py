@@ -138,7 +138,23 @@ def create_topic(client: RawClient, name: str, partitions: int = 1, configs: dic
                                               for k, v in (configs or {}).items()])], timeout_ms=10000)
     resp = client.call(req, 7)
     assert resp.topics[0].error_code == 0, resp
+    wait_for_leaders(client, name)
     return resp.topics[0]
+
+
+def wait_for_leaders(client: RawClient, name: str, timeout: float = 60) -> Any:
+    """The topic's Metadata once every partition has a leader: CreateTopics is answered once the
+    topic is in the metadata, its logs made afterwards (LEADER_NOT_AVAILABLE meanwhile), so a test
+    that produces at once waits as Kafka's TestUtils.createTopic waits for the leaders."""
+    M = REQUESTS[3]
+    deadline = time.monotonic() + timeout
+    while True:
+        md = client.call(M(topics=[M.MetadataRequestTopic(name=name)], allow_auto_topic_creation=False), 9)
+        t = md.topics[0]
+        if t.error_code == 0 and t.partitions and all(p.error_code == 0 and p.leader_id >= 0 for p in t.partitions):
+            return t
+        assert time.monotonic() < deadline, f"{name}: partitions without a leader after {timeout}s: {t}"
+        time.sleep(0.005)
 
 
 @pytest.fixture(scope="session")

@@ -467,7 +467,9 @@ class ZkRegistry:
         return {b: rack for b, (_eps, rack) in self.node.metadata.brokers.items()}
 
     async def create(self, name: str, num_partitions: int, replication_factor: int,
-                     assignment: dict[int, list[int]] | None, configs: dict[str, str]) -> uuid.UUID:
+                     assignment: dict[int, list[int]] | None, configs: dict[str, str],
+                     background: bool = False) -> uuid.UUID:
+        # background: answered once ZooKeeper holds the topic either way (its brokers make the logs)
         from kazoo.exceptions import NodeExistsError
 
         zk = self.node.zk

@@ -34,13 +34,16 @@ UNDEFINED_EPOCH_OFFSET = -1
 class LeaderEpochCache:
     __slots__ = ("path", "_entries", "latest", "_dirty", "_lock")
 
-    def __init__(self, path: str) -> None:
-        """``path``: the partition directory; the file is read now (absent: empty)."""
+    def __init__(self, path: str, read: bool = True) -> None:
+        """``path``: the partition directory; the file is read now (absent: empty; ``read``
+        False: a new partition's, known absent, so not looked for)."""
         self.path = os.path.join(path, LEADER_EPOCH_CHECKPOINT)
         self._entries: list[tuple[int, int]] = []   # (epoch, start_offset), both increasing
         self.latest = UNDEFINED_EPOCH                 # the last entry's epoch, -1 when empty
         self._dirty = False
         self._lock = threading.Lock()
+        if not read:
+            return
         try:
             rows = read_checkpoint(self.path, 2) or []
             for epoch, start in ((int(a), int(b)) for a, b in rows):

@@ -87,9 +87,10 @@ class Partition:
 
     def __init__(self, topic: Topic, index: int, path: str, log_: Any, flusher: Flusher, *,
                  replicated: bool = False, high_watermark: int | None = None,
-                 log_dir: LogDir | None = None) -> None:
+                 log_dir: LogDir | None = None, new: bool = False) -> None:
         """``replicated``: a cluster member's replica, whose high watermark the replication code
         moves (from ``high_watermark``, clamped to the log); else it is always the log end.
+        ``new``: its folder was just made, so there is no epoch checkpoint or .txnindex to read.
         ``log_dir``: the entry of ``log.dirs`` holding it, shared with its other partitions: a
         disk failure in any of them takes all of them offline (``dir_failure.py``)."""
         self.topic = topic
@@ -117,17 +118,20 @@ class Partition:
         # append and truncation; replicated, what the replication code sets, never past the end.
         self.high_watermark = end if high_watermark is None else max(min(high_watermark, end),
                                                                       log_.start_offset)
-        self.epochs = LeaderEpochCache(path)
-        # a stale checkpoint (a crash before its truncation was flushed) may run past the log
-        self.epochs.truncate_from_end(end)
-        self.epochs.truncate_from_start(log_.start_offset)
-        self.epochs.flush()
+        self.epochs = LeaderEpochCache(path, read=not new)
+        if not new:
+            # a stale checkpoint (a crash before its truncation was flushed) may run past the log
+            self.epochs.truncate_from_end(end)
+            self.epochs.truncate_from_start(log_.start_offset)
+            self.epochs.flush()
         self.replication: Any = None  # owned by the cluster package; the log layer never reads it
         self.failure_logged = 0.0     # monotonic time an append failure was last logged
         self.read_failure_logged = 0.0  # and a read failure
         # aborted transactions (txn.py), from the segments' .txnindex files
-        self.aborted = AbortedIndex(path, lambda: [s.base_offset for s in log_.segments()], log_.start_offset)
-        self.aborted.truncate_from(end)       # a stale index may run past the log too
+        self.aborted = AbortedIndex(path, lambda: [s.base_offset for s in log_.segments()], log_.start_offset,
+                                    load=not new)
+        if not new:
+            self.aborted.truncate_from(end)       # a stale index may run past the log too
 
     @property
     def name(self) -> str:

@@ -50,7 +50,7 @@ def topic_name_error(name: str | None) -> str | None:
 
 
 class Topic:
-    __slots__ = ("name", "id", "partitions", "overrides", "effective", "deleted", "stats")
+    __slots__ = ("name", "id", "partitions", "overrides", "effective", "deleted", "stats", "pending")
 
     def __init__(self, name: str, topic_id: uuid.UUID, overrides: dict[str, str]) -> None:
         self.name = name
@@ -58,6 +58,10 @@ class Topic:
         # Indexed by partition number.  None: this broker hosts no replica of that partition (a
         # cluster broker hosts only the replicas assigned to it); a single node hosts them all.
         self.partitions: list[Partition | None] = []
+        # Partitions listed in the metadata whose logs are still being made in the background
+        # (their slots are None meanwhile): Metadata reports them LEADER_NOT_AVAILABLE, Produce,
+        # Fetch and ListOffsets NOT_LEADER_OR_FOLLOWER, as Kafka's broker does before it leads them.
+        self.pending: set[int] = set()
         self.overrides = dict(overrides)       # text values as set by the user
         self.effective: dict[str, Any] = {}
         self.deleted = False

@@ -105,12 +105,15 @@ class AbortedIndex:
 
     __slots__ = ("dir", "lock", "_state")
 
-    def __init__(self, dirpath: str, segment_bases: Callable[[], list[int]], log_start: int = 0) -> None:
+    def __init__(self, dirpath: str, segment_bases: Callable[[], list[int]], log_start: int = 0,
+                 load: bool = True) -> None:
         """``segment_bases``: the log's segment base offsets, ascending (called only to migrate
-        a legacy per-partition index)."""
+        a legacy per-partition index).  ``load`` False: a new partition's, with no files yet."""
         self.dir = dirpath
         self.lock = threading.Lock()
         self._state: tuple[list[Aborted], list[int], list[int]] = ([], [], [])
+        if not load:
+            return
         legacy = os.path.join(dirpath, LEGACY_TXN_INDEX)
         if os.path.exists(legacy):
             self._migrate(legacy, segment_bases())
