@@ -413,6 +413,9 @@ def handle_metadata(b: Broker, ctx: RequestContext, req: Any) -> Any:
     if req.topics is None or (v == 0 and not req.topics):
         return build(view.all_topics())
 
+    if 10 <= v < 12 and any(rt.name is None or rt.topic_id.int != 0 for rt in req.topics):
+        return _metadata_ids_refused(req)
+
     out: list[Any] = []
     to_create: list[tuple[int, str]] = []
     for rt in req.topics:
@@ -454,6 +457,19 @@ def handle_metadata(b: Broker, ctx: RequestContext, req: Any) -> Any:
             out[i] = view.by_name(name) or R.MetadataResponseTopic(error_code=E.LEADER_NOT_AVAILABLE, name=name)
         return build(out)
     return create_then_reply()
+
+
+def _metadata_ids_refused(req: Any) -> Any:
+    """Kafka's answer to a Metadata v10-11 that names a topic by id (its name null, or its id not
+    zero): topic ids are only honoured from v12, and Name is not nullable before v12.  KafkaApis
+    throws InvalidRequestException and MetadataRequest.getErrorResponse answers INVALID_REQUEST for
+    every topic asked, echoing its id, with a null name sent as "" (the schema has no null there);
+    no brokers, no cluster id, controller -1."""
+    from kafka_protocol.messages import MetadataResponse as R
+
+    return R(throttle_time_ms=0, error_code=E.INVALID_REQUEST, topics=[
+        R.MetadataResponseTopic(error_code=E.INVALID_REQUEST, name=rt.name if rt.name is not None else "",
+                                topic_id=rt.topic_id, is_internal=False, partitions=[]) for rt in req.topics])
 
 
 class _LocalView:
