@@ -510,16 +510,29 @@ class _LocalView:
         return R.MetadataResponseTopic(error_code=0, name=t.name, topic_id=t.id, is_internal=t.internal,
                                        partitions=parts, topic_authorized_operations=self.ops)
 
+    def parts(self, t: Any) -> Any:
+        """What ``entry`` holds, as ``metadata_cache.TopicParts`` (the cached entries' cold build:
+        no message object per partition; the healthy partitions share their lists)."""
+        from .metadata_cache import TopicParts
+
+        nid = self.b.node_id
+        mine: list[int] = [nid]
+        none_: list[int] = []
+        parts = [(0, p.index, nid, p.leader_epoch, mine, mine, none_) if p.log_dir.offline is None else
+                 (E.LEADER_NOT_AVAILABLE, p.index, -1, p.leader_epoch, mine, mine, mine)
+                 for p in t.partitions]
+        return TopicParts(0, t.name, t.id, t.internal, parts, self.ops)
+
     def _entry(self, t: Any) -> Any:
         if self.version is None:
             return self.entry(t)
-        return self.cache.get(t.name, t, (len(t.partitions), self.offline), self.version, self.ops, self.entry, t)
+        return self.cache.get(t.name, t, (len(t.partitions), self.offline), self.version, self.ops, self.parts, t)
 
     def all_topics(self) -> list[Any]:
         topics = self.b.storage.topics
         if self.version is None:
             return [self.entry(t) for t in topics.values() if t.partitions]
-        get, v, ops, build, offline = self.cache.get, self.version, self.ops, self.entry, self.offline
+        get, v, ops, build, offline = self.cache.get, self.version, self.ops, self.parts, self.offline
         out = [get(t.name, t, (len(t.partitions), offline), v, ops, build, t) for t in topics.values() if t.partitions]
         self.cache.prune(topics)
         return out
