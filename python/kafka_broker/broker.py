@@ -513,12 +513,12 @@ class _LocalView:
     def parts(self, t: Any) -> Any:
         """What ``entry`` holds, as ``metadata_cache.TopicParts`` (the cached entries' cold build:
         no message object per partition; the healthy partitions share their lists)."""
-        from .metadata_cache import TopicParts
+        from .metadata_cache import Partition, TopicParts
 
         nid = self.b.node_id
         mine: list[int] = [nid]
         none_: list[int] = []
-        parts = [(0, p.index, nid, p.leader_epoch, mine, mine, none_) if p.log_dir.offline is None else
+        parts: list[Partition] = [(0, p.index, nid, p.leader_epoch, mine, mine, none_) if p.log_dir.offline is None else
                  (E.LEADER_NOT_AVAILABLE, p.index, -1, p.leader_epoch, mine, mine, mine)
                  for p in t.partitions]
         return TopicParts(0, t.name, t.id, t.internal, parts, self.ops)

@@ -28,7 +28,10 @@ for it, not by the generic generated one: from a ``TopicParts`` (plain tuples, n
 objects; ``broker._LocalView`` builds them) or from a ``MetadataResponseTopic`` (the cluster's
 view builds those).  Per partition it packs (error, index, leader[, epoch]) in one struct call
 and reuses the encoded replicas/ISR/offline arrays while they are the same list objects as the
-partition before (on a single node they are shared by every healthy partition).  The generic
+partition before (on a single node they are shared by every healthy partition): the partitions
+array is written by ``kafka_core.encode_partitions`` (a C loop, Cython), whose Python twin
+``encode_partitions_py`` serves with KAFKA_CORE_NO_EXTENSIONS and is its oracle in the tests.
+The generic
 encoder spent ~3.5 us of Python per partition (building a MetadataResponsePartition and encoding
 it field by field): 38 ms for the first request at a new version with 10,000 partitions, 2.7x
 Apache Kafka's (docs/perf/2026-12-07-metadata.txt).  ``TOPIC_LAYOUT`` and ``PARTITION_LAYOUT``
@@ -45,6 +48,8 @@ from typing import Any, NamedTuple
 
 from kafka_protocol import EncodeError, PreEncoded, UnsupportedVersionError, uvarint_bytes
 from kafka_protocol.messages import MetadataResponse
+
+import kafka_core
 
 _TOPICS = "topics"
 _LAYOUTS = tuple(MetadataResponse.pre_layout(_TOPICS, v) for v in range(MetadataResponse.MAX_VERSION + 1))
@@ -79,7 +84,7 @@ class TopicParts(NamedTuple):
     name: str | None
     topic_id: uuid.UUID
     is_internal: bool
-    partitions: Sequence[Partition]
+    partitions: list[Partition]
     topic_authorized_operations: int = NO_OPS
 
 
@@ -111,17 +116,25 @@ def encode_topic(version: int, t: TopicParts) -> bytes:
         out.append(t.topic_id.bytes)
     if version >= _INTERNAL_FROM:
         out.append(b"\x01" if t.is_internal else b"\x00")
-    parts = t.partitions
-    out.append(uvarint_bytes(len(parts) + 1) if flex else _I.pack(len(parts)))
+    out.append(_encode_partitions(t.partitions, flex, version >= _EPOCH_FROM, version >= _OFFLINE_FROM))
     tag = b"\x00" if flex else b""
+    if version >= _OPS_FROM:
+        out.append(_I.pack(t.topic_authorized_operations))
+    out.append(tag)
+    return b"".join(out)
+
+
+def encode_partitions_py(parts: list[Partition], flex: bool, with_epoch: bool, with_offline: bool) -> bytes:
+    """The Partitions array of a topic entry (its count, then each partition): the Python twin of
+    ``kafka_core.encode_partitions`` (used with KAFKA_CORE_NO_EXTENSIONS, and its oracle)."""
+    tag = b"\x00" if flex else b""
+    out = [uvarint_bytes(len(parts) + 1) if flex else _I.pack(len(parts))]
     last_r: object = None
     last_i: object = None
     last_o: object = None
     tail = b""
     w = out.append
-    with_epoch = version >= _EPOCH_FROM
     head = _HIII.pack if with_epoch else _HII.pack
-    with_offline = version >= _OFFLINE_FROM
     for err, idx, leader, epoch, reps, isr, off in parts:
         if reps is not last_r or isr is not last_i or off is not last_o:
             last_r, last_i, last_o = reps, isr, off
@@ -129,10 +142,12 @@ def encode_topic(version: int, t: TopicParts) -> bytes:
                     + tag)
         w(head(err, idx, leader, epoch) if with_epoch else head(err, idx, leader))
         w(tail)
-    if version >= _OPS_FROM:
-        out.append(_I.pack(t.topic_authorized_operations))
-    out.append(tag)
     return b"".join(out)
+
+
+_encode_partitions: Callable[[list[Partition], bool, bool, bool], bytes] = (
+    encode_partitions_py if kafka_core.NO_EXTENSIONS else kafka_core.encode_partitions)
+METADATA_PATH = "python" if kafka_core.NO_EXTENSIONS else "c"   # which one (as server.SEND_PATH)
 
 
 def parts_of(entry: Any) -> TopicParts | None:

@@ -258,9 +258,18 @@ def _random_topics(rng: Any, n: int) -> list[Any]:
     return out
 
 
-def test_encode_topic_is_byte_identical_to_the_generated_codec_at_every_version() -> None:
+@pytest.mark.parametrize("twin", ["kafka_core", "python"])
+def test_encode_topic_is_byte_identical_to_the_generated_codec_at_every_version(
+        twin: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both partitions-array encoders: the compiled one and its Python twin."""
     import random
 
+    from kafka_broker import metadata_cache
+
+    import kafka_core
+
+    monkeypatch.setattr(metadata_cache, "_encode_partitions",
+                        kafka_core.encode_partitions if twin == "kafka_core" else metadata_cache.encode_partitions_py)
     rng = random.Random(16)
     topics = _random_topics(rng, 60)
     checked = 0
@@ -283,6 +292,40 @@ def test_encode_topic_is_byte_identical_to_the_generated_codec_at_every_version(
         _, pos = kp.decode_response_header(frame[4:], 3, v)
         assert [x.name for x in MetadataResponse.decode(frame[4:], v, pos)[0].topics] == [t.name for t in topics[:5]]
     assert checked == len(VERSIONS) * len(topics)
+
+
+def test_the_switch_picks_the_partitions_encoder() -> None:
+    from kafka_broker import metadata_cache
+
+    import kafka_core
+
+    off = kafka_core.NO_EXTENSIONS
+    assert metadata_cache.METADATA_PATH == ("python" if off else "c")
+    assert metadata_cache._encode_partitions is (metadata_cache.encode_partitions_py if off
+                                                 else kafka_core.encode_partitions)
+
+
+def test_the_compiled_partitions_encoder_refuses_what_its_twin_refuses() -> None:
+    import struct
+
+    from kafka_broker.metadata_cache import encode_partitions_py
+
+    import kafka_core
+
+    r = [1]
+    for bad in ([(1 << 15, 0, 1, 0, r, r, [])], [(0, 1 << 31, 1, 0, r, r, [])], [(0, 0, 1, 0, [1 << 32], r, [])],
+                [(0, 0, 1, 0, r, r, [-(1 << 31) - 1])]):
+        with pytest.raises((struct.error, OverflowError)):
+            encode_partitions_py(bad, True, True, True)
+        with pytest.raises(OverflowError):
+            kafka_core.encode_partitions(bad, True, True, True)
+    with pytest.raises(ValueError, match="7 values"):
+        kafka_core.encode_partitions([(0, 0, 1, 0, r, r)], True, True, True)   # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        kafka_core.encode_partitions([[0, 0, 1, 0, r, r, []]], True, True, True)  # type: ignore[list-item]
+    for flex in (False, True):       # a count past one varint byte, arrays past the small-struct cache
+        big = [(0, i, 7, i, list(range(20)), [3], []) for i in range(300)]
+        assert kafka_core.encode_partitions(big, flex, True, True) == encode_partitions_py(big, flex, True, True)
 
 
 def test_encode_topic_refuses_what_the_version_cannot_carry() -> None:
