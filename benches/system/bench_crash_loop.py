@@ -56,7 +56,8 @@ it, and counted) or fail (not acknowledged).  Then, before the next cycle:
 Duplicates in ``crash-loop`` (a retry whose first attempt was written before the kill:
 at-least-once) are allowed and counted.  Prints and writes one JSON line; the exit status is 0
 only if ``problems`` is empty.  tests/broker/test_crash_loop.py runs it for 10 cycles in the
-suite; docs/perf/2026-12-07-crash-loop-mixed.txt has the last 100-cycle run."""
+suite; docs/perf/2026-12-08-crash-loop-group.txt has the last 100-cycle run (group mode),
+docs/perf/2026-12-07-crash-loop-mixed.txt the last one with --consumers assign."""
 
 from __future__ import annotations
 
