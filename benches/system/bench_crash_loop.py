@@ -2,17 +2,27 @@
 restart check that nothing acknowledged was lost and no committed offset moved back.
 
     python benches/system/bench_crash_loop.py [--cycles 100] [--partitions 4] [--run-s 0.4-1.2]
-                                              [--rate 20000] [--out FILE]
+                                              [--rate 20000] [--consumers group|assign]
+                                              [--assignor cooperative-sticky|range|roundrobin]
+                                              [--out FILE]
 
 One kafka-core broker, started with ``log.flush.interval.messages=1`` (acks=all is then
 acknowledged after the fsync), carries four loads at once in every cycle:
 
 - ``crash-loop``: an idempotent acks=all confluent-kafka producer sends unique values (about
   --rate a second); every acknowledged (partition, offset, value) is recorded.
-- a consumer group (``crash-loop-group``, confluent-kafka, manual partition assignment so no
-  join round has to finish inside a sub-second cycle) reads ``crash-loop`` from its committed
-  offsets and commits synchronously after each batch; every commit the broker acknowledged is
-  recorded.
+- a consumer group (``crash-loop-group``, confluent-kafka) reads ``crash-loop`` from its
+  committed offsets and commits synchronously after each batch; every commit the broker
+  acknowledged is recorded.  ``--consumers group`` (the default): two members ``subscribe()``
+  (``--assignor``: cooperative-sticky, the incremental protocol, or range/roundrobin, the eager
+  one), started afresh in every cycle, so every cycle has join rounds (the new members, then the
+  restart: the members' heartbeats and commits meet a coordinator that has just reloaded the
+  group) and partitions move between members; the broker runs with
+  group.initial.rebalance.delay.ms=0 so a round can finish inside a sub-second cycle.  After the
+  restart the members keep consuming until they have committed everything acknowledged in the
+  cycle (or 20 s pass: ``caught_up_cycles`` counts the cycles that made it), so every cycle
+  commits through the restarted coordinator.  ``--consumers assign``: one consumer with manual
+  assignment (no join round), the earlier mode.
 - ``crash-compact`` (two partitions, like ``crash-retain``): cleanup.policy=compact, 8 KiB
   segments, min.cleanable.dirty.ratio=0.01, written with a bounded key space (--keys keys) at
   --rate/10 a second; the broker's cleaner backoff is 100 ms so it really runs during the cycle.
@@ -28,7 +38,10 @@ it, and counted) or fail (not acknowledged).  Then, before the next cycle:
   value (and at the end the whole topic is read from 0 and every acknowledged value looked up);
 - OffsetFetch (``Consumer.committed``) returns for each partition an offset >= the last
   acknowledged commit (``offsets_moved_back`` counts the ones below), and the next cycle's
-  consumer, starting from the stored offset, gets its first record exactly there;
+  consumers, starting from the stored offsets, get their first record of each partition exactly
+  there (``resumes_checked``); in group mode each member must have been handed partitions and
+  partitions must have moved between members (``assignments``: partitions handed to a member,
+  summed over the run), or the run fails as vacuous;
 - ``crash-compact`` read from its log start: for every key the last acknowledged (offset, value)
   is either there, or the key has a record at a later offset (compaction may drop old values,
   never the latest); the records the cleaner removed (offset span minus records present) must
@@ -43,7 +56,8 @@ it, and counted) or fail (not acknowledged).  Then, before the next cycle:
 Duplicates in ``crash-loop`` (a retry whose first attempt was written before the kill:
 at-least-once) are allowed and counted.  Prints and writes one JSON line; the exit status is 0
 only if ``problems`` is empty.  tests/broker/test_crash_loop.py runs it for 10 cycles in the
-suite; docs/perf/2026-12-07-crash-loop-mixed.txt has the last 100-cycle run."""
+suite; docs/perf/2026-12-08-crash-loop-group.txt has the last 100-cycle run (group mode),
+docs/perf/2026-12-07-crash-loop-mixed.txt the last one with --consumers assign."""
 
 from __future__ import annotations
 
@@ -76,7 +90,13 @@ RETENTION_BYTES = 3 * SEGMENT_BYTES
 SIDE_PARTITIONS = 2      # of crash-compact and crash-retain: each is read whole after every restart
 PAD = b"x" * 80          # compacted and retained values: ~100 bytes, so 8 KiB segments roll fast
 BROKER_SETTINGS = {"log.flush.interval.messages": "1", "log.retention.check.interval.ms": "200",
-                   "log.cleaner.backoff.ms": "100", "log.cleaner.dedupe.buffer.size": str(1 << 20)}
+                   "log.cleaner.backoff.ms": "100", "log.cleaner.dedupe.buffer.size": str(1 << 20),
+                   "group.initial.rebalance.delay.ms": "0"}
+MEMBERS = 2              # group mode: members subscribed in every cycle
+CATCH_UP_S = 20          # group mode: how long, after the restart, the members may take to commit the cycle
+# group mode, the members' timeouts: the broker's minimum session (group.min.session.timeout.ms),
+# heartbeats often enough that a member learns of a rebalance within a cycle
+GROUP_CLIENT = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 100, "max.poll.interval.ms": 20000}
 
 
 def _create_topics(bootstrap: str, partitions: int) -> None:
@@ -105,6 +125,14 @@ class State:
         self.compact: dict[tuple[int, bytes], tuple[int, bytes]] = {}   # (partition, key) -> last acked
         self.retain: dict[tuple[int, int], bytes] = {}
         self.commits: dict[int, int] = {}                        # partition -> last acked commit
+        self.acked_end: dict[int, int] = {}                      # partition -> last acked offset + 1
+        self.assignments = 0                                     # partitions handed to a member, summed
+        self.owners: dict[int, set[int]] = {}                    # partition -> members given it (over the run)
+        self.member_assigned: dict[int, int] = {}                # member -> partitions handed to it
+        self.caught_up = 0                                       # cycles whose commits reached acked_end
+        self.restarted = False                                   # the broker of this cycle was restarted
+        self.joined_after_restart: set[int] = set()              # members handed partitions since
+        self.rebalanced_after_restart = 0                        # cycles where the new member got partitions
         self.commits_acked = 0
         self.commits_checked = 0
         self.moved_back = 0
@@ -139,6 +167,7 @@ def _produce(b: KafkaCoreBroker, n: int, rate: int, keys: int, st: State) -> tup
             if topic == TOPIC:
                 st.plain[(part, off)] = msg.value()
                 st.plain_cycle.append((part, off))
+                st.acked_end[part] = max(st.acked_end.get(part, 0), off + 1)
             elif topic == RETAIN:
                 st.retain[(part, off)] = msg.value()
             else:
@@ -165,14 +194,34 @@ def _produce(b: KafkaCoreBroker, n: int, rate: int, keys: int, st: State) -> tup
     return p, sent
 
 
-def _consume(b: KafkaCoreBroker, st: State, stop: threading.Event, first: dict[int, int]) -> None:
-    """The group's consumer for one cycle: from the stored offsets, commit synchronously after
-    each batch; record the commits acknowledged and the first offset read per partition."""
+def _consume(b: KafkaCoreBroker, st: State, stop: threading.Event, first: dict[int, int],
+             member: int | None = None, assignor: str = "cooperative-sticky", delay: float = 0.0) -> None:
+    """One consumer of the group for one cycle: from the stored offsets, commit synchronously
+    after each batch; record the commits acknowledged and the first offset read per partition.
+    ``member`` None: manual assignment of every partition; else a member that subscribes
+    (after ``delay`` seconds)."""
     from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": GROUP, "enable.auto.commit": False,
-                  "auto.offset.reset": "earliest", "socket.timeout.ms": 1000, "log_level": 0})
-    c.assign([TopicPartition(TOPIC, i) for i in range(st.partitions)])   # OFFSET_INVALID: the stored one
+    if stop.wait(delay):
+        return
+    conf: dict[str, Any] = {"bootstrap.servers": b.bootstrap, "group.id": GROUP, "enable.auto.commit": False,
+                            "auto.offset.reset": "earliest", "socket.timeout.ms": 1000, "log_level": 0}
+    if member is None:
+        c = Consumer(conf)
+        c.assign([TopicPartition(TOPIC, i) for i in range(st.partitions)])   # OFFSET_INVALID: the stored one
+    else:
+        c = Consumer({**conf, **GROUP_CLIENT, "partition.assignment.strategy": assignor})
+
+        def assigned(_: Any, parts: list[Any]) -> None:   # the client assigns them after this returns
+            with st.lock:
+                st.assignments += len(parts)
+                st.member_assigned[member] = st.member_assigned.get(member, 0) + len(parts)
+                if st.restarted and parts:
+                    st.joined_after_restart.add(member)
+                for tp in parts:
+                    st.owners.setdefault(tp.partition, set()).add(member)
+
+        c.subscribe([TOPIC], on_assign=assigned)
     try:
         while not stop.is_set():
             msgs = c.consume(500, 0.1)
@@ -342,8 +391,28 @@ def _read_back_all(bootstrap: str, partitions: int) -> list[tuple[int, int, byte
     return out
 
 
+Members = dict[int | None, tuple[threading.Thread, threading.Event]]   # member -> its thread, its stop
+
+
+def _join(members: Members, b: KafkaCoreBroker, st: State, first: dict[int, int], m: int | None,
+          assignor: str, delay: float = 0.0) -> None:
+    """Start consumer ``m`` of the group (see ``_consume``) in a thread of its own."""
+    ev = threading.Event()
+    th = threading.Thread(target=_consume, args=(b, st, ev, first, m, assignor, delay), daemon=True)
+    members[m] = (th, ev)
+    th.start()
+
+
+def _caught_up(st: State) -> bool:
+    with st.lock:
+        return all(st.commits.get(part, 0) >= end for part, end in st.acked_end.items())
+
+
 def run(cycles: int, partitions: int = 4, run_s: tuple[float, float] = (0.4, 1.2), rate: int = 20_000,
-        data_dir: Path | None = None, seed: int = 16, keys: int = 50) -> dict[str, Any]:
+        data_dir: Path | None = None, seed: int = 16, keys: int = 50, consumers: str = "group",
+        assignor: str = "cooperative-sticky") -> dict[str, Any]:
+    if consumers not in ("group", "assign"):
+        raise ValueError(f"consumers must be group or assign, not {consumers!r}")
     rng = random.Random(seed)
     own = data_dir is None
     d = data_dir or Path(tempfile.mkdtemp(prefix="crash-loop-"))
@@ -358,11 +427,15 @@ def run(cycles: int, partitions: int = 4, run_s: tuple[float, float] = (0.4, 1.2
     try:
         _create_topics(b.bootstrap, partitions)
         for n in range(cycles):
-            stop = threading.Event()
             first: dict[int, int] = {}
             prev_commits = dict(st.commits)
-            consumer = threading.Thread(target=_consume, args=(b, st, stop, first), daemon=True)
-            consumer.start()
+            st.restarted = False
+            members: Members = {}
+            if consumers == "assign":
+                _join(members, b, st, first, None, assignor)
+            else:   # the second member joins under load: a rebalance with commits in flight
+                _join(members, b, st, first, 0, assignor)
+                _join(members, b, st, first, 1, assignor, rng.uniform(0.05, 0.3))
             killer = threading.Timer(rng.uniform(*run_s), b.kill)
             killer.start()
             p, k = _produce(b, n, rate, keys, st)
@@ -371,11 +444,23 @@ def run(cycles: int, partitions: int = 4, run_s: tuple[float, float] = (0.4, 1.2
             t = time.monotonic()
             b.start(timeout=120)
             recovery.append(time.monotonic() - t)
+            st.restarted = True
+            if consumers == "group":   # a member leaves and another joins: a rebalance on the restarted coordinator
+                members[1][1].set()
+                _join(members, b, st, first, MEMBERS, assignor)
             # what was in flight at the kill is retried into the new broker (the idempotent
             # producer's state recovered from the log) or fails; either way it is settled here
             p.flush(30)
-            stop.set()
-            consumer.join(60)   # a commit in flight at the kill may be acknowledged by the new broker
+            if consumers == "group":   # the members commit the cycle through the restarted coordinator
+                deadline = time.monotonic() + CATCH_UP_S
+                while time.monotonic() < deadline and not (_caught_up(st) and MEMBERS in st.joined_after_restart):
+                    time.sleep(0.05)
+                st.caught_up += _caught_up(st)
+                st.rebalanced_after_restart += MEMBERS in st.joined_after_restart
+                st.joined_after_restart.clear()
+            for th, ev in members.values():  # a commit in flight at the kill may be acknowledged by the new broker
+                ev.set()
+                th.join(60)
             _verify(b, st, first, prev_commits)
             st.cycle += 1
         values = _read_back_all(b.bootstrap, partitions)
@@ -396,6 +481,14 @@ def run(cycles: int, partitions: int = 4, run_s: tuple[float, float] = (0.4, 1.2
         st.problem("no acknowledged record or no checked commit: the checks were vacuous")
     if st.removed_by_cleaner == 0:
         st.problem("the cleaner removed nothing from the compacted topic: the compaction check was vacuous")
+    if consumers == "group":
+        if len(st.member_assigned) < MEMBERS:
+            st.problem(f"only members {sorted(st.member_assigned)} were ever assigned partitions: "
+                       "the group check was vacuous")
+        if not any(len(owners) > 1 for owners in st.owners.values()):
+            st.problem("no partition ever moved between members: the rebalance check was vacuous")
+        if st.rebalanced_after_restart == 0:
+            st.problem("no member joining after a restart was ever handed partitions: the rebalance check was vacuous")
     deleted = len(st.segments_seen - present)
     if deleted == 0:
         st.problem("no retained segment was deleted: the retention check was vacuous")
@@ -404,7 +497,12 @@ def run(cycles: int, partitions: int = 4, run_s: tuple[float, float] = (0.4, 1.2
             "records_in_log": len(values), "compact_acked": len(st.compact), "retain_acked": len(st.retain),
             "group_consumed": st.consumed, "commits_acked": st.commits_acked,
             "commits_checked": st.commits_checked, "offsets_moved_back": st.moved_back,
-            "resumes_checked": st.resume_checked, "cleaner_runs": st.cleaner_runs,
+            "resumes_checked": st.resume_checked, "consumers": consumers,
+            "assignor": assignor if consumers == "group" else None, "assignments": st.assignments,
+            "assigned_per_member": {str(m): n for m, n in sorted(st.member_assigned.items())},
+            "caught_up_cycles": st.caught_up if consumers == "group" else None,
+            "rebalanced_after_restart_cycles": st.rebalanced_after_restart if consumers == "group" else None,
+            "cleaner_runs": st.cleaner_runs,
             "records_removed_by_cleaner": st.removed_by_cleaner, "segments_deleted": deleted,
             "retain_log_start_sum": sum(st.log_start.values()),
             "recovery_s_median": round(statistics.median(recovery), 3),
@@ -419,11 +517,15 @@ def main() -> None:
     ap.add_argument("--run-s", default="0.4-1.2", help="seconds of load before each kill: LOW-HIGH")
     ap.add_argument("--rate", type=int, default=20_000, help="records/s offered to crash-loop (acks=all)")
     ap.add_argument("--keys", type=int, default=50, help="key space of the compacted topic, per run")
+    ap.add_argument("--consumers", choices=("group", "assign"), default="group",
+                    help="group: two members subscribe (rebalances); assign: one consumer, manual assignment")
+    ap.add_argument("--assignor", choices=("cooperative-sticky", "range", "roundrobin"),
+                    default="cooperative-sticky", help="group mode: partition.assignment.strategy")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
     lo, hi = (float(x) for x in a.run_s.split("-"))
     t = time.monotonic()
-    res = run(a.cycles, a.partitions, (lo, hi), a.rate, keys=a.keys)
+    res = run(a.cycles, a.partitions, (lo, hi), a.rate, keys=a.keys, consumers=a.consumers, assignor=a.assignor)
     res["wall_s"] = round(time.monotonic() - t, 1)
     line = json.dumps(res)
     print(line)

@@ -413,6 +413,9 @@ def handle_metadata(b: Broker, ctx: RequestContext, req: Any) -> Any:
     if req.topics is None or (v == 0 and not req.topics):
         return build(view.all_topics())
 
+    if 10 <= v < 12 and any(rt.name is None or rt.topic_id.int != 0 for rt in req.topics):
+        return _metadata_ids_refused(req)
+
     out: list[Any] = []
     to_create: list[tuple[int, str]] = []
     for rt in req.topics:
@@ -454,6 +457,19 @@ def handle_metadata(b: Broker, ctx: RequestContext, req: Any) -> Any:
             out[i] = view.by_name(name) or R.MetadataResponseTopic(error_code=E.LEADER_NOT_AVAILABLE, name=name)
         return build(out)
     return create_then_reply()
+
+
+def _metadata_ids_refused(req: Any) -> Any:
+    """Kafka's answer to a Metadata v10-11 that names a topic by id (its name null, or its id not
+    zero): topic ids are only honoured from v12, and Name is not nullable before v12.  KafkaApis
+    throws InvalidRequestException and MetadataRequest.getErrorResponse answers INVALID_REQUEST for
+    every topic asked, echoing its id, with a null name sent as "" (the schema has no null there);
+    no brokers, no cluster id, controller -1."""
+    from kafka_protocol.messages import MetadataResponse as R
+
+    return R(throttle_time_ms=0, error_code=E.INVALID_REQUEST, topics=[
+        R.MetadataResponseTopic(error_code=E.INVALID_REQUEST, name=rt.name if rt.name is not None else "",
+                                topic_id=rt.topic_id, is_internal=False, partitions=[]) for rt in req.topics])
 
 
 class _LocalView:
@@ -499,17 +515,31 @@ class _LocalView:
         return R.MetadataResponseTopic(error_code=0, name=t.name, topic_id=t.id, is_internal=t.internal,
                                        partitions=parts, topic_authorized_operations=self.ops)
 
+    def parts(self, t: Any) -> Any:
+        """What ``entry`` holds, as ``metadata_cache.TopicParts`` (the cached entries' cold build:
+        no message object per partition; the healthy partitions share their lists)."""
+        from .metadata_cache import Partition, TopicParts
+
+        nid = self.b.node_id
+        mine: list[int] = [nid]
+        none_: list[int] = []
+        parts: list[Partition] = [(E.LEADER_NOT_AVAILABLE, i, -1, -1, mine, mine, none_) if p is None else
+                 (0, i, nid, p.leader_epoch, mine, mine, none_) if p.log_dir.offline is None else
+                 (E.LEADER_NOT_AVAILABLE, i, -1, p.leader_epoch, mine, mine, mine)
+                 for i, p in enumerate(t.partitions)]
+        return TopicParts(0, t.name, t.id, t.internal, parts, self.ops)
+
     def _entry(self, t: Any) -> Any:
         if self.version is None:
             return self.entry(t)
         return self.cache.get(t.name, t, (len(t.partitions), len(t.pending), self.offline), self.version, self.ops,
-                              self.entry, t)
+                              self.parts, t)
 
     def all_topics(self) -> list[Any]:
         topics = self.b.storage.topics
         if self.version is None:
             return [self.entry(t) for t in topics.values() if t.partitions]
-        get, v, ops, build, offline = self.cache.get, self.version, self.ops, self.entry, self.offline
+        get, v, ops, build, offline = self.cache.get, self.version, self.ops, self.parts, self.offline
         out = [get(t.name, t, (len(t.partitions), len(t.pending), offline), v, ops, build, t)
                for t in topics.values() if t.partitions]
         self.cache.prune(topics)

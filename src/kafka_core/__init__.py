@@ -1,7 +1,7 @@
 """kafka_core: the C performance core of kafka-core, bound for Python.
 
 Names are loaded lazily from the extension modules (``_crc32c``,
-``_batch``, ``_log``, ``_transfer``) so that one missing during
+``_batch``, ``_log``, ``_transfer``, ``_metadata``...) so that one missing during
 development does not hide the others; ``kafka_core.check_build()``
 imports every one and fails loudly when any is missing, as the test
 suite does at start.
@@ -10,7 +10,9 @@ suite does at start.
 ``AIOKAFKA_NO_EXTENSIONS``) selects the pure-Python twins where the
 packages have one: the broker sends file slices by ``pread`` + ``send``
 instead of ``kafka_core.Transfer``, and the group coordinator builds and
-reads ``__consumer_offsets`` batches with ``kafka_protocol._pyrecords``.
+reads ``__consumer_offsets`` batches with ``kafka_protocol._pyrecords``, and
+Metadata's cold topic entries are encoded by
+``kafka_broker.metadata_cache.encode_partitions_py`` (not ``_metadata``).
 Nothing falls back silently: without the switch a missing extension is an
 ImportError, and ``check_build()`` reports which path is in use.
 """
@@ -53,6 +55,8 @@ _EXPORTS = {
     "XFER_COPY": "_transfer",
     "uring_available": "_transfer",
     "auto_mode": "_transfer",
+    # Metadata response topic entries
+    "encode_partitions": "_metadata",
 }
 
 if TYPE_CHECKING:   # the lazily exported names, typed from the extensions' stubs
@@ -69,6 +73,7 @@ if TYPE_CHECKING:   # the lazily exported names, typed from the extensions' stub
     )
     from ._crc32c import crc32c, crc32c_hardware, crc32c_impl, crc32c_portable
     from ._log import AppendInfo, FileSlice, Log, Position, SegmentInfo
+    from ._metadata import encode_partitions
     from ._transfer import (
         XFER_AUTO,
         XFER_COPY,
@@ -79,7 +84,7 @@ if TYPE_CHECKING:   # the lazily exported names, typed from the extensions' stub
         uring_available,
     )
 
-EXTENSIONS = ("_crc32c", "_batch", "_log", "_transfer", "_accum", "_client")
+EXTENSIONS = ("_crc32c", "_batch", "_log", "_transfer", "_accum", "_client", "_metadata")
 ENV_NO_EXTENSIONS = "KAFKA_CORE_NO_EXTENSIONS"
 
 

@@ -26,12 +26,23 @@ from kafka_broker.acl import ALLOW, DESCRIBE, PT_LITERAL, RT_TOPIC, Acl, Authori
 from kafka_broker.authz import guard
 from kafka_broker.broker import TOPIC_OPS, Broker, _LocalView, handle_metadata
 from kafka_broker.config import BrokerConfig
-from kafka_broker.metadata_cache import TopicEntries
+from kafka_broker.metadata_cache import (
+    FLEXIBLE_FROM,
+    NAME_NULLABLE_FROM,
+    PARTITION_LAYOUT,
+    TOPIC_LAYOUT,
+    TopicEntries,
+    TopicParts,
+    encode_topic,
+    parts_of,
+    pre_encode,
+)
 from kafka_protocol.errors import ErrorCode as E
 from kafka_protocol.messages import MetadataRequest, MetadataResponse
 
 VERSIONS = range(MetadataResponse.MIN_VERSION, MetadataResponse.MAX_VERSION + 1)
 NO_OPS = -2147483648
+SCHEMA = Path(__file__).resolve().parents[3] / "shared" / "kafka-protocol" / "messages-4.3" / "MetadataResponse.json"
 
 
 @pytest.fixture
@@ -60,7 +71,7 @@ def _requests(v: int, inc: bool, names: list[str], ids: list[uuid.UUID]) -> list
         kw["include_topic_authorized_operations"] = inc
     out = [MetadataRequest(topics=[] if v == 0 else None, **kw),
            MetadataRequest(topics=[T(name=n) for n in names + ["no-such-topic"]], **kw)]
-    if v >= 12:     # (v10-11 carry topic ids too, but an unknown one's null name cannot be encoded there)
+    if v >= 10:     # (v10-11: refused with INVALID_REQUEST, tests/broker/test_metadata_topic_id.py)
         out.append(MetadataRequest(topics=[T(name=None, topic_id=i) for i in ids + [uuid.uuid4()]], **kw))
     return out
 
@@ -182,6 +193,156 @@ def test_acls_hide_cached_entries_as_they_hide_built_ones(node: Any) -> None:
     resp = guard(az, b, _ctx(b, 12, "User:alice"), MetadataRequest(topics=None, allow_auto_topic_creation=False),
                  handle_metadata)
     assert all(isinstance(e, kp.PreEncoded) for e in resp.topics)
+
+
+# -- the cold build: metadata_cache.encode_topic against the generated codec -------------------
+
+def _layout_of(fields: list[dict[str, Any]]) -> tuple[tuple[str, str, int], ...]:
+    out = []
+    for f in fields:
+        first, plus, last = f["versions"].partition("+")
+        assert plus and not last, f"{f['name']}: versions {f['versions']} (encode_topic assumes N+)"
+        out.append((f["name"], f["type"], int(first)))
+    return tuple(out)
+
+
+def test_encode_topic_layout_is_the_schema_s() -> None:
+    """The layout encode_topic writes, against the generated classes' field specs (always) and
+    against MetadataResponse.json (where ../shared is present)."""
+    T, P = MetadataResponse.MetadataResponseTopic, MetadataResponse.MetadataResponsePartition
+    for cls, layout in ((T, TOPIC_LAYOUT), (P, PARTITION_LAYOUT)):
+        got = tuple((f.kafka_name, f.type, f.versions.lo) for f in cls.FIELDS)
+        assert got == layout, cls.__name__
+        assert all(f.versions.hi >= MetadataResponse.MAX_VERSION and f.tag is None for f in cls.FIELDS)
+        nullable = {f.kafka_name: f.nullable_versions.lo for f in cls.FIELDS if f.nullable_versions.lo <= f.nullable_versions.hi}
+        assert nullable == ({"Name": NAME_NULLABLE_FROM} if cls is T else {}), nullable
+    assert MetadataResponse.FLEXIBLE_MIN == FLEXIBLE_FROM
+    if not SCHEMA.is_file():
+        pytest.skip(f"{SCHEMA} not present: checked against the generated field specs only")
+    import json
+
+    from kafka_protocol.generator.generate import strip_comments
+    spec = json.loads(strip_comments(SCHEMA.read_text(encoding="utf-8")))
+    assert spec["flexibleVersions"] == f"{FLEXIBLE_FROM}+"
+    (topics,) = [f for f in spec["fields"] if f["name"] == "Topics"]
+    assert _layout_of(topics["fields"]) == TOPIC_LAYOUT
+    (name,) = [f for f in topics["fields"] if f["name"] == "Name"]
+    assert name["nullableVersions"] == f"{NAME_NULLABLE_FROM}+"
+    assert not any("nullableVersions" in f or "taggedVersions" in f for f in topics["fields"] if f["name"] != "Name")
+    (parts,) = [f for f in topics["fields"] if f["name"] == "Partitions"]
+    assert _layout_of(parts["fields"]) == PARTITION_LAYOUT
+    assert not any("nullableVersions" in f or "taggedVersions" in f for f in parts["fields"])
+
+
+def _random_topics(rng: Any, n: int) -> list[Any]:
+    T, P = MetadataResponse.MetadataResponseTopic, MetadataResponse.MetadataResponsePartition
+    shared = [1, 2, 3]
+    out = []
+    for i in range(n):
+        parts = []
+        for j in range(rng.choice([0, 1, 3, 20, 200])):
+            if rng.random() < 0.5:      # lists shared with the partition before (the identity path)
+                reps = isr = shared
+                off: list[int] = []
+            else:
+                reps = [rng.randrange(-1, 1 << 31) for _ in range(rng.choice([0, 1, 3, 17]))]
+                isr = reps[: rng.randrange(len(reps) + 1)]
+                off = reps[len(isr):]
+            parts.append(P(error_code=rng.choice([0, 5, 9]), partition_index=j, leader_id=rng.randrange(-1, 1 << 31),
+                           leader_epoch=rng.randrange(-1, 1 << 31), replica_nodes=reps, isr_nodes=isr,
+                           offline_replicas=off))
+        name = rng.choice(["t", "é-topic", "x" * 200, f"topic-{i}"])
+        out.append(T(error_code=rng.choice([0, 3, 100]), name=name, topic_id=uuid.UUID(int=rng.getrandbits(128)),
+                     is_internal=rng.random() < 0.3, partitions=parts,
+                     topic_authorized_operations=rng.choice([NO_OPS, TOPIC_OPS, 0])))
+    return out
+
+
+@pytest.mark.parametrize("twin", ["kafka_core", "python"])
+def test_encode_topic_is_byte_identical_to_the_generated_codec_at_every_version(
+        twin: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both partitions-array encoders: the compiled one and its Python twin."""
+    import random
+
+    from kafka_broker import metadata_cache
+
+    import kafka_core
+
+    monkeypatch.setattr(metadata_cache, "_encode_partitions",
+                        kafka_core.encode_partitions if twin == "kafka_core" else metadata_cache.encode_partitions_py)
+    rng = random.Random(16)
+    topics = _random_topics(rng, 60)
+    checked = 0
+    for v in VERSIONS:
+        for t in topics:
+            if v < 8:
+                t = MetadataResponse.MetadataResponseTopic(**{**{s: getattr(t, s) for s in t.__slots__},
+                                                              "topic_authorized_operations": NO_OPS})
+            want = MetadataResponse.pre_encode("topics", v, t)
+            parts = parts_of(t)
+            assert parts is not None
+            got = pre_encode(v, parts)
+            assert (got.data, got.layout, got.name) == (want.data, want.layout, want.name), f"v{v} {t.name!r}"
+            assert pre_encode(v, t).data == want.data         # from the message object too
+            checked += 1
+        # and inside a whole response, decoded back
+        entries = [pre_encode(v, parts_of(MetadataResponse.MetadataResponseTopic(
+            **{**{s: getattr(t, s) for s in t.__slots__}, "topic_authorized_operations": NO_OPS}))) for t in topics[:5]]
+        frame = kp.encode_response(3, v, 7, MetadataResponse(topics=entries))
+        _, pos = kp.decode_response_header(frame[4:], 3, v)
+        assert [x.name for x in MetadataResponse.decode(frame[4:], v, pos)[0].topics] == [t.name for t in topics[:5]]
+    assert checked == len(VERSIONS) * len(topics)
+
+
+def test_the_switch_picks_the_partitions_encoder() -> None:
+    from kafka_broker import metadata_cache
+
+    import kafka_core
+
+    off = kafka_core.NO_EXTENSIONS
+    assert metadata_cache.METADATA_PATH == ("python" if off else "c")
+    assert metadata_cache._encode_partitions is (metadata_cache.encode_partitions_py if off
+                                                 else kafka_core.encode_partitions)
+
+
+def test_the_compiled_partitions_encoder_refuses_what_its_twin_refuses() -> None:
+    import struct
+
+    from kafka_broker.metadata_cache import encode_partitions_py
+
+    import kafka_core
+
+    r = [1]
+    for bad in ([(1 << 15, 0, 1, 0, r, r, [])], [(0, 1 << 31, 1, 0, r, r, [])], [(0, 0, 1, 0, [1 << 32], r, [])],
+                [(0, 0, 1, 0, r, r, [-(1 << 31) - 1])]):
+        with pytest.raises((struct.error, OverflowError)):
+            encode_partitions_py(bad, True, True, True)
+        with pytest.raises(OverflowError):
+            kafka_core.encode_partitions(bad, True, True, True)
+    with pytest.raises(ValueError, match="7 values"):
+        kafka_core.encode_partitions([(0, 0, 1, 0, r, r)], True, True, True)   # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        kafka_core.encode_partitions([[0, 0, 1, 0, r, r, []]], True, True, True)  # type: ignore[list-item]
+    for flex in (False, True):       # a count past one varint byte, arrays past the small-struct cache
+        big = [(0, i, 7, i, list(range(20)), [3], []) for i in range(300)]
+        assert kafka_core.encode_partitions(big, flex, True, True) == encode_partitions_py(big, flex, True, True)
+
+
+def test_encode_topic_refuses_what_the_version_cannot_carry() -> None:
+    unknown = TopicParts(E.UNKNOWN_TOPIC_ID, None, uuid.uuid4(), False, [])
+    for v in VERSIONS:
+        if v < NAME_NULLABLE_FROM:
+            with pytest.raises(kp.EncodeError, match="not nullable"):
+                encode_topic(v, unknown)
+        else:
+            assert encode_topic(v, unknown) == MetadataResponse.pre_encode(
+                "topics", v, MetadataResponse.MetadataResponseTopic(error_code=E.UNKNOWN_TOPIC_ID, name=None,
+                                                                    topic_id=unknown.topic_id)).data
+    with pytest.raises(kp.UnsupportedVersionError):
+        encode_topic(7, TopicParts(0, "t", uuid.uuid4(), False, [], TOPIC_OPS))
+    tagged = MetadataResponse.MetadataResponseTopic(name="t", unknown_tagged_fields=[(7, b"x")])
+    assert parts_of(tagged) is None                     # left to the generic encoder, which keeps the tags
+    assert pre_encode(12, tagged).data == MetadataResponse.pre_encode("topics", 12, tagged).data
 
 
 # -- the cluster's view, over its MetadataCache ------------------------------------------------
