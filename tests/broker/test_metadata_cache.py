@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,6 +139,19 @@ def test_local_entries_match_the_uncached_encoding_through_every_change(node: An
     named = handle_metadata(b, _ctx(b, 12), MetadataRequest(topics=[MetadataRequest.MetadataRequestTopic(
         name="beta")], allow_auto_topic_creation=False))
     assert [t.error_code for t in named.topics] == [E.UNKNOWN_TOPIC_OR_PARTITION]
+
+    run(st.create_topic("delta", 5, {}, background=True))   # CreateTopics: logs made in the background
+    assert st.topics["delta"].pending
+    got = check_local(b)
+    assert {(p.error_code, p.leader_id) for p in got["delta"].partitions} <= {
+        (E.LEADER_NOT_AVAILABLE, -1), (0, b.node_id)}
+    assert (E.LEADER_NOT_AVAILABLE, -1) in {(p.error_code, p.leader_id) for p in got["delta"].partitions}
+    deadline = time.monotonic() + 30
+    while st.topics["delta"].pending:
+        assert time.monotonic() < deadline, "the background creation did not finish"
+        run(asyncio.sleep(0.05))
+    got = check_local(b)
+    assert [(p.error_code, p.leader_id) for p in got["delta"].partitions] == [(0, b.node_id)] * 5
 
     old_id = st.topics["gamma"].id                           # deleted and created again: another id
     run(st.delete_topic(st.topics["gamma"]))
